@@ -1,0 +1,31 @@
+# Two entry points, both self-contained on a fresh machine:
+#   make demo   rehearse the migration end to end on the embedded sandbox
+#   make test   lint, type-check and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint venv clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dbt2prefect demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

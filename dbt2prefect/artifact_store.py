@@ -1,0 +1,141 @@
+"""The run-artifact store: dbt artifacts of every `run_dbt_wg` run, under an fsspec URL.
+
+Layout (local folder by default, object storage in production)::
+
+    <url>/<tenant>/<deployment>/<target>/<flow_run_id>/manifest.json
+                                                     /run_results.json
+                                                     /sources.json, catalog.json   (when produced)
+                                                     /run.json                     (parameters, status, times)
+    <url>/<tenant>/<deployment>/<target>/latest.json   {"flow_run_id": ...} of the last successful run
+
+Writes go to a temporary name first and are then moved into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from dbt2prefect.errors import ArtifactStoreError
+
+DBT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
+LATEST = "latest.json"
+RUN_RECORD = "run.json"
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Identifies one stored run."""
+
+    tenant: str
+    deployment: str
+    target: str
+    flow_run_id: str
+
+
+class ArtifactStore:
+    """Reads and writes run artifacts under one fsspec URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        try:
+            self._fs, self._root = fsspec.core.url_to_fs(self.url)
+        except (ValueError, ImportError) as exc:
+            raise ArtifactStoreError(
+                f"artifact store URL {url!r} is not usable ({exc}); use a folder path or an fsspec URL"
+            ) from None
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self._root.rstrip("/"), *parts])
+
+    def target_dir(self, tenant: str, deployment: str, target: str) -> str:
+        return self._join(tenant, deployment, target)
+
+    def run_dir(self, key: RunKey) -> str:
+        return self._join(key.tenant, key.deployment, key.target, key.flow_run_id)
+
+    def local_path(self, key: RunKey) -> Path | None:
+        """The run's folder as a local path, when the store is on the local file system."""
+        if self._fs.protocol in ("file", ("file", "local")) or "file" in self._fs.protocol:
+            return Path(self.run_dir(key))
+        return None
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        parent = path.rsplit("/", 1)[0]
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        try:
+            self._fs.makedirs(parent, exist_ok=True)
+            with self._fs.open(tmp, "wb") as handle:
+                handle.write(data)
+            self._fs.mv(tmp, path)
+        except OSError as exc:
+            raise ArtifactStoreError(f"could not write {path} in the artifact store {self.url}: {exc}") from None
+
+    def save_run(self, key: RunKey, target_path: Path, record: dict[str, Any], files: Iterable[str] = DBT_ARTIFACTS) -> str:
+        """Copy the dbt artifacts found in `target_path` and the run record into the store; return the run folder."""
+        for name in files:
+            source = target_path / name
+            if source.is_file():
+                self._write_bytes(f"{self.run_dir(key)}/{name}", source.read_bytes())
+        self._write_bytes(f"{self.run_dir(key)}/{RUN_RECORD}", json.dumps(record, indent=2, default=str).encode())
+        return self.run_dir(key)
+
+    def mark_latest(self, key: RunKey) -> None:
+        """Point `latest.json` of the key's target at this run (call only for successful runs)."""
+        payload = {"flow_run_id": key.flow_run_id}
+        self._write_bytes(f"{self.target_dir(key.tenant, key.deployment, key.target)}/{LATEST}", json.dumps(payload).encode())
+
+    def latest(self, tenant: str, deployment: str, target: str) -> RunKey | None:
+        """The last successful run of a deployment and target, or None when there is none yet."""
+        path = f"{self.target_dir(tenant, deployment, target)}/{LATEST}"
+        if not self._fs.exists(path):
+            return None
+        data = self._read_json_path(path)
+        return RunKey(tenant, deployment, target, str(data["flow_run_id"]))
+
+    def has(self, key: RunKey, name: str) -> bool:
+        return bool(self._fs.exists(f"{self.run_dir(key)}/{name}"))
+
+    def read_json(self, key: RunKey, name: str) -> dict[str, Any]:
+        """Read one JSON file of a stored run."""
+        return self._read_json_path(f"{self.run_dir(key)}/{name}")
+
+    def download(self, key: RunKey, destination: Path) -> Path:
+        """Copy a stored run's files into a local folder (for `--state`)."""
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in (*DBT_ARTIFACTS, RUN_RECORD):
+            path = f"{self.run_dir(key)}/{name}"
+            if self._fs.exists(path):
+                with self._fs.open(path, "rb") as handle:
+                    (destination / name).write_bytes(handle.read())
+        return destination
+
+    def find_run(self, tenant: str, deployment: str, flow_run_id: str) -> RunKey | None:
+        """Find a stored run by flow-run id across the deployment's targets."""
+        base = self._join(tenant, deployment)
+        if not self._fs.exists(base):
+            return None
+        for target_dir in self._fs.ls(base, detail=False):
+            target = str(target_dir).rstrip("/").rsplit("/", 1)[-1]
+            key = RunKey(tenant, deployment, target, flow_run_id)
+            if self._fs.exists(self.run_dir(key)):
+                return key
+        return None
+
+    def _read_json_path(self, path: str) -> dict[str, Any]:
+        try:
+            with self._fs.open(path, "rb") as handle:
+                data = json.loads(handle.read())
+        except FileNotFoundError:
+            raise ArtifactStoreError(f"{path} is not in the artifact store {self.url}") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ArtifactStoreError(f"{path} in the artifact store {self.url} is unreadable: {exc}") from None
+        if not isinstance(data, dict):
+            raise ArtifactStoreError(f"{path} in the artifact store {self.url} is not a JSON object")
+        return data

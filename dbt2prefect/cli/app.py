@@ -1,0 +1,26 @@
+"""Entry point of the `dbt2prefect` console script: registers each command group's module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="dbt2prefect",
+    help="Move a dbt project from dbt Cloud to dbt Core on Prefect: export, plan, apply, run, parity, cutover.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines `register(app)`. Keep this list sorted; one line per command module.
+COMMAND_MODULES = [
+]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    app()

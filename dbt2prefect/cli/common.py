@@ -1,0 +1,56 @@
+"""Options and error handling shared by every command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from dbt2prefect.errors import Dbt2PrefectError
+from dbt2prefect.tenant import TenantSettings, load_tenant
+
+console = Console()
+err_console = Console(stderr=True)
+
+TenantFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--tenant-file",
+        envvar="DBT2PREFECT_TENANT_FILE",
+        help="Tenant settings TOML (default: tenants/dbt_williamgrant.toml).",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tenant_from(path: Path | None) -> TenantSettings:
+    """Load the tenant settings named on the command line (or the default tenant)."""
+    return load_tenant(path)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into one clean message on stderr and the error's exit code (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Dbt2PrefectError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()

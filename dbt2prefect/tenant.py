@@ -1,0 +1,134 @@
+"""Tenant settings: one TOML file per tenant, next to the tenant's dbt project folder.
+
+A second tenant needs only `tenants/<name>/` (its dbt project) and `tenants/<name>.toml`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dbt2prefect.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TENANTS_DIR = REPO_ROOT / "tenants"
+DEFAULT_TENANT = "dbt_williamgrant"
+
+
+class BlockNames(BaseModel):
+    """Names of the Prefect blocks that hold each target's connection (one block per target)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile_prefix: str = Field(
+        description="Block name prefix; the block for target T is '<prefix>-<T>'.",
+    )
+    dbt_cloud_token: str = Field(description="Secret block holding the dbt Cloud API token.")
+
+
+class DbtCloudSettings(BaseModel):
+    """Where the tenant's dbt Cloud account lives."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "https://cloud.getdbt.com"
+    account_id: int = 0
+    project_id: int | None = None
+    token_env: str = "DBT_CLOUD_API_TOKEN"
+
+
+class TenantSettings(BaseModel):
+    """Everything that differs between tenants. Paths are resolved against the settings file's folder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    project_dir: Path
+    profile_name: str
+    deployment_name: str
+    flow_name: str = "run_dbt_wg"
+    entrypoint: str = "flows/dbt_wg_flow.py:run_dbt_wg"
+    default_target: str = "dev"
+    targets: tuple[str, ...] = ("local", "dev", "prod", "parity")
+    local_profiles_dir: Path | None = None
+    artifact_store_url: str
+    ledger_url: str
+    work_pool: str = "default"
+    image_python: str = "3.12"
+    blocks: BlockNames
+    dbt_cloud: DbtCloudSettings = DbtCloudSettings()
+    acknowledged_findings: tuple[str, ...] = Field(
+        default=(),
+        description="Blocker findings a person has reviewed, as '<reason_code>:<job_id>'.",
+    )
+    settings_file: Path | None = None
+
+    @field_validator("deployment_name", "name")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError("must be non-empty and must not contain '/'")
+        return value
+
+    def block_name(self, target: str) -> str:
+        """Name of the profile block for one target."""
+        return f"{self.blocks.profile_prefix}-{target}"
+
+
+def settings_path(tenant: str = DEFAULT_TENANT) -> Path:
+    """The default settings file of a tenant."""
+    return TENANTS_DIR / f"{tenant}.toml"
+
+
+def _resolve(base: Path, value: Any) -> Any:
+    if isinstance(value, str) and "://" not in value:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+    return value
+
+
+def load_tenant(path: Path | str | None = None) -> TenantSettings:
+    """Read and validate a tenant settings file.
+
+    Args:
+        path: the TOML file; default `tenants/dbt_williamgrant.toml`, or `$DBT2PREFECT_TENANT_FILE`
+            when the caller passes it in.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or a setting is invalid (the message names it).
+    """
+    file = Path(path) if path is not None else settings_path()
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"tenant settings file {file} does not exist; pass --tenant-file PATH") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"tenant settings file {file} is not valid TOML: {exc}") from None
+    base = file.resolve().parent
+    tenant = raw.get("tenant", raw)
+    if not isinstance(tenant, dict):
+        raise ConfigError(f"tenant settings file {file}: [tenant] must be a table")
+    tenant = dict(tenant)
+    for key in ("project_dir", "local_profiles_dir"):
+        if key in tenant:
+            tenant[key] = _resolve(base, tenant[key])
+    for key in ("artifact_store_url", "ledger_url"):
+        if key in tenant and isinstance(tenant[key], str) and "://" not in tenant[key]:
+            tenant[key] = str(_resolve(base, tenant[key]))
+    tenant["settings_file"] = file.resolve()
+    try:
+        settings = TenantSettings.model_validate(tenant)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"tenant settings file {file}: {problems}") from None
+    if not settings.project_dir.is_dir():
+        raise ConfigError(
+            f"tenant settings file {file}: project_dir {settings.project_dir} is not a directory; "
+            "point it at the tenant's dbt project folder"
+        )
+    return settings

@@ -1,0 +1,210 @@
+"""Typed, frozen views of dbt Cloud Administrative API objects.
+
+Built with `from_api(dict)`; unknown fields are ignored because the API adds fields without notice.
+These types describe what the API returns; plans and emitted files have their own types.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _ApiModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class RunStatus(IntEnum):
+    """dbt Cloud run status codes."""
+
+    QUEUED = 1
+    STARTING = 2
+    RUNNING = 3
+    SUCCESS = 10
+    ERROR = 20
+    CANCELLED = 30
+
+
+class JobState(IntEnum):
+    """dbt Cloud job state: DELETE is a soft delete that sets state 2."""
+
+    ACTIVE = 1
+    DELETED = 2
+
+
+class ScheduleDate(_ApiModel):
+    type: str = "every_day"
+    days: list[int] | None = None
+    cron: str | None = None
+
+
+class ScheduleTime(_ApiModel):
+    type: str = "every_hour"
+    interval: int | None = None
+    hours: list[int] | None = None
+
+
+class JobSchedule(_ApiModel):
+    cron: str = "0 0 * * *"
+    date: ScheduleDate = ScheduleDate()
+    time: ScheduleTime = ScheduleTime()
+
+
+class JobTriggers(_ApiModel):
+    github_webhook: bool = False
+    git_provider_webhook: bool = False
+    schedule: bool = False
+    on_merge: bool = False
+    custom_branch_only: bool | None = None
+
+
+class JobSettings(_ApiModel):
+    threads: int = 1
+    target_name: str = "default"
+
+
+class JobExecution(_ApiModel):
+    timeout_seconds: int = 0
+
+
+class CompletionCondition(_ApiModel):
+    job_id: int
+    project_id: int | None = None
+    statuses: list[int] = Field(default_factory=list)
+
+
+class JobCompletionTrigger(_ApiModel):
+    condition: CompletionCondition
+
+
+class Job(_ApiModel):
+    """A dbt Cloud job definition (HumanReadableJobDefinitionResponse)."""
+
+    id: int
+    account_id: int
+    project_id: int
+    environment_id: int
+    name: str
+    description: str = ""
+    dbt_version: str | None = None
+    execute_steps: list[str] = Field(default_factory=list)
+    execution: JobExecution = JobExecution()
+    settings: JobSettings = JobSettings()
+    triggers: JobTriggers = JobTriggers()
+    schedule: JobSchedule = JobSchedule()
+    state: JobState = JobState.ACTIVE
+    generate_docs: bool = False
+    run_generate_sources: bool = False
+    deferring_job_definition_id: int | None = None
+    deferring_environment_id: int | None = None
+    job_type: str | None = None
+    triggers_on_draft_pr: bool = False
+    run_compare_changes: bool = False
+    compare_changes_flags: str = "--select state:modified"
+    run_lint: bool = False
+    errors_on_lint_failure: bool = True
+    lifecycle_webhooks: bool = False
+    lifecycle_webhooks_url: str | None = None
+    job_completion_trigger_condition: JobCompletionTrigger | None = None
+    custom_environment_variables: list[dict[str, Any]] | None = None
+    cron_humanized: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @field_validator("execute_steps", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Job:
+        """Build from one element of the API's `data`."""
+        return cls.model_validate(data)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == JobState.DELETED
+
+
+class EnvironmentCredentials(_ApiModel):
+    target_name: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+
+
+class Environment(_ApiModel):
+    """A dbt Cloud environment (v3)."""
+
+    id: int
+    account_id: int
+    project_id: int
+    name: str
+    type: str | None = None
+    deployment_type: str | None = None
+    dbt_version: str | None = None
+    custom_branch: str | None = None
+    use_custom_branch: bool = False
+    credentials: EnvironmentCredentials | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Environment:
+        return cls.model_validate(data)
+
+
+class RunStep(_ApiModel):
+    id: int
+    index: int
+    name: str
+    status: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: str | None = None
+    logs: str | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RunStep:
+        return cls.model_validate(data)
+
+
+class Run(_ApiModel):
+    """A dbt Cloud run. Run timestamps use a space instead of `T`; fromisoformat (3.11+) reads both."""
+
+    id: int
+    account_id: int
+    job_definition_id: int
+    environment_id: int | None = None
+    project_id: int | None = None
+    status: RunStatus
+    status_message: str | None = None
+    git_sha: str | None = None
+    git_branch: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: str | None = None
+    has_docs_generated: bool = False
+    has_sources_generated: bool = False
+    artifacts_saved: bool = False
+    run_steps: list[RunStep] = Field(default_factory=list)
+
+    @field_validator("created_at", "started_at", "finished_at", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> Any:
+        if isinstance(value, str) and value:
+            return datetime.fromisoformat(value)
+        return value or None
+
+    @field_validator("run_steps", mode="before")
+    @classmethod
+    def _steps_none(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Run:
+        return cls.model_validate(data)
+
+    @property
+    def is_success(self) -> bool:
+        return self.status == RunStatus.SUCCESS
