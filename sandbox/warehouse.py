@@ -1,0 +1,66 @@
+"""Where the sandbox's DuckDB warehouse lives and how dbt connects to it.
+
+The sandbox warehouse is a folder of DuckDB files: one ``raw.duckdb`` holding the source
+systems' tables (written by :mod:`sandbox.datagen`) and one file per dbt target
+(``local``, ``dev``, ``prod``, ``parity``). Every target attaches the raw file read-only
+under the alias ``raw``, mirroring the ``RAW`` database on Snowflake, so the dbt project
+reads its sources from the same place whatever the target.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ENV_VAR",
+    "RAW_DB",
+    "TARGET_DBS",
+    "database_path",
+    "duckdb_output",
+    "warehouse_dir",
+]
+
+ENV_VAR = "DBT2PREFECT_WAREHOUSE_DIR"
+"""Environment variable that overrides the warehouse folder."""
+
+RAW_DB = "raw"
+"""Name (file stem and attach alias) of the raw-data database."""
+
+TARGET_DBS: tuple[str, ...] = ("local", "dev", "prod", "parity")
+"""One DuckDB file per dbt target."""
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def warehouse_dir() -> Path:
+    """Return the warehouse folder: ``$DBT2PREFECT_WAREHOUSE_DIR`` or ``<repo>/.dbt2prefect/warehouse``."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    return _REPO_ROOT / ".dbt2prefect" / "warehouse"
+
+
+def database_path(name: str, base: Path | None = None) -> Path:
+    """Return the path of the DuckDB file for database ``name`` (``<dir>/<name>.duckdb``)."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"invalid database name: {name!r}")
+    return (base if base is not None else warehouse_dir()) / f"{name}.duckdb"
+
+
+def duckdb_output(target: str, base: Path | None = None, threads: int = 4) -> dict[str, Any]:
+    """Return the dbt profile output for the DuckDB database of ``target``.
+
+    The raw database is attached read-only under the alias ``raw``; the schema is only a
+    fallback because the dbt project places every node with its own schema configs.
+    """
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    return {
+        "type": "duckdb",
+        "path": str(database_path(target, base)),
+        "attach": [{"path": str(database_path(RAW_DB, base)), "alias": RAW_DB, "read_only": True}],
+        "threads": threads,
+        "schema": "main",
+    }
