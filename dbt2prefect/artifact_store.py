@@ -77,7 +77,9 @@ class ArtifactStore:
         except OSError as exc:
             raise ArtifactStoreError(f"could not write {path} in the artifact store {self.url}: {exc}") from None
 
-    def save_run(self, key: RunKey, target_path: Path, record: dict[str, Any], files: Iterable[str] = DBT_ARTIFACTS) -> str:
+    def save_run(
+        self, key: RunKey, target_path: Path, record: dict[str, Any], files: Iterable[str] = DBT_ARTIFACTS
+    ) -> str:
         """Copy the dbt artifacts found in `target_path` and the run record into the store; return the run folder."""
         for name in files:
             source = target_path / name
@@ -89,7 +91,10 @@ class ArtifactStore:
     def mark_latest(self, key: RunKey) -> None:
         """Point `latest.json` of the key's target at this run (call only for successful runs)."""
         payload = {"flow_run_id": key.flow_run_id}
-        self._write_bytes(f"{self.target_dir(key.tenant, key.deployment, key.target)}/{LATEST}", json.dumps(payload).encode())
+        self._write_bytes(
+            f"{self.target_dir(key.tenant, key.deployment, key.target)}/{LATEST}",
+            json.dumps(payload).encode(),
+        )
 
     def latest(self, tenant: str, deployment: str, target: str) -> RunKey | None:
         """The last successful run of a deployment and target, or None when there is none yet."""

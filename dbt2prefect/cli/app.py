@@ -15,7 +15,8 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`. Keep this list sorted; one line per command module.
-COMMAND_MODULES = [
+COMMAND_MODULES: list[str] = [
+    "dbt2prefect.cli.run_cmd",
 ]
 
 for _name in COMMAND_MODULES:

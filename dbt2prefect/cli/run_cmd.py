@@ -1,0 +1,105 @@
+"""`dbt2prefect run` (the flow, locally) and `dbt2prefect blocks register` (a target's profile block)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.errors import DbtRunError, ParameterError
+from dbt2prefect.params import validate
+from dbt2prefect.profiles import block_from_env
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    blocks = typer.Typer(help="Prefect blocks that hold each target's dbt connection.", no_args_is_help=True)
+    blocks.command("register")(register_block)
+    app.add_typer(blocks, name="blocks")
+
+
+@handle_errors
+def run(
+    command: Annotated[str, typer.Option(help="dbt command: build, run, test, seed, ...")] = "build",
+    target: Annotated[str | None, typer.Option(help="dbt target (default from tenant settings).")] = None,
+    select: Annotated[str | None, typer.Option(help="dbt --select (space-separated).")] = None,
+    exclude: Annotated[str | None, typer.Option(help="dbt --exclude (space-separated).")] = None,
+    selector: Annotated[str | None, typer.Option(help="A selector from selectors.yml.")] = None,
+    vars: Annotated[str | None, typer.Option("--vars", help="YAML/JSON mapping for dbt --vars.")] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="dbt --full-refresh.")] = False,
+    threads: Annotated[int | None, typer.Option(help="dbt --threads.")] = None,
+    state_path: Annotated[str | None, typer.Option(help="State folder, or 'latest'.")] = None,
+    project_dir: Annotated[str | None, typer.Option(help="dbt project folder (default: the tenant's).")] = None,
+    profiles_strategy: Annotated[str, typer.Option(help="'blocks' (Prefect blocks) or 'local'.")] = "blocks",
+    step: Annotated[list[str] | None, typer.Option("--step", help="A full dbt command line; repeatable.")] = None,
+    source_freshness: Annotated[bool, typer.Option(help="Run the freshness checkbox step first.")] = False,
+    generate_docs: Annotated[bool, typer.Option(help="Run the docs checkbox step last.")] = False,
+    lean: Annotated[bool, typer.Option("--lean", help="No per-node task runs (summary kept).")] = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Run the `run_dbt_wg` flow here, with the same parameters a schedule would pass."""
+    raw = {
+        "command": command,
+        "target": target,
+        "select": select,
+        "exclude": exclude,
+        "selector": selector,
+        "vars": vars,
+        "full_refresh": full_refresh,
+        "threads": threads,
+        "state_path": state_path,
+        "project_dir": project_dir,
+        "profiles_strategy": profiles_strategy,
+        "steps": step or None,
+        "source_freshness": source_freshness,
+        "generate_docs": generate_docs,
+        "per_node_tasks": not lean,
+    }
+    validate(raw)
+    tenant_from(tenant_file)
+    if tenant_file is not None:
+        os.environ["DBT2PREFECT_TENANT_FILE"] = str(tenant_file)
+    from flows.dbt_wg_flow import run_dbt_wg
+
+    state = run_dbt_wg(**raw, return_state=True)
+    if state.is_completed():
+        result = state.result()
+        counts = ", ".join(f"{k} {v}" for k, v in result["counts"].items())
+        console.print(f"[green]succeeded[/] on {result['target']}: {counts}")
+        console.print(f"artifacts: {result['artifact_dir']}")
+        return
+    try:
+        state.result()
+    except (DbtRunError, ParameterError):
+        raise
+    except Exception as exc:
+        raise DbtRunError(f"run_dbt_wg failed: {exc}") from None
+
+
+@handle_errors
+def register_block(
+    target: Annotated[str, typer.Option(help="Target whose block to create or update.")],
+    adapter: Annotated[str, typer.Option(help="'snowflake' (reads SNOWFLAKE_* env vars) or 'duckdb'.")] = "snowflake",
+    duckdb_path: Annotated[str | None, typer.Option(help="DuckDB file (adapter duckdb).")] = None,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Create or update the Prefect block holding TARGET's connection, from environment variables.
+
+    Secrets are read from the environment and never echoed.
+    """
+    tenant = tenant_from(tenant_file)
+    if target not in tenant.targets:
+        raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
+    if adapter not in ("snowflake", "duckdb"):
+        raise ParameterError(f"--adapter {adapter!r}: use 'snowflake' or 'duckdb'")
+    if adapter == "duckdb":
+        if not duckdb_path:
+            raise ParameterError("--adapter duckdb needs --duckdb-path FILE")
+        block = block_from_env("duckdb", os.environ, {"path": duckdb_path, "threads": 4})
+    else:
+        block = block_from_env("snowflake", os.environ)
+    name = tenant.block_name(target)
+    block.save(name, overwrite=True)
+    console.print(f"block [bold]{name}[/] saved ({adapter}; secret fields not shown)")

@@ -1,0 +1,209 @@
+"""Run a list of dbt invocations in order, each with its own target path, and collect node results.
+
+dbt runs in-process through prefect-dbt's `PrefectDbtRunner` (one Prefect task run per node inside a flow), or
+through plain `dbtRunner` in lean mode (no per-node task runs; the summary is still built from run_results.json).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt2prefect.errors import DbtRunError
+from dbt2prefect.params import BUILDING, Invocation
+
+FAILED_STATUSES = {"error", "fail", "runtime error"}
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node's outcome in one step."""
+
+    unique_id: str
+    resource_type: str
+    name: str
+    status: str
+    execution_time: float
+    message: str
+    step: int
+    relation: str | None = None
+
+
+@dataclass
+class StepOutcome:
+    """What one invocation did."""
+
+    index: int
+    label: str
+    command: str
+    args: list[str]
+    target_path: Path
+    fails_run: bool
+    success: bool = False
+    error: str | None = None
+    seconds: float = 0.0
+    nodes: list[NodeResult] = field(default_factory=list)
+
+    @property
+    def failed_nodes(self) -> list[NodeResult]:
+        return [node for node in self.nodes if node.status in FAILED_STATUSES]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "command": self.command,
+            "args": self.args,
+            "fails_run": self.fails_run,
+            "success": self.success,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "nodes": len(self.nodes),
+        }
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run keeps its files: its own folder, so concurrent runs never share a target path."""
+
+    root: Path
+    project_dir: Path
+    profiles_dir: Path
+
+    def step_target(self, index: int) -> Path:
+        return self.root / f"step-{index}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "logs"
+
+
+Invoker = Callable[[list[str], RunPaths, Path], tuple[bool, str | None]]
+
+
+def _node_results(target_path: Path, step: int) -> list[NodeResult]:
+    path = target_path / "run_results.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    manifest_nodes: dict[str, Any] = {}
+    manifest_path = target_path / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest_nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    results = []
+    for item in data.get("results", []):
+        uid = str(item.get("unique_id", ""))
+        node = manifest_nodes.get(uid, {})
+        results.append(
+            NodeResult(
+                unique_id=uid,
+                resource_type=str(node.get("resource_type") or uid.split(".", 1)[0]),
+                name=str(node.get("name") or uid.rsplit(".", 1)[-1]),
+                status=str(item.get("status", "")),
+                execution_time=float(item.get("execution_time") or 0.0),
+                message=str(item.get("message") or ""),
+                step=step,
+                relation=node.get("relation_name"),
+            )
+        )
+    return results
+
+
+def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
+    """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow."""
+    from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+    settings = PrefectDbtSettings(
+        project_dir=paths.project_dir, profiles_dir=paths.profiles_dir, target_path=target_path
+    )
+    runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
+    try:
+        result = runner.invoke([*args, "--log-path", str(paths.log_path)])
+    except ValueError as exc:
+        return False, str(exc)
+    return bool(result.success), None if result.exception is None else str(result.exception)
+
+
+def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
+    """Invoke dbt directly (no per-node task runs): the lean mode."""
+    from dbt.cli.main import dbtRunner
+
+    full = [
+        *args,
+        "--project-dir", str(paths.project_dir),
+        "--profiles-dir", str(paths.profiles_dir),
+        "--target-path", str(target_path),
+        "--log-path", str(paths.log_path),
+    ]  # fmt: skip
+    result = dbtRunner().invoke(full)
+    return bool(result.success), None if result.exception is None else str(result.exception)
+
+
+def run_invocations(
+    invocations: list[Invocation],
+    paths: RunPaths,
+    invoke: Invoker,
+    start_at: int = 0,
+    retry_first: bool = False,
+) -> list[StepOutcome]:
+    """Run invocations in order and stop at the first failure of one that fails the run.
+
+    Args:
+        invocations: the planned dbt invocations.
+        paths: the run's private folders.
+        invoke: `prefect_invoker` or `lean_invoker`.
+        start_at: index of the first invocation to run (a flow retry resumes at the failed one).
+        retry_first: run `dbt retry` in place of the first invocation (rerun from the point of failure).
+    """
+    outcomes: list[StepOutcome] = []
+    paths.log_path.mkdir(parents=True, exist_ok=True)
+    for index, invocation in enumerate(invocations):
+        if index < start_at:
+            continue
+        target_path = paths.step_target(index)
+        args = invocation.args
+        label = invocation.label
+        if retry_first and index == start_at and invocation.command in BUILDING:
+            args = ["retry", *_target_flag(invocation.args)]
+            label = f"dbt retry ({invocation.label})"
+        outcome = StepOutcome(index, label, invocation.command, args, target_path, invocation.fails_run)
+        started = time.perf_counter()
+        outcome.success, outcome.error = invoke(args, paths, target_path)
+        outcome.seconds = time.perf_counter() - started
+        outcome.nodes = _node_results(target_path, index)
+        outcomes.append(outcome)
+        if not outcome.success and invocation.fails_run:
+            break
+    return outcomes
+
+
+def _target_flag(args: list[str]) -> list[str]:
+    for flag in ("--target", "-t"):
+        if flag in args:
+            position = args.index(flag)
+            return [flag, args[position + 1]]
+    return []
+
+
+def failure_message(outcomes: list[StepOutcome]) -> str | None:
+    """A message naming the failed step and nodes, or None when the run succeeded."""
+    for outcome in outcomes:
+        if outcome.success or not outcome.fails_run:
+            continue
+        failed = outcome.failed_nodes
+        if failed:
+            names = ", ".join(f"{node.unique_id} ({node.status}: {node.message[:200]})" for node in failed)
+            return f"step {outcome.index} `{outcome.label}` failed: {names}"
+        return f"step {outcome.index} `{outcome.label}` failed: {outcome.error or 'dbt reported failure'}"
+    return None
+
+
+def raise_for_failure(outcomes: list[StepOutcome], log_path: Path) -> None:
+    message = failure_message(outcomes)
+    if message:
+        raise DbtRunError(f"{message}. dbt log: {log_path / 'dbt.log'}")

@@ -1,0 +1,247 @@
+"""Parameters of `run_dbt_wg`, validated before any dbt process starts, and the dbt command lines they mean.
+
+Arguments are always built as lists and handed to dbt in-process; nothing goes through a shell.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dbt2prefect.errors import ParameterError
+
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "build": ("build",),
+    "run": ("run",),
+    "test": ("test",),
+    "seed": ("seed",),
+    "snapshot": ("snapshot",),
+    "deps": ("deps",),
+    "clean": ("clean",),
+    "source freshness": ("source", "freshness"),
+    "docs generate": ("docs", "generate"),
+    "compile": ("compile",),
+    "ls": ("ls",),
+    "retry": ("retry",),
+}
+# Commands that accept --select/--exclude/--selector.
+SELECTING = {"build", "run", "test", "seed", "snapshot", "compile", "ls", "source freshness", "docs generate"}
+# Commands that accept --full-refresh.
+FULL_REFRESH = {"build", "run", "seed"}
+# Commands that accept --defer with --state.
+DEFERRING = {"build", "run", "test", "compile"}
+# Commands that accept --threads.
+THREADED = SELECTING | {"retry"}
+# Commands whose run_results.json describes nodes that were built or tested.
+BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
+# Flags the flow owns: each run gets its own paths and a profile built from blocks.
+RESERVED_FLAGS = ("--profiles-dir", "--project-dir", "--target-path", "--log-path", "--profile")
+
+ProfilesStrategy = Literal["blocks", "local"]
+
+
+class RunParameters(BaseModel):
+    """The parameters of one `run_dbt_wg` flow run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command: str = "build"
+    target: str | None = None
+    select: str | None = None
+    exclude: str | None = None
+    selector: str | None = None
+    vars: str | None = None
+    full_refresh: bool = False
+    threads: int | None = Field(default=None, ge=1, le=64)
+    state_path: str | None = None
+    project_dir: str | None = None
+    profiles_strategy: ProfilesStrategy = "blocks"
+    steps: list[str] | None = None
+    source_freshness: bool = False
+    generate_docs: bool = False
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    per_node_tasks: bool = True
+
+    @field_validator("command")
+    @classmethod
+    def _known_command(cls, value: str) -> str:
+        normal = " ".join(value.split())
+        if normal not in COMMANDS:
+            raise ValueError(f"{value!r} is not a supported dbt command; use one of: {', '.join(COMMANDS)}")
+        return normal
+
+    @field_validator("target")
+    @classmethod
+    def _plain_target(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in "/\\ ")):
+            raise ValueError("must be a target name such as 'dev' or 'prod'")
+        return value
+
+    @field_validator("vars")
+    @classmethod
+    def _vars_mapping(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_vars(value)
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_parse(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must hold at least one dbt command line, or be left out")
+        for index, line in enumerate(value):
+            parse_step(line, where=f"steps[{index}]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunParameters:
+        if self.steps is not None:
+            clashing = [name for name in ("select", "exclude", "selector") if getattr(self, name) is not None]
+            if self.command != "build":
+                clashing.insert(0, "command")
+            if clashing:
+                raise ValueError(
+                    f"'steps' is set, so {', '.join(clashing)} must not be: put the selection inside the steps"
+                )
+            return self
+        if self.command not in SELECTING and (self.select or self.exclude or self.selector):
+            raise ValueError(f"command {self.command!r} takes no select/exclude/selector")
+        if self.selector and (self.select or self.exclude):
+            raise ValueError("use either 'selector' or 'select'/'exclude', not both (dbt ignores one of them)")
+        if self.full_refresh and self.command not in FULL_REFRESH:
+            raise ValueError(f"full_refresh applies to {', '.join(sorted(FULL_REFRESH))}, not {self.command!r}")
+        return self
+
+
+def parse_vars(text: str) -> dict[str, Any]:
+    """Parse a `--vars` value (YAML or JSON) that must be a mapping."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"is not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError('must parse to a mapping, e.g. \'{"run_date": "2024-01-01"}\'')
+    return data
+
+
+def parse_step(line: str, where: str = "step") -> list[str]:
+    """Split one dbt command line (as in dbt Cloud's execute_steps) into arguments, without a shell.
+
+    Raises:
+        ValueError: the line is empty, is not a dbt command, or sets a flag the flow owns.
+    """
+    try:
+        args = shlex.split(line)
+    except ValueError as exc:
+        raise ValueError(f"{where}: cannot split {line!r}: {exc}") from None
+    if args[:1] == ["dbt"]:
+        args = args[1:]
+    if not args:
+        raise ValueError(f"{where}: {line!r} holds no dbt command")
+    command = step_command(args)
+    if command is None:
+        raise ValueError(f"{where}: {line!r} does not start with a dbt command (e.g. 'dbt build --select ...')")
+    for flag in RESERVED_FLAGS:
+        if any(arg == flag or arg.startswith(flag + "=") for arg in args):
+            raise ValueError(f"{where}: {flag} is set by the flow for every run; remove it from {line!r}")
+    return args
+
+
+def step_command(args: list[str]) -> str | None:
+    """The dbt command an argument list invokes ('build', 'source freshness', 'run-operation', ...)."""
+    from dbt.cli.main import cli
+
+    if not args or args[0] not in cli.commands:
+        return None
+    group = cli.commands[args[0]]
+    sub = getattr(group, "commands", None)
+    if sub is not None and len(args) > 1 and args[1] in sub:
+        return f"{args[0]} {args[1]}"
+    return args[0]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One dbt invocation of a run: its arguments and whether its failure fails the run."""
+
+    args: list[str]
+    label: str
+    command: str
+    fails_run: bool = True
+
+
+def validate(raw: dict[str, Any]) -> RunParameters:
+    """Validate flow parameters; the error names each bad parameter and how to fix it."""
+    try:
+        return RunParameters.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "parameters"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"parameter {name!r}: {message}" if name != "parameters" else message)
+        raise ParameterError("invalid run_dbt_wg parameters: " + "; ".join(problems)) from None
+
+
+def _common_flags(params: RunParameters, target: str, command: str) -> list[str]:
+    flags = ["--target", target]
+    if params.threads is not None and command in THREADED:
+        flags += ["--threads", str(params.threads)]
+    return flags
+
+
+def plan_invocations(params: RunParameters, target: str, state_dir: str | None) -> list[Invocation]:
+    """The dbt invocations a run performs, in order (dbt Cloud's order for checkbox steps).
+
+    Args:
+        params: validated parameters.
+        target: the resolved target name.
+        state_dir: local folder with the state artifacts (`--state`), when state_path is set.
+    """
+    invocations: list[Invocation] = []
+    if params.source_freshness:
+        args = ["source", "freshness", *_common_flags(params, target, "source freshness")]
+        invocations.append(Invocation(args, "dbt source freshness (checkbox)", "source freshness", fails_run=False))
+    if params.steps is not None:
+        for index, line in enumerate(params.steps):
+            args = parse_step(line, where=f"steps[{index}]")
+            command = step_command(args) or args[0]
+            if "--target" not in args and "-t" not in args:
+                args += ["--target", target]
+            if params.threads is not None and command in THREADED and "--threads" not in args:
+                args += ["--threads", str(params.threads)]
+            if state_dir and command in DEFERRING | SELECTING and "--state" not in args:
+                args += ["--state", state_dir]
+                if command in {"build", "run"} and "--defer" not in args:
+                    args.append("--defer")
+            invocations.append(Invocation(args, line, command))
+    else:
+        command = params.command
+        args = [*COMMANDS[command], *_common_flags(params, target, command)]
+        if params.select:
+            args += ["--select", *params.select.split()]
+        if params.exclude:
+            args += ["--exclude", *params.exclude.split()]
+        if params.selector:
+            args += ["--selector", params.selector]
+        if params.full_refresh:
+            args.append("--full-refresh")
+        if state_dir and command in SELECTING | DEFERRING:
+            args += ["--state", state_dir]
+            if command in {"build", "run"}:
+                args.append("--defer")
+        if params.vars and command not in {"clean", "deps"}:
+            args += ["--vars", json.dumps(parse_vars(params.vars))]
+        invocations.append(Invocation(args, "dbt " + " ".join(args), command))
+    if params.generate_docs:
+        args = ["docs", "generate", *_common_flags(params, target, "docs generate")]
+        invocations.append(Invocation(args, "dbt docs generate (checkbox)", "docs generate", fails_run=False))
+    return invocations

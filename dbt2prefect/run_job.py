@@ -1,0 +1,170 @@
+"""The body of `run_dbt_wg`: validate, build the profile, run dbt, publish the summary, store the artifacts.
+
+Kept out of `flows/` so the flow file stays an entrypoint; everything here is plain Python that the flow calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dbt2prefect.artifact_store import ArtifactStore, RunKey
+from dbt2prefect.dbt_run import (
+    Invoker,
+    RunPaths,
+    StepOutcome,
+    failure_message,
+    lean_invoker,
+    prefect_invoker,
+    run_invocations,
+)
+from dbt2prefect.errors import ParameterError
+from dbt2prefect.params import BUILDING, RunParameters, plan_invocations
+from dbt2prefect.profiles import private_profiles_dir, profile_from_block, profile_from_local
+from dbt2prefect.summary import RunSummary, summarize
+from dbt2prefect.tenant import TenantSettings
+
+PROGRESS = "progress.json"
+
+
+def runs_root() -> Path:
+    """Folder for the private working folders of runs (`$DBT2PREFECT_RUNS_DIR`, else the system temp dir)."""
+    return Path(os.environ.get("DBT2PREFECT_RUNS_DIR") or Path(tempfile.gettempdir()) / "dbt2prefect-runs")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did and where its artifacts are."""
+
+    flow_run_id: str
+    target: str
+    summary: RunSummary
+    artifact_dir: str | None
+    failure: str | None
+
+    @property
+    def success(self) -> bool:
+        return self.failure is None
+
+
+def resolve_project_dir(params: RunParameters, tenant: TenantSettings) -> Path:
+    project = Path(params.project_dir).expanduser() if params.project_dir else tenant.project_dir
+    if not (project / "dbt_project.yml").is_file():
+        raise ParameterError(
+            f"parameter 'project_dir': {project} holds no dbt_project.yml; point it at a dbt project folder"
+        )
+    return project.resolve()
+
+
+def resolve_state(params: RunParameters, tenant: TenantSettings, target: str, run_root: Path) -> str | None:
+    """The local state folder for `--state`, downloading the latest successful run when asked."""
+    if not params.state_path:
+        return None
+    if params.state_path == "latest":
+        store = ArtifactStore(tenant.artifact_store_url)
+        key = store.latest(tenant.name, tenant.deployment_name, target)
+        if key is None:
+            raise ParameterError(
+                f"parameter 'state_path': no successful run of {tenant.deployment_name} on target {target!r} "
+                "is stored yet; run once without state_path first"
+            )
+        return str(store.download(key, run_root / "state"))
+    folder = Path(params.state_path).expanduser()
+    if not (folder / "manifest.json").is_file():
+        raise ParameterError(
+            f"parameter 'state_path': {folder} holds no manifest.json; give a folder of dbt artifacts or 'latest'"
+        )
+    return str(folder.resolve())
+
+
+def build_profile(params: RunParameters, tenant: TenantSettings, target: str) -> dict[str, Any]:
+    if params.profiles_strategy == "local":
+        if tenant.local_profiles_dir is None:
+            raise ParameterError("parameter 'profiles_strategy': 'local' needs local_profiles_dir in tenant settings")
+        return profile_from_local(tenant.local_profiles_dir, tenant.profile_name, target)
+    return profile_from_block(tenant.profile_name, target, tenant.block_name(target))
+
+
+def _resume_point(run_root: Path, run_count: int) -> int | None:
+    progress = run_root / PROGRESS
+    if run_count <= 1 or not progress.is_file():
+        return None
+    return int(json.loads(progress.read_text(encoding="utf-8"))["failed_step"])
+
+
+def _stage_artifacts(outcomes: list[StepOutcome], staging: Path) -> None:
+    """Put the run's main artifacts side by side: the last building step's, plus catalog and sources."""
+    staging.mkdir(parents=True, exist_ok=True)
+    main = [o for o in outcomes if o.command in BUILDING and (o.target_path / "run_results.json").is_file()]
+    chosen = main[-1] if main else (outcomes[-1] if outcomes else None)
+    if chosen is not None:
+        for name in ("manifest.json", "run_results.json"):
+            if (chosen.target_path / name).is_file():
+                shutil.copyfile(chosen.target_path / name, staging / name)
+    for outcome in outcomes:
+        for name in ("catalog.json", "sources.json"):
+            if (outcome.target_path / name).is_file():
+                shutil.copyfile(outcome.target_path / name, staging / name)
+
+
+def execute(
+    params: RunParameters,
+    tenant: TenantSettings,
+    flow_run_id: str,
+    run_count: int = 1,
+    invoker: Invoker | None = None,
+) -> RunOutcome:
+    """Run the dbt invocations that the parameters ask for and store their artifacts.
+
+    Raises:
+        ParameterError: a parameter is wrong in a way only visible now (project dir, state, target).
+        ProfileError: the target's profile could not be built.
+    """
+    target = params.target or tenant.default_target
+    if target not in tenant.targets:
+        raise ParameterError(f"parameter 'target': {target!r} is not one of {', '.join(tenant.targets)}")
+    project_dir = resolve_project_dir(params, tenant)
+    run_root = runs_root() / flow_run_id
+    run_root.mkdir(parents=True, exist_ok=True)
+    state_dir = resolve_state(params, tenant, target, run_root)
+    invocations = plan_invocations(params, target, state_dir)
+    resume = _resume_point(run_root, run_count)
+    profile = build_profile(params, tenant, target)
+    started = datetime.now(UTC)
+    invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
+    with private_profiles_dir(profile) as profiles_dir:
+        paths = RunPaths(root=run_root, project_dir=project_dir, profiles_dir=profiles_dir)
+        outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
+    failure = failure_message(outcomes)
+    summary = summarize(target, outcomes, success=failure is None)
+    if failure is not None:
+        failed = next(o.index for o in outcomes if not o.success and o.fails_run)
+        (run_root / PROGRESS).write_text(json.dumps({"failed_step": failed}), encoding="utf-8")
+    store = ArtifactStore(tenant.artifact_store_url)
+    key = RunKey(tenant.name, tenant.deployment_name, target, flow_run_id)
+    staging = run_root / "artifacts"
+    _stage_artifacts(outcomes, staging)
+    record = {
+        "flow_run_id": flow_run_id,
+        "tenant": tenant.name,
+        "deployment": tenant.deployment_name,
+        "target": target,
+        "parameters": params.model_dump(),
+        "success": failure is None,
+        "failure": failure,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "attempt": run_count,
+        "summary": summary.to_record(),
+    }
+    artifact_dir = store.save_run(key, staging, record)
+    if failure is None:
+        store.mark_latest(key)
+        shutil.rmtree(run_root, ignore_errors=True)
+    return RunOutcome(flow_run_id, target, summary, artifact_dir, failure)

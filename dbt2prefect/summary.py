@@ -1,0 +1,89 @@
+"""The run summary: counts by status, failures with their messages, slowest nodes, and a node table.
+
+prefect-dbt's runner makes no artifact of its own; these are published by the flow.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from dbt2prefect.dbt_run import FAILED_STATUSES, NodeResult, StepOutcome
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Aggregated outcome of a run's steps."""
+
+    target: str
+    success: bool
+    steps: list[dict[str, Any]]
+    counts: dict[str, int]
+    failures: list[NodeResult]
+    slowest: list[NodeResult]
+    nodes: list[NodeResult]
+    seconds: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "success": self.success,
+            "steps": self.steps,
+            "counts": self.counts,
+            "failures": [f"{node.unique_id}: {node.status}" for node in self.failures],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def summarize(target: str, outcomes: list[StepOutcome], success: bool, slowest: int = 10) -> RunSummary:
+    nodes = [node for outcome in outcomes for node in outcome.nodes]
+    return RunSummary(
+        target=target,
+        success=success,
+        steps=[outcome.to_record() for outcome in outcomes],
+        counts=dict(sorted(Counter(node.status for node in nodes).items())),
+        failures=[node for node in nodes if node.status in FAILED_STATUSES],
+        slowest=sorted(nodes, key=lambda node: node.execution_time, reverse=True)[:slowest],
+        nodes=nodes,
+        seconds=sum(outcome.seconds for outcome in outcomes),
+    )
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
+    verdict = "succeeded" if summary.success else "FAILED"
+    lines = [f"# dbt run on `{summary.target}` {verdict}", ""]
+    counts = ", ".join(f"{status}: {count}" for status, count in summary.counts.items()) or "no nodes"
+    lines += [f"**Nodes by status:** {counts}  ", f"**dbt time:** {summary.seconds:.1f} s", ""]
+    lines += ["## Steps", "", "| # | step | result | nodes | seconds |", "|---|---|---|---|---|"]
+    for step in summary.steps:
+        result = "ok" if step["success"] else ("failed" if step["fails_run"] else "failed (does not fail the run)")
+        lines.append(f"| {step['index']} | `{_cell(step['label'])}` | {result} | {step['nodes']} | {step['seconds']} |")
+    if summary.failures:
+        lines += ["", "## Failures", "", "| node | status | message |", "|---|---|---|"]
+        for node in summary.failures:
+            lines.append(f"| `{node.unique_id}` | {node.status} | {_cell(node.message[:500])} |")
+    if summary.slowest:
+        lines += ["", "## Slowest nodes", "", "| node | seconds |", "|---|---|"]
+        lines += [f"| `{node.unique_id}` | {node.execution_time:.2f} |" for node in summary.slowest]
+    if artifact_location:
+        lines += ["", f"dbt artifacts: `{artifact_location}`"]
+    return "\n".join(lines) + "\n"
+
+
+def to_table(summary: RunSummary) -> list[dict[str, Any]]:
+    return [
+        {
+            "step": node.step,
+            "unique_id": node.unique_id,
+            "resource_type": node.resource_type,
+            "status": node.status,
+            "seconds": round(node.execution_time, 3),
+            "message": node.message[:300],
+        }
+        for node in summary.nodes
+    ]

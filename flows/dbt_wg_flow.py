@@ -1,0 +1,76 @@
+"""Prefect entrypoint: run the tenant's dbt Core project with prefect-dbt's PrefectDbtRunner.
+
+Deployment `dbt_wg` points here; each schedule passes its own parameters (one schedule per former dbt Cloud job).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+from prefect.utilities.timeout import timeout
+
+from dbt2prefect.errors import DbtRunError
+from dbt2prefect.params import validate
+from dbt2prefect.run_job import execute
+from dbt2prefect.summary import to_markdown, to_table
+from dbt2prefect.tenant import load_tenant
+
+
+def _artifact_key(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+@flow(name="run_dbt_wg", retries=1, retry_delay_seconds=5, log_prints=False)
+def run_dbt_wg(
+    command: str = "build",
+    target: str | None = None,
+    select: str | None = None,
+    exclude: str | None = None,
+    selector: str | None = None,
+    vars: str | None = None,
+    full_refresh: bool = False,
+    threads: int | None = None,
+    state_path: str | None = None,
+    project_dir: str | None = None,
+    profiles_strategy: Literal["blocks", "local"] = "blocks",
+    steps: list[str] | None = None,
+    source_freshness: bool = False,
+    generate_docs: bool = False,
+    timeout_seconds: int | None = None,
+    per_node_tasks: bool = True,
+) -> dict[str, Any]:
+    """Run dbt for the tenant: one command with a selection, or several steps as in a dbt Cloud job.
+
+    A failed node fails the flow; the flow's retry reruns from the point of failure with `dbt retry`.
+    `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
+    the run. Artifacts go to the tenant's run-artifact store; a summary is published as Prefect artifacts.
+    """
+    params = validate({k: v for k, v in locals().items()})
+    tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+    logger = get_run_logger()
+    run_id = str(flow_run.id)
+    with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
+        outcome = execute(params, tenant, run_id, run_count=flow_run.run_count)
+    key = _artifact_key(f"{tenant.deployment_name}-{outcome.target}-summary")
+    create_markdown_artifact(to_markdown(outcome.summary, outcome.artifact_dir), key=key, description="dbt run summary")
+    rows = to_table(outcome.summary)
+    if rows:
+        create_table_artifact(rows, key=_artifact_key(f"{key}-nodes"), description="dbt node results")
+    logger.info(
+        "dbt on %s: %s; artifacts in %s",
+        outcome.target,
+        ", ".join(f"{s} {n}" for s, n in outcome.summary.counts.items()) or "no nodes",
+        outcome.artifact_dir,
+    )
+    if outcome.failure is not None:
+        raise DbtRunError(outcome.failure)
+    return {
+        "flow_run_id": run_id,
+        "target": outcome.target,
+        "counts": outcome.summary.counts,
+        "artifact_dir": outcome.artifact_dir,
+    }
