@@ -5,7 +5,6 @@ Arguments are always built as lists and handed to dbt in-process; nothing goes t
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -239,7 +238,7 @@ def plan_invocations(params: RunParameters, target: str, state_dir: str | None) 
             if command in {"build", "run"}:
                 args.append("--defer")
         if params.vars and command not in {"clean", "deps"}:
-            args += ["--vars", json.dumps(parse_vars(params.vars))]
+            args += ["--vars", params.vars]
         invocations.append(Invocation(args, "dbt " + " ".join(args), command))
     if params.generate_docs:
         args = ["docs", "generate", *_common_flags(params, target, "docs generate")]
