@@ -1,0 +1,104 @@
+"""Typed migration plan: what `translate` decides and `apply`/`emit` carry out. Data only, no callables.
+
+These types are separate from the dbt Cloud API models (what the API returns) and from Prefect's own types.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(StrEnum):
+    """How much a finding matters: a blocker stops `plan` (exit 1) until acknowledged in tenant settings."""
+
+    BLOCKER = "blocker"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class _PlanModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Finding(_PlanModel):
+    """Something about a job that has no Prefect equivalent, or that a person must check."""
+
+    reason_code: str
+    severity: Severity
+    job_id: int
+    job_name: str
+    message: str
+    manual_step: str
+
+    @property
+    def key(self) -> str:
+        """The form tenant settings use to acknowledge it: '<reason_code>:<job_id>'."""
+        return f"{self.reason_code}:{self.job_id}"
+
+
+class ScheduleProof(_PlanModel):
+    """The fire-time comparison behind a schedule: `checked` instants from `start`, equal or not."""
+
+    start: str
+    checked: int
+    equivalent: bool
+    first_difference: str | None = None
+
+
+class PlannedSchedule(_PlanModel):
+    """One Prefect deployment schedule for one dbt Cloud job (slug `job-<id>`)."""
+
+    slug: str
+    job_id: int
+    job_name: str
+    cron: str | None = None
+    rrule: str | None = None
+    day_or: bool = True
+    timezone: str = "UTC"
+    active: bool
+    parameters: dict[str, Any]
+    description: str
+    source_cron: str
+    proof: ScheduleProof
+
+
+JobStatus = Literal["scheduled", "on_demand", "not_migrated", "blocked"]
+
+
+class PlannedJob(_PlanModel):
+    """Every job of the inventory, with what became of it (a schedule, or findings only)."""
+
+    job_id: int
+    job_name: str
+    status: JobStatus
+    parameters: dict[str, Any] | None = None
+    schedule_slug: str | None = None
+
+
+class MigrationPlan(_PlanModel):
+    """One deployment for all of a tenant's jobs, its schedules, and the findings."""
+
+    tenant: str
+    deployment_name: str
+    flow_name: str
+    entrypoint: str
+    work_pool: str
+    deployment_parameters: dict[str, Any] = Field(default_factory=dict)
+    jobs: list[PlannedJob]
+    schedules: list[PlannedSchedule]
+    findings: list[Finding]
+    acknowledged: list[str] = Field(default_factory=list)
+
+    def blocking(self) -> list[Finding]:
+        """Blocker findings not acknowledged in tenant settings."""
+        done = set(self.acknowledged)
+        return [f for f in self.findings if f.severity == Severity.BLOCKER and f.key not in done]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with a `blocking` list (keys) for machines."""
+        data = self.model_dump(mode="json")
+        data["blocking"] = [f.key for f in self.blocking()]
+        return data

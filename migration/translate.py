@@ -1,0 +1,429 @@
+"""dbt Cloud jobs + tenant settings → MigrationPlan (pure: no I/O, no clock, deterministic order).
+
+Every job ends up either as a schedule (slug `job-<id>`) or in the findings, usually both when something about it
+has no Prefect equivalent. Reason codes are stable strings that tenant settings use to acknowledge blockers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt2prefect.tenant import TenantSettings
+from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
+from migration.plan import (
+    Finding,
+    JobStatus,
+    MigrationPlan,
+    PlannedJob,
+    PlannedSchedule,
+    ScheduleProof,
+    Severity,
+)
+from migration.schedules import PROOF_COUNT, PROOF_START, translate_cron
+from migration.steps import STATE_OPTIONS, ParsedStep, StepError, parse_step_line, step_parameters, validate_step
+
+_DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_STATUS_NAMES = {RunStatus.SUCCESS: "Completed", RunStatus.ERROR: "Failed", RunStatus.CANCELLED: "Cancelled"}
+
+
+def schedule_slug(job_id: int) -> str:
+    """The slug of a job's schedule; apply treats only slugs of this form as its own."""
+    return f"job-{job_id}"
+
+
+def is_job_slug(slug: str | None) -> bool:
+    """True for slugs `job-<digits>` (schedules this tool created)."""
+    return slug is not None and slug.startswith("job-") and slug[4:].isdigit()
+
+
+def describe_schedule(schedule: JobSchedule) -> str:
+    """dbt Cloud's schedule in words, from its UI fields (date/time), always in UTC."""
+    date, time = schedule.date, schedule.time
+    if date.type in ("custom_cron", "interval_cron"):
+        return f"cron {date.cron or schedule.cron} (UTC)"
+    days = "every day"
+    if date.type == "days_of_week" and date.days is not None:
+        days = "on " + ", ".join(_DAY_NAMES[d % 7] for d in sorted(set(date.days)))
+    if time.type == "at_exact_hours" and time.hours:
+        minute = schedule.cron.split()[0] if schedule.cron.split() else "0"
+        minute_text = f"{int(minute):02d}" if minute.isdigit() else "00"
+        hours = ", ".join(f"{h:02d}:{minute_text}" for h in sorted(set(time.hours)))
+        return f"{days} at {hours} UTC"
+    interval = time.interval or 1
+    every = "every hour" if interval == 1 else f"every {interval} hours"
+    return f"{days}, {every} (UTC)"
+
+
+@dataclass
+class _JobResult:
+    parameters: dict[str, Any] | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _defaults() -> dict[str, Any]:
+    from dbt2prefect.params import RunParameters
+
+    return {name: info.default for name, info in RunParameters.model_fields.items()}
+
+
+def _validate_parameters(params: dict[str, Any]) -> str | None:
+    """None when the flow would accept the parameters, else its message."""
+    from dbt2prefect.errors import ParameterError
+    from dbt2prefect.params import validate
+
+    try:
+        validate(params)
+    except ParameterError as exc:
+        return str(exc)
+    return None
+
+
+class _Findings:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.items: list[Finding] = []
+
+    def add(self, code: str, severity: Severity, message: str, manual_step: str) -> None:
+        self.items.append(
+            Finding(
+                reason_code=code,
+                severity=severity,
+                job_id=self.job.id,
+                job_name=self.job.name,
+                message=message,
+                manual_step=manual_step,
+            )
+        )
+
+
+def _minimal(params: dict[str, Any]) -> dict[str, Any]:
+    """Keep only what differs from the flow's defaults, but always the target; sorted keys."""
+    defaults = _defaults()
+    kept = {k: v for k, v in params.items() if k == "target" or k not in defaults or defaults[k] != v}
+    return dict(sorted(kept.items()))
+
+
+def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
+    if not job.execute_steps:
+        found.add(
+            "steps_empty",
+            Severity.BLOCKER,
+            "the job has no execute steps; dbt Cloud runs only `dbt deps` and the checkbox steps",
+            "add the job's dbt command in dbt Cloud and export again, or leave it out by acknowledging "
+            f"'steps_empty:{job.id}'",
+        )
+        return None
+    parsed: list[ParsedStep] = []
+    ok = True
+    for line in job.execute_steps:
+        try:
+            step = parse_step_line(line)
+            validate_step(step)
+        except StepError as exc:
+            ok = False
+            found.add(
+                exc.reason_code,
+                Severity.BLOCKER,
+                str(exc),
+                "fix the step in dbt Cloud (dbt-core 1.11 rejects it as written) and export again",
+            )
+            continue
+        parsed.append(step)
+        if step.command == "run-operation" and "args" in step.options:
+            found.add(
+                "run_operation_args",
+                Severity.BLOCKER,
+                f"step {line!r} runs a macro with --args; it will run unattended under Prefect as written",
+                "review the macro and its arguments, then acknowledge "
+                f"'run_operation_args:{job.id}' in the tenant settings",
+            )
+        state_flags = sorted(step.flags[name] for name in STATE_OPTIONS if name in step.options)
+        if state_flags:
+            found.add(
+                "step_state_flag",
+                Severity.BLOCKER,
+                f"step {line!r} uses {', '.join(state_flags)}: a path in dbt Cloud's run environment",
+                "remove the state flags from the step and set the schedule's `state_path` parameter to the "
+                "artifact store folder holding the production manifest",
+            )
+    return parsed if ok else None
+
+
+def _job_parameters(job: Job, found: _Findings) -> dict[str, Any] | None:
+    steps = _parse_steps(job, found)
+    if steps is None:
+        return None
+    params: dict[str, Any] = {"target": job.settings.target_name, "threads": job.settings.threads}
+    single = step_parameters(steps[0]) if len(steps) == 1 else None
+    if single is not None:
+        candidate = {**params, **single}  # a --target/--threads in the step wins, as in dbt Cloud
+        if _validate_parameters(candidate) is None:
+            params = candidate
+        else:
+            single = None
+    if single is None:
+        params["steps"] = list(job.execute_steps)
+    if job.run_generate_sources:
+        params["source_freshness"] = True
+    if job.generate_docs:
+        params["generate_docs"] = True
+    if job.execution.timeout_seconds > 0:
+        params["timeout_seconds"] = job.execution.timeout_seconds
+    problem = _validate_parameters(params)
+    if problem is not None:
+        found.add(
+            "parameters_invalid",
+            Severity.BLOCKER,
+            f"the translated parameters are not valid for the flow: {problem}",
+            "fix the job's steps or settings in dbt Cloud and export again",
+        )
+        return None
+    return _minimal(params)
+
+
+def _feature_findings(
+    job: Job, found: _Findings, plan_ref: str, names: Mapping[int, str], environment: Environment | None
+) -> None:
+    triggers = job.triggers
+    if triggers.github_webhook or triggers.git_provider_webhook or job.triggers_on_draft_pr:
+        found.add(
+            "ci_trigger",
+            Severity.WARNING,
+            "the job runs on pull requests (CI); Prefect schedules do not react to git events",
+            "run CI in the git provider (e.g. a workflow that runs `dbt build --select state:modified+` "
+            "against a CI schema), or a Prefect webhook + automation that runs the deployment",
+        )
+    if triggers.on_merge:
+        found.add(
+            "merge_trigger",
+            Severity.WARNING,
+            "the job runs when a pull request merges; Prefect schedules do not react to git events",
+            f"have the git provider's merge workflow call `prefect deployment run '{plan_ref}'` "
+            "with this job's parameters",
+        )
+    condition = job.job_completion_trigger_condition
+    if condition is not None:
+        upstream = condition.condition.job_id
+        states = [
+            _STATUS_NAMES.get(RunStatus(s), str(s)) if s in _STATUS_NAMES else str(s)
+            for s in condition.condition.statuses
+        ]
+        upstream_name = names.get(upstream, "not in this inventory")
+        found.add(
+            "job_chaining",
+            Severity.BLOCKER,
+            f"the job runs when job {upstream} ({upstream_name}) ends in {', '.join(states) or 'any state'}",
+            f"create a Prefect automation: trigger on flow runs of '{plan_ref}' from schedule "
+            f"{schedule_slug(upstream)} entering {', '.join(states) or 'a final state'}, action 'run deployment' "
+            f"'{plan_ref}' with this job's parameters (or a deployment trigger doing the same)",
+        )
+    if job.deferring_job_definition_id is not None or job.deferring_environment_id is not None:
+        source = (
+            f"job {job.deferring_job_definition_id}"
+            if job.deferring_job_definition_id is not None
+            else f"environment {job.deferring_environment_id}"
+        )
+        found.add(
+            "deferral",
+            Severity.WARNING,
+            f"the job defers to {source}; without state it builds its whole selection",
+            "set the schedule's `state_path` parameter to the artifact store folder that holds that "
+            "environment's latest manifest.json",
+        )
+    if job.run_compare_changes:
+        found.add(
+            "compare_changes",
+            Severity.WARNING,
+            f"dbt Cloud's compare changes ({job.compare_changes_flags}) has no Prefect equivalent",
+            "compare in CI with the parity report (`dbt2prefect parity`) or a recce/audit_helper check",
+        )
+    if job.run_lint:
+        found.add(
+            "lint",
+            Severity.WARNING,
+            "the job lints SQL before running (dbt Cloud's SQLFluff step)",
+            "run sqlfluff in CI, or add `sqlfluff lint` to the repository's pre-commit hooks",
+        )
+    if job.lifecycle_webhooks:
+        found.add(
+            "lifecycle_webhooks",
+            Severity.WARNING,
+            "the job sends lifecycle webhooks (run started/completed/errored)",
+            "create Prefect automations on flow-run state changes of the deployment with a webhook "
+            "notification block pointing at the same receiver",
+        )
+    if job.custom_environment_variables:
+        names_of_vars = sorted(
+            str(item.get("name") or item.get("key") or "?") for item in job.custom_environment_variables
+        )
+        found.add(
+            "job_env_vars",
+            Severity.BLOCKER,
+            f"the job overrides environment variables: {', '.join(names_of_vars)} (values not shown)",
+            "put the values in the run's environment (work pool job variables) or pass them as --vars; "
+            "secrets belong in Prefect Secret blocks",
+        )
+    if triggers.custom_branch_only or (environment is not None and environment.use_custom_branch):
+        branch = environment.custom_branch if environment is not None else None
+        found.add(
+            "custom_branch",
+            Severity.WARNING,
+            f"the job runs a custom git branch{f' ({branch})' if branch else ''}, not the default branch",
+            "point the deployment's code at that branch (prefect.yaml pull step / image build) or merge it",
+        )
+    if job.dbt_version:
+        found.add(
+            "dbt_version_pinned",
+            Severity.INFO,
+            f"the job pins dbt {job.dbt_version}; the flow runs the dbt-core installed in its image",
+            "check the pinned dbt-core version in constraints.txt matches what the job needs",
+        )
+
+
+def _run_command(plan_ref: str, params: dict[str, Any]) -> str:
+    return f"prefect deployment run '{plan_ref}' --params '{json.dumps(params, sort_keys=True)}'"
+
+
+def translate_job(
+    job: Job,
+    tenant: TenantSettings,
+    names: Mapping[int, str] | None = None,
+    environment: Environment | None = None,
+) -> tuple[PlannedJob, PlannedSchedule | None, list[Finding]]:
+    """Translate one job: its plan entry, its schedule (if it has one) and its findings."""
+    found = _Findings(job)
+    plan_ref = f"{tenant.flow_name}/{tenant.deployment_name}"
+    if job.is_deleted:
+        found.add(
+            "job_deleted",
+            Severity.INFO,
+            "the job is deleted in dbt Cloud; not migrated",
+            "nothing to do; restore it in dbt Cloud and export again if it is still needed",
+        )
+        return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
+    params = _job_parameters(job, found)
+    _feature_findings(job, found, plan_ref, names or {}, environment)
+    target = (params or {}).get("target", job.settings.target_name)
+    if params is not None and target not in tenant.targets:
+        found.add(
+            "target_unknown",
+            Severity.BLOCKER,
+            f"target {target!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
+            f"add {target!r} to `targets` in {tenant.name}.toml and create the block "
+            f"'{tenant.block_name(str(target))}', or change the job's target name in dbt Cloud",
+        )
+    schedule: PlannedSchedule | None = None
+    if job.triggers.schedule and params is not None:
+        schedule = _plan_schedule(job, params, found)
+    status: JobStatus
+    if schedule is not None:
+        status = "scheduled"
+    elif params is None or job.triggers.schedule:
+        status = "blocked"
+    elif job.triggers.github_webhook or job.triggers.git_provider_webhook or job.triggers.on_merge:
+        status = "not_migrated"
+    else:
+        status = "on_demand"
+        if job.job_completion_trigger_condition is None:
+            found.add(
+                "no_trigger",
+                Severity.INFO,
+                "the job has no schedule and no trigger: it runs only when started by hand or by the API",
+                f"run it on demand: {_run_command(plan_ref, params)}",
+            )
+    planned = PlannedJob(
+        job_id=job.id,
+        job_name=job.name,
+        status=status,
+        parameters=params,
+        schedule_slug=schedule.slug if schedule else None,
+    )
+    return planned, schedule, found.items
+
+
+def _plan_schedule(job: Job, params: dict[str, Any], found: _Findings) -> PlannedSchedule | None:
+    cron = job.schedule.cron
+    result = translate_cron(cron)
+    if result.spec is None:
+        found.add(
+            "schedule_invalid",
+            Severity.BLOCKER,
+            f"schedule cron {cron!r} cannot be scheduled in Prefect: {result.error}",
+            "change the job's schedule in dbt Cloud to a five-field cron Prefect accepts and export again",
+        )
+        return None
+    spec = result.spec
+    if not result.equivalent:
+        found.add(
+            "schedule_not_equivalent",
+            Severity.WARNING,
+            f"no Prefect schedule fires exactly like {cron!r}; the closest differs at {result.first_difference}",
+            "check the planned schedule's fire times and adjust the cron in prefect.yaml or dbt Cloud",
+        )
+    elif spec.kind == "rrule":
+        found.add(
+            "schedule_rrule",
+            Severity.INFO,
+            f"Prefect's cron reads {cron!r} differently; it is planned as an RRule with the same fire times",
+            "nothing to do; the RRule is shown in the plan and in prefect.yaml",
+        )
+    return PlannedSchedule(
+        slug=schedule_slug(job.id),
+        job_id=job.id,
+        job_name=job.name,
+        cron=spec.expression if spec.kind == "cron" else None,
+        rrule=spec.expression if spec.kind == "rrule" else None,
+        day_or=spec.day_or,
+        timezone=spec.timezone,
+        active=job.triggers.schedule and not job.is_deleted,
+        parameters=params,
+        description=describe_schedule(job.schedule),
+        source_cron=cron,
+        proof=ScheduleProof(
+            start=PROOF_START.isoformat(),
+            checked=result.checked if result.equivalent else PROOF_COUNT,
+            equivalent=result.equivalent,
+            first_difference=result.first_difference,
+        ),
+    )
+
+
+def build_plan(
+    jobs: Sequence[Job],
+    tenant: TenantSettings,
+    environments: Mapping[int, Environment] | None = None,
+) -> MigrationPlan:
+    """Translate all of a tenant's jobs into one plan (jobs ordered by id).
+
+    Args:
+        jobs: the jobs of the inventory, deleted ones included (they become info findings).
+        tenant: tenant settings (deployment and flow names, targets, work pool, acknowledged findings).
+        environments: dbt Cloud environments by id, when the inventory has them (custom branches).
+    """
+    ordered = sorted(jobs, key=lambda j: j.id)
+    names = {job.id: job.name for job in ordered}
+    planned: list[PlannedJob] = []
+    schedules: list[PlannedSchedule] = []
+    findings: list[Finding] = []
+    for job in ordered:
+        environment = (environments or {}).get(job.environment_id)
+        entry, schedule, job_findings = translate_job(job, tenant, names, environment)
+        planned.append(entry)
+        if schedule is not None:
+            schedules.append(schedule)
+        findings.extend(job_findings)
+    return MigrationPlan(
+        tenant=tenant.name,
+        deployment_name=tenant.deployment_name,
+        flow_name=tenant.flow_name,
+        entrypoint=tenant.entrypoint,
+        work_pool=tenant.work_pool,
+        deployment_parameters={"target": tenant.default_target},
+        jobs=planned,
+        schedules=schedules,
+        findings=findings,
+        acknowledged=sorted(tenant.acknowledged_findings),
+    )
