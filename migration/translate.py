@@ -306,15 +306,6 @@ def translate_job(
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
     params = _job_parameters(job, found)
     _feature_findings(job, found, plan_ref, names or {}, environment)
-    target = (params or {}).get("target", job.settings.target_name)
-    if params is not None and target not in tenant.targets:
-        found.add(
-            "target_unknown",
-            Severity.BLOCKER,
-            f"target {target!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
-            f"add {target!r} to `targets` in {tenant.name}.toml and create the block "
-            f"'{tenant.block_name(str(target))}', or change the job's target name in dbt Cloud",
-        )
     schedule: PlannedSchedule | None = None
     if job.triggers.schedule and params is not None:
         schedule = _plan_schedule(job, params, found)
@@ -334,6 +325,15 @@ def translate_job(
                 "the job has no schedule and no trigger: it runs only when started by hand or by the API",
                 f"run it on demand: {_run_command(plan_ref, params)}",
             )
+    target = (params or {}).get("target", job.settings.target_name)
+    if params is not None and status != "not_migrated" and target not in tenant.targets:
+        found.add(
+            "target_unknown",
+            Severity.BLOCKER,
+            f"target {target!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
+            f"add {target!r} to `targets` in {tenant.name}.toml and create the block "
+            f"'{tenant.block_name(str(target))}', or change the job's target name in dbt Cloud",
+        )
     planned = PlannedJob(
         job_id=job.id,
         job_name=job.name,
