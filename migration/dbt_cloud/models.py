@@ -109,6 +109,7 @@ class Job(_ApiModel):
     lifecycle_webhooks: bool = False
     lifecycle_webhooks_url: str | None = None
     job_completion_trigger_condition: JobCompletionTrigger | None = None
+    cost_optimization_features: list[str] = Field(default_factory=list)
     custom_environment_variables: list[dict[str, Any]] | None = None
     cron_humanized: str | None = None
     created_at: datetime | None = None
@@ -132,6 +133,9 @@ class Job(_ApiModel):
 class EnvironmentCredentials(_ApiModel):
     target_name: str | None = None
     schema_: str | None = Field(default=None, alias="schema")
+    # Postgres and Redshift credentials name the schema `default_schema`.
+    default_schema: str | None = None
+    threads: int | None = None
 
 
 class Environment(_ApiModel):
@@ -147,6 +151,7 @@ class Environment(_ApiModel):
     custom_branch: str | None = None
     use_custom_branch: bool = False
     credentials: EnvironmentCredentials | None = None
+    state: int | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Environment:
