@@ -327,8 +327,7 @@ def _load_reference(con: duckdb.DuckDBPyConnection, rng: random.Random, now: dat
     con.executemany("insert into crm.sales_reps values (?, ?, ?, ?, ?, ?)", reps)
 
     con.execute(
-        "create temp table _brands (brand_id integer, category varchar, base_price double, "
-        "price_factor double)"
+        "create temp table _brands (brand_id integer, category varchar, base_price double, price_factor double)"
     )
     con.executemany(
         "insert into _brands values (?, ?, ?, ?)",
