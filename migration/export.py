@@ -1,0 +1,203 @@
+"""Export a dbt Cloud account's jobs to an inventory file (JSON, kept for audit), and read it back.
+
+The inventory keeps each job and environment exactly as the API returned it (`raw`), plus the id of each
+job's latest successful run (the parity baseline). It never holds the token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.models import Environment, Job
+from migration.errors import InventoryError
+
+INVENTORY_FORMAT = "dbt2prefect-inventory"
+INVENTORY_VERSION = 1
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as (phase, done, total) while exporting."""
+
+
+class InventoryJob(BaseModel):
+    """One job: the API's raw dict and the id of its latest successful run (None if it never succeeded)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    raw: dict[str, Any]
+    latest_successful_run_id: int | None = None
+
+    @property
+    def job(self) -> Job:
+        """The typed view of `raw`."""
+        return Job.from_api(self.raw)
+
+
+class Inventory(BaseModel):
+    """What `dbt2prefect export` writes and `plan` reads."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["dbt2prefect-inventory"] = "dbt2prefect-inventory"
+    version: int = INVENTORY_VERSION
+    source: Literal["api", "jobs_list_file"] = "api"
+    exported_at: datetime | None = None
+    host: str | None = Field(default=None, description="Base URL of the account; never carries the token.")
+    account_id: int
+    project_id: int | None = None
+    jobs: list[InventoryJob] = Field(default_factory=list)
+    environments: list[dict[str, Any]] = Field(default_factory=list)
+
+    def job_models(self) -> list[Job]:
+        """Every job as a typed `Job`, in file order."""
+        return [j.job for j in self.jobs]
+
+    def environment_models(self) -> dict[int, Environment]:
+        """Environments by id."""
+        return {int(e["id"]): Environment.from_api(e) for e in self.environments}
+
+    def latest_successful_runs(self) -> dict[int, int | None]:
+        """Latest successful run id by job id."""
+        return {int(j.raw["id"]): j.latest_successful_run_id for j in self.jobs}
+
+
+def export_inventory(
+    client: DbtCloudClient,
+    *,
+    project_id: int | None = None,
+    include_deleted: bool = True,
+    max_workers: int = 8,
+    progress: ProgressCallback | None = None,
+) -> Inventory:
+    """Read every job, its environment and its latest successful run from dbt Cloud.
+
+    Jobs are paged in order; the per-job run lookups and per-environment reads then run concurrently on
+    a bounded pool (the client's httpx.Client is thread-safe).
+
+    Args:
+        include_deleted: also export deleted jobs (state 2), so a plan can report them as skipped.
+        max_workers: concurrent API calls for runs and environments.
+    """
+    if max_workers < 1:
+        raise InventoryError("export max_workers must be at least 1")
+    report = progress or (lambda phase, done, total: None)
+    jobs: list[dict[str, Any]] = []
+    for raw in client.iter_job_dicts(project_id=project_id, state="all" if include_deleted else "active"):
+        Job.from_api(raw)  # fail early, naming the job, if the API shape changed
+        jobs.append(raw)
+        report("jobs", len(jobs), len(jobs))
+    env_keys = sorted({(int(j["environment_id"]), int(j["project_id"])) for j in jobs})
+    total = len(jobs) + len(env_keys)
+    done = 0
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dbt-cloud-export") as pool:
+        run_futures = [pool.submit(client.latest_successful_run, int(j["id"])) for j in jobs]
+        env_futures = [pool.submit(client.get_environment_dict, env, proj) for env, proj in env_keys]
+        latest: list[int | None] = []
+        for future in run_futures:
+            run = future.result()
+            latest.append(run.id if run is not None else None)
+            done += 1
+            report("runs and environments", done, total)
+        environments = []
+        for env_future in env_futures:
+            environments.append(env_future.result())
+            done += 1
+            report("runs and environments", done, total)
+    return Inventory(
+        source="api",
+        exported_at=datetime.now(UTC),
+        host=client.host,
+        account_id=client.account_id,
+        project_id=project_id,
+        jobs=[InventoryJob(raw=raw, latest_successful_run_id=r) for raw, r in zip(jobs, latest, strict=True)],
+        environments=environments,
+    )
+
+
+def write_inventory(inventory: Inventory, path: Path) -> Path:
+    """Write the inventory atomically (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(inventory.model_dump_json(indent=2))
+                handle.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InventoryError(
+            f"could not write inventory {path}: {exc.strerror or exc}; pick another --output"
+        ) from None
+    return path
+
+
+def _from_jobs_list(doc: dict[str, Any], path: Path) -> Inventory:
+    data = doc["data"]
+    if not isinstance(data, list) or not all(isinstance(j, dict) for j in data):
+        raise InventoryError(f"inventory {path}: 'data' must be a list of job objects")
+    if not data:
+        raise InventoryError(f"inventory {path}: the jobs list is empty; save a response that has jobs")
+    account_ids = {j.get("account_id") for j in data}
+    project_ids = {j.get("project_id") for j in data}
+    if len(account_ids) != 1 or None in account_ids:
+        raise InventoryError(f"inventory {path}: jobs must all carry the same account_id")
+    return Inventory(
+        source="jobs_list_file",
+        account_id=int(account_ids.pop()),
+        project_id=int(next(iter(project_ids))) if len(project_ids) == 1 and None not in project_ids else None,
+        jobs=[InventoryJob(raw=j) for j in data],
+    )
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    """Read an inventory written by `export`, or a raw jobs list response saved from
+    GET /api/v2/accounts/{id}/jobs/ (`{"status": ..., "data": [...], "extra": ...}`).
+
+    Raises:
+        InventoryError: the file is missing, not JSON, neither shape, or a job is malformed (the message
+            names the file and the job).
+    """
+    file = Path(path)
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InventoryError(f"inventory {file} does not exist; run `dbt2prefect export` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InventoryError(f"inventory {file} is not readable JSON: {exc}") from None
+    if isinstance(doc, dict) and doc.get("format") == INVENTORY_FORMAT:
+        try:
+            inventory = Inventory.model_validate(doc)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise InventoryError(f"inventory {file}: {loc}: {err['msg']}") from None
+    elif isinstance(doc, dict) and "data" in doc and isinstance(doc.get("status"), dict):
+        inventory = _from_jobs_list(doc, file)
+    else:
+        raise InventoryError(
+            f"{file} is neither a dbt2prefect inventory (from `dbt2prefect export`) nor a jobs list response "
+            "saved from GET /api/v2/accounts/{account_id}/jobs/ ({status, data: [...], extra})"
+        )
+    for index, item in enumerate(inventory.jobs):
+        try:
+            item.job  # noqa: B018 - validates the raw job
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise InventoryError(
+                f"inventory {file}: job #{index} (id {item.raw.get('id')}): {loc}: {err['msg']}"
+            ) from None
+    return inventory
