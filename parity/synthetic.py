@@ -69,8 +69,8 @@ def run_results(
     statuses: Mapping[str, str], which: str = "build", times: Mapping[str, float] | None = None
 ) -> dict[str, Any]:
     """A run_results dict with one result per unique_id (execution time 1.0 s unless given)."""
-    times = times or {}
-    results = [
+    times = dict(times or {})
+    results: list[dict[str, Any]] = [
         {
             "unique_id": uid,
             "status": status,
