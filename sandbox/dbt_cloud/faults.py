@@ -62,6 +62,7 @@ class FaultInjector:
 
     def _decide(self) -> str | None:
         with self._lock:
+            self.counts["requests"] += 1
             s = self._settings
             draw = self._random.random()
             if draw < s.rate_drop:
