@@ -1,0 +1,293 @@
+"""MigrationPlan → Prefect API (Prefect Cloud or a local server), idempotent by schedule slug.
+
+The deployment is created once; afterwards it is patched, never re-created, because re-creating a deployment
+through POST /deployments/ replaces all of its schedules. Schedules are matched by slug: only slugs
+`job-<id>` belong to this tool, so schedules added by hand survive every apply. A new schedule starts inactive
+unless asked otherwise; an existing schedule's active flag is never touched (cutover owns it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from dbt2prefect.errors import ExternalServiceError
+from dbt2prefect.tenant import REPO_ROOT
+from migration.errors import MigrationError
+from migration.plan import MigrationPlan, PlannedSchedule
+from migration.translate import is_job_slug
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import DeploymentSchedule
+
+ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
+
+
+class ApplyError(MigrationError):
+    """The plan cannot be applied as asked (e.g. the work pool is missing); the message says how to fix it."""
+
+
+class PrefectApiError(ExternalServiceError):
+    """The Prefect API refused or failed a request while applying."""
+
+
+class _DiffModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScheduleChange(_DiffModel):
+    """What apply does (or did) to one schedule slug."""
+
+    slug: str
+    status: ChangeStatus
+    fields: list[str] = Field(default_factory=list)
+    active: bool | None = None
+
+
+class DeploymentChange(_DiffModel):
+    """What apply does (or did) to the deployment itself."""
+
+    name: str
+    status: Literal["added", "changed", "unchanged"]
+    fields: list[str] = Field(default_factory=list)
+
+
+class ApplyDiff(_DiffModel):
+    """The difference between the plan and the Prefect API, per deployment and per slug."""
+
+    deployment: DeploymentChange
+    schedules: list[ScheduleChange]
+    applied: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        """True when applying would change anything."""
+        return self.deployment.status != "unchanged" or any(
+            s.status in ("added", "changed", "removed") for s in self.schedules
+        )
+
+
+def _desired_schedule(planned: PlannedSchedule) -> Any:
+    from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
+
+    if planned.rrule is not None:
+        return RRuleSchedule(rrule=planned.rrule, timezone=planned.timezone)
+    return CronSchedule(cron=planned.cron or "", timezone=planned.timezone, day_or=planned.day_or)
+
+
+def _schedule_fields(current: DeploymentSchedule, planned: PlannedSchedule) -> list[str]:
+    """Names of what differs between a schedule on the server and the planned one (active is not compared)."""
+    want = _desired_schedule(planned)
+    have = current.schedule
+    fields: list[str] = []
+    if type(have) is not type(want):
+        fields.append("schedule")
+    else:
+        for name in ("cron", "rrule", "timezone", "day_or"):
+            if getattr(have, name, None) != getattr(want, name, None):
+                fields.append(name)
+    if dict(current.parameters or {}) != planned.parameters:
+        fields.append("parameters")
+    return fields
+
+
+def _deployment_settings(plan: MigrationPlan, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "entrypoint": plan.entrypoint,
+        "work_pool_name": plan.work_pool,
+        "parameters": plan.deployment_parameters,
+        "description": f"dbt Cloud jobs of tenant {plan.tenant}, one schedule per job (slug job-<id>).",
+        "parameter_openapi_schema": schema,
+        "enforce_parameter_schema": True,
+    }
+
+
+def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
+    """The flow's parameter schema (what Prefect validates schedule parameters against).
+
+    Raises:
+        ApplyError: the entrypoint cannot be loaded.
+    """
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.utilities.callables import parameter_schema
+
+    path, _, name = entrypoint.partition(":")
+    try:
+        flow: Any = load_flow_from_entrypoint(f"{REPO_ROOT / path}:{name}")
+    except Exception as exc:  # import errors of user code come in every type
+        raise ApplyError(
+            f"cannot load the flow entrypoint {entrypoint!r}: {exc}; fix `entrypoint` in settings"
+        ) from None
+    schema: dict[str, Any] = parameter_schema(flow).model_dump_for_openapi()
+    return schema
+
+
+async def _read_deployment(client: PrefectClient, plan: MigrationPlan) -> Any:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return await client.read_deployment_by_name(f"{plan.flow_name}/{plan.deployment_name}")
+    except ObjectNotFound:
+        return None
+
+
+async def compute_diff(
+    client: PrefectClient, plan: MigrationPlan, schema: dict[str, Any], *, prune: bool = False
+) -> ApplyDiff:
+    """Compare the plan with the Prefect API without changing anything."""
+    name = f"{plan.flow_name}/{plan.deployment_name}"
+    deployment = await _read_deployment(client, plan)
+    if deployment is None:
+        return ApplyDiff(
+            deployment=DeploymentChange(name=name, status="added"),
+            schedules=[ScheduleChange(slug=s.slug, status="added") for s in plan.schedules],
+        )
+    wanted = _deployment_settings(plan, schema)
+    changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
+    current = {s.slug: s for s in await client.read_deployment_schedules(deployment.id) if s.slug}
+    changes: list[ScheduleChange] = []
+    for planned in plan.schedules:
+        existing = current.get(planned.slug)
+        if existing is None:
+            changes.append(ScheduleChange(slug=planned.slug, status="added"))
+            continue
+        fields = _schedule_fields(existing, planned)
+        status: ChangeStatus = "changed" if fields else "unchanged"
+        changes.append(ScheduleChange(slug=planned.slug, status=status, fields=fields, active=existing.active))
+    planned_slugs = {s.slug for s in plan.schedules}
+    for slug, existing in sorted(current.items()):
+        if is_job_slug(slug) and slug not in planned_slugs:
+            changes.append(ScheduleChange(slug=slug, status="removed" if prune else "orphaned", active=existing.active))
+    return ApplyDiff(
+        deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
+        schedules=sorted(changes, key=lambda c: c.slug),
+    )
+
+
+async def _ensure_pool(client: PrefectClient, pool: str, create_pool: bool) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        await client.read_work_pool(pool)
+    except ObjectNotFound:
+        if not create_pool:
+            raise ApplyError(
+                f"work pool {pool!r} does not exist on this Prefect API; create it "
+                f"(`prefect work-pool create {pool} --type process`, or a managed pool on Prefect Cloud), "
+                "or pass --create-pool to create a process pool"
+            ) from None
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+
+async def _apply(
+    client: PrefectClient,
+    plan: MigrationPlan,
+    schema: dict[str, Any],
+    *,
+    activate: bool,
+    prune: bool,
+    create_pool: bool,
+    dry_run: bool,
+) -> ApplyDiff:
+    from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
+
+    diff = await compute_diff(client, plan, schema, prune=prune)
+    if dry_run or not diff.has_changes:
+        return diff
+    await _ensure_pool(client, plan.work_pool, create_pool)
+    by_slug = {s.slug: s for s in plan.schedules}
+    settings = _deployment_settings(plan, schema)
+    if diff.deployment.status == "added":
+        flow_id = await client.create_flow_from_name(plan.flow_name)
+        creates = [
+            DeploymentScheduleCreate(
+                schedule=_desired_schedule(s), active=activate, parameters=s.parameters, slug=s.slug
+            )
+            for s in plan.schedules
+        ]
+        await client.create_deployment(flow_id=flow_id, name=plan.deployment_name, schedules=creates, **settings)
+        return diff.model_copy(update={"applied": True})
+    deployment = await _read_deployment(client, plan)
+    deployment_id: UUID = deployment.id
+    if diff.deployment.status == "changed":
+        await client.update_deployment(deployment_id, DeploymentUpdate(**settings))
+    current = {s.slug: s for s in await client.read_deployment_schedules(deployment_id) if s.slug}
+    for change in diff.schedules:
+        if change.status == "added":
+            planned = by_slug[change.slug]
+            await client.create_deployment_schedules(
+                deployment_id,
+                [
+                    DeploymentScheduleCreate(
+                        schedule=_desired_schedule(planned),
+                        active=activate,
+                        parameters=planned.parameters,
+                        slug=planned.slug,
+                    )
+                ],
+            )
+        elif change.status == "changed":
+            planned = by_slug[change.slug]
+            await client.update_deployment_schedule(
+                deployment_id,
+                current[change.slug].id,
+                schedule=_desired_schedule(planned),
+                parameters=planned.parameters,
+            )
+        elif change.status == "removed":
+            await client.delete_deployment_schedule(deployment_id, current[change.slug].id)
+    return diff.model_copy(update={"applied": True})
+
+
+def apply_plan(
+    plan: MigrationPlan,
+    *,
+    activate: bool = False,
+    prune: bool = False,
+    create_pool: bool = False,
+    dry_run: bool = False,
+    parameter_schema: dict[str, Any] | None = None,
+) -> ApplyDiff:
+    """Create or update the plan's deployment and schedules through the Prefect API (PREFECT_API_URL).
+
+    Args:
+        plan: the migration plan.
+        activate: new schedules start active (default: inactive until cutover). Existing ones keep their flag.
+        prune: delete `job-<id>` schedules the plan no longer has (default: report them as orphaned).
+        create_pool: create a process work pool when the plan's pool does not exist.
+        dry_run: only compute the diff.
+        parameter_schema: the flow's parameter schema; loaded from the entrypoint when None.
+
+    Returns:
+        The diff, with `applied` True when changes were written.
+
+    Raises:
+        ApplyError: the work pool is missing (and create_pool is False) or the flow cannot be loaded.
+        PrefectApiError: the Prefect API failed.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(plan.entrypoint)
+
+    async def run() -> ApplyDiff:
+        async with get_client() as client:
+            return await _apply(
+                client, plan, schema, activate=activate, prune=prune, create_pool=create_pool, dry_run=dry_run
+            )
+
+    try:
+        return asyncio.run(run())
+    except PrefectHTTPStatusError as exc:
+        raise PrefectApiError(
+            f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
+            f"{exc.response.text[:300]}"
+        ) from None
+    except (OSError, httpx.HTTPError) as exc:
+        raise PrefectApiError(f"cannot reach the Prefect API ({exc}); check PREFECT_API_URL") from None

@@ -1,0 +1,143 @@
+"""apply against a real Prefect API (the session's test server): slugs, crons, parameters, active flags, idempotence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt2prefect.tenant import TenantSettings, load_tenant
+from migration.apply import ApplyError, apply_plan
+from migration.dbt_cloud.models import Job
+from migration.plan import MigrationPlan
+from migration.translate import build_plan
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _plan(deployment: str, *, drop: set[int] | None = None) -> MigrationPlan:
+    raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())
+    jobs = [Job.from_api(item) for item in raw["data"] if item["id"] not in (drop or set())]
+    tenant: TenantSettings = load_tenant().model_copy(
+        update={"deployment_name": deployment, "work_pool": "wg-test-process"}
+    )
+    return build_plan(jobs, tenant)
+
+
+async def _schedules(name: str) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(name)
+        return {s.slug: s for s in await client.read_deployment_schedules(deployment.id)}
+
+
+def _read(name: str) -> dict[str, Any]:
+    return asyncio.run(_schedules(name))
+
+
+@pytest.fixture(scope="module")
+def applied(prefect_api: None) -> MigrationPlan:
+    plan = _plan("dbt_wg_apply_test")
+    diff = apply_plan(plan, create_pool=True)
+    assert diff.applied and diff.deployment.status == "added"
+    return plan
+
+
+def test_schedules_exist_with_slug_cron_timezone_parameters_inactive(applied: MigrationPlan) -> None:
+    current = _read("run_dbt_wg/dbt_wg_apply_test")
+    assert sorted(current) == sorted(s.slug for s in applied.schedules)
+    for planned in applied.schedules:
+        schedule = current[planned.slug]
+        assert schedule.active is False
+        assert schedule.parameters == planned.parameters
+        assert schedule.schedule.timezone == "UTC"
+        if planned.cron is not None:
+            assert (schedule.schedule.cron, schedule.schedule.day_or) == (planned.cron, planned.day_or)
+        else:
+            assert schedule.schedule.rrule == planned.rrule
+    assert current["job-102"].parameters == {"selector": "nightly", "target": "prod", "threads": 8}
+
+
+def test_second_apply_is_a_noop(applied: MigrationPlan) -> None:
+    diff = apply_plan(applied)
+    assert not diff.has_changes and not diff.applied
+    assert diff.deployment.status == "unchanged"
+    assert {c.status for c in diff.schedules} == {"unchanged"}
+
+
+def test_hand_added_schedule_survives_and_active_flags_are_kept(applied: MigrationPlan) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+
+    async def add_by_hand_and_activate() -> None:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("run_dbt_wg/dbt_wg_apply_test")
+            await client.create_deployment_schedules(
+                deployment.id,
+                [DeploymentScheduleCreate(schedule=CronSchedule(cron="0 12 * * *"), slug="nightly-dev", active=True)],
+            )
+            by_slug = {s.slug: s for s in await client.read_deployment_schedules(deployment.id)}
+            # As cutover does it: Prefect 3.9.1's PATCH resets parameters it is not sent, so send them.
+            job_101 = by_slug["job-101"]
+            await client.update_deployment_schedule(
+                deployment.id, job_101.id, active=True, parameters=job_101.parameters
+            )
+
+    asyncio.run(add_by_hand_and_activate())
+    # Job 102 leaves dbt Cloud: its schedule is ours, so --prune may remove it; the hand-made one stays.
+    changed = _plan("dbt_wg_apply_test", drop={102})
+    diff = apply_plan(changed, prune=True)
+    assert {c.slug: (c.status, c.fields) for c in diff.schedules if c.status != "unchanged"} == {
+        "job-102": ("removed", [])
+    }
+    current = _read("run_dbt_wg/dbt_wg_apply_test")
+    assert "nightly-dev" in current and current["nightly-dev"].active
+    assert "job-102" not in current
+    assert current["job-101"].active is True  # cutover's flag survives apply
+
+
+def test_changed_parameters_update_in_place(applied: MigrationPlan) -> None:
+    raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())
+    jobs = [Job.from_api(item) for item in raw["data"] if item["id"] != 102]
+    jobs = [
+        j.model_copy(update={"settings": j.settings.model_copy(update={"threads": 16})}) if j.id == 105 else j
+        for j in jobs
+    ]
+    tenant = load_tenant().model_copy(update={"deployment_name": "dbt_wg_apply_test", "work_pool": "wg-test-process"})
+    before = _read("run_dbt_wg/dbt_wg_apply_test")["job-105"]
+    diff = apply_plan(build_plan(jobs, tenant))
+    change = next(c for c in diff.schedules if c.slug == "job-105")
+    assert (change.status, change.fields) == ("changed", ["parameters"])
+    after = _read("run_dbt_wg/dbt_wg_apply_test")["job-105"]
+    assert after.id == before.id and after.parameters["threads"] == 16
+    restored = apply_plan(_plan("dbt_wg_apply_test", drop={102}))
+    assert [c.slug for c in restored.schedules if c.status == "changed"] == ["job-105"]
+
+
+def test_missing_work_pool_is_a_clear_error(prefect_api: None) -> None:
+    plan = _plan("dbt_wg_no_pool").model_copy(update={"work_pool": "no-such-pool"})
+    with pytest.raises(ApplyError, match=r"no-such-pool.*--create-pool"):
+        apply_plan(plan)
+
+
+def test_apply_repairs_parameters_a_bare_activation_wiped(applied: MigrationPlan) -> None:
+    from prefect.client.orchestration import get_client
+
+    async def activate_without_parameters() -> None:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("run_dbt_wg/dbt_wg_apply_test")
+            by_slug = {s.slug: s for s in await client.read_deployment_schedules(deployment.id)}
+            await client.update_deployment_schedule(deployment.id, by_slug["job-103"].id, active=True)
+
+    asyncio.run(activate_without_parameters())
+    assert _read("run_dbt_wg/dbt_wg_apply_test")["job-103"].parameters == {}
+    diff = apply_plan(_plan("dbt_wg_apply_test", drop={102}))
+    assert [(c.slug, c.fields) for c in diff.schedules if c.status == "changed"] == [("job-103", ["parameters"])]
+    repaired = _read("run_dbt_wg/dbt_wg_apply_test")["job-103"]
+    assert repaired.active is True
+    assert repaired.parameters == next(s.parameters for s in applied.schedules if s.job_id == 103)
