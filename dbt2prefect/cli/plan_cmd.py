@@ -1,0 +1,198 @@
+"""`dbt2prefect plan | apply | emit`: dbt Cloud jobs → the tenant's Prefect deployment and its schedules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from migration.apply import ApplyDiff, apply_plan
+from migration.emit import pinned_versions, quickstart_command, render_prefect_yaml, write_prefect_yaml
+from migration.errors import MigrationError
+from migration.plan import MigrationPlan, Severity
+from migration.translate import build_plan
+
+FromFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--from-file",
+        help="Inventory from `dbt2prefect export`, or a saved GET /jobs/ response; default: read dbt Cloud live.",
+    ),
+]
+_SEVERITY_STYLE = {Severity.BLOCKER: "bold red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.command("apply")(apply)
+    app.command("emit")(emit)
+
+
+def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
+    from migration.export import Inventory, export_inventory, load_inventory
+
+    inventory: Inventory
+    if from_file is not None:
+        inventory = load_inventory(from_file)
+    else:
+        from migration.dbt_cloud.auth import resolve_token
+        from migration.dbt_cloud.client import DbtCloudClient
+
+        settings = tenant.dbt_cloud
+        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token)
+        with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
+            inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
+    return build_plan(inventory.job_models(), tenant, inventory.environment_models())
+
+
+def _parameters_text(parameters: dict[str, object] | None) -> str:
+    if parameters is None:
+        return "-"
+    return "\n".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in parameters.items())
+
+
+def _render_plan(plan: MigrationPlan) -> None:
+    schedules = {s.slug: s for s in plan.schedules}
+    table = Table(title=f"Deployment {plan.flow_name}/{plan.deployment_name} (work pool {plan.work_pool})")
+    for column in ("job", "schedule", "cron (UTC)", "parameters", "status"):
+        table.add_column(column, overflow="fold")
+    for job in plan.jobs:
+        schedule = schedules.get(job.schedule_slug or "")
+        words = schedule.description if schedule else "-"
+        expression = "-"
+        if schedule is not None:
+            expression = schedule.cron or (schedule.rrule or "").replace("\n", " ")
+            if not schedule.day_or:
+                expression += " (day AND weekday)"
+            proof = schedule.proof
+            expression += f"\n{'=' if proof.equivalent else '≠'} dbt Cloud over {proof.checked} fire times"
+        table.add_row(f"{job.job_name}\n{job.job_id}", words, expression, _parameters_text(job.parameters), job.status)
+    console.print(table)
+    if not plan.findings:
+        console.print("No findings.")
+        return
+    acknowledged = set(plan.acknowledged)
+    findings = Table(title="Findings")
+    for column in ("severity", "reason", "job", "message", "manual step"):
+        findings.add_column(column, overflow="fold")
+    for f in plan.findings:
+        severity = f.severity.value + (" (acknowledged)" if f.key in acknowledged else "")
+        style = _SEVERITY_STYLE[f.severity]
+        findings.add_row(
+            f"[{style}]{severity}[/]", f.reason_code, f"{f.job_name}\n{f.job_id}", f.message, f.manual_step
+        )
+    console.print(findings)
+
+
+def _blocked(plan: MigrationPlan) -> bool:
+    blocking = plan.blocking()
+    if blocking:
+        err_console.print(
+            f"{len(blocking)} blocker finding(s) not acknowledged: {', '.join(f.key for f in blocking)}. "
+            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings."
+        )
+    return bool(blocking)
+
+
+@handle_errors
+def plan(from_file: FromFile = None, json_output: JsonFlag = False, tenant_file: TenantFile = None) -> None:
+    """Translate the dbt Cloud jobs into one deployment with a schedule per job, and list the findings.
+
+    Exits 1 when a blocker finding is not acknowledged in the tenant settings.
+    """
+    tenant = tenant_from(tenant_file)
+    migration_plan = _load_plan(tenant, from_file)
+    if json_output:
+        typer.echo(json.dumps(migration_plan.to_json_dict(), indent=2, sort_keys=True))
+    else:
+        _render_plan(migration_plan)
+    if _blocked(migration_plan):
+        raise typer.Exit(1)
+
+
+def _render_diff(diff: ApplyDiff) -> None:
+    table = Table(title=f"Deployment {diff.deployment.name}: {diff.deployment.status}")
+    for column in ("slug", "change", "fields", "active"):
+        table.add_column(column)
+    for change in diff.schedules:
+        active = "-" if change.active is None else str(change.active).lower()
+        table.add_row(change.slug, change.status, ", ".join(change.fields), active)
+    console.print(table)
+
+
+@handle_errors
+def apply(
+    from_file: FromFile = None,
+    activate: Annotated[
+        bool, typer.Option(help="Create new schedules active (default: inactive until cutover).")
+    ] = False,
+    prune: Annotated[bool, typer.Option(help="Delete job-<id> schedules whose job left the plan.")] = False,
+    create_pool: Annotated[
+        bool, typer.Option(help="Create a process work pool if the tenant's pool does not exist.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show the diff only.")] = False,
+    json_output: JsonFlag = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Create or update the deployment and its schedules (matched by slug) through the Prefect API.
+
+    Existing schedules keep their active flag; schedules without a job-<id> slug are never touched.
+    """
+    tenant = tenant_from(tenant_file)
+    migration_plan = _load_plan(tenant, from_file)
+    if _blocked(migration_plan):
+        raise typer.Exit(1)
+    preview = apply_plan(migration_plan, prune=prune, dry_run=True)
+    if not json_output:
+        _render_diff(preview)
+    if dry_run or not preview.has_changes:
+        if json_output:
+            typer.echo(preview.model_dump_json(indent=2))
+        else:
+            console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
+        return
+    result = apply_plan(migration_plan, activate=activate, prune=prune, create_pool=create_pool)
+    if json_output:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    counts = {s: sum(1 for c in result.schedules if c.status == s) for s in ("added", "changed", "removed")}
+    console.print(
+        f"Applied: deployment {result.deployment.status}; schedules {counts['added']} added, "
+        f"{counts['changed']} changed, {counts['removed']} removed"
+        + ("" if activate else "; new schedules are inactive until cutover.")
+    )
+
+
+@handle_errors
+def emit(
+    from_file: FromFile = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Default: tenants/<tenant>.prefect.yaml.")
+    ] = None,
+    activate: Annotated[bool, typer.Option(help="Write schedules active (default: inactive).")] = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Write prefect.yaml for the deployment and print the equivalent `uvx prefect-cloud deploy` line."""
+    tenant = tenant_from(tenant_file)
+    migration_plan = _load_plan(tenant, from_file)
+    try:
+        versions = pinned_versions((REPO_ROOT / "constraints.txt").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MigrationError(f"cannot read pinned versions from constraints.txt: {exc}") from None
+    text = render_prefect_yaml(migration_plan, versions, python=tenant.image_python, activate=activate)
+    path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
+    console.print(f"Wrote {path} ({len(migration_plan.schedules)} schedule(s)).")
+    console.print("Quickstart equivalent (Prefect Cloud; replace OWNER/REPO):")
+    console.print(
+        quickstart_command(migration_plan, versions, python=tenant.image_python), markup=False, soft_wrap=True
+    )
+    err_console.print(
+        "[yellow]warning:[/] `prefect-cloud schedule` deletes ALL schedules of the deployment before adding one; "
+        "apply schedules from this prefect.yaml (`prefect deploy`) or with `dbt2prefect apply`."
+    )
+    _blocked(migration_plan)
