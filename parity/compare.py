@@ -25,6 +25,7 @@ class JobInputs:
     candidate_ref: RunRef
     job_name: str = ""
     selection: SelectionContext = field(default_factory=SelectionContext)
+    extra_findings: tuple[Finding, ...] = ()
 
 
 def compare_job(
@@ -35,7 +36,7 @@ def compare_job(
 ) -> JobParity:
     """Run every check for one job. Warehouses are used read-only, with batched queries."""
     base, cand = inputs.baseline, inputs.candidate
-    findings: list[Finding] = []
+    findings: list[Finding] = list(inputs.extra_findings)
     base_cmd, cand_cmd = base.run_results.command, cand.run_results.command
     if base_cmd and cand_cmd and base_cmd != cand_cmd:
         findings.append(

@@ -1,0 +1,94 @@
+"""Candidates from the run-artifact store: a `run_dbt_wg` flow run's artifacts and its recorded parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dbt2prefect.artifact_store import RUN_RECORD, ArtifactStore
+from dbt2prefect.errors import ArtifactStoreError
+from parity.artifacts import RunArtifacts, parse_catalog, parse_manifest, parse_run_results
+from parity.errors import CandidateError
+from parity.model import Check, Finding, RunRef, Severity
+
+# Parameters that may legitimately differ between the translated job and the parity run.
+_IGNORED_PARAMETERS = frozenset({"target", "profiles_strategy", "project_dir", "per_node_tasks", "timeout_seconds"})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    artifacts: RunArtifacts
+    ref: RunRef
+    record: dict[str, Any]
+
+
+def load_candidate(store: ArtifactStore, tenant: str, deployment: str, flow_run_id: str) -> Candidate:
+    """A stored `run_dbt_wg` run by flow-run id.
+
+    Raises:
+        CandidateError: the run is not in the store or lacks manifest.json / run_results.json.
+    """
+    key = store.find_run(tenant, deployment, flow_run_id)
+    if key is None:
+        raise CandidateError(
+            f"flow run {flow_run_id} is not in the artifact store {store.url} under {tenant}/{deployment}; "
+            "check the id (dbt2prefect parity --candidate-run JOB=FLOW_RUN_ID) or run the job on the parity target"
+        )
+    where = f"{store.url}/{tenant}/{deployment}/{key.target}/{flow_run_id}"
+    try:
+        record = store.read_json(key, RUN_RECORD) if store.has(key, RUN_RECORD) else {}
+        manifest = parse_manifest(store.read_json(key, "manifest.json"), f"{where}/manifest.json")
+        results = parse_run_results(store.read_json(key, "run_results.json"), f"{where}/run_results.json")
+        catalog = (
+            parse_catalog(store.read_json(key, "catalog.json"), f"{where}/catalog.json")
+            if store.has(key, "catalog.json")
+            else None
+        )
+    except ArtifactStoreError as exc:
+        raise CandidateError(f"candidate run {flow_run_id}: {exc}") from None
+    artifacts = RunArtifacts(
+        label="candidate", manifest=manifest, run_results=results, catalog=catalog, target=key.target
+    )
+    ref = RunRef(
+        system="prefect",
+        run_id=flow_run_id,
+        command=results.command,
+        target=key.target,
+        generated_at=results.metadata.generated_at,
+        dbt_version=results.metadata.dbt_version,
+    )
+    return Candidate(artifacts=artifacts, ref=ref, record=record)
+
+
+def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], candidate_target: str) -> list[Finding]:
+    """Differences between the job's translated parameters and the parameters the candidate run recorded."""
+    findings: list[Finding] = []
+    recorded = record.get("parameters")
+    if not isinstance(recorded, Mapping):
+        return findings
+    if recorded.get("target") not in (None, candidate_target):
+        findings.append(
+            Finding(
+                check=Check.ARTIFACTS,
+                reason="candidate_wrong_target",
+                severity=Severity.ERROR,
+                subject="target",
+                message=f"the candidate run used target {recorded.get('target')!r}, not {candidate_target!r}",
+                explanation="parity compares a run on the parity target; prod must never be written by parity",
+            )
+        )
+    for name in sorted(set(expected) - _IGNORED_PARAMETERS):
+        if recorded.get(name) != expected[name]:
+            findings.append(
+                Finding(
+                    check=Check.ARTIFACTS,
+                    reason="candidate_parameters_differ",
+                    severity=Severity.ERROR,
+                    subject=name,
+                    message=f"parameter {name!r}: the job translates to {expected[name]!r}, "
+                    f"the candidate run used {recorded.get(name)!r}",
+                    explanation="start the candidate with the job's translated parameters (dbt2prefect plan)",
+                )
+            )
+    return findings

@@ -1,0 +1,154 @@
+"""Parity for a list of jobs: fetch baselines, find or start candidates, resolve selections, compare, report.
+
+The pieces that talk to the outside are passed in (a dbt Cloud client, the artifact store, a function that
+gives a target's dbt profile output, optionally a function that starts a candidate run), so the CLI and the
+Prefect flow share this code and tests can use the sandbox's real servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
+from parity.baseline import DbtCloudRuns, fetch_baseline
+from parity.candidate import load_candidate, parameter_findings
+from parity.compare import JobInputs, compare_job
+from parity.errors import CandidateError, SelectionError
+from parity.model import Check, Finding, JobParity, ParityReport, Severity
+from parity.nodes import SelectionContext
+from parity.selection import SelectionResolver, pick_step, selections_from_parameters
+from parity.settings import ParitySettings
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One migrated job: its translated `run_dbt_wg` parameters and, optionally, pinned runs."""
+
+    job_id: int
+    parameters: Mapping[str, Any]
+    name: str = ""
+    candidate_run_id: str | None = None
+    baseline_run_id: int | None = None
+
+    def candidate_parameters(self, candidate_target: str) -> dict[str, Any]:
+        """The job's parameters with the target switched to the parity target."""
+        return {**self.parameters, "target": candidate_target}
+
+
+ProfileOutputs = Callable[[str], Mapping[str, Any]]
+"""target name -> the dbt profile output dict of that target (secrets included; never logged)."""
+
+CandidateStarter = Callable[[JobSpec, dict[str, Any]], str]
+"""(job, parameters on the parity target) -> flow-run id of the finished `run_dbt_wg` run."""
+
+
+@dataclass
+class ParityContext:
+    """What `compare_jobs` needs from the outside world."""
+
+    tenant: str
+    deployment: str
+    store: ArtifactStore
+    baselines: DbtCloudRuns
+    settings: ParitySettings = field(default_factory=ParitySettings)
+    project_dir: Path | None = None
+    profile_outputs: ProfileOutputs | None = None
+    start_candidate: CandidateStarter | None = None
+
+
+class _Warehouses:
+    def __init__(self, outputs: ProfileOutputs | None) -> None:
+        self._outputs = outputs
+        self._open: dict[str, Warehouse] = {}
+
+    def get(self, target: str | None) -> Warehouse | None:
+        if self._outputs is None or not target:
+            return None
+        if target not in self._open:
+            self._open[target] = warehouse_from_profile_output(self._outputs(target))
+        return self._open[target]
+
+    def close(self) -> None:
+        for warehouse in self._open.values():
+            warehouse.close()
+        self._open.clear()
+
+
+def _selection(
+    resolver: SelectionResolver | None, spec: JobSpec, command: str | None, base_target: str | None, cand_target: str
+) -> tuple[SelectionContext, list[Finding]]:
+    if resolver is None:
+        return SelectionContext(baseline_target=base_target, candidate_target=cand_target), []
+    try:
+        steps = selections_from_parameters(spec.candidate_parameters(cand_target), cand_target)
+        step = pick_step(steps, command)
+        if step is None:
+            raise SelectionError(f"job {spec.job_id}'s parameters hold no building step")
+        selected = resolver.resolve(step, cand_target)
+        under_base = resolver.enabled_nodes(base_target, step.vars) if base_target else None
+    except SelectionError as exc:
+        finding = Finding(
+            check=Check.NODE_SETS,
+            reason="selection_not_resolved",
+            severity=Severity.ERROR,
+            subject="selection",
+            message=str(exc),
+        )
+        return SelectionContext(baseline_target=base_target, candidate_target=cand_target), [finding]
+    context = SelectionContext(
+        selected=selected,
+        enabled_under_baseline_target=under_base,
+        baseline_target=base_target,
+        candidate_target=cand_target,
+    )
+    return context, []
+
+
+def compare_one(
+    spec: JobSpec, ctx: ParityContext, resolver: SelectionResolver | None, warehouses: _Warehouses
+) -> JobParity:
+    """Baseline, candidate, selection, warehouses -> one job's parity."""
+    cand_target = ctx.settings.candidate_target
+    baseline = fetch_baseline(ctx.baselines, spec.job_id, spec.baseline_run_id, target=spec.parameters.get("target"))
+    run_id = spec.candidate_run_id
+    if run_id is None:
+        if ctx.start_candidate is None:
+            raise CandidateError(
+                f"job {spec.job_id}: no candidate run given; pass --candidate-run {spec.job_id}=FLOW_RUN_ID "
+                "or let parity start one"
+            )
+        run_id = ctx.start_candidate(spec, spec.candidate_parameters(cand_target))
+    candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
+    extra = parameter_findings(spec.parameters, candidate.record, cand_target)
+    base_target = baseline.ref.target or spec.parameters.get("target")
+    selection, selection_findings = _selection(
+        resolver, spec, baseline.artifacts.run_results.command, base_target, cand_target
+    )
+    inputs = JobInputs(
+        job_id=spec.job_id,
+        job_name=spec.name,
+        baseline=baseline.artifacts,
+        baseline_ref=baseline.ref,
+        candidate=candidate.artifacts,
+        candidate_ref=candidate.ref,
+        selection=selection,
+        extra_findings=tuple(extra + selection_findings),
+    )
+    return compare_job(inputs, ctx.settings, warehouses.get(base_target), warehouses.get(candidate.ref.target))
+
+
+def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
+    """Parity of every job, sharing one parsed project and one connection per target across jobs."""
+    warehouses = _Warehouses(ctx.profile_outputs)
+    resolver = SelectionResolver(ctx.project_dir) if ctx.project_dir is not None else None
+    try:
+        jobs = [compare_one(spec, ctx, resolver, warehouses) for spec in specs]
+    finally:
+        warehouses.close()
+        if resolver is not None:
+            resolver.close()
+    return ParityReport.from_jobs(ctx.tenant, jobs)

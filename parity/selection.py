@@ -1,0 +1,246 @@
+"""Resolve jobs' selections to node sets on the candidate project: one process, one parsed manifest.
+
+`dbtRunner().invoke(["parse"])` parses the project once per (target, vars); every selection is then resolved with
+`dbtRunner(manifest=m).invoke(["ls", ...])`, which reuses the parsed manifest. `dbt ls` needs a profile but
+never connects, so the resolver writes a throwaway DuckDB profile (one output per target name asked for) into
+its own temporary folder, together with dbt's target and log paths: nothing is written into the project.
+
+The same parses answer a second question the explanations need: which nodes are enabled when the candidate
+project is parsed under the *baseline's* target name (a node that flips is a target-dependent config).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from parity.errors import SelectionError
+
+# Resource types each building command executes (and therefore writes to run_results.json).
+EXECUTED_TYPES: dict[str, frozenset[str]] = {
+    "build": frozenset({"model", "seed", "snapshot", "test", "unit_test", "function"}),
+    "run": frozenset({"model"}),
+    "test": frozenset({"test", "unit_test"}),
+    "seed": frozenset({"seed"}),
+    "snapshot": frozenset({"snapshot"}),
+}
+
+
+@dataclass(frozen=True)
+class StepSelection:
+    """The selection of one building dbt step, as dbt's own parser reads the step's arguments."""
+
+    command: str
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    selector: str | None = None
+    vars: str | None = None
+    resource_types: tuple[str, ...] = ()
+    exclude_resource_types: tuple[str, ...] = ()
+    indirect_selection: str | None = None
+    line: str = ""
+
+    def executed_types(self) -> frozenset[str]:
+        types = EXECUTED_TYPES[self.command]
+        if self.resource_types and "all" not in self.resource_types:
+            types = types & frozenset(self.resource_types)
+        return types - frozenset(self.exclude_resource_types)
+
+
+def _flatten(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())
+    parts: list[str] = []
+    for item in value:
+        parts.extend(_flatten(item))
+    return tuple(parts)
+
+
+def parse_step_args(args: list[str], line: str = "") -> StepSelection | None:
+    """The selection of one dbt argument list (`['build', '--select', 'tag:daily', ...]`), None when the
+    command does not build (deps, docs generate, source freshness, run-operation, ...).
+
+    Raises:
+        SelectionError: dbt's parser rejects the arguments.
+    """
+    import click
+    from dbt.cli.main import cli
+
+    if not args or args[0] not in EXECUTED_TYPES:
+        return None
+    command = cli.commands[args[0]]
+    try:
+        options, _rest, _order = command.make_parser(click.Context(command)).parse_args(list(args[1:]))
+    except click.UsageError as exc:
+        raise SelectionError(f"step {line or ' '.join(args)!r}: {exc.format_message()}") from None
+    selector = options.get("selector")
+    return StepSelection(
+        command=args[0],
+        select=_flatten(options.get("select")),
+        exclude=_flatten(options.get("exclude")),
+        selector=str(selector) if selector else None,
+        vars=str(options["vars"]) if options.get("vars") else None,
+        resource_types=_flatten(options.get("resource_types")),
+        exclude_resource_types=_flatten(options.get("exclude_resource_types")),
+        indirect_selection=str(options["indirect_selection"]) if options.get("indirect_selection") else None,
+        line=line or " ".join(args),
+    )
+
+
+def selections_from_parameters(parameters: Mapping[str, Any], target: str = "parity") -> list[StepSelection]:
+    """The building steps of a `run_dbt_wg` parameter set, in order (checkbox steps build nothing).
+
+    Raises:
+        ParameterError: the parameters are not valid for the flow.
+    """
+    from dbt2prefect.params import plan_invocations, validate
+
+    params = validate({k: v for k, v in parameters.items() if k != "target"} | {"target": target})
+    selections: list[StepSelection] = []
+    for invocation in plan_invocations(params, target, state_dir=None):
+        step = parse_step_args(invocation.args, invocation.label)
+        if step is not None:
+            selections.append(step)
+    return selections
+
+
+def pick_step(selections: list[StepSelection], command: str | None) -> StepSelection | None:
+    """The step matching a baseline's `args.which`: the last building step with that command (or the last one)."""
+    matching = [s for s in selections if command is None or s.command == command]
+    if matching:
+        return matching[-1]
+    return selections[-1] if selections else None
+
+
+class SelectionResolver:
+    """Parses the candidate project once per (target, vars) and resolves selections in-process.
+
+    Use as a context manager (or call `close()`): it owns a temporary folder.
+    """
+
+    def __init__(self, project_dir: Path, profile_name: str | None = None) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        if not (self.project_dir / "dbt_project.yml").is_file():
+            raise SelectionError(f"{self.project_dir} holds no dbt_project.yml; pass the candidate dbt project folder")
+        self.profile_name = profile_name or self._profile_from_project()
+        self._tmp = Path(tempfile.mkdtemp(prefix="dbt2prefect-selection-"))
+        self._targets: set[str] = set()
+        self._manifests: dict[tuple[str, str | None], Any] = {}
+        self.parses = 0
+        self.resolutions = 0
+
+    def _profile_from_project(self) -> str:
+        try:
+            data = yaml.safe_load((self.project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SelectionError(f"{self.project_dir}/dbt_project.yml is unreadable: {exc}") from None
+        if not isinstance(data, dict) or not data.get("profile"):
+            raise SelectionError(f"{self.project_dir}/dbt_project.yml names no `profile`")
+        return str(data["profile"])
+
+    def __enter__(self) -> SelectionResolver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._manifests.clear()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _ensure_profile(self, target: str) -> None:
+        if target in self._targets:
+            return
+        self._targets.add(target)
+        # Never opened: dbt parse and ls do not connect. The path only has to be a valid DuckDB file name.
+        outputs = {
+            name: {"type": "duckdb", "path": str(self._tmp / f"{name}.duckdb"), "schema": "main", "threads": 1}
+            for name in sorted(self._targets)
+        }
+        profile = {self.profile_name: {"target": target, "outputs": outputs}}
+        (self._tmp / "profiles.yml").write_text(yaml.safe_dump(profile), encoding="utf-8")
+
+    def _common(self, target: str) -> list[str]:
+        return [
+            "--project-dir",
+            str(self.project_dir),
+            "--profiles-dir",
+            str(self._tmp),
+            "--target",
+            target,
+            "--target-path",
+            str(self._tmp / "target"),
+            "--log-path",
+            str(self._tmp / "logs"),
+            "--log-level",
+            "none",
+            "--no-partial-parse",
+            "--no-write-json",
+        ]
+
+    def manifest(self, target: str, vars: str | None = None) -> Any:
+        """The parsed dbt Manifest of the project under `target` (and `--vars`), cached."""
+        key = (target, vars)
+        if key not in self._manifests:
+            from dbt.cli.main import dbtRunner
+
+            self._ensure_profile(target)
+            args = ["parse", *self._common(target)]
+            if vars:
+                args += ["--vars", vars]
+            result = dbtRunner().invoke(args)
+            self.parses += 1
+            if not result.success or result.result is None:
+                reason = result.exception or "see the dbt log"
+                raise SelectionError(
+                    f"dbt parse of {self.project_dir} (target {target!r}) failed: {reason}; "
+                    f"log: {self._tmp / 'logs' / 'dbt.log'}"
+                )
+            self._manifests[key] = result.result
+        return self._manifests[key]
+
+    def enabled_nodes(self, target: str, vars: str | None = None) -> frozenset[str]:
+        """unique_ids of every enabled node, source and unit test when parsed under `target`."""
+        manifest = self.manifest(target, vars)
+        ids = set(manifest.nodes) | set(manifest.sources) | set(getattr(manifest, "unit_tests", {}) or {})
+        return frozenset(ids)
+
+    def resolve(self, step: StepSelection, target: str) -> frozenset[str]:
+        """unique_ids the step executes on the project under `target` (same resolution as the step itself)."""
+        from dbt.cli.main import dbtRunner
+
+        manifest = self.manifest(target, step.vars)
+        args = ["ls", *self._common(target), "--output", "json", "--output-keys", "unique_id resource_type"]
+        if step.select:
+            args += ["--select", *step.select]
+        if step.exclude:
+            args += ["--exclude", *step.exclude]
+        if step.selector:
+            args += ["--selector", step.selector]
+        if step.vars:
+            args += ["--vars", step.vars]
+        if step.indirect_selection:
+            args += ["--indirect-selection", step.indirect_selection]
+        result = dbtRunner(manifest=manifest).invoke(args)
+        self.resolutions += 1
+        if not result.success:
+            raise SelectionError(
+                f"selection of step {step.line!r} could not be resolved on {self.project_dir}: "
+                f"{result.exception or 'see ' + str(self._tmp / 'logs' / 'dbt.log')}"
+            )
+        types = step.executed_types()
+        selected: set[str] = set()
+        for line in result.result or []:
+            item = json.loads(line)
+            if item.get("resource_type") in types:
+                selected.add(str(item["unique_id"]))
+        return frozenset(selected)
