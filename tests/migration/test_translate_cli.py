@@ -1,0 +1,67 @@
+"""`dbt2prefect plan` and `apply` through the CLI: tables, JSON, exit codes, acknowledgements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dbt2prefect.cli.app import app
+from dbt2prefect.tenant import REPO_ROOT
+
+FIXTURE = Path(__file__).parent / "fixtures" / "jobs_edge_cases.json"
+runner = CliRunner()
+
+
+def _tenant_file(tmp_path: Path, extra: str) -> Path:
+    text = (REPO_ROOT / "tenants" / "dbt_williamgrant.toml").read_text()
+    text = text.replace(
+        'project_dir = "dbt_williamgrant"', f'project_dir = "{REPO_ROOT / "tenants" / "dbt_williamgrant"}"'
+    )
+    text = text.replace('local_profiles_dir = "dbt_williamgrant/profiles"', "")
+    text = text.replace("acknowledged_findings = []", extra)
+    path = tmp_path / "tenant.toml"
+    path.write_text(text)
+    return path
+
+
+def test_plan_json_lists_blockers_and_exits_1() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert "steps_empty:106" in data["blocking"]
+    assert {s["slug"] for s in data["schedules"]} >= {"job-101", "job-102"}
+
+
+def test_plan_table_shows_schedules_in_words_and_findings() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE)], env={"COLUMNS": "250"})
+    assert "every day at 06:00, 18:00 UTC" in result.stdout
+    assert "job_chaining" in result.stdout and "blocker" in result.stdout
+
+
+def test_acknowledged_blockers_let_plan_pass(tmp_path: Path) -> None:
+    blocking = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["blocking"]
+    tenant = _tenant_file(tmp_path, f"acknowledged_findings = {json.dumps(blocking)}")
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json", "--tenant-file", str(tenant)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["blocking"] == []
+
+
+def test_bad_inventory_is_exit_2() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(REPO_ROOT / "pyproject.toml")])
+    assert result.exit_code == 2 and "not readable JSON" in result.output
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_apply_twice_says_nothing_to_change(tmp_path: Path) -> None:
+    blocking = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["blocking"]
+    tenant = _tenant_file(tmp_path, f"acknowledged_findings = {json.dumps(blocking)}")
+    tenant.write_text(tenant.read_text().replace('deployment_name = "dbt_wg"', 'deployment_name = "dbt_wg_cli_test"'))
+    args = ["apply", "--from-file", str(FIXTURE), "--tenant-file", str(tenant), "--create-pool"]
+    first = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert first.exit_code == 0, first.output
+    assert "inactive until cutover" in first.stdout
+    second = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert second.exit_code == 0 and "Nothing to change." in second.stdout
