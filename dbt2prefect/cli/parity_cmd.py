@@ -1,0 +1,104 @@
+"""`dbt2prefect parity`: compare dbt Cloud baselines with Prefect runs; exit 0 PASS, 1 FAIL, 2 bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dbt2prefect.cli.common import JsonFlag, TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.errors import ParameterError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("parity")(parity)
+
+
+def parse_candidate_runs(values: list[str]) -> dict[int, str]:
+    """`JOB=FLOW_RUN_ID` pairs -> {job id: flow-run id}."""
+    runs: dict[int, str] = {}
+    for value in values:
+        job, sep, run = value.partition("=")
+        if not sep or not job.strip().isdigit() or not run.strip():
+            raise ParameterError(f"--candidate-run {value!r}: expected JOB_ID=FLOW_RUN_ID, e.g. 70403103936332=3f2a...")
+        runs[int(job)] = run.strip()
+    return runs
+
+
+@handle_errors
+def parity(
+    job: Annotated[
+        list[int] | None, typer.Option("--job", help="dbt Cloud job id (repeat); default all scheduled jobs.")
+    ] = None,
+    candidate_run: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--candidate-run", help="JOB=FLOW_RUN_ID of an existing run_dbt_wg run on the parity target (repeat)."
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Report root (default .dbt2prefect/parity).")
+    ] = None,
+    profiles_strategy: Annotated[
+        str, typer.Option("--profiles-strategy", help="Warehouse connections from 'blocks' or 'local' profiles.")
+    ] = "blocks",
+    dbt_cloud_host: Annotated[str | None, typer.Option(help="dbt Cloud host (default: tenant setting).")] = None,
+    account_id: Annotated[int | None, typer.Option(help="dbt Cloud account id (default: tenant setting).")] = None,
+    json_output: JsonFlag = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Prove each migrated job builds the same nodes, statuses and row counts under Prefect as in dbt Cloud.
+
+    Jobs without --candidate-run get a run_dbt_wg run on the parity target first (needs a Prefect API).
+    """
+    from dbt2prefect.artifact_store import ArtifactStore
+    from flows.parity_flow import _start_candidate, dbt_cloud_client, job_specs, profile_outputs
+    from parity.runner import ParityContext, compare_jobs
+    from parity.settings import load_parity_settings, parity_settings_path
+    from parity.store import DEFAULT_REPORT_ROOT, write_report
+
+    if profiles_strategy not in ("blocks", "local"):
+        raise ParameterError(f"--profiles-strategy {profiles_strategy!r}: use 'blocks' or 'local'")
+    runs = parse_candidate_runs(candidate_run or [])
+    tenant = tenant_from(tenant_file)
+    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    with dbt_cloud_client(tenant, dbt_cloud_host, account_id) as client:
+        specs = job_specs(client, tenant, job or None, runs)
+        context = ParityContext(
+            tenant=tenant.name,
+            deployment=tenant.deployment_name,
+            store=ArtifactStore(tenant.artifact_store_url),
+            baselines=client,
+            settings=settings,
+            project_dir=tenant.project_dir,
+            profile_outputs=profile_outputs(tenant, profiles_strategy),  # type: ignore[arg-type]
+            start_candidate=_start_candidate,
+        )
+        report = compare_jobs(specs, context)
+    folder = write_report(report, report_dir or DEFAULT_REPORT_ROOT)
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        table = Table(title=f"Parity {tenant.name}: {report.verdict.value}")
+        for column in ("job", "name", "verdict", "errors", "node-set diffs", "status diffs", "row counts off"):
+            table.add_column(column)
+        for item in report.jobs:
+            off = sum(1 for r in item.row_counts if r.status.value != "equal")
+            colour = "green" if item.verdict.value == "PASS" else "red"
+            table.add_row(
+                str(item.job_id),
+                item.job_name,
+                f"[{colour}]{item.verdict.value}[/]",
+                str(len(item.errors())),
+                str(len(item.node_sets)),
+                str(len(item.statuses)),
+                str(off),
+            )
+        console.print(table)
+        for item in report.jobs:
+            for finding in item.errors()[:10]:
+                console.print(f"  job {item.job_id} [red]{finding.reason}[/] {finding.message}", highlight=False)
+        console.print(f"Report: {folder / 'report.html'}")
+    raise typer.Exit(0 if report.verdict.value == "PASS" else 1)
