@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
 from dbt2prefect.tenant import REPO_ROOT
+from sandbox.dbt_cloud import SandboxDbtCloud
 
 FIXTURE = Path(__file__).parent / "fixtures" / "jobs_edge_cases.json"
 runner = CliRunner()
@@ -65,3 +66,22 @@ def test_apply_twice_says_nothing_to_change(tmp_path: Path) -> None:
     assert "inactive until cutover" in first.stdout
     second = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert second.exit_code == 0 and "Nothing to change." in second.stdout
+
+
+def test_live_plan_reads_the_sandbox_dbt_cloud_api(tmp_path: Path, cloud: SandboxDbtCloud) -> None:
+    tenant = _tenant_file(tmp_path, "acknowledged_findings = []")
+    text = tenant.read_text().replace('host = "https://emea.dbt.com"', f'host = "{cloud.url}"')
+    text = text.replace("account_id = 70403103922125", f"account_id = {cloud.account_id}")
+    tenant.write_text(text.replace('token_env = "DBT_CLOUD_API_TOKEN"', 'token_env = "WG_TEST_DBT_CLOUD_TOKEN"'))
+    result = runner.invoke(
+        app, ["plan", "--json", "--tenant-file", str(tenant)], env={"WG_TEST_DBT_CLOUD_TOKEN": cloud.token}
+    )
+    data = json.loads(result.stdout)
+    from_file = json.loads(
+        runner.invoke(
+            app, ["plan", "--json", "--from-file", str(REPO_ROOT / "sandbox/dbt_cloud/seed_jobs.json")]
+        ).stdout
+    )
+    assert [s["slug"] for s in data["schedules"]] == [s["slug"] for s in from_file["schedules"]]
+    assert len(data["jobs"]) == 9
+    assert cloud.token not in result.output
