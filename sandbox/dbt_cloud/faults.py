@@ -43,7 +43,8 @@ class FaultInjector:
         self.app = app
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self.configure(settings or FaultSettings())
+        self._settings = settings or FaultSettings()
+        self._random = random.Random(self._settings.seed)
 
     @property
     def settings(self) -> FaultSettings:
