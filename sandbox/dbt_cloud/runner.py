@@ -153,6 +153,9 @@ class JobRunner:
         threads = int(overrides.get("threads_override") or settings.get("threads") or 1)
         run_dir = self.artifacts_dir / str(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
+        # dbt Cloud's job timeout (0 = none) bounds each step here; the runner's own limit applies otherwise.
+        job_timeout = float((job.get("execution") or {}).get("timeout_seconds") or 0)
+        step_timeout = overrides.get("timeout_seconds_override") or job_timeout or self.step_timeout
         has_packages = any((self.project_dir / f).exists() for f in ("packages.yml", "dependencies.yml"))
         with tempfile.TemporaryDirectory(prefix=f"dbt-cloud-sandbox-{run_id}-") as tmp:
             work = Path(tmp)
@@ -173,7 +176,7 @@ class JobRunner:
                     state = previous_target_path / "partial_parse.msgpack"
                     if state.exists():
                         shutil.copy2(state, target_path / state.name)
-                code, logs = self._invoke(step.args, work, target_path)
+                code, logs = self._invoke(step.args, work, target_path, float(step_timeout))
                 artifact_dir = self._keep_artifacts(target_path, run_dir / f"step-{index}")
                 previous_target_path = target_path
                 status = 10 if code == 0 else 20
@@ -182,7 +185,7 @@ class JobRunner:
                     return False
         return True
 
-    def _invoke(self, args: tuple[str, ...], work: Path, target_path: Path) -> tuple[int, str]:
+    def _invoke(self, args: tuple[str, ...], work: Path, target_path: Path, timeout: float) -> tuple[int, str]:
         env = {
             **os.environ,
             "DBT_PROFILES_DIR": str(work),
@@ -200,11 +203,11 @@ class JobRunner:
                 env=env,
                 capture_output=True,
                 text=True,
-                timeout=self.step_timeout,
+                timeout=timeout,
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return 124, f"dbt {' '.join(args)} timed out after {self.step_timeout:.0f}s"
+            return 124, f"dbt {' '.join(args)} timed out after {timeout:.0f}s"
         except OSError as exc:
             return 127, f"could not start dbt: {exc}"
         logs = (proc.stdout + proc.stderr)[-MAX_LOG_CHARS:]
