@@ -218,10 +218,15 @@ class DuckDBWarehouse(_SqlWarehouse):
         if not self.path.exists():
             raise WarehouseError(f"DuckDB database {self.path} does not exist; run dbt against that target first")
         try:
-            conn = duckdb.connect(str(self.path), read_only=True)
+            try:
+                conn = duckdb.connect(str(self.path), read_only=True)
+            except duckdb.ConnectionException:
+                # dbt-duckdb in this same process holds the file open read-write (a candidate run just ended);
+                # DuckDB then allows only that configuration. Parity still issues SELECTs only.
+                conn = duckdb.connect(str(self.path))
             for item in self.attach:
                 alias = item.get("alias") or Path(str(item["path"])).stem
-                conn.execute(f"attach {_literal(str(item['path']))} as {_quote(str(alias))} (read_only)")
+                conn.execute(f"attach if not exists {_literal(str(item['path']))} as {_quote(str(alias))} (read_only)")
         except duckdb.Error as exc:
             raise WarehouseError(f"could not open DuckDB database {self.path}: {exc}") from None
         return conn

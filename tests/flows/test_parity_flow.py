@@ -1,0 +1,122 @@
+"""Parity end to end on the sandbox: a real dbt Cloud-style baseline (sandbox server, real dbt on DuckDB `prod`)
+against `run_dbt_wg` subflow runs on the `parity` target, through the `parity_report` flow and the CLI.
+
+One module-scoped setup runs the hourly job in the sandbox dbt Cloud; the PASS case then runs the candidate as a
+subflow, and the FAIL case changes a filter in the project copy the candidate runs from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dbt2prefect.cli.app import app
+from flows.dbt_wg_flow import run_dbt_wg
+from flows.parity_flow import parity_report
+from parity.model import ParityReport
+from parity.store import load_latest_report, load_latest_verdicts
+from sandbox.dbt_cloud import SandboxDbtCloud
+
+HOURLY = 70403103936340
+FX_MODEL = "model.dbt_williamgrant.fct_fx_rates"
+PROD_ONLY = "model.dbt_williamgrant.audit_prod_run_log"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    cloud: SandboxDbtCloud
+    project_dir: Path
+    reports: Path
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = parity_report(
+            job_ids=[HOURLY],
+            report_dir=str(self.reports),
+            dbt_cloud_host=self.cloud.url,
+            dbt_cloud_account_id=self.cloud.account_id,
+            **kwargs,
+        )
+        return result
+
+
+@pytest.fixture(scope="module")
+def sandbox(tenant_copy: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Baseline: the hourly job run by the sandbox dbt Cloud on `prod`; `parity` warmed with the same upstream."""
+    with SandboxDbtCloud.start(project_dir=tenant_copy.project_dir, warehouse_base=tenant_copy.warehouse) as cloud:
+        # The hourly selector reads upstream models the nightly job builds; build them on both databases first.
+        warm = cloud.app.run_job(HOURLY, cause="warm-up", steps_override=["dbt run --select +tag:hourly"])
+        assert warm["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in warm["run_steps"]]
+        baseline = cloud.app.run_job(HOURLY, cause="parity baseline")
+        assert baseline["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in baseline["run_steps"]]
+        run_dbt_wg(command="run", select="+tag:hourly", target="parity")
+        saved = os.environ.get("DBT_CLOUD_API_TOKEN")
+        os.environ["DBT_CLOUD_API_TOKEN"] = cloud.token
+        try:
+            yield Sandbox(cloud, tenant_copy.project_dir, tmp_path_factory.mktemp("parity-reports"))
+        finally:
+            if saved is None:
+                os.environ.pop("DBT_CLOUD_API_TOKEN", None)
+            else:
+                os.environ["DBT_CLOUD_API_TOKEN"] = saved
+
+
+@pytest.fixture(scope="module")
+def passing(sandbox: Sandbox) -> ParityReport:
+    result = sandbox.run()
+    assert result["verdict"] == "PASS", Path(result["report_dir"], "report.md").read_text()
+    report = load_latest_report(sandbox.reports)
+    assert report is not None
+    return report
+
+
+def test_same_job_on_parity_passes_and_explains_the_prod_only_model(passing: ParityReport) -> None:
+    job = passing.job(HOURLY)
+    assert job.baseline.system == "dbt_cloud" and job.baseline.command == "build"
+    assert job.candidate.system == "prefect" and job.candidate.target == "parity"
+    assert job.node_sets == [] and job.statuses == []
+    assert job.nodes_matched > 0
+    model_counts = next(r for r in job.node_counts if r.resource_type == "model")
+    assert model_counts.delta == -1 and model_counts.candidate_disabled == model_counts.baseline_disabled + 1
+    [explained] = [f for f in job.findings if f.reason == "node_count_differs"]
+    assert explained.severity.value == "explained"
+    assert PROD_ONLY in (explained.explanation or "") and "target_dependent_config" in explained.message
+    assert job.row_counts and all(r.status.value == "equal" for r in job.row_counts)
+    assert 0 < job.queries_issued["baseline"] <= 3 and 0 < job.queries_issued["candidate"] <= 3
+
+
+def test_cli_gates_on_an_existing_candidate_run(sandbox: Sandbox, passing: ParityReport, tmp_path: Path) -> None:
+    run_id = passing.job(HOURLY).candidate.run_id
+    args = ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}={run_id}", "--report-dir", str(tmp_path)]
+    args += ["--dbt-cloud-host", sandbox.cloud.url, "--account-id", str(sandbox.cloud.account_id), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["verdict"] == "PASS"
+    assert load_latest_verdicts(tmp_path)[HOURLY][0].value == "PASS"
+    bad = CliRunner().invoke(app, ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}=not-a-run", *args[5:]])
+    assert bad.exit_code == 2 and "not-a-run is not in the artifact store" in bad.output
+
+
+def test_changed_filter_in_the_parity_project_fails_with_row_counts(sandbox: Sandbox, passing: ParityReport) -> None:
+    model = sandbox.project_dir / "models" / "marts" / "finance" / "fct_fx_rates.sql"
+    original = model.read_text()
+    model.write_text(original + "\nwhere currency_code <> 'USD'\n")
+    try:
+        result = sandbox.run()
+    finally:
+        model.write_text(original)
+    assert result["verdict"] == "FAIL"
+    report = load_latest_report(sandbox.reports)
+    assert report is not None
+    job = report.job(HOURLY)
+    errors = {(f.reason, f.subject) for f in job.errors()}
+    assert ("row_count_differs", FX_MODEL) in errors, errors
+    fx = next(r for r in job.row_counts if r.unique_id == FX_MODEL)
+    assert fx.candidate_rows is not None and fx.baseline_rows is not None and fx.candidate_rows < fx.baseline_rows
+    assert load_latest_verdicts(sandbox.reports)[HOURLY][0].value == "FAIL"
