@@ -7,6 +7,7 @@ through plain `dbtRunner` in lean mode (no per-node task runs; the summary is st
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,19 +115,48 @@ def _node_results(target_path: Path, step: int) -> list[NodeResult]:
     return results
 
 
+def dbt_log_level() -> str:
+    """dbt's name for Prefect's logging level (prefect-dbt's own mapping fails on WARNING and CRITICAL)."""
+    from prefect.settings import get_current_settings
+
+    level = str(get_current_settings().logging.level).upper()
+    return {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error", "CRITICAL": "error"}.get(
+        level, "info"
+    )
+
+
 def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
     """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow."""
+    from dbt_common.events.base_types import EventLevel
     from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
     settings = PrefectDbtSettings(
-        project_dir=paths.project_dir, profiles_dir=paths.profiles_dir, target_path=target_path
+        project_dir=paths.project_dir,
+        profiles_dir=paths.profiles_dir,
+        target_path=target_path,
+        log_level=EventLevel(dbt_log_level()),
     )
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
+    before = set(threading.enumerate())
     try:
         result = runner.invoke([*args, "--log-path", str(paths.log_path)])
     except ValueError as exc:
         return False, str(exc)
+    finally:
+        _join_task_threads(before)
     return bool(result.success), None if result.exception is None else str(result.exception)
+
+
+def _join_task_threads(before: set[threading.Thread], timeout: float = 120.0) -> None:
+    """Wait for the runner's per-node task threads to report their final states.
+
+    The runner starts one daemon thread per node and returns before they finish; a thread still running when
+    the interpreter exits aborts the process, and a flow that ends first leaves task runs without a final state.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.endswith("(run_task)"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:

@@ -1,0 +1,3 @@
+from dbt2prefect.cli.app import main
+
+main()

@@ -1,0 +1,225 @@
+"""run_dbt_wg on the tenant project with real dbt on DuckDB and a real Prefect API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.states import State
+
+from dbt2prefect.artifact_store import ArtifactStore
+from flows.dbt_wg_flow import run_dbt_wg
+
+FAILING_TEST = "select * from {{ ref('stg_erp__orders') }} where {{ env_var('WG_FORCE_FAILURE', '0') }} = 1\n"
+
+
+def _run(**params: Any) -> State[Any]:
+    return run_dbt_wg(**params, return_state=True)  # type: ignore[no-any-return]
+
+
+def _record(copy: Any, target: str, flow_run_id: str) -> dict[str, Any]:
+    path = copy.store / "dbt_williamgrant" / "dbt_wg" / target / flow_run_id / "run.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def _leftover_profile_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("dbt2prefect-profiles-*")}
+
+
+@pytest.fixture(scope="module")
+def built_dev(tenant_copy: Any) -> dict[str, Any]:
+    """One full build on target dev through the blocks strategy, shared by the tests that inspect it."""
+    before = _leftover_profile_dirs()
+    state = _run(command="build", target="dev")
+    assert state.is_completed(), state.message
+    result: dict[str, Any] = state.result()  # type: ignore[assignment]
+    result["leftover_profiles"] = _leftover_profile_dirs() - before
+    result["flow_run_id_obj"] = state.state_details.flow_run_id
+    return result
+
+
+def test_build_succeeds_and_stores_artifacts(tenant_copy: Any, built_dev: dict[str, Any]) -> None:
+    assert built_dev["counts"].get("success", 0) >= 40
+    assert "error" not in built_dev["counts"] and "fail" not in built_dev["counts"]
+    store = ArtifactStore(str(tenant_copy.store))
+    latest = store.latest("dbt_williamgrant", "dbt_wg", "dev")
+    assert latest is not None and latest.flow_run_id == built_dev["flow_run_id"]
+    run_results = store.read_json(latest, "run_results.json")
+    assert run_results["args"]["which"] == "build"
+    assert store.has(latest, "manifest.json")
+    record = store.read_json(latest, "run.json")
+    assert record["success"] is True and record["parameters"]["profiles_strategy"] == "blocks"
+    assert built_dev["leftover_profiles"] == set(), "the private profiles dir must be removed after the run"
+
+
+def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[str, Any]) -> None:
+    flow_run_id = built_dev["flow_run_id_obj"]
+    with get_client(sync_client=True) as client:
+        # Task runs reach the API through events, recorded asynchronously: poll briefly.
+        deadline = time.monotonic() + 30
+        while True:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
+            )
+            if len(task_runs) >= 100 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        names = {run.name for run in task_runs}
+        assert any(name.startswith("model ") for name in names)
+        assert any(name.startswith("test ") for name in names)
+        assert len(task_runs) >= 100
+        artifacts = client.read_artifacts()
+    mine = [a for a in artifacts if a.flow_run_id == flow_run_id]
+    kinds = {a.type for a in mine}
+    assert {"markdown", "table"} <= kinds
+    markdown = next(a for a in mine if a.type == "markdown")
+    assert "Nodes by status" in str(markdown.data) and "Slowest nodes" in str(markdown.data)
+
+
+def test_state_latest_defers_to_the_last_successful_run(tenant_copy: Any, built_dev: dict[str, Any]) -> None:
+    state = _run(command="build", target="dev", select="state:modified", state_path="latest")
+    assert state.is_completed(), state.message
+    result: dict[str, Any] = state.result()  # type: ignore[assignment]
+    assert result["counts"] == {}, "nothing changed since the latest run, so state:modified selects nothing"
+    args = _record(tenant_copy, "dev", result["flow_run_id"])["summary"]["steps"][0]["args"]
+    assert "--state" in args and "--defer" in args
+
+
+def test_state_latest_without_a_previous_run_is_a_clear_error(tenant_copy: Any) -> None:
+    state = _run(command="run", target="prod", state_path="latest")
+    assert state.is_failed()
+    assert "no successful run of dbt_wg on target 'prod'" in str(state.message)
+
+
+def test_invalid_parameters_fail_before_dbt_starts(tenant_copy: Any) -> None:
+    state = _run(command="build", vars="[not, a, mapping]")
+    assert state.is_failed()
+    assert "parameter 'vars'" in str(state.message)
+
+
+@pytest.fixture(scope="module")
+def failing_project(tenant_copy: Any) -> Path:
+    tests_dir = tenant_copy.project_dir / "tests"
+    (tests_dir / "assert_orders_forced_failure.sql").write_text(FAILING_TEST)
+    # Build the local database once (lean mode), so that relationship tests picked up by selections resolve.
+    full = run_dbt_wg.with_options(retries=0)(
+        command="build", target="local", profiles_strategy="local", per_node_tasks=False, return_state=True
+    )
+    assert full.is_completed(), full.message
+    yield tenant_copy.project_dir
+    (tests_dir / "assert_orders_forced_failure.sql").unlink()
+
+
+def test_failing_test_fails_the_flow_and_names_the_node(failing_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WG_FORCE_FAILURE", "1")
+    state = run_dbt_wg.with_options(retries=0)(
+        command="build",
+        target="local",
+        profiles_strategy="local",
+        select="+assert_orders_forced_failure",
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "test.dbt_williamgrant.assert_orders_forced_failure" in str(state.message)
+
+
+def test_flow_retry_reruns_from_the_point_of_failure(
+    tenant_copy: Any, failing_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WG_FORCE_FAILURE", "1")
+    attempts: list[int] = []
+
+    def fix_between_attempts(flow: Any, flow_run: Any, state: Any) -> None:
+        attempts.append(flow_run.run_count)
+        if len(attempts) > 1:
+            os.environ["WG_FORCE_FAILURE"] = "0"
+
+    flow = run_dbt_wg.with_options(retries=1, retry_delay_seconds=0, on_running=[fix_between_attempts])
+    state = flow(
+        command="build",
+        target="local",
+        profiles_strategy="local",
+        select="+assert_orders_forced_failure",
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    assert len(attempts) == 2
+    result: dict[str, Any] = state.result()  # type: ignore[assignment]
+    record = _record(tenant_copy, "local", result["flow_run_id"])
+    assert record["attempt"] == 2
+    (step,) = record["summary"]["steps"]
+    assert step["args"][0] == "retry" and step["label"].startswith("dbt retry")
+
+
+def test_steps_run_in_order_and_stop_at_the_first_failure(
+    tenant_copy: Any, failing_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WG_FORCE_FAILURE", "1")
+    flow = run_dbt_wg.with_options(retries=0)
+    ok = flow(
+        steps=["dbt seed", "dbt run --select staging"], target="local", profiles_strategy="local", return_state=True
+    )
+    assert ok.is_completed(), ok.message
+    result: dict[str, Any] = ok.result()  # type: ignore[assignment]
+    labels = [s["label"] for s in _record(tenant_copy, "local", result["flow_run_id"])["summary"]["steps"]]
+    assert labels == ["dbt seed", "dbt run --select staging"]
+
+    failed = flow(
+        steps=["dbt test --select assert_orders_forced_failure", "dbt run --select staging"],
+        target="local",
+        profiles_strategy="local",
+        generate_docs=True,
+        return_state=True,
+    )
+    assert failed.is_failed()
+    assert "step 0" in str(failed.message)
+
+
+def test_checkbox_steps_do_not_fail_the_run(tenant_copy: Any) -> None:
+    state = run_dbt_wg.with_options(retries=0)(
+        command="run",
+        select="staging",
+        target="local",
+        profiles_strategy="local",
+        source_freshness=True,
+        generate_docs=True,
+        per_node_tasks=False,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    result: dict[str, Any] = state.result()  # type: ignore[assignment]
+    store = ArtifactStore(str(tenant_copy.store))
+    key = store.find_run("dbt_williamgrant", "dbt_wg", result["flow_run_id"])
+    assert key is not None
+    assert store.has(key, "catalog.json") and store.has(key, "sources.json")
+    assert store.read_json(key, "run_results.json")["args"]["which"] == "run"
+
+
+def test_two_concurrent_runs_do_not_clobber_each_other(tenant_copy: Any) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    base = [sys.executable, "-m", "dbt2prefect.cli", "run", "--select", "staging", "--command", "run"]
+    procs = [
+        subprocess.Popen(
+            [*base, "--target", target], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for target in ("dev", "prod")
+    ]
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    store = ArtifactStore(str(tenant_copy.store))
+    dev = store.latest("dbt_williamgrant", "dbt_wg", "dev")
+    prod = store.latest("dbt_williamgrant", "dbt_wg", "prod")
+    assert dev is not None and prod is not None and dev.flow_run_id != prod.flow_run_id
+    for key in (dev, prod):
+        assert store.read_json(key, "run.json")["target"] == key.target
