@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 from dbt2prefect.errors import ConfigError, ExternalServiceError
 
-# Snowflake caps statement text at 1 MB; 500 relations per UNION ALL keeps far below it.
-UNION_CHUNK = 500
+# Snowflake caps statement text at 1 MB: 500 views per UNION ALL keeps far below it. DuckDB has no such cap.
+SNOWFLAKE_UNION_CHUNK = 500
+DUCKDB_UNION_CHUNK = 20_000
 
 
 class WarehouseError(ExternalServiceError):
@@ -85,6 +86,7 @@ class _SqlWarehouse:
     """Shared batching logic; subclasses say how to connect and how to list a database's relations."""
 
     upper_case = False
+    union_chunk = DUCKDB_UNION_CHUNK
 
     def __init__(self) -> None:
         self.queries_issued = 0
@@ -159,7 +161,7 @@ class _SqlWarehouse:
                 else:
                     result[relation] = RelationStats(relation, True, kind, None)
                     to_count.append((relation, real_schema, real_name))
-            for chunk in _chunks(to_count, UNION_CHUNK):
+            for chunk in _chunks(to_count, self.union_chunk):
                 parts = [
                     f"select {index} as idx, count(*) as n from {self._qualified(database, schema, name)}"
                     for index, (_, schema, name) in enumerate(chunk)
@@ -251,6 +253,7 @@ class SnowflakeWarehouse(_SqlWarehouse):
     """Snowflake through snowflake-connector-python; tables counted from metadata, views by count(*)."""
 
     upper_case = True
+    union_chunk = SNOWFLAKE_UNION_CHUNK
 
     def __init__(self, connect_args: Mapping[str, Any]) -> None:
         super().__init__()
