@@ -1,4 +1,4 @@
-{{ config(tags=['hourly', 'finance']) }}
+{{ config(tags=['finance']) }}
 
 select
     fx_rate_key,

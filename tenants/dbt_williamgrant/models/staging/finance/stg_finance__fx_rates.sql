@@ -1,5 +1,3 @@
-{{ config(tags=['hourly']) }}
-
 select
     {{ wg_surrogate_key(['rate_date', 'currency_code']) }} as fx_rate_key,
     cast(rate_date as date) as rate_date,
