@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.errors import DbtCloudResponseError
 from migration.dbt_cloud.models import Environment, Job
 from migration.errors import InventoryError
 
@@ -92,7 +93,9 @@ def export_inventory(
     report = progress or (lambda phase, done, total: None)
     jobs: list[dict[str, Any]] = []
     for raw in client.iter_job_dicts(project_id=project_id, state="all" if include_deleted else "active"):
-        Job.from_api(raw)  # fail early, naming the job, if the API shape changed
+        problem = _job_problem(raw)  # fail early, naming the job, if the API shape changed
+        if problem is not None:
+            raise DbtCloudResponseError(f"dbt Cloud job {raw.get('id')}: {problem}; the API shape changed")
         jobs.append(raw)
         report("jobs", len(jobs), len(jobs))
     env_keys = sorted({(int(j["environment_id"]), int(j["project_id"])) for j in jobs})
@@ -144,20 +147,43 @@ def write_inventory(inventory: Inventory, path: Path) -> Path:
     return path
 
 
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+
+
+def _job_problem(raw: dict[str, Any]) -> str | None:
+    """Why `raw` is not a usable job (field and reason), or None when it is."""
+    try:
+        Job.from_api(raw)
+    except ValidationError as exc:
+        return _first_error(exc)
+    return None
+
+
+def _check_jobs(raws: list[dict[str, Any]], path: Path) -> None:
+    for index, raw in enumerate(raws):
+        problem = _job_problem(raw)
+        if problem is not None:
+            raise InventoryError(f"inventory {path}: job #{index} (id {raw.get('id')}): {problem}")
+
+
 def _from_jobs_list(doc: dict[str, Any], path: Path) -> Inventory:
     data = doc["data"]
     if not isinstance(data, list) or not all(isinstance(j, dict) for j in data):
         raise InventoryError(f"inventory {path}: 'data' must be a list of job objects")
     if not data:
         raise InventoryError(f"inventory {path}: the jobs list is empty; save a response that has jobs")
-    account_ids = {j.get("account_id") for j in data}
-    project_ids = {j.get("project_id") for j in data}
-    if len(account_ids) != 1 or None in account_ids:
+    _check_jobs(data, path)  # before reading ids from the jobs, so a bad id is reported, not a crash
+    jobs = [Job.from_api(j) for j in data]
+    account_ids = {j.account_id for j in jobs}
+    project_ids = {j.project_id for j in jobs}
+    if len(account_ids) != 1:
         raise InventoryError(f"inventory {path}: jobs must all carry the same account_id")
     return Inventory(
         source="jobs_list_file",
-        account_id=int(account_ids.pop()),
-        project_id=int(next(iter(project_ids))) if len(project_ids) == 1 and None not in project_ids else None,
+        account_id=account_ids.pop(),
+        project_id=project_ids.pop() if len(project_ids) == 1 else None,
         jobs=[InventoryJob(raw=j) for j in data],
     )
 
@@ -181,9 +207,7 @@ def load_inventory(path: Path | str) -> Inventory:
         try:
             inventory = Inventory.model_validate(doc)
         except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise InventoryError(f"inventory {file}: {loc}: {err['msg']}") from None
+            raise InventoryError(f"inventory {file}: {_first_error(exc)}") from None
     elif isinstance(doc, dict) and "data" in doc and isinstance(doc.get("status"), dict):
         inventory = _from_jobs_list(doc, file)
     else:
@@ -191,13 +215,12 @@ def load_inventory(path: Path | str) -> Inventory:
             f"{file} is neither a dbt2prefect inventory (from `dbt2prefect export`) nor a jobs list response "
             "saved from GET /api/v2/accounts/{account_id}/jobs/ ({status, data: [...], extra})"
         )
-    for index, item in enumerate(inventory.jobs):
+    _check_jobs([item.raw for item in inventory.jobs], file)
+    for index, env in enumerate(inventory.environments):
         try:
-            item.job  # noqa: B018 - validates the raw job
+            Environment.from_api(env)
         except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"])
             raise InventoryError(
-                f"inventory {file}: job #{index} (id {item.raw.get('id')}): {loc}: {err['msg']}"
+                f"inventory {file}: environment #{index} (id {env.get('id')}): {_first_error(exc)}"
             ) from None
     return inventory
