@@ -107,6 +107,11 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
         raise ConfigError(f"tenant settings file {file} does not exist; pass --tenant-file PATH") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"tenant settings file {file} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        # A folder or an unreadable file: say which, not a traceback.
+        raise ConfigError(
+            f"tenant settings file {file} cannot be read ({exc.strerror or exc}); pass a TOML file as --tenant-file"
+        ) from None
     base = file.resolve().parent
     tenant = raw.get("tenant", raw)
     if not isinstance(tenant, dict):

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.tenant import TenantSettings, load_tenant
@@ -43,7 +44,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Dbt2PrefectError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            # Escaped: messages quote user input and TOML tables such as [tenant.blocks], which are not markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
