@@ -7,6 +7,8 @@ through plain `dbtRunner` in lean mode (no per-node task runs; the summary is st
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -69,11 +71,17 @@ class StepOutcome:
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where one run keeps its files: its own folder, so concurrent runs never share a target path."""
+    """Where one run keeps its files: its own folder, so concurrent runs never share a target path.
+
+    `parse_cache` holds dbt's partial_parse.msgpack between runs of the same project and target: every run has a
+    fresh target path, which would otherwise make dbt parse the whole project each time. dbt checks the file
+    against the project, vars, profile and env vars itself and parses from scratch when anything changed.
+    """
 
     root: Path
     project_dir: Path
     profiles_dir: Path
+    parse_cache: Path | None = None
 
     def step_target(self, index: int) -> Path:
         return self.root / f"step-{index}"
@@ -129,6 +137,10 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow."""
     from dbt_common.events.base_types import EventLevel
     from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+    from dbt2prefect import prefect_context
+
+    prefect_context.install()
 
     settings = PrefectDbtSettings(
         project_dir=paths.project_dir,
@@ -202,14 +214,36 @@ def run_invocations(
             args = ["retry", *_target_flag(invocation.args)]
             label = f"dbt retry ({invocation.label})"
         outcome = StepOutcome(index, label, invocation.command, args, target_path, invocation.fails_run)
+        _restore_parse(paths.parse_cache, target_path)
         started = time.perf_counter()
         outcome.success, outcome.error = invoke(args, paths, target_path)
         outcome.seconds = time.perf_counter() - started
+        _keep_parse(paths.parse_cache, target_path)
         outcome.nodes = _node_results(target_path, index)
         outcomes.append(outcome)
         if not outcome.success and invocation.fails_run:
             break
     return outcomes
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _restore_parse(cache: Path | None, target_path: Path) -> None:
+    if cache is not None and (cache / PARTIAL_PARSE).is_file():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache / PARTIAL_PARSE, target_path / PARTIAL_PARSE)
+
+
+def _keep_parse(cache: Path | None, target_path: Path) -> None:
+    """Store the step's partial parse file for the next run (atomic replace: concurrent runs may race)."""
+    source = target_path / PARTIAL_PARSE
+    if cache is None or not source.is_file():
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    temporary = cache / f".{PARTIAL_PARSE}.{os.getpid()}.{threading.get_ident()}"
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, cache / PARTIAL_PARSE)
 
 
 def _target_flag(args: list[str]) -> list[str]:

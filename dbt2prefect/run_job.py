@@ -5,6 +5,7 @@ Kept out of `flows/` so the flow file stays an entrypoint; everything here is pl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +37,12 @@ PROGRESS = "progress.json"
 def runs_root() -> Path:
     """Folder for the private working folders of runs (`$DBT2PREFECT_RUNS_DIR`, else the system temp dir)."""
     return Path(os.environ.get("DBT2PREFECT_RUNS_DIR") or Path(tempfile.gettempdir()) / "dbt2prefect-runs")
+
+
+def parse_cache_dir(project_dir: Path, target: str) -> Path:
+    """Where partial parse results of one project and target are kept between runs."""
+    digest = hashlib.sha256(str(project_dir).encode()).hexdigest()[:16]
+    return runs_root() / "parse-cache" / f"{digest}-{target}"
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,12 @@ def execute(
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
     with private_profiles_dir(profile) as profiles_dir:
-        paths = RunPaths(root=run_root, project_dir=project_dir, profiles_dir=profiles_dir)
+        paths = RunPaths(
+            root=run_root,
+            project_dir=project_dir,
+            profiles_dir=profiles_dir,
+            parse_cache=parse_cache_dir(project_dir, target),
+        )
         outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
     failure = failure_message(outcomes)
     summary = summarize(target, outcomes, success=failure is None)
