@@ -93,7 +93,7 @@ def main() -> None:
         flow = [str(BIN / "dbt2prefect"), "run", "--target", "local", "--profiles-strategy", "local"]
         variants = {"bare dbt": bare, "flow": flow, "flow lean": [*flow, "--lean"]}
         times: dict[str, list[float]] = {name: [] for name in variants}
-        for name, command in variants.items():
+        for command in variants.values():
             timed(command, env, work)  # warm-up
         for _ in range(args.runs):
             for name, command in variants.items():
