@@ -1,0 +1,527 @@
+"""Bad input, everywhere a user or an upstream system hands us data: a clear error naming the input, exit 2.
+
+Each CLI case asserts: exit code 2 (bad input), the message names the input that was wrong, no Python traceback,
+and no output file left behind. A few run in a real subprocess (true exit codes, stderr as a user sees it); the
+rest through typer's CliRunner, where an uncaught exception would show up as `result.exception`.
+Library cases assert the domain error class and that its message names the input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from dbt2prefect.cli.app import app
+from dbt2prefect.errors import ParameterError
+from dbt2prefect.params import validate
+from dbt2prefect.run_job import execute
+from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.errors import DbtCloudAuthError, DbtCloudResponseError
+from migration.dbt_cloud.models import Job
+from migration.dbt_cloud.settings import RetryPolicy
+from migration.export import export_inventory
+from migration.schedules import translate_cron
+from parity.artifacts import load_catalog, load_manifest, load_run_results
+from parity.errors import ArtifactError
+from sandbox.dbt_cloud import SandboxDbtCloud
+
+EDGE_JOBS = REPO_ROOT / "tests" / "migration" / "fixtures" / "jobs_edge_cases.json"
+TENANT_TOML = REPO_ROOT / "tenants" / "dbt_williamgrant.toml"
+NIGHTLY = 70403103936332
+runner = CliRunner()
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _cli(args: list[str], env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, args, env=env)
+
+
+def _assert_bad_input(result: Result, *names: str) -> None:
+    """Exit 2, a handled exit (no uncaught exception), no traceback, and every name in the message."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for name in names:
+        assert name in result.output, f"{name!r} not named in: {result.output}"
+
+
+def _tenant_text(**replace: str) -> str:
+    """The real tenant settings with an absolute project_dir, plus textual replacements."""
+    text = TENANT_TOML.read_text(encoding="utf-8").replace(
+        'project_dir = "dbt_williamgrant"', f'project_dir = "{REPO_ROOT / "tenants" / "dbt_williamgrant"}"'
+    )
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def _job(**changes: Any) -> dict[str, Any]:
+    """A valid dbt Cloud job dict (the first edge-case fixture job) with top-level changes."""
+    job: dict[str, Any] = dict(json.loads(EDGE_JOBS.read_text(encoding="utf-8"))["data"][0])
+    job.update(changes)
+    return job
+
+
+def _inventory(jobs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "format": "dbt2prefect-inventory",
+        "version": 1,
+        "account_id": 1,
+        "jobs": [{"raw": j} for j in jobs],
+        **extra,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ tenant settings
+
+TENANT_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    "missing file": (lambda d: d / "absent.toml", ("absent.toml", "does not exist", "--tenant-file")),
+    "bad TOML": (
+        lambda d: _write(d / "bad.toml", "[tenant\nname = 1\n"),
+        ("bad.toml", "not valid TOML"),
+    ),
+    "not UTF-8": (lambda d: _write_bytes(d / "binary.toml", b"\xff\xfe\x00"), ("binary.toml", "not valid TOML")),
+    "a folder": (lambda d: d, ("cannot be read", "--tenant-file")),
+    "unknown key": (
+        lambda d: _write(d / "unknown.toml", _tenant_text(**{"work_pool =": 'colour = "blue"\nwork_pool ='})),
+        ("unknown.toml", "colour", "Extra inputs are not permitted"),
+    ),
+    "wrong type": (
+        lambda d: _write(d / "type.toml", _tenant_text(**{"account_id = 70403103922125": 'account_id = "many"'})),
+        ("type.toml", "dbt_cloud.account_id", "valid integer"),
+    ),
+    "bad project_dir": (
+        lambda d: _write(
+            d / "project.toml",
+            _tenant_text(
+                **{f'project_dir = "{REPO_ROOT / "tenants" / "dbt_williamgrant"}"': 'project_dir = "nowhere"'}
+            ),
+        ),
+        ("project.toml", "project_dir", "nowhere", "is not a directory"),
+    ),
+    "[tenant] not a table": (
+        lambda d: _write(d / "scalar.toml", "tenant = 3\n"),
+        ("scalar.toml", "[tenant] must be a table"),
+    ),
+    "empty file": (lambda d: _write(d / "empty.toml", ""), ("empty.toml", "name: Field required", "blocks")),
+    "slash in deployment name": (
+        lambda d: _write(d / "slash.toml", _tenant_text(**{'deployment_name = "dbt_wg"': 'deployment_name = "a/b"'})),
+        ("slash.toml", "deployment_name", "'/'"),
+    ),
+}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", list(TENANT_CASES))
+def test_tenant_settings(case: str, tmp_path: Path) -> None:
+    make, names = TENANT_CASES[case]
+    tenant = make(tmp_path)
+    result = _cli(["plan", "--from-file", str(EDGE_JOBS), "--tenant-file", str(tenant)])
+    _assert_bad_input(result, *names)
+
+
+# ------------------------------------------------------------------------------------------------ inventory files
+
+INVENTORY_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    "missing": (lambda d: d / "absent.json", ("absent.json", "does not exist", "dbt2prefect export")),
+    "empty": (lambda d: _write(d / "empty.json", ""), ("empty.json", "not readable JSON")),
+    "truncated": (
+        lambda d: _write(d / "cut.json", json.dumps(_inventory([_job()]))[:120]),
+        ("cut.json", "not readable JSON"),
+    ),
+    "a folder": (lambda d: d, ("not readable JSON",)),
+    "JSON list": (lambda d: _write(d / "list.json", "[1, 2, 3]"), ("list.json", "neither a dbt2prefect inventory")),
+    "JSON of another tool": (
+        lambda d: _write(d / "other.json", json.dumps({"nodes": {}, "metadata": {}})),
+        ("other.json", "neither a dbt2prefect inventory"),
+    ),
+    "job field wrong type": (
+        lambda d: _write(d / "type.json", json.dumps(_inventory([_job(id=7, settings={"threads": "many"})]))),
+        ("type.json", "job #0 (id 7)", "settings.threads"),
+    ),
+    "job missing field": (
+        lambda d: _write(
+            d / "missing.json", json.dumps(_inventory([{k: v for k, v in _job(id=8).items() if k != "name"}]))
+        ),
+        ("missing.json", "job #0 (id 8)", "name: Field required"),
+    ),
+    "job not an object": (
+        lambda d: _write(d / "scalar.json", json.dumps({**_inventory([]), "jobs": [{"raw": "job"}]})),
+        ("scalar.json", "jobs.0.raw"),
+    ),
+    "inventory unknown top-level field": (
+        lambda d: _write(d / "extra.json", json.dumps(_inventory([_job()], surprise=1))),
+        ("extra.json", "surprise"),
+    ),
+    "jobs list with a non-numeric account id": (
+        lambda d: _write(
+            d / "acct.json", json.dumps({"status": {"code": 200}, "data": [_job(id=9, account_id="abc")]})
+        ),
+        ("acct.json", "job #0 (id 9)", "account_id"),
+    ),
+    "jobs list that is empty": (
+        lambda d: _write(d / "nojobs.json", json.dumps({"status": {"code": 200}, "data": []})),
+        ("nojobs.json", "jobs list is empty"),
+    ),
+    "environment wrong type": (
+        lambda d: _write(d / "env.json", json.dumps(_inventory([_job()], environments=[{"id": "x"}]))),
+        ("env.json", "environment #0 (id x)", "id"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INVENTORY_CASES))
+def test_inventory_file(case: str, tmp_path: Path) -> None:
+    make, names = INVENTORY_CASES[case]
+    result = _cli(["plan", "--from-file", str(make(tmp_path)), "--json"])
+    _assert_bad_input(result, *names)
+    assert result.stdout == "", "no plan may be printed from a bad inventory"
+
+
+def test_inventory_unknown_job_fields_are_tolerated(tmp_path: Path) -> None:
+    # The API adds fields without notice; a new field inside a job must not stop the plan.
+    job = _job(brand_new_field={"x": 1}, settings={**_job()["settings"], "new_setting": True})
+    inventory = _write(tmp_path / "inv.json", json.dumps(_inventory([job])))
+    result = _cli(["plan", "--from-file", str(inventory), "--json"])
+    assert result.exit_code in (0, 1), result.output  # 1 only when the job itself has a blocker finding
+    assert json.loads(result.stdout)["jobs"][0]["job_id"] == job["id"]
+
+
+def test_emit_with_bad_inventory_writes_no_prefect_yaml(tmp_path: Path) -> None:
+    out = tmp_path / "prefect.yaml"
+    result = _cli(["emit", "--from-file", str(_write(tmp_path / "cut.json", '{"format": "dbt2')), "--output", str(out)])
+    _assert_bad_input(result, "cut.json")
+    assert list(tmp_path.iterdir()) == [tmp_path / "cut.json"]
+
+
+def test_emit_to_a_folder_is_a_clean_error(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    result = _cli(["emit", "--from-file", str(EDGE_JOBS), "--output", str(folder)])
+    _assert_bad_input(result, str(folder), "--output")
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ------------------------------------------------------------------------------------------------ CLI arguments
+
+ARGUMENT_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "run: threads 0": (["run", "--threads", "0"], ("'threads'", "greater than or equal to 1")),
+    "run: threads not a number": (["run", "--threads", "abc"], ("--threads",)),
+    "run: unknown command": (["run", "--command", "bild"], ("'command'", "'bild'", "build")),
+    "run: vars not a mapping": (["run", "--vars", "[1, 2]"], ("'vars'", "mapping")),
+    "run: vars not YAML": (["run", "--vars", "{a: "], ("'vars'", "not valid YAML")),
+    "run: reserved flag in a step": (["run", "--step", "dbt build --profiles-dir /x"], ("steps[0]", "--profiles-dir")),
+    "run: a step that is not dbt": (["run", "--step", "rm -rf /"], ("steps[0]", "'rm -rf /'")),
+    "run: selector with select": (["run", "--selector", "nightly", "--select", "x"], ("selector",)),
+    "run: full refresh of tests": (["run", "--command", "test", "--full-refresh"], ("full_refresh", "'test'")),
+    "run: bad profiles strategy": (["run", "--profiles-strategy", "cloud"], ("'profiles_strategy'",)),
+    "run: unknown option": (["run", "--colour"], ("--colour",)),
+    "parity: candidate run shape": (
+        ["parity", "--candidate-run", "nonsense"],
+        ("--candidate-run", "JOB_ID=FLOW_RUN_ID"),
+    ),
+    "parity: profiles strategy": (["parity", "--profiles-strategy", "cloud"], ("--profiles-strategy", "'cloud'")),
+    "blocks: unknown target": (["blocks", "register", "--target", "staging"], ("--target", "'staging'", "dev")),
+    "blocks: unknown adapter": (["blocks", "register", "--target", "dev", "--adapter", "pg"], ("--adapter", "'pg'")),
+    "blocks: duckdb without a path": (
+        ["blocks", "register", "--target", "dev", "--adapter", "duckdb"],
+        ("--duckdb-path",),
+    ),
+    "export: zero workers": (["export", "--workers", "0"], ("--workers",)),
+}
+
+
+@pytest.mark.parametrize("case", list(ARGUMENT_CASES))
+def test_cli_arguments(case: str) -> None:
+    args, names = ARGUMENT_CASES[case]
+    _assert_bad_input(_cli(args), *names)
+
+
+def test_blocks_register_without_snowflake_env_names_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("SNOWFLAKE_")]:
+        monkeypatch.delenv(name)
+    result = _cli(["blocks", "register", "--target", "prod"])
+    _assert_bad_input(result, "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_SCHEMA")
+
+
+def test_blocks_register_with_unreadable_key_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("ACCOUNT", "USER", "DATABASE", "WAREHOUSE", "SCHEMA"):
+        monkeypatch.setenv(f"SNOWFLAKE_{var}", "x")
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", str(tmp_path / "absent.p8"))
+    monkeypatch.delenv("SNOWFLAKE_PRIVATE_KEY", raising=False)
+    result = _cli(["blocks", "register", "--target", "prod"])
+    _assert_bad_input(result, "SNOWFLAKE_PRIVATE_KEY_PATH", "absent.p8")
+
+
+def test_parity_with_bad_parity_settings(tmp_path: Path) -> None:
+    tenant = _write(tmp_path / "t.toml", _tenant_text())
+    _write(tmp_path / "t.parity.toml", "[[[")
+    reports = tmp_path / "reports"
+    result = _cli(["parity", "--tenant-file", str(tenant), "--report-dir", str(reports)])
+    _assert_bad_input(result, "t.parity.toml", "not valid TOML")
+    assert not reports.exists()
+
+
+def test_parity_with_unknown_parity_setting(tmp_path: Path) -> None:
+    tenant = _write(tmp_path / "t.toml", _tenant_text())
+    _write(tmp_path / "t.parity.toml", "[parity]\ncheck_schema = true\nsurprise = 1\n")
+    result = _cli(["parity", "--tenant-file", str(tenant), "--report-dir", str(tmp_path / "r")])
+    _assert_bad_input(result, "t.parity.toml", "surprise")
+    assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------------------------ subprocess
+
+
+def _subprocess(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "dbt2prefect.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "names"),
+    [
+        ("truncated inventory", ["plan", "--from-file", "cut.json"], ("cut.json", "not readable JSON")),
+        ("tenant file is a folder", ["plan", "--from-file", str(EDGE_JOBS), "--tenant-file", "."], ("cannot be read",)),
+        ("bad flow parameter", ["run", "--threads", "0"], ("'threads'",)),
+        (
+            "emit from a bad inventory",
+            ["emit", "--from-file", "cut.json", "--output", "prefect.yaml"],
+            ("cut.json",),
+        ),
+    ],
+)
+def test_cli_in_a_subprocess(case: str, args: list[str], names: tuple[str, ...], tmp_path: Path) -> None:
+    _write(tmp_path / "cut.json", '{"format": "dbt2prefect-inventory", "jobs": [')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = _subprocess(args, tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    assert done.stderr.startswith("error:"), done.stderr
+    for name in names:
+        assert name in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed command must leave no files"
+
+
+# ------------------------------------------------------------------------------------------------ flow parameters
+
+FLOW_PARAMETER_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "unknown parameter": ({"colour": "blue"}, ("'colour'", "Extra inputs")),
+    "threads above 64": ({"threads": 65}, ("'threads'",)),
+    "threads not a number": ({"threads": "many"}, ("'threads'",)),
+    "empty steps": ({"steps": []}, ("'steps'", "at least one")),
+    "step with unbalanced quote": ({"steps": ["dbt build --select 'a"]}, ("steps[0]", "cannot split")),
+    "steps with a selection": ({"steps": ["dbt build"], "select": "x"}, ("select", "inside the steps")),
+    "target with a slash": ({"target": "prod/eu"}, ("'target'",)),
+    "zero timeout": ({"timeout_seconds": 0}, ("'timeout_seconds'",)),
+    "selection on deps": ({"command": "deps", "select": "x"}, ("'deps'", "select")),
+    "steps not a list": ({"steps": "dbt build"}, ("'steps'",)),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOW_PARAMETER_CASES))
+def test_flow_parameters(case: str) -> None:
+    raw, names = FLOW_PARAMETER_CASES[case]
+    with pytest.raises(ParameterError) as caught:
+        validate(raw)
+    assert caught.value.exit_code == 2
+    for name in names:
+        assert name in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["project_dir", "state_path", "target"])
+def test_run_inputs_checked_before_dbt_starts(key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only checks on the tenant and the file system: no profile, no dbt, no Prefect API needed.
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    value = "staging" if key == "target" else str(tmp_path / "absent")
+    with pytest.raises(ParameterError) as caught:
+        execute(validate({key: value}), load_tenant(), "bad-input-run")
+    assert f"parameter '{key}'" in str(caught.value)
+    assert value in str(caught.value) or repr(value) in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------------ cron strings
+
+
+@pytest.mark.parametrize(
+    ("cron", "words"),
+    [
+        ("0 0 * * * *", "five fields"),
+        ("61 * * * *", "61"),
+        ("every day at noon", "five fields"),
+        ("0 25 * * *", "25"),
+        ("", "five fields"),
+    ],
+)
+def test_cron_strings_give_a_reason(cron: str, words: str) -> None:
+    result = translate_cron(cron)
+    assert result.spec is None and not result.equivalent
+    assert result.error is not None and repr(cron) in result.error and words in result.error
+
+
+def test_job_with_a_bad_cron_is_a_named_blocker_in_the_plan(tmp_path: Path) -> None:
+    job = _job(id=4242, schedule={**_job()["schedule"], "cron": "61 * * * *"})
+    job["triggers"] = {**job["triggers"], "schedule": True}
+    inventory = _write(tmp_path / "inv.json", json.dumps(_inventory([job])))
+    result = _cli(["plan", "--from-file", str(inventory), "--json"])
+    assert result.exit_code == 1, result.output  # a check failed: the plan is blocked, not a crash
+    plan = json.loads(result.stdout)
+    (finding,) = [f for f in plan["findings"] if f["job_id"] == 4242 and "61 * * * *" in f["message"]]
+    assert finding["severity"] == "blocker" and f"{finding['reason_code']}:4242" in plan["blocking"]
+
+
+# ------------------------------------------------------------------------------------------------ dbt Cloud payloads
+
+
+@pytest.fixture
+def cloud() -> Iterator[SandboxDbtCloud]:
+    with SandboxDbtCloud.start() as server:
+        yield server
+
+
+@pytest.fixture
+def client(cloud: SandboxDbtCloud) -> Iterator[DbtCloudClient]:
+    retry = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02, deadline=5.0)
+    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=retry) as api:
+        yield api
+
+
+def test_payload_job_field_wrong_type(cloud: SandboxDbtCloud, client: DbtCloudClient) -> None:
+    cloud.app.state.jobs[NIGHTLY]["settings"]["threads"] = "many"
+    with pytest.raises(DbtCloudResponseError) as caught:
+        client.get_job(NIGHTLY)
+    assert str(NIGHTLY) in str(caught.value) and "settings.threads" in str(caught.value)
+
+
+def test_payload_job_missing_field(cloud: SandboxDbtCloud, client: DbtCloudClient) -> None:
+    del cloud.app.state.jobs[NIGHTLY]["environment_id"]
+    with pytest.raises(DbtCloudResponseError) as caught:
+        client.get_job(NIGHTLY)
+    assert "environment_id" in str(caught.value)
+
+
+def test_payload_unknown_fields_are_ignored(cloud: SandboxDbtCloud, client: DbtCloudClient) -> None:
+    cloud.app.state.jobs[NIGHTLY]["shiny_new_field"] = {"nested": [1, 2]}
+    cloud.app.state.jobs[NIGHTLY]["settings"]["new_setting"] = "x"
+    job = client.get_job(NIGHTLY)
+    assert job.id == NIGHTLY and job.settings.threads >= 1
+
+
+def test_payload_run_with_unknown_status_code(cloud: SandboxDbtCloud, client: DbtCloudClient) -> None:
+    run = cloud.app.state.add_run_record(NIGHTLY, 10)
+    cloud.app.state.runs[run["id"]]["status"] = 99
+    with pytest.raises(DbtCloudResponseError) as caught:
+        client.get_run(run["id"])
+    assert str(run["id"]) in str(caught.value) and "status" in str(caught.value)
+
+
+def test_payload_export_stops_at_a_malformed_job(cloud: SandboxDbtCloud, client: DbtCloudClient) -> None:
+    cloud.app.state.jobs[NIGHTLY]["execute_steps"] = "dbt build"
+    with pytest.raises(DbtCloudResponseError) as caught:
+        export_inventory(client)
+    assert str(NIGHTLY) in str(caught.value) and "execute_steps" in str(caught.value)
+
+
+def test_payload_job_from_api_wrong_type_and_extra_fields() -> None:
+    assert Job.from_api({**_job(), "unknown": 1}).id == _job()["id"]
+    with pytest.raises(ValueError, match=r"triggers\.schedule"):
+        Job.from_api({**_job(), "triggers": {"schedule": "sometimes"}})
+
+
+def test_export_with_a_wrong_token_leaves_no_inventory(cloud: SandboxDbtCloud, tmp_path: Path) -> None:
+    out = tmp_path / "inventory.json"
+    result = _cli(
+        ["export", "--host", cloud.url, "--account-id", str(cloud.account_id), "--output", str(out)],
+        env={"DBT_CLOUD_API_TOKEN": "dbtc_wrong_token_value"},
+    )
+    _assert_bad_input(result, "401", "environment variable DBT_CLOUD_API_TOKEN")
+    assert "dbtc_wrong_token_value" not in result.output
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DbtCloudAuthError):
+        DbtCloudClient(cloud.url, cloud.account_id, "dbtc_wrong_token_value").get_job(NIGHTLY)
+
+
+# ------------------------------------------------------------------------------------------------ dbt artifacts
+
+
+def _artifact(kind: str, version: int, **body: Any) -> str:
+    return json.dumps(
+        {"metadata": {"dbt_schema_version": f"https://schemas.getdbt.com/dbt/{kind}/v{version}.json"}, **body}
+    )
+
+
+ARTIFACT_CASES: dict[str, tuple[Callable[[Path], Any], str, tuple[str, ...]]] = {
+    "manifest from dbt 1.3 (v7)": (
+        load_manifest,
+        _artifact("manifest", 7, nodes={}),
+        ("manifest schema v7 is not supported", "v9..v12"),
+    ),
+    "run_results from the future (v9)": (
+        load_run_results,
+        _artifact("run-results", 9, results=[]),
+        ("run-results schema v9 is not supported",),
+    ),
+    "truncated manifest": (load_manifest, _artifact("manifest", 12, nodes={})[:40], ("not valid JSON", "truncated")),
+    "empty run_results": (load_run_results, "", ("not valid JSON",)),
+    "manifest that is a list": (load_manifest, "[]", ("expected a JSON object",)),
+    "run_results without metadata": (
+        load_run_results,
+        json.dumps({"results": []}),
+        ("no metadata.dbt_schema_version",),
+    ),
+    "catalog given as run_results": (load_run_results, _artifact("catalog", 1), ("is not a dbt run-results artifact",)),
+    "run_results with results not a list": (
+        load_run_results,
+        _artifact("run-results", 6, results="x"),
+        ("unexpected content at results",),
+    ),
+    "catalog with a column of the wrong shape": (
+        load_catalog,
+        _artifact("catalog", 1, nodes={"model.p.a": {"columns": {"id": "integer"}}}),
+        ("unexpected content at nodes.model.p.a.columns.id",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ARTIFACT_CASES))
+def test_dbt_artifacts(case: str, tmp_path: Path) -> None:
+    loader, text, words = ARTIFACT_CASES[case]
+    path = _write(tmp_path / "artifact.json", text)
+    with pytest.raises(ArtifactError) as caught:
+        loader(path)
+    assert caught.value.exit_code == 2 and str(path) in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_missing_artifact_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_manifest(tmp_path / "target" / "manifest.json")
