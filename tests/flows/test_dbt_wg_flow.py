@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.states import State
 
 from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.run_job import parse_cache_dir
 from flows.dbt_wg_flow import run_dbt_wg
 
 FAILING_TEST = "select * from {{ ref('stg_erp__orders') }} where {{ env_var('WG_FORCE_FAILURE', '0') }} = 1\n"
@@ -59,6 +60,8 @@ def test_build_succeeds_and_stores_artifacts(tenant_copy: Any, built_dev: dict[s
     record = store.read_json(latest, "run.json")
     assert record["success"] is True and record["parameters"]["profiles_strategy"] == "blocks"
     assert built_dev["leftover_profiles"] == set(), "the private profiles dir must be removed after the run"
+    cache = parse_cache_dir(tenant_copy.project_dir.resolve(), "dev") / "partial_parse.msgpack"
+    assert cache.is_file(), "the partial parse result is kept for the next run of this project and target"
 
 
 def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[str, Any]) -> None:
