@@ -34,8 +34,8 @@ SELECTING = {"build", "run", "test", "seed", "snapshot", "compile", "ls", "sourc
 FULL_REFRESH = {"build", "run", "seed"}
 # Commands that accept --defer with --state.
 DEFERRING = {"build", "run", "test", "compile"}
-# Commands that accept --threads.
-THREADED = SELECTING | {"retry"}
+# Commands that accept --threads (`dbt ls` selects but has no --threads option).
+THREADED = (SELECTING - {"ls"}) | {"retry"}
 # Commands whose run_results.json describes nodes that were built or tested.
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 # Flags the flow owns: each run gets its own paths and a profile built from blocks.
