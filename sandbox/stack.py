@@ -1,0 +1,508 @@
+"""The sandbox stack on loopback: raw data, the sandbox dbt Cloud API, a real Prefect server, profile blocks.
+
+`sandbox_stack()` starts everything and stops what it started; the pieces are public too, so the demo can show
+each one as a step. All state lives in one work folder (default `.dbt2prefect/sandbox/`):
+
+    warehouse/   raw.duckdb and one DuckDB file per target
+    prefect/     PREFECT_HOME of the Prefect server (SQLite database, server.log)
+    dbt_cloud/   artifacts of the sandbox dbt Cloud runs
+    tenant/      the tenant settings pointing at this stack (dbt Cloud host, artifact store, ledger)
+    artifacts/   the run-artifact store; runs/ the flows' private working folders; parity/ parity reports
+
+While the stack is active, this process's Prefect client talks to the stack's server and the environment holds
+what the toolkit reads (tenant file, warehouse folder, dbt Cloud token), so flows, `apply` and `parity` run here
+exactly as they would against a remote Prefect API and dbt Cloud.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
+from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
+from sandbox.warehouse import ENV_VAR as WAREHOUSE_ENV_VAR
+from sandbox.warehouse import RAW_DB, database_path, duckdb_output
+
+DEFAULT_ROOT = REPO_ROOT / ".dbt2prefect" / "sandbox"
+"""Work folder of `dbt2prefect sandbox up`."""
+
+MARKER = ".dbt2prefect-sandbox"
+"""File that marks a folder as a sandbox work folder, so `fresh=True` only ever deletes our own folders."""
+
+BLOCK_TARGETS: tuple[str, ...] = ("dev", "prod", "parity")
+"""Targets whose profile blocks the sandbox registers (`local` reads the project's profiles.yml)."""
+
+RUNS_ENV_VAR = "DBT2PREFECT_RUNS_DIR"
+TENANT_ENV_VAR = "DBT2PREFECT_TENANT_FILE"
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Where the stack keeps its state, all under `root`."""
+
+    root: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def dbt_cloud_artifacts(self) -> Path:
+        return self.root / "dbt_cloud"
+
+    @property
+    def tenant_dir(self) -> Path:
+        return self.root / "tenant"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "parity"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.json"
+
+
+def prepare_workdir(root: Path, *, fresh: bool) -> StackPaths:
+    """Create (or, with `fresh`, empty and recreate) the work folder.
+
+    Raises:
+        WorkdirError: `fresh` was asked for a non-empty folder that is not a sandbox work folder, or the folder
+            cannot be created.
+    """
+    root = Path(root).expanduser().resolve()
+    if fresh and root.exists():
+        if not root.is_dir():
+            raise WorkdirError(f"work folder {root} is a file; pass a folder as --workdir")
+        if any(root.iterdir()) and not (root / MARKER).exists():
+            raise WorkdirError(
+                f"work folder {root} is not empty and was not made by dbt2prefect; "
+                "pass an empty or new folder as --workdir"
+            )
+        shutil.rmtree(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / MARKER).write_text("made by dbt2prefect sandbox; safe to delete\n", encoding="utf-8")
+    except OSError as exc:
+        raise WorkdirError(
+            f"cannot create work folder {root}: {exc.strerror or exc}; pass a writable --workdir"
+        ) from None
+    return StackPaths(root)
+
+
+def ensure_raw_data(paths: StackPaths) -> bool:
+    """Generate the raw source data unless `warehouse/raw.duckdb` exists. Returns True when it generated."""
+    from sandbox.datagen import generate
+
+    if database_path(RAW_DB, paths.warehouse).exists():
+        return False
+    generate(paths.warehouse)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ ports
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free right now (the server binds it moments later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def check_port_free(port: int, what: str, host: str = "127.0.0.1") -> None:
+    """Raise PortInUseError naming the option when `port` is taken on `host`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise PortInUseError(f"port {port} on {host} is in use; pass another {what} (0 picks a free one)") from None
+
+
+# ------------------------------------------------------------------------------------------------ Prefect
+
+
+def _server_environment(home: Path) -> dict[str, str]:
+    # The server must not inherit a client-side API URL, Cloud key or profile from the caller's shell.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE_", "PREFECT_PROFILE"))
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+class PrefectServer:
+    """A `prefect server start` subprocess on loopback with its own PREFECT_HOME (SQLite database inside).
+
+    Use `PrefectServer.start(...)`, then `wait_ready()`; `stop()` ends the process (also as a context manager).
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
+        self._process = process
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+
+    def __repr__(self) -> str:
+        return f"PrefectServer(url={self.url!r}, pid={self.pid})"
+
+    @property
+    def url(self) -> str:
+        """The UI address."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The value for PREFECT_API_URL."""
+        return f"{self.url}/api"
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @classmethod
+    def start(cls, home: Path, *, port: int = 0, host: str = "127.0.0.1") -> PrefectServer:
+        """Start the server process without waiting for it (call `wait_ready`).
+
+        Raises:
+            PortInUseError: `port` is taken.
+            ServerStartError: the process could not be started.
+        """
+        if port:
+            check_port_free(port, "--prefect-port", host)
+        chosen = port or free_port(host)
+        home.mkdir(parents=True, exist_ok=True)
+        log_path = home / "server.log"
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(chosen)]
+        with log_path.open("wb") as log:
+            try:
+                # Own session: Ctrl-C in the terminal reaches only us, and we stop the server in order.
+                process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=_server_environment(home),
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ServerStartError(f"cannot start `prefect server start`: {exc}") from None
+        return cls(process, host, chosen, log_path)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until GET /api/health answers true.
+
+        Raises:
+            ServerStartError: the process exited or the API did not answer within `timeout` (the server log's
+                tail is in the message).
+        """
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                if self._process.poll() is not None:
+                    raise ServerStartError(
+                        f"the Prefect server exited with code {self._process.returncode} before it was ready; "
+                        f"log {self.log_path}:\n{self.log_tail()}"
+                    )
+                try:
+                    response = client.get(f"{self.api_url}/health")
+                    if response.status_code == 200 and response.json() is True:
+                        return
+                except (httpx.HTTPError, ValueError):
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise ServerStartError(
+                        f"the Prefect server on {self.url} was not healthy after {timeout:.0f}s; "
+                        f"log {self.log_path}:\n{self.log_tail()}"
+                    )
+                time.sleep(0.25)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after `timeout`); safe to call twice."""
+        if self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout)
+
+    def __enter__(self) -> PrefectServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------------------------------------ tenant
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_tables(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    lines: list[str] = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
+    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    if prefix:
+        lines.append(f"[{prefix}]")
+    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    for key, table in tables.items():
+        if lines:
+            lines.append("")
+        lines += _toml_tables(table, f"{prefix}.{key}" if prefix else key)
+    return lines
+
+
+def write_tenant_file(
+    paths: StackPaths,
+    dbt_cloud: SandboxDbtCloud,
+    *,
+    source: Path | None = None,
+    acknowledged: Sequence[str] = (),
+) -> Path:
+    """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
+
+    Paths become absolute (the dbt project stays where it is), the artifact store and ledger move into the work
+    folder, dbt Cloud points at the sandbox server, and `acknowledged` findings are added. The tenant's parity
+    settings file is copied next to it.
+    """
+    source_file = Path(source) if source is not None else settings_path()
+    original = load_tenant(source_file)
+    raw = tomllib.loads(source_file.read_text(encoding="utf-8"))
+    tenant = dict(raw.get("tenant", raw))
+    tenant["project_dir"] = str(original.project_dir)
+    if original.local_profiles_dir is not None:
+        tenant["local_profiles_dir"] = str(original.local_profiles_dir)
+    tenant["artifact_store_url"] = str(paths.artifacts)
+    tenant["ledger_url"] = str(paths.ledger)
+    tenant["acknowledged_findings"] = sorted({*original.acknowledged_findings, *acknowledged})
+    cloud = dict(tenant.get("dbt_cloud") or {})
+    cloud.update({"host": dbt_cloud.url, "account_id": dbt_cloud.account_id})
+    tenant["dbt_cloud"] = cloud
+    header = [
+        f"# Written by the dbt2prefect sandbox from {source_file}: dbt Cloud is the sandbox server on loopback.",
+        "# Nothing secret belongs here: the token is in the environment variable named by token_env.",
+    ]
+    destination = paths.tenant_dir / source_file.name
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text("\n".join([*header, *_toml_tables({"tenant": tenant})]) + "\n", encoding="utf-8")
+    parity = source_file.with_name(f"{source_file.stem}.parity.toml")
+    if parity.exists():
+        shutil.copy2(parity, destination.with_name(parity.name))
+    return destination
+
+
+def register_profile_blocks(
+    tenant: TenantSettings, warehouse: Path, targets: Sequence[str] = BLOCK_TARGETS
+) -> list[str]:
+    """Save one DuckDB profile block per target in the active Prefect API; returns the block names."""
+    from dbt2prefect.profiles import block_from_env
+
+    names = []
+    for target in targets:
+        block = block_from_env("duckdb", {}, duckdb_output(target, warehouse))
+        name = tenant.block_name(target)
+        block.save(name, overwrite=True)
+        names.append(name)
+    return names
+
+
+# ------------------------------------------------------------------------------------------------ activation
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, restoring the previous values afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def prefect_api(url: str) -> Iterator[None]:
+    """Point this process's Prefect client at `url` for the block (Prefect's settings context, not os.environ)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
+
+
+@dataclass(frozen=True)
+class SandboxStack:
+    """A running stack: its folders, servers, tenant settings and registered blocks."""
+
+    paths: StackPaths
+    dbt_cloud: SandboxDbtCloud
+    prefect: PrefectServer
+    tenant_file: Path
+    blocks: tuple[str, ...]
+    data_generated: bool
+
+    @property
+    def tenant(self) -> TenantSettings:
+        return load_tenant(self.tenant_file)
+
+    @property
+    def token_env(self) -> str:
+        """Name of the environment variable that carries the dbt Cloud token."""
+        return self.tenant.dbt_cloud.token_env
+
+    def environment(self) -> dict[str, str]:
+        """Variables a shell needs to use this stack (the token's variable is set by `token_exports`)."""
+        return {
+            "PREFECT_API_URL": self.prefect.api_url,
+            TENANT_ENV_VAR: str(self.tenant_file),
+            WAREHOUSE_ENV_VAR: str(self.paths.warehouse),
+            RUNS_ENV_VAR: str(self.paths.runs),
+        }
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[SandboxStack]:
+        """Make this process use the stack: Prefect client, tenant file, warehouse, dbt Cloud token."""
+        env = {k: v for k, v in self.environment().items() if k != "PREFECT_API_URL"}
+        env[self.token_env] = self.dbt_cloud.token
+        with patched_environ(env), prefect_api(self.prefect.api_url):
+            yield self
+
+
+def start_dbt_cloud(paths: StackPaths, project_dir: Path, port: int = 0) -> SandboxDbtCloud:
+    """Start the sandbox dbt Cloud API (seed jobs) on loopback, running jobs on the stack's warehouse.
+
+    Raises:
+        PortInUseError: `port` is taken.
+        ServerStartError: the server did not start.
+    """
+    if port:
+        check_port_free(port, "--dbt-cloud-port")
+    paths.dbt_cloud_artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        return SandboxDbtCloud.start(
+            port=port,
+            project_dir=project_dir,
+            warehouse_base=paths.warehouse,
+            artifacts_dir=paths.dbt_cloud_artifacts,
+        )
+    except (RuntimeError, OSError) as exc:
+        raise ServerStartError(f"the sandbox dbt Cloud server did not start: {exc}") from None
+
+
+Progress = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def sandbox_stack(
+    root: Path | None = None,
+    *,
+    fresh: bool = False,
+    prefect_port: int = 0,
+    dbt_cloud_port: int = 0,
+    tenant_file: Path | None = None,
+    acknowledged: Sequence[str] = (),
+    progress: Progress | None = None,
+    ready_timeout: float = 120.0,
+) -> Iterator[SandboxStack]:
+    """Start the whole stack, activated in this process; stop what it started on exit.
+
+    Args:
+        root: work folder (default `.dbt2prefect/sandbox/`).
+        fresh: empty the work folder first (only a folder the sandbox made).
+        prefect_port, dbt_cloud_port: loopback ports; 0 picks free ones.
+        tenant_file: the tenant whose project and settings to use (default: the repository's tenant).
+        acknowledged: blocker findings to acknowledge in the stack's tenant settings.
+        progress: told what is happening, in a few words, before each phase.
+
+    Raises:
+        WorkdirError, PortInUseError, ServerStartError: see the functions above.
+    """
+    say = progress or (lambda message: None)
+    paths = prepare_workdir(root or DEFAULT_ROOT, fresh=fresh)
+    source = load_tenant(tenant_file)
+    with contextlib.ExitStack() as stop:
+        say("starting the Prefect server")
+        prefect = stop.enter_context(PrefectServer.start(paths.prefect_home, port=prefect_port))
+        say("generating raw data")
+        generated = ensure_raw_data(paths)
+        say("starting the sandbox dbt Cloud API")
+        cloud = stop.enter_context(start_dbt_cloud(paths, source.project_dir, dbt_cloud_port))
+        written = write_tenant_file(paths, cloud, source=tenant_file, acknowledged=acknowledged)
+        say("waiting for the Prefect API")
+        prefect.wait_ready(ready_timeout)
+        tenant = load_tenant(written)
+        with prefect_api(prefect.api_url):
+            say("registering profile blocks")
+            blocks = register_profile_blocks(tenant, paths.warehouse)
+        stack = SandboxStack(paths, cloud, prefect, written, tuple(blocks), generated)
+        with stack.activated():
+            yield stack
