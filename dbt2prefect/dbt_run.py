@@ -151,11 +151,12 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
     before = set(threading.enumerate())
     try:
-        result = runner.invoke([*args, "--log-path", str(paths.log_path)])
+        with prefect_context.shared_client():
+            result = runner.invoke([*args, "--log-path", str(paths.log_path)])
+            _join_task_threads(before)
     except ValueError as exc:
-        return False, str(exc)
-    finally:
         _join_task_threads(before)
+        return False, str(exc)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 

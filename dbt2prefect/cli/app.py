@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "dbt2prefect.cli.parity_cmd",
     "dbt2prefect.cli.plan_cmd",
     "dbt2prefect.cli.run_cmd",
+    "dbt2prefect.cli.sandbox_cmd",
 ]
 
 for _name in COMMAND_MODULES:
