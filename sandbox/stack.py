@@ -420,7 +420,7 @@ class SandboxStack:
         return self.tenant.dbt_cloud.token_env
 
     def environment(self) -> dict[str, str]:
-        """Variables a shell needs to use this stack (the token's variable is set by `token_exports`)."""
+        """Variables a shell needs to use this stack, apart from the dbt Cloud token (see `token_env`)."""
         return {
             "PREFECT_API_URL": self.prefect.api_url,
             TENANT_ENV_VAR: str(self.tenant_file),
@@ -437,8 +437,10 @@ class SandboxStack:
             yield self
 
 
-def start_dbt_cloud(paths: StackPaths, project_dir: Path, port: int = 0) -> SandboxDbtCloud:
+def start_dbt_cloud(paths: StackPaths, project_dir: Path, port: int = 0, token: str | None = None) -> SandboxDbtCloud:
     """Start the sandbox dbt Cloud API (seed jobs) on loopback, running jobs on the stack's warehouse.
+
+    `token` is the one token the server accepts (default: a new random one).
 
     Raises:
         PortInUseError: `port` is taken.
@@ -453,6 +455,7 @@ def start_dbt_cloud(paths: StackPaths, project_dir: Path, port: int = 0) -> Sand
             project_dir=project_dir,
             warehouse_base=paths.warehouse,
             artifacts_dir=paths.dbt_cloud_artifacts,
+            token=token,
         )
     except (RuntimeError, OSError) as exc:
         raise ServerStartError(f"the sandbox dbt Cloud server did not start: {exc}") from None
@@ -470,6 +473,7 @@ def sandbox_stack(
     dbt_cloud_port: int = 0,
     tenant_file: Path | None = None,
     acknowledged: Sequence[str] = (),
+    token: str | None = None,
     progress: Progress | None = None,
     ready_timeout: float = 120.0,
 ) -> Iterator[SandboxStack]:
@@ -481,6 +485,7 @@ def sandbox_stack(
         prefect_port, dbt_cloud_port: loopback ports; 0 picks free ones.
         tenant_file: the tenant whose project and settings to use (default: the repository's tenant).
         acknowledged: blocker findings to acknowledge in the stack's tenant settings.
+        token: the dbt Cloud token the sandbox accepts (default: a new random one).
         progress: told what is happening, in a few words, before each phase.
 
     Raises:
@@ -495,7 +500,7 @@ def sandbox_stack(
         say("generating raw data")
         generated = ensure_raw_data(paths)
         say("starting the sandbox dbt Cloud API")
-        cloud = stop.enter_context(start_dbt_cloud(paths, source.project_dir, dbt_cloud_port))
+        cloud = stop.enter_context(start_dbt_cloud(paths, source.project_dir, dbt_cloud_port, token))
         written = write_tenant_file(paths, cloud, source=tenant_file, acknowledged=acknowledged)
         say("waiting for the Prefect API")
         prefect.wait_ready(ready_timeout)

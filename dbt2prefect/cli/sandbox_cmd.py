@@ -45,9 +45,7 @@ def up(
 ) -> None:
     """Start the sandbox on 127.0.0.1 and keep it running until Ctrl-C.
 
-    Generates the raw data if absent, starts the sandbox dbt Cloud API (seed jobs, real dbt on DuckDB) and
-    `prefect server start` with its own PREFECT_HOME, registers the dev, prod and parity profile blocks, and
-    prints what to export in another shell.
+    Raw data (if absent), the sandbox dbt Cloud API, `prefect server start` with its own PREFECT_HOME, and the dev, prod and parity profile blocks; then it prints what to export in another shell.
     """
     from sandbox.stack import DEFAULT_ROOT, sandbox_stack
 
