@@ -11,3 +11,21 @@ class MigrationError(Dbt2PrefectError):
 
 class InventoryError(MigrationError):
     """An inventory file is missing, unreadable or in neither accepted shape."""
+
+
+class LedgerError(MigrationError):
+    """The cutover ledger cannot be read or written (a record is unreadable, the store refuses a write)."""
+
+    exit_code = 3
+
+
+class CutoverRefusedError(MigrationError):
+    """Cutover or rollback will not start: a job lacks a PASS parity verdict, an applied schedule, or a ledger."""
+
+    exit_code = 1
+
+
+class CutoverVerificationError(MigrationError):
+    """A cutover or rollback ran, but reading both sides back did not show the expected state."""
+
+    exit_code = 1

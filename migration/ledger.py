@@ -1,0 +1,276 @@
+"""The cutover ledger: an append-only history of every cutover and rollback, one JSON file per record.
+
+Layout under the tenant's `ledger_url` (a local folder by default, an fsspec URL in production)::
+
+    <ledger_url>/<tenant>/job-<id>/000001-cutover_started.json     full dbt Cloud job + Prefect schedule, before
+                                  /000002-cutover_verified.json    both sides read back after the switch
+                                  /000003-rollback_started.json    what is restored, from which record
+                                  /000004-rollback_verified.json   both sides read back after the restore
+
+A record is never rewritten: each one goes to a new sequence number. On a local file system the bytes go to
+a temporary file, are fsynced, and are linked into place only if the name is still free (so a concurrent
+writer cannot overwrite an entry), then the folder is fsynced. Object stores write whole objects, so there the
+record is written directly after checking the name is free. Readers skip temporary files, so a crash at any
+point leaves either a complete record or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import fsspec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from migration.errors import LedgerError
+
+LEDGER_FORMAT = "dbt2prefect-ledger"
+LEDGER_VERSION = 1
+
+
+class RecordKind(StrEnum):
+    """What a ledger record says happened."""
+
+    CUTOVER_STARTED = "cutover_started"
+    CUTOVER_VERIFIED = "cutover_verified"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_VERIFIED = "rollback_verified"
+
+
+class LedgerState(StrEnum):
+    """Where a job stands, derived from its last record."""
+
+    NONE = "none"
+    CUTOVER_IN_PROGRESS = "cutover in progress"
+    CUT_OVER = "cut over"
+    ROLLBACK_IN_PROGRESS = "rollback in progress"
+    ROLLED_BACK = "rolled back"
+
+
+class _LedgerModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PrefectScheduleState(_LedgerModel):
+    """One Prefect deployment schedule as read from the API."""
+
+    deployment: str
+    deployment_id: str
+    schedule_id: str
+    slug: str
+    active: bool
+    parameters: dict[str, Any]
+    cron: str | None = None
+    rrule: str | None = None
+    timezone: str | None = None
+
+
+class Verification(_LedgerModel):
+    """Both sides read back after a cutover or rollback; `problems` is empty when `ok`."""
+
+    ok: bool
+    dbt_cloud_schedule_on: bool
+    prefect_active: bool | None
+    problems: list[str] = Field(default_factory=list)
+
+
+class LedgerRecord(_LedgerModel):
+    """One ledger entry. `original_job` (cutover_started) is the job exactly as GET /jobs/{id}/ returned it."""
+
+    format: Literal["dbt2prefect-ledger"] = "dbt2prefect-ledger"
+    version: int = LEDGER_VERSION
+    tenant: str
+    job_id: int
+    seq: int
+    kind: RecordKind
+    operation: str = Field(description="Id shared by the records of one cutover or rollback of this job.")
+    at: datetime
+    by: str
+    forced: bool = False
+    reason: str | None = None
+    parity: str | None = Field(default=None, description="The parity verdict that allowed the cutover.")
+    original_job: dict[str, Any] | None = None
+    dbt_cloud_job: dict[str, Any] | None = Field(
+        default=None, description="The job as read when a rollback started (for the audit trail)."
+    )
+    prefect_schedule: PrefectScheduleState | None = None
+    restores: int | None = Field(default=None, description="Seq of the cutover_started record a rollback restores.")
+    verification: Verification | None = None
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.seq:06d}-{self.kind.value}.json"
+
+
+def new_operation_id(kind: str, now: datetime) -> str:
+    """An id for one cutover or rollback of one job: readable time plus a random suffix."""
+    return f"{kind}-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """Append-only ledger of one tenant under an fsspec URL (a plain path is a local folder).
+
+    Args:
+        url: the tenant's `ledger_url`.
+        tenant: the tenant name (one sub-folder per tenant).
+    """
+
+    def __init__(self, url: str, tenant: str) -> None:
+        self.url = url.rstrip("/")
+        self.tenant = tenant
+        try:
+            self._fs, root = fsspec.core.url_to_fs(self.url)
+        except (ValueError, ImportError) as exc:
+            raise LedgerError(
+                f"ledger URL {url!r} is not usable ({exc}); set `ledger_url` in the tenant settings to a folder "
+                "or an fsspec URL such as s3://bucket/ledger"
+            ) from None
+        self._root = f"{root.rstrip('/')}/{tenant}"
+        protocol = self._fs.protocol
+        self._local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+    def __repr__(self) -> str:
+        return f"Ledger(url={self.url!r}, tenant={self.tenant!r})"
+
+    def job_dir(self, job_id: int) -> str:
+        """Folder of one job's records."""
+        return f"{self._root}/job-{job_id}"
+
+    # ----------------------------------------------------------------------------------------- reading
+
+    def job_ids(self) -> list[int]:
+        """Every job that has at least one record."""
+        try:
+            entries = self._fs.ls(self._root, detail=False) if self._fs.exists(self._root) else []
+        except OSError as exc:
+            raise LedgerError(f"cannot list the ledger {self.url}: {exc}") from None
+        ids = []
+        for entry in entries:
+            name = str(entry).rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("job-") and name[4:].isdigit():
+                ids.append(int(name[4:]))
+        return sorted(ids)
+
+    def records(self, job_id: int) -> list[LedgerRecord]:
+        """All complete records of a job, oldest first (temporary files of interrupted writes are skipped).
+
+        Raises:
+            LedgerError: a record file cannot be read or is not a ledger record.
+        """
+        folder = self.job_dir(job_id)
+        try:
+            if not self._fs.exists(folder):
+                return []
+            names = sorted(str(p).rsplit("/", 1)[-1] for p in self._fs.ls(folder, detail=False))
+        except OSError as exc:
+            raise LedgerError(f"cannot list ledger folder {folder}: {exc}") from None
+        out: list[LedgerRecord] = []
+        for name in names:
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            path = f"{folder}/{name}"
+            try:
+                with self._fs.open(path, "rb") as handle:
+                    record = LedgerRecord.model_validate_json(handle.read())
+            except (OSError, ValidationError) as exc:
+                first = str(exc).splitlines()[0]
+                raise LedgerError(
+                    f"ledger record {path} is unreadable ({first}); it was written whole, so this means it was "
+                    "edited or damaged afterwards: restore it from backup before cutting over or rolling back"
+                ) from None
+            if record.job_id != job_id or record.file_name != name:
+                raise LedgerError(f"ledger record {path} does not match its file name (job {record.job_id})")
+            out.append(record)
+        return out
+
+    def state(self, job_id: int, records: list[LedgerRecord] | None = None) -> LedgerState:
+        """Where the job stands: none, cutover in progress, cut over, rollback in progress, rolled back."""
+        history = self.records(job_id) if records is None else records
+        if not history:
+            return LedgerState.NONE
+        last = history[-1]
+        if last.kind == RecordKind.CUTOVER_STARTED:
+            return LedgerState.CUTOVER_IN_PROGRESS
+        if last.kind == RecordKind.CUTOVER_VERIFIED:
+            ok = last.verification is not None and last.verification.ok
+            return LedgerState.CUT_OVER if ok else LedgerState.CUTOVER_IN_PROGRESS
+        if last.kind == RecordKind.ROLLBACK_STARTED:
+            return LedgerState.ROLLBACK_IN_PROGRESS
+        ok = last.verification is not None and last.verification.ok
+        return LedgerState.ROLLED_BACK if ok else LedgerState.ROLLBACK_IN_PROGRESS
+
+    @staticmethod
+    def last_of(records: list[LedgerRecord], kind: RecordKind) -> LedgerRecord | None:
+        """The newest record of a kind."""
+        return next((r for r in reversed(records) if r.kind == kind), None)
+
+    # ----------------------------------------------------------------------------------------- writing
+
+    def append(self, record: LedgerRecord) -> LedgerRecord:
+        """Write a new record with the next sequence number of its job (the given `seq` is replaced).
+
+        Raises:
+            LedgerError: the write failed, or another writer took the sequence number first.
+        """
+        existing = self.records(record.job_id)
+        stored = record.model_copy(update={"seq": (existing[-1].seq if existing else 0) + 1})
+        data = (stored.model_dump_json(indent=2) + "\n").encode("utf-8")
+        folder = self.job_dir(record.job_id)
+        path = f"{folder}/{stored.file_name}"
+        try:
+            if self._local:
+                _write_new_local(Path(folder), stored.file_name, data)
+            else:
+                self._fs.makedirs(folder, exist_ok=True)
+                if self._fs.exists(path):
+                    raise FileExistsError(path)
+                self._fs.pipe_file(path, data)
+        except FileExistsError:
+            raise LedgerError(
+                f"ledger record {path} already exists: another cutover or rollback of job {record.job_id} is "
+                "running; wait for it and rerun"
+            ) from None
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot write ledger record {path}: {exc}; check `ledger_url` and its permissions"
+            ) from None
+        return stored
+
+
+def _write_new_local(folder: Path, name: str, data: bytes) -> None:
+    """Write `folder/name` whole and durably, failing with FileExistsError if the name is taken."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # link() refuses an existing target, unlike rename(): an older entry is never overwritten.
+        os.link(tmp, folder / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def record_json(record: LedgerRecord) -> dict[str, Any]:
+    """A record as JSON-ready data."""
+    data: dict[str, Any] = json.loads(record.model_dump_json())
+    return data

@@ -1,0 +1,181 @@
+"""The Prefect side of cutover: read the deployment's `job-<id>` schedules and switch them on or off.
+
+A sync facade over Prefect's async client (one short-lived client per call, so the CLI and tests need no event
+loop). Prefect 3.9.1 resets a schedule's parameters to {} when PATCH /schedules/{id} is sent `active` without
+`parameters`, so every switch sends the parameters and the slug with the flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from migration.apply import PrefectApiError, _schedule_fields
+from migration.ledger import PrefectScheduleState
+from migration.plan import PlannedSchedule
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import DeploymentSchedule
+
+T = TypeVar("T")
+
+
+class FlowRunSummary(BaseModel):
+    """The latest started flow run of a schedule (or of the deployment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    state: str | None
+    start_time: datetime | None
+
+
+def _run(call: Callable[[PrefectClient], Awaitable[T]]) -> T:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    async def go() -> T:
+        async with get_client() as client:
+            return await call(client)
+
+    try:
+        return asyncio.run(go())
+    except PrefectHTTPStatusError as exc:
+        raise PrefectApiError(
+            f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
+            f"{exc.response.text[:300]}"
+        ) from None
+    except (OSError, httpx.HTTPError) as exc:
+        raise PrefectApiError(f"cannot reach the Prefect API ({exc}); check PREFECT_API_URL") from None
+
+
+def _state(deployment: str, deployment_id: UUID, schedule: DeploymentSchedule) -> PrefectScheduleState:
+    inner = schedule.schedule
+    return PrefectScheduleState(
+        deployment=deployment,
+        deployment_id=str(deployment_id),
+        schedule_id=str(schedule.id),
+        slug=schedule.slug or "",
+        active=bool(schedule.active),
+        parameters=dict(schedule.parameters or {}),
+        cron=getattr(inner, "cron", None),
+        rrule=getattr(inner, "rrule", None),
+        timezone=getattr(inner, "timezone", None),
+    )
+
+
+class PrefectSchedules:
+    """The schedules of one deployment, addressed by slug.
+
+    Args:
+        deployment: the deployment's full name, `<flow>/<deployment>` (e.g. `run_dbt_wg/dbt_wg`).
+    """
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+
+    def __repr__(self) -> str:
+        return f"PrefectSchedules(deployment={self.deployment!r})"
+
+    async def _deployment_id(self, client: PrefectClient) -> UUID | None:
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            deployment = await client.read_deployment_by_name(self.deployment)
+        except ObjectNotFound:
+            return None
+        deployment_id: UUID = deployment.id
+        return deployment_id
+
+    def read_all(self) -> dict[str, PrefectScheduleState] | None:
+        """Every slugged schedule of the deployment, or None when the deployment does not exist."""
+
+        async def call(client: PrefectClient) -> dict[str, PrefectScheduleState] | None:
+            deployment_id = await self._deployment_id(client)
+            if deployment_id is None:
+                return None
+            schedules = await client.read_deployment_schedules(deployment_id)
+            return {s.slug: _state(self.deployment, deployment_id, s) for s in schedules if s.slug}
+
+        return _run(call)
+
+    def read(self, slug: str) -> PrefectScheduleState | None:
+        """One schedule by slug, or None when it (or the deployment) does not exist."""
+        return (self.read_all() or {}).get(slug)
+
+    def plan_differences(self, planned: PlannedSchedule) -> list[str] | None:
+        """What differs between the applied schedule and the plan (cron, timezone, parameters...).
+
+        Returns:
+            None when the deployment or the schedule is missing, else the differing fields (empty = applied).
+        """
+
+        async def call(client: PrefectClient) -> list[str] | None:
+            deployment_id = await self._deployment_id(client)
+            if deployment_id is None:
+                return None
+            by_slug = {s.slug: s for s in await client.read_deployment_schedules(deployment_id) if s.slug}
+            current = by_slug.get(planned.slug)
+            return None if current is None else _schedule_fields(current, planned)
+
+        return _run(call)
+
+    def set_active(self, state: PrefectScheduleState, active: bool, parameters: dict[str, Any]) -> None:
+        """Switch one schedule on or off, sending its parameters and slug with the flag."""
+
+        async def call(client: PrefectClient) -> None:
+            await client.update_deployment_schedule(
+                UUID(state.deployment_id),
+                UUID(state.schedule_id),
+                active=active,
+                parameters=parameters,
+                slug=state.slug,
+            )
+
+        _run(call)
+
+    def latest_flow_run(self, parameters: dict[str, Any] | None, scan: int = 200) -> FlowRunSummary | None:
+        """The newest started flow run of the deployment whose parameters equal `parameters`.
+
+        Args:
+            parameters: the schedule's parameters; None means any run of the deployment.
+            scan: how many of the newest started runs to look through.
+        """
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterId,
+            FlowRunFilter,
+            FlowRunFilterStartTime,
+        )
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        async def call(client: PrefectClient) -> FlowRunSummary | None:
+            deployment_id = await self._deployment_id(client)
+            if deployment_id is None:
+                return None
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                # Started runs only: an active schedule also creates future runs in the Scheduled state.
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=False)),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=scan,
+            )
+            for run in runs:
+                if parameters is None or dict(run.parameters or {}) == parameters:
+                    return FlowRunSummary(
+                        id=str(run.id),
+                        name=run.name,
+                        state=run.state.name if run.state else None,
+                        start_time=run.start_time,
+                    )
+            return None
+
+        return _run(call)

@@ -1,0 +1,140 @@
+"""Rollback: replay the ledger in reverse. Prefect schedule paused first, then the dbt Cloud job restored.
+
+Per job with a cutover in the ledger (finished or not):
+
+1. ledger: `rollback_started`, naming the `cutover_started` record it restores and the state of both sides now.
+2. Prefect: the `job-<id>` schedule paused, sent with the parameters recorded before cutover.
+3. dbt Cloud: the job posted back exactly as recorded (writable fields; `job_type` follows the triggers).
+4. verify: both sides read back; writable fields must equal the recorded original. A new `rollback_verified`.
+
+Each step is skipped when its effect is already there, so rollback is idempotent, finishes an interrupted
+rollback, and works after a partial cutover (ledger written and nothing else, or dbt Cloud off only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from migration.errors import CutoverRefusedError, CutoverVerificationError
+from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification, new_operation_id
+from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, field_differences, schedule_on
+from migration.translate import schedule_slug
+
+
+def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verification:
+    job = ctx.dbt_cloud.get_job_dict(int(original["id"]))
+    schedule = ctx.prefect.read(slug)
+    problems = []
+    differences = field_differences(job, original)
+    if differences:
+        problems.append(f"dbt Cloud job differs from the recorded original in {', '.join(differences)}")
+    if schedule is not None and schedule.active:
+        problems.append(f"Prefect schedule {slug} is still active")
+    return Verification(
+        ok=not problems,
+        dbt_cloud_schedule_on=schedule_on(job),
+        prefect_active=None if schedule is None else schedule.active,
+        problems=problems,
+    )
+
+
+def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState, ctx: SwitchContext) -> JobOutcome:
+    started = Ledger.last_of(records, RecordKind.CUTOVER_STARTED)
+    if started is None or started.original_job is None:
+        raise CutoverRefusedError(f"job {job_id}: the ledger has no cutover_started record to restore from")
+    original = started.original_job
+    name = str(original.get("name", ""))
+    slug = started.prefect_schedule.slug if started.prefect_schedule else schedule_slug(job_id)
+    if state == LedgerState.ROLLED_BACK:
+        current = _verify(original, slug, ctx)
+        if current.ok:
+            return JobOutcome(job_id=job_id, job_name=name, action="already rolled back", state=state)
+    begun = Ledger.last_of(records, RecordKind.ROLLBACK_STARTED)
+    if state != LedgerState.ROLLBACK_IN_PROGRESS or begun is None or begun.restores != started.seq:
+        ctx.checkpoint(job_id, "ledger")
+        now = ctx.clock()
+        begun = ctx.ledger.append(
+            LedgerRecord(
+                tenant=ctx.tenant,
+                job_id=job_id,
+                seq=0,
+                kind=RecordKind.ROLLBACK_STARTED,
+                operation=new_operation_id("rollback", now),
+                at=now,
+                by=ctx.by,
+                restores=started.seq,
+                dbt_cloud_job=ctx.dbt_cloud.get_job_dict(job_id),
+                prefect_schedule=ctx.prefect.read(slug),
+            )
+        )
+    ctx.checkpoint(job_id, "prefect")
+    schedule = ctx.prefect.read(slug)
+    if schedule is not None and schedule.active:
+        recorded = started.prefect_schedule
+        # The parameters recorded before cutover are the plan's; send them so the PATCH cannot wipe them.
+        parameters = recorded.parameters if recorded is not None and recorded.parameters else schedule.parameters
+        ctx.prefect.set_active(schedule, False, parameters)
+    ctx.checkpoint(job_id, "dbt_cloud")
+    live = ctx.dbt_cloud.get_job_dict(job_id)
+    if field_differences(live, original):
+        ctx.dbt_cloud.update_job(original)
+    ctx.checkpoint(job_id, "verify")
+    verification = _verify(original, slug, ctx)
+    now = ctx.clock()
+    ctx.ledger.append(
+        LedgerRecord(
+            tenant=ctx.tenant,
+            job_id=job_id,
+            seq=0,
+            kind=RecordKind.ROLLBACK_VERIFIED,
+            operation=begun.operation,
+            at=now,
+            by=ctx.by,
+            restores=started.seq,
+            verification=verification,
+        )
+    )
+    final = LedgerState.ROLLED_BACK if verification.ok else LedgerState.ROLLBACK_IN_PROGRESS
+    return JobOutcome(job_id=job_id, job_name=name, action="rolled back", state=final, verification=verification)
+
+
+def rollback(job_ids: Sequence[int], ctx: SwitchContext) -> SwitchReport:
+    """Undo cutovers recorded in the ledger (every job with a ledger entry when `job_ids` is empty).
+
+    Returns:
+        What happened per job.
+
+    Raises:
+        CutoverRefusedError: a requested job has no cutover in the ledger.
+        CutoverVerificationError: a job was restored but reading back did not confirm it.
+        DbtCloudApiError, PrefectApiError, LedgerError: a service failed; rerun to resume.
+    """
+    targets = list(dict.fromkeys(job_ids)) or ctx.ledger.job_ids()
+    prepared = []
+    missing = []
+    for job_id in targets:
+        records = ctx.ledger.records(job_id)
+        state = ctx.ledger.state(job_id, records)
+        if state == LedgerState.NONE:
+            missing.append(job_id)
+        prepared.append((job_id, records, state))
+    if missing and job_ids:
+        raise CutoverRefusedError(
+            "rollback refused, nothing changed: no cutover in the ledger "
+            f"{ctx.ledger.url} for job(s) {', '.join(map(str, missing))}; check the job ids and the ledger_url"
+        )
+    outcomes = []
+    for job_id, records, state in prepared:
+        if state == LedgerState.NONE:
+            outcomes.append(JobOutcome(job_id=job_id, job_name="", action="nothing to roll back", state=state))
+            continue
+        outcomes.append(_roll_back_one(job_id, records, state, ctx))
+    report = SwitchReport(operation="rollback", jobs=outcomes)
+    failed = [o for o in outcomes if o.verification is not None and not o.verification.ok]
+    if failed:
+        lines = [f"job {o.job_id}: {'; '.join(o.verification.problems)}" for o in failed if o.verification]
+        raise CutoverVerificationError(
+            "rollback ran but the read-back does not match; rerun `dbt2prefect rollback`:\n" + "\n".join(lines)
+        )
+    return report

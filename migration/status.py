@@ -1,0 +1,111 @@
+"""Status of every migrated job: both schedulers, last runs on each side, parity verdict, ledger state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.errors import DbtCloudNotFoundError
+from migration.ledger import Ledger, LedgerState
+from migration.plan import MigrationPlan
+from migration.prefect_switch import FlowRunSummary, PrefectSchedules
+from migration.switch_context import schedule_on
+from migration.translate import schedule_slug
+from parity.model import Verdict
+
+
+class DbtCloudRunSummary(BaseModel):
+    """The newest run of a job in dbt Cloud."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    status: str
+    created_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobStatusRow(BaseModel):
+    """One job's row in `dbt2prefect status`. None means unknown or absent (shown as '-')."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: int
+    job_name: str
+    slug: str
+    dbt_cloud_schedule_on: bool | None
+    prefect_schedule: str
+    parity_verdict: str | None
+    parity_time: datetime | None
+    dbt_cloud_last_run: DbtCloudRunSummary | None
+    prefect_last_run: FlowRunSummary | None
+    ledger_state: LedgerState
+    ledger_updated: datetime | None
+
+
+class StatusReport(BaseModel):
+    """Status of the tenant's migrated jobs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    deployment: str
+    ledger: str
+    jobs: list[JobStatusRow]
+
+
+def collect_status(
+    plan: MigrationPlan,
+    client: DbtCloudClient,
+    prefect: PrefectSchedules,
+    ledger: Ledger,
+    verdicts: Mapping[int, tuple[Verdict, datetime]],
+) -> StatusReport:
+    """Read both sides, the parity verdicts and the ledger for every planned schedule and every ledger job.
+
+    Args:
+        plan: the plan (built from `cutover.jobs_as_planned`, so cut-over jobs keep their rows).
+    """
+    names = {j.job_id: j.job_name for j in plan.jobs}
+    params = {s.job_id: s.parameters for s in plan.schedules}
+    job_ids = sorted({s.job_id for s in plan.schedules} | set(ledger.job_ids()))
+    schedules = prefect.read_all() or {}
+    rows = []
+    for job_id in job_ids:
+        slug = schedule_slug(job_id)
+        try:
+            job = client.get_job_dict(job_id)
+        except DbtCloudNotFoundError:
+            job = None
+        runs = client.list_runs(job_definition_id=job_id, limit=1)
+        last = runs[0] if runs else None
+        schedule = schedules.get(slug)
+        parameters = schedule.parameters if schedule is not None else params.get(job_id)
+        records = ledger.records(job_id)
+        verdict = verdicts.get(job_id)
+        rows.append(
+            JobStatusRow(
+                job_id=job_id,
+                job_name=names.get(job_id) or (str(job.get("name", "")) if job else ""),
+                slug=slug,
+                dbt_cloud_schedule_on=None if job is None else schedule_on(job),
+                prefect_schedule="missing" if schedule is None else ("active" if schedule.active else "paused"),
+                parity_verdict=None if verdict is None else verdict[0].value,
+                parity_time=None if verdict is None else verdict[1],
+                dbt_cloud_last_run=None
+                if last is None
+                else DbtCloudRunSummary(
+                    id=last.id,
+                    status=last.status.name.lower(),
+                    created_at=last.created_at,
+                    finished_at=last.finished_at,
+                ),
+                prefect_last_run=prefect.latest_flow_run(parameters) if schedule is not None else None,
+                ledger_state=ledger.state(job_id, records),
+                ledger_updated=records[-1].at if records else None,
+            )
+        )
+    return StatusReport(tenant=ledger.tenant, deployment=prefect.deployment, ledger=ledger.url, jobs=rows)
