@@ -1,0 +1,214 @@
+"""`dbt2prefect cutover | rollback | status`: switch jobs from dbt Cloud to Prefect and back, with a ledger."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from dbt2prefect.tenant import TenantSettings
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.models import Job
+from migration.ledger import Ledger
+from migration.plan import MigrationPlan
+from migration.prefect_switch import PrefectSchedules
+from migration.switch_context import SwitchContext, SwitchReport
+from parity.model import Verdict
+
+JobOption = Annotated[
+    list[int] | None,
+    typer.Option("--job", help="dbt Cloud job id (repeat); default: every job with a schedule in the plan."),
+]
+ReportDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-dir",
+        envvar="DBT2PREFECT_PARITY_DIR",
+        help="Parity report root written by `dbt2prefect parity` (default .dbt2prefect/parity).",
+    ),
+]
+LedgerUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger-url",
+        envvar="DBT2PREFECT_LEDGER_URL",
+        help="Ledger folder or fsspec URL (default: tenant ledger_url).",
+    ),
+]
+By = Annotated[str | None, typer.Option("--by", help="Who runs this, for the ledger (default: the OS user).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cutover")(cutover)
+    app.command("rollback")(rollback)
+    app.command("status")(status)
+
+
+@dataclass
+class _Session:
+    tenant: TenantSettings
+    client: DbtCloudClient
+    ledger: Ledger
+    prefect: PrefectSchedules
+
+
+@contextmanager
+def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Session]:
+    from migration.dbt_cloud.auth import resolve_token
+
+    tenant = tenant_from(tenant_file)
+    settings = tenant.dbt_cloud
+    token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token)
+    ledger = Ledger(ledger_url or tenant.ledger_url, tenant.name)
+    prefect = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
+    with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
+        yield _Session(tenant, client, ledger, prefect)
+
+
+def _plan(session: _Session) -> tuple[list[Job], MigrationPlan]:
+    """Every job of the account and the plan, with cut-over jobs taken as the ledger recorded them."""
+    from migration.cutover import jobs_as_planned
+    from migration.export import export_inventory
+    from migration.translate import build_plan
+
+    inventory = export_inventory(session.client, project_id=session.tenant.dbt_cloud.project_id, include_deleted=True)
+    jobs = inventory.job_models()
+    planned = jobs_as_planned(jobs, session.ledger)
+    return jobs, build_plan(planned, session.tenant, inventory.environment_models())
+
+
+def _verdicts(report_dir: Path | None) -> dict[int, tuple[Verdict, datetime]]:
+    from parity.store import DEFAULT_REPORT_ROOT, load_latest_verdicts
+
+    return dict(load_latest_verdicts(report_dir or DEFAULT_REPORT_ROOT))
+
+
+def _render(report: SwitchReport) -> None:
+    table = Table(title=f"{report.operation.capitalize()}")
+    for column in ("job", "name", "action", "ledger state", "read-back"):
+        table.add_column(column, overflow="fold")
+    for job in report.jobs:
+        check = (
+            "-" if job.verification is None else ("ok" if job.verification.ok else "; ".join(job.verification.problems))
+        )
+        table.add_row(str(job.job_id), escape(job.job_name), job.action, job.state.value, escape(check))
+    console.print(table)
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def cutover(
+    job: JobOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Cut over without a PASS parity verdict.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why --force; recorded in the ledger.")] = None,
+    by: By = None,
+    report_dir: ReportDir = None,
+    ledger_url: LedgerUrl = None,
+    json_output: JsonFlag = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Turn dbt Cloud schedule triggers off and the jobs' Prefect schedules on, ledger entry first.
+
+    Refuses (exit 1, nothing changed) unless each job's latest parity verdict is PASS and its schedule is
+    applied as planned. Rerun after any failure: finished steps are not repeated.
+    """
+    from migration.cutover import CutoverRequest
+    from migration.cutover import cutover as run_cutover
+
+    with _session(tenant_file, ledger_url) as session:
+        jobs, plan = _plan(session)
+        ctx = SwitchContext(
+            session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
+        )
+        request = CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)
+        report = run_cutover(plan, jobs, _verdicts(report_dir), ctx, request)
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        _render(report)
+
+
+@handle_errors
+def rollback(
+    job: Annotated[
+        list[int] | None, typer.Option("--job", help="dbt Cloud job id (repeat); default: every job in the ledger.")
+    ] = None,
+    by: By = None,
+    ledger_url: LedgerUrl = None,
+    json_output: JsonFlag = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Pause the jobs' Prefect schedules and restore their dbt Cloud definitions exactly as the ledger recorded."""
+    from migration.rollback import rollback as run_rollback
+
+    with _session(tenant_file, ledger_url) as session:
+        ctx = SwitchContext(
+            session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
+        )
+        report = run_rollback(tuple(job or ()), ctx)
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        _render(report)
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+@handle_errors
+def status(
+    report_dir: ReportDir = None,
+    ledger_url: LedgerUrl = None,
+    json_output: JsonFlag = False,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Per job: dbt Cloud schedule on/off, Prefect schedule, parity verdict, last run on each side, ledger state."""
+    from migration.status import collect_status
+
+    with _session(tenant_file, ledger_url) as session:
+        _, plan = _plan(session)
+        report = collect_status(plan, session.client, session.prefect, session.ledger, _verdicts(report_dir))
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{report.tenant}: {report.deployment} (ledger {report.ledger})")
+    for column in (
+        "job",
+        "dbt Cloud schedule",
+        "Prefect schedule",
+        "parity",
+        "dbt Cloud last run",
+        "Prefect last run",
+        "ledger",
+    ):
+        table.add_column(column, overflow="fold")
+    for row in report.jobs:
+        cloud = "-" if row.dbt_cloud_schedule_on is None else ("[red]on[/]" if row.dbt_cloud_schedule_on else "off")
+        prefect = {"active": "[green]active[/]", "paused": "paused"}.get(row.prefect_schedule, row.prefect_schedule)
+        parity = "-" if row.parity_verdict is None else f"{row.parity_verdict} {_when(row.parity_time)}"
+        last_cloud = (
+            "-"
+            if row.dbt_cloud_last_run is None
+            else f"{row.dbt_cloud_last_run.status} {_when(row.dbt_cloud_last_run.finished_at or row.dbt_cloud_last_run.created_at)}"
+        )
+        last_prefect = (
+            "-"
+            if row.prefect_last_run is None
+            else f"{row.prefect_last_run.state or '?'} {_when(row.prefect_last_run.start_time)}"
+        )
+        ledger = row.ledger_state.value + ("" if row.ledger_updated is None else f" {_when(row.ledger_updated)}")
+        table.add_row(
+            f"{row.job_id}\n{escape(row.job_name)}", cloud, prefect, parity, last_cloud, escape(last_prefect), ledger
+        )
+    console.print(table)
