@@ -1,0 +1,405 @@
+"""The migration rehearsed end to end on the sandbox, one typed step result at a time.
+
+`run_demo()` tells an observer when each step starts and how it ended; the CLI (`dbt2prefect demo`) only renders
+those results. The story: raw data → the sandbox dbt Cloud API and a real Prefect server → `run_dbt_wg` on the
+`local` target through that Prefect API → the dbt Cloud baseline jobs → export → plan → apply → parity (candidate
+runs of `run_dbt_wg` on the `parity` target) → cutover → status → rollback → status. Everything lives in one work
+folder that is emptied first, so a rerun starts clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from dbt2prefect.errors import Dbt2PrefectError
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from sandbox.stack import (
+    PrefectServer,
+    SandboxStack,
+    StackPaths,
+    prefect_api,
+    prepare_workdir,
+    register_profile_blocks,
+    start_dbt_cloud,
+    write_tenant_file,
+)
+
+DEFAULT_WORKDIR = REPO_ROOT / ".dbt2prefect" / "demo"
+
+NIGHTLY_JOB = 70403103936332
+"""Seed job 'Nightly production build' (`dbt build --selector nightly`)."""
+HOURLY_FINANCE_JOB = 70403103936340
+"""Seed job 'Hourly finance refresh' (`dbt build --selector hourly_finance`)."""
+BASELINE_JOBS: tuple[int, ...] = (NIGHTLY_JOB, HOURLY_FINANCE_JOB)
+"""The scheduled jobs the demo runs in dbt Cloud and compares; each selector builds on an empty database."""
+
+DEMO_ACKNOWLEDGED: tuple[str, ...] = ("job_chaining:70403103936373",)
+"""Blocker findings of the seed account that the rehearsal acknowledges, as a reviewer would after reading them:
+'Supply chain after nightly' is chained to the nightly job and needs a Prefect automation made by hand."""
+
+SUCCESS = 10
+
+
+class StepStatus(StrEnum):
+    """How a step ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step of the story: its outcome, a one-line summary, the time it took and what it produced.
+
+    `value` is the library object of the step (GenerationResult, MigrationPlan, ApplyDiff, ParityOutcome, ...).
+    """
+
+    key: str
+    title: str
+    status: StepStatus
+    summary: str
+    seconds: float
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """The `run_dbt_wg(command="build", target="local")` run."""
+
+    flow_run_id: str
+    counts: dict[str, int]
+    artifact_dir: str | None
+    ui_url: str
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """One dbt Cloud run of a baseline job."""
+
+    job_id: int
+    job_name: str
+    run_id: int
+    status: int
+    steps: list[tuple[str, int]]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCESS
+
+
+@dataclass(frozen=True)
+class ParityOutcome:
+    """The parity report and where its files are."""
+
+    report: Any  # parity.model.ParityReport (typed loosely so this module imports pandas-free)
+    folder: Path
+    html: Path
+
+
+class DemoObserver(Protocol):
+    """What the CLI implements to show progress."""
+
+    def started(self, key: str, title: str) -> None: ...
+
+    def finished(self, result: StepResult) -> None: ...
+
+
+class _Silent:
+    def started(self, key: str, title: str) -> None:
+        return None
+
+    def finished(self, result: StepResult) -> None:
+        return None
+
+
+class StepFailed(Exception):
+    """A step ended without the expected result (not a bug): the message is the one-line summary."""
+
+    def __init__(self, summary: str, value: Any = None) -> None:
+        super().__init__(summary)
+        self.value = value
+
+
+@dataclass
+class DemoResult:
+    """Every step's result; with `keep`, the still-running stack (call `close()` to stop it)."""
+
+    workdir: Path
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+    stack: SandboxStack | None = None
+    _closer: contextlib.ExitStack | None = None
+
+    @property
+    def failed(self) -> StepResult | None:
+        """The first failed step, if any."""
+        return next((step for step in self.steps if step.status is StepStatus.FAILED), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+    def step(self, key: str) -> StepResult:
+        return next(step for step in self.steps if step.key == key)
+
+    def close(self) -> None:
+        """Stop the servers a `keep=True` demo left running."""
+        if self._closer is not None:
+            self._closer.close()
+            self._closer = None
+            self.stack = None
+
+
+class _Runner:
+    """Runs steps in order, timing each and turning failures into FAILED results; stops after a failure."""
+
+    def __init__(self, observer: DemoObserver, result: DemoResult) -> None:
+        self.observer = observer
+        self.result = result
+
+    def step(self, key: str, title: str, action: Callable[[], tuple[str, Any]]) -> Any:
+        self.observer.started(key, title)
+        started = time.monotonic()
+        try:
+            summary, value = action()
+            status = StepStatus.OK
+        except StepFailed as exc:
+            summary, value, status = str(exc), exc.value, StepStatus.FAILED
+        except Dbt2PrefectError as exc:
+            summary, value, status = f"{type(exc).__name__}: {exc}", None, StepStatus.FAILED
+        except Exception as exc:  # any failure ends the story with the failing step named, not a traceback
+            summary, value, status = f"{type(exc).__name__}: {exc}", None, StepStatus.FAILED
+        outcome = StepResult(key, title, status, summary, time.monotonic() - started, value)
+        self.result.steps.append(outcome)
+        self.observer.finished(outcome)
+        if status is StepStatus.FAILED:
+            raise _Stop
+        return value
+
+    def unavailable(self, key: str, title: str, summary: str) -> None:
+        self.observer.started(key, title)
+        outcome = StepResult(key, title, StepStatus.UNAVAILABLE, summary, 0.0)
+        self.result.steps.append(outcome)
+        self.observer.finished(outcome)
+
+
+class _Stop(Exception):
+    """Internal: a step failed; the story ends there."""
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+def _generate(paths: StackPaths) -> tuple[str, Any]:
+    from sandbox.datagen import generate
+
+    result = generate(paths.warehouse)
+    rows = sum(result.row_counts.values())
+    return f"{len(result.row_counts)} source tables, {rows:,} rows in {result.raw_db_path}", result
+
+
+def _local_run(stack: SandboxStack) -> tuple[str, LocalRun]:
+    from flows.dbt_wg_flow import run_dbt_wg
+
+    state = run_dbt_wg(command="build", target="local", profiles_strategy="local", return_state=True)
+    flow_run_id = str(state.state_details.flow_run_id)
+    if not state.is_completed():
+        try:
+            state.result()
+        except Exception as exc:
+            raise StepFailed(f"run_dbt_wg on local failed (flow run {flow_run_id}): {exc}") from None
+        raise StepFailed(f"run_dbt_wg on local ended {state.type.value} (flow run {flow_run_id})")
+    data = state.result()
+    run = LocalRun(
+        flow_run_id=flow_run_id,
+        counts=dict(data["counts"]),
+        artifact_dir=data["artifact_dir"],
+        ui_url=f"{stack.prefect.url}/runs/flow-run/{flow_run_id}",
+    )
+    counts = ", ".join(f"{status} {n}" for status, n in run.counts.items())
+    return f"build on local: {counts}; artifacts in {run.artifact_dir}", run
+
+
+def _baselines(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
+    runs = []
+    for job_id in job_ids:
+        job = stack.dbt_cloud.app.state.get_job(job_id)
+        run = stack.dbt_cloud.app.run_job(job_id, cause="dbt2prefect demo: parity baseline")
+        steps = [(step["name"], int(step["status"])) for step in run.get("run_steps", [])]
+        baseline = BaselineRun(job_id, job["name"], int(run["id"]), int(run["status"]), steps)
+        runs.append(baseline)
+        if not baseline.succeeded:
+            failed = next((name for name, status in steps if status != SUCCESS), "a step")
+            raise StepFailed(f"dbt Cloud run {baseline.run_id} of {job['name']!r} failed at {failed}", runs)
+    names = "; ".join(f"{r.job_name} (run {r.run_id}, {len(r.steps)} steps)" for r in runs)
+    return f"{len(runs)} dbt Cloud runs succeeded: {names}", runs
+
+
+def _export(stack: SandboxStack, tenant: TenantSettings) -> tuple[str, Any]:
+    from migration.dbt_cloud.auth import resolve_token
+    from migration.dbt_cloud.client import DbtCloudClient
+    from migration.export import export_inventory, write_inventory
+
+    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token)
+    with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
+        inventory = export_inventory(client, project_id=tenant.dbt_cloud.project_id, include_deleted=True)
+    path = write_inventory(inventory, stack.paths.inventory)
+    with_runs = sum(1 for job in inventory.jobs if job.latest_successful_run_id is not None)
+    return f"{len(inventory.jobs)} jobs ({with_runs} with a successful run) to {path}", inventory
+
+
+def _plan(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
+    from migration.translate import build_plan
+
+    plan = build_plan(inventory.job_models(), tenant, inventory.environment_models())
+    blocking = plan.blocking()
+    if blocking:
+        raise StepFailed(f"{len(blocking)} blocker finding(s) not acknowledged: {blocking[0].key}", plan)
+    if not plan.schedules:
+        raise StepFailed("the plan has no schedules", plan)
+    acknowledged = ", ".join(plan.acknowledged) or "none"
+    return (
+        f"{len(plan.schedules)} schedules on {plan.flow_name}/{plan.deployment_name}, {len(plan.findings)} findings "
+        f"(acknowledged for the rehearsal: {acknowledged})",
+        plan,
+    )
+
+
+def _apply(plan: Any) -> tuple[str, Any]:
+    from migration.apply import apply_plan
+
+    diff = apply_plan(plan, create_pool=True)
+    added = sum(1 for change in diff.schedules if change.status == "added")
+    return (
+        f"deployment {plan.flow_name}/{plan.deployment_name} {diff.deployment.status}; {added} schedules added, "
+        "inactive until cutover",
+        diff,
+    )
+
+
+def _parity(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, ParityOutcome]:
+    from flows.parity_flow import parity_report
+    from parity.store import load_latest_report
+
+    result = parity_report(job_ids=list(job_ids), report_dir=str(stack.paths.reports))
+    report = load_latest_report(stack.paths.reports)
+    folder = Path(result["report_dir"])
+    outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html")
+    jobs = ", ".join(f"{job_id} {verdict}" for job_id, verdict in result["jobs"].items())
+    summary = f"{result['verdict']} ({jobs}); report {outcome.html}"
+    if result["verdict"] != "PASS":
+        raise StepFailed(summary, outcome)
+    return summary, outcome
+
+
+# ------------------------------------------------------------------------------------------------ story
+
+
+CUTOVER_STEPS: tuple[tuple[str, str], ...] = (
+    ("cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on"),
+    ("status", "Status after cutover"),
+    ("rollback", "Roll back from the ledger"),
+    ("status_after_rollback", "Status after rollback"),
+)
+
+
+@contextlib.contextmanager
+def _activated(stack: SandboxStack) -> Iterator[None]:
+    with stack.activated():
+        yield
+
+
+def run_demo(
+    workdir: Path | None = None,
+    *,
+    keep: bool = False,
+    observer: DemoObserver | None = None,
+    job_ids: Sequence[int] = BASELINE_JOBS,
+    ready_timeout: float = 180.0,
+) -> DemoResult:
+    """Rehearse the migration on the sandbox in a fresh work folder.
+
+    Args:
+        workdir: the work folder (default `.dbt2prefect/demo/`); emptied first when the sandbox made it.
+        keep: leave the servers running; the caller stops them with `DemoResult.close()`.
+        observer: told when each step starts and ends.
+        job_ids: the dbt Cloud jobs run as baselines and compared.
+
+    Returns:
+        Every step's result; `failed` names the step that stopped the story, if any.
+
+    Raises:
+        WorkdirError: the work folder is not one the sandbox may empty.
+    """
+    watch = observer or _Silent()
+    root = workdir or DEFAULT_WORKDIR
+    paths = prepare_workdir(root, fresh=True)
+    result = DemoResult(workdir=paths.root)
+    runner = _Runner(watch, result)
+    started = time.monotonic()
+    stop = contextlib.ExitStack()
+    try:
+        runner.step("data", "Generate raw data", lambda: _generate(paths))
+        stack = _start_stack(runner, stop, paths, job_ids, ready_timeout)
+        tenant = stack.tenant
+        stop.enter_context(_activated(stack))
+        result.stack = stack
+        runner.step(
+            "local_run", "run_dbt_wg(command='build', target='local') via the Prefect API", lambda: _local_run(stack)
+        )
+        inventory = runner.step("export", "Export the dbt Cloud inventory", lambda: _export(stack, tenant))
+        plan = runner.step("plan", "Plan: one deployment, one schedule per job", lambda: _plan(inventory, tenant))
+        runner.step("apply", "Apply the plan to the Prefect API", lambda: _apply(plan))
+        runner.step(
+            "parity", "Parity: dbt Cloud baselines vs run_dbt_wg on the parity target", lambda: _parity(stack, job_ids)
+        )
+        for key, title in CUTOVER_STEPS:
+            runner.unavailable(key, title, "not yet available: cutover, status and rollback are not in this version")
+    except _Stop:
+        pass
+    finally:
+        result.seconds = time.monotonic() - started
+        if keep and result.stack is not None:
+            result._closer = stop
+        else:
+            stop.close()
+            result.stack = None
+    return result
+
+
+def _start_stack(
+    runner: _Runner, stop: contextlib.ExitStack, paths: StackPaths, job_ids: Sequence[int], ready_timeout: float
+) -> SandboxStack:
+    """Servers, then the dbt Cloud baselines while the Prefect server boots, then blocks: three steps."""
+    from dbt2prefect.tenant import load_tenant
+
+    def servers() -> tuple[str, tuple[Any, PrefectServer, Path]]:
+        prefect = stop.enter_context(PrefectServer.start(paths.prefect_home))
+        cloud = stop.enter_context(start_dbt_cloud(paths, load_tenant().project_dir))
+        tenant_file = write_tenant_file(paths, cloud, acknowledged=DEMO_ACKNOWLEDGED)
+        return (
+            f"dbt Cloud API {cloud.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
+            (cloud, prefect, tenant_file),
+        )
+
+    cloud, prefect, tenant_file = runner.step(
+        "servers", "Start the sandbox dbt Cloud API and a Prefect server", servers
+    )
+    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True)
+    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: _baselines(stack, job_ids))
+
+    def ready() -> tuple[str, list[str]]:
+        prefect.wait_ready(ready_timeout)
+        with prefect_api(prefect.api_url):
+            blocks = register_profile_blocks(stack.tenant, paths.warehouse)
+        return f"Prefect API {prefect.api_url} healthy; blocks {', '.join(blocks)}", blocks
+
+    blocks = runner.step("prefect", "Wait for the Prefect API and register profile blocks", ready)
+    return SandboxStack(paths, cloud, prefect, tenant_file, tuple(blocks), True)
