@@ -51,7 +51,6 @@ class StepStatus(StrEnum):
 
     OK = "ok"
     FAILED = "failed"
-    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -183,12 +182,6 @@ class _Runner:
             raise _Stop
         return value
 
-    def unavailable(self, key: str, title: str, summary: str) -> None:
-        self.observer.started(key, title)
-        outcome = StepResult(key, title, StepStatus.UNAVAILABLE, summary, 0.0)
-        self.result.steps.append(outcome)
-        self.observer.finished(outcome)
-
 
 class _Stop(Exception):
     """Internal: a step failed; the story ends there."""
@@ -299,15 +292,87 @@ def _parity(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, ParityOut
     return summary, outcome
 
 
+@dataclass(frozen=True)
+class _Switch:
+    """What cutover, rollback and status act on: the account, the deployment's schedules, the ledger."""
+
+    tenant: TenantSettings
+    client: Any  # migration.dbt_cloud.client.DbtCloudClient
+    context: Any  # migration.switch_context.SwitchContext
+    reports: Path
+
+
+@contextlib.contextmanager
+def _switch_session(tenant: TenantSettings, reports: Path) -> Iterator[_Switch]:
+    from migration.dbt_cloud.auth import resolve_token
+    from migration.dbt_cloud.client import DbtCloudClient
+    from migration.ledger import Ledger
+    from migration.prefect_switch import PrefectSchedules
+    from migration.switch_context import SwitchContext
+
+    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token)
+    ledger = Ledger(tenant.ledger_url, tenant.name)
+    schedules = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
+    with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
+        yield _Switch(
+            tenant, client, SwitchContext(tenant.name, client, schedules, ledger, "dbt2prefect demo"), reports
+        )
+
+
+def _live_plan(switch: _Switch) -> tuple[list[Any], Any]:
+    """Every job of the account and the plan, cut-over jobs taken as the ledger recorded them (as the CLI does)."""
+    from migration.cutover import jobs_as_planned
+    from migration.export import export_inventory
+    from migration.translate import build_plan
+
+    inventory = export_inventory(switch.client, project_id=switch.tenant.dbt_cloud.project_id, include_deleted=True)
+    jobs = inventory.job_models()
+    planned = jobs_as_planned(jobs, switch.context.ledger)
+    return jobs, build_plan(planned, switch.tenant, inventory.environment_models())
+
+
+def _cutover(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
+    from migration.cutover import CutoverRequest, cutover
+    from parity.store import load_latest_verdicts
+
+    jobs, plan = _live_plan(switch)
+    verdicts = load_latest_verdicts(switch.reports)
+    report = cutover(plan, jobs, verdicts, switch.context, CutoverRequest(job_ids=tuple(job_ids)))
+    done = ", ".join(f"{job.job_id} {job.action}" for job in report.jobs)
+    warnings = f"; {len(report.warnings)} warning(s) about chained jobs" if report.warnings else ""
+    return f"{done}{warnings}", report
+
+
+def _rollback(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
+    from migration.rollback import rollback
+
+    report = rollback(tuple(job_ids), switch.context)
+    return ", ".join(f"{job.job_id} {job.action}" for job in report.jobs), report
+
+
+def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
+    from migration.status import collect_status
+    from parity.store import load_latest_verdicts
+
+    _, plan = _live_plan(switch)
+    verdicts = load_latest_verdicts(switch.reports)
+    report = collect_status(plan, switch.client, switch.context.prefect, switch.context.ledger, verdicts)
+    rows = {row.job_id: row for row in report.jobs}
+    expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
+    lines = []
+    for job_id in job_ids:
+        row = rows.get(job_id)
+        if row is None:
+            raise StepFailed(f"status has no row for job {job_id}", report)
+        seen = (row.dbt_cloud_schedule_on, row.prefect_schedule, row.ledger_state.value)
+        cloud = {True: "on", False: "off", None: "-"}[row.dbt_cloud_schedule_on]
+        lines.append(f"{job_id}: dbt Cloud {cloud}, Prefect {row.prefect_schedule}, ledger {row.ledger_state.value}")
+        if seen != expected:
+            raise StepFailed(f"unexpected state, {lines[-1]}", report)
+    return "; ".join(lines), report
+
+
 # ------------------------------------------------------------------------------------------------ story
-
-
-CUTOVER_STEPS: tuple[tuple[str, str], ...] = (
-    ("cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on"),
-    ("status", "Status after cutover"),
-    ("rollback", "Roll back from the ledger"),
-    ("status_after_rollback", "Status after rollback"),
-)
 
 
 @contextlib.contextmanager
@@ -360,8 +425,17 @@ def run_demo(
         runner.step(
             "parity", "Parity: dbt Cloud baselines vs run_dbt_wg on the parity target", lambda: _parity(stack, job_ids)
         )
-        for key, title in CUTOVER_STEPS:
-            runner.unavailable(key, title, "not yet available: cutover, status and rollback are not in this version")
+        switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
+        runner.step(
+            "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, job_ids)
+        )
+        runner.step("status", "Status after cutover", lambda: _status(switch, job_ids, expect_cut_over=True))
+        runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, job_ids))
+        runner.step(
+            "status_after_rollback",
+            "Status after rollback",
+            lambda: _status(switch, job_ids, expect_cut_over=False),
+        )
     except _Stop:
         pass
     finally:
