@@ -11,9 +11,10 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from prefect.utilities.timeout import timeout
 
-from dbt2prefect.errors import DbtRunError
+from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
 from dbt2prefect.params import validate
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
@@ -49,12 +50,19 @@ def run_dbt_wg(
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
     the run. Artifacts go to the tenant's run-artifact store; a summary is published as Prefect artifacts.
     """
-    params = validate({k: v for k, v in locals().items()})
-    tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+    raw = dict(locals())
     logger = get_run_logger()
     run_id = str(flow_run.id)
-    with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
-        outcome = execute(params, tenant, run_id, run_count=flow_run.run_count)
+    try:
+        params = validate(raw)
+        tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+        with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
+            outcome = execute(params, tenant, run_id, run_count=flow_run.run_count)
+    except (ConfigError, ParameterError, ProfileError) as exc:
+        # Bad input fails the run at once: returning a Failed state (instead of raising) skips the flow's retries,
+        # which exist for dbt failures, not for parameters that will be just as wrong five seconds later.
+        logger.error("%s", exc)
+        return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
     key = _artifact_key(f"{tenant.deployment_name}-{outcome.target}-summary")
     create_markdown_artifact(to_markdown(outcome.summary, outcome.artifact_dir), key=key, description="dbt run summary")
     rows = to_table(outcome.summary)
