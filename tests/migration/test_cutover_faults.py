@@ -1,0 +1,467 @@
+"""Cutover and rollback against the sandbox dbt Cloud server (real HTTP) and the session's real Prefect API.
+
+A failure is injected before every step of cutover and of rollback (a raised exception at the step's hook, a
+5xx storm from the sandbox during the dbt Cloud write, a failing Prefect call, a SIGKILLed process); afterwards
+rerunning cutover, or running rollback, must converge, the ledger must parse whole, and after rollback every
+job's writable fields must equal the originals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
+from migration.apply import PrefectApiError, apply_plan, flow_parameter_schema
+from migration.cutover import CutoverRequest, cutover, jobs_as_planned
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.errors import DbtCloudRetriesExhaustedError
+from migration.dbt_cloud.payloads import job_update_payload
+from migration.dbt_cloud.settings import RetryPolicy
+from migration.errors import CutoverRefusedError
+from migration.ledger import Ledger, LedgerState, PrefectScheduleState, RecordKind
+from migration.plan import MigrationPlan
+from migration.prefect_switch import PrefectSchedules
+from migration.rollback import rollback
+from migration.switch_context import Checkpoint, SwitchContext, SwitchReport
+from migration.translate import build_plan
+from parity.model import JobParity, ParityReport, RunRef, Verdict
+from parity.store import load_latest_verdicts, write_report
+from sandbox.dbt_cloud import SandboxDbtCloud
+
+NIGHTLY = 70403103936332
+HOURLY = 70403103936340
+CHAINED_TO_NIGHTLY = 70403103936373
+JOBS = (NIGHTLY, HOURLY)
+STEPS = ("ledger", "dbt_cloud", "prefect", "verify")
+FAST = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02, deadline=5.0)
+"""Two attempts: a 5xx storm exhausts retries in milliseconds."""
+
+
+class Crash(RuntimeError):
+    """Stands for a process dying at a step."""
+
+
+@pytest.fixture(scope="module")
+def parameter_schema() -> dict[str, Any]:
+    return flow_parameter_schema(load_tenant().entrypoint)
+
+
+def write_verdicts(root: Path, verdicts: dict[int, Verdict]) -> None:
+    """A parity report through parity's own store (no dbt run needed to gate cutover)."""
+    jobs = [
+        JobParity(
+            job_id=job_id,
+            verdict=verdict,
+            baseline=RunRef(system="dbt_cloud", run_id="1"),
+            candidate=RunRef(system="prefect", run_id=str(uuid.uuid4())),
+        )
+        for job_id, verdict in verdicts.items()
+    ]
+    write_report(ParityReport.from_jobs("dbt_williamgrant", jobs), root)
+
+
+@dataclass
+class World:
+    cloud: SandboxDbtCloud
+    client: DbtCloudClient
+    tenant: TenantSettings
+    ledger: Ledger
+    report_root: Path
+    originals: dict[int, dict[str, Any]]
+
+    @property
+    def prefect(self) -> PrefectSchedules:
+        return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}")
+
+    def context(self, checkpoint: Checkpoint | None = None, prefect: PrefectSchedules | None = None) -> SwitchContext:
+        ctx = SwitchContext(self.tenant.name, self.client, prefect or self.prefect, self.ledger, "oncall@test")
+        if checkpoint is not None:
+            ctx.checkpoint = checkpoint
+        return ctx
+
+    def plan(self) -> tuple[list[Any], MigrationPlan]:
+        jobs = list(self.client.iter_jobs(state="all"))
+        return jobs, build_plan(jobs_as_planned(jobs, self.ledger), self.tenant)
+
+    def cutover(self, *job_ids: int, checkpoint: Checkpoint | None = None, **options: Any) -> SwitchReport:
+        jobs, plan = self.plan()
+        verdicts = load_latest_verdicts(self.report_root)
+        request = CutoverRequest(job_ids=job_ids or JOBS, **options)
+        return cutover(plan, jobs, verdicts, self.context(checkpoint), request)
+
+    def rollback(
+        self, *job_ids: int, checkpoint: Checkpoint | None = None, prefect: PrefectSchedules | None = None
+    ) -> SwitchReport:
+        return rollback(job_ids, self.context(checkpoint, prefect))
+
+
+def make_world(tmp_path: Path, parameter_schema: dict[str, Any]) -> Iterator[World]:
+    cloud = SandboxDbtCloud.start()
+    base = load_tenant()
+    tenant = base.model_copy(
+        update={
+            "deployment_name": f"dbt_wg_cut_{uuid.uuid4().hex[:8]}",
+            "work_pool": "wg-test-process",
+            "ledger_url": str(tmp_path / "ledger"),
+            "dbt_cloud": base.dbt_cloud.model_copy(update={"host": cloud.url, "account_id": cloud.account_id}),
+        }
+    )
+    client = DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=FAST)
+    jobs = list(client.iter_jobs(state="all"))
+    apply_plan(build_plan(jobs, tenant), create_pool=True, parameter_schema=parameter_schema)
+    report_root = tmp_path / "parity"
+    write_verdicts(report_root, dict.fromkeys(JOBS, Verdict.PASS))
+    originals = {job.id: client.get_job_dict(job.id) for job in jobs if not job.is_deleted}
+    try:
+        yield World(cloud, client, tenant, Ledger(tenant.ledger_url, tenant.name), report_root, originals)
+    finally:
+        client.close()
+        cloud.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path, parameter_schema: dict[str, Any], prefect_api: None) -> Iterator[World]:
+    yield from make_world(tmp_path, parameter_schema)
+
+
+def crash_at(job_id: int, step: str) -> Checkpoint:
+    def hook(current: int, current_step: str) -> None:
+        if (current, current_step) == (job_id, step):
+            raise Crash(f"killed before {step} of job {job_id}")
+
+    return hook
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+
+def assert_ledger_whole(world: World) -> None:
+    """Every record file parses (raw JSON and as a record), sequence numbers run 1..n, no stray files."""
+    root = Path(world.tenant.ledger_url) / world.tenant.name
+    for job_dir in root.glob("job-*"):
+        names = sorted(p.name for p in job_dir.iterdir() if not p.name.startswith("."))
+        assert not [p for p in job_dir.iterdir() if p.name.startswith(".")], "temporary file left behind"
+        for name in names:
+            json.loads((job_dir / name).read_text())
+        records = world.ledger.records(int(job_dir.name[4:]))
+        assert [r.seq for r in records] == list(range(1, len(records) + 1))
+        assert [r.file_name for r in records] == names
+
+
+def planned_parameters(world: World, job_id: int) -> dict[str, Any]:
+    _, plan = world.plan()
+    return next(s.parameters for s in plan.schedules if s.job_id == job_id)
+
+
+def assert_cut_over(world: World, job_id: int) -> None:
+    live = world.client.get_job_dict(job_id)
+    assert live["triggers"]["schedule"] is False
+    expected = job_update_payload(world.originals[job_id])
+    expected["triggers"]["schedule"] = False
+    actual = job_update_payload(live)
+    assert {k: v for k, v in actual.items() if k != "job_type"} == {
+        k: v for k, v in expected.items() if k != "job_type"
+    }
+    schedule = world.prefect.read(f"job-{job_id}")
+    assert schedule is not None and schedule.active
+    assert schedule.parameters == planned_parameters(world, job_id) != {}
+    assert world.ledger.state(job_id) == LedgerState.CUT_OVER
+    started = [r for r in world.ledger.records(job_id) if r.kind == RecordKind.CUTOVER_STARTED]
+    recorded = started[-1].original_job
+    assert recorded is not None  # never the already-modified job:
+    assert job_update_payload(recorded) == job_update_payload(world.originals[job_id])
+
+
+def assert_rolled_back(world: World, job_id: int) -> None:
+    live = world.client.get_job_dict(job_id)
+    assert job_update_payload(live) == job_update_payload(world.originals[job_id])  # job_type included
+    schedule = world.prefect.read(f"job-{job_id}")
+    assert schedule is not None and not schedule.active
+    assert schedule.parameters == planned_parameters(world, job_id) != {}
+    assert world.ledger.state(job_id) == LedgerState.ROLLED_BACK
+
+
+def count(world: World, job_id: int, kind: RecordKind) -> int:
+    return sum(1 for r in world.ledger.records(job_id) if r.kind == kind)
+
+
+# ----------------------------------------------------------------------------------------- the happy path
+
+
+def test_cutover_then_rollback_round_trip(world: World) -> None:
+    report = world.cutover()
+    assert [j.action for j in report.jobs] == ["cut over", "cut over"] and report.ok
+    for job_id in JOBS:
+        assert_cut_over(world, job_id)
+        first = world.ledger.records(job_id)[0]
+        assert first.kind == RecordKind.CUTOVER_STARTED and first.by == "oncall@test"
+        assert first.prefect_schedule is not None and first.prefect_schedule.active is False
+        assert first.parity is not None and first.parity.startswith("PASS")
+    assert any(str(CHAINED_TO_NIGHTLY) in w for w in report.warnings)
+    untouched = world.client.get_job_dict(70403103936347)
+    assert untouched == world.originals[70403103936347]
+    back = world.rollback()
+    assert {j.action for j in back.jobs} == {"rolled back"}
+    for job_id in JOBS:
+        assert_rolled_back(world, job_id)
+    assert_ledger_whole(world)
+
+
+def test_rerun_after_success_changes_nothing(world: World) -> None:
+    world.cutover()
+    before = {job_id: len(world.ledger.records(job_id)) for job_id in JOBS}
+    again = world.cutover()
+    assert [j.action for j in again.jobs] == ["already cut over"] * 2
+    world.rollback()
+    after_rollback = {job_id: len(world.ledger.records(job_id)) for job_id in JOBS}
+    assert [j.action for j in world.rollback().jobs] == ["already rolled back"] * 2
+    assert {job_id: len(world.ledger.records(job_id)) for job_id in JOBS} == after_rollback
+    assert after_rollback == {job_id: n + 2 for job_id, n in before.items()}
+
+
+def test_second_cutover_after_rollback_records_a_fresh_original(world: World) -> None:
+    world.cutover(NIGHTLY)
+    world.rollback(NIGHTLY)
+    world.cutover(NIGHTLY)
+    assert_cut_over(world, NIGHTLY)
+    assert count(world, NIGHTLY, RecordKind.CUTOVER_STARTED) == 2
+    world.rollback(NIGHTLY)
+    assert_rolled_back(world, NIGHTLY)
+
+
+# ----------------------------------------------------------------------------------------- the gate
+
+
+def test_refused_without_pass_verdict_and_nothing_changes(world: World) -> None:
+    write_verdicts(world.report_root, {HOURLY: Verdict.FAIL})
+    with pytest.raises(CutoverRefusedError) as refused:
+        world.cutover()
+    assert f"job {HOURLY}: latest parity verdict is FAIL" in str(refused.value)
+    assert f"job {NIGHTLY}" not in str(refused.value)
+    for job_id in JOBS:
+        assert world.client.get_job_dict(job_id) == world.originals[job_id]
+        assert world.ledger.records(job_id) == []
+
+
+def test_refused_when_plan_not_applied(world: World) -> None:
+    schedule = world.prefect.read(f"job-{NIGHTLY}")
+    assert schedule is not None
+    world.prefect.set_active(schedule, False, {"target": "dev"})  # drift: parameters no longer as planned
+    with pytest.raises(CutoverRefusedError, match=r"differs from the plan in parameters; run `dbt2prefect apply`"):
+        world.cutover(NIGHTLY)
+    with pytest.raises(CutoverRefusedError, match="has no schedule in the plan"):
+        world.cutover(70403103936362)  # the CI job
+
+
+def test_force_needs_a_reason_and_records_who_and_why(world: World) -> None:
+    write_verdicts(world.report_root, {NIGHTLY: Verdict.FAIL})
+    with pytest.raises(CutoverRefusedError, match="--force needs --reason"):
+        world.cutover(NIGHTLY, force=True)
+    world.cutover(NIGHTLY, force=True, reason="row-count difference explained in INC-42")
+    first = world.ledger.records(NIGHTLY)[0]
+    assert (first.forced, first.reason, first.by) == (True, "row-count difference explained in INC-42", "oncall@test")
+    assert first.parity is not None and first.parity.startswith("FAIL")
+    assert_cut_over(world, NIGHTLY)
+
+
+def test_trigger_already_off_without_ledger_is_refused(world: World) -> None:
+    job = world.client.get_job_dict(NIGHTLY)
+    world.client.update_job({**job, "triggers": {**job["triggers"], "schedule": False}})
+    # The live plan no longer schedules the job, so the refusal names the plan; the original is unknown.
+    with pytest.raises(CutoverRefusedError, match=f"job {NIGHTLY}"):
+        world.cutover(NIGHTLY)
+    assert world.ledger.records(NIGHTLY) == []
+
+
+# ----------------------------------------------------------------------------------------- cutover faults
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("recovery", ["rerun cutover", "rollback"])
+def test_cutover_crash_at_each_step_converges(world: World, step: str, recovery: str) -> None:
+    # Nightly finishes first; the crash hits the hourly job at `step`.
+    with pytest.raises(Crash):
+        world.cutover(checkpoint=crash_at(HOURLY, step))
+    assert_ledger_whole(world)
+    assert_cut_over(world, NIGHTLY)
+    expected_state = LedgerState.NONE if step == "ledger" else LedgerState.CUTOVER_IN_PROGRESS
+    assert world.ledger.state(HOURLY) == expected_state
+    if recovery == "rerun cutover":
+        report = world.cutover()
+        assert [j.action for j in report.jobs] == ["already cut over", "cut over"]
+        assert_cut_over(world, HOURLY)
+        assert count(world, HOURLY, RecordKind.CUTOVER_STARTED) == 1
+    else:
+        world.rollback()
+        assert_rolled_back(world, NIGHTLY)
+        if step == "ledger":
+            assert world.client.get_job_dict(HOURLY) == world.originals[HOURLY]  # never touched
+        else:
+            assert_rolled_back(world, HOURLY)
+    assert_ledger_whole(world)
+
+
+def test_dbt_cloud_5xx_on_trigger_off_then_rerun(world: World) -> None:
+    def storm(job_id: int, step: str) -> None:
+        if (job_id, step) == (NIGHTLY, "dbt_cloud"):
+            world.cloud.set_faults(rate_5xx=1.0)
+
+    with pytest.raises(DbtCloudRetriesExhaustedError):
+        world.cutover(checkpoint=storm)
+    world.cloud.set_faults(rate_5xx=0.0)
+    assert_ledger_whole(world)
+    assert world.client.get_job_dict(NIGHTLY)["triggers"]["schedule"] is True
+    world.cutover()
+    for job_id in JOBS:
+        assert_cut_over(world, job_id)
+    world.rollback()
+    for job_id in JOBS:
+        assert_rolled_back(world, job_id)
+
+
+class FailingPrefect(PrefectSchedules):
+    """The real Prefect API, except that switching a schedule fails like an unreachable server."""
+
+    def set_active(self, state: PrefectScheduleState, active: bool, parameters: dict[str, Any]) -> None:
+        raise PrefectApiError("cannot reach the Prefect API (injected); check PREFECT_API_URL")
+
+
+def test_prefect_failure_on_activate_then_rollback(world: World) -> None:
+    failing = FailingPrefect(world.prefect.deployment)
+    jobs, plan = world.plan()
+    ctx = world.context(prefect=failing)
+    with pytest.raises(PrefectApiError):
+        cutover(plan, jobs, load_latest_verdicts(world.report_root), ctx, CutoverRequest(job_ids=(NIGHTLY,)))
+    assert_ledger_whole(world)
+    assert world.client.get_job_dict(NIGHTLY)["triggers"]["schedule"] is False  # dbt Cloud was already off
+    world.rollback(NIGHTLY)
+    assert_rolled_back(world, NIGHTLY)
+
+
+# ----------------------------------------------------------------------------------------- rollback faults
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_rollback_crash_at_each_step_converges(world: World, step: str) -> None:
+    world.cutover()
+    with pytest.raises(Crash):
+        world.rollback(checkpoint=crash_at(HOURLY, step))
+    assert_ledger_whole(world)
+    assert_rolled_back(world, NIGHTLY)
+    if step == "ledger":
+        assert [j.action for j in world.cutover(HOURLY).jobs] == ["already cut over"]  # nothing was undone yet
+    else:
+        with pytest.raises(CutoverRefusedError, match="unfinished rollback"):
+            world.cutover(HOURLY)  # a half-rolled-back job is finished by rollback, not cut over again
+    world.rollback()
+    for job_id in JOBS:
+        assert_rolled_back(world, job_id)
+    assert count(world, HOURLY, RecordKind.ROLLBACK_STARTED) == 1
+    assert_ledger_whole(world)
+
+
+def test_dbt_cloud_5xx_on_restore_then_rerun_rollback(world: World) -> None:
+    world.cutover()
+
+    def storm(job_id: int, step: str) -> None:
+        if (job_id, step) == (NIGHTLY, "dbt_cloud"):
+            world.cloud.set_faults(rate_5xx=1.0)
+
+    with pytest.raises(DbtCloudRetriesExhaustedError):
+        world.rollback(checkpoint=storm)
+    world.cloud.set_faults(rate_5xx=0.0)
+    assert_ledger_whole(world)
+    paused = world.prefect.read(f"job-{NIGHTLY}")
+    assert paused is not None and not paused.active  # Prefect was paused before dbt Cloud was restored
+    world.rollback()
+    for job_id in JOBS:
+        assert_rolled_back(world, job_id)
+
+
+def test_prefect_failure_on_pause_then_rerun_rollback(world: World) -> None:
+    world.cutover(NIGHTLY)
+    with pytest.raises(PrefectApiError):
+        world.rollback(NIGHTLY, prefect=FailingPrefect(world.prefect.deployment))
+    assert_ledger_whole(world)
+    assert world.ledger.state(NIGHTLY) == LedgerState.ROLLBACK_IN_PROGRESS
+    world.rollback(NIGHTLY)
+    assert_rolled_back(world, NIGHTLY)
+
+
+def test_rollback_of_a_job_without_ledger_is_refused(world: World) -> None:
+    with pytest.raises(CutoverRefusedError, match="no cutover in the ledger"):
+        world.rollback(HOURLY)
+
+
+# ----------------------------------------------------------------------------------------- a killed process
+
+KILLED_CUTOVER = """
+import json, os, signal, sys
+from migration.cutover import CutoverRequest, cutover, jobs_as_planned
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.ledger import Ledger
+from migration.prefect_switch import PrefectSchedules
+from migration.switch_context import SwitchContext
+from migration.translate import build_plan
+from dbt2prefect.tenant import TenantSettings
+from parity.store import load_latest_verdicts
+
+cfg = json.loads(os.environ["CUTOVER_TEST_CONFIG"])
+tenant = TenantSettings.model_validate_json(cfg["tenant"])
+ledger = Ledger(tenant.ledger_url, tenant.name)
+
+def kill(job_id, step):
+    if step == cfg["kill_at"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+with DbtCloudClient(cfg["url"], cfg["account_id"], os.environ["CUTOVER_TEST_TOKEN"]) as client:
+    jobs = list(client.iter_jobs(state="all"))
+    plan = build_plan(jobs_as_planned(jobs, ledger), tenant)
+    ctx = SwitchContext(tenant.name, client, PrefectSchedules(cfg["deployment"]), ledger, "killed@test", checkpoint=kill)
+    cutover(plan, jobs, load_latest_verdicts(cfg["report_root"]), ctx, CutoverRequest(job_ids=(cfg["job"],)))
+"""
+
+
+def test_sigkilled_cutover_process_is_finished_by_a_rerun(world: World) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    config = {
+        "tenant": world.tenant.model_dump_json(),
+        "url": world.cloud.url,
+        "account_id": world.cloud.account_id,
+        "deployment": world.prefect.deployment,
+        "report_root": str(world.report_root),
+        "job": NIGHTLY,
+        "kill_at": "prefect",  # dbt Cloud already off, Prefect not yet on: the worst moment
+    }
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "CUTOVER_TEST_CONFIG": json.dumps(config),
+        "CUTOVER_TEST_TOKEN": world.cloud.token,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_CUTOVER], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert_ledger_whole(world)
+    assert world.ledger.state(NIGHTLY) == LedgerState.CUTOVER_IN_PROGRESS
+    assert world.client.get_job_dict(NIGHTLY)["triggers"]["schedule"] is False
+    schedule = world.prefect.read(f"job-{NIGHTLY}")
+    assert schedule is not None and not schedule.active  # both schedulers off: the gap a rerun must close
+    world.cutover(NIGHTLY)
+    assert_cut_over(world, NIGHTLY)
+    assert count(world, NIGHTLY, RecordKind.CUTOVER_STARTED) == 1
+    world.rollback(NIGHTLY)
+    assert_rolled_back(world, NIGHTLY)
