@@ -1,0 +1,117 @@
+"""The cutover ledger on its own: append-only records, whole files only, state per job, fsspec URLs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from migration.errors import LedgerError
+from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification
+
+AT = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+
+
+def record(kind: RecordKind, job_id: int = 7, ok: bool | None = None) -> LedgerRecord:
+    verification = None if ok is None else Verification(ok=ok, dbt_cloud_schedule_on=False, prefect_active=True)
+    original = {"id": job_id, "name": "Nightly", "triggers": {"schedule": True}} if kind.endswith("started") else None
+    return LedgerRecord(
+        tenant="t",
+        job_id=job_id,
+        seq=0,
+        kind=kind,
+        operation="cutover-x",
+        at=AT,
+        by="me",
+        original_job=original,
+        verification=verification,
+    )
+
+
+def test_records_get_consecutive_files_and_round_trip(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    first = ledger.append(record(RecordKind.CUTOVER_STARTED))
+    second = ledger.append(record(RecordKind.CUTOVER_VERIFIED, ok=True))
+    assert (first.seq, second.seq) == (1, 2)
+    files = sorted(p.name for p in (tmp_path / "t" / "job-7").iterdir())
+    assert files == ["000001-cutover_started.json", "000002-cutover_verified.json"]
+    assert ledger.records(7) == [first, second]
+    assert json.loads((tmp_path / "t" / "job-7" / files[0]).read_text())["original_job"]["name"] == "Nightly"
+    assert ledger.job_ids() == [7]
+
+
+def test_an_existing_entry_is_never_overwritten(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    ledger.append(record(RecordKind.CUTOVER_STARTED))
+    # Another writer takes seq 2 between our read and our write: simulate it by racing the name.
+    racing = tmp_path / "t" / "job-7" / "000002-cutover_verified.json"
+    read_records = ledger.records
+
+    def stale_records(job_id: int) -> list[LedgerRecord]:
+        seen = read_records(job_id)
+        racing.write_text("other writer")
+        return seen
+
+    ledger.records = stale_records  # type: ignore[method-assign]
+    with pytest.raises(LedgerError, match="already exists: another cutover or rollback"):
+        ledger.append(record(RecordKind.CUTOVER_VERIFIED, ok=True))
+    assert racing.read_text() == "other writer"
+    assert not [p for p in racing.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_temporary_files_of_an_interrupted_write_are_ignored(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    ledger.append(record(RecordKind.CUTOVER_STARTED))
+    (tmp_path / "t" / "job-7" / ".000002-cutover_verified.json.abc.tmp").write_text('{"half')
+    assert [r.seq for r in ledger.records(7)] == [1]
+    assert ledger.append(record(RecordKind.CUTOVER_VERIFIED, ok=True)).seq == 2
+
+
+def test_a_damaged_record_is_a_clear_error(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    ledger.append(record(RecordKind.CUTOVER_STARTED))
+    (tmp_path / "t" / "job-7" / "000001-cutover_started.json").write_text("{not json")
+    with pytest.raises(LedgerError, match=r"000001-cutover_started.json is unreadable .*restore it from backup"):
+        ledger.records(7)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "state"),
+    [
+        ([], LedgerState.NONE),
+        ([(RecordKind.CUTOVER_STARTED, None)], LedgerState.CUTOVER_IN_PROGRESS),
+        ([(RecordKind.CUTOVER_STARTED, None), (RecordKind.CUTOVER_VERIFIED, True)], LedgerState.CUT_OVER),
+        ([(RecordKind.CUTOVER_STARTED, None), (RecordKind.CUTOVER_VERIFIED, False)], LedgerState.CUTOVER_IN_PROGRESS),
+        ([(RecordKind.CUTOVER_STARTED, None), (RecordKind.ROLLBACK_STARTED, None)], LedgerState.ROLLBACK_IN_PROGRESS),
+        (
+            [
+                (RecordKind.CUTOVER_STARTED, None),
+                (RecordKind.ROLLBACK_STARTED, None),
+                (RecordKind.ROLLBACK_VERIFIED, True),
+            ],
+            LedgerState.ROLLED_BACK,
+        ),
+    ],
+)
+def test_state_follows_the_last_record(
+    tmp_path: Path, kinds: list[tuple[RecordKind, bool | None]], state: LedgerState
+) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    for kind, ok in kinds:
+        ledger.append(record(kind, ok=ok))
+    assert ledger.state(7) == state
+
+
+def test_object_store_urls_work_through_fsspec() -> None:
+    ledger = Ledger("memory://ledger-test", "t")
+    ledger.append(record(RecordKind.CUTOVER_STARTED, job_id=9))
+    ledger.append(record(RecordKind.CUTOVER_VERIFIED, job_id=9, ok=True))
+    assert [r.kind for r in ledger.records(9)] == [RecordKind.CUTOVER_STARTED, RecordKind.CUTOVER_VERIFIED]
+    assert ledger.state(9) == LedgerState.CUT_OVER
+
+
+def test_unusable_url_names_the_setting() -> None:
+    with pytest.raises(LedgerError, match="set `ledger_url`"):
+        Ledger("nosuchprotocol://x", "t")
