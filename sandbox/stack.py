@@ -392,11 +392,34 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def prefect_api(url: str) -> Iterator[None]:
-    """Point this process's Prefect client at `url` for the block (Prefect's settings context, not os.environ)."""
+    """Point this process's Prefect client at `url` for the block (Prefect's settings, not os.environ).
+
+    Like `prefect_test_harness`, the settings also become the process-global settings context: Prefect's log and
+    event workers and prefect-dbt's per-node threads run outside this context's `contextvars` and would otherwise
+    send flow-run logs to no server (or start an ephemeral one). Logs are drained before the block ends, so they
+    reach the server before it is stopped.
+    """
+    import prefect.context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        # Private, but it is exactly what prefect.testing.utilities.prefect_test_harness does (prefect 3.9).
+        stack.enter_context(prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()))
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()
+
+
+def _drain_prefect_workers() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(RuntimeError):  # a worker that never started has nothing to drain
+        APILogWorker.drain_all(timeout=10)
+    with contextlib.suppress(RuntimeError):
+        EventsWorker.drain_all(timeout=10)
 
 
 @dataclass(frozen=True)

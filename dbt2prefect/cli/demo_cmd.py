@@ -1,0 +1,123 @@
+"""`dbt2prefect demo`: the whole migration rehearsed on the sandbox, one line per step."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.status import Status
+
+from dbt2prefect.cli.common import console, err_console, handle_errors
+
+if TYPE_CHECKING:
+    from sandbox.demo import DemoResult, StepResult
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+@contextlib.contextmanager
+def _quiet_prefect_console(level: int = logging.ERROR) -> Iterator[None]:
+    """Prefect's console log lines would bury the step lines; its API log handler (the UI's logs) is untouched."""
+    import prefect.main  # noqa: F401  (configures Prefect's logging, as the first flow run would)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    handlers = {h for lg in loggers for h in lg.handlers if isinstance(h, PrefectConsoleHandler)}
+    saved = {h: h.level for h in handlers}
+    for handler in handlers:
+        handler.setLevel(level)
+    try:
+        yield
+    finally:
+        for handler, previous in saved.items():
+            handler.setLevel(previous)
+
+
+class _Screen:
+    """Renders the demo's progress: a spinner while a step runs, then one line (and the plan table)."""
+
+    def __init__(self) -> None:
+        self._status: Status | None = None
+        self._number = 0
+
+    def started(self, key: str, title: str) -> None:
+        self._number += 1
+        self._status = console.status(f"{self._number:>2}. {escape(title)} ...")
+        self._status.start()
+
+    def finished(self, result: StepResult) -> None:
+        from sandbox.demo import StepStatus
+
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        mark = "[green]✓[/]" if result.status is StepStatus.OK else "[bold red]✗[/]"
+        console.print(
+            f"{mark} {self._number:>2}. [bold]{escape(result.title)}[/] ({result.seconds:.1f} s): {escape(result.summary)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if result.key == "plan" and result.value is not None:
+            from dbt2prefect.cli.plan_cmd import _render_plan
+
+            _render_plan(result.value)
+        if result.key == "local_run" and result.status is StepStatus.OK:
+            console.print(f"       flow run in the Prefect UI: {result.value.ui_url}", highlight=False, soft_wrap=True)
+
+
+def _render_end(result: DemoResult) -> None:
+    failed = result.failed
+    if failed is not None:
+        err_console.print(
+            f"[bold red]demo failed[/] at step '{escape(failed.title)}' ({failed.key}) after {result.seconds:.0f} s",
+            highlight=False,
+        )
+        return
+    console.print(f"[bold green]demo passed[/]: {len(result.steps)} steps in {result.seconds:.0f} s", highlight=False)
+
+
+@handle_errors
+def demo(
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the servers up (until Ctrl-C) to look at the Prefect UI.")
+    ] = False,
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Work folder, emptied first (default: .dbt2prefect/demo).")
+    ] = None,
+) -> None:
+    """Rehearse the migration end to end on the sandbox, then stop what it started.
+
+    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, run_dbt_wg on the local target, dbt Cloud baseline jobs, export, plan, apply, parity, cutover, status, rollback, status. Exits 1 naming the failing step.
+    """
+    from sandbox.demo import run_demo
+
+    with _quiet_prefect_console():
+        result = run_demo(workdir, keep=keep, observer=_Screen())
+    _render_end(result)
+    try:
+        if keep and result.stack is not None:
+            stack = result.stack
+            console.print(
+                f"Prefect UI {stack.prefect.url} (deployment, schedules, runs); dbt Cloud API {stack.dbt_cloud.url}"
+            )
+            console.print(f"Work folder {result.workdir}. Press Ctrl-C to stop the servers.", highlight=False)
+            try:
+                while stack.prefect.running():
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                console.print("stopping the sandbox")
+    finally:
+        result.close()
+    if not result.ok:
+        raise typer.Exit(1)
