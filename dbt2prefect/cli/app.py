@@ -17,6 +17,7 @@ app = typer.Typer(
 # Each module defines `register(app)`. Keep this list sorted; one line per command module.
 COMMAND_MODULES: list[str] = [
     "dbt2prefect.cli.cutover_cmd",
+    "dbt2prefect.cli.demo_cmd",
     "dbt2prefect.cli.export_cmd",
     "dbt2prefect.cli.parity_cmd",
     "dbt2prefect.cli.plan_cmd",
