@@ -162,7 +162,12 @@ async def compute_diff(
     planned_slugs = {s.slug for s in plan.schedules}
     for slug, existing in sorted(current.items()):
         if is_job_slug(slug) and slug not in planned_slugs:
-            changes.append(ScheduleChange(slug=slug, status="removed" if prune else "orphaned", active=existing.active))
+            # An active schedule of ours that the plan lacks is a cut-over job (its dbt Cloud trigger is off, so the
+            # live plan no longer schedules it): pruning it would leave the job with no scheduler at all.
+            removable = prune and not existing.active
+            changes.append(
+                ScheduleChange(slug=slug, status="removed" if removable else "orphaned", active=existing.active)
+            )
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
@@ -259,7 +264,8 @@ def apply_plan(
     Args:
         plan: the migration plan.
         activate: new schedules start active (default: inactive until cutover). Existing ones keep their flag.
-        prune: delete `job-<id>` schedules the plan no longer has (default: report them as orphaned).
+        prune: delete inactive `job-<id>` schedules the plan no longer has (default: report them as orphaned).
+            Active ones (cut-over jobs) are never pruned: roll the job back first.
         create_pool: create a process work pool when the plan's pool does not exist.
         dry_run: only compute the diff.
         parameter_schema: the flow's parameter schema; loaded from the entrypoint when None.

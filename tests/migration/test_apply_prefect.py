@@ -100,6 +100,11 @@ def test_hand_added_schedule_survives_and_active_flags_are_kept(applied: Migrati
     assert "job-102" not in current
     assert current["job-101"].active is True  # cutover's flag survives apply
 
+    # A cut-over job's trigger is off in dbt Cloud, so the live plan lacks it: --prune must keep its active schedule.
+    cut_over = apply_plan(_plan("dbt_wg_apply_test", drop={101, 102}), prune=True)
+    assert {c.slug: c.status for c in cut_over.schedules if c.slug == "job-101"} == {"job-101": "orphaned"}
+    assert _read("run_dbt_wg/dbt_wg_apply_test")["job-101"].active is True
+
 
 def test_changed_parameters_update_in_place(applied: MigrationPlan) -> None:
     raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())
