@@ -1,0 +1,147 @@
+"""The demo end to end, once per module: real Prefect server, sandbox dbt Cloud, real dbt on DuckDB.
+
+`keep=True` leaves the servers up so the tests can read what a person would see in the Prefect UI, then the
+fixture stops them. About 70-100 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.demo import BASELINE_JOBS, DemoResult, StepResult, StepStatus, run_demo
+from sandbox.stack import prefect_api
+
+STORY = [
+    "data",
+    "servers",
+    "baselines",
+    "prefect",
+    "local_run",
+    "export",
+    "plan",
+    "apply",
+    "parity",
+    "cutover",
+    "status",
+    "rollback",
+    "status_after_rollback",
+]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def started(self, key: str, title: str) -> None:
+        self.events.append(("started", key))
+
+    def finished(self, result: StepResult) -> None:
+        self.events.append(("finished", result.key))
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, recorder: Recorder) -> Iterator[DemoResult]:
+    result = run_demo(tmp_path_factory.mktemp("demo") / "work", keep=True, observer=recorder)
+    try:
+        yield result
+    finally:
+        result.close()
+
+
+def _read_prefect(demo: DemoResult, call: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    assert demo.stack is not None
+
+    async def run() -> Any:
+        async with get_client() as client:
+            return await call(client)
+
+    with prefect_api(demo.stack.prefect.api_url):
+        return asyncio.run(run())
+
+
+def test_every_step_of_the_story_passes_in_order(demo: DemoResult, recorder: Recorder) -> None:
+    failed = demo.failed
+    assert failed is None, f"{failed.key}: {failed.summary}" if failed else ""
+    assert [step.key for step in demo.steps] == STORY
+    assert all(step.status is StepStatus.OK and step.summary for step in demo.steps)
+    assert recorder.events == [(kind, key) for key in STORY for kind in ("started", "finished")]
+    assert demo.seconds < 180, f"the demo took {demo.seconds:.0f} s; the budget is 3 minutes"
+
+
+def test_local_run_built_on_the_embedded_default(demo: DemoResult) -> None:
+    run = demo.step("local_run").value
+    assert run.counts.get("error", 0) == 0 and run.counts.get("fail", 0) == 0
+    assert run.counts["success"] > 0 and run.counts["pass"] > 0
+    assert run.artifact_dir is not None and (Path(run.artifact_dir) / "run_results.json").is_file()
+    assert Path(run.artifact_dir).is_relative_to(demo.workdir)
+
+
+def test_baselines_are_successful_dbt_cloud_runs(demo: DemoResult) -> None:
+    runs = demo.step("baselines").value
+    assert [r.job_id for r in runs] == list(BASELINE_JOBS)
+    assert all(r.succeeded and r.steps for r in runs)
+
+
+def test_plan_has_a_schedule_per_scheduled_job_and_apply_created_them_inactive(demo: DemoResult) -> None:
+    plan = demo.step("plan").value
+    assert {s.job_id for s in plan.schedules} >= set(BASELINE_JOBS)
+    assert plan.blocking() == []
+    diff = demo.step("apply").value
+    assert diff.deployment.status == "added"
+    assert sorted(c.slug for c in diff.schedules if c.status == "added") == sorted(s.slug for s in plan.schedules)
+
+
+def test_parity_passes_with_an_html_report(demo: DemoResult) -> None:
+    outcome = demo.step("parity").value
+    assert outcome.report.verdict.value == "PASS"
+    assert sorted(job.job_id for job in outcome.report.jobs) == sorted(BASELINE_JOBS)
+    assert outcome.html.is_file() and outcome.html.is_relative_to(demo.workdir)
+
+
+def test_cutover_then_rollback_switch_both_sides_and_back(demo: DemoResult) -> None:
+    cut = demo.step("cutover").value
+    assert [job.action for job in cut.jobs] == ["cut over"] * len(BASELINE_JOBS) and cut.ok
+    after_cut = {row.job_id: row for row in demo.step("status").value.jobs}
+    back = demo.step("rollback").value
+    assert [job.action for job in back.jobs] == ["rolled back"] * len(BASELINE_JOBS) and back.ok
+    after_back = {row.job_id: row for row in demo.step("status_after_rollback").value.jobs}
+    for job_id in BASELINE_JOBS:
+        assert (after_cut[job_id].dbt_cloud_schedule_on, after_cut[job_id].prefect_schedule) == (False, "active")
+        assert after_cut[job_id].parity_verdict == "PASS"
+        assert (after_back[job_id].dbt_cloud_schedule_on, after_back[job_id].prefect_schedule) == (True, "paused")
+
+
+def test_the_prefect_ui_shows_the_deployment_schedules_and_run_logs(demo: DemoResult) -> None:
+    plan = demo.step("plan").value
+    deployment = _read_prefect(demo, lambda c: c.read_deployment_by_name(f"{plan.flow_name}/{plan.deployment_name}"))
+    assert sorted(s.slug for s in deployment.schedules) == sorted(s.slug for s in plan.schedules)
+    assert not any(s.active for s in deployment.schedules)  # rolled back: paused again
+    run_id = demo.step("local_run").value.flow_run_id
+
+    async def logs(client: Any) -> Any:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        return await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+
+    # The test session logs at WARNING: the project's one warning test is what reaches the server.
+    messages = [log.message for log in _read_prefect(demo, logs)]
+    assert any("accepted_values" in message for message in messages), messages[-5:]
+
+
+def test_a_rerun_starts_from_an_empty_work_folder(demo: DemoResult) -> None:
+    # The fixture's folder holds one run's state; the marker lets the next run empty it safely.
+    assert (demo.workdir / ".dbt2prefect-sandbox").is_file()
+    reports = list((demo.workdir / "parity").glob("*/report.json"))
+    assert len(reports) == 1

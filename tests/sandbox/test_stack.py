@@ -1,0 +1,66 @@
+"""Sandbox stack pieces that need no Prefect server: work folder safety, ports, the stack's tenant settings."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dbt2prefect.cli.app import app
+from dbt2prefect.tenant import load_tenant, settings_path
+from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.errors import PortInUseError, WorkdirError
+from sandbox.stack import MARKER, PrefectServer, StackPaths, check_port_free, prepare_workdir, write_tenant_file
+
+
+def test_fresh_empties_only_a_folder_the_sandbox_made(tmp_path: Path) -> None:
+    paths = prepare_workdir(tmp_path / "work", fresh=True)
+    (paths.root / "leftover.txt").write_text("from a previous run")
+    prepare_workdir(paths.root, fresh=True)
+    assert sorted(p.name for p in paths.root.iterdir()) == [MARKER]
+
+
+def test_fresh_refuses_a_foreign_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("someone's files")
+    with pytest.raises(WorkdirError, match="not empty and was not made by dbt2prefect"):
+        prepare_workdir(tmp_path, fresh=True)
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_a_taken_port_is_a_clear_error_naming_the_option(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"port {port} .* in use; pass another --prefect-port"):
+            check_port_free(port, "--prefect-port")
+        with pytest.raises(PortInUseError):
+            PrefectServer.start(tmp_path / "prefect", port=port)
+        result = CliRunner().invoke(
+            app, ["sandbox", "up", "--workdir", str(tmp_path / "up"), "--prefect-port", str(port)]
+        )
+    assert result.exit_code == 2, result.output
+    assert "--prefect-port" in result.output and "Traceback" not in result.output
+
+
+def test_tenant_settings_point_at_the_sandbox_and_keep_the_project(tmp_path: Path) -> None:
+    paths = StackPaths(tmp_path)
+    original = load_tenant()
+    with SandboxDbtCloud.start() as cloud:
+        written = write_tenant_file(paths, cloud, acknowledged=["job_chaining:1"])
+        tenant = load_tenant(written)
+        assert tenant.dbt_cloud.host == cloud.url and tenant.dbt_cloud.account_id == cloud.account_id
+        assert cloud.token not in written.read_text()
+    assert tenant.project_dir == original.project_dir
+    assert tenant.local_profiles_dir == original.local_profiles_dir
+    assert Path(tenant.artifact_store_url) == paths.artifacts and Path(tenant.ledger_url) == paths.ledger
+    assert "job_chaining:1" in tenant.acknowledged_findings
+    assert tenant.model_dump(exclude={"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings",
+                                      "settings_file"}) == original.model_dump(
+        exclude={"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings", "settings_file"}
+    )  # fmt: skip
+    parity = settings_path().with_name(f"{settings_path().stem}.parity.toml")
+    if parity.exists():
+        assert (written.parent / parity.name).read_text() == parity.read_text()
