@@ -6,14 +6,13 @@ the deployment before creating its one, so the quickstart line never carries sch
 
 from __future__ import annotations
 
-import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dbt2prefect.files import write_text_atomic
 from migration.errors import MigrationError
 from migration.plan import MigrationPlan, PlannedSchedule
 
@@ -116,18 +115,7 @@ def write_prefect_yaml(text: str, path: Path) -> Path:
     Raises:
         MigrationError: the file cannot be written there (the message names it); nothing is left behind.
     """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; prefect.yaml is an ordinary, shareable config file
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        return write_text_atomic(Path(path), text)
     except OSError as exc:
         raise MigrationError(f"could not write {path}: {exc.strerror or exc}; pick another --output") from None
-    return path

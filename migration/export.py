@@ -7,8 +7,6 @@ job's latest successful run (the parity baseline). It never holds the token.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dbt2prefect.files import write_text_atomic
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudResponseError
 from migration.dbt_cloud.models import Environment, Job
@@ -128,23 +127,12 @@ def export_inventory(
 
 def write_inventory(inventory: Inventory, path: Path) -> Path:
     """Write the inventory atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(inventory.model_dump_json(indent=2))
-                handle.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        return write_text_atomic(Path(path), inventory.model_dump_json(indent=2) + "\n")
     except OSError as exc:
         raise InventoryError(
             f"could not write inventory {path}: {exc.strerror or exc}; pick another --output"
         ) from None
-    return path
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -8,13 +8,12 @@ All files are written to a temporary name and renamed, so readers never see half
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from dbt2prefect.files import write_text_atomic
 from parity.errors import ParityError
 from parity.model import ParityReport, Verdict
 from parity.render import report_html, report_markdown
@@ -43,14 +42,9 @@ class LatestPointer(BaseModel):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ReportStoreError(f"could not write {path}: {exc}; pass a writable --report-dir") from None
 
 
