@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.run_job import runs_root
 from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
 from parity.baseline import DbtCloudRuns, fetch_baseline
 from parity.candidate import load_candidate, parameter_findings
@@ -144,7 +145,11 @@ def compare_one(
 def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
     """Parity of every job, sharing one parsed project and one connection per target across jobs."""
     warehouses = _Warehouses(ctx.profile_outputs)
-    resolver = SelectionResolver(ctx.project_dir) if ctx.project_dir is not None else None
+    resolver = (
+        SelectionResolver(ctx.project_dir, cache_dir=runs_root() / "selection-cache")
+        if ctx.project_dir is not None
+        else None
+    )
     try:
         jobs = [compare_one(spec, ctx, resolver, warehouses) for spec in specs]
     finally:

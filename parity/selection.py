@@ -11,6 +11,7 @@ project is parsed under the *baseline's* target name (a node that flips is a tar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from dbt2prefect.files import write_text_atomic
 from parity.errors import SelectionError
 
 # Resource types each building command executes (and therefore writes to run_results.json).
@@ -125,14 +127,22 @@ class SelectionResolver:
     """Parses the candidate project once per (target, vars) and resolves selections in-process.
 
     Use as a context manager (or call `close()`): it owns a temporary folder.
+
+    With `cache_dir`, each target's throwaway profile and dbt target path live in a stable folder there and dbt's
+    partial parsing is on, so a later resolver (the next parity run) re-parses only what changed; dbt itself checks
+    the saved parse against the project files, vars and profile and parses from scratch when any of them differ.
     """
 
-    def __init__(self, project_dir: Path, profile_name: str | None = None) -> None:
+    def __init__(self, project_dir: Path, profile_name: str | None = None, cache_dir: Path | None = None) -> None:
         self.project_dir = Path(project_dir).resolve()
         if not (self.project_dir / "dbt_project.yml").is_file():
             raise SelectionError(f"{self.project_dir} holds no dbt_project.yml; pass the candidate dbt project folder")
         self.profile_name = profile_name or self._profile_from_project()
         self._tmp = Path(tempfile.mkdtemp(prefix="dbt2prefect-selection-"))
+        self._cache: Path | None = None
+        if cache_dir is not None:
+            digest = hashlib.sha256(str(self.project_dir).encode()).hexdigest()[:16]
+            self._cache = Path(cache_dir) / digest
         self._targets: set[str] = set()
         self._manifests: dict[tuple[str, str | None], Any] = {}
         self.parses = 0
@@ -157,33 +167,38 @@ class SelectionResolver:
         self._manifests.clear()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def _work(self, target: str) -> Path:
+        """The folder holding one target's profile and dbt target path (stable when cached)."""
+        return (self._cache if self._cache is not None else self._tmp) / target
+
     def _ensure_profile(self, target: str) -> None:
         if target in self._targets:
             return
         self._targets.add(target)
-        # Never opened: dbt parse and ls do not connect. The path only has to be a valid DuckDB file name.
-        outputs = {
-            name: {"type": "duckdb", "path": str(self._tmp / f"{name}.duckdb"), "schema": "main", "threads": 1}
-            for name in sorted(self._targets)
-        }
-        profile = {self.profile_name: {"target": target, "outputs": outputs}}
-        (self._tmp / "profiles.yml").write_text(yaml.safe_dump(profile), encoding="utf-8")
+        work = self._work(target)
+        work.mkdir(parents=True, exist_ok=True)
+        # Never opened: dbt parse and ls do not connect. The path only has to be a valid DuckDB file name, and a
+        # stable one, because dbt's partial parsing compares a hash of the profile.
+        output = {"type": "duckdb", "path": str(work / "never-opened.duckdb"), "schema": "main", "threads": 1}
+        profile = {self.profile_name: {"target": target, "outputs": {target: output}}}
+        write_text_atomic(work / "profiles.yml", yaml.safe_dump(profile))
 
     def _common(self, target: str) -> list[str]:
+        work = self._work(target)
         return [
             "--project-dir",
             str(self.project_dir),
             "--profiles-dir",
-            str(self._tmp),
+            str(work),
             "--target",
             target,
             "--target-path",
-            str(self._tmp / "target"),
+            str(work / "target"),
             "--log-path",
             str(self._tmp / "logs"),
             "--log-level",
             "none",
-            "--no-partial-parse",
+            "--partial-parse" if self._cache is not None else "--no-partial-parse",
             "--no-write-json",
         ]
 

@@ -1,6 +1,8 @@
-"""Reading a job's building steps with dbt's own parser (no project parse needed)."""
+"""Reading a job's building steps with dbt's own parser, and resolving them on one parsed project."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from parity.selection import parse_step_args, pick_step, selections_from_parameters
 
@@ -24,3 +26,19 @@ def test_resource_type_flags_narrow_what_a_build_executes() -> None:
     assert step is not None and step.select == ("a", "b")
     assert step.executed_types() == {"model", "test"}
     assert parse_step_args(["docs", "generate"]) is None
+
+
+def test_resolver_cache_reuses_the_parse_and_resolves_the_same_nodes(tmp_path: Path) -> None:
+    from parity.selection import SelectionResolver, StepSelection
+
+    project = Path(__file__).resolve().parents[2] / "tenants" / "dbt_williamgrant"
+    steps = [StepSelection("build", selector="nightly"), StepSelection("build", select=("tag:hourly",))]
+    with SelectionResolver(project, cache_dir=tmp_path) as cold:
+        first = [cold.resolve(step, "parity") for step in steps]
+    saved = list(tmp_path.rglob("partial_parse.msgpack"))
+    assert len(saved) == 1, "the parse of the project under target parity is kept in the cache"
+    with SelectionResolver(project, cache_dir=tmp_path) as warm:
+        second = [warm.resolve(step, "parity") for step in steps]
+    assert first == second
+    assert all(nodes for nodes in first)
+    assert "model.dbt_williamgrant.fct_fx_rates" in first[1] and "model.dbt_williamgrant.fct_fx_rates" not in first[0]
