@@ -26,7 +26,7 @@ class BlockNames(BaseModel):
     profile_prefix: str = Field(
         description="Block name prefix; the block for target T is '<prefix>-<T>'.",
     )
-    dbt_cloud_token: str = Field(description="Secret block holding the dbt Cloud API token.")
+    dbt_cloud_token_block: str = Field(description="Secret block holding the dbt Cloud API token.")
 
 
 class DbtCloudSettings(BaseModel):

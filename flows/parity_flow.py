@@ -39,7 +39,7 @@ def artifact_key(name: str) -> str:
 
 def dbt_cloud_client(tenant: TenantSettings, host: str | None = None, account_id: int | None = None) -> DbtCloudClient:
     """A client for the tenant's dbt Cloud account (token from the environment or the Secret block)."""
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token)
+    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
     return DbtCloudClient(
         host or tenant.dbt_cloud.host,
         account_id if account_id is not None else tenant.dbt_cloud.account_id,

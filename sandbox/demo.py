@@ -240,7 +240,7 @@ def _export(stack: SandboxStack, tenant: TenantSettings) -> tuple[str, Any]:
     from migration.dbt_cloud.client import DbtCloudClient
     from migration.export import export_inventory, write_inventory
 
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token)
+    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
     with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
         inventory = export_inventory(client, project_id=tenant.dbt_cloud.project_id, include_deleted=True)
     path = write_inventory(inventory, stack.paths.inventory)
@@ -310,7 +310,7 @@ def _switch_session(tenant: TenantSettings, reports: Path) -> Iterator[_Switch]:
     from migration.prefect_switch import PrefectSchedules
     from migration.switch_context import SwitchContext
 
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token)
+    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
     ledger = Ledger(tenant.ledger_url, tenant.name)
     schedules = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
     with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:

@@ -67,7 +67,7 @@ def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Sess
 
     tenant = tenant_from(tenant_file)
     settings = tenant.dbt_cloud
-    token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token)
+    token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
     ledger = Ledger(ledger_url or tenant.ledger_url, tenant.name)
     prefect = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
     with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:

@@ -41,12 +41,12 @@ def export(
     tenant = tenant_from(tenant_file)
     settings = tenant.dbt_cloud
     env_name = token_env or settings.token_env
-    token, source = resolve_token(env_name, tenant.blocks.dbt_cloud_token)
+    token, source = resolve_token(env_name, tenant.blocks.dbt_cloud_token_block)
     with DbtCloudClient(
         host or settings.host,
         account_id if account_id is not None else settings.account_id,
         token,
-        token_source=f"{source} (or the Prefect Secret block {tenant.blocks.dbt_cloud_token!r})",
+        token_source=f"{source} (or the Prefect Secret block {tenant.blocks.dbt_cloud_token_block!r})",
     ) as client:
         show_bar = console.is_terminal and not json_output
         with Progress(

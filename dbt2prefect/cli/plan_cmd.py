@@ -44,7 +44,7 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
         from migration.dbt_cloud.client import DbtCloudClient
 
         settings = tenant.dbt_cloud
-        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token)
+        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
         with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
             inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
     return build_plan(inventory.job_models(), tenant, inventory.environment_models())

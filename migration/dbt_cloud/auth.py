@@ -79,5 +79,5 @@ def resolve_token(token_env: str, block_name: str | None = None) -> tuple[Secret
         return token_from_block(block_name), f"Prefect Secret block {block_name!r}"
     raise DbtCloudConfigError(
         f"no dbt Cloud API token: set environment variable {token_env} (or the tenant's token_env), "
-        "or store it in the Prefect Secret block named in [tenant.blocks] dbt_cloud_token"
+        "or store it in the Prefect Secret block named in [tenant.blocks] dbt_cloud_token_block"
     )

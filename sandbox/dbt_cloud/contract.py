@@ -1,7 +1,7 @@
 """The API contract the sandbox enforces, written down independently of the client (so tests check the client
 against the contract, not against itself).
 
-Sources: dbt Cloud Administrative API notes (/work/shared/dbt-cloud-api/NOTES.md §2-§4).
+Sources: dbt Cloud Administrative API notes (shared/dbt-cloud-api/NOTES.md §2-§4).
 """
 
 from __future__ import annotations
