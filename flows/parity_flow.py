@@ -148,6 +148,31 @@ def publish(report: ParityReport) -> None:
         create_table_artifact(findings, key=f"{base}-findings", description="Parity findings")
 
 
+def build_report(
+    tenant: TenantSettings,
+    job_ids: list[int] | None,
+    candidate_runs: dict[int, str],
+    profiles_strategy: ProfilesStrategy,
+    dbt_cloud_host: str | None = None,
+    dbt_cloud_account_id: int | None = None,
+) -> ParityReport:
+    """Parity of the tenant's jobs: baselines from dbt Cloud, candidates given or started as `run_dbt_wg` subflows."""
+    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    with dbt_cloud_client(tenant, dbt_cloud_host, dbt_cloud_account_id) as client:
+        specs = job_specs(client, tenant, job_ids, candidate_runs)
+        context = ParityContext(
+            tenant=tenant.name,
+            deployment=tenant.deployment_name,
+            store=ArtifactStore(tenant.artifact_store_url),
+            baselines=client,
+            settings=settings,
+            project_dir=tenant.project_dir,
+            profile_outputs=profile_outputs(tenant, profiles_strategy),
+            start_candidate=_start_candidate,
+        )
+        return compare_jobs(specs, context)
+
+
 @flow(name="parity_report", log_prints=False)
 def parity_report(
     job_ids: list[int] | None = None,
@@ -168,21 +193,8 @@ def parity_report(
     """
     tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
     logger = get_run_logger()
-    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
     runs = {int(job): run for job, run in (candidate_runs or {}).items()}
-    with dbt_cloud_client(tenant, dbt_cloud_host, dbt_cloud_account_id) as client:
-        specs = job_specs(client, tenant, job_ids, runs)
-        context = ParityContext(
-            tenant=tenant.name,
-            deployment=tenant.deployment_name,
-            store=ArtifactStore(tenant.artifact_store_url),
-            baselines=client,
-            settings=settings,
-            project_dir=tenant.project_dir,
-            profile_outputs=profile_outputs(tenant, profiles_strategy),
-            start_candidate=_start_candidate,
-        )
-        report = compare_jobs(specs, context)
+    report = build_report(tenant, job_ids, runs, profiles_strategy, dbt_cloud_host, dbt_cloud_account_id)
     folder = write_report(report, Path(report_dir) if report_dir else DEFAULT_REPORT_ROOT)
     publish(report)
     logger.info("parity %s for %d job(s); report in %s", report.verdict.value, len(report.jobs), folder)

@@ -9,7 +9,8 @@ unless asked otherwise; an existing schedule's active flag is never touched (cut
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
 import httpx
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import DeploymentSchedule
 
+T = TypeVar("T")
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
 
 
@@ -277,19 +279,27 @@ def apply_plan(
         ApplyError: the work pool is missing (and create_pool is False) or the flow cannot be loaded.
         PrefectApiError: the Prefect API failed.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
 
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(plan.entrypoint)
 
-    async def run() -> ApplyDiff:
+    return run_with_client(
+        lambda client: _apply(
+            client, plan, schema, activate=activate, prune=prune, create_pool=create_pool, dry_run=dry_run
+        )
+    )
+
+
+def run_with_client(call: Callable[[PrefectClient], Awaitable[T]]) -> T:
+    """Run one async Prefect API conversation; API failures become PrefectApiError naming the request."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    async def go() -> T:
         async with get_client() as client:
-            return await _apply(
-                client, plan, schema, activate=activate, prune=prune, create_pool=create_pool, dry_run=dry_run
-            )
+            return await call(client)
 
     try:
-        return asyncio.run(run())
+        return asyncio.run(go())
     except PrefectHTTPStatusError as exc:
         raise PrefectApiError(
             f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "

@@ -7,16 +7,13 @@ loop). Prefect 3.9.1 resets a schedule's parameters to {} when PATCH /schedules/
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
-from migration.apply import PrefectApiError, _schedule_fields
+from migration.apply import _schedule_fields, run_with_client
 from migration.ledger import PrefectScheduleState
 from migration.plan import PlannedSchedule
 
@@ -36,25 +33,6 @@ class FlowRunSummary(BaseModel):
     name: str
     state: str | None
     start_time: datetime | None
-
-
-def _run(call: Callable[[PrefectClient], Awaitable[T]]) -> T:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    async def go() -> T:
-        async with get_client() as client:
-            return await call(client)
-
-    try:
-        return asyncio.run(go())
-    except PrefectHTTPStatusError as exc:
-        raise PrefectApiError(
-            f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
-            f"{exc.response.text[:300]}"
-        ) from None
-    except (OSError, httpx.HTTPError) as exc:
-        raise PrefectApiError(f"cannot reach the Prefect API ({exc}); check PREFECT_API_URL") from None
 
 
 def _state(deployment: str, deployment_id: UUID, schedule: DeploymentSchedule) -> PrefectScheduleState:
@@ -105,7 +83,7 @@ class PrefectSchedules:
             schedules = await client.read_deployment_schedules(deployment_id)
             return {s.slug: _state(self.deployment, deployment_id, s) for s in schedules if s.slug}
 
-        return _run(call)
+        return run_with_client(call)
 
     def read(self, slug: str) -> PrefectScheduleState | None:
         """One schedule by slug, or None when it (or the deployment) does not exist."""
@@ -126,7 +104,7 @@ class PrefectSchedules:
             current = by_slug.get(planned.slug)
             return None if current is None else _schedule_fields(current, planned)
 
-        return _run(call)
+        return run_with_client(call)
 
     def set_active(self, state: PrefectScheduleState, active: bool, parameters: dict[str, Any]) -> None:
         """Switch one schedule on or off, sending its parameters and slug with the flag."""
@@ -140,7 +118,7 @@ class PrefectSchedules:
                 slug=state.slug,
             )
 
-        _run(call)
+        run_with_client(call)
 
     def latest_flow_run(self, parameters: dict[str, Any] | None, scan: int = 200) -> FlowRunSummary | None:
         """The newest started flow run of the deployment whose parameters equal `parameters`.
@@ -178,4 +156,4 @@ class PrefectSchedules:
                     )
             return None
 
-        return _run(call)
+        return run_with_client(call)

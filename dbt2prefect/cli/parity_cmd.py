@@ -53,30 +53,21 @@ def parity(
 
     Jobs without --candidate-run get a run_dbt_wg run on the parity target first (needs a Prefect API).
     """
-    from dbt2prefect.artifact_store import ArtifactStore
-    from flows.parity_flow import _start_candidate, dbt_cloud_client, job_specs, profile_outputs
-    from parity.runner import ParityContext, compare_jobs
-    from parity.settings import load_parity_settings, parity_settings_path
+    from flows.parity_flow import build_report
     from parity.store import DEFAULT_REPORT_ROOT, write_report
 
     if profiles_strategy not in ("blocks", "local"):
         raise ParameterError(f"--profiles-strategy {profiles_strategy!r}: use 'blocks' or 'local'")
     runs = parse_candidate_runs(candidate_run or [])
     tenant = tenant_from(tenant_file)
-    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
-    with dbt_cloud_client(tenant, dbt_cloud_host, account_id) as client:
-        specs = job_specs(client, tenant, job or None, runs)
-        context = ParityContext(
-            tenant=tenant.name,
-            deployment=tenant.deployment_name,
-            store=ArtifactStore(tenant.artifact_store_url),
-            baselines=client,
-            settings=settings,
-            project_dir=tenant.project_dir,
-            profile_outputs=profile_outputs(tenant, profiles_strategy),  # type: ignore[arg-type]
-            start_candidate=_start_candidate,
-        )
-        report = compare_jobs(specs, context)
+    report = build_report(
+        tenant,
+        job or None,
+        runs,
+        profiles_strategy,  # type: ignore[arg-type]
+        dbt_cloud_host,
+        account_id,
+    )
     folder = write_report(report, report_dir or DEFAULT_REPORT_ROOT)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
