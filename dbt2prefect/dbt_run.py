@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.errors import DbtRunError
+from dbt2prefect.gc_tuning import fewer_collections
 from dbt2prefect.params import BUILDING, Invocation
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
@@ -150,13 +151,14 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     )
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
     before = set(threading.enumerate())
-    try:
-        with prefect_context.shared_client():
+    with prefect_context.shared_client(), fewer_collections():
+        try:
             result = runner.invoke([*args, "--log-path", str(paths.log_path)])
+        except ValueError as exc:
+            return False, str(exc)
+        finally:
+            # Inside the block: the threads use the shared client until they end.
             _join_task_threads(before)
-    except ValueError as exc:
-        _join_task_threads(before)
-        return False, str(exc)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 
@@ -183,7 +185,8 @@ def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[b
         "--target-path", str(target_path),
         "--log-path", str(paths.log_path),
     ]  # fmt: skip
-    result = dbtRunner().invoke(full)
+    with fewer_collections():
+        result = dbtRunner().invoke(full)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 

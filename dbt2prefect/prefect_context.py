@@ -1,62 +1,95 @@
 """Cheaper Prefect context hand-off for prefect-dbt's per-node task threads.
 
-`PrefectDbtRunner.invoke` serialises the Prefect context once, and its per-node threads rebuild it with
-`hydrated_context` several times per node (task start, each log event, node finish). Each rebuild re-validated the
-complete Prefect `Settings` model from a dict (pydantic-settings reads the environment for ~50 nested models) and
-created a new API client (with its own SSL context). Measured in bench/flow_overhead.py, that was most of the
-per-node overhead. The threads live in the same process as the flow, so they can share the already validated settings
-objects (pydantic accepts a model instance without validating it again) and one API client (httpx clients are
-thread-safe), which is what `hydrated_context` does when it is given one.
+`PrefectDbtRunner.invoke` serialises the Prefect context once, and its threads (one callback thread, one thread per
+node) rebuild it with `hydrated_context` several times per node: for the task run, inside Prefect's task engine, and
+for log events. As written for remote execution, each rebuild
+- re-validates the whole Prefect `Settings` model from a dict (pydantic-settings reads the environment for ~50
+  nested models),
+- re-validates the flow run's result store from a dict, which looks its storage block up by slug and so imports
+  every installed Prefect collection on first use (prefect-snowflake pulls in snowflake.core: ~2.8 s),
+- and creates a new API client with its own SSL context, twice per node (once here, once in the task engine).
+
+The threads live in the same process as the flow, so they can share the validated objects (pydantic accepts a model
+instance without validating it again) and one API client (httpx clients are thread-safe). `install()` makes
+prefect-dbt's runner and tracker do that; the flow run dict stays a dict, because prefect-dbt reads it as one.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.context import SettingsContext, hydrated_context, serialize_context
+from prefect.context import FlowRunContext, SettingsContext, SyncClientContext, hydrated_context, serialize_context
 
 _lock = threading.Lock()
 _shared: list[SyncPrefectClient] = []
+_active = threading.local()
 
 
 def in_process_context() -> dict[str, Any]:
-    """`serialize_context()`, with the settings context passed as objects instead of a dict to re-validate."""
+    """`serialize_context()`, with the settings and the result store passed as objects instead of dicts."""
     context = serialize_context()
     current = SettingsContext.get()
     if current is not None and context.get("settings_context"):
         context["settings_context"] = {"profile": current.profile, "settings": current.settings}
+    flow_run_context = FlowRunContext.get()
+    if flow_run_context is not None and context.get("flow_run_context", {}).get("result_store") is not None:
+        context["flow_run_context"]["result_store"] = flow_run_context.result_store
     return context
 
 
+@contextmanager
 def _hydrated_with_shared_client(
     serialized_context: dict[str, Any] | None = None, client: Any = None
-) -> AbstractContextManager[None]:
+) -> Iterator[None]:
+    """`hydrated_context` whose clients, including the task engine's own `get_client` calls, are the shared one.
+
+    The task engine hydrates the context that prefect-dbt's thread has just hydrated: the same dict, already in
+    effect in this thread, so the nested call keeps it instead of building every context again.
+    """
+    if serialized_context is not None and getattr(_active, "context", None) is serialized_context:
+        yield
+        return
     with _lock:
         shared = _shared[-1] if _shared else None
-    return hydrated_context(serialized_context, client=client or shared)
+    client = client or shared
+    if client is None or SyncClientContext.get() is not None:
+        with hydrated_context(serialized_context, client=client):
+            yield
+        return
+    # A context that is set, not entered: entering would open and later close the shared client in this thread.
+    token = SyncClientContext.__var__.set(SyncClientContext.model_construct(client=client))
+    _active.context = serialized_context
+    try:
+        with hydrated_context(serialized_context, client=client):
+            yield
+    finally:
+        _active.context = None
+        SyncClientContext.__var__.reset(token)
 
 
 @contextmanager
 def shared_client() -> Iterator[None]:
-    """Within this block, prefect-dbt's threads reuse one API client made with the caller's settings."""
-    client = get_client(sync_client=True)
-    with _lock:
-        _shared.append(client)
-    try:
-        yield
-    finally:
+    """Within this block, prefect-dbt's threads reuse one open API client made with the caller's settings."""
+    with get_client(sync_client=True) as client:
         with _lock:
-            _shared.remove(client)
+            _shared.append(client)
+        try:
+            yield
+        finally:
+            with _lock:
+                _shared.remove(client)
 
 
 def install() -> None:
     """Make prefect-dbt's runner and tracker use the cheaper hand-off (idempotent)."""
+    from prefect import task_engine
     from prefect_dbt.core import _tracker, runner
 
+    task_engine.hydrated_context = _hydrated_with_shared_client  # type: ignore[attr-defined]
     runner.serialize_context = in_process_context
     runner.hydrated_context = _hydrated_with_shared_client
     _tracker.hydrated_context = _hydrated_with_shared_client

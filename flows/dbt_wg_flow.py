@@ -14,11 +14,15 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.utilities.timeout import timeout
 
+from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
 from dbt2prefect.params import validate
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
 from dbt2prefect.tenant import load_tenant
+
+# Flow runs of this module return as soon as they end, not up to a second later (see prefect_heartbeat).
+prefect_heartbeat.install()
 
 
 def _artifact_key(name: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 
 import typer
@@ -30,4 +32,8 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    # The process ends with the command, so the interpreter's last garbage collection over everything dbt and Prefect
+    # loaded is wasted work (about 0.7 s after a build). Exit handlers run last-registered first: this one runs after
+    # Prefect's, which send the remaining logs and events.
+    atexit.register(gc.freeze)
     app()

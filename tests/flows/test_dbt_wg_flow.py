@@ -73,13 +73,16 @@ def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[
             task_runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
             )
-            if len(task_runs) >= 100 or time.monotonic() > deadline:
+            done = len(task_runs) >= 100 and all(run.state_name == "Completed" for run in task_runs)
+            if done or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         names = {run.name for run in task_runs}
         assert any(name.startswith("model ") for name in names)
         assert any(name.startswith("test ") for name in names)
         assert len(task_runs) >= 100
+        states = {run.state_name for run in task_runs}
+        assert states == {"Completed"}, f"every node's task run ends Completed, got {states}"
         artifacts = client.read_artifacts()
     mine = [a for a in artifacts if a.flow_run_id == flow_run_id]
     kinds = {a.type for a in mine}
