@@ -11,7 +11,7 @@ for log events. As written for remote execution, each rebuild
 
 The threads live in the same process as the flow, so they can share the validated objects (pydantic accepts a model
 instance without validating it again) and one API client (httpx clients are thread-safe). `install()` makes
-prefect-dbt's runner and tracker do that; the flow run dict stays a dict, because prefect-dbt reads it as one.
+prefect-dbt's threads do that; the flow run itself stays a dict, because prefect-dbt reads it as one.
 """
 
 from __future__ import annotations
@@ -85,7 +85,10 @@ def shared_client() -> Iterator[None]:
 
 
 def install() -> None:
-    """Make prefect-dbt's runner and tracker use the cheaper hand-off (idempotent)."""
+    """Make prefect-dbt's runner and tracker, and Prefect's task engine, use the cheaper hand-off (idempotent).
+
+    Outside a `shared_client()` block (no dbt invocation running), every hydration is Prefect's own.
+    """
     from prefect import task_engine
     from prefect_dbt.core import _tracker, runner
 
