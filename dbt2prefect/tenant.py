@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dbt2prefect.errors import ConfigError
 
@@ -40,6 +40,59 @@ class DbtCloudSettings(BaseModel):
     token_env: str = "DBT_CLOUD_API_TOKEN"
 
 
+class CodeStorage(BaseModel):
+    """Where a worker gets the flow's code: a git repository (production) or a folder it can read (sandbox, laptops).
+
+    Exactly one of `repository` and `directory` is set. A private repository needs `credentials_block`, the
+    Prefect block that holds its credentials as `<block-type-slug>/<block-name>` (e.g.
+    `github-credentials/wg-repo` from prefect-github, or `secret/wg-github-token` for an access token).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repository: str | None = Field(default=None, description="git URL the worker clones (git_clone pull step).")
+    branch: str = "main"
+    credentials_block: str | None = None
+    directory: Path | None = Field(default=None, description="Folder the worker runs in (set_working_directory).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CodeStorage:
+        if (self.repository is None) == (self.directory is None):
+            raise ValueError("set exactly one of `repository` (production) and `directory` (a local folder)")
+        if self.credentials_block is not None:
+            kind, _, name = self.credentials_block.partition("/")
+            if not kind or not name or "/" in name:
+                raise ValueError(
+                    "credentials_block must be '<block-type-slug>/<block-name>', e.g. 'github-credentials/wg-repo'"
+                )
+        return self
+
+
+class Runtime(BaseModel):
+    """How the worker's flow-run process gets the pinned packages (the toolkit itself comes with the code).
+
+    `pip_packages`: an image with Prefect plus the pins from constraints.txt installed at run start (managed and
+    docker pools); `requirements`: a `pip_install_requirements` pull step on `requirements_file` of the code;
+    `image`: `image` already holds everything; `preinstalled`: the worker's own environment does (process pools).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pool_type: Literal["process", "prefect:managed", "docker", "kubernetes"] = "prefect:managed"
+    dependencies: Literal["pip_packages", "requirements", "image", "preinstalled"] = "pip_packages"
+    image: str | None = Field(default=None, description="Default: prefecthq/prefect-client:3-python<image_python>.")
+    requirements_file: str = "requirements.txt"
+
+    @model_validator(mode="after")
+    def _fits_the_pool(self) -> Runtime:
+        if self.pool_type == "process" and self.dependencies in ("pip_packages", "image"):
+            raise ValueError(
+                f"a process pool runs in the worker's own environment: dependencies {self.dependencies!r} needs an "
+                "image; use 'preinstalled' or 'requirements', or another pool_type"
+            )
+        return self
+
+
 class TenantSettings(BaseModel):
     """Everything that differs between tenants. Paths are resolved against the settings file's folder."""
 
@@ -60,6 +113,8 @@ class TenantSettings(BaseModel):
     image_python: str = "3.12"
     blocks: BlockNames
     dbt_cloud: DbtCloudSettings = DbtCloudSettings()
+    code_storage: CodeStorage | None = None
+    runtime: Runtime = Runtime()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),
         description="Blocker findings a person has reviewed, as '<reason_code>:<job_id>'.",
@@ -123,6 +178,9 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
     for key in ("artifact_store_url", "ledger_url"):
         if key in tenant and isinstance(tenant[key], str) and "://" not in tenant[key]:
             tenant[key] = str(_resolve(base, tenant[key]))
+    storage = tenant.get("code_storage")
+    if isinstance(storage, dict) and "directory" in storage:
+        tenant["code_storage"] = {**storage, "directory": _resolve(base, storage["directory"])}
     tenant["settings_file"] = file.resolve()
     try:
         settings = TenantSettings.model_validate(tenant)

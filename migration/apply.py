@@ -1,9 +1,10 @@
-"""MigrationPlan → Prefect API (Prefect Cloud or a local server), idempotent by schedule slug.
+"""The deployment description → Prefect API (Prefect Cloud or a local server), idempotent by schedule slug.
 
-The deployment is created once; afterwards it is patched, never re-created, because re-creating a deployment
-through POST /deployments/ replaces all of its schedules. Schedules are matched by slug: only slugs
-`job-<id>` belong to this tool, so schedules added by hand survive every apply. A new schedule starts inactive
-unless asked otherwise; an existing schedule's active flag is never touched (cutover owns it).
+`apply` is one rendering of `migration.deployment.DeploymentSpec` (prefect.yaml is the other). The deployment is
+created once; afterwards it is patched, never re-created, because re-creating a deployment through
+POST /deployments/ replaces all of its schedules. Schedules are matched by slug: only slugs `job-<id>` belong to
+this tool, so schedules added by hand survive every apply. A new schedule starts with the active flag of the
+description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
+from migration.deployment import DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
-from migration.plan import MigrationPlan, PlannedSchedule
+from migration.plan import PlannedSchedule
 from migration.translate import is_job_slug
 
 if TYPE_CHECKING:
@@ -74,7 +76,11 @@ class ApplyDiff(_DiffModel):
         )
 
 
-def _desired_schedule(planned: PlannedSchedule) -> Any:
+Scheduled = ScheduleSpec | PlannedSchedule
+"""What a schedule's timing and parameters are compared from: the description's or the plan's."""
+
+
+def _desired_schedule(planned: Scheduled) -> Any:
     from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
 
     if planned.rrule is not None:
@@ -82,7 +88,7 @@ def _desired_schedule(planned: PlannedSchedule) -> Any:
     return CronSchedule(cron=planned.cron or "", timezone=planned.timezone, day_or=planned.day_or)
 
 
-def _schedule_fields(current: DeploymentSchedule, planned: PlannedSchedule) -> list[str]:
+def _schedule_fields(current: DeploymentSchedule, planned: Scheduled) -> list[str]:
     """Names of what differs between a schedule on the server and the planned one (active is not compared)."""
     want = _desired_schedule(planned)
     have = current.schedule
@@ -98,14 +104,16 @@ def _schedule_fields(current: DeploymentSchedule, planned: PlannedSchedule) -> l
     return fields
 
 
-def _deployment_settings(plan: MigrationPlan, schema: dict[str, Any]) -> dict[str, Any]:
+def _deployment_settings(spec: DeploymentSpec, schema: dict[str, Any]) -> dict[str, Any]:
     return {
-        "entrypoint": plan.entrypoint,
-        "work_pool_name": plan.work_pool,
-        "parameters": plan.deployment_parameters,
-        "description": f"dbt Cloud jobs of tenant {plan.tenant}, one schedule per job (slug job-<id>).",
+        "entrypoint": spec.entrypoint,
+        "work_pool_name": spec.work_pool,
+        "parameters": spec.parameters,
+        "description": spec.description,
         "parameter_openapi_schema": schema,
-        "enforce_parameter_schema": True,
+        "enforce_parameter_schema": spec.enforce_parameter_schema,
+        "pull_steps": spec.pull_steps,
+        "job_variables": spec.job_variables,
     }
 
 
@@ -129,39 +137,39 @@ def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
     return schema
 
 
-async def _read_deployment(client: PrefectClient, plan: MigrationPlan) -> Any:
+async def _read_deployment(client: PrefectClient, spec: DeploymentSpec) -> Any:
     from prefect.exceptions import ObjectNotFound
 
     try:
-        return await client.read_deployment_by_name(f"{plan.flow_name}/{plan.deployment_name}")
+        return await client.read_deployment_by_name(spec.full_name)
     except ObjectNotFound:
         return None
 
 
 async def compute_diff(
-    client: PrefectClient, plan: MigrationPlan, schema: dict[str, Any], *, prune: bool = False
+    client: PrefectClient, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
 ) -> ApplyDiff:
-    """Compare the plan with the Prefect API without changing anything."""
-    name = f"{plan.flow_name}/{plan.deployment_name}"
-    deployment = await _read_deployment(client, plan)
+    """Compare the description with the Prefect API without changing anything."""
+    name = spec.full_name
+    deployment = await _read_deployment(client, spec)
     if deployment is None:
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
-            schedules=[ScheduleChange(slug=s.slug, status="added") for s in plan.schedules],
+            schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
         )
-    wanted = _deployment_settings(plan, schema)
+    wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
     current = {s.slug: s for s in await client.read_deployment_schedules(deployment.id) if s.slug}
     changes: list[ScheduleChange] = []
-    for planned in plan.schedules:
+    for planned in spec.schedules:
         existing = current.get(planned.slug)
         if existing is None:
-            changes.append(ScheduleChange(slug=planned.slug, status="added"))
+            changes.append(ScheduleChange(slug=planned.slug, status="added", active=planned.active))
             continue
         fields = _schedule_fields(existing, planned)
         status: ChangeStatus = "changed" if fields else "unchanged"
         changes.append(ScheduleChange(slug=planned.slug, status=status, fields=fields, active=existing.active))
-    planned_slugs = {s.slug for s in plan.schedules}
+    planned_slugs = {s.slug for s in spec.schedules}
     for slug, existing in sorted(current.items()):
         if is_job_slug(slug) and slug not in planned_slugs:
             # An active schedule of ours that the plan lacks is a cut-over job (its dbt Cloud trigger is off, so the
@@ -176,51 +184,62 @@ async def compute_diff(
     )
 
 
-async def _ensure_pool(client: PrefectClient, pool: str, create_pool: bool) -> None:
+async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool: bool) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
 
+    pool, kind = spec.work_pool, spec.pool_type
     try:
-        await client.read_work_pool(pool)
+        existing = await client.read_work_pool(pool)
     except ObjectNotFound:
         if not create_pool:
             raise ApplyError(
                 f"work pool {pool!r} does not exist on this Prefect API; create it "
-                f"(`prefect work-pool create {pool} --type process`, or a managed pool on Prefect Cloud), "
-                "or pass --create-pool to create a process pool"
+                f"(`prefect work-pool create {pool} --type {kind}`), or pass --create-pool"
             ) from None
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        try:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type=kind))
+        except ObjectNotFound:
+            raise ApplyError(
+                f"this Prefect API cannot create a {kind!r} work pool ({pool!r}); `prefect:managed` pools exist on "
+                "Prefect Cloud only: create the pool there, or set [tenant.runtime] pool_type"
+            ) from None
+        return
+    if existing.type != kind:
+        raise ApplyError(
+            f"work pool {pool!r} is a {existing.type!r} pool but the tenant's runtime.pool_type is {kind!r}; "
+            "set `work_pool` to a pool of that type, or change runtime.pool_type"
+        )
 
 
 async def _apply(
     client: PrefectClient,
-    plan: MigrationPlan,
+    spec: DeploymentSpec,
     schema: dict[str, Any],
     *,
-    activate: bool,
     prune: bool,
     create_pool: bool,
     dry_run: bool,
 ) -> ApplyDiff:
     from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
 
-    diff = await compute_diff(client, plan, schema, prune=prune)
+    diff = await compute_diff(client, spec, schema, prune=prune)
     if dry_run or not diff.has_changes:
         return diff
-    await _ensure_pool(client, plan.work_pool, create_pool)
-    by_slug = {s.slug: s for s in plan.schedules}
-    settings = _deployment_settings(plan, schema)
+    await _ensure_pool(client, spec, create_pool)
+    by_slug = {s.slug: s for s in spec.schedules}
+    settings = _deployment_settings(spec, schema)
     if diff.deployment.status == "added":
-        flow_id = await client.create_flow_from_name(plan.flow_name)
+        flow_id = await client.create_flow_from_name(spec.flow_name)
         creates = [
             DeploymentScheduleCreate(
-                schedule=_desired_schedule(s), active=activate, parameters=s.parameters, slug=s.slug
+                schedule=_desired_schedule(s), active=s.active, parameters=s.parameters, slug=s.slug
             )
-            for s in plan.schedules
+            for s in spec.schedules
         ]
-        await client.create_deployment(flow_id=flow_id, name=plan.deployment_name, schedules=creates, **settings)
+        await client.create_deployment(flow_id=flow_id, name=spec.name, schedules=creates, **settings)
         return diff.model_copy(update={"applied": True})
-    deployment = await _read_deployment(client, plan)
+    deployment = await _read_deployment(client, spec)
     deployment_id: UUID = deployment.id
     if diff.deployment.status == "changed":
         await client.update_deployment(deployment_id, DeploymentUpdate(**settings))
@@ -233,7 +252,7 @@ async def _apply(
                 [
                     DeploymentScheduleCreate(
                         schedule=_desired_schedule(planned),
-                        active=activate,
+                        active=planned.active,
                         parameters=planned.parameters,
                         slug=planned.slug,
                     )
@@ -252,23 +271,22 @@ async def _apply(
     return diff.model_copy(update={"applied": True})
 
 
-def apply_plan(
-    plan: MigrationPlan,
+def apply_deployment(
+    spec: DeploymentSpec,
     *,
-    activate: bool = False,
     prune: bool = False,
     create_pool: bool = False,
     dry_run: bool = False,
     parameter_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
-    """Create or update the plan's deployment and schedules through the Prefect API (PREFECT_API_URL).
+    """Create or update the deployment and its schedules through the Prefect API (PREFECT_API_URL).
 
     Args:
-        plan: the migration plan.
-        activate: new schedules start active (default: inactive until cutover). Existing ones keep their flag.
+        spec: the deployment description; new schedules start with its active flags (the ledger's), existing
+            ones keep theirs.
         prune: delete inactive `job-<id>` schedules the plan no longer has (default: report them as orphaned).
             Active ones (cut-over jobs) are never pruned: roll the job back first.
-        create_pool: create a process work pool when the plan's pool does not exist.
+        create_pool: create the work pool (of the tenant's pool type) when it does not exist.
         dry_run: only compute the diff.
         parameter_schema: the flow's parameter schema; loaded from the entrypoint when None.
 
@@ -280,12 +298,10 @@ def apply_plan(
         PrefectApiError: the Prefect API failed.
     """
 
-    schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(plan.entrypoint)
+    schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
 
     return run_with_client(
-        lambda client: _apply(
-            client, plan, schema, activate=activate, prune=prune, create_pool=create_pool, dry_run=dry_run
-        )
+        lambda client: _apply(client, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
     )
 
 

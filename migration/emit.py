@@ -1,11 +1,14 @@
-"""MigrationPlan → prefect.yaml (and the `uvx prefect-cloud deploy` quickstart line). Pure rendering.
+"""The deployment description → prefect.yaml (and the `uvx prefect-cloud deploy` quickstart line). Pure rendering.
 
-Schedules belong in prefect.yaml (or `dbt2prefect apply`): `prefect-cloud schedule` deletes every schedule of
-the deployment before creating its one, so the quickstart line never carries schedules.
+The file is one rendering of `migration.deployment.DeploymentSpec`; `apply` is the other. Each schedule's
+`active` is written as the cutover ledger says, so `prefect deploy` of a freshly emitted file never pauses a
+cut-over job or starts one that dbt Cloud still runs. Schedules belong in prefect.yaml (or `dbt2prefect apply`):
+`prefect-cloud schedule` deletes every schedule of the deployment before creating its one.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -13,38 +16,14 @@ from typing import Any
 import yaml
 
 from dbt2prefect.files import write_text_atomic
+from migration.deployment import DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
-from migration.plan import MigrationPlan, PlannedSchedule
 
-IMAGE_TEMPLATE = "prefecthq/prefect-client:3-python{python}"
-# What the flow needs at run time beyond the image's prefect client, pinned from constraints.txt.
-RUNTIME_PACKAGES = ("prefect", "prefect-dbt", "prefect-snowflake", "dbt-core", "dbt-snowflake", "fsspec", "pyyaml")
 REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json"
+_GITHUB = re.compile(r"^https://github\.com/(?P<path>[^/]+/[^/]+?)(?:\.git)?/?$")
 
 
-class ConstraintsError(ValueError):
-    """constraints.txt lacks a package the deployment must pin."""
-
-
-def pinned_versions(constraints: str, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
-    """`name==version` pins for `packages` from the text of a constraints file (names compared normalised).
-
-    Raises:
-        ConstraintsError: a package has no `==` pin.
-    """
-    pins: dict[str, str] = {}
-    for raw in constraints.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if "==" in line:
-            name, _, version = line.partition("==")
-            pins[name.strip().lower().replace("_", "-").replace(".", "-")] = version.split(";")[0].strip()
-    missing = [p for p in packages if p not in pins]
-    if missing:
-        raise ConstraintsError(f"constraints.txt has no '==' pin for {', '.join(missing)}; add them and retry")
-    return {p: pins[p] for p in packages}
-
-
-def _schedule_entry(schedule: PlannedSchedule, activate: bool) -> dict[str, Any]:
+def _schedule_entry(schedule: ScheduleSpec) -> dict[str, Any]:
     entry: dict[str, Any] = {"slug": schedule.slug}
     if schedule.rrule is not None:
         entry["rrule"] = schedule.rrule
@@ -52,59 +31,69 @@ def _schedule_entry(schedule: PlannedSchedule, activate: bool) -> dict[str, Any]
         entry["cron"] = schedule.cron
         entry["day_or"] = schedule.day_or
     entry["timezone"] = schedule.timezone
-    entry["active"] = bool(activate and schedule.active)
-    entry["parameters"] = dict(sorted(schedule.parameters.items()))
+    entry["active"] = schedule.active
+    entry["parameters"] = schedule.parameters
     return entry
 
 
-def render_prefect_yaml(
-    plan: MigrationPlan, versions: dict[str, str], *, python: str = "3.12", activate: bool = False
-) -> str:
-    """The prefect.yaml of the plan's deployment (deterministic: same plan and versions, same bytes).
+def prefect_yaml_document(spec: DeploymentSpec, prefect_version: str) -> dict[str, Any]:
+    """The prefect.yaml document of the deployment, as a dict (what `render_prefect_yaml` dumps)."""
+    deployment = {
+        "name": spec.name,
+        "description": spec.description,
+        "entrypoint": spec.entrypoint,
+        "parameters": spec.parameters,
+        "enforce_parameter_schema": spec.enforce_parameter_schema,
+        "work_pool": {"name": spec.work_pool, "job_variables": spec.job_variables},
+        "pull": spec.pull_steps,
+        "schedules": [_schedule_entry(s) for s in spec.schedules],
+    }
+    return {"name": spec.tenant, "prefect-version": prefect_version, "deployments": [deployment]}
+
+
+def render_prefect_yaml(spec: DeploymentSpec, prefect_version: str, *, source: str = REGENERATE) -> str:
+    """The prefect.yaml of the deployment (deterministic: same description, same bytes).
 
     Args:
-        plan: the migration plan.
-        versions: pinned versions by package name (see `pinned_versions`).
-        python: the image's Python version.
-        activate: write schedules active; by default they are inactive until cutover, like `apply`.
+        spec: the deployment description (see `migration.deployment.build_deployment`).
+        prefect_version: the pinned Prefect version, written as `prefect-version`.
+        source: the command that regenerates the file, named in its header.
     """
-    packages = [f"{name}=={version}" for name, version in sorted(versions.items())]
-    deployment = {
-        "name": plan.deployment_name,
-        "description": f"dbt Cloud jobs of tenant {plan.tenant}, one schedule per job (slug job-<id>).",
-        "entrypoint": plan.entrypoint,
-        "parameters": dict(sorted(plan.deployment_parameters.items())),
-        "work_pool": {
-            "name": plan.work_pool,
-            "job_variables": {"image": IMAGE_TEMPLATE.format(python=python), "pip_packages": packages},
-        },
-        "schedules": [_schedule_entry(s, activate) for s in plan.schedules],
-    }
-    document = {
-        "name": plan.tenant,
-        "prefect-version": versions.get("prefect", ""),
-        "deployments": [deployment],
-    }
+    active = sum(1 for s in spec.schedules if s.active)
     header = (
-        f"# Generated by `{REGENERATE}` from the plan of tenant {plan.tenant}; do not edit by hand.\n"
-        "# Schedules start inactive: cutover activates them. Never add schedules with `prefect-cloud schedule`\n"
-        "# (it deletes all of the deployment's schedules first).\n"
+        f"# Generated by `{source}`; do not edit by hand.\n"
+        f"# `active` is what the cutover ledger said when this file was written ({active} of {len(spec.schedules)} on):\n"
+        "# re-emit after every cutover or rollback, before `prefect deploy`. Never add schedules with\n"
+        "# `prefect-cloud schedule` (it deletes all of the deployment's schedules first).\n"
     )
+    document = prefect_yaml_document(spec, prefect_version)
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     return header + body
 
 
-def quickstart_command(plan: MigrationPlan, versions: dict[str, str], *, python: str = "3.12") -> str:
-    """The `uvx prefect-cloud deploy` line equivalent to the deployment (no schedules: see module docstring).
+def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python: str) -> str:
+    """The `uvx prefect-cloud deploy` line closest to the deployment: no schedules (see the module docstring).
 
-    `--from` needs the GitHub repository that holds this project; `OWNER/REPO` is left for the reader to fill in.
+    prefect-cloud deploys from GitHub only, to the first managed pool of the workspace; a private repository
+    needs `--credentials` (a GitHub token, which it stores in a Secret block).
     """
-    args = ["uvx", "prefect-cloud", "deploy", plan.entrypoint, "--from", "OWNER/REPO", "--name", plan.deployment_name]
+    repository = next(
+        (
+            step["prefect.deployments.steps.git_clone"]["repository"]
+            for step in spec.pull_steps
+            if "prefect.deployments.steps.git_clone" in step
+        ),
+        "",
+    )
+    match = _GITHUB.match(repository)
+    source = match.group("path") if match else "OWNER/REPO"
+    args = ["uvx", "prefect-cloud", "deploy", spec.entrypoint, "--from", source, "--name", spec.name]
     args += ["--with-python", python]
     for name, version in sorted(versions.items()):
-        if name != "prefect":
-            args += ["--with", f"{name}=={version}"]
-    for key, value in sorted(plan.deployment_parameters.items()):
+        args += ["--with", f"{name}=={version}"]
+    for key, value in sorted(spec.job_variables.get("env", {}).items()):
+        args += ["--env", f"{key}={value}"]
+    for key, value in sorted(spec.parameters.items()):
         args += ["--parameter", f"{key}={value}"]
     return shlex.join(args)
 

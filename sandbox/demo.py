@@ -1,15 +1,17 @@
-"""The migration rehearsed end to end on the sandbox, one typed step result at a time.
+"""The migration performed end to end on the sandbox, one typed step result at a time.
 
 `run_demo()` tells an observer when each step starts and how it ended; the CLI (`dbt2prefect demo`) only renders
-those results. The story: raw data → the sandbox dbt Cloud API and a real Prefect server → `run_dbt_wg` on the
-`local` target through that Prefect API → the dbt Cloud baseline jobs → export → plan → apply → parity (candidate
-runs of `run_dbt_wg` on the `parity` target) → cutover → status → rollback → status. Everything lives in one work
-folder that is emptied first, so a rerun starts clean.
+those results. The story: raw data → the sandbox dbt Cloud API and a real Prefect server → the dbt Cloud baseline
+jobs → a process worker in a folder of its own → export → plan → apply (deployment with code storage and one
+schedule per job) → candidate deployment runs of each job's schedule parameters on the `parity` target, executed
+by the worker → parity → cutover → one activated schedule fires and the worker runs it → status → rollback →
+status. Everything lives in one work folder that is emptied first, so a rerun starts clean.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from sandbox.runs import DeploymentRun
 from sandbox.stack import (
     PrefectServer,
     SandboxStack,
@@ -38,6 +41,10 @@ HOURLY_FINANCE_JOB = 70403103936340
 """Seed job 'Hourly finance refresh' (`dbt build --selector hourly_finance`)."""
 BASELINE_JOBS: tuple[int, ...] = (NIGHTLY_JOB, HOURLY_FINANCE_JOB)
 """The scheduled jobs the demo runs in dbt Cloud and compares; each selector builds on an empty database."""
+FIRED_JOB = HOURLY_FINANCE_JOB
+"""The cut-over job whose Prefect schedule the demo fires (the smaller build of the two)."""
+RUN_TIMEOUT = 900.0
+"""How long a deployment run may take on a busy machine before the step fails."""
 
 DEMO_ACKNOWLEDGED: tuple[str, ...] = ("job_chaining:70403103936373",)
 """Blocker findings of the seed account that the rehearsal acknowledges, as a reviewer would after reading them:
@@ -69,12 +76,11 @@ class StepResult:
 
 
 @dataclass(frozen=True)
-class LocalRun:
-    """The `run_dbt_wg(command="build", target="local")` run."""
+class WorkerRun:
+    """A deployment run that the sandbox's worker executed, with its place in the Prefect UI."""
 
-    flow_run_id: str
-    counts: dict[str, int]
-    artifact_dir: str | None
+    job_id: int
+    run: DeploymentRun
     ui_url: str
 
 
@@ -198,26 +204,41 @@ def _generate(paths: StackPaths) -> tuple[str, Any]:
     return f"{len(result.row_counts)} source tables, {rows:,} rows in {result.raw_db_path}", result
 
 
-def _local_run(stack: SandboxStack) -> tuple[str, LocalRun]:
-    from flows.dbt_wg_flow import run_dbt_wg
+def _worker(stack: SandboxStack) -> tuple[str, Any]:
+    worker = stack.start_worker()
+    worker.wait_ready()
+    return f"process worker (pid {worker.pid}) polling pool {worker.pool!r} from {stack.paths.worker}", worker
 
-    state = run_dbt_wg(command="build", target="local", profiles_strategy="local", return_state=True)
-    flow_run_id = str(state.state_details.flow_run_id)
-    if not state.is_completed():
-        try:
-            state.result()
-        except Exception as exc:
-            raise StepFailed(f"run_dbt_wg on local failed (flow run {flow_run_id}): {exc}") from None
-        raise StepFailed(f"run_dbt_wg on local ended {state.type.value} (flow run {flow_run_id})")
-    data = state.result()
-    run = LocalRun(
-        flow_run_id=flow_run_id,
-        counts=dict(data["counts"]),
-        artifact_dir=data["artifact_dir"],
-        ui_url=f"{stack.prefect.url}/runs/flow-run/{flow_run_id}",
-    )
-    counts = ", ".join(f"{status} {n}" for status, n in run.counts.items())
-    return f"build on local: {counts}; artifacts in {run.artifact_dir}", run
+
+def _worker_run(stack: SandboxStack, job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
+    done = WorkerRun(job_id, run, f"{stack.prefect.url}/runs/flow-run/{run.flow_run_id}")
+    if not run.completed:
+        raise StepFailed(f"{what} of job {job_id} ended {run.state}: {run.message} ({done.ui_url})", done)
+    return done
+
+
+def _candidates(stack: SandboxStack, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
+    """One deployment run per job: its schedule's parameters on the parity target, executed by the worker."""
+    from migration.translate import schedule_slug
+    from sandbox.runs import run_deployment_now
+
+    runs = []
+    for job_id in job_ids:
+        parameters = {**spec.schedule(schedule_slug(job_id)).parameters, "target": "parity"}
+        run = run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT)
+        runs.append(_worker_run(stack, job_id, run, "the parity run"))
+    names = "; ".join(f"job {r.job_id}: {r.run.name} {r.run.state}" for r in runs)
+    return f"{len(runs)} deployment runs on parity by the worker ({names})", runs
+
+
+def _fire(stack: SandboxStack, spec: Any, job_id: int) -> tuple[str, WorkerRun]:
+    """The activated schedule's next run, moved to now, picked up and finished by the worker."""
+    from migration.translate import schedule_slug
+    from sandbox.runs import fire_schedule
+
+    slug = schedule_slug(job_id)
+    run = _worker_run(stack, job_id, fire_schedule(spec.full_name, slug, timeout=RUN_TIMEOUT), f"schedule {slug}")
+    return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
 
 def _baselines(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
@@ -265,23 +286,30 @@ def _plan(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def _apply(plan: Any) -> tuple[str, Any]:
-    from migration.apply import apply_plan
+def _apply(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
+    from migration.apply import apply_deployment
+    from migration.deployment import tenant_deployment
 
-    diff = apply_plan(plan, create_pool=True)
+    spec = tenant_deployment(plan, tenant)
+    diff = apply_deployment(spec)
     added = sum(1 for change in diff.schedules if change.status == "added")
+    (step,) = (name.rsplit(".", 1)[-1] for name in spec.pull_steps[0])
     return (
-        f"deployment {plan.flow_name}/{plan.deployment_name} {diff.deployment.status}; {added} schedules added, "
-        "inactive until cutover",
-        diff,
+        f"deployment {spec.full_name} {diff.deployment.status} on pool {spec.work_pool!r} (code: {step}); "
+        f"{added} schedules added, inactive until cutover",
+        (diff, spec),
     )
 
 
-def _parity(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, ParityOutcome]:
+def _parity(stack: SandboxStack, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
     from flows.parity_flow import parity_report
     from parity.store import load_latest_report
 
-    result = parity_report(job_ids=list(job_ids), report_dir=str(stack.paths.reports))
+    result = parity_report(
+        job_ids=[run.job_id for run in candidates],
+        candidate_runs={str(run.job_id): run.run.flow_run_id for run in candidates},
+        report_dir=str(stack.paths.reports),
+    )
     report = load_latest_report(stack.paths.reports)
     folder = Path(result["report_dir"])
     outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html")
@@ -387,6 +415,7 @@ def run_demo(
     keep: bool = False,
     observer: DemoObserver | None = None,
     job_ids: Sequence[int] = BASELINE_JOBS,
+    fired_job: int = FIRED_JOB,
     ready_timeout: float = 180.0,
 ) -> DemoResult:
     """Rehearse the migration on the sandbox in a fresh work folder.
@@ -396,6 +425,7 @@ def run_demo(
         keep: leave the servers running; the caller stops them with `DemoResult.close()`.
         observer: told when each step starts and ends.
         job_ids: the dbt Cloud jobs run as baselines and compared.
+        fired_job: the cut-over job whose schedule fires once (skipped when not in `job_ids`).
 
     Returns:
         Every step's result; `failed` names the step that stopped the story, if any.
@@ -416,19 +446,28 @@ def run_demo(
         tenant = stack.tenant
         stop.enter_context(_activated(stack))
         result.stack = stack
-        runner.step(
-            "local_run", "run_dbt_wg(command='build', target='local') via the Prefect API", lambda: _local_run(stack)
-        )
+        worker = runner.step("worker", "Start a process worker in a folder of its own", lambda: _worker(stack))
+        stop.enter_context(worker)
+        result.stack = stack = dataclasses.replace(stack, worker=worker)
         inventory = runner.step("export", "Export the dbt Cloud inventory", lambda: _export(stack, tenant))
         plan = runner.step("plan", "Plan: one deployment, one schedule per job", lambda: _plan(inventory, tenant))
-        runner.step("apply", "Apply the plan to the Prefect API", lambda: _apply(plan))
-        runner.step(
-            "parity", "Parity: dbt Cloud baselines vs run_dbt_wg on the parity target", lambda: _parity(stack, job_ids)
+        _, spec = runner.step("apply", "Apply the plan to the Prefect API", lambda: _apply(plan, tenant))
+        candidates = runner.step(
+            "candidates",
+            "Run each job's schedule parameters on the parity target: deployment runs by the worker",
+            lambda: _candidates(stack, spec, job_ids),
         )
+        runner.step("parity", "Parity: dbt Cloud baselines vs the worker's runs", lambda: _parity(stack, candidates))
         switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
         runner.step(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, job_ids)
         )
+        if fired_job in job_ids:
+            runner.step(
+                "scheduled_run",
+                "An activated schedule fires: the worker runs it",
+                lambda: _fire(stack, spec, fired_job),
+            )
         runner.step("status", "Status after cutover", lambda: _status(switch, job_ids, expect_cut_over=True))
         runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, job_ids))
         runner.step(

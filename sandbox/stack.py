@@ -5,6 +5,7 @@ each one as a step. All state lives in one work folder (default `.dbt2prefect/sa
 
     warehouse/   raw.duckdb and one DuckDB file per target
     prefect/     PREFECT_HOME of the Prefect server (SQLite database, server.log)
+    worker/      the folder the process worker runs in (worker.log next to it)
     dbt_cloud/   artifacts of the sandbox dbt Cloud runs
     tenant/      the tenant settings pointing at this stack (dbt Cloud host, artifact store, ledger)
     artifacts/   the run-artifact store; runs/ the flows' private working folders; parity/ parity reports
@@ -17,6 +18,7 @@ exactly as they would against a remote Prefect API and dbt Cloud.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -38,6 +40,7 @@ from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
 from sandbox.warehouse import ENV_VAR as WAREHOUSE_ENV_VAR
 from sandbox.warehouse import RAW_DB, database_path, duckdb_output
+from sandbox.worker import ProcessWorker
 
 DEFAULT_ROOT = REPO_ROOT / ".dbt2prefect" / "sandbox"
 """Work folder of `dbt2prefect sandbox up`."""
@@ -50,6 +53,24 @@ BLOCK_TARGETS: tuple[str, ...] = ("dev", "prod", "parity")
 
 RUNS_ENV_VAR = "DBT2PREFECT_RUNS_DIR"
 TENANT_ENV_VAR = "DBT2PREFECT_TENANT_FILE"
+WORK_POOL = "sandbox-process"
+"""The sandbox's work pool: a process pool served by the stack's own worker."""
+
+
+def sandbox_deployment_settings(pool: str = WORK_POOL) -> dict[str, Any]:
+    """Tenant settings of a sandbox deployment: a process pool whose workers run this checkout in place, with the
+    packages of this environment (production clones the tenant's repository instead)."""
+    return {
+        "work_pool": pool,
+        "code_storage": {"directory": str(REPO_ROOT)},
+        "runtime": {"pool_type": "process", "dependencies": "preinstalled"},
+    }
+
+
+def on_process_pool(tenant: TenantSettings, pool: str = WORK_POOL, **update: Any) -> TenantSettings:
+    """The tenant with `sandbox_deployment_settings` (and `update`) applied, validated."""
+    data = {**tenant.model_dump(), **sandbox_deployment_settings(pool), **update}
+    return TenantSettings.model_validate(data)
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,10 @@ class StackPaths:
     @property
     def dbt_cloud_artifacts(self) -> Path:
         return self.root / "dbt_cloud"
+
+    @property
+    def worker(self) -> Path:
+        return self.root / "worker"
 
     @property
     def tenant_dir(self) -> Path:
@@ -155,12 +180,12 @@ def check_port_free(port: int, what: str, host: str = "127.0.0.1") -> None:
 # ------------------------------------------------------------------------------------------------ Prefect
 
 
-def _server_environment(home: Path) -> dict[str, str]:
+def _server_environment(home: Path, api_url: str) -> dict[str, str]:
     # The server must not inherit a client-side API URL, Cloud key or profile from the caller's shell.
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE_", "PREFECT_PROFILE"))
+        if not key.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE_", "PREFECT_PROFILE", "PREFECT_UI_"))
     }
     env.update(
         {
@@ -168,6 +193,10 @@ def _server_environment(home: Path) -> dict[str, str]:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+            # The UI calls this API, not 127.0.0.1:4200 (another local server's data, or nothing).
+            "PREFECT_UI_API_URL": api_url,
+            # An activated schedule gets its runs within seconds, as a person watching the rehearsal expects.
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         }
     )
     return env
@@ -224,7 +253,7 @@ class PrefectServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=_server_environment(home),
+                    env=_server_environment(home, f"http://{host}:{chosen}/api"),
                     start_new_session=True,
                 )
             except OSError as exc:
@@ -340,6 +369,7 @@ def write_tenant_file(
         tenant["local_profiles_dir"] = str(original.local_profiles_dir)
     tenant["artifact_store_url"] = str(paths.artifacts)
     tenant["ledger_url"] = str(paths.ledger)
+    tenant.update(sandbox_deployment_settings())
     tenant["acknowledged_findings"] = sorted({*original.acknowledged_findings, *acknowledged})
     cloud = dict(tenant.get("dbt_cloud") or {})
     cloud.update({"host": dbt_cloud.url, "account_id": dbt_cloud.account_id})
@@ -432,6 +462,7 @@ class SandboxStack:
     tenant_file: Path
     blocks: tuple[str, ...]
     data_generated: bool
+    worker: ProcessWorker | None = None
 
     @property
     def tenant(self) -> TenantSettings:
@@ -450,6 +481,17 @@ class SandboxStack:
             WAREHOUSE_ENV_VAR: str(self.paths.warehouse),
             RUNS_ENV_VAR: str(self.paths.runs),
         }
+
+    def start_worker(self) -> ProcessWorker:
+        """Start a process worker on the stack's pool, in its own folder, with this stack's environment.
+
+        Raises:
+            ServerStartError: the worker did not start or register.
+        """
+        env = {k: v for k, v in self.environment().items() if k != "PREFECT_API_URL"}
+        return ProcessWorker.start(
+            pool=self.tenant.work_pool, api_url=self.prefect.api_url, folder=self.paths.worker, env=env
+        )
 
     @contextlib.contextmanager
     def activated(self) -> Iterator[SandboxStack]:
@@ -532,5 +574,9 @@ def sandbox_stack(
             say("registering profile blocks")
             blocks = register_profile_blocks(tenant, paths.warehouse)
         stack = SandboxStack(paths, cloud, prefect, written, tuple(blocks), generated)
+        say("starting a process worker")
+        worker = stop.enter_context(stack.start_worker())
+        worker.wait_ready(ready_timeout)
+        stack = dataclasses.replace(stack, worker=worker)
         with stack.activated():
             yield stack

@@ -72,8 +72,14 @@ class _Screen:
             from dbt2prefect.cli.plan_cmd import _render_plan
 
             _render_plan(result.value)
-        if result.key == "local_run" and result.status is StepStatus.OK:
-            console.print(f"       flow run in the Prefect UI: {result.value.ui_url}", highlight=False, soft_wrap=True)
+        if result.key in ("candidates", "scheduled_run") and result.value is not None:
+            runs = result.value if isinstance(result.value, list) else [result.value]
+            for run in runs:
+                console.print(
+                    f"       job {run.job_id}: {run.run.state} in the Prefect UI: {run.ui_url}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
 
 def _render_end(result: DemoResult) -> None:
@@ -98,7 +104,7 @@ def demo(
 ) -> None:
     """Rehearse the migration end to end on the sandbox, then stop what it started.
 
-    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, run_dbt_wg on the local target, dbt Cloud baseline jobs, export, plan, apply, parity, cutover, status, rollback, status. Exits 1 naming the failing step.
+    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, status, rollback, status. Exits 1 naming the failing step.
     """
     from sandbox.demo import run_demo
 

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
-from migration.apply import ApplyDiff, apply_plan
-from migration.emit import pinned_versions, quickstart_command, render_prefect_yaml, write_prefect_yaml
-from migration.errors import MigrationError
+from migration.apply import ApplyDiff, apply_deployment
+from migration.deployment import runtime_versions, tenant_deployment
+from migration.emit import quickstart_command, render_prefect_yaml, write_prefect_yaml
 from migration.plan import MigrationPlan, Severity
 from migration.translate import build_plan
 
@@ -129,25 +129,28 @@ def _render_diff(diff: ApplyDiff) -> None:
 def apply(
     from_file: FromFile = None,
     activate: Annotated[
-        bool, typer.Option(help="Create new schedules active (default: inactive until cutover).")
+        bool,
+        typer.Option(help="Create new schedules active (default: as the cutover ledger says, so off until cutover)."),
     ] = False,
     prune: Annotated[bool, typer.Option(help="Delete job-<id> schedules whose job left the plan.")] = False,
     create_pool: Annotated[
-        bool, typer.Option(help="Create a process work pool if the tenant's pool does not exist.")
+        bool, typer.Option(help="Create the work pool (of the tenant's runtime.pool_type) if it does not exist.")
     ] = False,
     dry_run: Annotated[bool, typer.Option(help="Show the diff only.")] = False,
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Create or update the deployment and its schedules (matched by slug) through the Prefect API.
+    """Create or update the deployment, its code storage and its schedules (matched by slug) through the Prefect API.
 
-    Existing schedules keep their active flag; schedules without a job-<id> slug are never touched.
+    New schedules start as the cutover ledger says (off until cutover); existing schedules keep their active flag;
+    schedules without a job-<id> slug are never touched.
     """
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
     if _blocked(migration_plan):
         raise typer.Exit(1)
-    preview = apply_plan(migration_plan, prune=prune, dry_run=True)
+    spec = tenant_deployment(migration_plan, tenant, activate=activate)
+    preview = apply_deployment(spec, prune=prune, dry_run=True)
     if not json_output:
         _render_diff(preview)
     if dry_run or not preview.has_changes:
@@ -156,7 +159,7 @@ def apply(
         else:
             console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
         return
-    result = apply_plan(migration_plan, activate=activate, prune=prune, create_pool=create_pool)
+    result = apply_deployment(spec, prune=prune, create_pool=create_pool)
     if json_output:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -164,8 +167,9 @@ def apply(
     console.print(
         f"Applied: deployment {result.deployment.status}; schedules {counts['added']} added, "
         f"{counts['changed']} changed, {counts['removed']} removed"
-        + ("" if activate else "; new schedules are inactive until cutover.")
+        + ("" if activate else "; new schedules are on only for jobs the ledger says are cut over.")
     )
+    console.print(f"Runs need a worker polling work pool {spec.work_pool!r} (see README, 'Run it on Prefect Cloud').")
 
 
 @handle_errors
@@ -174,25 +178,30 @@ def emit(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Default: tenants/<tenant>.prefect.yaml.")
     ] = None,
-    activate: Annotated[bool, typer.Option(help="Write schedules active (default: inactive).")] = False,
+    activate: Annotated[
+        bool, typer.Option(help="Write every schedule active (default: as the cutover ledger says).")
+    ] = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Write prefect.yaml for the deployment and print the equivalent `uvx prefect-cloud deploy` line."""
+    """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
+
+    Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
+    """
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
-    try:
-        versions = pinned_versions((REPO_ROOT / "constraints.txt").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MigrationError(f"cannot read pinned versions from constraints.txt: {exc}") from None
-    text = render_prefect_yaml(migration_plan, versions, python=tenant.image_python, activate=activate)
+    spec = tenant_deployment(migration_plan, tenant, activate=activate)
+    versions = runtime_versions()
+    text = render_prefect_yaml(spec, versions["prefect"])
     path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
-    console.print(f"Wrote {path} ({len(migration_plan.schedules)} schedule(s)).")
-    console.print("Quickstart equivalent (Prefect Cloud; replace OWNER/REPO):")
-    console.print(
-        quickstart_command(migration_plan, versions, python=tenant.image_python), markup=False, soft_wrap=True
-    )
+    on = sum(1 for s in spec.schedules if s.active)
+    console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
+    console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
+    console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")
+    console.print(quickstart_command(spec, versions, python=tenant.image_python), markup=False, soft_wrap=True)
     err_console.print(
-        "[yellow]warning:[/] `prefect-cloud schedule` deletes ALL schedules of the deployment before adding one; "
-        "apply schedules from this prefect.yaml (`prefect deploy`) or with `dbt2prefect apply`."
+        "[yellow]warning:[/] prefect-cloud deploys to the first managed work pool it finds (not necessarily "
+        f"{spec.work_pool!r}); a private repository needs `--credentials <GitHub token>`. `prefect-cloud schedule` "
+        "deletes ALL schedules of the deployment before adding one (in your local timezone): apply schedules from "
+        "this prefect.yaml (`prefect deploy`) or with `dbt2prefect apply`."
     )
     _blocked(migration_plan)

@@ -45,7 +45,7 @@ def up(
 ) -> None:
     """Start the sandbox on 127.0.0.1 and keep it running until Ctrl-C.
 
-    Raw data (if absent), the sandbox dbt Cloud API, `prefect server start` with its own PREFECT_HOME, and the dev, prod and parity profile blocks; then it prints what to export in another shell.
+    Raw data (if absent), the sandbox dbt Cloud API, `prefect server start` with its own PREFECT_HOME, the dev, prod and parity profile blocks, and a process worker that runs the deployment's runs; then it prints what to export in another shell.
     """
     from sandbox.stack import DEFAULT_ROOT, sandbox_stack
 
@@ -84,6 +84,8 @@ def _print_addresses(stack: SandboxStack, *, token_given: bool) -> None:
     console.print(f"  Prefect UI      {stack.prefect.url}", highlight=False)
     console.print(f"  Prefect API     {stack.prefect.api_url}", highlight=False)
     console.print(f"  profile blocks  {', '.join(stack.blocks)}", highlight=False)
+    if stack.worker is not None:
+        console.print(f"  worker          pool {stack.worker.pool} (log {stack.worker.log_path})", highlight=False)
     console.print("In another shell:", highlight=False)
     for key, value in stack.environment().items():
         console.print(f"  export {key}={shlex.quote(value)}", highlight=False, markup=False, soft_wrap=True)

@@ -10,21 +10,28 @@ from typing import Any
 import pytest
 
 from dbt2prefect.tenant import TenantSettings, load_tenant
-from migration.apply import ApplyError, apply_plan
+from migration.apply import ApplyDiff, ApplyError, apply_deployment
 from migration.dbt_cloud.models import Job
 from migration.plan import MigrationPlan
 from migration.translate import build_plan
+from migration.deployment import build_deployment
+from sandbox.stack import on_process_pool
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _tenant(deployment: str) -> TenantSettings:
+    return on_process_pool(load_tenant(), "wg-test-process", deployment_name=deployment)
 
 
 def _plan(deployment: str, *, drop: set[int] | None = None) -> MigrationPlan:
     raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())
     jobs = [Job.from_api(item) for item in raw["data"] if item["id"] not in (drop or set())]
-    tenant: TenantSettings = load_tenant().model_copy(
-        update={"deployment_name": deployment, "work_pool": "wg-test-process"}
-    )
-    return build_plan(jobs, tenant)
+    return build_plan(jobs, _tenant(deployment))
+
+
+def apply_plan(plan: MigrationPlan, **options: Any) -> ApplyDiff:
+    return apply_deployment(build_deployment(plan, _tenant(plan.deployment_name)), **options)
 
 
 async def _schedules(name: str) -> dict[str, Any]:
@@ -113,7 +120,7 @@ def test_changed_parameters_update_in_place(applied: MigrationPlan) -> None:
         j.model_copy(update={"settings": j.settings.model_copy(update={"threads": 16})}) if j.id == 105 else j
         for j in jobs
     ]
-    tenant = load_tenant().model_copy(update={"deployment_name": "dbt_wg_apply_test", "work_pool": "wg-test-process"})
+    tenant = _tenant("dbt_wg_apply_test")
     before = _read("run_dbt_wg/dbt_wg_apply_test")["job-105"]
     diff = apply_plan(build_plan(jobs, tenant))
     change = next(c for c in diff.schedules if c.slug == "job-105")

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
-from migration.apply import PrefectApiError, apply_plan, flow_parameter_schema
+from migration.apply import PrefectApiError, apply_deployment, flow_parameter_schema
+from migration.deployment import build_deployment
+from sandbox.stack import on_process_pool
 from migration.cutover import CutoverRequest, cutover, jobs_as_planned
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudRetriesExhaustedError
@@ -109,17 +111,18 @@ class World:
 def make_world(tmp_path: Path, parameter_schema: dict[str, Any]) -> Iterator[World]:
     cloud = SandboxDbtCloud.start()
     base = load_tenant()
-    tenant = base.model_copy(
-        update={
-            "deployment_name": f"dbt_wg_cut_{uuid.uuid4().hex[:8]}",
-            "work_pool": "wg-test-process",
-            "ledger_url": str(tmp_path / "ledger"),
-            "dbt_cloud": base.dbt_cloud.model_copy(update={"host": cloud.url, "account_id": cloud.account_id}),
-        }
+    tenant = on_process_pool(
+        base,
+        "wg-test-process",
+        deployment_name=f"dbt_wg_cut_{uuid.uuid4().hex[:8]}",
+        ledger_url=str(tmp_path / "ledger"),
+        dbt_cloud=base.dbt_cloud.model_copy(update={"host": cloud.url, "account_id": cloud.account_id}),
     )
     client = DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=FAST)
     jobs = list(client.iter_jobs(state="all"))
-    apply_plan(build_plan(jobs, tenant), create_pool=True, parameter_schema=parameter_schema)
+    apply_deployment(
+        build_deployment(build_plan(jobs, tenant), tenant), create_pool=True, parameter_schema=parameter_schema
+    )
     report_root = tmp_path / "parity"
     write_verdicts(report_root, dict.fromkeys(JOBS, Verdict.PASS))
     originals = {job.id: client.get_job_dict(job.id) for job in jobs if not job.is_deleted}

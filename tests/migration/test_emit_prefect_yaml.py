@@ -8,13 +8,8 @@ import pytest
 import yaml
 
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
-from migration.emit import (
-    REGENERATE,
-    ConstraintsError,
-    pinned_versions,
-    quickstart_command,
-    render_prefect_yaml,
-)
+from migration.deployment import DeploymentError, DeploymentSpec, build_deployment, pinned_versions, tenant_deployment
+from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml
 from migration.export import load_inventory
 from migration.plan import MigrationPlan
 from migration.translate import build_plan
@@ -33,20 +28,71 @@ def _plan(path: Path) -> MigrationPlan:
     return build_plan(inventory.job_models(), load_tenant(), inventory.environment_models())
 
 
+def _spec(path: Path, active: dict[int, bool] | None = None) -> DeploymentSpec:
+    return build_deployment(_plan(path), load_tenant(), versions=_versions(), active=active)
+
+
+def _render(spec: DeploymentSpec) -> str:
+    return render_prefect_yaml(spec, _versions()["prefect"])
+
+
 def test_committed_prefect_yaml_matches_the_seed_jobs() -> None:
-    tenant = load_tenant()
-    expected = render_prefect_yaml(_plan(SEED), _versions(), python=tenant.image_python)
+    expected = _render(tenant_deployment(_plan(SEED), load_tenant()))
     assert COMMITTED.read_text() == expected, f"{COMMITTED} is out of date; regenerate with `.venv/bin/{REGENERATE}`"
+
+
+def test_production_code_storage_clones_the_repository_and_pins_the_runtime() -> None:
+    (deployment,) = yaml.safe_load(_render(_spec(SEED)))["deployments"]
+    assert deployment["pull"] == [
+        {
+            "prefect.deployments.steps.git_clone": {
+                "id": "clone",
+                "repository": load_tenant().code_storage.repository,  # type: ignore[union-attr]
+                "branch": "main",
+            }
+        }
+    ]
+    variables = deployment["work_pool"]["job_variables"]
+    assert variables["env"] == {"DBT2PREFECT_TENANT_FILE": "tenants/dbt_williamgrant.toml"}
+    assert variables["image"] == "prefecthq/prefect-client:3-python3.12"
+    assert "prefect==3.9.1" in variables["pip_packages"] and "dbt-core==1.11.16" in variables["pip_packages"]
+
+
+def test_private_repository_credentials_are_a_block_reference() -> None:
+    tenant = load_tenant()
+    storage = tenant.code_storage.model_copy(update={"credentials_block": "github-credentials/wg-repo"})  # type: ignore[union-attr]
+    spec = build_deployment(_plan(SEED), tenant.model_copy(update={"code_storage": storage}), versions=_versions())
+    clone = spec.pull_steps[0]["prefect.deployments.steps.git_clone"]
+    assert clone["credentials"] == "{{ prefect.blocks.github-credentials.wg-repo }}"
+
+
+def test_requirements_runtime_installs_after_the_clone() -> None:
+    tenant = load_tenant()
+    runtime = tenant.runtime.model_copy(update={"dependencies": "requirements", "requirements_file": "req.txt"})
+    spec = build_deployment(_plan(SEED), tenant.model_copy(update={"runtime": runtime}), versions=_versions())
+    assert spec.pull_steps[1] == {
+        "prefect.deployments.steps.pip_install_requirements": {
+            "directory": "{{ clone.directory }}",
+            "requirements_file": "req.txt",
+            "stream_output": False,
+        }
+    }
+    assert "pip_packages" not in spec.job_variables
+
+
+def test_a_tenant_without_code_storage_is_told_what_to_set() -> None:
+    tenant = load_tenant().model_copy(update={"code_storage": None})
+    with pytest.raises(DeploymentError, match=r"\[tenant.code_storage\].*repository.*directory"):
+        build_deployment(_plan(SEED), tenant, versions=_versions())
 
 
 def test_prefect_reads_back_the_planned_schedules() -> None:
     from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
 
     plan = _plan(EDGE_CASES)
-    document = yaml.safe_load(render_prefect_yaml(plan, _versions()))
+    document = yaml.safe_load(_render(_spec(EDGE_CASES)))
     (deployment,) = document["deployments"]
     assert deployment["entrypoint"] == "flows/dbt_wg_flow.py:run_dbt_wg"
-    assert deployment["work_pool"]["job_variables"]["image"] == "prefecthq/prefect-client:3-python3.12"
     read_back = {entry["slug"]: _schedule_config_to_deployment_schedule(entry) for entry in deployment["schedules"]}
     assert list(read_back) == [s.slug for s in plan.schedules]
     for planned in plan.schedules:
@@ -60,24 +106,31 @@ def test_prefect_reads_back_the_planned_schedules() -> None:
             assert (got["schedule"].cron, got["schedule"].day_or) == (planned.cron, planned.day_or)
 
 
-def test_activate_writes_active_schedules() -> None:
-    document = yaml.safe_load(render_prefect_yaml(_plan(EDGE_CASES), _versions(), activate=True))
-    assert {s["active"] for s in document["deployments"][0]["schedules"]} == {True}
+def test_active_flags_are_written_per_job() -> None:
+    plan = _plan(EDGE_CASES)
+    first = plan.schedules[0]
+    document = yaml.safe_load(_render(_spec(EDGE_CASES, active={first.job_id: True})))
+    flags = {s["slug"]: s["active"] for s in document["deployments"][0]["schedules"]}
+    assert flags == {s.slug: s.slug == first.slug for s in plan.schedules}
 
 
 def test_output_is_deterministic() -> None:
-    assert render_prefect_yaml(_plan(SEED), _versions()) == render_prefect_yaml(_plan(SEED), _versions())
+    assert _render(_spec(SEED)) == _render(_spec(SEED))
 
 
 def test_packages_are_pinned_from_constraints() -> None:
     versions = _versions()
     assert versions["prefect"] == "3.9.1" and versions["prefect-dbt"] == "0.7.25"
-    with pytest.raises(ConstraintsError, match="dbt-core"):
+    with pytest.raises(DeploymentError, match="dbt-core"):
         pinned_versions("prefect==3.9.1\n")
 
 
-def test_quickstart_line_has_no_schedule() -> None:
-    line = quickstart_command(_plan(SEED), _versions())
-    assert line.startswith("uvx prefect-cloud deploy flows/dbt_wg_flow.py:run_dbt_wg ")
-    assert "--with prefect-dbt==0.7.25" in line and "--with-python 3.12" in line
+def test_quickstart_line_pins_everything_and_has_no_schedule() -> None:
+    tenant = load_tenant()
+    storage = tenant.code_storage.model_copy(update={"repository": "https://github.com/wg/dbt-wg.git"})  # type: ignore[union-attr]
+    spec = build_deployment(_plan(SEED), tenant.model_copy(update={"code_storage": storage}), versions=_versions())
+    line = quickstart_command(spec, _versions(), python="3.12")
+    assert line.startswith("uvx prefect-cloud deploy flows/dbt_wg_flow.py:run_dbt_wg --from wg/dbt-wg ")
+    assert "--with prefect==3.9.1" in line and "--with prefect-dbt==0.7.25" in line and "--with-python 3.12" in line
+    assert "--env DBT2PREFECT_TENANT_FILE=tenants/dbt_williamgrant.toml" in line
     assert "schedule" not in line

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
-from migration.apply import apply_plan
+from migration.apply import apply_deployment
+from migration.deployment import build_deployment
+from sandbox.stack import on_process_pool
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.models import RunStatus
 from migration.translate import build_plan
@@ -43,10 +45,10 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
     with SandboxDbtCloud.start() as cloud:
         base = load_tenant()
         deployment = f"dbt_wg_status_{uuid.uuid4().hex[:8]}"
-        tenant = base.model_copy(update={"deployment_name": deployment, "work_pool": "wg-test-process"})
+        tenant = on_process_pool(base, "wg-test-process", deployment_name=deployment)
         with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
             plan = build_plan(list(client.iter_jobs(state="all")), tenant)
-        apply_plan(plan, create_pool=True)
+        apply_deployment(build_deployment(plan, tenant), create_pool=True)
         text = (REPO_ROOT / "tenants" / "dbt_williamgrant.toml").read_text()
         for old, new in {
             'project_dir = "dbt_williamgrant"': f'project_dir = "{base.project_dir}"',

@@ -1,0 +1,249 @@
+"""The tenant's deployment as one typed description: `apply` sends it to the Prefect API, `emit` writes it as
+prefect.yaml. Both render what `build_deployment` returns, so the two can never disagree.
+
+The description carries what a worker needs to run a schedule: the entrypoint, the code storage (pull steps:
+`git_clone` of the tenant's repository in production, `set_working_directory` for a local folder), the job
+variables that give the flow-run process its pinned packages and the tenant settings file, and each schedule's
+active flag as the cutover ledger says (a redeploy never changes who runs a job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from migration.errors import MigrationError
+from migration.ledger import Ledger, LedgerState
+from migration.plan import MigrationPlan
+
+TENANT_FILE_ENV = "DBT2PREFECT_TENANT_FILE"
+"""The variable the flows read their tenant settings file from (relative to the code's folder, or absolute)."""
+IMAGE_TEMPLATE = "prefecthq/prefect-client:3-python{python}"
+RUNTIME_PACKAGES = ("prefect", "prefect-dbt", "prefect-snowflake", "dbt-core", "dbt-snowflake", "fsspec", "pyyaml")
+"""What the flow needs at run time beyond the code itself, pinned from constraints.txt."""
+CLONE_STEP_ID = "clone"
+
+
+class DeploymentError(MigrationError):
+    """The deployment cannot be described as asked (no code storage, a pin missing, a cutover half done)."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScheduleSpec(_Spec):
+    """One schedule of the deployment, as Prefect stores it."""
+
+    slug: str
+    cron: str | None = None
+    rrule: str | None = None
+    day_or: bool = True
+    timezone: str = "UTC"
+    active: bool
+    parameters: dict[str, Any]
+
+
+class DeploymentSpec(_Spec):
+    """Everything Prefect stores about the deployment that this toolkit decides."""
+
+    tenant: str
+    flow_name: str
+    name: str
+    description: str
+    entrypoint: str
+    work_pool: str
+    pool_type: str
+    parameters: dict[str, Any]
+    enforce_parameter_schema: bool = True
+    pull_steps: list[dict[str, Any]]
+    job_variables: dict[str, Any]
+    schedules: list[ScheduleSpec]
+
+    @property
+    def full_name(self) -> str:
+        """`<flow>/<deployment>`, as the Prefect API names it."""
+        return f"{self.flow_name}/{self.name}"
+
+    def schedule(self, slug: str) -> ScheduleSpec:
+        return next(s for s in self.schedules if s.slug == slug)
+
+
+def pinned_versions(constraints: str, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
+    """`name==version` pins for `packages` from the text of a constraints file (names compared normalised).
+
+    Raises:
+        DeploymentError: a package has no `==` pin.
+    """
+    pins: dict[str, str] = {}
+    for raw in constraints.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if "==" in line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower().replace("_", "-").replace(".", "-")] = version.split(";")[0].strip()
+    missing = [p for p in packages if p not in pins]
+    if missing:
+        raise DeploymentError(f"constraints.txt has no '==' pin for {', '.join(missing)}; add them and retry")
+    return {p: pins[p] for p in packages}
+
+
+def runtime_versions() -> dict[str, str]:
+    """The runtime pins of this checkout's constraints.txt.
+
+    Raises:
+        DeploymentError: the file cannot be read or lacks a pin.
+    """
+    path = REPO_ROOT / "constraints.txt"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeploymentError(f"cannot read pinned versions from {path}: {exc.strerror or exc}") from None
+    return pinned_versions(text)
+
+
+def ledger_active_flags(ledger: Ledger, job_ids: Iterable[int]) -> dict[int, bool]:
+    """Whether each job's Prefect schedule is on, as the cutover ledger says: on once the job is cut over.
+
+    Raises:
+        DeploymentError: a job's cutover or rollback is half done, so its flag is not known; finish it first.
+        LedgerError: the ledger cannot be read.
+    """
+    flags: dict[int, bool] = {}
+    for job_id in job_ids:
+        state = ledger.state(job_id)
+        if state in (LedgerState.CUTOVER_IN_PROGRESS, LedgerState.ROLLBACK_IN_PROGRESS):
+            raise DeploymentError(
+                f"job {job_id}: {state.value} in the ledger {ledger.url}, so its schedule's active flag is unknown; "
+                f"finish it (`dbt2prefect cutover --job {job_id}` or `dbt2prefect rollback --job {job_id}`) first"
+            )
+        flags[job_id] = state is LedgerState.CUT_OVER
+    return flags
+
+
+def _tenant_file_value(tenant: TenantSettings, code_root: Path | None) -> str:
+    """The settings file as the worker sees it: relative to the code's folder when it lives inside it."""
+    settings = tenant.settings_file
+    if settings is None:
+        raise DeploymentError(f"tenant {tenant.name} has no settings file; load it with load_tenant()")
+    if code_root is not None and settings.is_relative_to(code_root):
+        return settings.relative_to(code_root).as_posix()
+    if tenant.code_storage is not None and tenant.code_storage.repository is not None:
+        raise DeploymentError(
+            f"tenant settings file {settings} is outside this repository ({REPO_ROOT}), so a worker that clones "
+            f"{tenant.code_storage.repository} cannot read it; keep it under tenants/"
+        )
+    return str(settings)
+
+
+def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:
+    """The steps a worker runs before the flow: fetch the code, then (for `requirements`) install the pins.
+
+    Raises:
+        DeploymentError: the tenant has no `[tenant.code_storage]`.
+    """
+    storage = tenant.code_storage
+    if storage is None:
+        raise DeploymentError(
+            f"tenant {tenant.name} has no [tenant.code_storage] in {tenant.settings_file}: set `repository` (the git "
+            "URL workers clone) or `directory` (a folder the worker can read); see README, 'Run it on Prefect Cloud'"
+        )
+    steps: list[dict[str, Any]] = []
+    if storage.repository is not None:
+        clone: dict[str, Any] = {"id": CLONE_STEP_ID, "repository": storage.repository, "branch": storage.branch}
+        if storage.credentials_block is not None:
+            kind, _, name = storage.credentials_block.partition("/")
+            key = "access_token" if kind == "secret" else "credentials"
+            clone[key] = "{{ prefect.blocks." + f"{kind}.{name}" + " }}"
+        steps.append({"prefect.deployments.steps.git_clone": clone})
+        directory = "{{ " + CLONE_STEP_ID + ".directory }}"
+    else:
+        directory = str(storage.directory)
+        steps.append({"prefect.deployments.steps.set_working_directory": {"directory": directory}})
+    if tenant.runtime.dependencies == "requirements":
+        steps.append(
+            {
+                "prefect.deployments.steps.pip_install_requirements": {
+                    "directory": directory,
+                    "requirements_file": tenant.runtime.requirements_file,
+                    "stream_output": False,
+                }
+            }
+        )
+    return steps
+
+
+def job_variables(tenant: TenantSettings, versions: Mapping[str, str]) -> dict[str, Any]:
+    """The worker's job variables: the tenant settings file, and the image and packages the runtime needs."""
+    storage = tenant.code_storage
+    code_root = storage.directory if storage is not None and storage.directory is not None else REPO_ROOT
+    variables: dict[str, Any] = {"env": {TENANT_FILE_ENV: _tenant_file_value(tenant, code_root)}}
+    runtime = tenant.runtime
+    if runtime.dependencies != "preinstalled" and runtime.pool_type != "process":
+        variables["image"] = runtime.image or IMAGE_TEMPLATE.format(python=tenant.image_python)
+    if runtime.dependencies == "pip_packages":
+        variables["pip_packages"] = [f"{name}=={version}" for name, version in sorted(versions.items())]
+    return variables
+
+
+def build_deployment(
+    plan: MigrationPlan,
+    tenant: TenantSettings,
+    *,
+    versions: Mapping[str, str] | None = None,
+    active: Mapping[int, bool] | None = None,
+) -> DeploymentSpec:
+    """The one description of the tenant's deployment.
+
+    Args:
+        plan: the migration plan (schedules and their parameters).
+        tenant: the tenant settings (code storage, runtime, work pool).
+        versions: runtime pins; default this checkout's (see `runtime_versions`).
+        active: job id -> schedule on (see `ledger_active_flags`); a job not listed is off.
+
+    Raises:
+        DeploymentError: the tenant lacks code storage or the settings file is out of the worker's reach.
+    """
+    flags = dict(active or {})
+    schedules = [
+        ScheduleSpec(
+            slug=s.slug,
+            cron=s.cron if s.rrule is None else None,
+            rrule=s.rrule,
+            day_or=s.day_or,
+            timezone=s.timezone,
+            active=bool(flags.get(s.job_id, False)),
+            parameters=dict(sorted(s.parameters.items())),
+        )
+        for s in plan.schedules
+    ]
+    return DeploymentSpec(
+        tenant=plan.tenant,
+        flow_name=plan.flow_name,
+        name=plan.deployment_name,
+        description=f"dbt Cloud jobs of tenant {plan.tenant}, one schedule per job (slug job-<id>).",
+        entrypoint=plan.entrypoint,
+        work_pool=plan.work_pool,
+        pool_type=tenant.runtime.pool_type,
+        parameters=dict(sorted(plan.deployment_parameters.items())),
+        pull_steps=pull_steps(tenant),
+        job_variables=job_variables(tenant, runtime_versions() if versions is None else versions),
+        schedules=schedules,
+    )
+
+
+def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: bool = False) -> DeploymentSpec:
+    """`build_deployment` with this checkout's pins and the flags of the tenant's cutover ledger.
+
+    Args:
+        activate: every schedule on, whatever the ledger says (a tenant that skips the cutover gate).
+    """
+    job_ids = [s.job_id for s in plan.schedules]
+    if activate:
+        flags = dict.fromkeys(job_ids, True)
+    else:
+        flags = ledger_active_flags(Ledger(tenant.ledger_url, tenant.name), job_ids)
+    return build_deployment(plan, tenant, active=flags)

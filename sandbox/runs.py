@@ -1,0 +1,142 @@
+"""Deployment runs as a person watching the Prefect UI sees them: started, picked up by a worker, finished.
+
+`run_deployment_now` is an ad-hoc run of a deployment (the UI's "Run" button, with parameters);
+`fire_schedule` takes the next run that Prefect's scheduler made for one schedule and moves it to now, so the
+run is the scheduler's own (its tags, its parameters), only earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sandbox.errors import SandboxError
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun
+
+
+class DeploymentRunError(SandboxError):
+    """A deployment run did not reach a final state in time, or its schedule made no run."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class DeploymentRun:
+    """A finished deployment run."""
+
+    flow_run_id: str
+    name: str
+    state: str
+    message: str
+    deployment_id: str
+    parameters: dict[str, Any]
+    tags: tuple[str, ...]
+
+    @property
+    def completed(self) -> bool:
+        return self.state == "Completed"
+
+
+def _summary(run: FlowRun) -> DeploymentRun:
+    state = run.state
+    return DeploymentRun(
+        flow_run_id=str(run.id),
+        name=run.name,
+        state=(state.name or state.type.value) if state is not None else "Unknown",
+        message=(state.message or "") if state is not None else "",
+        deployment_id=str(run.deployment_id),
+        parameters=dict(run.parameters or {}),
+        tags=tuple(run.tags or ()),
+    )
+
+
+async def _wait_final(client: PrefectClient, flow_run_id: UUID, timeout: float) -> FlowRun:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = await client.read_flow_run(flow_run_id)
+        if run.state is not None and run.state.is_final():
+            return run
+        if time.monotonic() > deadline:
+            state = run.state.name if run.state else "no state"
+            raise DeploymentRunError(
+                f"flow run {flow_run_id} is still {state} after {timeout:.0f}s; is a worker polling its work pool?"
+            )
+        await asyncio.sleep(1.0)
+
+
+def run_deployment_now(deployment: str, parameters: dict[str, Any], *, timeout: float = 900.0) -> DeploymentRun:
+    """Start a run of `deployment` (`<flow>/<name>`) with `parameters` and wait until a worker has finished it.
+
+    Raises:
+        DeploymentRunError: the run did not finish within `timeout`.
+    """
+    from prefect.client.orchestration import get_client
+
+    async def go() -> DeploymentRun:
+        async with get_client() as client:
+            found = await client.read_deployment_by_name(deployment)
+            run = await client.create_flow_run_from_deployment(found.id, parameters=parameters)
+            return _summary(await _wait_final(client, run.id, timeout))
+
+    return asyncio.run(go())
+
+
+def fire_schedule(
+    deployment: str, slug: str, *, wait_for_scheduler: float = 120.0, timeout: float = 900.0
+) -> DeploymentRun:
+    """Run the next scheduler-made run of schedule `slug` now, and wait until a worker has finished it.
+
+    Raises:
+        DeploymentRunError: the schedule is missing or inactive, the scheduler made no run in time, or the run did
+            not finish within `timeout`.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    async def go() -> DeploymentRun:
+        async with get_client() as client:
+            found = await client.read_deployment_by_name(deployment)
+            schedule = next((s for s in await client.read_deployment_schedules(found.id) if s.slug == slug), None)
+            if schedule is None or not schedule.active:
+                raise DeploymentRunError(f"schedule {slug} of {deployment} is missing or inactive: nothing fires")
+            key = f"scheduled {found.id} {schedule.id} "
+            deadline = time.monotonic() + wait_for_scheduler
+            while True:
+                runs = await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                    ),
+                )
+                mine = sorted(
+                    (r for r in runs if (r.idempotency_key or "").startswith(key)),
+                    key=lambda r: r.expected_start_time or datetime.max.replace(tzinfo=UTC),
+                )
+                if mine:
+                    break
+                if time.monotonic() > deadline:
+                    raise DeploymentRunError(
+                        f"Prefect's scheduler made no run for {slug} within {wait_for_scheduler:.0f}s; "
+                        "is the server's scheduler service on?"
+                    )
+                await asyncio.sleep(1.0)
+            run = mine[0]
+            await client.set_flow_run_state(run.id, Scheduled(scheduled_time=datetime.now(UTC)), force=True)
+            return _summary(await _wait_final(client, run.id, timeout))
+
+    return asyncio.run(go())
