@@ -124,17 +124,26 @@ def ledger_active_flags(ledger: Ledger, job_ids: Iterable[int]) -> dict[int, boo
     return flags
 
 
-def _tenant_file_value(tenant: TenantSettings, code_root: Path | None) -> str:
+def _code_root(tenant: TenantSettings, settings: Path) -> Path:
+    """The folder a worker runs in: the local folder, or the git checkout that holds the settings file."""
+    storage = tenant.code_storage
+    if storage is not None and storage.directory is not None:
+        return storage.directory
+    return next((folder for folder in settings.parents if (folder / ".git").exists()), REPO_ROOT)
+
+
+def _tenant_file_value(tenant: TenantSettings) -> str:
     """The settings file as the worker sees it: relative to the code's folder when it lives inside it."""
     settings = tenant.settings_file
     if settings is None:
         raise DeploymentError(f"tenant {tenant.name} has no settings file; load it with load_tenant()")
-    if code_root is not None and settings.is_relative_to(code_root):
-        return settings.relative_to(code_root).as_posix()
+    root = _code_root(tenant, settings)
+    if settings.is_relative_to(root):
+        return settings.relative_to(root).as_posix()
     if tenant.code_storage is not None and tenant.code_storage.repository is not None:
         raise DeploymentError(
-            f"tenant settings file {settings} is outside this repository ({REPO_ROOT}), so a worker that clones "
-            f"{tenant.code_storage.repository} cannot read it; keep it under tenants/"
+            f"tenant settings file {settings} is outside the repository {root}, so a worker that clones "
+            f"{tenant.code_storage.repository} cannot read it; keep it in the repository (under tenants/)"
         )
     return str(settings)
 
@@ -178,9 +187,7 @@ def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:
 
 def job_variables(tenant: TenantSettings, versions: Mapping[str, str]) -> dict[str, Any]:
     """The worker's job variables: the tenant settings file, and the image and packages the runtime needs."""
-    storage = tenant.code_storage
-    code_root = storage.directory if storage is not None and storage.directory is not None else REPO_ROOT
-    variables: dict[str, Any] = {"env": {TENANT_FILE_ENV: _tenant_file_value(tenant, code_root)}}
+    variables: dict[str, Any] = {"env": {TENANT_FILE_ENV: _tenant_file_value(tenant)}}
     runtime = tenant.runtime
     if runtime.dependencies != "preinstalled" and runtime.pool_type != "process":
         variables["image"] = runtime.image or IMAGE_TEMPLATE.format(python=tenant.image_python)

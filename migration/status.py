@@ -44,6 +44,27 @@ class JobStatusRow(BaseModel):
     prefect_last_run: FlowRunSummary | None
     ledger_state: LedgerState
     ledger_updated: datetime | None
+    disagreement: str | None = None
+    """Set when the Prefect schedule's active flag is not what the ledger says (a redeploy or a hand edit)."""
+
+
+_LEDGER_ACTIVE = {LedgerState.CUT_OVER: True, LedgerState.ROLLED_BACK: False, LedgerState.NONE: False}
+
+
+def ledger_disagreement(state: LedgerState, active: bool | None) -> str | None:
+    """Why a schedule's active flag contradicts the ledger, with the fix; None when they agree (or it is unknown)."""
+    expected = _LEDGER_ACTIVE.get(state)
+    if active is None or expected is None or active == expected:
+        return None
+    if expected:
+        return (
+            "the Prefect schedule is paused but the ledger says cut over, so no scheduler runs the job; "
+            "re-run `dbt2prefect cutover` for it (or `dbt2prefect rollback`)"
+        )
+    return (
+        f"the Prefect schedule is active but the ledger says {state.value}, so the job may run twice; pause it "
+        "in Prefect, or cut the job over with `dbt2prefect cutover`"
+    )
 
 
 class StatusReport(BaseModel):
@@ -55,6 +76,10 @@ class StatusReport(BaseModel):
     deployment: str
     ledger: str
     jobs: list[JobStatusRow]
+
+    def disagreements(self) -> list[JobStatusRow]:
+        """Rows whose Prefect schedule contradicts the ledger."""
+        return [row for row in self.jobs if row.disagreement is not None]
 
 
 def collect_status(
@@ -85,6 +110,7 @@ def collect_status(
         schedule = schedules.get(slug)
         parameters = schedule.parameters if schedule is not None else params.get(job_id)
         records = ledger.records(job_id)
+        state = ledger.state(job_id, records)
         verdict = verdicts.get(job_id)
         rows.append(
             JobStatusRow(
@@ -104,8 +130,9 @@ def collect_status(
                     finished_at=last.finished_at,
                 ),
                 prefect_last_run=prefect.latest_flow_run(parameters) if schedule is not None else None,
-                ledger_state=ledger.state(job_id, records),
+                ledger_state=state,
                 ledger_updated=records[-1].at if records else None,
+                disagreement=ledger_disagreement(state, None if schedule is None else schedule.active),
             )
         )
     return StatusReport(tenant=ledger.tenant, deployment=prefect.deployment, ledger=ledger.url, jobs=rows)

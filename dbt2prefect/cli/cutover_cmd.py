@@ -21,6 +21,7 @@ from migration.dbt_cloud.models import Job
 from migration.ledger import Ledger
 from migration.plan import MigrationPlan
 from migration.prefect_switch import PrefectSchedules
+from migration.status import StatusReport
 from migration.switch_context import SwitchContext, SwitchReport
 from parity.model import Verdict
 
@@ -173,7 +174,10 @@ def status(
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Per job: dbt Cloud schedule on/off, Prefect schedule, parity verdict, last run on each side, ledger state."""
+    """Per job: dbt Cloud schedule on/off, Prefect schedule, parity verdict, last run on each side, ledger state.
+
+    Exits 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying an old file).
+    """
     from migration.status import collect_status
 
     with _session(tenant_file, ledger_url) as session:
@@ -181,7 +185,13 @@ def status(
         report = collect_status(plan, session.client, session.prefect, session.ledger, _verdicts(report_dir))
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
-        return
+    else:
+        _render_status(report)
+    if report.disagreements():
+        raise typer.Exit(1)
+
+
+def _render_status(report: StatusReport) -> None:
     table = Table(title=f"{report.tenant}: {report.deployment} (ledger {report.ledger})")
     for column in (
         "job",
@@ -212,3 +222,5 @@ def status(
             f"{row.job_id}\n{escape(row.job_name)}", cloud, prefect, parity, last_cloud, escape(last_prefect), ledger
         )
     console.print(table)
+    for row in report.disagreements():
+        err_console.print(f"[bold red]job {row.job_id}:[/] {escape(row.disagreement or '')}", highlight=False)

@@ -14,6 +14,7 @@ from dbt2prefect.profiles import block_from_env
 from dbt2prefect.tenant import TenantSettings, load_tenant, settings_path
 from sandbox.datagen import generate
 from sandbox.warehouse import duckdb_output
+from sandbox.worker import ProcessWorker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,3 +67,27 @@ def tenant_copy(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> 
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+WORKER_POOL = "wg-test-worker"
+"""The process pool that the session's worker polls (no other test's pool has a worker)."""
+
+
+@pytest.fixture(scope="session")
+def process_worker(tenant_copy: TenantCopy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessWorker]:
+    """One real `prefect worker start` process for the session, in an empty folder outside the repository.
+
+    Its host environment is the tenant copy's warehouse and run folders; the tenant file reaches each flow run
+    through the deployment's job variables, as in production.
+    """
+    from prefect.settings import get_current_settings
+
+    api_url = str(get_current_settings().api.url)
+    folder = tmp_path_factory.mktemp("worker") / "cwd"
+    env = {
+        "DBT2PREFECT_WAREHOUSE_DIR": str(tenant_copy.warehouse),
+        "DBT2PREFECT_RUNS_DIR": str(tenant_copy.root / "runs"),
+    }
+    with ProcessWorker.start(pool=WORKER_POOL, api_url=api_url, folder=folder, env=env) as worker:
+        worker.wait_ready()
+        yield worker

@@ -12,9 +12,9 @@ import pytest
 from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.apply import ApplyDiff, ApplyError, apply_deployment
 from migration.dbt_cloud.models import Job
+from migration.deployment import build_deployment
 from migration.plan import MigrationPlan
 from migration.translate import build_plan
-from migration.deployment import build_deployment
 from sandbox.stack import on_process_pool
 
 FIXTURES = Path(__file__).parent / "fixtures"

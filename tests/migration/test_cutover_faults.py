@@ -23,13 +23,12 @@ import pytest
 
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
 from migration.apply import PrefectApiError, apply_deployment, flow_parameter_schema
-from migration.deployment import build_deployment
-from sandbox.stack import on_process_pool
 from migration.cutover import CutoverRequest, cutover, jobs_as_planned
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudRetriesExhaustedError
 from migration.dbt_cloud.payloads import job_update_payload
 from migration.dbt_cloud.settings import RetryPolicy
+from migration.deployment import build_deployment
 from migration.errors import CutoverRefusedError
 from migration.ledger import Ledger, LedgerState, PrefectScheduleState, RecordKind
 from migration.plan import MigrationPlan
@@ -40,6 +39,7 @@ from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
 from parity.store import load_latest_verdicts, write_report
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.stack import on_process_pool
 
 NIGHTLY = 70403103936332
 HOURLY = 70403103936340

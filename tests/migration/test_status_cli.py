@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 from dbt2prefect.cli.app import app
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.apply import apply_deployment
-from migration.deployment import build_deployment
-from sandbox.stack import on_process_pool
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.models import RunStatus
+from migration.deployment import build_deployment
 from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
 from parity.store import write_report
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.stack import on_process_pool
 
 NIGHTLY = 70403103936332
 HOURLY = 70403103936340

@@ -1,0 +1,188 @@
+"""Deployment runs of `run_dbt_wg/<name>` executed by a real process worker that starts in an empty folder.
+
+Two kinds of deployment, as the toolkit produces them: `apply` with a local folder as code storage (the sandbox,
+a laptop), and the emitted prefect.yaml deployed with `prefect deploy`, whose code storage is a git repository
+(a `git_clone` of a local repository: the production pull step with a loopback address). Both are read back
+through the API and must equal each other field by field; both must run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
+from migration.apply import apply_deployment
+from migration.deployment import DeploymentSpec, build_deployment
+from migration.emit import render_prefect_yaml
+from migration.export import load_inventory
+from migration.translate import build_plan, schedule_slug
+from sandbox.runs import DeploymentRun, run_deployment_now
+from sandbox.stack import on_process_pool
+from sandbox.worker import ProcessWorker
+
+SEED = REPO_ROOT / "sandbox" / "dbt_cloud" / "seed_jobs.json"
+HOURLY_FINANCE = 70403103936340
+POOL = "wg-test-worker"
+_COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".dbt2prefect", "__pycache__", ".*_cache", "target", "logs", "dbt_packages", "*.egg-info"
+)
+
+
+def _git_repository(folder: Path) -> None:
+    """Commit the folder's files on branch main, as the tenant's repository would hold them."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "tenant code"]):
+        subprocess.run(["git", *args], cwd=folder, env=env, check=True, capture_output=True)
+
+
+def _spec(tenant: TenantSettings, name: str) -> DeploymentSpec:
+    inventory = load_inventory(SEED)
+    tenant = tenant.model_copy(update={"deployment_name": name})
+    return build_deployment(build_plan(inventory.job_models(), tenant, inventory.environment_models()), tenant)
+
+
+def _prefect_deploy(spec: DeploymentSpec, cwd: Path) -> None:
+    """`prefect deploy` of the emitted file, as a person runs it from the repository's root."""
+    from prefect.settings import get_current_settings
+
+    prefect_file = cwd / f"{spec.name}.prefect.yaml"
+    prefect_file.write_text(render_prefect_yaml(spec, "3.9.1"), encoding="utf-8")
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def _read_back(full_name: str) -> dict[str, Any]:
+    """What Prefect stores of a deployment, in the terms of the description (names and ids left out)."""
+    from prefect.client.orchestration import get_client
+
+    async def read() -> dict[str, Any]:
+        async with get_client() as client:
+            found = await client.read_deployment_by_name(full_name)
+            schedules = await client.read_deployment_schedules(found.id)
+        return {
+            "entrypoint": found.entrypoint,
+            "work_pool_name": found.work_pool_name,
+            "description": found.description,
+            "parameters": found.parameters,
+            "parameter_openapi_schema": found.parameter_openapi_schema,
+            "enforce_parameter_schema": found.enforce_parameter_schema,
+            "pull_steps": found.pull_steps,
+            "job_variables": found.job_variables,
+            "schedules": sorted(
+                (
+                    s.slug,
+                    s.active,
+                    s.parameters,
+                    s.schedule.model_dump(mode="json"),
+                )
+                for s in schedules
+            ),
+        }
+
+    return asyncio.run(read())
+
+
+@pytest.fixture(scope="module")
+def local_tenant(tenant_copy: Any) -> TenantSettings:
+    """The tenant copy on the worker's pool, its code in this checkout (a local folder)."""
+    return on_process_pool(tenant_copy.settings, POOL)
+
+
+@pytest.fixture(scope="module")
+def git_tenant(tenant_copy: Any, tmp_path_factory: pytest.TempPathFactory) -> TenantSettings:
+    """The tenant in a git repository of this checkout, with the copy's settings file committed in it."""
+    repo = tmp_path_factory.mktemp("code") / "dbt2prefect"
+    shutil.copytree(REPO_ROOT, repo, ignore=_COPY_IGNORE)
+    settings = tenant_copy.settings
+    text = tenant_copy.settings_file.read_text(encoding="utf-8")
+    text = text.replace('"../.dbt2prefect/artifacts"', f'"{settings.artifact_store_url}"')
+    text = text.replace('"../.dbt2prefect/ledger"', f'"{settings.ledger_url}"')
+    (repo / "tenants" / "dbt_williamgrant.toml").write_text(text, encoding="utf-8")
+    _git_repository(repo)
+    tenant = on_process_pool(load_tenant(repo / "tenants" / "dbt_williamgrant.toml"), POOL)
+    assert tenant.artifact_store_url == settings.artifact_store_url
+    storage = CodeStorage(repository=f"file://{repo}", branch="main")
+    return tenant.model_copy(update={"code_storage": storage})
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    local_tenant: TenantSettings, git_tenant: TenantSettings, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, DeploymentSpec]:
+    """Each kind twice: through `apply` and through `prefect deploy` of the emitted file."""
+    specs = {
+        "local-apply": _spec(local_tenant, "dbt_wg_local_apply"),
+        "local-yaml": _spec(local_tenant, "dbt_wg_local_yaml"),
+        "git-apply": _spec(git_tenant, "dbt_wg_git_apply"),
+        "git-yaml": _spec(git_tenant, "dbt_wg_git_yaml"),
+    }
+    apply_deployment(specs["local-apply"], create_pool=True)
+    apply_deployment(specs["git-apply"], create_pool=True)
+    _prefect_deploy(specs["local-yaml"], REPO_ROOT)
+    git_root = Path(specs["git-yaml"].pull_steps[0]["prefect.deployments.steps.git_clone"]["repository"][7:])
+    _prefect_deploy(specs["git-yaml"], git_root)
+    return specs
+
+
+@pytest.mark.parametrize("kind", ["local", "git"])
+def test_apply_and_prefect_deploy_store_the_same_deployment(deployed: dict[str, DeploymentSpec], kind: str) -> None:
+    applied = _read_back(deployed[f"{kind}-apply"].full_name)
+    from_yaml = _read_back(deployed[f"{kind}-yaml"].full_name)
+    assert applied == from_yaml
+    assert applied["pull_steps"] == deployed[f"{kind}-apply"].pull_steps
+    assert len(applied["schedules"]) == len(deployed[f"{kind}-apply"].schedules)
+    assert not any(active for _, active, _, _ in applied["schedules"])
+
+
+def _run(spec: DeploymentSpec, parameters: dict[str, Any]) -> DeploymentRun:
+    return run_deployment_now(spec.full_name, parameters, timeout=600)
+
+
+@pytest.mark.parametrize("kind", ["local-apply", "git-yaml"])
+def test_a_worker_in_an_empty_folder_runs_the_schedule_parameters(
+    deployed: dict[str, DeploymentSpec], process_worker: ProcessWorker, tenant_copy: Any, kind: str
+) -> None:
+    spec = deployed[kind]
+    parameters = spec.schedule(schedule_slug(HOURLY_FINANCE)).parameters
+    run = _run(spec, parameters)
+    assert run.completed, f"{run.state}: {run.message}\n{process_worker.log_tail(40)}"
+    assert run.parameters == parameters and run.deployment_id
+    store = ArtifactStore(str(tenant_copy.store))
+    key = store.find_run(spec.tenant, spec.name, run.flow_run_id)
+    assert key is not None and key.target == parameters["target"]
+    assert store.has(key, "manifest.json") and store.has(key, "run_results.json")
+    assert store.read_json(key, "run.json")["parameters"]["selector"] == "hourly_finance"
+
+
+def test_a_failing_node_fails_the_run_and_names_the_node(
+    deployed: dict[str, DeploymentSpec], process_worker: ProcessWorker
+) -> None:
+    parameters = {
+        "command": "run",
+        "select": "stg_crm__distributors",
+        "target": "dev",
+        "vars": '{"raw_database": "no_such_catalog"}',
+    }
+    run = _run(deployed["local-apply"], parameters)
+    assert run.state == "Failed", f"{run.state}: {run.message}"
+    assert "stg_crm__distributors" in run.message
+
+
+def test_a_bad_parameter_fails_the_run_and_names_the_parameter(
+    deployed: dict[str, DeploymentSpec], process_worker: ProcessWorker
+) -> None:
+    run = _run(deployed["local-apply"], {"command": "build", "target": "dev", "vars": "[1, 2]"})
+    assert run.state == "Failed", f"{run.state}: {run.message}"
+    assert "vars" in run.message
