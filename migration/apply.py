@@ -133,7 +133,8 @@ def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
         raise ApplyError(
             f"cannot load the flow entrypoint {entrypoint!r}: {exc}; fix `entrypoint` in settings"
         ) from None
-    schema: dict[str, Any] = parameter_schema(flow).model_dump_for_openapi()
+    # As `prefect deploy` sends it (RunnerDeployment), so both renderings store the same schema.
+    schema: dict[str, Any] = parameter_schema(flow).model_dump(exclude_unset=True)
     return schema
 
 

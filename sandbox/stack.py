@@ -347,6 +347,36 @@ def _toml_tables(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
+def derive_tenant_file(
+    destination: Path,
+    source: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    header: Sequence[str] = (),
+) -> Path:
+    """Write tenant settings derived from `source` (default: the repository's tenant) to `destination`.
+
+    Paths become absolute (the dbt project stays where it is), then `overrides` replace top-level settings
+    (a `dbt_cloud` mapping is merged into the source's). The tenant's parity settings file is copied next to it.
+    """
+    source_file = Path(source) if source is not None else settings_path()
+    original = load_tenant(source_file)
+    raw = tomllib.loads(source_file.read_text(encoding="utf-8"))
+    tenant = dict(raw.get("tenant", raw))
+    tenant["project_dir"] = str(original.project_dir)
+    if original.local_profiles_dir is not None:
+        tenant["local_profiles_dir"] = str(original.local_profiles_dir)
+    changes = dict(overrides or {})
+    tenant["dbt_cloud"] = {**(tenant.get("dbt_cloud") or {}), **changes.pop("dbt_cloud", {})}
+    tenant.update(changes)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text("\n".join([*header, *_toml_tables({"tenant": tenant})]) + "\n", encoding="utf-8")
+    parity = source_file.with_name(f"{source_file.stem}.parity.toml")
+    if parity.exists():
+        shutil.copy2(parity, destination.with_name(f"{destination.stem}.parity.toml"))
+    return destination
+
+
 def write_tenant_file(
     paths: StackPaths,
     dbt_cloud: SandboxDbtCloud,
@@ -356,35 +386,24 @@ def write_tenant_file(
 ) -> Path:
     """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
 
-    Paths become absolute (the dbt project stays where it is), the artifact store and ledger move into the work
-    folder, dbt Cloud points at the sandbox server, and `acknowledged` findings are added. The tenant's parity
-    settings file is copied next to it.
+    The artifact store and ledger move into the work folder, dbt Cloud points at the sandbox server, the
+    deployment runs on the stack's process pool (`sandbox_deployment_settings`), and `acknowledged` findings are
+    added (see `derive_tenant_file`).
     """
     source_file = Path(source) if source is not None else settings_path()
     original = load_tenant(source_file)
-    raw = tomllib.loads(source_file.read_text(encoding="utf-8"))
-    tenant = dict(raw.get("tenant", raw))
-    tenant["project_dir"] = str(original.project_dir)
-    if original.local_profiles_dir is not None:
-        tenant["local_profiles_dir"] = str(original.local_profiles_dir)
-    tenant["artifact_store_url"] = str(paths.artifacts)
-    tenant["ledger_url"] = str(paths.ledger)
-    tenant.update(sandbox_deployment_settings())
-    tenant["acknowledged_findings"] = sorted({*original.acknowledged_findings, *acknowledged})
-    cloud = dict(tenant.get("dbt_cloud") or {})
-    cloud.update({"host": dbt_cloud.url, "account_id": dbt_cloud.account_id})
-    tenant["dbt_cloud"] = cloud
+    overrides = {
+        "artifact_store_url": str(paths.artifacts),
+        "ledger_url": str(paths.ledger),
+        "acknowledged_findings": sorted({*original.acknowledged_findings, *acknowledged}),
+        "dbt_cloud": {"host": dbt_cloud.url, "account_id": dbt_cloud.account_id},
+        **sandbox_deployment_settings(),
+    }
     header = [
         f"# Written by the dbt2prefect sandbox from {source_file}: dbt Cloud is the sandbox server on loopback.",
         "# Nothing secret belongs here: the token is in the environment variable named by token_env.",
     ]
-    destination = paths.tenant_dir / source_file.name
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text("\n".join([*header, *_toml_tables({"tenant": tenant})]) + "\n", encoding="utf-8")
-    parity = source_file.with_name(f"{source_file.stem}.parity.toml")
-    if parity.exists():
-        shutil.copy2(parity, destination.with_name(parity.name))
-    return destination
+    return derive_tenant_file(paths.tenant_dir / source_file.name, source_file, overrides=overrides, header=header)
 
 
 def register_profile_blocks(

@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
+    from migration.cutover import jobs_as_planned
     from migration.export import Inventory, export_inventory, load_inventory
+    from migration.ledger import Ledger
 
     inventory: Inventory
     if from_file is not None:
@@ -47,7 +49,9 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
         token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
         with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
             inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
-    return build_plan(inventory.job_models(), tenant, inventory.environment_models())
+    # A cut-over job's dbt Cloud trigger is off: plan it as the ledger recorded it, so that its schedule stays.
+    jobs = jobs_as_planned(inventory.job_models(), Ledger(tenant.ledger_url, tenant.name))
+    return build_plan(jobs, tenant, inventory.environment_models())
 
 
 def _parameters_text(parameters: dict[str, object] | None) -> str:
@@ -167,7 +171,7 @@ def apply(
     console.print(
         f"Applied: deployment {result.deployment.status}; schedules {counts['added']} added, "
         f"{counts['changed']} changed, {counts['removed']} removed"
-        + ("" if activate else "; new schedules are on only for jobs the ledger says are cut over.")
+        + ("" if activate else "; new schedules are inactive until cutover (the ledger's flag).")
     )
     console.print(f"Runs need a worker polling work pool {spec.work_pool!r} (see README, 'Run it on Prefect Cloud').")
 

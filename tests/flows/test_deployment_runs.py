@@ -160,7 +160,8 @@ def test_a_worker_in_an_empty_folder_runs_the_schedule_parameters(
     assert run.completed, f"{run.state}: {run.message}\n{process_worker.log_tail(40)}"
     assert run.parameters == parameters and run.deployment_id
     store = ArtifactStore(str(tenant_copy.store))
-    key = store.find_run(spec.tenant, spec.name, run.flow_run_id)
+    # Artifacts go where the tenant settings say (the test deploys under other names than the tenant's).
+    key = store.find_run(spec.tenant, tenant_copy.settings.deployment_name, run.flow_run_id)
     assert key is not None and key.target == parameters["target"]
     assert store.has(key, "manifest.json") and store.has(key, "run_results.json")
     assert store.read_json(key, "run.json")["parameters"]["selector"] == "hourly_finance"

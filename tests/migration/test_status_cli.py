@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
@@ -22,7 +26,7 @@ from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
 from parity.store import write_report
 from sandbox.dbt_cloud import SandboxDbtCloud
-from sandbox.stack import on_process_pool
+from sandbox.stack import derive_tenant_file, on_process_pool, sandbox_deployment_settings
 
 NIGHTLY = 70403103936332
 HOURLY = 70403103936340
@@ -49,17 +53,16 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
         with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
             plan = build_plan(list(client.iter_jobs(state="all")), tenant)
         apply_deployment(build_deployment(plan, tenant), create_pool=True)
-        text = (REPO_ROOT / "tenants" / "dbt_williamgrant.toml").read_text()
-        for old, new in {
-            'project_dir = "dbt_williamgrant"': f'project_dir = "{base.project_dir}"',
-            'local_profiles_dir = "dbt_williamgrant/profiles"': "",
-            'deployment_name = "dbt_wg"': f'deployment_name = "{deployment}"',
-            'ledger_url = "../.dbt2prefect/ledger"': f'ledger_url = "{tmp_path / "ledger"}"',
-            'host = "https://emea.dbt.com"': f'host = "{cloud.url}"',
-            "account_id = 70403103922125": f"account_id = {cloud.account_id}",
-        }.items():
-            text = text.replace(old, new)
-        (tmp_path / "tenant.toml").write_text(text)
+        derive_tenant_file(
+            tmp_path / "tenant.toml",
+            overrides={
+                "deployment_name": deployment,
+                "ledger_url": str(tmp_path / "ledger"),
+                "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
+                # The deployment `apply` made above: a process pool running this checkout in place.
+                **sandbox_deployment_settings("wg-test-process"),
+            },
+        )
         env = {
             "DBT2PREFECT_TENANT_FILE": str(tmp_path / "tenant.toml"),
             "DBT_CLOUD_API_TOKEN": cloud.token,
@@ -70,10 +73,66 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
         yield {"cloud": cloud, "env": env, "deployment": f"{tenant.flow_name}/{deployment}", "params": params}
 
 
-def _status(env: dict[str, str]) -> dict[int, dict[str, Any]]:
+def _status(env: dict[str, str], exit_code: int = 0) -> dict[int, dict[str, Any]]:
     result = runner.invoke(app, ["status", "--json"], env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return {row["job_id"]: row for row in json.loads(result.stdout)["jobs"]}
+
+
+def _pass_verdict(job_id: int, root: Path) -> None:
+    write_report(
+        ParityReport.from_jobs(
+            "dbt_williamgrant",
+            [
+                JobParity(
+                    job_id=job_id,
+                    verdict=Verdict.PASS,
+                    baseline=RunRef(system="dbt_cloud", run_id="1"),
+                    candidate=RunRef(system="prefect", run_id="x"),
+                )
+            ],
+        ),
+        root,
+    )
+
+
+def _emit(env: dict[str, str], path: Path) -> dict[str, bool]:
+    result = runner.invoke(app, ["emit", "--output", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    (deployment,) = yaml.safe_load(path.read_text())["deployments"]
+    return {s["slug"]: s["active"] for s in deployment["schedules"]}
+
+
+def _prefect_deploy(path: Path) -> None:
+    from prefect.settings import get_current_settings
+
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(path)]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_a_redeploy_keeps_every_schedule_as_the_ledger_says(setup: dict[str, Any], tmp_path: Path) -> None:
+    env = setup["env"]
+    slug = f"job-{NIGHTLY}"
+    stale = _emit(env, tmp_path / "before.prefect.yaml")
+    assert not any(stale.values())
+    _pass_verdict(NIGHTLY, tmp_path / "parity")
+    assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
+
+    fresh = _emit(env, tmp_path / "after.prefect.yaml")
+    assert fresh == {**stale, slug: True}  # the cut-over job keeps its schedule, now on; the others stay off
+    _prefect_deploy(tmp_path / "after.prefect.yaml")
+    rows = _status(env)
+    assert rows[NIGHTLY]["prefect_schedule"] == "active" and rows[NIGHTLY]["disagreement"] is None
+    assert rows[HOURLY]["prefect_schedule"] == "paused"
+
+    _prefect_deploy(tmp_path / "before.prefect.yaml")  # an old file: it would pause production silently
+    flagged = _status(env, exit_code=1)[NIGHTLY]
+    assert flagged["prefect_schedule"] == "paused"
+    assert "ledger says cut over" in flagged["disagreement"]
+    table = runner.invoke(app, ["status"], env=env)
+    assert table.exit_code == 1 and f"job {NIGHTLY}:" in table.stderr
 
 
 def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path: Path) -> None:
@@ -87,20 +146,7 @@ def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path
     assert refused.exit_code == 1
     assert f"job {NIGHTLY}: has no parity verdict" in refused.output
 
-    write_report(
-        ParityReport.from_jobs(
-            "dbt_williamgrant",
-            [
-                JobParity(
-                    job_id=NIGHTLY,
-                    verdict=Verdict.PASS,
-                    baseline=RunRef(system="dbt_cloud", run_id="1"),
-                    candidate=RunRef(system="prefect", run_id="x"),
-                )
-            ],
-        ),
-        tmp_path / "parity",
-    )
+    _pass_verdict(NIGHTLY, tmp_path / "parity")
     done = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--by", "alice"], env=env)
     assert done.exit_code == 0, done.output
     assert "cut over" in done.stdout and "70403103936373" in done.stderr  # chained job warning

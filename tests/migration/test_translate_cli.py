@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from dbt2prefect.cli.app import app
 from dbt2prefect.tenant import REPO_ROOT
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
 
 FIXTURE = Path(__file__).parent / "fixtures" / "jobs_edge_cases.json"
 runner = CliRunner()
@@ -58,8 +59,9 @@ def test_bad_inventory_is_exit_2() -> None:
 @pytest.mark.usefixtures("prefect_api")
 def test_apply_twice_says_nothing_to_change(tmp_path: Path) -> None:
     blocking = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["blocking"]
-    tenant = _tenant_file(tmp_path, f"acknowledged_findings = {json.dumps(blocking)}")
-    tenant.write_text(tenant.read_text().replace('deployment_name = "dbt_wg"', 'deployment_name = "dbt_wg_cli_test"'))
+    overrides = {"acknowledged_findings": blocking, "deployment_name": "dbt_wg_cli_test"}
+    overrides |= sandbox_deployment_settings("wg-test-process")
+    tenant = derive_tenant_file(tmp_path / "tenant.toml", overrides=overrides)
     args = ["apply", "--from-file", str(FIXTURE), "--tenant-file", str(tenant), "--create-pool"]
     first = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output

@@ -9,10 +9,18 @@ import pytest
 from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
-from dbt2prefect.tenant import load_tenant, settings_path
+from dbt2prefect.tenant import REPO_ROOT, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, WorkdirError
-from sandbox.stack import MARKER, PrefectServer, StackPaths, check_port_free, prepare_workdir, write_tenant_file
+from sandbox.stack import (
+    MARKER,
+    WORK_POOL,
+    PrefectServer,
+    StackPaths,
+    check_port_free,
+    prepare_workdir,
+    write_tenant_file,
+)
 
 
 def test_fresh_empties_only_a_folder_the_sandbox_made(tmp_path: Path) -> None:
@@ -57,10 +65,16 @@ def test_tenant_settings_point_at_the_sandbox_and_keep_the_project(tmp_path: Pat
     assert tenant.local_profiles_dir == original.local_profiles_dir
     assert Path(tenant.artifact_store_url) == paths.artifacts and Path(tenant.ledger_url) == paths.ledger
     assert "job_chaining:1" in tenant.acknowledged_findings
-    assert tenant.model_dump(exclude={"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings",
-                                      "settings_file"}) == original.model_dump(
-        exclude={"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings", "settings_file"}
-    )  # fmt: skip
+    # Workers of the stack's process pool run this checkout in place, with this environment's packages.
+    assert (tenant.work_pool, tenant.runtime.pool_type, tenant.runtime.dependencies) == (
+        WORK_POOL,
+        "process",
+        "preinstalled",
+    )
+    assert tenant.code_storage is not None and tenant.code_storage.directory == REPO_ROOT
+    changed = {"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings", "settings_file"}
+    changed |= {"work_pool", "code_storage", "runtime"}
+    assert tenant.model_dump(exclude=changed) == original.model_dump(exclude=changed)
     parity = settings_path().with_name(f"{settings_path().stem}.parity.toml")
     if parity.exists():
         assert (written.parent / parity.name).read_text() == parity.read_text()

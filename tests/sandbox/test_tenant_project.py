@@ -25,7 +25,6 @@ class Built:
     project_dir: Path
     work_dir: Path
     build: Any
-    seconds: float
 
 
 def _dbt(project: Path, work_dir: Path, command: str, *args: str) -> Any:
@@ -53,8 +52,6 @@ def _dbt(project: Path, work_dir: Path, command: str, *args: str) -> Any:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    import time
-
     root = tmp_path_factory.mktemp("tenant")
     project = root / "dbt_williamgrant"
     shutil.copytree(PROJECT_SRC, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
@@ -63,9 +60,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     mp = pytest.MonkeyPatch()
     mp.setenv("DBT2PREFECT_WAREHOUSE_DIR", str(warehouse))
     try:
-        started = time.perf_counter()
-        result = _dbt(project, root, "build")
-        yield Built(project, root, result, time.perf_counter() - started)
+        yield Built(project, root, _dbt(project, root, "build"))
     finally:
         mp.undo()
 
@@ -88,7 +83,6 @@ def test_build_succeeds_with_every_resource_type(built: Built) -> None:
     assert statuses.get("error", 0) == 0 and statuses.get("fail", 0) == 0
     materialized = {r.node.config.materialized for r in results if r.node.resource_type.value == "model"}
     assert {"view", "table", "incremental"} <= materialized
-    assert built.seconds < 60
 
 
 def test_singular_tests_ran(built: Built) -> None:
