@@ -164,3 +164,11 @@ def test_a_rerun_starts_from_an_empty_work_folder(demo: DemoResult) -> None:
     assert (demo.workdir / ".dbt2prefect-sandbox").is_file()
     reports = list((demo.workdir / "parity").glob("*/report.json"))
     assert len(reports) == 1
+
+
+def test_the_prefect_ui_calls_the_api_of_the_server_it_started(demo: DemoResult) -> None:
+    import httpx
+
+    assert demo.stack is not None
+    settings = httpx.get(f"{demo.stack.prefect.url}/ui-settings", timeout=30).json()
+    assert settings["api_url"] == demo.stack.prefect.api_url
