@@ -29,6 +29,7 @@ from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
 from parity.store import write_report
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
 
 RUNBOOK = REPO_ROOT / "docs" / "runbook.md"
 BLOCK = re.compile(r"^```(bash|console) runnable\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -57,24 +58,15 @@ def _tenant_file(tmp_path: Path, cloud: SandboxDbtCloud, deployment: str) -> Pat
     with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
         jobs = list(client.iter_jobs(state="all"))
     blockers = [f.key for f in build_plan(jobs, tenant).blocking()]
-    text = (REPO_ROOT / "tenants" / "dbt_williamgrant.toml").read_text()
-    replacements = {
-        'project_dir = "dbt_williamgrant"': f'project_dir = "{tenant.project_dir}"',
-        'local_profiles_dir = "dbt_williamgrant/profiles"': f'local_profiles_dir = "{tenant.local_profiles_dir}"',
-        'deployment_name = "dbt_wg"': f'deployment_name = "{deployment}"',
-        'work_pool = "wg-managed"': f'work_pool = "{WORK_POOL}"',
-        'ledger_url = "../.dbt2prefect/ledger"': f'ledger_url = "{tmp_path / "ledger"}"',
-        'artifact_store_url = "../.dbt2prefect/artifacts"': f'artifact_store_url = "{tmp_path / "artifacts"}"',
-        'host = "https://emea.dbt.com"': f'host = "{cloud.url}"',
-        "account_id = 70403103922125": f"account_id = {cloud.account_id}",
-        "acknowledged_findings = []": f"acknowledged_findings = {json.dumps(blockers)}",
+    overrides = {
+        "deployment_name": deployment,
+        "ledger_url": str(tmp_path / "ledger"),
+        "artifact_store_url": str(tmp_path / "artifacts"),
+        "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
+        "acknowledged_findings": blockers,
+        **sandbox_deployment_settings(WORK_POOL),
     }
-    for old, new in replacements.items():
-        assert old in text, f"tenants/dbt_williamgrant.toml changed: update this test's replacement of {old!r}"
-        text = text.replace(old, new)
-    path = tmp_path / "tenant.toml"
-    path.write_text(text)
-    return path
+    return derive_tenant_file(tmp_path / "tenant.toml", overrides=overrides)
 
 
 async def _ensure_pool() -> None:
