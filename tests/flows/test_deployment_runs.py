@@ -51,11 +51,11 @@ def _spec(tenant: TenantSettings, name: str) -> DeploymentSpec:
     return build_deployment(build_plan(inventory.job_models(), tenant, inventory.environment_models()), tenant)
 
 
-def _prefect_deploy(spec: DeploymentSpec, cwd: Path) -> None:
-    """`prefect deploy` of the emitted file, as a person runs it from the repository's root."""
+def _prefect_deploy(spec: DeploymentSpec, cwd: Path, folder: Path) -> None:
+    """`prefect deploy` of the emitted file (written to `folder`), as a person runs it from the repository's root."""
     from prefect.settings import get_current_settings
 
-    prefect_file = cwd / f"{spec.name}.prefect.yaml"
+    prefect_file = folder / f"{spec.name}.prefect.yaml"
     prefect_file.write_text(render_prefect_yaml(spec, "3.9.1"), encoding="utf-8")
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
@@ -130,9 +130,10 @@ def deployed(
     }
     apply_deployment(specs["local-apply"], create_pool=True)
     apply_deployment(specs["git-apply"], create_pool=True)
-    _prefect_deploy(specs["local-yaml"], REPO_ROOT)
+    files = tmp_path_factory.mktemp("prefect-yaml")
+    _prefect_deploy(specs["local-yaml"], REPO_ROOT, files)
     git_root = Path(specs["git-yaml"].pull_steps[0]["prefect.deployments.steps.git_clone"]["repository"][7:])
-    _prefect_deploy(specs["git-yaml"], git_root)
+    _prefect_deploy(specs["git-yaml"], git_root, files)
     return specs
 
 
