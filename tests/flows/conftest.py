@@ -13,10 +13,13 @@ import pytest
 from dbt2prefect.profiles import block_from_env
 from dbt2prefect.tenant import TenantSettings, load_tenant, settings_path
 from sandbox.datagen import generate
+from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
 from sandbox.warehouse import duckdb_output
 from sandbox.worker import ProcessWorker
 
 REPO = Path(__file__).resolve().parents[2]
+WORKER_POOL = "wg-test-worker"
+"""The process pool that the session's worker polls (no other test's pool has a worker)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ def _copy_tenant(root: Path) -> TenantCopy:
     settings_text = settings_path().read_text(encoding="utf-8")
     settings_file = root / "tenants" / "dbt_williamgrant.toml"
     settings_file.write_text(settings_text, encoding="utf-8")
+    # Deployments of the copy run on a process pool, this checkout in place (as the sandbox sets it up).
+    derive_tenant_file(settings_file, settings_file, overrides=sandbox_deployment_settings(WORKER_POOL))
     return TenantCopy(root, settings_file, root / "warehouse", project, root / ".dbt2prefect" / "artifacts")
 
 
@@ -67,10 +72,6 @@ def tenant_copy(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> 
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-WORKER_POOL = "wg-test-worker"
-"""The process pool that the session's worker polls (no other test's pool has a worker)."""
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,11 +40,18 @@ def _leftover_profile_dirs() -> set[str]:
 @pytest.fixture(scope="module")
 def built_dev(tenant_copy: Any) -> dict[str, Any]:
     """One full build on target dev through the blocks strategy, shared by the tests that inspect it."""
-    before = _leftover_profile_dirs()
-    state = _run(command="build", target="dev")
+    # A private temp folder: other processes on a busy machine make profile folders of their own meanwhile.
+    private = tempfile.mkdtemp(prefix="dbt2prefect-flow-tmp-")
+    saved, tempfile.tempdir = tempfile.tempdir, private
+    try:
+        state = _run(command="build", target="dev")
+        leftover = _leftover_profile_dirs()
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(private, ignore_errors=True)
     assert state.is_completed(), state.message
     result: dict[str, Any] = state.result()  # type: ignore[assignment]
-    result["leftover_profiles"] = _leftover_profile_dirs() - before
+    result["leftover_profiles"] = leftover
     result["flow_run_id_obj"] = state.state_details.flow_run_id
     return result
 
