@@ -38,6 +38,12 @@ class DbtCloudSettings(BaseModel):
     account_id: int = 0
     project_id: int | None = None
     token_env: str = "DBT_CLOUD_API_TOKEN"
+    rate_limit_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="How long one API request may keep waiting on 429 answers (dbt Cloud's cooldown is 5 min).",
+    )
 
 
 class TenantSettings(BaseModel):
