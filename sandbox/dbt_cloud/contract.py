@@ -197,9 +197,7 @@ def _check_types(body: dict[str, Any]) -> None:
         raise _invalid("job_type", f"{body['job_type']!r} is not one of {', '.join(JOB_TYPES)}")
     features = body.get("cost_optimization_features", [])
     if not isinstance(features, list) or not all(f in COST_OPTIMIZATION_FEATURES for f in features):
-        raise _invalid(
-            "cost_optimization_features", f"must be a list of {', '.join(COST_OPTIMIZATION_FEATURES)}"
-        )
+        raise _invalid("cost_optimization_features", f"must be a list of {', '.join(COST_OPTIMIZATION_FEATURES)}")
     execution = body["execution"]
     if not isinstance(execution, dict) or not isinstance(execution.get("timeout_seconds", 0), int):
         raise _invalid("execution", "timeout_seconds must be an integer")

@@ -146,9 +146,11 @@ def test_retry_after_is_honoured_until_the_rate_limit_budget_is_spent(cloud: San
     cloud.set_faults(rate_429=1.0, retry_after=7)
     waits: list[float] = []
     retry = RetryPolicy(rate_limit_wait=20.0)
-    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=retry, sleep=waits.append) as api:
-        with pytest.raises(DbtCloudRetriesExhaustedError, match=r"after 4 attempt.*HTTP 429") as info:
-            api.get_job(NIGHTLY)
+    with (
+        DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=retry, sleep=waits.append) as api,
+        pytest.raises(DbtCloudRetriesExhaustedError, match=r"after 4 attempt.*HTTP 429") as info,
+    ):
+        api.get_job(NIGHTLY)
     assert waits == [7.0, 7.0, 6.0]  # the header's 7 s, the last wait cut to what is left of the budget
     assert "rate_limit_minutes" in str(info.value) and info.value.exit_code == 3
 
@@ -174,9 +176,11 @@ def test_429_without_retry_after_gives_up_after_the_configured_minutes(cloud: Sa
     cloud.set_faults(rate_429=1.0, retry_after=None)
     waits: list[float] = []
     retry = RetryPolicy.for_rate_limit_minutes(10)
-    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=retry, sleep=waits.append) as api:
-        with pytest.raises(DbtCloudRetriesExhaustedError) as info:
-            api.get_job(NIGHTLY)
+    with (
+        DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=retry, sleep=waits.append) as api,
+        pytest.raises(DbtCloudRetriesExhaustedError) as info,
+    ):
+        api.get_job(NIGHTLY)
     assert sum(waits) == pytest.approx(600.0)  # ten minutes of backoff in total, not ~30 s
     assert max(waits) <= retry.backoff_max and len(waits) >= 8
     message = str(info.value)

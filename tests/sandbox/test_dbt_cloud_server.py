@@ -143,9 +143,10 @@ def test_update_with_state_2_deletes_the_job_as_the_live_api_does(http: httpx.Cl
 
 @pytest.mark.parametrize(("mode", "expected"), [("keep", True), ("reset", False)])
 def test_omitted_fields_are_kept_or_reset_by_the_switch(mode: str, expected: bool) -> None:
-    with SandboxDbtCloud.start(omitted_fields=mode) as cloud, httpx.Client(
-        base_url=cloud.url, headers={"Authorization": f"Token {cloud.token}"}
-    ) as http:
+    with (
+        SandboxDbtCloud.start(omitted_fields=mode) as cloud,
+        httpx.Client(base_url=cloud.url, headers={"Authorization": f"Token {cloud.token}"}) as http,
+    ):
         job = http.get(f"{JOBS}{NIGHTLY}/").json()["data"]
         full = _writable(job) | {"generate_sources": True, "compare_changes_flags": "--select state:modified+"}
         assert http.post(f"{JOBS}{NIGHTLY}/", json=full).status_code == 200
