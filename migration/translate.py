@@ -48,7 +48,8 @@ def describe_schedule(schedule: JobSchedule) -> str:
     if date.type == "days_of_week" and date.days is not None:
         days = "on " + ", ".join(_DAY_NAMES[d % 7] for d in sorted(set(date.days)))
     if time.type == "at_exact_hours" and time.hours:
-        minute = schedule.cron.split()[0] if schedule.cron.split() else "0"
+        fields = (schedule.cron or "").split()
+        minute = fields[0] if fields else "0"
         minute_text = f"{int(minute):02d}" if minute.isdigit() else "00"
         hours = ", ".join(f"{h:02d}:{minute_text}" for h in sorted(set(time.hours)))
         return f"{days} at {hours} UTC"
@@ -346,6 +347,14 @@ def translate_job(
 
 def _plan_schedule(job: Job, params: dict[str, Any], found: _Findings) -> PlannedSchedule | None:
     cron = job.schedule.cron
+    if not cron:
+        found.add(
+            "schedule_invalid",
+            Severity.BLOCKER,
+            "the job's schedule trigger is on but its schedule has no cron expression",
+            "set the job's schedule in dbt Cloud and export again",
+        )
+        return None
     result = translate_cron(cron)
     if result.spec is None:
         found.add(

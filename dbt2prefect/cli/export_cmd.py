@@ -85,3 +85,11 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+    if inventory.missing_environments:
+        ids = ", ".join(map(str, inventory.missing_environments))
+        console.print(
+            f"dbt Cloud answered 404 for environment(s) {ids} (jobs refer to them, e.g. deleted jobs); "
+            "recorded in the inventory as missing_environments",
+            highlight=False,
+            soft_wrap=True,
+        )
