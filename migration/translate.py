@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
+from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
 from migration.plan import (
@@ -23,7 +25,7 @@ from migration.plan import (
     Severity,
 )
 from migration.schedules import PROOF_COUNT, PROOF_START, translate_cron
-from migration.steps import STATE_OPTIONS, ParsedStep, StepError, parse_step_line, step_parameters, validate_step
+from migration.steps import STATE_OPTIONS, step_parameters
 
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _STATUS_NAMES = {RunStatus.SUCCESS: "Completed", RunStatus.ERROR: "Failed", RunStatus.CANCELLED: "Cancelled"}
@@ -123,7 +125,7 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
         try:
             step = parse_step_line(line)
             validate_step(step)
-        except StepError as exc:
+        except DbtCommandError as exc:
             ok = False
             found.add(
                 exc.reason_code,
@@ -275,13 +277,30 @@ def _feature_findings(
             f"the job runs a custom git branch{f' ({branch})' if branch else ''}, not the default branch",
             "point the deployment's code at that branch (prefect.yaml pull step / image build) or merge it",
         )
-    if job.dbt_version:
+    if job.dbt_version and not _same_dbt_minor(job.dbt_version):
         found.add(
             "dbt_version_pinned",
-            Severity.INFO,
-            f"the job pins dbt {job.dbt_version}; the flow runs the dbt-core installed in its image",
-            "check the pinned dbt-core version in constraints.txt matches what the job needs",
+            Severity.WARNING,
+            f"the job pins dbt {job.dbt_version}, the flow runs dbt-core {_runtime_dbt_version()}: models may "
+            "build differently",
+            "run parity for this job (`dbt2prefect parity --job ID`) and cut over only on a PASS verdict; "
+            "or pin the same dbt-core minor version in constraints.txt",
         )
+
+
+def _runtime_dbt_version() -> str:
+    from importlib.metadata import version
+
+    return version("dbt-core")
+
+
+def _same_dbt_minor(pinned: str) -> bool:
+    """True when a job's dbt_version names the runtime's dbt-core minor version ('1.11', '1.11.0-latest').
+
+    dbt Cloud's release tracks ('latest', 'versionless', 'compatible', 'latest-fusion') name no version.
+    """
+    runtime = _runtime_dbt_version().split(".")[:2]
+    return pinned.split("-")[0].split(".")[:2] == runtime
 
 
 def _run_command(plan_ref: str, params: dict[str, Any]) -> str:
@@ -308,11 +327,23 @@ def translate_job(
     params = _job_parameters(job, found)
     _feature_findings(job, found, plan_ref, names or {}, environment)
     schedule: PlannedSchedule | None = None
-    if job.triggers.schedule and params is not None:
+    if job.deactivated:
+        # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
+        found.add(
+            "job_deactivated",
+            Severity.WARNING,
+            f"dbt Cloud has deactivated the job ({job.deactivation_reason or 'no reason given'}); it does not run "
+            "there, so it gets no schedule",
+            "reactivate it in dbt Cloud and export again if it should run on a schedule; until then run it on "
+            f"demand{': ' + _run_command(plan_ref, params) if params is not None else ''}",
+        )
+    elif job.triggers.schedule and params is not None:
         schedule = _plan_schedule(job, params, found)
     status: JobStatus
     if schedule is not None:
         status = "scheduled"
+    elif job.deactivated:
+        status = "on_demand" if params is not None else "blocked"
     elif params is None or job.triggers.schedule:
         status = "blocked"
     elif job.triggers.github_webhook or job.triggers.git_provider_webhook or job.triggers.on_merge:
