@@ -43,12 +43,18 @@ ProfilesStrategy = Literal["blocks", "local"]
 
 
 class RunParameters(BaseModel):
-    """The parameters of one `run_dbt_wg` flow run."""
+    """The parameters of one `run_dbt_wg` flow run.
+
+    `target` is dbt's target name (`target.name`, as the dbt Cloud job had it); `connection` names the tenant
+    target whose profile block supplies the connection (the job's dbt Cloud environment). Without
+    `connection`, the target's own block is used.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     command: str = "build"
     target: str | None = None
+    connection: str | None = None
     select: str | None = None
     exclude: str | None = None
     selector: str | None = None
@@ -72,7 +78,7 @@ class RunParameters(BaseModel):
             raise ValueError(f"{value!r} is not a supported dbt command; use one of: {', '.join(COMMANDS)}")
         return normal
 
-    @field_validator("target")
+    @field_validator("target", "connection")
     @classmethod
     def _plain_target(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or any(c in value for c in "/\\ ")):

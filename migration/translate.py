@@ -155,10 +155,11 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
     return parsed if ok else None
 
 
-def _job_parameters(job: Job, found: _Findings) -> dict[str, Any] | None:
+def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[str, Any] | None:
     steps = _parse_steps(job, found)
     if steps is None:
         return None
+    # target.name stays as the job had it (often "default"); the environment's block connects.
     params: dict[str, Any] = {"target": job.settings.target_name, "threads": job.settings.threads}
     single = step_parameters(steps[0]) if len(steps) == 1 else None
     if single is not None:
@@ -175,6 +176,8 @@ def _job_parameters(job: Job, found: _Findings) -> dict[str, Any] | None:
         params["generate_docs"] = True
     if job.execution.timeout_seconds > 0:
         params["timeout_seconds"] = job.execution.timeout_seconds
+    if connection is not None and connection != params["target"]:
+        params["connection"] = connection
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(
@@ -324,7 +327,8 @@ def translate_job(
             "nothing to do; restore it in dbt Cloud and export again if it is still needed",
         )
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
-    params = _job_parameters(job, found)
+    connection = tenant.environment_target(job.environment_id, environment.name if environment else None)
+    params = _job_parameters(job, found, connection)
     _feature_findings(job, found, plan_ref, names or {}, environment)
     schedule: PlannedSchedule | None = None
     if job.deactivated:
@@ -338,7 +342,7 @@ def translate_job(
             f"demand{': ' + _run_command(plan_ref, params) if params is not None else ''}",
         )
     elif job.triggers.schedule and params is not None:
-        schedule = _plan_schedule(job, params, found)
+        schedule = _plan_schedule(job, params, found, tenant)
     status: JobStatus
     if schedule is not None:
         status = "scheduled"
@@ -357,14 +361,16 @@ def translate_job(
                 "the job has no schedule and no trigger: it runs only when started by hand or by the API",
                 f"run it on demand: {_run_command(plan_ref, params)}",
             )
-    target = (params or {}).get("target", job.settings.target_name)
-    if params is not None and status != "not_migrated" and target not in tenant.targets:
+    if params is not None and status != "not_migrated" and _connection(params) not in tenant.targets:
+        env_name = f" ({environment.name})" if environment is not None and environment.name else ""
         found.add(
-            "target_unknown",
+            "environment_unmapped",
             Severity.BLOCKER,
-            f"target {target!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
-            f"add {target!r} to `targets` in {tenant.name}.toml and create the block "
-            f"'{tenant.block_name(str(target))}', or change the job's target name in dbt Cloud",
+            f"the job's environment {job.environment_id}{env_name} is not mapped to a profile block, and its "
+            f"target name {params.get('target')!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
+            f"map the environment under [tenant.dbt_cloud_environments] in {tenant.name}.toml, e.g. "
+            f'"{job.environment_id}" = "prod" (the target whose block holds that environment\'s connection); '
+            "the job keeps its target name",
         )
     planned = PlannedJob(
         job_id=job.id,
@@ -376,7 +382,14 @@ def translate_job(
     return planned, schedule, found.items
 
 
-def _plan_schedule(job: Job, params: dict[str, Any], found: _Findings) -> PlannedSchedule | None:
+def _connection(params: dict[str, Any]) -> str:
+    """The tenant target whose block a run with these parameters connects with."""
+    return str(params.get("connection") or params.get("target"))
+
+
+def _plan_schedule(
+    job: Job, params: dict[str, Any], found: _Findings, tenant: TenantSettings
+) -> PlannedSchedule | None:
     cron = job.schedule.cron
     if not cron:
         found.add(
@@ -411,6 +424,7 @@ def _plan_schedule(job: Job, params: dict[str, Any], found: _Findings) -> Planne
             "nothing to do; the RRule is shown in the plan and in prefect.yaml",
         )
     return PlannedSchedule(
+        profile_block=tenant.block_name(_connection(params)),
         slug=schedule_slug(job.id),
         job_id=job.id,
         job_name=job.name,

@@ -93,3 +93,33 @@ def test_a_job_pinned_to_another_dbt_version_is_a_warning(
     assert bool(found) is warned
     if found:
         assert found[0].severity == Severity.WARNING and "parity" in found[0].manual_step
+
+
+def test_environment_decides_the_block_and_target_name_is_kept(tenant: TenantSettings) -> None:
+    # BASE runs in the Production environment, which the tenant maps to the `prod` target's block.
+    job = _job(settings={"threads": 4, "target_name": "default"})
+    planned, schedule, findings = translate_job(job, tenant)
+    assert planned.status == "scheduled" and schedule is not None
+    assert schedule.parameters["target"] == "default" and schedule.parameters["connection"] == "prod"
+    assert schedule.profile_block == tenant.block_name("prod")
+    assert not [f for f in findings if f.severity == Severity.BLOCKER]
+
+
+def test_unmapped_environment_with_an_unknown_target_name_is_a_blocker_naming_the_setting(
+    tenant: TenantSettings,
+) -> None:
+    job = _job(environment_id=555, settings={"threads": 4, "target_name": "default"})
+    _, schedule, findings = translate_job(job, tenant)
+    finding = next(f for f in findings if f.reason_code == "environment_unmapped")
+    assert finding.severity == Severity.BLOCKER and "environment 555" in finding.message
+    assert "[tenant.dbt_cloud_environments]" in finding.manual_step and '"555" = ' in finding.manual_step
+    assert schedule is not None and "connection" not in schedule.parameters
+
+
+def test_environment_mapping_by_name_and_to_unknown_targets(tenant: TenantSettings) -> None:
+    from pydantic import ValidationError
+
+    mapped = tenant.model_copy(update={"dbt_cloud_environments": {"Staging": "dev"}})
+    assert mapped.environment_target(1, "Staging") == "dev" and mapped.environment_target(1, "Other") is None
+    with pytest.raises(ValidationError, match="not one of targets"):
+        TenantSettings.model_validate({**tenant.model_dump(), "dbt_cloud_environments": {"1": "staging"}})
