@@ -108,8 +108,11 @@ def parse_args(args: Sequence[str], line: str | None = None) -> ParsedStep:
     return ParsedStep(line=text, command=ALIASES.get(joined, joined), args=tuple(args), options=options, flags=flags)
 
 
-def parse_step_line(line: str) -> ParsedStep:
+def parse_step_line(line: str, *, require_dbt: bool = True) -> ParsedStep:
     """Parse one command line as written in a dbt Cloud step (`dbt build --select tag:daily --vars '{...}'`).
+
+    Args:
+        require_dbt: False also takes a line without the leading `dbt` (`build --select a`), as the flow does.
 
     Raises:
         DbtCommandError: the line cannot be split, is blank, does not start with `dbt`, or dbt rejects it.
@@ -117,9 +120,11 @@ def parse_step_line(line: str) -> ParsedStep:
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise DbtCommandError("step_unparseable", f"{line!r} cannot be split like a shell line: {exc}") from None
+        raise DbtCommandError("step_unparseable", f"cannot split {line!r} like a shell line: {exc}") from None
     if not words:
         raise DbtCommandError("steps_empty", "an execute step is blank")
+    if words[0] != "dbt" and not require_dbt:
+        return parse_args(words, line)
     if words[0] != "dbt":
         raise DbtCommandError(
             "step_not_dbt", f"{line!r} does not start with 'dbt'; write a dbt command such as 'dbt build --select ...'"

@@ -143,7 +143,7 @@ def parse_step(line: str, where: str = "step") -> ParsedStep:
             starts with `where`.
     """
     try:
-        step = parse_step_line(line) if line.split()[:1] == ["dbt"] else parse_step_line(f"dbt {line}")
+        step = parse_step_line(line, require_dbt=False)
         validate_step(step)
     except DbtCommandError as exc:
         raise DbtCommandError(exc.reason_code, f"{where}: {exc}") from None
