@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +22,7 @@ from migration.dbt_cloud.errors import (
 )
 from migration.dbt_cloud.models import JobState, RunStatus
 from migration.dbt_cloud.settings import RetryPolicy, normalize_host
-from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.dbt_cloud import SEED_JOBS, SandboxDbtCloud
 
 FAST_RETRY = RetryPolicy(max_attempts=8, backoff_base=0.01, backoff_max=0.05, deadline=20.0)
 
@@ -201,16 +203,23 @@ def test_starting_a_run_is_not_retried_after_a_5xx(cloud: SandboxDbtCloud, clien
     assert "check the job's runs" in str(info.value).lower()
 
 
-def test_starting_a_run_is_retried_after_a_429(cloud: SandboxDbtCloud) -> None:
-    cloud.set_faults(rate_429=1.0, retry_after=None)
+def test_starting_a_run_is_retried_after_a_429(tmp_path: Path) -> None:
+    # No dbt step at all (no steps, no checkboxes, a project without packages), so the run ends at once.
+    seed = json.loads(SEED_JOBS.read_text())["data"]
+    job = next(j for j in seed if j["id"] == HOURLY)
+    job |= {"generate_docs": False, "run_generate_sources": False, "execute_steps": []}
+    jobs_file = tmp_path / "jobs.json"
+    jobs_file.write_text(json.dumps({"data": [job]}))
+    with SandboxDbtCloud.start(jobs_file, project_dir=tmp_path) as cloud:
+        cloud.set_faults(rate_429=1.0, retry_after=None)
 
-    def sleep(seconds: float) -> None:
-        cloud.set_faults(rate_429=0.0)
+        def sleep(seconds: float) -> None:
+            cloud.set_faults(rate_429=0.0)
 
-    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, sleep=sleep) as api:
-        run = api.trigger_job_run(NIGHTLY, cause="test")
-    assert run.job_definition_id == NIGHTLY
-    assert len(cloud.app.state.runs) == 1  # a 429 was refused before anything started
+        with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, sleep=sleep) as api:
+            run = api.trigger_job_run(HOURLY, cause="test")
+        assert run.job_definition_id == HOURLY
+        assert len(cloud.app.state.runs) == 1  # a 429 was refused before anything started
 
 
 def test_connection_refused_is_retried_then_reported() -> None:
