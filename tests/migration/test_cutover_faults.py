@@ -384,7 +384,6 @@ def test_rollback_crash_at_each_step_converges(world: World, step: str) -> None:
     assert_ledger_whole(world)
 
 
-@BOTH_WAYS
 def test_dbt_cloud_5xx_on_restore_then_rerun_rollback(world: World) -> None:
     world.cutover()
 
