@@ -33,3 +33,14 @@ class ExternalServiceError(Dbt2PrefectError):
     """An external service (dbt Cloud, Prefect API, warehouse) failed after retries."""
 
     exit_code = 3
+
+
+class DbtCommandError(ParameterError, ValueError):
+    """A dbt command line that dbt's own parser rejects; `reason_code` says why (the message says how to fix it).
+
+    A ValueError too, so parameter validators report it as a bad value.
+    """
+
+    def __init__(self, reason_code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code

@@ -5,14 +5,14 @@ Arguments are always built as lists and handed to dbt in-process; nothing goes t
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dbt2prefect.errors import ParameterError
+from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
+from dbt2prefect.errors import DbtCommandError, ParameterError
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "build": ("build",),
@@ -38,19 +38,23 @@ DEFERRING = {"build", "run", "test", "compile"}
 THREADED = (SELECTING - {"ls"}) | {"retry"}
 # Commands whose run_results.json describes nodes that were built or tested.
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
-# Flags the flow owns: each run gets its own paths and a profile built from blocks.
-RESERVED_FLAGS = ("--profiles-dir", "--project-dir", "--target-path", "--log-path", "--profile")
 
 ProfilesStrategy = Literal["blocks", "local"]
 
 
 class RunParameters(BaseModel):
-    """The parameters of one `run_dbt_wg` flow run."""
+    """The parameters of one `run_dbt_wg` flow run.
+
+    `target` is dbt's target name (`target.name`, as the dbt Cloud job had it); `connection` names the tenant
+    target whose profile block supplies the connection (the job's dbt Cloud environment). Without
+    `connection`, the target's own block is used.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     command: str = "build"
     target: str | None = None
+    connection: str | None = None
     select: str | None = None
     exclude: str | None = None
     selector: str | None = None
@@ -74,7 +78,7 @@ class RunParameters(BaseModel):
             raise ValueError(f"{value!r} is not a supported dbt command; use one of: {', '.join(COMMANDS)}")
         return normal
 
-    @field_validator("target")
+    @field_validator("target", "connection")
     @classmethod
     def _plain_target(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or any(c in value for c in "/\\ ")):
@@ -131,40 +135,19 @@ def parse_vars(text: str) -> dict[str, Any]:
     return data
 
 
-def parse_step(line: str, where: str = "step") -> list[str]:
-    """Split one dbt command line (as in dbt Cloud's execute_steps) into arguments, without a shell.
+def parse_step(line: str, where: str = "step") -> ParsedStep:
+    """Read one dbt command line (as in dbt Cloud's execute_steps) with the toolkit's one dbt parser.
 
     Raises:
-        ValueError: the line is empty, is not a dbt command, or sets a flag the flow owns.
+        DbtCommandError: (a ValueError) dbt rejects the line, or it sets a flag the flow owns; the message
+            starts with `where`.
     """
     try:
-        args = shlex.split(line)
-    except ValueError as exc:
-        raise ValueError(f"{where}: cannot split {line!r}: {exc}") from None
-    if args[:1] == ["dbt"]:
-        args = args[1:]
-    if not args:
-        raise ValueError(f"{where}: {line!r} holds no dbt command")
-    command = step_command(args)
-    if command is None:
-        raise ValueError(f"{where}: {line!r} does not start with a dbt command (e.g. 'dbt build --select ...')")
-    for flag in RESERVED_FLAGS:
-        if any(arg == flag or arg.startswith(flag + "=") for arg in args):
-            raise ValueError(f"{where}: {flag} is set by the flow for every run; remove it from {line!r}")
-    return args
-
-
-def step_command(args: list[str]) -> str | None:
-    """The dbt command an argument list invokes ('build', 'source freshness', 'run-operation', ...)."""
-    from dbt.cli.main import cli
-
-    if not args or args[0] not in cli.commands:
-        return None
-    group = cli.commands[args[0]]
-    sub = getattr(group, "commands", None)
-    if sub is not None and len(args) > 1 and args[1] in sub:
-        return f"{args[0]} {args[1]}"
-    return args[0]
+        step = parse_step_line(line, require_dbt=False)
+        validate_step(step)
+    except DbtCommandError as exc:
+        raise DbtCommandError(exc.reason_code, f"{where}: {exc}") from None
+    return step
 
 
 @dataclass(frozen=True)
@@ -211,15 +194,16 @@ def plan_invocations(params: RunParameters, target: str, state_dir: str | None) 
         invocations.append(Invocation(args, "dbt source freshness (checkbox)", "source freshness", fails_run=False))
     if params.steps is not None:
         for index, line in enumerate(params.steps):
-            args = parse_step(line, where=f"steps[{index}]")
-            command = step_command(args) or args[0]
-            if "--target" not in args and "-t" not in args:
+            step = parse_step(line, where=f"steps[{index}]")
+            command = step.command
+            args = list(step.args)
+            if not step.sets("target"):
                 args += ["--target", target]
-            if params.threads is not None and command in THREADED and "--threads" not in args:
+            if params.threads is not None and command in THREADED and not step.sets("threads"):
                 args += ["--threads", str(params.threads)]
-            if state_dir and command in DEFERRING | SELECTING and "--state" not in args:
+            if state_dir and command in DEFERRING | SELECTING and not step.sets("state"):
                 args += ["--state", state_dir]
-                if command in {"build", "run"} and "--defer" not in args:
+                if command in {"build", "run"} and not step.sets("defer"):
                     args.append("--defer")
             invocations.append(Invocation(args, line, command))
     else:

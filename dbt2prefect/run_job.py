@@ -90,12 +90,17 @@ def resolve_state(params: RunParameters, tenant: TenantSettings, target: str, ru
     return str(folder.resolve())
 
 
-def build_profile(params: RunParameters, tenant: TenantSettings, target: str) -> dict[str, Any]:
+def build_profile(params: RunParameters, tenant: TenantSettings, target: str, connection: str) -> dict[str, Any]:
+    """The profile: `connection`'s output (block or local file), under the target name `target`."""
     if params.profiles_strategy == "local":
         if tenant.local_profiles_dir is None:
             raise ParameterError("parameter 'profiles_strategy': 'local' needs local_profiles_dir in tenant settings")
-        return profile_from_local(tenant.local_profiles_dir, tenant.profile_name, target)
-    return profile_from_block(tenant.profile_name, target, tenant.block_name(target))
+        profile = profile_from_local(tenant.local_profiles_dir, tenant.profile_name, connection)
+        if connection == target:
+            return profile
+        body = profile[tenant.profile_name]
+        return {tenant.profile_name: {**body, "target": target, "outputs": {target: body["outputs"][connection]}}}
+    return profile_from_block(tenant.profile_name, target, tenant.block_name(connection))
 
 
 def _resume_point(run_root: Path, run_count: int) -> int | None:
@@ -134,15 +139,21 @@ def execute(
         ProfileError: the target's profile could not be built.
     """
     target = params.target or tenant.default_target
-    if target not in tenant.targets:
-        raise ParameterError(f"parameter 'target': {target!r} is not one of {', '.join(tenant.targets)}")
+    # The connection (profile block) and the stored runs belong to the environment; target is only target.name.
+    connection = params.connection or target
+    if connection not in tenant.targets:
+        name = "connection" if params.connection else "target"
+        raise ParameterError(
+            f"parameter {name!r}: {connection!r} is not one of {', '.join(tenant.targets)}"
+            + ("" if params.connection else f"; pass `connection` to run target.name {target!r} on one of them")
+        )
     project_dir = resolve_project_dir(params, tenant)
     run_root = runs_root() / flow_run_id
     run_root.mkdir(parents=True, exist_ok=True)
-    state_dir = resolve_state(params, tenant, target, run_root)
+    state_dir = resolve_state(params, tenant, connection, run_root)
     invocations = plan_invocations(params, target, state_dir)
     resume = _resume_point(run_root, run_count)
-    profile = build_profile(params, tenant, target)
+    profile = build_profile(params, tenant, target, connection)
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
     with private_profiles_dir(profile) as profiles_dir:
@@ -150,7 +161,7 @@ def execute(
             root=run_root,
             project_dir=project_dir,
             profiles_dir=profiles_dir,
-            parse_cache=parse_cache_dir(project_dir, target),
+            parse_cache=parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
         )
         outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
     failure = failure_message(outcomes)
@@ -159,7 +170,7 @@ def execute(
         failed = next(o.index for o in outcomes if not o.success and o.fails_run)
         (run_root / PROGRESS).write_text(json.dumps({"failed_step": failed}), encoding="utf-8")
     store = ArtifactStore(tenant.artifact_store_url)
-    key = RunKey(tenant.name, tenant.deployment_name, target, flow_run_id)
+    key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
     staging = run_root / "artifacts"
     _stage_artifacts(outcomes, staging)
     record = {

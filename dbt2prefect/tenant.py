@@ -38,6 +38,12 @@ class DbtCloudSettings(BaseModel):
     account_id: int = 0
     project_id: int | None = None
     token_env: str = "DBT_CLOUD_API_TOKEN"
+    rate_limit_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="How long one API request may keep waiting on 429 answers (dbt Cloud's cooldown is 5 min).",
+    )
 
 
 class CodeStorage(BaseModel):
@@ -120,6 +126,13 @@ class TenantSettings(BaseModel):
         description="Blocker findings a person has reviewed, as '<reason_code>:<job_id>'.",
     )
     settings_file: Path | None = None
+    dbt_cloud_environments: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "dbt Cloud environment (id or name) → the tenant target whose profile block runs its jobs. In dbt "
+            "Cloud the environment decides the connection; a job's target_name only sets target.name."
+        ),
+    )
 
     @field_validator("deployment_name", "name")
     @classmethod
@@ -131,6 +144,24 @@ class TenantSettings(BaseModel):
     def block_name(self, target: str) -> str:
         """Name of the profile block for one target."""
         return f"{self.blocks.profile_prefix}-{target}"
+
+    @model_validator(mode="after")
+    def _environments_use_known_targets(self) -> TenantSettings:
+        unknown = {env: t for env, t in self.dbt_cloud_environments.items() if t not in self.targets}
+        if unknown:
+            env, target = next(iter(unknown.items()))
+            raise ValueError(
+                f"[tenant.dbt_cloud_environments] maps {env!r} to {target!r}, which is not one of targets "
+                f"({', '.join(self.targets)}); map it to one of them or add it to targets"
+            )
+        return self
+
+    def environment_target(self, environment_id: int, environment_name: str | None = None) -> str | None:
+        """The target whose profile block runs jobs of a dbt Cloud environment (by id, else by name), if mapped."""
+        by_id = self.dbt_cloud_environments.get(str(environment_id))
+        if by_id is not None or environment_name is None:
+            return by_id
+        return self.dbt_cloud_environments.get(environment_name)
 
 
 def settings_path(tenant: str = DEFAULT_TENANT) -> Path:

@@ -33,6 +33,7 @@ def _artifact_key(name: str) -> str:
 def run_dbt_wg(
     command: str = "build",
     target: str | None = None,
+    connection: str | None = None,
     select: str | None = None,
     exclude: str | None = None,
     selector: str | None = None,
@@ -49,6 +50,9 @@ def run_dbt_wg(
     per_node_tasks: bool = True,
 ) -> dict[str, Any]:
     """Run dbt for the tenant: one command with a selection, or several steps as in a dbt Cloud job.
+
+    `target` is dbt's target.name; `connection` names the tenant target whose profile block connects (a dbt
+    Cloud job's environment), when it is not the target's own.
 
     A failed node fails the flow; the flow's retry reruns from the point of failure with `dbt retry`.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail

@@ -22,6 +22,7 @@ from dbt2prefect.profiles import profile_from_block, profile_from_local
 from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.dbt_cloud.auth import resolve_token
 from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.settings import RetryPolicy
 from migration.translate import build_plan
 from parity.model import ParityReport
 from parity.render import report_markdown
@@ -45,6 +46,7 @@ def dbt_cloud_client(tenant: TenantSettings, host: str | None = None, account_id
         account_id if account_id is not None else tenant.dbt_cloud.account_id,
         token,
         token_source=source,
+        retry=RetryPolicy.for_rate_limit_minutes(tenant.dbt_cloud.rate_limit_minutes),
     )
 
 

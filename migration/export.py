@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dbt2prefect.files import write_text_atomic
 from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.errors import DbtCloudResponseError
+from migration.dbt_cloud.errors import DbtCloudNotFoundError, DbtCloudResponseError
 from migration.dbt_cloud.models import Environment, Job
 from migration.errors import InventoryError
 
@@ -56,6 +56,10 @@ class Inventory(BaseModel):
     project_id: int | None = None
     jobs: list[InventoryJob] = Field(default_factory=list)
     environments: list[dict[str, Any]] = Field(default_factory=list)
+    missing_environments: list[int] = Field(
+        default_factory=list,
+        description="Environment ids jobs refer to that dbt Cloud answered 404 for (e.g. of deleted jobs).",
+    )
 
     def job_models(self) -> list[Job]:
         """Every job as a typed `Job`, in file order."""
@@ -79,6 +83,9 @@ def export_inventory(
     progress: ProgressCallback | None = None,
 ) -> Inventory:
     """Read every job, its environment and its latest successful run from dbt Cloud.
+
+    An environment dbt Cloud answers 404 for (a deleted job's) is listed in `missing_environments`; the
+    export goes on.
 
     Jobs are paged in order; the per-job run lookups and per-environment reads then run concurrently on
     a bounded pool (the client's httpx.Client is thread-safe).
@@ -110,8 +117,13 @@ def export_inventory(
             done += 1
             report("runs and environments", done, total)
         environments = []
-        for env_future in env_futures:
-            environments.append(env_future.result())
+        missing: list[int] = []
+        for (env_id, _project), env_future in zip(env_keys, env_futures, strict=True):
+            try:
+                environments.append(env_future.result())
+            except DbtCloudNotFoundError:
+                # A deleted job may point at an environment that no longer exists: record it and go on.
+                missing.append(env_id)
             done += 1
             report("runs and environments", done, total)
     return Inventory(
@@ -122,6 +134,7 @@ def export_inventory(
         project_id=project_id,
         jobs=[InventoryJob(raw=raw, latest_successful_run_id=r) for raw, r in zip(jobs, latest, strict=True)],
         environments=environments,
+        missing_environments=missing,
     )
 
 

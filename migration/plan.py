@@ -63,6 +63,9 @@ class PlannedSchedule(_PlanModel):
     description: str
     source_cron: str
     proof: ScheduleProof
+    profile_block: str | None = Field(
+        default=None, description="The Prefect block whose connection the schedule's runs use (the job's environment)."
+    )
 
 
 JobStatus = Literal["scheduled", "on_demand", "not_migrated", "blocked"]

@@ -4,8 +4,9 @@ Per job with a cutover in the ledger (finished or not):
 
 1. ledger: `rollback_started`, naming the `cutover_started` record it restores and the state of both sides now.
 2. Prefect: the `job-<id>` schedule paused, sent with the parameters recorded before cutover.
-3. dbt Cloud: the job posted back exactly as recorded (writable fields; `job_type` follows the triggers).
-4. verify: both sides read back; writable fields must equal the recorded original. A new `rollback_verified`.
+3. dbt Cloud: the job posted back exactly as recorded (every writable field, `job_type` and `generate_sources`
+   included).
+4. verify: both sides read back; every writable field must equal the recorded original (`job_type` too). A new `rollback_verified`.
 
 Each step is skipped when its effect is already there, so rollback is idempotent, finishes an interrupted
 rollback, and works after a partial cutover (ledger written and nothing else, or dbt Cloud off only).

@@ -86,20 +86,20 @@ class SwitchReport(BaseModel):
         return all(j.verification is None or j.verification.ok for j in self.jobs)
 
 
-IGNORED_IN_COMPARISON = ("job_type",)
-"""dbt Cloud derives job_type from triggers.schedule (scheduled ↔ other), so it is not compared."""
-
-
 def writable_fields(job: dict[str, Any]) -> dict[str, Any]:
     """The fields of a job an update can set, as the update body would carry them (for equality checks)."""
-    payload = job_update_payload(job)
-    return {k: v for k, v in payload.items() if k not in IGNORED_IN_COMPARISON}
+    return job_update_payload(job)
 
 
 def field_differences(live: dict[str, Any], original: dict[str, Any]) -> list[str]:
-    """Names of writable fields whose values differ between two job dicts."""
+    """Names of writable fields whose values differ between two job dicts (nulls read as their defaults).
+
+    Every writable field counts, `job_type` included: dbt Cloud flips it scheduled ↔ other with the schedule
+    trigger during cutover, and restoring the recorded triggers and job_type must flip it back. A field the
+    original does not carry at all (a job_type the API did not send) was never known, so it is not compared.
+    """
     a, b = writable_fields(live), writable_fields(original)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return sorted(k for k in b if a.get(k) != b[k])
 
 
 def schedule_on(job: dict[str, Any]) -> bool:

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
+from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
 from migration.plan import (
@@ -23,7 +25,7 @@ from migration.plan import (
     Severity,
 )
 from migration.schedules import PROOF_COUNT, PROOF_START, translate_cron
-from migration.steps import STATE_OPTIONS, ParsedStep, StepError, parse_step_line, step_parameters, validate_step
+from migration.steps import STATE_OPTIONS, step_parameters
 
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _STATUS_NAMES = {RunStatus.SUCCESS: "Completed", RunStatus.ERROR: "Failed", RunStatus.CANCELLED: "Cancelled"}
@@ -48,7 +50,8 @@ def describe_schedule(schedule: JobSchedule) -> str:
     if date.type == "days_of_week" and date.days is not None:
         days = "on " + ", ".join(_DAY_NAMES[d % 7] for d in sorted(set(date.days)))
     if time.type == "at_exact_hours" and time.hours:
-        minute = schedule.cron.split()[0] if schedule.cron.split() else "0"
+        fields = (schedule.cron or "").split()
+        minute = fields[0] if fields else "0"
         minute_text = f"{int(minute):02d}" if minute.isdigit() else "00"
         hours = ", ".join(f"{h:02d}:{minute_text}" for h in sorted(set(time.hours)))
         return f"{days} at {hours} UTC"
@@ -122,7 +125,7 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
         try:
             step = parse_step_line(line)
             validate_step(step)
-        except StepError as exc:
+        except DbtCommandError as exc:
             ok = False
             found.add(
                 exc.reason_code,
@@ -152,10 +155,11 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
     return parsed if ok else None
 
 
-def _job_parameters(job: Job, found: _Findings) -> dict[str, Any] | None:
+def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[str, Any] | None:
     steps = _parse_steps(job, found)
     if steps is None:
         return None
+    # target.name stays as the job had it (often "default"); the environment's block connects.
     params: dict[str, Any] = {"target": job.settings.target_name, "threads": job.settings.threads}
     single = step_parameters(steps[0]) if len(steps) == 1 else None
     if single is not None:
@@ -172,6 +176,8 @@ def _job_parameters(job: Job, found: _Findings) -> dict[str, Any] | None:
         params["generate_docs"] = True
     if job.execution.timeout_seconds > 0:
         params["timeout_seconds"] = job.execution.timeout_seconds
+    if connection is not None and connection != params["target"]:
+        params["connection"] = connection
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(
@@ -274,13 +280,30 @@ def _feature_findings(
             f"the job runs a custom git branch{f' ({branch})' if branch else ''}, not the default branch",
             "point the deployment's code at that branch (prefect.yaml pull step / image build) or merge it",
         )
-    if job.dbt_version:
+    if job.dbt_version and not _same_dbt_minor(job.dbt_version):
         found.add(
             "dbt_version_pinned",
-            Severity.INFO,
-            f"the job pins dbt {job.dbt_version}; the flow runs the dbt-core installed in its image",
-            "check the pinned dbt-core version in constraints.txt matches what the job needs",
+            Severity.WARNING,
+            f"the job pins dbt {job.dbt_version}, the flow runs dbt-core {_runtime_dbt_version()}: models may "
+            "build differently",
+            "run parity for this job (`dbt2prefect parity --job ID`) and cut over only on a PASS verdict; "
+            "or pin the same dbt-core minor version in constraints.txt",
         )
+
+
+def _runtime_dbt_version() -> str:
+    from importlib.metadata import version
+
+    return version("dbt-core")
+
+
+def _same_dbt_minor(pinned: str) -> bool:
+    """True when a job's dbt_version names the runtime's dbt-core minor version ('1.11', '1.11.0-latest').
+
+    dbt Cloud's release tracks ('latest', 'versionless', 'compatible', 'latest-fusion') name no version.
+    """
+    runtime = _runtime_dbt_version().split(".")[:2]
+    return pinned.split("-")[0].split(".")[:2] == runtime
 
 
 def _run_command(plan_ref: str, params: dict[str, Any]) -> str:
@@ -304,14 +327,27 @@ def translate_job(
             "nothing to do; restore it in dbt Cloud and export again if it is still needed",
         )
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
-    params = _job_parameters(job, found)
+    connection = tenant.environment_target(job.environment_id, environment.name if environment else None)
+    params = _job_parameters(job, found, connection)
     _feature_findings(job, found, plan_ref, names or {}, environment)
     schedule: PlannedSchedule | None = None
-    if job.triggers.schedule and params is not None:
-        schedule = _plan_schedule(job, params, found)
+    if job.deactivated:
+        # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
+        found.add(
+            "job_deactivated",
+            Severity.WARNING,
+            f"dbt Cloud has deactivated the job ({job.deactivation_reason or 'no reason given'}); it does not run "
+            "there, so it gets no schedule",
+            "reactivate it in dbt Cloud and export again if it should run on a schedule; until then run it on "
+            f"demand{': ' + _run_command(plan_ref, params) if params is not None else ''}",
+        )
+    elif job.triggers.schedule and params is not None:
+        schedule = _plan_schedule(job, params, found, tenant)
     status: JobStatus
     if schedule is not None:
         status = "scheduled"
+    elif job.deactivated:
+        status = "on_demand" if params is not None else "blocked"
     elif params is None or job.triggers.schedule:
         status = "blocked"
     elif job.triggers.github_webhook or job.triggers.git_provider_webhook or job.triggers.on_merge:
@@ -325,14 +361,16 @@ def translate_job(
                 "the job has no schedule and no trigger: it runs only when started by hand or by the API",
                 f"run it on demand: {_run_command(plan_ref, params)}",
             )
-    target = (params or {}).get("target", job.settings.target_name)
-    if params is not None and status != "not_migrated" and target not in tenant.targets:
+    if params is not None and status != "not_migrated" and _connection(params) not in tenant.targets:
+        env_name = f" ({environment.name})" if environment is not None and environment.name else ""
         found.add(
-            "target_unknown",
+            "environment_unmapped",
             Severity.BLOCKER,
-            f"target {target!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
-            f"add {target!r} to `targets` in {tenant.name}.toml and create the block "
-            f"'{tenant.block_name(str(target))}', or change the job's target name in dbt Cloud",
+            f"the job's environment {job.environment_id}{env_name} is not mapped to a profile block, and its "
+            f"target name {params.get('target')!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
+            f"map the environment under [tenant.dbt_cloud_environments] in {tenant.name}.toml, e.g. "
+            f'"{job.environment_id}" = "prod" (the target whose block holds that environment\'s connection); '
+            "the job keeps its target name",
         )
     planned = PlannedJob(
         job_id=job.id,
@@ -344,8 +382,23 @@ def translate_job(
     return planned, schedule, found.items
 
 
-def _plan_schedule(job: Job, params: dict[str, Any], found: _Findings) -> PlannedSchedule | None:
+def _connection(params: dict[str, Any]) -> str:
+    """The tenant target whose block a run with these parameters connects with."""
+    return str(params.get("connection") or params.get("target"))
+
+
+def _plan_schedule(
+    job: Job, params: dict[str, Any], found: _Findings, tenant: TenantSettings
+) -> PlannedSchedule | None:
     cron = job.schedule.cron
+    if not cron:
+        found.add(
+            "schedule_invalid",
+            Severity.BLOCKER,
+            "the job's schedule trigger is on but its schedule has no cron expression",
+            "set the job's schedule in dbt Cloud and export again",
+        )
+        return None
     result = translate_cron(cron)
     if result.spec is None:
         found.add(
@@ -371,6 +424,7 @@ def _plan_schedule(job: Job, params: dict[str, Any], found: _Findings) -> Planne
             "nothing to do; the RRule is shown in the plan and in prefect.yaml",
         )
     return PlannedSchedule(
+        profile_block=tenant.block_name(_connection(params)),
         slug=schedule_slug(job.id),
         job_id=job.id,
         job_name=job.name,

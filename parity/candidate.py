@@ -13,7 +13,9 @@ from parity.errors import CandidateError
 from parity.model import Check, Finding, RunRef, Severity
 
 # Parameters that may legitimately differ between the translated job and the parity run.
-_IGNORED_PARAMETERS = frozenset({"target", "profiles_strategy", "project_dir", "per_node_tasks", "timeout_seconds"})
+_IGNORED_PARAMETERS = frozenset(
+    {"target", "connection", "profiles_strategy", "project_dir", "per_node_tasks", "timeout_seconds"}
+)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,10 @@ class JobSpec:
     baseline_run_id: int | None = None
 
     def candidate_parameters(self, candidate_target: str) -> dict[str, Any]:
-        """The job's parameters with the target switched to the parity target."""
-        return {**self.parameters, "target": candidate_target}
+        """The job's parameters with the target switched to the parity target (and its own connection: the
+        job's environment block would point the parity run at that environment's warehouse)."""
+        kept = {k: v for k, v in self.parameters.items() if k != "connection"}
+        return {**kept, "target": candidate_target}
 
 
 ProfileOutputs = Callable[[str], Mapping[str, Any]]

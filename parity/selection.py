@@ -56,43 +56,34 @@ class StepSelection:
         return types - frozenset(self.exclude_resource_types)
 
 
-def _flatten(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(value.split())
-    parts: list[str] = []
-    for item in value:
-        parts.extend(_flatten(item))
-    return tuple(parts)
-
-
 def parse_step_args(args: list[str], line: str = "") -> StepSelection | None:
     """The selection of one dbt argument list (`['build', '--select', 'tag:daily', ...]`), None when the
     command does not build (deps, docs generate, source freshness, run-operation, ...).
 
+    Read by the toolkit's one dbt parser (`dbt2prefect.dbt_cli`), as the flow and the translator read it.
+
     Raises:
         SelectionError: dbt's parser rejects the arguments.
     """
-    import click
-    from dbt.cli.main import cli
+    from dbt2prefect.dbt_cli import flatten, parse_args
+    from dbt2prefect.errors import DbtCommandError
 
-    if not args or args[0] not in EXECUTED_TYPES:
-        return None
-    command = cli.commands[args[0]]
     try:
-        options, _rest, _order = command.make_parser(click.Context(command)).parse_args(list(args[1:]))
-    except click.UsageError as exc:
-        raise SelectionError(f"step {line or ' '.join(args)!r}: {exc.format_message()}") from None
+        step = parse_args(args, line or None)
+    except DbtCommandError as exc:
+        raise SelectionError(f"step {line or ' '.join(args)!r}: {exc}") from None
+    if step.command not in EXECUTED_TYPES:
+        return None
+    options = step.options
     selector = options.get("selector")
     return StepSelection(
-        command=args[0],
-        select=_flatten(options.get("select")),
-        exclude=_flatten(options.get("exclude")),
+        command=step.command,
+        select=flatten(options.get("select")),
+        exclude=flatten(options.get("exclude")),
         selector=str(selector) if selector else None,
         vars=str(options["vars"]) if options.get("vars") else None,
-        resource_types=_flatten(options.get("resource_types")),
-        exclude_resource_types=_flatten(options.get("exclude_resource_types")),
+        resource_types=flatten(options.get("resource_types")),
+        exclude_resource_types=flatten(options.get("exclude_resource_types")),
         indirect_selection=str(options["indirect_selection"]) if options.get("indirect_selection") else None,
         line=line or " ".join(args),
     )

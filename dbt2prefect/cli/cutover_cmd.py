@@ -65,13 +65,15 @@ class _Session:
 @contextmanager
 def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Session]:
     from migration.dbt_cloud.auth import resolve_token
+    from migration.dbt_cloud.settings import RetryPolicy
 
     tenant = tenant_from(tenant_file)
     settings = tenant.dbt_cloud
     token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
     ledger = Ledger(ledger_url or tenant.ledger_url, tenant.name)
     prefect = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
-    with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
+    retry = RetryPolicy.for_rate_limit_minutes(settings.rate_limit_minutes)
+    with DbtCloudClient(settings.host, settings.account_id, token, token_source=source, retry=retry) as client:
         yield _Session(tenant, client, ledger, prefect)
 
 

@@ -12,6 +12,7 @@ from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, h
 from dbt2prefect.tenant import REPO_ROOT
 from migration.dbt_cloud.auth import resolve_token
 from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.settings import RetryPolicy
 from migration.export import export_inventory, write_inventory
 
 DEFAULT_OUTPUT = REPO_ROOT / ".dbt2prefect" / "inventory.json"
@@ -47,6 +48,7 @@ def export(
         account_id if account_id is not None else settings.account_id,
         token,
         token_source=f"{source} (or the Prefect Secret block {tenant.blocks.dbt_cloud_token_block!r})",
+        retry=RetryPolicy.for_rate_limit_minutes(settings.rate_limit_minutes),
     ) as client:
         show_bar = console.is_terminal and not json_output
         with Progress(
@@ -83,3 +85,11 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+    if inventory.missing_environments:
+        ids = ", ".join(map(str, inventory.missing_environments))
+        console.print(
+            f"dbt Cloud answered 404 for environment(s) {ids} (jobs refer to them, e.g. deleted jobs); "
+            "recorded in the inventory as missing_environments",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -56,7 +56,7 @@ def token_from_block(block_name: str) -> SecretStr:
         # to the user. Only the type is kept so that no response payload can leak into the message.
         raise DbtCloudConfigError(
             f"could not read the dbt Cloud token from Prefect Secret block {block_name!r} "
-            f"({type(exc).__name__}); create it with `prefect block create secret` or set the token env var"
+            f"({type(exc).__name__}); create it with `prefect block create secret`"
         ) from None
     if not isinstance(value, str) or not value.strip():
         raise DbtCloudConfigError(f"Prefect Secret block {block_name!r} holds no string token")
@@ -76,7 +76,13 @@ def resolve_token(token_env: str, block_name: str | None = None) -> tuple[Secret
     if token is not None:
         return token, f"environment variable {token_env}"
     if block_name:
-        return token_from_block(block_name), f"Prefect Secret block {block_name!r}"
+        try:
+            return token_from_block(block_name), f"Prefect Secret block {block_name!r}"
+        except DbtCloudConfigError as exc:
+            raise DbtCloudConfigError(
+                f"no dbt Cloud API token: set environment variable {token_env} (the tenant's token_env), "
+                f"or store the token in the Prefect Secret block: {exc}"
+            ) from None
     raise DbtCloudConfigError(
         f"no dbt Cloud API token: set environment variable {token_env} (or the tenant's token_env), "
         "or store it in the Prefect Secret block named in [tenant.blocks] dbt_cloud_token_block"

@@ -12,8 +12,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -29,8 +31,8 @@ from migration.dbt_cloud.errors import (
     DbtCloudRetriesExhaustedError,
 )
 from migration.dbt_cloud.models import Environment, Job, JobState, Run, RunStatus
-from migration.dbt_cloud.payloads import job_update_payload
-from migration.dbt_cloud.settings import RetryPolicy, normalize_host
+from migration.dbt_cloud.payloads import as_job, job_update_payload
+from migration.dbt_cloud.settings import RetryPolicy, is_dbt_cloud_host, normalize_host
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses worth retrying (terraform-provider-dbtcloud retries the same set)."""
 
 JOB_STATE_FILTERS = ("active", "deleted", "all")
+
+MAX_REDIRECTS = 3
 
 
 class DbtCloudClient:
@@ -125,43 +129,118 @@ class DbtCloudClient:
         *,
         params: dict[str, Any] | None = None,
         json_body: dict[str, Any] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """Send one request with retries and return the 2xx response.
 
+        Args:
+            idempotent: False for a request that must not be sent twice (starting a run): it is retried only
+                when the server certainly did not act on it (429, or a connection that was never made).
+
         Raises:
             DbtCloudAuthError, DbtCloudNotFoundError, DbtCloudBadRequestError: a 4xx (never retried).
-            DbtCloudRetriesExhaustedError: 429/5xx/connection errors past max_attempts or the deadline.
+            DbtCloudConfigError: a redirect to a host that is not dbt Cloud.
+            DbtCloudRetriesExhaustedError: 429/5xx/connection errors past the retry limits.
         """
         started = time.monotonic()
         what = f"{method} {path}"
-        attempt = 0
+        failures = 0  # 5xx and connection errors
+        rate_limited = 0
+        waited_on_429 = 0.0
         while True:
-            attempt += 1
             try:
-                response = self._http.request(method, path, params=params, json=json_body)
+                response = self._send(method, path, params, json_body)
             except httpx.TransportError as exc:
                 # Connection refused/reset, timeouts, a server closing the socket without answering.
-                reason = f"connection error ({type(exc).__name__})"
-                wait = self._jittered(self.retry.backoff(attempt))
+                never_sent = isinstance(exc, httpx.ConnectError)
+                if not idempotent and not never_sent:
+                    raise self._maybe_sent(what, f"connection error ({type(exc).__name__})") from None
+                failures += 1
+                last = _Failure("connection", f"connection error ({type(exc).__name__})")
+                wait = self._jittered(self.retry.backoff(failures))
             else:
                 if response.is_success:
                     return response
-                if response.status_code not in RETRY_STATUS:
+                status = response.status_code
+                if status not in RETRY_STATUS:
                     raise self._client_error(method, path, response)
-                reason = f"HTTP {response.status_code}"
-                wait = self._retry_wait(response, attempt)
+                if status == 429:
+                    rate_limited += 1
+                    last = _Failure("rate_limit", "HTTP 429")
+                    wait = self._retry_wait(response, rate_limited)
+                else:
+                    if not idempotent:
+                        raise self._maybe_sent(what, f"HTTP {status}")
+                    failures += 1
+                    last = _Failure("server", f"HTTP {status}")
+                    wait = self._retry_wait(response, failures)
             elapsed = time.monotonic() - started
-            if attempt >= self.retry.max_attempts or elapsed + wait > self.retry.deadline:
-                raise DbtCloudRetriesExhaustedError(
-                    f"dbt Cloud {what} failed after {attempt} attempt(s) in {elapsed:.1f}s, last: {reason}; "
-                    f"the service is unavailable or rate-limited (5,000 requests/min per account); "
-                    f"retry later or raise the retry limits"
-                )
-            log.warning("dbt Cloud %s: %s; retry %d in %.1fs", what, reason, attempt, wait)
+            if last.kind == "rate_limit":
+                budget_left = self.retry.rate_limit_wait - waited_on_429
+                out_of_budget = budget_left <= 0
+                wait = min(wait, max(0.0, budget_left))
+            else:
+                out_of_budget = failures >= self.retry.max_attempts
+            if out_of_budget or elapsed + wait > self.retry.deadline:
+                raise self._exhausted(what, failures + rate_limited, elapsed, waited_on_429, last)
+            log.warning("dbt Cloud %s: %s; retry in %.1fs", what, last.reason, wait)
             self._sleep(wait)
+            if last.kind == "rate_limit":
+                waited_on_429 += wait
+
+    def _send(
+        self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None
+    ) -> httpx.Response:
+        """One request; redirects are followed only to dbt Cloud hosts (the token goes where the request goes)."""
+        url: str = path
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._http.request(method, url, params=params, json=json_body)
+            if not response.is_redirect:
+                return response
+            location = response.headers.get("Location", "")
+            target = str(response.request.url.join(location))
+            keeps_method = response.status_code in (307, 308) or method in ("GET", "HEAD")
+            if not is_dbt_cloud_host(target, self.host) or not keeps_method:
+                new_host = f"{urlsplit(target).scheme}://{urlsplit(target).netloc}"
+                raise DbtCloudConfigError(
+                    f"dbt Cloud {method} {path} was redirected ({response.status_code}) to {new_host}, "
+                    f"which {'is not a dbt Cloud host' if keeps_method else 'would turn the POST into a GET'}; "
+                    f"the token is not sent there. If {new_host} is your account's dbt Cloud host, set "
+                    "[tenant.dbt_cloud] host (or --host) to it"
+                )
+            log.warning("dbt Cloud %s redirected to %s; set the host setting to it to skip the redirect", path, target)
+            url, params = target, None  # the Location carries the query
+        raise DbtCloudResponseError(f"dbt Cloud {method} {path}: more than {MAX_REDIRECTS} redirects")
+
+    def _maybe_sent(self, what: str, reason: str) -> DbtCloudRetriesExhaustedError:
+        return DbtCloudRetriesExhaustedError(
+            f"dbt Cloud {what} failed with {reason} after the request was sent, so dbt Cloud may have acted on "
+            "it; not retried, because starting a run twice starts two runs. Check the job's runs in dbt Cloud "
+            "before trying again"
+        )
+
+    def _exhausted(
+        self, what: str, attempts: int, elapsed: float, waited_on_429: float, last: _Failure
+    ) -> DbtCloudRetriesExhaustedError:
+        if last.kind == "connection":
+            cause = (
+                f"cannot reach {self.host}; check the host setting ([tenant.dbt_cloud] host or --host), "
+                "the network and any proxy"
+            )
+        elif last.kind == "rate_limit":
+            cause = (
+                f"dbt Cloud kept answering 429 (rate-limited; 5,000 requests/min per account) for "
+                f"{waited_on_429 / 60:.1f} min of waiting; retry later, or raise [tenant.dbt_cloud] "
+                f"rate_limit_minutes (now {self.retry.rate_limit_wait / 60:g})"
+            )
+        else:
+            cause = "dbt Cloud is unavailable (server errors); retry later or raise the retry limits"
+        return DbtCloudRetriesExhaustedError(
+            f"dbt Cloud {what} failed after {attempts} attempt(s) in {elapsed:.1f}s, last: {last.reason}; {cause}"
+        )
 
     def _jittered(self, seconds: float) -> float:
-        # Full jitter keeps parallel workers from retrying in lockstep.
+        # Jitter keeps parallel workers (export's thread pool) from retrying in lockstep.
         return self._random.uniform(seconds / 2, seconds) if seconds > 0 else 0.0
 
     def _retry_wait(self, response: httpx.Response, attempt: int) -> float:
@@ -171,7 +250,7 @@ class DbtCloudClient:
                 return min(self.retry.max_retry_after, max(0.0, float(header)))
             except ValueError:
                 pass  # an HTTP-date Retry-After: fall back to backoff
-        # No usable header: exponential backoff, capped by backoff_max (default: the five-minute 429 cooldown).
+        # No usable header (the documented case outside SCIM): exponential backoff with jitter.
         return self._jittered(self.retry.backoff(attempt))
 
     def _client_error(self, method: str, path: str, response: httpx.Response) -> DbtCloudApiError:
@@ -189,7 +268,7 @@ class DbtCloudClient:
                 "answers 404 for objects the token cannot see",
                 status_code=status,
             )
-        return DbtCloudBadRequestError(f"{what}: {_api_message(response)}", status_code=status)
+        return DbtCloudBadRequestError(f"{what}: {api_reason(response)}", status_code=status)
 
     def _data(self, response: httpx.Response, method: str, path: str) -> Any:
         body = self._json(response, method, path)
@@ -290,18 +369,22 @@ class DbtCloudClient:
         Returns:
             The job as the API stored it.
         """
-        payload = job_update_payload(job)
-        path = self._v2(f"jobs/{payload['id']}/")
+        typed = as_job(job)
+        payload = job_update_payload(typed)
+        path = self._v2(f"jobs/{typed.id}/")
         data = self._data(self._request("POST", path, json_body=payload), "POST", path)
         if not isinstance(data, dict):
             raise DbtCloudResponseError(f"dbt Cloud POST {path}: 'data' is not an object")
         return self._model(Job, data, "job")
 
     def trigger_job_run(self, job_id: int, cause: str, **overrides: Any) -> Run:
-        """Start a run of a job (`POST /jobs/{id}/run/`); overrides are the API's `*_override` fields."""
+        """Start a run of a job (`POST /jobs/{id}/run/`); overrides are the API's `*_override` fields.
+
+        Not retried once sent (a retry could start a second run); a 429 or a refused connection is.
+        """
         path = self._v2(f"jobs/{job_id}/run/")
         body = {"cause": cause, **overrides}
-        data = self._data(self._request("POST", path, json_body=body), "POST", path)
+        data = self._data(self._request("POST", path, json_body=body, idempotent=False), "POST", path)
         return self._model(Run, data, "run")
 
     # ----------------------------------------------------------------------------------------- runs
@@ -395,18 +478,49 @@ class DbtCloudClient:
             ) from None
 
 
-def _api_message(response: httpx.Response) -> str:
-    """The API's own reason for a rejected request (status.user_message/developer_message)."""
+def _reasons(data: Any, prefix: str = "") -> list[str]:
+    """`data` of a rejection, flattened to 'field: reason' lines (`{"triggers": "..."}`, nested or listed)."""
+    if isinstance(data, dict):
+        out: list[str] = []
+        for key, value in data.items():
+            out.extend(_reasons(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}"))
+        return out
+    if isinstance(data, list):
+        return [line for item in data for line in _reasons(item, prefix)]
+    if data is None or data == "":
+        return []
+    return [f"{prefix}: {data}" if prefix else str(data)]
+
+
+def api_reason(response: httpx.Response) -> str:
+    """The API's own reason for a rejected request.
+
+    The live API keeps a generic text in `status.user_message` and puts the reason in `data`, keyed by field
+    (`{"triggers": "Additional properties are not allowed ('custom_branch_only' was unexpected)"}`), sometimes
+    with an `error_code`; all of them are kept, reasons first.
+    """
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return response.text[:300] or response.reason_phrase
-    status = body.get("status") if isinstance(body, dict) else None
-    if isinstance(status, dict):
-        parts = [str(status.get(k)) for k in ("user_message", "developer_message") if status.get(k)]
-        if parts:
-            return "; ".join(parts)
-    return json.dumps(body)[:300]
+    if not isinstance(body, dict):
+        return json.dumps(body)[:300]
+    raw_status = body.get("status")
+    status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
+    parts = _reasons(body.get("data"))
+    parts += [str(status[k]) for k in ("user_message", "developer_message") if status.get(k)]
+    code = body.get("error_code", status.get("error_code"))
+    if code is not None:
+        parts.append(f"error_code {code}")
+    return "; ".join(parts)[:2000] if parts else json.dumps(body)[:300]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why the last attempt failed: kind (connection, rate_limit, server) and a short reason."""
+
+    kind: str
+    reason: str
 
 
 __all__ = ["PAGE_LIMIT", "DbtCloudClient", "JobState", "RetryPolicy"]

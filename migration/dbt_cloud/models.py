@@ -1,6 +1,9 @@
 """Typed, frozen views of dbt Cloud Administrative API objects.
 
 Built with `from_api(dict)`; unknown fields are ignored because the API adds fields without notice.
+The spec marks no field nullable, yet its own defaults hold nulls (`triggers.git_provider_webhook: null`), so a
+null anywhere means "not set": the field takes its default, exactly as if the key were missing. Only the ids
+that identify an object are required.
 These types describe what the API returns; plans and emitted files have their own types.
 """
 
@@ -10,11 +13,19 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _ApiModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_set(cls, data: Any) -> Any:
+        # A null takes the field's default, as a missing key does (required ids then fail the same way).
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class RunStatus(IntEnum):
@@ -48,7 +59,7 @@ class ScheduleTime(_ApiModel):
 
 
 class JobSchedule(_ApiModel):
-    cron: str = "0 0 * * *"
+    cron: str | None = None
     date: ScheduleDate = ScheduleDate()
     time: ScheduleTime = ScheduleTime()
 
@@ -80,6 +91,15 @@ class JobCompletionTrigger(_ApiModel):
     condition: CompletionCondition
 
 
+def _usable_chain(value: Any) -> Any:
+    """A chain condition without an upstream job id chains nothing: treat it as not set."""
+    if isinstance(value, dict):
+        condition = value.get("condition")
+        if not isinstance(condition, dict) or condition.get("job_id") is None:
+            return None
+    return value
+
+
 class Job(_ApiModel):
     """A dbt Cloud job definition (HumanReadableJobDefinitionResponse)."""
 
@@ -87,7 +107,7 @@ class Job(_ApiModel):
     account_id: int
     project_id: int
     environment_id: int
-    name: str
+    name: str = ""
     description: str = ""
     dbt_version: str | None = None
     execute_steps: list[str] = Field(default_factory=list)
@@ -98,6 +118,7 @@ class Job(_ApiModel):
     state: JobState = JobState.ACTIVE
     generate_docs: bool = False
     run_generate_sources: bool = False
+    generate_sources: bool = False
     deferring_job_definition_id: int | None = None
     deferring_environment_id: int | None = None
     job_type: str | None = None
@@ -112,13 +133,20 @@ class Job(_ApiModel):
     cost_optimization_features: list[str] = Field(default_factory=list)
     custom_environment_variables: list[dict[str, Any]] | None = None
     cron_humanized: str | None = None
+    deactivated: bool = False
+    deactivation_reason: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    @field_validator("execute_steps", mode="before")
+    @field_validator("execute_steps", "cost_optimization_features", mode="before")
     @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _no_null_items(cls, value: Any) -> Any:
+        return [item for item in value if item is not None] if isinstance(value, list) else value
+
+    @field_validator("job_completion_trigger_condition", mode="before")
+    @classmethod
+    def _chain(cls, value: Any) -> Any:
+        return _usable_chain(value)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Job:
@@ -142,9 +170,9 @@ class Environment(_ApiModel):
     """A dbt Cloud environment (v3)."""
 
     id: int
-    account_id: int
-    project_id: int
-    name: str
+    account_id: int | None = None
+    project_id: int | None = None
+    name: str = ""
     type: str | None = None
     deployment_type: str | None = None
     dbt_version: str | None = None
@@ -159,9 +187,11 @@ class Environment(_ApiModel):
 
 
 class RunStep(_ApiModel):
-    id: int
+    """One step of a run. The run's embedded step schema has no `id` (only the standalone step response has)."""
+
+    id: int | None = None
     index: int
-    name: str
+    name: str = ""
     status: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -177,8 +207,8 @@ class Run(_ApiModel):
     """A dbt Cloud run. Run timestamps use a space instead of `T`; fromisoformat (3.11+) reads both."""
 
     id: int
-    account_id: int
-    job_definition_id: int
+    account_id: int | None = None
+    job_definition_id: int | None = None
     environment_id: int | None = None
     project_id: int | None = None
     status: RunStatus
@@ -203,8 +233,8 @@ class Run(_ApiModel):
 
     @field_validator("run_steps", mode="before")
     @classmethod
-    def _steps_none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _no_null_steps(cls, value: Any) -> Any:
+        return [item for item in value if item is not None] if isinstance(value, list) else value
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Run:

@@ -1,13 +1,19 @@
-"""Request bodies the API accepts: job updates are a full body of writable fields only.
+"""Request bodies the API accepts: a job update is the full set of writable fields, and nothing else.
 
-Rules from the API notes (§4): no PATCH, so send everything writable; never `triggers.custom_branch_only`
-(the API answers 400 since it was deprecated); never `state=2` (that deletes the job); keep `schedule` with
-null keys dropped and only the keys its date/time types use.
+Rules (NOTES.md §4 and "Contract facts (2026-12)"): there is no PATCH, and whether the POST keeps or resets
+omitted fields is not documented, so every writable field is sent (`generate_sources` included); read-only
+fields are never sent (`id` travels in the URL; `job_completion_trigger_condition`, `lifecycle_webhooks_url`,
+timestamps and the like are the server's); never `triggers.custom_branch_only` (a 400 since it was
+deprecated); never `state=2` (that deletes the job); `schedule` with null keys dropped and only the keys its
+date/time types use. The body is built from the typed `Job`, so a null the API returned is sent as the
+field's documented default, never as a null the request schema does not allow.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import ValidationError
 
 from migration.dbt_cloud.errors import DbtCloudBadRequestError
 from migration.dbt_cloud.models import Job, JobState
@@ -31,7 +37,6 @@ REQUIRED_JOB_FIELDS = (
 """Fields the job request schema requires."""
 
 OPTIONAL_JOB_FIELDS = (
-    "id",
     "description",
     "dbt_version",
     "deferring_job_definition_id",
@@ -42,12 +47,34 @@ OPTIONAL_JOB_FIELDS = (
     "triggers_on_draft_pr",
     "compare_changes_flags",
     "cost_optimization_features",
-    "job_completion_trigger_condition",
+    "generate_sources",
 )
 """Other writable fields; everything else in a GET response is read-only."""
 
-WRITABLE_JOB_FIELDS = frozenset(REQUIRED_JOB_FIELDS + OPTIONAL_JOB_FIELDS)
+NULLABLE_JOB_FIELDS = ("dbt_version", "deferring_job_definition_id", "deferring_environment_id")
+"""Writable fields whose null means something (inherit the environment's version, no deferral): sent as null."""
+
+WRITABLE_JOB_FIELDS = REQUIRED_JOB_FIELDS + OPTIONAL_JOB_FIELDS
 TRIGGER_FIELDS = ("github_webhook", "git_provider_webhook", "schedule", "on_merge")
+
+
+def as_job(job: Job | dict[str, Any]) -> Job:
+    """The typed view of a job dict as GET returned it (a `Job` is returned as is).
+
+    Raises:
+        DbtCloudBadRequestError: an identifying field (id, account, project, environment) is missing.
+    """
+    if isinstance(job, Job):
+        return job
+    try:
+        return Job.from_api(dict(job))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise DbtCloudBadRequestError(
+            f"job {job.get('id')} update: field {field!r} {first['msg'].lower()}; "
+            "build the update from the full GET /jobs/{id}/ response"
+        ) from None
 
 
 def _schedule_payload(schedule: dict[str, Any]) -> dict[str, Any]:
@@ -77,25 +104,20 @@ def job_update_payload(job: Job | dict[str, Any]) -> dict[str, Any]:
     """Build the POST /jobs/{id}/ body from a typed job or a job dict as GET returned it.
 
     Raises:
-        DbtCloudBadRequestError: the job has no id, lacks a required field, or has state 2.
+        DbtCloudBadRequestError: an identifying field is missing, or the job has state 2.
     """
-    source = job.model_dump(mode="json", by_alias=True) if isinstance(job, Job) else dict(job)
-    if not source.get("id"):
-        raise DbtCloudBadRequestError("job update needs the job's 'id'; GET the job first and edit that")
-    missing = [f for f in REQUIRED_JOB_FIELDS if source.get(f) is None]
-    if missing:
+    typed = as_job(job)
+    if typed.state == JobState.DELETED:
         raise DbtCloudBadRequestError(
-            f"job {source['id']} update lacks required field(s) {', '.join(missing)}; "
-            "build it from the full GET /jobs/{id}/ response"
-        )
-    if int(source["state"]) == JobState.DELETED:
-        raise DbtCloudBadRequestError(
-            f"job {source['id']} update has state=2, which deletes the job; to pause a job set its "
+            f"job {typed.id} update has state=2, which deletes the job; to pause a job set its "
             "triggers (schedule, webhooks, on_merge) to false instead"
         )
-    payload = {k: v for k, v in source.items() if k in WRITABLE_JOB_FIELDS}
-    triggers = dict(source["triggers"])
-    payload["triggers"] = {k: bool(triggers.get(k, False)) for k in TRIGGER_FIELDS}
-    if isinstance(source.get("schedule"), dict):
-        payload["schedule"] = _schedule_payload(source["schedule"])
+    source = typed.model_dump(mode="json", by_alias=True)
+    payload = {
+        name: source[name]
+        for name in WRITABLE_JOB_FIELDS
+        if source.get(name) is not None or name in NULLABLE_JOB_FIELDS
+    }
+    payload["triggers"] = {k: bool(source["triggers"].get(k)) for k in TRIGGER_FIELDS}
+    payload["schedule"] = _schedule_payload(source["schedule"])
     return payload

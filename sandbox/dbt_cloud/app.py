@@ -50,6 +50,9 @@ class SandboxApp:
         artifacts_dir: where run artifacts are kept (default: a temp dir removed by `close()`).
         run_workers: concurrent job runs. 1 by default: runs of the same target share a DuckDB file, which
             allows one writer, and a one-slot account is also dbt Cloud's smallest plan.
+
+    The state's `omitted_fields` ("keep" or "reset") says what a job update does with writable fields the body
+    leaves out; the live API's behaviour is not documented, so tests run both ways.
     """
 
     def __init__(
@@ -156,7 +159,7 @@ class SandboxApp:
                 self.state.check_account(account)
                 return await handler(request)
             except ApiError as exc:
-                return JSONResponse(error_body(exc.status, exc.message), status_code=exc.status)
+                return JSONResponse(error_body(exc.status, exc.message, exc.field), status_code=exc.status)
 
         return wrapped
 
@@ -216,7 +219,7 @@ class SandboxApp:
     async def _trigger_run(self, request: Request) -> Response:
         body = await self._body(request)
         if not isinstance(body, dict) or not isinstance(body.get("cause"), str) or not body["cause"]:
-            raise ApiError(400, "'cause' is a required property")
+            raise ApiError(400, "'cause' is a required property", "cause")
         overrides = {k: v for k, v in body.items() if k.endswith("_override")}
         return JSONResponse(envelope(self.start_run(request.path_params["job_id"], body["cause"], overrides)))
 
@@ -252,11 +255,13 @@ def create_app(
     warehouse_base: Path | None = None,
     artifacts_dir: Path | None = None,
     run_workers: int = 1,
+    omitted_fields: str = "keep",
 ) -> SandboxApp:
     """Build a sandbox account seeded from a jobs list-response file (default: the bundled seed).
 
     A team can rehearse on a copy of its real account: save GET /api/v2/accounts/{id}/jobs/?state=all to a
     file and pass it as `jobs_file` (environments are synthesised when no `environments_file` is given).
+    `omitted_fields` is "keep" or "reset" (see `SandboxApp`).
     """
-    state = SandboxState.from_files(jobs_file, environments_file)
+    state = SandboxState.from_files(jobs_file, environments_file, omitted_fields=omitted_fields)
     return SandboxApp(state, token, faults, project_dir, warehouse_base, artifacts_dir, run_workers)

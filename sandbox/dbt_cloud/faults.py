@@ -19,11 +19,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 @dataclass(frozen=True)
 class FaultSettings:
-    """Per-server fault rates (each 0..1, drawn in the order drop, 429, 5xx) and latency in seconds."""
+    """Per-server fault rates (each 0..1, drawn in the order drop, 429, 5xx) and latency in seconds.
+
+    `retry_after` is the Retry-After header of a 429, or None to send none (the documented case outside SCIM).
+    """
 
     latency: float = 0.0
     rate_429: float = 0.0
-    retry_after: int = 1
+    retry_after: int | None = 1
     rate_5xx: float = 0.0
     rate_drop: float = 0.0
     seed: int = 0
@@ -32,7 +35,7 @@ class FaultSettings:
         rates = (self.rate_429, self.rate_5xx, self.rate_drop)
         if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0:
             raise ValueError("fault rates must each be within 0..1 and sum to at most 1")
-        if self.latency < 0 or self.retry_after < 0:
+        if self.latency < 0 or (self.retry_after is not None and self.retry_after < 0):
             raise ValueError("latency and retry_after must not be negative")
 
 
@@ -100,7 +103,7 @@ class FaultInjector:
             }
         ).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if status == 429:
+        if status == 429 and self._settings.retry_after is not None:
             headers.append((b"retry-after", str(self._settings.retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

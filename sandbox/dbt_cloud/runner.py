@@ -56,14 +56,15 @@ def parse_step(command: str) -> tuple[str, ...]:
 
 
 def step_targets(args: tuple[str, ...]) -> list[str]:
-    """Targets a step names with --target/-t (the profile must define them)."""
-    found = []
-    for i, word in enumerate(args):
-        if word in ("--target", "-t") and i + 1 < len(args):
-            found.append(args[i + 1])
-        elif word.startswith("--target="):
-            found.append(word.split("=", 1)[1])
-    return found
+    """Targets a step names with --target/-t (the profile must define them), read by the one dbt parser."""
+    from dbt2prefect.dbt_cli import parse_args
+    from dbt2prefect.errors import DbtCommandError
+
+    try:
+        target = parse_args(args).options.get("target")
+    except DbtCommandError:
+        return []  # dbt itself reports the bad line when the step runs, as in dbt Cloud
+    return [str(target)] if target else []
 
 
 def plan_steps(job: dict[str, Any], overrides: dict[str, Any] | None = None) -> list[PlannedStep]:

@@ -16,7 +16,9 @@ from typing import Any
 
 from sandbox.dbt_cloud.clock import hms, run_timestamp, utcnow
 from sandbox.dbt_cloud.contract import (
+    JOB_OPTIONAL_DEFAULTS,
     JOB_ORDER_FIELDS,
+    OMITTED_FIELD_MODES,
     RUN_ORDER_FIELDS,
     STATUS_HUMANIZED,
     ApiError,
@@ -49,9 +51,22 @@ def read_list_file(path: Path, what: str) -> list[dict[str, Any]]:
 
 
 class SandboxState:
-    """One dbt Cloud account in memory."""
+    """One dbt Cloud account in memory.
 
-    def __init__(self, jobs: Iterable[dict[str, Any]], environments: Iterable[dict[str, Any]]) -> None:
+    Args:
+        omitted_fields: what a job update does with writable fields its body leaves out: "keep" the stored
+            values, or "reset" them to the spec's defaults (the live v2 behaviour is not documented).
+    """
+
+    def __init__(
+        self,
+        jobs: Iterable[dict[str, Any]],
+        environments: Iterable[dict[str, Any]],
+        omitted_fields: str = "keep",
+    ) -> None:
+        if omitted_fields not in OMITTED_FIELD_MODES:
+            raise ValueError(f"omitted_fields must be one of {', '.join(OMITTED_FIELD_MODES)}, got {omitted_fields!r}")
+        self.omitted_fields = omitted_fields
         self._lock = threading.RLock()
         self.jobs: dict[int, dict[str, Any]] = {int(j["id"]): copy.deepcopy(j) for j in jobs}
         if not self.jobs:
@@ -67,12 +82,14 @@ class SandboxState:
         self._next_step_id = 70403104900000
 
     @classmethod
-    def from_files(cls, jobs_file: Path | None = None, environments_file: Path | None = None) -> SandboxState:
+    def from_files(
+        cls, jobs_file: Path | None = None, environments_file: Path | None = None, omitted_fields: str = "keep"
+    ) -> SandboxState:
         """Seed from a jobs list-response file (default: the bundled seed) and an environments file."""
         jobs = read_list_file(jobs_file or SEED_JOBS, "jobs")
         envs_path = environments_file or (SEED_ENVIRONMENTS if jobs_file is None else None)
         envs = read_list_file(envs_path, "environments") if envs_path else []
-        return cls(jobs, envs)
+        return cls(jobs, envs, omitted_fields)
 
     def _add_missing_environments(self) -> None:
         # A team's own jobs file has no environments: synthesise one per id, with the first job's target.
@@ -146,16 +163,18 @@ class SandboxState:
             return copy.deepcopy(job)
 
     def update_job(self, job_id: int, body: Any) -> dict[str, Any]:
-        """Replace a job's writable fields (the API's POST /jobs/{id}/)."""
+        """Replace a job's writable fields (the API's POST /jobs/{id}/); `state: 2` deletes the job."""
         with self._lock:
             current = self.jobs.get(job_id)
             if current is None or current.get("state") == 2:
                 raise ApiError(404, f"Job {job_id} not found.")
             validate_job_update(job_id, body, self.account_id)
             if body["environment_id"] not in self.environments:
-                raise ApiError(400, f"Environment {body['environment_id']} does not exist.")
-            updated = {**current, **copy.deepcopy(body)}
-            updated["triggers"] = {k: bool(body["triggers"].get(k, False)) for k in body["triggers"]}
+                raise ApiError(400, f"Environment {body['environment_id']} does not exist.", "environment_id")
+            base = dict(current)
+            if self.omitted_fields == "reset":
+                base.update(copy.deepcopy(JOB_OPTIONAL_DEFAULTS))
+            updated = {**base, **copy.deepcopy(body)}
             # The platform derives scheduled vs other from the schedule trigger.
             if updated.get("job_type") in ("scheduled", "other", None):
                 updated["job_type"] = "scheduled" if updated["triggers"].get("schedule") else "other"
@@ -332,13 +351,18 @@ class SandboxState:
                 raise ApiError(404, f"Run {run_id} not found.")
             dirs = self.artifact_dirs.get(run_id, {})
             steps = self.runs[run_id]["run_steps"]
+            finished = self.runs[run_id]["is_complete"]
+        if not finished:
+            # The API describes artifacts of completed runs only.
+            raise ApiError(404, f"Run {run_id} has not finished; its artifacts are available once it completes.")
         if step is None:
             # Without `step` the API serves the LAST step's files (the docs step when generate_docs is on).
             if not steps:
                 raise ApiError(404, f"Run {run_id} has no artifacts.")
             step = max(s["index"] for s in steps)
         directory = dirs.get(step)
-        if directory is None:
+        status = next((s["status"] for s in steps if s["index"] == step), None)
+        if directory is None or status not in (10, 20, 30):
             raise ApiError(404, f"Run {run_id} step {step} has no artifacts.")
         return directory
 

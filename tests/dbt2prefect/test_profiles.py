@@ -92,3 +92,20 @@ def test_blocks_register_cli_never_echoes_secrets(prefect_api: None, monkeypatch
     assert "FAKEKEYMATERIAL" not in result.output and FAKE_PASSPHRASE not in result.output
     bad = CliRunner().invoke(app, ["blocks", "register", "--target", "staging"])
     assert bad.exit_code == 2 and "--target 'staging'" in bad.output
+
+
+def test_connection_block_runs_under_the_jobs_target_name() -> None:
+    from dbt2prefect.errors import ParameterError
+    from dbt2prefect.params import validate
+    from dbt2prefect.run_job import build_profile, execute
+    from dbt2prefect.tenant import load_tenant
+
+    tenant = load_tenant()
+    params = validate({"target": "default", "connection": "local", "profiles_strategy": "local"})
+    profile = build_profile(params, tenant, "default", "local")[tenant.profile_name]
+    assert profile["target"] == "default" and list(profile["outputs"]) == ["default"]
+    assert profile["outputs"]["default"]["type"] == "duckdb"
+    with pytest.raises(ParameterError, match="pass `connection`"):
+        execute(validate({"target": "default"}), tenant, "no-run")
+    with pytest.raises(ParameterError, match="parameter 'connection': 'staging'"):
+        execute(validate({"target": "default", "connection": "staging"}), tenant, "no-run")

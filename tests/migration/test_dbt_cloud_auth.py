@@ -25,3 +25,4 @@ def test_missing_secret_block_is_a_config_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(DbtCloudConfigError, match="Prefect Secret block 'no-such-block'") as info:
         resolve_token("WG_UNSET_TOKEN_ENV", "no-such-block")
     assert info.value.exit_code == 2
+    assert "set environment variable WG_UNSET_TOKEN_ENV" in str(info.value)  # the variable to set is named

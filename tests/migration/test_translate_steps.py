@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migration.steps import StepError, parse_step_line, render_step, step_parameters, unmapped_flags, validate_step
+from dbt2prefect.dbt_cli import parse_step_line, validate_step
+from dbt2prefect.errors import DbtCommandError as StepError
+from migration.steps import render_step, step_parameters, unmapped_flags
 
 
 def test_repeated_select_values_are_joined_with_spaces() -> None:

@@ -162,9 +162,10 @@ INVENTORY_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     ),
     "job missing field": (
         lambda d: _write(
-            d / "missing.json", json.dumps(_inventory([{k: v for k, v in _job(id=8).items() if k != "name"}]))
+            d / "missing.json",
+            json.dumps(_inventory([{k: v for k, v in _job(id=8).items() if k != "environment_id"}])),
         ),
-        ("missing.json", "job #0 (id 8)", "name: Field required"),
+        ("missing.json", "job #0 (id 8)", "environment_id: Field required"),
     ),
     "job not an object": (
         lambda d: _write(d / "scalar.json", json.dumps({**_inventory([]), "jobs": [{"raw": "job"}]})),

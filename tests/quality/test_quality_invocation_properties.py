@@ -1,7 +1,7 @@
 """Property: the dbt arguments the flow builds mean exactly the parameters it was given.
 
 Flow parameters (generated selections, vars, threads, full refresh, selector) → `plan_invocations` → the argument
-list handed to dbt → parsed again with dbt's own click parser (migration.steps) → the same parameters. This closes
+list handed to dbt → parsed again with dbt's own click parser (dbt2prefect.dbt_cli) → the same parameters. This closes
 the loop the migration side starts (dbt Cloud step → parameters), so a job's meaning survives both directions.
 """
 
@@ -15,8 +15,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dbt2prefect.dbt_cli import parse_step_line
 from dbt2prefect.params import FULL_REFRESH, THREADED, plan_invocations, validate
-from migration.steps import parse_step_line, step_parameters
+from migration.steps import step_parameters
 
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
 _NODE = st.builds(

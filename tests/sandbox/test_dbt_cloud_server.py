@@ -20,7 +20,7 @@ JOBS = f"/api/v2/accounts/{ACCOUNT}/jobs/"
 
 def _writable(job: dict[str, Any]) -> dict[str, Any]:
     keep = {
-        "id", "account_id", "project_id", "environment_id", "name", "state", "settings", "execution",
+        "account_id", "project_id", "environment_id", "name", "state", "settings", "execution",
         "triggers", "generate_docs", "run_generate_sources", "run_compare_changes", "run_lint",
         "errors_on_lint_failure", "lifecycle_webhooks", "description", "execute_steps", "schedule", "job_type",
     }  # fmt: skip
@@ -42,7 +42,7 @@ def test_list_jobs_envelope_and_pagination(cloud: SandboxDbtCloud, http: httpx.C
 def test_limit_above_100_is_rejected(http: httpx.Client) -> None:
     response = http.get(JOBS, params={"limit": 101})
     assert response.status_code == 400
-    assert "between 1 and 100" in response.json()["status"]["user_message"]
+    assert "between 1 and 100" in response.json()["data"]["limit"]
 
 
 @pytest.mark.parametrize(
@@ -101,23 +101,59 @@ def test_update_job_round_trip_flips_job_type(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "field", "message"),
     [
-        (lambda b: b["triggers"].update(custom_branch_only=False), "'custom_branch_only' was unexpected"),
-        (lambda b: b.update(state=2), "state 2 is a deletion"),
-        (lambda b: b.pop("settings"), "'settings' is a required property"),
-        (lambda b: b.update(cron_humanized="At 02:00"), "'cron_humanized' was unexpected"),
-        (lambda b: b["schedule"]["time"].update(type="at_exact_hours", hours=None), "hours is required"),
+        (lambda b: b["triggers"].update(custom_branch_only=False), "triggers", "'custom_branch_only' was unexpected"),
+        (lambda b: b["triggers"].pop("on_merge"), "triggers", "'on_merge' is a required property"),
+        (lambda b: b["triggers"].update(schedule=None), "triggers", "is not of type 'boolean'"),
+        (lambda b: b.pop("settings"), "settings", "'settings' is a required property"),
+        (lambda b: b.update(cron_humanized="At 02:00"), "cron_humanized", "is read-only"),
+        (lambda b: b.update(id=NIGHTLY), "id", "is read-only"),
+        (lambda b: b.update(job_completion_trigger_condition=None), "job_completion_trigger_condition", "read-only"),
+        (lambda b: b.update(job_type="nightly"), "job_type", "is not one of ci, scheduled"),
+        (lambda b: b.update(cost_optimization_features=["turbo"]), "cost_optimization_features", "must be a list"),
+        (lambda b: b.update(description=None), "description", "None is not of type"),
+        (lambda b: b.update(generate_sources="yes"), "generate_sources", "is not of type 'boolean'"),
+        (lambda b: b["schedule"]["date"].update(type="monthly"), "schedule", "date.type must be one of"),
+        (lambda b: b["schedule"]["time"].update(type="at_exact_hours", hours=None), "schedule", "hours"),
     ],
 )
-def test_invalid_job_update_is_400_with_the_api_message(http: httpx.Client, change: Any, message: str) -> None:
+def test_invalid_job_update_is_400_with_the_reason_in_data(
+    http: httpx.Client, change: Any, field: str, message: str
+) -> None:
     body = _writable(http.get(f"{JOBS}{NIGHTLY}/").json()["data"])
     body["triggers"] = dict(body["triggers"])
     body["schedule"] = json.loads(json.dumps(body["schedule"]))
     change(body)
     response = http.post(f"{JOBS}{NIGHTLY}/", json=body)
     assert response.status_code == 400
-    assert message in response.json()["status"]["user_message"]
+    payload = response.json()
+    # The live API's shape: a generic user_message, the reason keyed by field in `data`.
+    assert payload["status"]["user_message"].startswith("The request was invalid")
+    assert message in payload["data"][field]
+
+
+def test_update_with_state_2_deletes_the_job_as_the_live_api_does(http: httpx.Client) -> None:
+    body = _writable(http.get(f"{JOBS}{NIGHTLY}/").json()["data"]) | {"state": 2}
+    response = http.post(f"{JOBS}{NIGHTLY}/", json=body)
+    assert response.status_code == 200 and response.json()["data"]["state"] == 2
+    assert NIGHTLY not in [j["id"] for j in http.get(JOBS).json()["data"]]
+    assert http.post(f"{JOBS}{NIGHTLY}/", json=body | {"state": 1}).status_code == 404
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("keep", True), ("reset", False)])
+def test_omitted_fields_are_kept_or_reset_by_the_switch(mode: str, expected: bool) -> None:
+    with (
+        SandboxDbtCloud.start(omitted_fields=mode) as cloud,
+        httpx.Client(base_url=cloud.url, headers={"Authorization": f"Token {cloud.token}"}) as http,
+    ):
+        job = http.get(f"{JOBS}{NIGHTLY}/").json()["data"]
+        full = _writable(job) | {"generate_sources": True, "compare_changes_flags": "--select state:modified+"}
+        assert http.post(f"{JOBS}{NIGHTLY}/", json=full).status_code == 200
+        partial = {k: v for k, v in full.items() if k not in ("generate_sources", "compare_changes_flags")}
+        stored = http.post(f"{JOBS}{NIGHTLY}/", json=partial).json()["data"]
+    assert stored["generate_sources"] is expected
+    assert (stored["compare_changes_flags"] == "--select state:modified+") is expected
 
 
 @pytest.mark.parametrize(
@@ -140,7 +176,7 @@ def test_environment_in_another_project_is_404(http: httpx.Client) -> None:
 def test_run_trigger_requires_a_cause(http: httpx.Client) -> None:
     response = http.post(f"{JOBS}{NIGHTLY}/run/", json={})
     assert response.status_code == 400
-    assert "'cause' is a required property" in response.json()["status"]["user_message"]
+    assert "'cause' is a required property" in response.json()["data"]["cause"]
 
 
 def test_runs_list_filters_and_order(cloud: SandboxDbtCloud, http: httpx.Client) -> None:
@@ -208,3 +244,16 @@ def test_latency_is_applied(cloud: SandboxDbtCloud, http: httpx.Client) -> None:
     cloud.set_faults(latency=0.2)
     response = http.get(JOBS, params={"limit": 1})
     assert response.status_code == 200 and response.elapsed.total_seconds() >= 0.2
+
+
+def test_artifacts_only_for_finished_runs(cloud: SandboxDbtCloud, http: httpx.Client) -> None:
+    queued = cloud.app.state.create_run(NIGHTLY, "queued, never started")
+    response = http.get(f"/api/v2/accounts/{ACCOUNT}/runs/{queued['id']}/artifacts/")
+    assert response.status_code == 404
+    assert "has not finished" in response.json()["status"]["user_message"]
+
+
+def test_429_without_retry_after_sends_no_header(cloud: SandboxDbtCloud, http: httpx.Client) -> None:
+    cloud.set_faults(rate_429=1.0, retry_after=None)
+    response = http.get(JOBS)
+    assert response.status_code == 429 and "retry-after" not in response.headers

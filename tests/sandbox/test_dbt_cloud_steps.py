@@ -47,4 +47,7 @@ def test_non_dbt_steps_are_rejected(command: str) -> None:
 
 
 def test_targets_named_in_steps() -> None:
-    assert step_targets(("build", "--target", "parity", "-t", "dev", "--target=prod")) == ["parity", "dev", "prod"]
+    # dbt's own parser reads them: the last one wins, and a global --target before the command counts too.
+    assert step_targets(("build", "--target", "parity", "-t", "dev", "--target=prod")) == ["prod"]
+    assert step_targets(("--target", "dev", "run")) == ["dev"]
+    assert step_targets(("build", "--no-such-flag")) == []  # dbt reports it when the step runs
