@@ -220,11 +220,16 @@ def _worker_run(stack: SandboxStack, job_id: int, run: DeploymentRun, what: str)
 def _candidates(stack: SandboxStack, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
     """One deployment run per job: its schedule's parameters on the parity target, executed by the worker."""
     from migration.translate import schedule_slug
+    from parity.runner import JobSpec
+    from parity.settings import load_parity_settings, parity_settings_path
     from sandbox.runs import run_deployment_now
 
+    tenant = stack.tenant
+    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
     runs = []
     for job_id in job_ids:
-        parameters = {**spec.schedule(schedule_slug(job_id)).parameters, "target": "parity"}
+        job = JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).parameters)
+        parameters = job.candidate_parameters(settings.candidate_target)
         run = run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT)
         runs.append(_worker_run(stack, job_id, run, "the parity run"))
     names = "; ".join(f"job {r.job_id}: {r.run.name} {r.run.state}" for r in runs)

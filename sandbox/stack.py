@@ -25,12 +25,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -38,6 +36,7 @@ import httpx
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
+from sandbox.process import ChildProcess, spawn
 from sandbox.warehouse import ENV_VAR as WAREHOUSE_ENV_VAR
 from sandbox.warehouse import RAW_DB, database_path, duckdb_output
 from sandbox.worker import ProcessWorker
@@ -202,17 +201,16 @@ def _server_environment(home: Path, api_url: str) -> dict[str, str]:
     return env
 
 
-class PrefectServer:
+class PrefectServer(ChildProcess):
     """A `prefect server start` subprocess on loopback with its own PREFECT_HOME (SQLite database inside).
 
     Use `PrefectServer.start(...)`, then `wait_ready()`; `stop()` ends the process (also as a context manager).
     """
 
     def __init__(self, process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
-        self._process = process
+        super().__init__(process, log_path)
         self.host = host
         self.port = port
-        self.log_path = log_path
 
     def __repr__(self) -> str:
         return f"PrefectServer(url={self.url!r}, pid={self.pid})"
@@ -226,10 +224,6 @@ class PrefectServer:
     def api_url(self) -> str:
         """The value for PREFECT_API_URL."""
         return f"{self.url}/api"
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
 
     @classmethod
     def start(cls, home: Path, *, port: int = 0, host: str = "127.0.0.1") -> PrefectServer:
@@ -245,19 +239,8 @@ class PrefectServer:
         home.mkdir(parents=True, exist_ok=True)
         log_path = home / "server.log"
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(chosen)]
-        with log_path.open("wb") as log:
-            try:
-                # Own session: Ctrl-C in the terminal reaches only us, and we stop the server in order.
-                process = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=_server_environment(home, f"http://{host}:{chosen}/api"),
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise ServerStartError(f"cannot start `prefect server start`: {exc}") from None
+        env = _server_environment(home, f"http://{host}:{chosen}/api")
+        process = spawn(command, log_path=log_path, env=env, what="prefect server start")
         return cls(process, host, chosen, log_path)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -267,55 +250,12 @@ class PrefectServer:
             ServerStartError: the process exited or the API did not answer within `timeout` (the server log's
                 tail is in the message).
         """
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                if self._process.poll() is not None:
-                    raise ServerStartError(
-                        f"the Prefect server exited with code {self._process.returncode} before it was ready; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    response = client.get(f"{self.api_url}/health")
-                    if response.status_code == 200 and response.json() is True:
-                        return
-                except (httpx.HTTPError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ServerStartError(
-                        f"the Prefect server on {self.url} was not healthy after {timeout:.0f}s; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                time.sleep(0.25)
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        def healthy(client: httpx.Client) -> bool:
+            response = client.get(f"{self.api_url}/health")
+            return response.status_code == 200 and response.json() is True
 
-    def running(self) -> bool:
-        return self._process.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after `timeout`); safe to call twice."""
-        if self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout)
-
-    def __enter__(self) -> PrefectServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        self.wait_until(healthy, timeout=timeout, what=f"the Prefect server on {self.url}")
 
 
 # ------------------------------------------------------------------------------------------------ tenant

@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from sandbox.errors import ServerStartError
+from sandbox.process import ChildProcess, spawn
 
 POLL_SECONDS = 1.0
 """How often the sandbox worker asks for runs (Prefect's default is 10 s; a rehearsal should not wait)."""
@@ -38,22 +36,17 @@ def _worker_environment(api_url: str, extra: Mapping[str, str]) -> dict[str, str
     return env
 
 
-class ProcessWorker:
+class ProcessWorker(ChildProcess):
     """A process worker polling one work pool. Use `ProcessWorker.start(...)`, then `wait_ready()`."""
 
     def __init__(self, process: subprocess.Popen[bytes], pool: str, api_url: str, name: str, log_path: Path) -> None:
-        self._process = process
+        super().__init__(process, log_path)
         self.pool = pool
         self.api_url = api_url
         self.name = name
-        self.log_path = log_path
 
     def __repr__(self) -> str:
         return f"ProcessWorker(pool={self.pool!r}, pid={self.pid})"
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
 
     @classmethod
     def start(
@@ -77,19 +70,13 @@ class ProcessWorker:
         log_path = folder.parent / f"{folder.name}.log"
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
         command += ["--name", name]
-        with log_path.open("wb") as log:
-            try:
-                process = subprocess.Popen(
-                    command,
-                    cwd=folder,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=_worker_environment(api_url, env or {}),
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise ServerStartError(f"cannot start `prefect worker start`: {exc}") from None
+        process = spawn(
+            command,
+            log_path=log_path,
+            env=_worker_environment(api_url, env or {}),
+            what="prefect worker start",
+            cwd=folder,
+        )
         return cls(process, pool, api_url, name, log_path)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -98,53 +85,10 @@ class ProcessWorker:
         Raises:
             ServerStartError: the process exited or did not register within `timeout` (log tail in the message).
         """
-        deadline = time.monotonic() + timeout
         url = f"{self.api_url}/work_pools/{self.pool}/workers/filter"
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                if self._process.poll() is not None:
-                    raise ServerStartError(
-                        f"the Prefect worker exited with code {self._process.returncode} before it registered; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    response = client.post(url, json={})
-                    if response.status_code == 200 and any(w.get("name") == self.name for w in response.json()):
-                        return
-                except (httpx.HTTPError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ServerStartError(
-                        f"the Prefect worker for pool {self.pool!r} did not register within {timeout:.0f}s; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                time.sleep(0.5)
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        def registered(client: httpx.Client) -> bool:
+            response = client.post(url, json={})
+            return response.status_code == 200 and any(w.get("name") == self.name for w in response.json())
 
-    def running(self) -> bool:
-        return self._process.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Terminate the worker (SIGTERM, then SIGKILL); safe to call twice."""
-        if self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout)
-
-    def __enter__(self) -> ProcessWorker:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        self.wait_until(registered, timeout=timeout, what=f"the Prefect worker for pool {self.pool!r}", interval=0.5)
