@@ -151,11 +151,11 @@ def _run(spec: DeploymentSpec, parameters: dict[str, Any]) -> DeploymentRun:
     return run_deployment_now(spec.full_name, parameters, timeout=600)
 
 
-@pytest.mark.parametrize("kind", ["local-apply", "git-yaml"])
-def test_a_worker_in_an_empty_folder_runs_the_schedule_parameters(
-    deployed: dict[str, DeploymentSpec], process_worker: ProcessWorker, tenant_copy: Any, kind: str
+def test_a_worker_in_an_empty_folder_clones_the_code_and_runs_the_schedule_parameters(
+    deployed: dict[str, DeploymentSpec], process_worker: ProcessWorker, tenant_copy: Any
 ) -> None:
-    spec = deployed[kind]
+    # The apply kind with a local folder completes in tests/sandbox/test_demo.py (and fails below, as it should).
+    spec = deployed["git-yaml"]
     parameters = spec.schedule(schedule_slug(HOURLY_FINANCE)).parameters
     run = _run(spec, parameters)
     assert run.completed, f"{run.state}: {run.message}\n{process_worker.log_tail(40)}"
