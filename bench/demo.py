@@ -9,9 +9,12 @@ durations); this is where its speed is measured.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 from pathlib import Path
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the step table, not every flow run's log lines
 
 from sandbox.demo import run_demo
 

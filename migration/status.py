@@ -59,7 +59,7 @@ def ledger_disagreement(state: LedgerState, active: bool | None) -> str | None:
     if expected:
         return (
             "the Prefect schedule is paused but the ledger says cut over, so no scheduler runs the job; "
-            "re-run `dbt2prefect cutover` for it (or `dbt2prefect rollback`)"
+            "run `dbt2prefect cutover` for it again (it switches the schedule back on), or roll it back"
         )
     return (
         f"the Prefect schedule is active but the ledger says {state.value}, so the job may run twice; pause it "

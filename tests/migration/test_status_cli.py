@@ -133,6 +133,9 @@ def test_a_redeploy_keeps_every_schedule_as_the_ledger_says(setup: dict[str, Any
     assert "ledger says cut over" in flagged["disagreement"]
     table = runner.invoke(app, ["status"], env=env)
     assert table.exit_code == 1 and f"job {NIGHTLY}:" in table.stderr
+    # The fix the message names: cutover again switches the schedule back on, as the ledger says.
+    assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
+    assert _status(env)[NIGHTLY]["prefect_schedule"] == "active"
 
 
 def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path: Path) -> None:
