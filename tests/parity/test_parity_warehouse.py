@@ -1,4 +1,4 @@
-"""Batched row counts and columns: DuckDB files and Snowflake (real connector against fakesnow)."""
+"""Batched row counts, columns and fingerprints: DuckDB files and Snowflake (real connector against fakesnow)."""
 
 from __future__ import annotations
 
@@ -45,9 +45,8 @@ def test_duckdb_counts_tables_and_views_with_two_queries(tmp_path: Path) -> None
         missing: (False, None, None),
     }
     assert warehouse.queries_issued == 2
-    columns = warehouse.columns([customers, big])
-    assert columns[customers] == {"id": "BIGINT", "name": "VARCHAR"}
-    assert warehouse.queries_issued == 3
+    assert stats[customers].column_types() == {"id": "BIGINT", "name": "VARCHAR"}
+    assert stats[big].column_types() == {"id": "BIGINT"}
     warehouse.close()
 
 
@@ -106,8 +105,8 @@ def test_snowflake_tables_from_metadata_views_by_one_count(tmp_path: Path) -> No
         ]
         # One INFORMATION_SCHEMA query for the database, one count(*) for the single view.
         assert warehouse.queries_issued == 2
-        columns = warehouse.columns(relations[:1])
-        assert columns[relations[0]] == {"id": "NUMBER", "amount": "NUMBER"}
+        assert stats[relations[0]].column_types() == {"id": "NUMBER", "amount": "NUMBER"}
+        assert stats[relations[1]].column_types() == {"id": "NUMBER", "amount": "NUMBER"}
         warehouse.close()
 
 
