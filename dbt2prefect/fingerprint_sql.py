@@ -72,7 +72,9 @@ class Dialect:
         parts = [f"{self.set_fingerprint([column])} as c{i}" for i, column in enumerate(spec.columns)]
         return f"select {', '.join(parts)} from {relation}"
 
-    def bucket_fingerprints(self, relation: str, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int) -> str:
+    def bucket_fingerprints(
+        self, relation: str, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
+    ) -> str:
         """Fingerprints per bucket of the key's hash: where, in a large relation, the differing rows are."""
         return (
             f"select {self.bucket(key, buckets)} as b, {self.set_fingerprint(spec.columns)} as fp "

@@ -196,19 +196,19 @@ class _SqlWarehouse:
                 if column is not None and all(str(column) != seen for seen, _ in entry["columns"]):
                     entry["columns"].append((str(column), str(data_type)))
             for relation in group:
-                entry = found.get(relation.folded(self.upper_case)[1:])
-                if entry is None:
+                located = found.get(relation.folded(self.upper_case)[1:])
+                if located is None:
                     result[relation] = RelationStats(relation, exists=False)
                     continue
-                metadata_rows = entry["row_count"]
-                exact = entry["kind"] == "table" and self._counts_from_metadata() and metadata_rows is not None
+                metadata_rows = located["row_count"]
+                exact = located["kind"] == "table" and self._counts_from_metadata() and metadata_rows is not None
                 result[relation] = RelationStats(
                     relation,
                     True,
-                    entry["kind"],
+                    located["kind"],
                     int(metadata_rows) if exact else None,
-                    tuple(entry["columns"]),
-                    entry["located"],
+                    tuple(located["columns"]),
+                    located["located"],
                 )
         return result
 

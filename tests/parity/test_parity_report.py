@@ -73,8 +73,8 @@ def test_equal_counts_and_tolerated_incremental_drift_pass(tmp_path: Path) -> No
     statuses = {r.unique_id: (r.status, r.tolerance_source) for r in job.row_counts}
     assert statuses[FCT] == (RowCountStatus.EQUAL, "default")
     assert statuses[INC] == (RowCountStatus.WITHIN_TOLERANCE, "tag:incremental")
-    # Per side: listing + one batched count(*), and one columns query for the relations the catalog lacks.
-    assert job.queries_issued == {"baseline": 3, "candidate": 3}
+    # Per side: one describe (existence, kind, columns) and one batched count(*) with fingerprints.
+    assert job.queries_issued == {"baseline": 2, "candidate": 2}
     assert job.schema_relations_compared == 3
 
 
