@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from parity.compare import JobInputs, compare_job
-from parity.model import JobParity, RunRef, ValueRow, ValueStatus, Verdict
+from parity.model import JobParity, ParityReport, RunRef, ValueRow, ValueStatus, Verdict
+from parity.render import report_html, report_markdown
 from parity.settings import ParitySettings, ValueSettings, load_parity_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,6 +102,13 @@ def test_changed_value_names_the_column_and_the_key(built_tenant: BuiltTenant, t
     assert job.queries_issued == {"baseline": 2, "candidate": 2}
     # Column fingerprints, key hashes, sampled rows: three statements per side for a small relation.
     assert job.drill_down_queries == {"baseline": 3, "candidate": 3}
+    report = ParityReport.from_jobs("dbt_williamgrant", [job])
+    markdown, html = report_markdown(report), report_html(report)
+    for text in ("Values (7 of 8 equal, 1 differ, 0 skipped)", "Value samples (differing keys)", f"fx_rate_key={key}"):
+        assert text in markdown and text in html
+    assert "Where values differ" in html and f"{FX} [units_per_gbp]" in html
+    samples = report.to_frames()["value_samples"]
+    assert samples[["unique_id", "column"]].values.tolist() == [[FX, "units_per_gbp"]]
 
 
 def test_accepted_value_difference_is_explained(built_tenant: BuiltTenant, tmp_path: Path) -> None:
