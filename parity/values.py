@@ -176,9 +176,9 @@ def _sample(
         c_fp = cand.warehouse.bucket_fingerprints(cand.stats, cand.spec, cand_key, buckets)
         chosen_buckets = sorted(b for b in set(b_fp) | set(c_fp) if b_fp.get(b) != c_fp.get(b))[: max(limit, 1)]
         fetch = ROWS_PER_BUCKET * 8 * max(len(chosen_buckets), 1)
-    b_keys = base.warehouse.key_row_hashes(base.stats, base.spec, base_key, buckets, chosen_buckets, fetch)
-    c_keys = cand.warehouse.key_row_hashes(cand.stats, cand.spec, cand_key, buckets, chosen_buckets, fetch)
-    truncated = len(b_keys) >= fetch or len(c_keys) >= fetch
+    b_keys = base.warehouse.key_row_hashes(base.stats, base.spec, base_key, buckets, chosen_buckets, fetch + 1)
+    c_keys = cand.warehouse.key_row_hashes(cand.stats, cand.spec, cand_key, buckets, chosen_buckets, fetch + 1)
+    truncated = len(b_keys) > fetch or len(c_keys) > fetch
     changed = sorted(k for k in set(b_keys) & set(c_keys) if b_keys[k] != c_keys[k])
     kinds: dict[int, Literal["changed", "only_in_baseline", "only_in_candidate"]] = dict.fromkeys(changed, "changed")
     if not truncated:  # with a cut-off listing, a key missing from one listing may only have been cut off

@@ -51,7 +51,7 @@ def _row(job: JobParity, unique_id: str) -> ValueRow:
 
 
 def _first_fx_key(built: BuiltTenant) -> str:
-    with duckdb.connect(str(built.database("parity"))) as conn:
+    with duckdb.connect(str(built.database("parity")), read_only=True) as conn:
         row = conn.execute(f"select min(fx_rate_key) from {FX_TABLE}").fetchone()
     assert row is not None
     return str(row[0])
@@ -166,7 +166,7 @@ def test_view_is_fingerprinted_on_what_it_selects(built_tenant: BuiltTenant, tmp
         "create or replace view parity.staging.stg_finance__fx_rates as "
         "select * replace (upper(rate_source) as rate_source) from prod_definition"
     )
-    with duckdb.connect(str(built_tenant.database("parity"))) as conn:
+    with duckdb.connect(str(built_tenant.database("parity")), read_only=True) as conn:
         [(definition,)] = conn.execute(
             "select sql from duckdb_views() where database_name = 'parity' and view_name = 'stg_finance__fx_rates'"
         ).fetchall()
