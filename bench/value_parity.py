@@ -116,7 +116,7 @@ def main() -> None:
                     {"count": counts, "fingerprint": prints, "scan": scans}[mode].append(elapsed)
                     if mode == "count":
                         count_queries = max(base.queries_issued, cand.queries_issued)
-                    else:
+                    elif mode == "fingerprint":
                         print_queries = max(base.queries_issued, cand.queries_issued)
         inputs = JobInputs(
             1, base_art, RunRef(system="files", run_id="prod"), cand_art, RunRef(system="files", run_id="parity")
