@@ -10,7 +10,7 @@ import fnmatch
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parity.errors import ParitySettingsError
 
@@ -83,6 +83,14 @@ class ValueSettings(BaseModel):
     sample_rows: int = Field(default=5, ge=0, le=100, description="Differing keys shown per relation.")
     sample_bytes: int = Field(default=8000, ge=0, description="Cap on the sample's size per relation.")
     max_drill_down: int = Field(default=20, ge=0, description="Differing relations drilled into per job.")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_not_empty(cls, keys: dict[str, list[str]]) -> dict[str, list[str]]:
+        empty = sorted(pattern for pattern, columns in keys.items() if not columns)
+        if empty:
+            raise ValueError(f"key of {', '.join(empty)} lists no column; name the key columns or remove the entry")
+        return keys
 
     def exclusions_for(self, unique_id: str, name: str, tags: frozenset[str]) -> list[tuple[str, str]]:
         """(column glob, where it came from: 'default', 'model:<glob>' or 'tag:<tag>') of one node."""

@@ -241,3 +241,13 @@ def test_configured_key_and_disabled_values(built_tenant: BuiltTenant, tmp_path:
     job = _compare(built_tenant, candidate, off)
     assert job.verdict is Verdict.PASS and job.value_checks == []
     assert [f.reason for f in job.findings if f.check.value == "values"] == ["values_disabled"]
+
+
+def test_bad_value_settings_name_the_setting(tmp_path: Path) -> None:
+    from parity.errors import ParitySettingsError
+
+    path = tmp_path / "t.parity.toml"
+    path.write_text("[parity.values]\nfloat_decimals = -1\n[parity.values.keys]\nfct_orders = []\n", encoding="utf-8")
+    with pytest.raises(ParitySettingsError) as raised:
+        load_parity_settings(path)
+    assert "parity.values.float_decimals" in str(raised.value) and "fct_orders lists no column" in str(raised.value)
