@@ -1,11 +1,12 @@
-"""Warehouse access for metadata and batched aggregates: row counts and columns of many relations at once.
+"""Warehouse access for metadata and batched aggregates: existence, columns, row counts and fingerprints.
 
 Query budget, whatever the number of relations:
-- DuckDB: per database one information_schema query (which relations exist, table or view) and ONE
-  batched `count(*) ... UNION ALL` over the relations that exist.
-- Snowflake: per database one INFORMATION_SCHEMA.TABLES query (ROW_COUNT is metadata, no scan) and ONE
-  batched `count(*) ... UNION ALL` for views only.
-- Columns: one information_schema.columns query per database.
+- `describe`: per database ONE information_schema query (which relations exist, table or view, their columns;
+  on Snowflake also INFORMATION_SCHEMA.TABLES.ROW_COUNT, metadata without a scan).
+- `measure`: per database ONE batched `select count(*), <fingerprint> ... UNION ALL ...` over the relations that
+  need a count (DuckDB: all; Snowflake: views and anything fingerprinted) or a fingerprint.
+- Drill-down statements (`column_fingerprints`, `bucket_fingerprints`, `key_row_hashes`, `rows_for_keys`) run
+  only for the relations whose fingerprints differ, one statement each.
 Every statement is counted in `queries_issued` so benchmarks and reports can show it.
 
 Connections come from a dbt profile output dict. Credentials are passed to the driver and kept nowhere
@@ -16,13 +17,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from dbt2prefect.errors import ConfigError, ExternalServiceError
+from dbt2prefect.fingerprint_sql import (
+    CompareColumn,
+    Dialect,
+    DuckDBDialect,
+    FingerprintSpec,
+    SnowflakeDialect,
+    literal,
+    quote,
+)
 
-# Snowflake caps statement text at 1 MB: 500 views per UNION ALL keeps far below it. DuckDB has no such cap.
+# Snowflake caps statement text at 1 MB: 500 branches per UNION ALL keeps far below it (a fingerprint branch of
+# a wide relation is a few kB). DuckDB has no such cap.
 SNOWFLAKE_UNION_CHUNK = 500
 DUCKDB_UNION_CHUNK = 20_000
 
@@ -49,32 +60,65 @@ class Relation:
 
 @dataclass(frozen=True)
 class RelationStats:
-    """What the warehouse says about one relation: None row_count when it does not exist."""
+    """What the warehouse says about one relation; row_count and fingerprint are None until measured.
+
+    `columns` holds (name as the warehouse spells it, data type) in ordinal order; `located` the schema and
+    name as the warehouse spells them, for quoting.
+    """
 
     relation: Relation
     exists: bool
     kind: str | None = None
     row_count: int | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+    located: tuple[str, str] | None = None
+    fingerprint: str | None = None
+
+    def column_types(self) -> dict[str, str]:
+        """Column name (lower case) to data type, in ordinal order."""
+        return {name.lower(): data_type for name, data_type in self.columns}
 
 
 class Warehouse(Protocol):
-    """Read-only metadata access used by parity."""
+    """Read-only metadata and aggregate access used by parity."""
 
     queries_issued: int
+    dialect: Dialect
+
+    def describe(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]: ...
+
+    def measure(
+        self, described: Mapping[Relation, RelationStats], specs: Mapping[Relation, FingerprintSpec]
+    ) -> dict[Relation, RelationStats]: ...
 
     def relation_stats(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]: ...
 
-    def columns(self, relations: Sequence[Relation]) -> dict[Relation, dict[str, str]]: ...
+    def column_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]: ...
+
+    def bucket_fingerprints(
+        self, stats: RelationStats, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
+    ) -> dict[int, str]: ...
+
+    def key_row_hashes(
+        self,
+        stats: RelationStats,
+        spec: FingerprintSpec,
+        key: Sequence[CompareColumn],
+        buckets: int,
+        in_buckets: Sequence[int] | None,
+        limit: int,
+    ) -> dict[int, str]: ...
+
+    def rows_for_keys(
+        self,
+        stats: RelationStats,
+        key: Sequence[CompareColumn],
+        columns: Sequence[CompareColumn],
+        key_hashes: Sequence[int],
+        limit: int,
+    ) -> list[tuple[Any, ...]]: ...
 
     def close(self) -> None: ...
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -83,10 +127,11 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 class _SqlWarehouse:
-    """Shared batching logic; subclasses say how to connect and how to list a database's relations."""
+    """Shared batching logic; subclasses say how to connect and how to describe a database's relations."""
 
     upper_case = False
     union_chunk = DUCKDB_UNION_CHUNK
+    dialect: Dialect = DuckDBDialect()
 
     def __init__(self) -> None:
         self.queries_issued = 0
@@ -96,14 +141,12 @@ class _SqlWarehouse:
     def _connect(self) -> Any:
         raise NotImplementedError
 
-    def _list_sql(self, database: str, schemas: Sequence[str]) -> str:
+    def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
+        """Rows of (schema, name, table type, metadata row count or null, column, data type), ordinal order."""
         raise NotImplementedError
 
-    def _columns_sql(self, database: str, schemas: Sequence[str]) -> str:
-        raise NotImplementedError
-
-    def _counts_from_listing(self) -> bool:
-        """True when the listing's row_count is exact for tables (Snowflake metadata)."""
+    def _counts_from_metadata(self) -> bool:
+        """True when the described row_count is exact for tables (Snowflake metadata)."""
         return False
 
     # -- shared ------------------------------------------------------------------------------
@@ -121,75 +164,122 @@ class _SqlWarehouse:
         except Exception as exc:  # drivers raise their own hierarchies; name the statement kind, not the data
             raise WarehouseError(f"{type(self).__name__}: query failed: {str(exc).splitlines()[0][:300]}") from None
 
-    def _group(self, relations: Sequence[Relation]) -> dict[str, list[Relation]]:
+    def _group(self, relations: Iterable[Relation]) -> dict[str, list[Relation]]:
         by_db: dict[str, list[Relation]] = defaultdict(list)
         for relation in relations:
             by_db[relation.database].append(relation)
         return by_db
 
-    def _listing(
-        self, database: str, relations: Sequence[Relation]
-    ) -> dict[tuple[str, str], tuple[str, str, str, Any]]:
-        schemas = sorted({r.folded(self.upper_case)[1] for r in relations})
-        listing: dict[tuple[str, str], tuple[str, str, str, Any]] = {}
-        for schema, name, kind, row_count in self._execute(self._list_sql(database, schemas)):
-            key = (
-                (str(schema).upper(), str(name).upper())
-                if self.upper_case
-                else (str(schema).lower(), str(name).lower())
-            )
-            normalized = "view" if "VIEW" in str(kind).upper() else "table"
-            # INFORMATION_SCHEMA.TABLES lists views as well; keep the first (most specific) row per name.
-            listing.setdefault(key, (str(schema), str(name), normalized, row_count))
-        return listing
+    def _key(self, schema: Any, name: Any) -> tuple[str, str]:
+        if self.upper_case:
+            return str(schema).upper(), str(name).upper()
+        return str(schema).lower(), str(name).lower()
 
-    def relation_stats(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]:
-        """Existence, kind and row count of every relation, with at most two queries per database."""
+    def describe(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]:
+        """Existence, kind, columns (and on Snowflake tables the metadata row count): one query per database."""
         result: dict[Relation, RelationStats] = {}
         for database, group in sorted(self._group(relations).items()):
-            listing = self._listing(database, group)
-            to_count: list[tuple[Relation, str, str]] = []
+            schemas = sorted({r.folded(self.upper_case)[1] for r in group})
+            found: dict[tuple[str, str], dict[str, Any]] = {}
+            for schema, name, kind, row_count, column, data_type in self._execute(
+                self._describe_sql(database, schemas)
+            ):
+                entry = found.setdefault(
+                    self._key(schema, name),
+                    {
+                        "located": (str(schema), str(name)),
+                        "kind": "view" if "VIEW" in str(kind).upper() else "table",
+                        "row_count": row_count,
+                        "columns": [],
+                    },
+                )
+                if column is not None and all(str(column) != seen for seen, _ in entry["columns"]):
+                    entry["columns"].append((str(column), str(data_type)))
             for relation in group:
-                _, schema, ident = relation.folded(self.upper_case)
-                found = listing.get((schema, ident))
-                if found is None:
+                located = found.get(relation.folded(self.upper_case)[1:])
+                if located is None:
                     result[relation] = RelationStats(relation, exists=False)
                     continue
-                real_schema, real_name, kind, row_count = found
-                if kind == "table" and self._counts_from_listing() and row_count is not None:
-                    result[relation] = RelationStats(relation, True, kind, int(row_count))
-                else:
-                    result[relation] = RelationStats(relation, True, kind, None)
-                    to_count.append((relation, real_schema, real_name))
-            for chunk in _chunks(to_count, self.union_chunk):
-                parts = [
-                    f"select {index} as idx, count(*) as n from {self._qualified(database, schema, name)}"
-                    for index, (_, schema, name) in enumerate(chunk)
-                ]
-                for index, count in self._execute("\nunion all\n".join(parts)):
-                    relation = chunk[int(index)][0]
-                    result[relation] = RelationStats(relation, True, result[relation].kind, int(count))
-        return result
-
-    def _qualified(self, database: str, schema: str, name: str) -> str:
-        return ".".join(_quote(part) for part in (database, schema, name))
-
-    def columns(self, relations: Sequence[Relation]) -> dict[Relation, dict[str, str]]:
-        """Column name (lower case) to data type, in ordinal order, one query per database."""
-        result: dict[Relation, dict[str, str]] = {}
-        for database, group in sorted(self._group(relations).items()):
-            schemas = sorted({r.folded(self.upper_case)[1] for r in group})
-            wanted = {r.folded(self.upper_case)[1:]: r for r in group}
-            for schema, name, column, data_type in self._execute(self._columns_sql(database, schemas)):
-                key = (
-                    (str(schema).upper(), str(name).upper())
-                    if self.upper_case
-                    else (str(schema).lower(), str(name).lower())
+                metadata_rows = located["row_count"]
+                exact = located["kind"] == "table" and self._counts_from_metadata() and metadata_rows is not None
+                result[relation] = RelationStats(
+                    relation,
+                    True,
+                    located["kind"],
+                    int(metadata_rows) if exact else None,
+                    tuple(located["columns"]),
+                    located["located"],
                 )
-                relation = wanted.get(key)
-                if relation is not None:
-                    result.setdefault(relation, {})[str(column).lower()] = str(data_type)
         return result
+
+    def _qualified(self, stats: RelationStats) -> str:
+        assert stats.located is not None, "only existing relations are queried"
+        database = stats.relation.database.upper() if self.upper_case else stats.relation.database
+        return ".".join(quote(part) for part in (database, *stats.located))
+
+    def measure(
+        self, described: Mapping[Relation, RelationStats], specs: Mapping[Relation, FingerprintSpec]
+    ) -> dict[Relation, RelationStats]:
+        """Row counts where not known and fingerprints where asked: one batched query per database."""
+        result = dict(described)
+        pending = [
+            stats
+            for stats in described.values()
+            if stats.exists and (stats.row_count is None or stats.relation in specs)
+        ]
+        for _, group in sorted(self._group(s.relation for s in pending).items()):
+            for chunk in _chunks([described[r] for r in group], self.union_chunk):
+                parts = [
+                    self.dialect.measure_part(index, self._qualified(stats), specs.get(stats.relation))
+                    for index, stats in enumerate(chunk)
+                ]
+                for index, count, fingerprint in self._execute("\nunion all\n".join(parts)):
+                    stats = chunk[int(index)]
+                    result[stats.relation] = replace(
+                        stats, row_count=int(count), fingerprint=None if fingerprint is None else str(fingerprint)
+                    )
+        return result
+
+    def relation_stats(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]:
+        """Existence, kind, columns and row count of every relation, with at most two queries per database."""
+        return self.measure(self.describe(relations), {})
+
+    # -- drill-down: one statement each, only where fingerprints differ --------------------------
+    def column_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]:
+        """Fingerprint per compared column (keyed by the column's lower-case name)."""
+        [row] = self._execute(self.dialect.column_fingerprints(self._qualified(stats), spec))
+        return {column.name.lower(): str(value) for column, value in zip(spec.columns, row, strict=True)}
+
+    def bucket_fingerprints(
+        self, stats: RelationStats, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
+    ) -> dict[int, str]:
+        sql = self.dialect.bucket_fingerprints(self._qualified(stats), spec, key, buckets)
+        return {int(bucket): str(fp) for bucket, fp in self._execute(sql)}
+
+    def key_row_hashes(
+        self,
+        stats: RelationStats,
+        spec: FingerprintSpec,
+        key: Sequence[CompareColumn],
+        buckets: int,
+        in_buckets: Sequence[int] | None,
+        limit: int,
+    ) -> dict[int, str]:
+        sql = self.dialect.key_row_hashes(self._qualified(stats), spec, key, buckets, in_buckets, limit)
+        return {int(kh): str(fp) for kh, fp in self._execute(sql)}
+
+    def rows_for_keys(
+        self,
+        stats: RelationStats,
+        key: Sequence[CompareColumn],
+        columns: Sequence[CompareColumn],
+        key_hashes: Sequence[int],
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """(key hash, *key values, *column values) of the rows with the given key hashes."""
+        if not key_hashes:
+            return []
+        return self._execute(self.dialect.rows_for_keys(self._qualified(stats), key, columns, key_hashes, limit))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -228,32 +318,28 @@ class DuckDBWarehouse(_SqlWarehouse):
                 conn = duckdb.connect(str(self.path))
             for item in self.attach:
                 alias = item.get("alias") or Path(str(item["path"])).stem
-                conn.execute(f"attach if not exists {_literal(str(item['path']))} as {_quote(str(alias))} (read_only)")
+                conn.execute(f"attach if not exists {literal(str(item['path']))} as {quote(str(alias))} (read_only)")
         except duckdb.Error as exc:
             raise WarehouseError(f"could not open DuckDB database {self.path}: {exc}") from None
         return conn
 
-    def _list_sql(self, database: str, schemas: Sequence[str]) -> str:
-        in_list = ", ".join(_literal(s) for s in schemas)
+    def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
+        in_list = ", ".join(literal(s) for s in schemas)
         return (
-            "select table_schema, table_name, table_type, null as row_count from information_schema.tables "
-            f"where lower(table_catalog) = {_literal(database.lower())} and lower(table_schema) in ({in_list})"
-        )
-
-    def _columns_sql(self, database: str, schemas: Sequence[str]) -> str:
-        in_list = ", ".join(_literal(s) for s in schemas)
-        return (
-            "select table_schema, table_name, column_name, data_type from information_schema.columns "
-            f"where lower(table_catalog) = {_literal(database.lower())} and lower(table_schema) in ({in_list}) "
-            "order by table_schema, table_name, ordinal_position"
+            "select t.table_schema, t.table_name, t.table_type, null as row_count, c.column_name, c.data_type "
+            "from information_schema.tables t left join information_schema.columns c on "
+            "c.table_catalog = t.table_catalog and c.table_schema = t.table_schema and c.table_name = t.table_name "
+            f"where lower(t.table_catalog) = {literal(database.lower())} and lower(t.table_schema) in ({in_list}) "
+            "order by t.table_schema, t.table_name, c.ordinal_position"
         )
 
 
 class SnowflakeWarehouse(_SqlWarehouse):
-    """Snowflake through snowflake-connector-python; tables counted from metadata, views by count(*)."""
+    """Snowflake through snowflake-connector-python; table row counts from metadata, fingerprints by HASH_AGG."""
 
     upper_case = True
     union_chunk = SNOWFLAKE_UNION_CHUNK
+    dialect: Dialect = SnowflakeDialect()
 
     def __init__(self, connect_args: Mapping[str, Any]) -> None:
         super().__init__()
@@ -274,30 +360,22 @@ class SnowflakeWarehouse(_SqlWarehouse):
                 f"{self._connect_args.get('user')!r}: {type(exc).__name__}"
             ) from None
 
-    def _counts_from_listing(self) -> bool:
+    def _counts_from_metadata(self) -> bool:
         return True
 
-    def _list_sql(self, database: str, schemas: Sequence[str]) -> str:
-        in_list = ", ".join(_literal(s) for s in schemas)
-        db = _quote(database.upper())
-        # TABLES lists views too on Snowflake; the VIEWS branch keeps one statement correct where it does not.
+    def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
+        in_list = ", ".join(literal(s) for s in schemas)
+        db = quote(database.upper())
+        # COLUMNS lists the columns of tables and views; TABLES adds the type and ROW_COUNT (metadata, no scan).
+        # The left join keeps a view correct where TABLES does not list views.
         return (
-            f"select table_schema, table_name, table_type, row_count from {db}.information_schema.tables "
-            f"where upper(table_schema) in ({in_list})\nunion all\n"
-            f"select table_schema, table_name, 'VIEW', null from {db}.information_schema.views "
-            f"where upper(table_schema) in ({in_list})"
+            "select c.table_schema, c.table_name, coalesce(t.table_type, 'VIEW') as table_type, t.row_count, "
+            f"c.column_name, c.data_type from {db}.information_schema.columns c "
+            f"left join {db}.information_schema.tables t "
+            "on t.table_schema = c.table_schema and t.table_name = c.table_name "
+            f"where upper(c.table_schema) in ({in_list}) "
+            "order by c.table_schema, c.table_name, c.ordinal_position"
         )
-
-    def _columns_sql(self, database: str, schemas: Sequence[str]) -> str:
-        in_list = ", ".join(_literal(s) for s in schemas)
-        return (
-            "select table_schema, table_name, column_name, data_type "
-            f"from {_quote(database.upper())}.information_schema.columns "
-            f"where upper(table_schema) in ({in_list}) order by table_schema, table_name, ordinal_position"
-        )
-
-    def _qualified(self, database: str, schema: str, name: str) -> str:
-        return ".".join(_quote(part) for part in (database.upper(), schema, name))
 
 
 _SNOWFLAKE_KEYS = {

@@ -134,6 +134,8 @@ def publish(report: ParityReport) -> None:
             "node_set_differences": len(job.node_sets),
             "status_differences": len(job.statuses),
             "row_count_rows": len(job.row_counts),
+            "relations_value_checked": len(job.value_checks),
+            "value_differences": sum(1 for r in job.value_checks if r.status.value == "different"),
             "baseline_run": job.baseline.run_id,
             "candidate_run": job.candidate.run_id,
         }
@@ -148,6 +150,21 @@ def publish(report: ParityReport) -> None:
     ]
     if findings:
         create_table_artifact(findings, key=f"{base}-findings", description="Parity findings")
+    differing = [
+        {
+            "job_id": job.job_id,
+            "unique_id": row.unique_id,
+            "materialized": row.materialized,
+            "differing_columns": ", ".join(row.differing_columns),
+            "key": ", ".join(row.key),
+            "sample_keys": "; ".join(", ".join(f"{k}={v}" for k, v in s.key.items()) for s in row.samples),
+        }
+        for job in report.jobs
+        for row in job.value_checks
+        if row.status.value == "different"
+    ]
+    if differing:
+        create_table_artifact(differing, key=f"{base}-values", description="Relations whose values differ")
 
 
 def build_report(

@@ -65,6 +65,13 @@ class DependsOn(_Lenient):
     nodes: list[str] = Field(default_factory=list)
 
 
+class TestMetadata(_Lenient):
+    """A generic test's name (`unique`, `not_null`, ...) and arguments."""
+
+    name: str = ""
+    arguments: dict[str, Any] = Field(default_factory=dict, alias="kwargs")
+
+
 class ManifestNode(_Lenient):
     """A node, source, exposure, ... of the manifest (the fields parity uses)."""
 
@@ -83,6 +90,9 @@ class ManifestNode(_Lenient):
     config: NodeConfig = NodeConfig()
     checksum: Checksum = Checksum()
     depends_on: DependsOn = DependsOn()
+    test_metadata: TestMetadata | None = None
+    column_name: str | None = None
+    attached_node: str | None = None
 
     @property
     def materialized(self) -> str | None:
@@ -124,6 +134,18 @@ class Manifest(_Lenient):
     def disabled_node(self, unique_id: str) -> ManifestNode | None:
         versions = self.disabled.get(unique_id)
         return versions[0] if versions else None
+
+    def unique_columns(self, unique_id: str) -> list[str]:
+        """Columns of a node with a generic `unique` test, those also tested `not_null` first (lower case)."""
+        tested: dict[str, set[str]] = {}
+        for node in self.nodes.values():
+            if node.resource_type != "test" or node.test_metadata is None or node.attached_node != unique_id:
+                continue
+            column = node.column_name or node.test_metadata.arguments.get("column_name")
+            if column and node.test_metadata.name in ("unique", "not_null"):
+                tested.setdefault(str(column).lower(), set()).add(node.test_metadata.name)
+        unique = [column for column, tests in tested.items() if "unique" in tests]
+        return sorted(unique, key=lambda column: ("not_null" not in tested[column], column))
 
     def counts(self) -> Counter[str]:
         """Enabled nodes per resource type."""

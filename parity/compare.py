@@ -6,12 +6,24 @@ from dataclasses import dataclass, field
 
 from dbt2prefect.warehouse import Warehouse
 from parity.artifacts import RunArtifacts
-from parity.model import Check, Finding, JobParity, Reason, RowCountRow, RunRef, SchemaRow, Severity, Verdict
+from parity.model import (
+    Check,
+    Finding,
+    JobParity,
+    Reason,
+    RowCountRow,
+    RunRef,
+    SchemaRow,
+    Severity,
+    ValueRow,
+    Verdict,
+)
 from parity.nodes import Explainer, SelectionContext, compare_node_counts, compare_node_sets, compare_statuses
-from parity.rowcounts import compare_row_counts, count_pairs, relation_pairs
+from parity.rowcounts import RelationPair, compare_row_counts, relation_pairs
 from parity.schema import compare_schemas
 from parity.settings import ParitySettings
 from parity.timings import compare_timings
+from parity.values import compare_values, ephemeral_rows, fingerprint_specs, plan_values
 
 
 @dataclass(frozen=True)
@@ -59,22 +71,20 @@ def compare_job(
     pairs = relation_pairs(base, cand)
     row_rows: list[RowCountRow] = []
     schema_rows: list[SchemaRow] = []
+    value_rows: list[ValueRow] = []
     compared = 0
     queries: dict[str, int] = {}
+    drill: dict[str, int] = {}
     if baseline_wh is not None and candidate_wh is not None:
-        before = (baseline_wh.queries_issued, candidate_wh.queries_issued)
-        base_stats, cand_stats = count_pairs(pairs, baseline_wh, candidate_wh)
-        row_rows, row_findings = compare_row_counts(pairs, base_stats, cand_stats, settings)
-        findings += row_findings
-        if settings.check_schema:
-            schema_rows, schema_findings, compared = compare_schemas(
-                pairs, base.catalog, cand.catalog, baseline_wh, candidate_wh, settings
-            )
-            findings += schema_findings
-        queries = {
-            "baseline": baseline_wh.queries_issued - before[0],
-            "candidate": candidate_wh.queries_issued - before[1],
-        }
+        warehouse_pass = _warehouse_pass(pairs, inputs, settings, baseline_wh, candidate_wh)
+        row_rows, value_rows, schema_rows, compared = (
+            warehouse_pass.row_rows,
+            warehouse_pass.value_rows,
+            warehouse_pass.schema_rows,
+            warehouse_pass.schema_compared,
+        )
+        findings += warehouse_pass.findings
+        queries, drill = warehouse_pass.queries, warehouse_pass.drill_down_queries
     elif settings.check_schema:
         schema_rows, schema_findings, compared = compare_schemas(
             pairs, base.catalog, cand.catalog, None, None, settings
@@ -94,10 +104,76 @@ def compare_job(
         statuses=statuses.rows,
         statuses_matched=statuses.matched,
         row_counts=row_rows,
+        value_checks=value_rows,
         schema_diffs=schema_rows,
         schema_relations_compared=compared,
         timing_summary=summary,
         timings=timing_rows,
         findings=findings,
         queries_issued=queries,
+        drill_down_queries=drill,
     )
+
+
+@dataclass
+class _WarehousePass:
+    row_rows: list[RowCountRow] = field(default_factory=list)
+    value_rows: list[ValueRow] = field(default_factory=list)
+    schema_rows: list[SchemaRow] = field(default_factory=list)
+    schema_compared: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    queries: dict[str, int] = field(default_factory=dict)
+    drill_down_queries: dict[str, int] = field(default_factory=dict)
+
+
+def _warehouse_pass(
+    pairs: list[RelationPair],
+    inputs: JobInputs,
+    settings: ParitySettings,
+    baseline_wh: Warehouse,
+    candidate_wh: Warehouse,
+) -> _WarehousePass:
+    """Row counts, schema and fingerprints from two queries per database; drill-down only where values differ."""
+    result = _WarehousePass()
+    before = (baseline_wh.queries_issued, candidate_wh.queries_issued)
+    base_desc = baseline_wh.describe([pair.baseline for pair in pairs])
+    cand_desc = candidate_wh.describe([pair.candidate for pair in pairs])
+    plans = []
+    if settings.values.enabled:
+        same_engine = baseline_wh.dialect.name == candidate_wh.dialect.name
+        plans = plan_values(pairs, base_desc, cand_desc, settings, same_engine)
+    else:
+        result.findings.append(
+            Finding(
+                check=Check.VALUES,
+                reason=Reason.VALUES_DISABLED.value,
+                severity=Severity.INFO,
+                subject="parity.values.enabled",
+                message="value parity is switched off in the parity settings: only row counts are compared",
+            )
+        )
+    base_specs, cand_specs = fingerprint_specs(plans)
+    base_stats = baseline_wh.measure(base_desc, base_specs)
+    cand_stats = candidate_wh.measure(cand_desc, cand_specs)
+    result.row_rows, row_findings = compare_row_counts(pairs, base_stats, cand_stats, settings)
+    result.findings += row_findings
+    if settings.check_schema:
+        result.schema_rows, schema_findings, result.schema_compared = compare_schemas(
+            pairs, inputs.baseline.catalog, inputs.candidate.catalog, base_desc, cand_desc, settings
+        )
+        result.findings += schema_findings
+    result.queries = {
+        "baseline": baseline_wh.queries_issued - before[0],
+        "candidate": candidate_wh.queries_issued - before[1],
+    }
+    if settings.values.enabled:
+        values = compare_values(
+            plans, base_stats, cand_stats, baseline_wh, candidate_wh, inputs.candidate.manifest, settings
+        )
+        result.value_rows = values.rows + ephemeral_rows(pairs, inputs.candidate.manifest)
+        result.findings += values.findings
+    result.drill_down_queries = {
+        "baseline": baseline_wh.queries_issued - before[0] - result.queries["baseline"],
+        "candidate": candidate_wh.queries_issued - before[1] - result.queries["candidate"],
+    }
+    return result

@@ -27,6 +27,7 @@ class Check(StrEnum):
     NODE_SETS = "node_sets"
     STATUSES = "statuses"
     ROW_COUNTS = "row_counts"
+    VALUES = "values"
     SCHEMA = "schema"
     TIMINGS = "timings"
 
@@ -62,6 +63,16 @@ class Reason(StrEnum):
     ROW_COUNT_WITHIN_TOLERANCE = "row_count_within_tolerance"
     RELATION_MISSING_IN_BASELINE = "relation_missing_in_baseline"
     RELATION_MISSING_IN_CANDIDATE = "relation_missing_in_candidate"
+    VALUES_DIFFER = "values_differ"
+    COLUMNS_EXCLUDED = "columns_excluded"
+    FLOAT_PRECISION = "float_precision"
+    VALUES_DISABLED = "values_disabled"
+    VALUES_SKIPPED_RELATION_MISSING = "values_skipped_relation_missing"
+    VALUES_SKIPPED_ROW_COUNTS_DIFFER = "values_skipped_row_counts_differ"
+    VALUES_SKIPPED_NO_COLUMNS = "values_skipped_no_columns"
+    VALUES_SKIPPED_ENGINES_DIFFER = "values_skipped_engines_differ"
+    VALUES_CHECKED_THROUGH_CHILDREN = "values_checked_through_children"
+    VALUES_NOT_DRILLED = "values_not_drilled"
     COLUMN_ADDED = "column_added"
     COLUMN_REMOVED = "column_removed"
     COLUMN_TYPE_CHANGED = "column_type_changed"
@@ -156,6 +167,45 @@ class RowCountRow(BaseModel):
     status: RowCountStatus
 
 
+class ValueStatus(StrEnum):
+    EQUAL = "equal"
+    DIFFERENT = "different"
+    SKIPPED = "skipped"
+
+
+class ValueSample(BaseModel):
+    """One differing key: its values, and the differing columns' values on each side (as text, truncated)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["changed", "only_in_baseline", "only_in_candidate"]
+    key: dict[str, str | None]
+    baseline: dict[str, str | None] = Field(default_factory=dict)
+    candidate: dict[str, str | None] = Field(default_factory=dict)
+
+
+class ValueRow(BaseModel):
+    """Value parity of one relation pair: fingerprints, and where they differ, columns and sample keys."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unique_id: str
+    materialized: str | None
+    status: ValueStatus
+    reason: str | None = None
+    columns_compared: int = 0
+    excluded_columns: list[str] = Field(default_factory=list, description="'column (source)' entries.")
+    float_columns: list[str] = Field(default_factory=list)
+    float_decimals: int | None = None
+    baseline_fingerprint: str | None = None
+    candidate_fingerprint: str | None = None
+    differing_columns: list[str] = Field(default_factory=list)
+    key: list[str] = Field(default_factory=list)
+    key_source: str | None = None
+    samples: list[ValueSample] = Field(default_factory=list)
+    note: str | None = None
+
+
 class SchemaRow(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -199,12 +249,18 @@ class JobParity(BaseModel):
     statuses: list[StatusRow] = Field(default_factory=list)
     statuses_matched: int = 0
     row_counts: list[RowCountRow] = Field(default_factory=list)
+    value_checks: list[ValueRow] = Field(default_factory=list)
     schema_diffs: list[SchemaRow] = Field(default_factory=list)
     schema_relations_compared: int = 0
     timing_summary: TimingSummary | None = None
     timings: list[TimingRow] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
-    queries_issued: dict[str, int] = Field(default_factory=dict, description="Warehouse queries per side.")
+    queries_issued: dict[str, int] = Field(
+        default_factory=dict, description="Warehouse queries per side for row counts, schema and fingerprints."
+    )
+    drill_down_queries: dict[str, int] = Field(
+        default_factory=dict, description="Warehouse queries per side spent naming differing columns and keys."
+    )
 
     def errors(self) -> list[Finding]:
         return [finding for finding in self.findings if finding.severity is Severity.ERROR]

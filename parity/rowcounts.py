@@ -121,7 +121,7 @@ def _message(pair: RelationPair, status: RowCountStatus, base: int | None, cand:
 def count_pairs(
     pairs: Sequence[RelationPair], baseline_wh: Warehouse, candidate_wh: Warehouse
 ) -> tuple[dict[Relation, RelationStats], dict[Relation, RelationStats]]:
-    """Batched stats of both sides' relations (each warehouse issues its own small number of queries)."""
+    """Batched stats of both sides' relations without fingerprints (at most two queries per database)."""
     return (
         baseline_wh.relation_stats([pair.baseline for pair in pairs]),
         candidate_wh.relation_stats([pair.candidate for pair in pairs]),

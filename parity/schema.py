@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from dbt2prefect.warehouse import Relation, Warehouse
+from dbt2prefect.warehouse import Relation, RelationStats
 from parity.artifacts import Catalog
 from parity.model import Check, Finding, Reason, SchemaRow, Severity
 from parity.rowcounts import RelationPair
@@ -48,11 +48,15 @@ def compare_schemas(
     pairs: Sequence[RelationPair],
     baseline_catalog: Catalog | None,
     candidate_catalog: Catalog | None,
-    baseline_wh: Warehouse | None,
-    candidate_wh: Warehouse | None,
+    baseline_described: Mapping[Relation, RelationStats] | None,
+    candidate_described: Mapping[Relation, RelationStats] | None,
     settings: ParitySettings,
 ) -> tuple[list[SchemaRow], list[Finding], int]:
-    """Schema differences of every pair; returns rows, findings and the number of relations compared."""
+    """Schema differences of every pair; returns rows, findings and the number of relations compared.
+
+    Columns come from catalog.json when both sides have one, else from the warehouse's `describe` (already
+    fetched for row counts and fingerprints: no extra query).
+    """
     rows: list[SchemaRow] = []
     pending: list[RelationPair] = []
     compared = 0
@@ -64,14 +68,14 @@ def compare_schemas(
             compared += 1
         else:
             pending.append(pair)
-    if pending and baseline_wh is not None and candidate_wh is not None:
-        base_map: dict[Relation, dict[str, str]] = baseline_wh.columns([p.baseline for p in pending])
-        cand_map: dict[Relation, dict[str, str]] = candidate_wh.columns([p.candidate for p in pending])
+    if pending and baseline_described is not None and candidate_described is not None:
         for pair in pending:
-            base_cols, cand_cols = base_map.get(pair.baseline), cand_map.get(pair.candidate)
-            if base_cols is None or cand_cols is None:
+            base_stats, cand_stats = baseline_described.get(pair.baseline), candidate_described.get(pair.candidate)
+            if base_stats is None or cand_stats is None or not base_stats.exists or not cand_stats.exists:
                 continue  # a missing relation is already a row-count finding
-            rows += diff_columns(pair.unique_id, base_cols, cand_cols, "information_schema")
+            rows += diff_columns(
+                pair.unique_id, base_stats.column_types(), cand_stats.column_types(), "information_schema"
+            )
             compared += 1
     findings = []
     for row in rows:

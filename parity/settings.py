@@ -1,4 +1,4 @@
-"""Tenant-level parity settings: row-count tolerances, timing gate, accepted differences.
+"""Tenant-level parity settings: row-count tolerances, value comparison, timing gate, accepted differences.
 
 Read from `tenants/<tenant>.parity.toml` (next to the tenant settings file). Every field has a default,
 so a tenant without the file gets exact row counts and an informational timing check.
@@ -10,7 +10,7 @@ import fnmatch
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parity.errors import ParitySettingsError
 
@@ -56,6 +56,61 @@ class RowCountSettings(BaseModel):
         return self.default, "default"
 
 
+def _matches(name: str, unique_id: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(unique_id, pattern)
+
+
+class ValueSettings(BaseModel):
+    """Value parity: in-warehouse fingerprints per relation, drill-down to columns and keys where they differ.
+
+    Column exclusions are lower-case column globs, keyed by model (a glob on the name or unique_id) or by tag;
+    the columns of a relation that match any entry that applies to it are left out of every hash.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    float_decimals: int = Field(
+        default=6, ge=0, le=15, description="Float columns are rounded to this many decimal places before hashing."
+    )
+    exclude_columns: list[str] = Field(default_factory=list, description="Column globs excluded everywhere.")
+    exclude_by_model: dict[str, list[str]] = Field(default_factory=dict)
+    exclude_by_tag: dict[str, list[str]] = Field(default_factory=dict)
+    keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Model (name or unique_id glob) -> key columns; default: a column with a `unique` test.",
+    )
+    sample_rows: int = Field(default=5, ge=0, le=100, description="Differing keys shown per relation.")
+    sample_bytes: int = Field(default=8000, ge=0, description="Cap on the sample's size per relation.")
+    max_drill_down: int = Field(default=20, ge=0, description="Differing relations drilled into per job.")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_not_empty(cls, keys: dict[str, list[str]]) -> dict[str, list[str]]:
+        empty = sorted(pattern for pattern, columns in keys.items() if not columns)
+        if empty:
+            raise ValueError(f"key of {', '.join(empty)} lists no column; name the key columns or remove the entry")
+        return keys
+
+    def exclusions_for(self, unique_id: str, name: str, tags: frozenset[str]) -> list[tuple[str, str]]:
+        """(column glob, where it came from: 'default', 'model:<glob>' or 'tag:<tag>') of one node."""
+        result = [(glob.lower(), "default") for glob in self.exclude_columns]
+        for pattern, globs in sorted(self.exclude_by_model.items()):
+            if _matches(name, unique_id, pattern):
+                result += [(glob.lower(), f"model:{pattern}") for glob in globs]
+        for tag, globs in sorted(self.exclude_by_tag.items()):
+            if any(fnmatch.fnmatchcase(t, tag) for t in tags):
+                result += [(glob.lower(), f"tag:{tag}") for glob in globs]
+        return result
+
+    def key_for(self, unique_id: str, name: str) -> tuple[list[str], str] | None:
+        """The configured key columns of one node and their source, None when none is configured."""
+        for pattern, columns in sorted(self.keys.items()):
+            if _matches(name, unique_id, pattern):
+                return [c.lower() for c in columns], f"settings:{pattern}"
+        return None
+
+
 class TimingSettings(BaseModel):
     """Timings are informational unless `gate` is true."""
 
@@ -73,6 +128,7 @@ class ParitySettings(BaseModel):
 
     candidate_target: str = "parity"
     row_counts: RowCountSettings = RowCountSettings()
+    values: ValueSettings = ValueSettings()
     timings: TimingSettings = TimingSettings()
     check_schema: bool = True
     accepted: tuple[str, ...] = Field(

@@ -312,8 +312,9 @@ def derive_tenant_file(
     destination.parent.mkdir(parents=True, exist_ok=True)
     destination.write_text("\n".join([*header, *_toml_tables({"tenant": tenant})]) + "\n", encoding="utf-8")
     parity = source_file.with_name(f"{source_file.stem}.parity.toml")
-    if parity.exists():
-        shutil.copy2(parity, destination.with_name(f"{destination.stem}.parity.toml"))
+    copy = destination.with_name(f"{destination.stem}.parity.toml")
+    if parity.exists() and parity.resolve() != copy.resolve():
+        shutil.copy2(parity, copy)
     return destination
 
 

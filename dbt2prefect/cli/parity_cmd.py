@@ -49,7 +49,7 @@ def parity(
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Prove each migrated job builds the same nodes, statuses and row counts under Prefect as in dbt Cloud.
+    """Prove each migrated job builds the same nodes, statuses, row counts and values under Prefect as in dbt Cloud.
 
     Jobs without --candidate-run get a run_dbt_wg run on the parity target first (needs a Prefect API).
     """
@@ -73,10 +73,21 @@ def parity(
         typer.echo(report.model_dump_json(indent=2))
     else:
         table = Table(title=f"Parity {tenant.name}: {report.verdict.value}")
-        for column in ("job", "name", "verdict", "errors", "node-set diffs", "status diffs", "row counts off"):
+        columns = (
+            "job",
+            "name",
+            "verdict",
+            "errors",
+            "node-set diffs",
+            "status diffs",
+            "row counts off",
+            "values differ",
+        )
+        for column in columns:
             table.add_column(column)
         for item in report.jobs:
             off = sum(1 for r in item.row_counts if r.status.value != "equal")
+            differ = sum(1 for r in item.value_checks if r.status.value == "different")
             colour = "green" if item.verdict.value == "PASS" else "red"
             table.add_row(
                 str(item.job_id),
@@ -86,6 +97,7 @@ def parity(
                 str(len(item.node_sets)),
                 str(len(item.statuses)),
                 str(off),
+                str(differ),
             )
         console.print(table)
         for item in report.jobs:

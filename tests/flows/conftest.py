@@ -45,6 +45,8 @@ def _copy_tenant(root: Path) -> TenantCopy:
     settings_text = settings_path().read_text(encoding="utf-8")
     settings_file = root / "tenants" / "dbt_williamgrant.toml"
     settings_file.write_text(settings_text, encoding="utf-8")
+    parity_settings = settings_path().with_name(f"{settings_path().stem}.parity.toml")
+    shutil.copy(parity_settings, settings_file.with_name(parity_settings.name))
     # Deployments of the copy run on a process pool, this checkout in place (as the sandbox sets it up).
     derive_tenant_file(settings_file, settings_file, overrides=sandbox_deployment_settings(WORKER_POOL))
     return TenantCopy(root, settings_file, root / "warehouse", project, root / ".dbt2prefect" / "artifacts")

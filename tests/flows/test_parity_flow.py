@@ -27,6 +27,7 @@ from sandbox.dbt_cloud import SandboxDbtCloud
 HOURLY = 70403103936340
 FX_MODEL = "model.dbt_williamgrant.fct_fx_rates"
 PROD_ONLY = "model.dbt_williamgrant.audit_prod_run_log"
+REVENUE = "model.dbt_williamgrant.rpt_revenue_by_currency"
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,14 @@ def test_same_job_on_parity_passes_and_explains_the_prod_only_model(passing: Par
     assert explained.severity.value == "explained"
     assert PROD_ONLY in (explained.explanation or "") and "target_dependent_config" in explained.message
     assert job.row_counts and all(r.status.value == "equal" for r in job.row_counts)
-    assert 0 < job.queries_issued["baseline"] <= 3 and 0 < job.queries_issued["candidate"] <= 3
+    # Row counts, schema and value fingerprints of every relation: at most two queries per database.
+    assert 0 < job.queries_issued["baseline"] <= 2 and 0 < job.queries_issued["candidate"] <= 2
+    assert {r.unique_id for r in job.value_checks} == {r.unique_id for r in job.row_counts}
+    assert all(r.status.value == "equal" for r in job.value_checks), [
+        r for r in job.value_checks if r.status.value != "equal"
+    ]
+    revenue = next(r for r in job.value_checks if r.unique_id == REVENUE)
+    assert revenue.excluded_columns == ["revalued_at (model:rpt_revenue_by_currency)"]
 
 
 def test_cli_gates_on_an_existing_candidate_run(sandbox: Sandbox, passing: ParityReport, tmp_path: Path) -> None:
@@ -120,3 +128,36 @@ def test_changed_filter_in_the_parity_project_fails_with_row_counts(sandbox: San
     fx = next(r for r in job.row_counts if r.unique_id == FX_MODEL)
     assert fx.candidate_rows is not None and fx.baseline_rows is not None and fx.candidate_rows < fx.baseline_rows
     assert load_latest_verdicts(sandbox.reports)[HOURLY][0].value == "FAIL"
+
+
+def test_changed_rate_with_the_same_row_count_fails_on_values(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A wrong FX rate keeps every row count: value parity names the column and sample keys; the CLI gate exits 1."""
+    model = sandbox.project_dir / "models" / "marts" / "finance" / "fct_fx_rates.sql"
+    original = model.read_text()
+    assert "    units_per_gbp,\n" in original
+    model.write_text(
+        original.replace(
+            "    units_per_gbp,\n", "    cast(units_per_gbp * 1.01 as {{ dbt.type_numeric() }}) as units_per_gbp,\n"
+        )
+    )
+    try:
+        result = sandbox.run()
+    finally:
+        model.write_text(original)
+    assert result["verdict"] == "FAIL"
+    report = load_latest_report(sandbox.reports)
+    assert report is not None
+    job = report.job(HOURLY)
+    assert all(r.status.value == "equal" for r in job.row_counts)
+    assert {(f.reason, f.subject) for f in job.errors()} == {("values_differ", FX_MODEL)}
+    fx = next(r for r in job.value_checks if r.unique_id == FX_MODEL)
+    assert fx.differing_columns == ["units_per_gbp"] and fx.key == ["fx_rate_key"]
+    assert fx.samples and all(s.kind == "changed" for s in fx.samples)
+    assert "values_differ" in Path(result["report_dir"], "report.html").read_text()
+    args = ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}={job.candidate.run_id}"]
+    args += ["--report-dir", str(tmp_path), "--dbt-cloud-host", sandbox.cloud.url]
+    args += ["--account-id", str(sandbox.cloud.account_id), "--json"]
+    gate = CliRunner().invoke(app, args)
+    assert gate.exit_code == 1, gate.output
+    values = json.loads(gate.stdout)["jobs"][0]["value_checks"]
+    assert [v["differing_columns"] for v in values if v["status"] == "different"] == [["units_per_gbp"]]

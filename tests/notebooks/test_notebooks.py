@@ -23,6 +23,9 @@ from parity.model import (
     StatusRow,
     TimingRow,
     TimingSummary,
+    ValueRow,
+    ValueSample,
+    ValueStatus,
     Verdict,
 )
 from parity.store import write_report
@@ -84,6 +87,13 @@ def _report() -> ParityReport:
                      TimingRow(unique_id=ORDERS, baseline_seconds=0.9, candidate_seconds=0.7, ratio=0.78)],
             timing_summary=TimingSummary(baseline_seconds=1.3, candidate_seconds=1.3, ratio=1.0, nodes_compared=2),
             findings=findings,
+            value_checks=[
+                ValueRow(unique_id=ORDERS, materialized="table", status=ValueStatus.EQUAL, columns_compared=9),
+                ValueRow(unique_id=FX, materialized="table", status=ValueStatus.DIFFERENT, reason="values_differ",
+                         columns_compared=6, differing_columns=["units_per_gbp"], key=["fx_rate_key"],
+                         samples=[ValueSample(kind="changed", key={"fx_rate_key": "k-usd-0101"},
+                                              baseline={"units_per_gbp": "1.27"}, candidate={"units_per_gbp": "1.2827"})]),
+            ] if verdict is Verdict.FAIL else [],
         )  # fmt: skip
 
     return ParityReport.from_jobs("dbt_williamgrant", [job(70403103936332, Verdict.PASS, 2928),
@@ -110,6 +120,7 @@ def test_parity_review_runs_on_a_report(tmp_path: Path, monkeypatch: pytest.Monk
     text = json.dumps([c.get("outputs", []) for c in book.cells])
     assert "FAIL" in text and "fct_fx_rates" in text and "tags in the manifest: daily, finance, hourly" in text
     assert "image/png" in text  # the row-count and timing charts rendered
+    assert "2 relations value-checked: 1 equal, 1 different" in text and "1.2827" in text
 
 
 def test_job_inventory_runs_on_the_seed_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,8 +73,8 @@ def test_equal_counts_and_tolerated_incremental_drift_pass(tmp_path: Path) -> No
     statuses = {r.unique_id: (r.status, r.tolerance_source) for r in job.row_counts}
     assert statuses[FCT] == (RowCountStatus.EQUAL, "default")
     assert statuses[INC] == (RowCountStatus.WITHIN_TOLERANCE, "tag:incremental")
-    # Per side: listing + one batched count(*), and one columns query for the relations the catalog lacks.
-    assert job.queries_issued == {"baseline": 3, "candidate": 3}
+    # Per side: one describe (existence, kind, columns) and one batched count(*) with fingerprints.
+    assert job.queries_issued == {"baseline": 2, "candidate": 2}
     assert job.schema_relations_compared == 3
 
 
@@ -113,6 +113,8 @@ def test_frames_have_one_frame_per_check(report: ParityReport) -> None:
         "node_sets",
         "statuses",
         "row_counts",
+        "values",
+        "value_samples",
         "schema",
         "timings",
         "findings",
@@ -122,6 +124,18 @@ def test_frames_have_one_frame_per_check(report: ParityReport) -> None:
     rows = frames["row_counts"]
     assert rows.loc[(rows.job_id == 101) & (rows.unique_id == FCT), "delta"].item() == -50
     assert list(frames["statuses"].columns)[:2] == ["job_id", "unique_id"]  # empty frame keeps its columns
+    values = frames["values"].set_index(["job_id", "unique_id"])
+    assert values.loc[(102, FCT), "status"] == "equal" and jobs.loc[102, "relations_value_checked"] == 3
+    assert values.loc[(101, FCT), "reason"] == "values_skipped_row_counts_differ"
+    assert list(frames["value_samples"].columns) == [
+        "job_id",
+        "unique_id",
+        "kind",
+        "key",
+        "column",
+        "baseline",
+        "candidate",
+    ]
 
 
 def test_markdown_and_offline_html(report: ParityReport) -> None:
@@ -129,8 +143,26 @@ def test_markdown_and_offline_html(report: ParityReport) -> None:
     assert "# Parity dbt_williamgrant: **FAIL**" in markdown
     assert "row_count_differs" in markdown
     html = report_html(report)
-    assert "<svg" in html and "Row-count deltas" in html
+    assert "<svg" in html and "Row-count deltas" in html and "Checks per job" in html
+    assert "Relations value-checked per job" in html
     assert not re.search(r"<script|<link|src=|https?://(?!www\.w3\.org/2000/svg)", html)
+    assert_html_shows_the_markdown(markdown, html)
+
+
+def assert_html_shows_the_markdown(markdown: str, html: str) -> None:
+    """Every heading, sentence and table cell of the Markdown is in the HTML page's text too."""
+    from html import unescape
+
+    page = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    for line in markdown.splitlines():
+        text = line.strip().lstrip("#").strip().replace("**", "")
+        if not text or set(text) <= set("|-"):
+            continue
+        cells = (
+            [c.strip().replace("\\|", "|") for c in text.strip("|").split(" | ")] if text.startswith("|") else [text]
+        )
+        for cell in cells:
+            assert " ".join(cell.split()) in page, cell
 
 
 def test_store_writes_files_and_keeps_latest_verdict_per_job(tmp_path: Path, report: ParityReport) -> None:

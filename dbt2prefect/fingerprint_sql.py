@@ -1,0 +1,130 @@
+"""SQL of content fingerprints, per warehouse dialect: whole relations, single columns, key buckets, key rows.
+
+A fingerprint is an aggregate of row hashes computed in the warehouse, so nothing is downloaded:
+- DuckDB: `sum(hash(c1, c2, ...))` as a decimal string. A sum of 64-bit hashes in a HUGEINT is independent of
+  row order and counts duplicate rows (an XOR would cancel pairs of equal rows).
+- Snowflake: `HASH_AGG(c1, c2, ...)`, order independent and 0 (never NULL) for no rows.
+Columns always enter in one canonical order (sorted by lower-case name), which makes the fingerprint independent
+of column order. Float columns enter rounded to a configured number of decimal places.
+
+The same two sides are always hashed by the same engine: fingerprints of different engines are not comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CompareColumn:
+    """One column as it enters a hash: its name in the warehouse, rounded when it is a float."""
+
+    name: str
+    round_to: int | None = None
+
+
+@dataclass(frozen=True)
+class FingerprintSpec:
+    """The columns of one relation that are fingerprinted, in canonical order."""
+
+    columns: tuple[CompareColumn, ...]
+
+    @classmethod
+    def of(cls, columns: Sequence[CompareColumn]) -> FingerprintSpec:
+        return cls(tuple(sorted(columns, key=lambda column: (column.name.lower(), column.name))))
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Dialect:
+    """How one engine hashes; subclasses differ only in the aggregate and the modulo."""
+
+    name = "generic"
+
+    def value(self, column: CompareColumn) -> str:
+        quoted = quote(column.name)
+        return quoted if column.round_to is None else f"round({quoted}, {int(column.round_to)})"
+
+    def row_hash(self, columns: Sequence[CompareColumn]) -> str:
+        return f"hash({', '.join(self.value(c) for c in columns)})"
+
+    def set_fingerprint(self, columns: Sequence[CompareColumn]) -> str:
+        raise NotImplementedError
+
+    def bucket(self, key: Sequence[CompareColumn], buckets: int) -> str:
+        return f"mod({self.row_hash(key)}, {int(buckets)})"
+
+    # -- statements ----------------------------------------------------------------------------
+    def measure_part(self, index: int, relation: str, spec: FingerprintSpec | None) -> str:
+        """One branch of the batched pass: count(*) and, when asked, the fingerprint."""
+        fingerprint = self.set_fingerprint(spec.columns) if spec is not None else "null"
+        return f"select {index} as idx, count(*) as n, {fingerprint} as fp from {relation}"
+
+    def column_fingerprints(self, relation: str, spec: FingerprintSpec) -> str:
+        """One statement: a fingerprint per compared column, in spec order."""
+        parts = [f"{self.set_fingerprint([column])} as c{i}" for i, column in enumerate(spec.columns)]
+        return f"select {', '.join(parts)} from {relation}"
+
+    def bucket_fingerprints(
+        self, relation: str, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
+    ) -> str:
+        """Fingerprints per bucket of the key's hash: where, in a large relation, the differing rows are."""
+        return (
+            f"select {self.bucket(key, buckets)} as b, {self.set_fingerprint(spec.columns)} as fp "
+            f"from {relation} group by 1"
+        )
+
+    def key_row_hashes(
+        self,
+        relation: str,
+        spec: FingerprintSpec,
+        key: Sequence[CompareColumn],
+        buckets: int,
+        in_buckets: Sequence[int] | None,
+        limit: int,
+    ) -> str:
+        """Per key hash, the fingerprint of its rows (a key may repeat); only the given buckets when set."""
+        where = ""
+        if in_buckets is not None:
+            where = f" where {self.bucket(key, buckets)} in ({', '.join(str(int(b)) for b in in_buckets)})"
+        return (
+            f"select {self.row_hash(key)} as kh, {self.set_fingerprint(spec.columns)} as fp "
+            f"from {relation}{where} group by 1 limit {int(limit)}"
+        )
+
+    def rows_for_keys(
+        self,
+        relation: str,
+        key: Sequence[CompareColumn],
+        columns: Sequence[CompareColumn],
+        key_hashes: Sequence[int],
+        limit: int,
+    ) -> str:
+        """Key hash, key values and the given columns of the rows whose key hashes are listed."""
+        selected = ", ".join(quote(c.name) for c in [*key, *columns])
+        hashes = ", ".join(str(int(h)) for h in key_hashes)
+        return (
+            f"select {self.row_hash(key)} as kh, {selected} from {relation} "
+            f"where {self.row_hash(key)} in ({hashes}) limit {int(limit)}"
+        )
+
+
+class DuckDBDialect(Dialect):
+    name = "duckdb"
+
+    def set_fingerprint(self, columns: Sequence[CompareColumn]) -> str:
+        return f"coalesce(sum({self.row_hash(columns)}), 0)::varchar"
+
+
+class SnowflakeDialect(Dialect):
+    name = "snowflake"
+
+    def set_fingerprint(self, columns: Sequence[CompareColumn]) -> str:
+        return f"to_varchar(hash_agg({', '.join(self.value(c) for c in columns)}))"

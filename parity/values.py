@@ -1,0 +1,354 @@
+"""Value parity: the same data, not only the same counts.
+
+Per relation pair, a fingerprint of the compared columns is computed in each warehouse, in the same batched
+query as the row counts (see `dbt2prefect.warehouse`). Only where fingerprints differ does parity drill down:
+one statement per side names the differing columns (per-column fingerprints); when the model has a key (from
+the settings, else a column with a `unique` test), a few more statements per side find a bounded sample of
+differing keys: key-hash buckets (large relations only), the rows' hashes per key in the differing buckets,
+then the values of the sampled keys. Nothing else is downloaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dbt2prefect.fingerprint_sql import CompareColumn, FingerprintSpec
+from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
+from parity.artifacts import Manifest
+from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
+from parity.rowcounts import RelationPair
+from parity.settings import ParitySettings
+
+FLOAT_TYPES = frozenset({"FLOAT", "FLOAT4", "FLOAT8", "REAL", "DOUBLE", "DOUBLE PRECISION"})
+DIRECT_ROWS = 50_000  # relations up to this size skip the bucket step
+ROWS_PER_BUCKET = 2_000
+MAX_BUCKETS = 8_192
+VALUE_CHARS = 120  # sampled values are cut to this many characters
+SHOWN_COLUMNS = 8  # sampled columns when no single differing column was identified
+
+
+@dataclass(frozen=True)
+class ValuePlan:
+    """What is fingerprinted for one pair, or why nothing is."""
+
+    pair: RelationPair
+    baseline_spec: FingerprintSpec | None = None
+    candidate_spec: FingerprintSpec | None = None
+    skip: Reason | None = None
+    note: str | None = None
+    excluded: tuple[str, ...] = ()
+    floats: tuple[str, ...] = ()
+
+
+@dataclass
+class ValueResult:
+    rows: list[ValueRow] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _is_float(data_type: str) -> bool:
+    return " ".join(data_type.upper().split()) in FLOAT_TYPES
+
+
+def plan_values(
+    pairs: Sequence[RelationPair],
+    baseline: Mapping[Relation, RelationStats],
+    candidate: Mapping[Relation, RelationStats],
+    settings: ParitySettings,
+    same_engine: bool,
+) -> list[ValuePlan]:
+    """Which columns of each pair enter the fingerprint (exclusions, float rounding), or the skip reason."""
+    values = settings.values
+    plans: list[ValuePlan] = []
+    for pair in pairs:
+        base, cand = baseline.get(pair.baseline), candidate.get(pair.candidate)
+        if base is None or cand is None or not base.exists or not cand.exists:
+            plans.append(ValuePlan(pair, skip=Reason.VALUES_SKIPPED_RELATION_MISSING))
+            continue
+        if not same_engine:
+            plans.append(ValuePlan(pair, skip=Reason.VALUES_SKIPPED_ENGINES_DIFFER))
+            continue
+        base_cols, cand_cols = base.column_types(), cand.column_types()
+        rules = values.exclusions_for(pair.unique_id, pair.node.name, pair.node.all_tags)
+        excluded: list[str] = []
+        compared: list[str] = []
+        for column in sorted(set(base_cols) & set(cand_cols)):
+            source = next((src for glob, src in rules if fnmatch.fnmatchcase(column, glob)), None)
+            if source is None:
+                compared.append(column)
+            else:
+                excluded.append(f"{column} ({source})")
+        floats = [c for c in compared if _is_float(base_cols[c]) or _is_float(cand_cols[c])]
+        if not compared:
+            plans.append(ValuePlan(pair, skip=Reason.VALUES_SKIPPED_NO_COLUMNS, excluded=tuple(excluded)))
+            continue
+        base_names = {name.lower(): name for name, _ in base.columns}
+        cand_names = {name.lower(): name for name, _ in cand.columns}
+
+        only_one_side = sorted(set(base_cols) ^ set(cand_cols))
+        plans.append(
+            ValuePlan(
+                pair,
+                _spec(base_names, compared, floats, values.float_decimals),
+                _spec(cand_names, compared, floats, values.float_decimals),
+                note=f"columns on one side only (schema check): {', '.join(only_one_side)}" if only_one_side else None,
+                excluded=tuple(excluded),
+                floats=tuple(floats),
+            )
+        )
+    return plans
+
+
+def _spec(names: Mapping[str, str], compared: list[str], floats: list[str], decimals: int) -> FingerprintSpec:
+    return FingerprintSpec.of([CompareColumn(names[c], decimals if c in floats else None) for c in compared])
+
+
+def fingerprint_specs(
+    plans: Sequence[ValuePlan],
+) -> tuple[dict[Relation, FingerprintSpec], dict[Relation, FingerprintSpec]]:
+    """Per side, the spec of each relation that is fingerprinted in the batched pass."""
+    base = {p.pair.baseline: p.baseline_spec for p in plans if p.baseline_spec is not None}
+    cand = {p.pair.candidate: p.candidate_spec for p in plans if p.candidate_spec is not None}
+    return base, cand
+
+
+def ephemeral_rows(pairs: Sequence[RelationPair], manifest: Manifest) -> list[ValueRow]:
+    """Ephemeral models have no relation: they are inlined into, and checked through, the relations selecting them."""
+    children: dict[str, list[str]] = {}
+    for pair in pairs:
+        for parent in pair.node.depends_on.nodes:
+            node = manifest.get(parent)
+            if node is not None and node.materialized == "ephemeral":
+                children.setdefault(parent, []).append(pair.unique_id)
+    return [
+        ValueRow(
+            unique_id=uid,
+            materialized="ephemeral",
+            status=ValueStatus.SKIPPED,
+            reason=Reason.VALUES_CHECKED_THROUGH_CHILDREN.value,
+            note="inlined into " + ", ".join(sorted(kids)),
+        )
+        for uid, kids in sorted(children.items())
+    ]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Side:
+    warehouse: Warehouse
+    stats: RelationStats
+    spec: FingerprintSpec
+
+    def column(self, lower: str) -> CompareColumn:
+        return next(c for c in self.spec.columns if c.name.lower() == lower)
+
+
+def _key(pair: RelationPair, manifest: Manifest, settings: ParitySettings) -> tuple[list[str], str] | None:
+    configured = settings.values.key_for(pair.unique_id, pair.node.name)
+    if configured is not None:
+        return configured
+    unique = manifest.unique_columns(pair.unique_id)
+    return ([unique[0]], "test:unique") if unique else None
+
+
+def _sample(
+    base: _Side, cand: _Side, key: list[str], shown: list[str], settings: ParitySettings
+) -> tuple[list[ValueSample], str | None]:
+    """Differing keys with their values: buckets when large, key hashes in differing buckets, rows of a few keys."""
+    limit = settings.values.sample_rows
+    base_key = [CompareColumn(base.column(k).name) for k in key]
+    cand_key = [CompareColumn(cand.column(k).name) for k in key]
+    rows = max(base.stats.row_count or 0, cand.stats.row_count or 0)
+    buckets, chosen_buckets, fetch = 1, None, DIRECT_ROWS
+    if rows > DIRECT_ROWS:
+        buckets = min(MAX_BUCKETS, max(2, rows // ROWS_PER_BUCKET))
+        b_fp = base.warehouse.bucket_fingerprints(base.stats, base.spec, base_key, buckets)
+        c_fp = cand.warehouse.bucket_fingerprints(cand.stats, cand.spec, cand_key, buckets)
+        chosen_buckets = sorted(b for b in set(b_fp) | set(c_fp) if b_fp.get(b) != c_fp.get(b))[: max(limit, 1)]
+        fetch = ROWS_PER_BUCKET * 8 * max(len(chosen_buckets), 1)
+    b_keys = base.warehouse.key_row_hashes(base.stats, base.spec, base_key, buckets, chosen_buckets, fetch + 1)
+    c_keys = cand.warehouse.key_row_hashes(cand.stats, cand.spec, cand_key, buckets, chosen_buckets, fetch + 1)
+    truncated = len(b_keys) > fetch or len(c_keys) > fetch
+    changed = sorted(k for k in set(b_keys) & set(c_keys) if b_keys[k] != c_keys[k])
+    kinds: dict[int, Literal["changed", "only_in_baseline", "only_in_candidate"]] = dict.fromkeys(changed, "changed")
+    if not truncated:  # with a cut-off listing, a key missing from one listing may only have been cut off
+        kinds.update(dict.fromkeys(sorted(set(b_keys) - set(c_keys)), "only_in_baseline"))
+        kinds.update(dict.fromkeys(sorted(set(c_keys) - set(b_keys)), "only_in_candidate"))
+    chosen = list(kinds)[:limit]
+    b_rows = base.warehouse.rows_for_keys(base.stats, base_key, [base.column(c) for c in shown], chosen, limit * 4)
+    c_rows = cand.warehouse.rows_for_keys(cand.stats, cand_key, [cand.column(c) for c in shown], chosen, limit * 4)
+
+    def by_hash(found: list[tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:
+        return {int(row[0]): row[1:] for row in reversed(found)}  # first row per key wins
+
+    b_map, c_map = by_hash(b_rows), by_hash(c_rows)
+    samples: list[ValueSample] = []
+    size = 0
+    for kh in chosen:
+        either = b_map.get(kh) or c_map.get(kh)
+        if either is None:
+            continue
+        b, c = b_map.get(kh), c_map.get(kh)
+        sample = ValueSample(
+            kind=kinds[kh],
+            key={k: _text(v) for k, v in zip(key, either[: len(key)], strict=True)},
+            baseline={col: _text(v) for col, v in zip(shown, b[len(key) :], strict=True)} if b else {},
+            candidate={col: _text(v) for col, v in zip(shown, c[len(key) :], strict=True)} if c else {},
+        )
+        size += len(json.dumps(sample.model_dump()))
+        if size > settings.values.sample_bytes:
+            return samples, f"sample cut at {settings.values.sample_bytes} bytes"
+        samples.append(sample)
+    note = "sample from the first differing key-hash buckets" if chosen_buckets is not None else None
+    if truncated:
+        note = (note + "; " if note else "") + "key listing cut off: only changed keys are shown"
+    return samples, note
+
+
+def compare_values(
+    plans: Sequence[ValuePlan],
+    baseline: Mapping[Relation, RelationStats],
+    candidate: Mapping[Relation, RelationStats],
+    baseline_wh: Warehouse,
+    candidate_wh: Warehouse,
+    manifest: Manifest,
+    settings: ParitySettings,
+) -> ValueResult:
+    """Classify each pair from its fingerprints; drill into the differing ones (at most `max_drill_down`)."""
+    result = ValueResult()
+    decimals = settings.values.float_decimals
+    drilled = 0
+    for plan in plans:
+        pair = plan.pair
+        base, cand = baseline.get(pair.baseline), candidate.get(pair.candidate)
+        common = {
+            "unique_id": pair.unique_id,
+            "materialized": pair.node.materialized,
+            "excluded_columns": list(plan.excluded),
+            "float_columns": list(plan.floats),
+            "float_decimals": decimals if plan.floats else None,
+            "note": plan.note,
+        }
+        if plan.excluded:
+            result.findings.append(
+                _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(plan.excluded))
+            )
+        if plan.floats:
+            result.findings.append(
+                _info(
+                    Reason.FLOAT_PRECISION,
+                    pair.unique_id,
+                    f"compared at {decimals} decimal places: {', '.join(plan.floats)}",
+                )
+            )
+        if plan.skip is not None or plan.baseline_spec is None or plan.candidate_spec is None:
+            reason = plan.skip or Reason.VALUES_SKIPPED_NO_COLUMNS
+            result.rows.append(ValueRow(status=ValueStatus.SKIPPED, reason=reason.value, **common))
+            result.findings.append(_info(reason, pair.unique_id, _skip_message(reason, pair)))
+            continue
+        assert base is not None and cand is not None
+        columns = len(plan.baseline_spec.columns)
+        prints = {"baseline_fingerprint": base.fingerprint, "candidate_fingerprint": cand.fingerprint}
+        if base.row_count != cand.row_count:
+            reason = Reason.VALUES_SKIPPED_ROW_COUNTS_DIFFER
+            result.rows.append(
+                ValueRow(status=ValueStatus.SKIPPED, reason=reason.value, columns_compared=columns, **prints, **common)
+            )
+            result.findings.append(_info(reason, pair.unique_id, _skip_message(reason, pair)))
+            continue
+        if base.fingerprint == cand.fingerprint:
+            result.rows.append(ValueRow(status=ValueStatus.EQUAL, columns_compared=columns, **prints, **common))
+            continue
+        differing: list[str] = []
+        samples: list[ValueSample] = []
+        key_info = _key(pair, manifest, settings)
+        key: list[str] = []
+        notes = [plan.note] if plan.note else []
+        if drilled < settings.values.max_drill_down:
+            drilled += 1
+            b_side = _Side(baseline_wh, base, plan.baseline_spec)
+            c_side = _Side(candidate_wh, cand, plan.candidate_spec)
+            b_cols = baseline_wh.column_fingerprints(base, plan.baseline_spec)
+            c_cols = candidate_wh.column_fingerprints(cand, plan.candidate_spec)
+            differing = [c for c in b_cols if b_cols[c] != c_cols.get(c)]
+            compared = [c.name.lower() for c in plan.baseline_spec.columns]
+            if key_info is not None and all(k in compared for k in key_info[0]):
+                key = key_info[0]
+                shown = [c for c in (differing or compared) if c not in key][:SHOWN_COLUMNS]
+                if settings.values.sample_rows:
+                    samples, note = _sample(b_side, c_side, key, shown, settings)
+                    notes += [note] if note else []
+            elif key_info is not None:
+                notes.append(f"key {', '.join(key_info[0])} ({key_info[1]}) is not compared: no key sample")
+                key_info = None
+            else:
+                notes.append("no key (configure parity.values.keys or add a unique test): no key sample")
+            if not differing:
+                notes.append("no single column differs: the combination of values in rows differs")
+        else:
+            result.findings.append(
+                _info(
+                    Reason.VALUES_NOT_DRILLED,
+                    pair.unique_id,
+                    f"more than {settings.values.max_drill_down} relations differ: columns and keys not named",
+                )
+            )
+        row = ValueRow(
+            status=ValueStatus.DIFFERENT,
+            reason=Reason.VALUES_DIFFER.value,
+            columns_compared=columns,
+            differing_columns=differing,
+            key=key,
+            key_source=key_info[1] if key_info is not None and key else None,
+            samples=samples,
+            **prints,
+            **{**common, "note": "; ".join(notes) or None},
+        )
+        result.rows.append(row)
+        accepted = settings.is_accepted(Reason.VALUES_DIFFER.value, pair.unique_id)
+        result.findings.append(
+            Finding(
+                check=Check.VALUES,
+                reason=Reason.VALUES_DIFFER.value,
+                severity=Severity.EXPLAINED if accepted else Severity.ERROR,
+                subject=pair.unique_id,
+                message=_differ_message(row),
+                explanation="accepted in the parity settings" if accepted else None,
+            )
+        )
+    return result
+
+
+def _info(reason: Reason, subject: str, message: str) -> Finding:
+    return Finding(check=Check.VALUES, reason=reason.value, severity=Severity.INFO, subject=subject, message=message)
+
+
+def _skip_message(reason: Reason, pair: RelationPair) -> str:
+    return {
+        Reason.VALUES_SKIPPED_RELATION_MISSING: f"{pair.unique_id}: values not compared, the relation is missing on "
+        "one side (row-count check)",
+        Reason.VALUES_SKIPPED_ROW_COUNTS_DIFFER: f"{pair.unique_id}: values not compared, the row counts differ "
+        "(row-count check)",
+        Reason.VALUES_SKIPPED_ENGINES_DIFFER: f"{pair.unique_id}: values not compared, baseline and candidate are "
+        "different engines whose hashes do not compare",
+        Reason.VALUES_SKIPPED_NO_COLUMNS: f"{pair.unique_id}: values not compared, every column is excluded",
+    }.get(reason, f"{pair.unique_id}: values not compared ({reason.value})")
+
+
+def _differ_message(row: ValueRow) -> str:
+    columns = ", ".join(row.differing_columns) if row.differing_columns else "(no single column)"
+    text = f"{row.unique_id}: values differ in {columns}"
+    if row.samples:
+        keys = "; ".join(", ".join(f"{k}={v}" for k, v in s.key.items()) for s in row.samples)
+        text += f"; sample keys ({', '.join(row.key)}): {keys}"
+    return text
