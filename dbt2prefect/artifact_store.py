@@ -102,7 +102,13 @@ class ArtifactStore:
         if not self._fs.exists(path):
             return None
         data = self._read_json_path(path)
-        return RunKey(tenant, deployment, target, str(data["flow_run_id"]))
+        run_id = data.get("flow_run_id")
+        if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id in (".", ".."):
+            raise ArtifactStoreError(
+                f"{path} in the artifact store {self.url} holds no usable flow_run_id; delete it (the next "
+                "successful run writes it again) or restore it from a backup"
+            )
+        return RunKey(tenant, deployment, target, run_id)
 
     def has(self, key: RunKey, name: str) -> bool:
         return bool(self._fs.exists(f"{self.run_dir(key)}/{name}"))
@@ -139,7 +145,7 @@ class ArtifactStore:
                 data = json.loads(handle.read())
         except FileNotFoundError:
             raise ArtifactStoreError(f"{path} is not in the artifact store {self.url}") from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or not UTF-8
             raise ArtifactStoreError(f"{path} in the artifact store {self.url} is unreadable: {exc}") from None
         if not isinstance(data, dict):
             raise ArtifactStoreError(f"{path} in the artifact store {self.url} is not a JSON object")

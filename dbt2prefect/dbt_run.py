@@ -220,7 +220,12 @@ def run_invocations(
         outcome = StepOutcome(index, label, invocation.command, args, target_path, invocation.fails_run)
         _restore_parse(paths.parse_cache, target_path)
         started = time.perf_counter()
-        outcome.success, outcome.error = invoke(args, paths, target_path)
+        if invocation.command == "clean":
+            # dbt clean deletes the project's clean-targets (target/, logs/, ...), which other runs share and
+            # this run never writes: clean what is this run's own instead, its earlier steps' target paths.
+            outcome.success, outcome.error = _clean_run_folders(paths, index), None
+        else:
+            outcome.success, outcome.error = invoke(args, paths, target_path)
         outcome.seconds = time.perf_counter() - started
         _keep_parse(paths.parse_cache, target_path)
         outcome.nodes = _node_results(target_path, index)
@@ -231,6 +236,12 @@ def run_invocations(
 
 
 PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _clean_run_folders(paths: RunPaths, index: int) -> bool:
+    for earlier in range(index):
+        shutil.rmtree(paths.step_target(earlier), ignore_errors=True)
+    return True
 
 
 def _restore_parse(cache: Path | None, target_path: Path) -> None:

@@ -26,12 +26,14 @@ from dbt2prefect.dbt_run import (
     run_invocations,
 )
 from dbt2prefect.errors import ParameterError
-from dbt2prefect.params import BUILDING, RunParameters, plan_invocations
+from dbt2prefect.params import BUILDING, RunParameters, plan_invocations, step_targets
 from dbt2prefect.profiles import private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.summary import RunSummary, summarize
 from dbt2prefect.tenant import TenantSettings
 
 PROGRESS = "progress.json"
+KEEP_FAILED_RUNS = 10
+"""Working folders of failed runs kept for debugging (and for the flow's retry); older ones are removed."""
 
 
 def runs_root() -> Path:
@@ -43,6 +45,23 @@ def parse_cache_dir(project_dir: Path, target: str) -> Path:
     """Where partial parse results of one project and target are kept between runs."""
     digest = hashlib.sha256(str(project_dir).encode()).hexdigest()[:16]
     return runs_root() / "parse-cache" / f"{digest}-{target}"
+
+
+def prune_failed_runs(keep: int = KEEP_FAILED_RUNS, current: str | None = None) -> list[Path]:
+    """Remove the working folders of all but the `keep` newest failed runs; return what was removed.
+
+    Successful runs remove their own folder; only failed ones stay, for a person to debug and for the retry.
+    """
+    root = runs_root()
+    if not root.is_dir():
+        return []
+    # A failed run's folder holds PROGRESS; running runs' folders do not, and are never touched.
+    folders = [p for p in root.iterdir() if p.name != current and (p / PROGRESS).is_file()]
+    folders.sort(key=lambda p: (p / PROGRESS).stat().st_mtime, reverse=True)
+    removed = folders[keep:]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,20 @@ def build_profile(params: RunParameters, tenant: TenantSettings, target: str, co
     return profile_from_block(tenant.profile_name, target, tenant.block_name(connection))
 
 
+def connect_step_targets(
+    profile: dict[str, Any], profile_name: str, target: str, names: set[str]
+) -> dict[str, Any]:
+    """The profile with only the run's connection, under `target` and under every target name a step sets.
+
+    As in dbt Cloud, a step's `--target` changes target.name, never the connection: without this, a local
+    profiles.yml would connect the step to that output, and a block profile would not know the name.
+    """
+    body = profile[profile_name]
+    output = body["outputs"][body.get("target", target)]
+    outputs = {name: dict(output) for name in sorted({target, *names})}
+    return {profile_name: {**body, "target": target, "outputs": outputs}}
+
+
 def _resume_point(run_root: Path, run_count: int) -> int | None:
     progress = run_root / PROGRESS
     if run_count <= 1 or not progress.is_file():
@@ -150,10 +183,13 @@ def execute(
     project_dir = resolve_project_dir(params, tenant)
     run_root = runs_root() / flow_run_id
     run_root.mkdir(parents=True, exist_ok=True)
+    prune_failed_runs(current=flow_run_id)
     state_dir = resolve_state(params, tenant, connection, run_root)
     invocations = plan_invocations(params, target, state_dir)
     resume = _resume_point(run_root, run_count)
-    profile = build_profile(params, tenant, target, connection)
+    profile = connect_step_targets(
+        build_profile(params, tenant, target, connection), tenant.profile_name, target, step_targets(params)
+    )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
     with private_profiles_dir(profile) as profiles_dir:
@@ -188,6 +224,8 @@ def execute(
     }
     artifact_dir = store.save_run(key, staging, record)
     if failure is None:
-        store.mark_latest(key)
+        # Only a run with a manifest can serve as `state_path=latest` (not `dbt clean`, not an empty `dbt ls`).
+        if (staging / "manifest.json").is_file():
+            store.mark_latest(key)
         shutil.rmtree(run_root, ignore_errors=True)
     return RunOutcome(flow_run_id, target, summary, artifact_dir, failure)
