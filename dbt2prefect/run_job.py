@@ -122,9 +122,7 @@ def build_profile(params: RunParameters, tenant: TenantSettings, target: str, co
     return profile_from_block(tenant.profile_name, target, tenant.block_name(connection))
 
 
-def connect_step_targets(
-    profile: dict[str, Any], profile_name: str, target: str, names: set[str]
-) -> dict[str, Any]:
+def connect_step_targets(profile: dict[str, Any], profile_name: str, target: str, names: set[str]) -> dict[str, Any]:
     """The profile with only the run's connection, under `target` and under every target name a step sets.
 
     As in dbt Cloud, a step's `--target` changes target.name, never the connection: without this, a local

@@ -158,7 +158,7 @@ class TenantSettings(BaseModel):
     @classmethod
     def _some_targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise ValueError("list at least one target, e.g. targets = [\"dev\", \"prod\"]")
+            raise ValueError('list at least one target, e.g. targets = ["dev", "prod"]')
         for name in value:
             problem = segment_problem(name)
             if problem is not None:

@@ -96,6 +96,7 @@ class LedgerRecord(_LedgerModel):
                 "upgrade dbt2prefect"
             )
         return value
+
     job_id: int
     seq: int
     kind: RecordKind

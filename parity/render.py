@@ -14,9 +14,14 @@ from parity.model import JobParity, ParityReport, RowCountStatus, Severity
 MAX_ROWS = 50
 
 
-def _md_cell(value: object) -> str:
+def _md_text(value: object) -> str:
+    """Text from dbt Cloud or dbt (job names, messages) as inert Markdown: HTML escaped, one line."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+    return " ".join(escape(text, quote=False).splitlines())
+
+
+def _md_cell(value: object) -> str:
+    return _md_text(value).replace("|", "\\|")
 
 
 def _md_table(headers: list[str], rows: list[list[object]]) -> list[str]:
@@ -29,7 +34,7 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> list[str]:
 
 def job_markdown(job: JobParity) -> str:
     """Markdown section of one job: verdict, findings, node counts, differences, row counts, timings."""
-    lines = [f"## Job {job.job_id} {job.job_name}: **{job.verdict.value}**", ""]
+    lines = [f"## Job {job.job_id} {_md_text(job.job_name)}: **{job.verdict.value}**", ""]
     lines.append(
         f"Baseline: {job.baseline.system} run {job.baseline.run_id}"
         + (f" step {job.baseline.step}" if job.baseline.step is not None else "")
@@ -100,7 +105,7 @@ def job_markdown(job: JobParity) -> str:
 def report_markdown(report: ParityReport) -> str:
     """The whole report as Markdown (for Prefect artifacts, PR comments, the CLI's --markdown)."""
     lines = [
-        f"# Parity {report.tenant}: **{report.verdict.value}**",
+        f"# Parity {_md_text(report.tenant)}: **{report.verdict.value}**",
         "",
         f"Generated {report.created_at.isoformat(timespec='seconds')}.",
         "",
