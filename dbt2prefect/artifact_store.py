@@ -23,6 +23,7 @@ from typing import Any
 import fsspec
 
 from dbt2prefect.errors import ArtifactStoreError
+from dbt2prefect.files import segment_problem
 
 DBT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
 LATEST = "latest.json"
@@ -37,6 +38,13 @@ class RunKey:
     deployment: str
     target: str
     flow_run_id: str
+
+    def __post_init__(self) -> None:
+        # Each field becomes one folder name: `..` or a '/' would read or write outside the store.
+        for name in ("tenant", "deployment", "target", "flow_run_id"):
+            problem = segment_problem(getattr(self, name))
+            if problem is not None:
+                raise ArtifactStoreError(f"run {name} {problem}")
 
 
 class ArtifactStore:
@@ -103,7 +111,7 @@ class ArtifactStore:
             return None
         data = self._read_json_path(path)
         run_id = data.get("flow_run_id")
-        if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id in (".", ".."):
+        if not isinstance(run_id, str) or segment_problem(run_id) is not None:
             raise ArtifactStoreError(
                 f"{path} in the artifact store {self.url} holds no usable flow_run_id; delete it (the next "
                 "successful run writes it again) or restore it from a backup"

@@ -19,6 +19,12 @@ class LedgerError(MigrationError):
     exit_code = 3
 
 
+class LedgerSettingError(LedgerError):
+    """`ledger_url` or the tenant name cannot hold a ledger (unusable or non-durable URL, unsafe name): exit 2."""
+
+    exit_code = 2
+
+
 class LedgerDamagedError(LedgerError):
     """A ledger record was edited or damaged after it was written: restore the ledger from backup (exit code 2)."""
 

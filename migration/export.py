@@ -206,7 +206,11 @@ def load_inventory(path: Path | str) -> Inventory:
         raise InventoryError(f"inventory {file} is not readable JSON: {exc}") from None
     except RecursionError:
         raise InventoryError(f"inventory {file} is not readable JSON: it is nested too deeply") from None
-    if isinstance(doc, dict) and doc.get("format") == INVENTORY_FORMAT and doc.get("version") != INVENTORY_VERSION:
+    if (
+        isinstance(doc, dict)
+        and doc.get("format") == INVENTORY_FORMAT
+        and doc.get("version", INVENTORY_VERSION) != INVENTORY_VERSION
+    ):
         raise InventoryError(
             f"inventory {file} has version {doc.get('version')!r}; this toolkit reads version {INVENTORY_VERSION}: "
             "export again with this version of dbt2prefect, or upgrade it"
