@@ -828,7 +828,7 @@ def test_a_ledger_record_of_a_future_version_is_refused(tmp_path: Path) -> None:
     ledger.append(_ledger_record())
     path = tmp_path / "t" / "job-7" / "000001-cutover_started.json"
     path.write_text(path.read_text().replace('"version": 1', '"version": 2'))
-    with pytest.raises(LedgerError, match="version 2 was written by a newer dbt2prefect.*upgrade") as caught:
+    with pytest.raises(LedgerError, match=r"version 2 was written by a newer dbt2prefect.*upgrade") as caught:
         ledger.records(7)
     assert not isinstance(caught.value, LedgerDamagedError) and str(path) in str(caught.value)
 
