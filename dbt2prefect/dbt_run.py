@@ -204,7 +204,8 @@ def run_invocations(
         paths: the run's private folders.
         invoke: `prefect_invoker` or `lean_invoker`.
         start_at: index of the first invocation to run (a flow retry resumes at the failed one).
-        retry_first: run `dbt retry` in place of the first invocation (rerun from the point of failure).
+        retry_first: run `dbt retry` in place of the first invocation (rerun from the point of failure) when
+            that invocation left run results; otherwise run it again.
     """
     outcomes: list[StepOutcome] = []
     paths.log_path.mkdir(parents=True, exist_ok=True)
@@ -214,7 +215,14 @@ def run_invocations(
         target_path = paths.step_target(index)
         args = invocation.args
         label = invocation.label
-        if retry_first and index == start_at and invocation.command in BUILDING:
+        # `dbt retry` needs the failed attempt's run_results.json; a step that failed before dbt wrote it (a
+        # lock, a missing state manifest, a lost connection) is run again as it was.
+        if (
+            retry_first
+            and index == start_at
+            and invocation.command in BUILDING
+            and (target_path / "run_results.json").is_file()
+        ):
             args = ["retry", *_target_flag(invocation.args)]
             label = f"dbt retry ({invocation.label})"
         outcome = StepOutcome(index, label, invocation.command, args, target_path, invocation.fails_run)

@@ -134,11 +134,17 @@ def connect_step_targets(profile: dict[str, Any], profile_name: str, target: str
     return {profile_name: {**body, "target": target, "outputs": outputs}}
 
 
-def _resume_point(run_root: Path, run_count: int) -> int | None:
+def _progress(run_root: Path, run_count: int) -> dict[str, Any] | None:
+    """What the previous attempt of this flow run left: its failed step and its failure."""
     progress = run_root / PROGRESS
     if run_count <= 1 or not progress.is_file():
         return None
-    return int(json.loads(progress.read_text(encoding="utf-8"))["failed_step"])
+    try:
+        data = json.loads(progress.read_text(encoding="utf-8"))
+        int(data["failed_step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: run from the start, which is always correct, only slower
+    return dict(data)
 
 
 def _stage_artifacts(outcomes: list[StepOutcome], staging: Path) -> None:
@@ -184,7 +190,8 @@ def execute(
     prune_failed_runs(current=flow_run_id)
     state_dir = resolve_state(params, tenant, connection, run_root)
     invocations = plan_invocations(params, target, state_dir)
-    resume = _resume_point(run_root, run_count)
+    previous = _progress(run_root, run_count)
+    resume = int(previous["failed_step"]) if previous is not None else None
     profile = connect_step_targets(
         build_profile(params, tenant, target, connection), tenant.profile_name, target, step_targets(params)
     )
@@ -202,7 +209,12 @@ def execute(
     summary = summarize(target, outcomes, success=failure is None)
     if failure is not None:
         failed = next(o.index for o in outcomes if not o.success and o.fails_run)
-        (run_root / PROGRESS).write_text(json.dumps({"failed_step": failed}), encoding="utf-8")
+        # The first failure is the cause; a retry's own failure is reported after it, never instead of it.
+        first = previous.get("first_failure") if previous is not None else None
+        if isinstance(first, str) and first != failure:
+            failure = f"{failure} (first attempt: {first})"
+        progress = {"failed_step": failed, "first_failure": first if isinstance(first, str) else failure}
+        (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
     store = ArtifactStore(tenant.artifact_store_url)
     key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
     staging = run_root / "artifacts"

@@ -922,3 +922,42 @@ def test_failed_run_folders_are_pruned_to_the_newest(tmp_path: Path, monkeypatch
     removed = prune_failed_runs(keep=2)
     assert sorted(p.name for p in removed) == ["failed-0", "failed-1", "failed-2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["failed-3", "failed-4", "parse-cache", "running"]
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: retries
+
+
+class _FailingDbt:
+    """Stands in for dbt at the invoker seam: fails with a fixed message and records what it was asked to run."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
+        self.calls.append(list(args))
+        return False, self.message
+
+
+@pytest.mark.parametrize("wrote_results", [False, True])
+def test_retry_uses_dbt_retry_only_when_run_results_exist(wrote_results: bool, tmp_path: Path) -> None:
+    paths = RunPaths(root=tmp_path / "run", project_dir=tmp_path, profiles_dir=tmp_path)
+    if wrote_results:
+        paths.step_target(0).mkdir(parents=True)
+        (paths.step_target(0) / "run_results.json").write_text('{"results": []}')
+    dbt = _FailingDbt("IO Error: Could not set lock on file")
+    invocations = plan_invocations(validate({"command": "run"}), "dev", None)
+    (outcome,) = run_invocations(invocations, paths, dbt, start_at=0, retry_first=True)
+    assert dbt.calls[0][0] == ("retry" if wrote_results else "run")
+    assert outcome.error == "IO Error: Could not set lock on file"
+
+
+def test_a_retry_reports_the_first_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate({"command": "run", "profiles_strategy": "local", "target": "local"})
+    first = execute(params, tenant, "retried-run", run_count=1, invoker=_FailingDbt("IO Error: lock held"))
+    second = execute(params, tenant, "retried-run", run_count=2, invoker=_FailingDbt("Could not find previous run"))
+    assert first.failure is not None and "IO Error: lock held" in first.failure
+    assert second.failure is not None and "Could not find previous run" in second.failure
+    assert "first attempt" in second.failure and "IO Error: lock held" in second.failure
