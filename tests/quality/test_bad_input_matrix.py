@@ -961,3 +961,27 @@ def test_a_retry_reports_the_first_failure(tmp_path: Path, monkeypatch: pytest.M
     assert first.failure is not None and "IO Error: lock held" in first.failure
     assert second.failure is not None and "Could not find previous run" in second.failure
     assert "first attempt" in second.failure and "IO Error: lock held" in second.failure
+
+
+def test_sigterm_runs_the_cleanup_that_stops_child_processes(tmp_path: Path) -> None:
+    # `sandbox up` holds its Prefect server in a `with` block inside terminate_as_interrupt(): SIGTERM must
+    # unwind it as Ctrl-C does, or the server outlives the command.
+    marker = tmp_path / "stopped"
+    code = (
+        "import contextlib, sys, time\n"
+        "from dbt2prefect.cli.common import terminate_as_interrupt\n"
+        "try:\n"
+        "    with terminate_as_interrupt(), contextlib.ExitStack() as stop:\n"
+        f"        stop.callback(lambda: open({str(marker)!r}, 'w').write('x'))\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child.terminate()
+    assert child.wait(timeout=30) == 130
+    assert marker.read_text() == "x"
