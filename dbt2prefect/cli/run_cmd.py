@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
-from dbt2prefect.errors import DbtRunError, ParameterError
+from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import validate
 from dbt2prefect.profiles import block_from_env
 
@@ -73,8 +73,8 @@ def run(
         return
     try:
         state.result()
-    except (DbtRunError, ParameterError):
-        raise
+    except Dbt2PrefectError:
+        raise  # its own exit code: 2 for bad input (a missing profile block too), 1 when dbt failed
     except Exception as exc:
         raise DbtRunError(f"run_dbt_wg failed: {exc}") from None
 
