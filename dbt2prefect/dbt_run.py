@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbt2prefect.errors import DbtRunError
+from dbt2prefect.errors import DbtInputError, DbtRunError
 from dbt2prefect.gc_tuning import fewer_collections
 from dbt2prefect.params import BUILDING, Invocation
 
@@ -124,6 +124,24 @@ def _node_results(target_path: Path, step: int) -> list[NodeResult]:
     return results
 
 
+def check_input_error(args: list[str], exc: BaseException | None) -> None:
+    """Raise DbtInputError when dbt's exception says its input is wrong: retrying cannot help, exit code 2.
+
+    Only what dbt itself judges: its config errors (project, profile, selectors), a state manifest of an
+    incompatible schema, an unknown selector. Anything else (a lock, a lost connection) stays a run failure.
+    """
+    if exc is None:
+        return
+    from dbt.artifacts.exceptions.schemas import IncompatibleSchemaError
+    from dbt.exceptions import DbtConfigError, InvalidSelectorError
+
+    message = str(getattr(exc, "msg", None) or exc).strip()
+    if isinstance(exc, DbtConfigError | IncompatibleSchemaError | InvalidSelectorError) or message.startswith(
+        "Could not find selector named"
+    ):
+        raise DbtInputError(f"dbt refused `dbt {' '.join(args)}`: {' '.join(message.split())}")
+
+
 def dbt_log_level() -> str:
     """dbt's name for Prefect's logging level (prefect-dbt's own mapping fails on WARNING and CRITICAL)."""
     from prefect.settings import get_current_settings
@@ -159,6 +177,7 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
         finally:
             # Inside the block: the threads use the shared client until they end.
             _join_task_threads(before)
+    check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 
@@ -187,6 +206,7 @@ def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[b
     ]  # fmt: skip
     with fewer_collections():
         result = dbtRunner().invoke(full)
+    check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 

@@ -22,8 +22,8 @@ from typer.testing import CliRunner, Result
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.cli.app import app
 from dbt2prefect.dbt_cli import flatten, parse_args
-from dbt2prefect.dbt_run import RunPaths, lean_invoker, run_invocations
-from dbt2prefect.errors import ArtifactStoreError, ParameterError
+from dbt2prefect.dbt_run import RunPaths, check_input_error, lean_invoker, run_invocations
+from dbt2prefect.errors import ArtifactStoreError, DbtInputError, ParameterError
 from dbt2prefect.files import durable_url_problem
 from dbt2prefect.params import plan_invocations, validate
 from dbt2prefect.run_job import connect_step_targets, execute, prune_failed_runs
@@ -985,3 +985,23 @@ def test_sigterm_runs_the_cleanup_that_stops_child_processes(tmp_path: Path) -> 
     child.terminate()
     assert child.wait(timeout=30) == 130
     assert marker.read_text() == "x"
+
+
+def test_an_unknown_selector_is_bad_input_with_dbts_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real dbt on the tenant project: only dbt knows the project's selectors.
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DBT2PREFECT_WAREHOUSE_DIR", str(tmp_path / "warehouse"))
+    tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate(
+        {"command": "ls", "selector": "no_such_selector", "profiles_strategy": "local", "target": "local"}
+    )
+    with pytest.raises(DbtInputError) as caught:
+        execute(params, tenant, "unknown-selector", invoker=lean_invoker)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "Could not find selector named no_such_selector" in message
+    assert message.count("Could not find selector") == 1 and "Traceback" not in message
+
+
+def test_other_dbt_exceptions_stay_run_failures() -> None:
+    check_input_error(["run"], RuntimeError("IO Error: Could not set lock on file"))
+    check_input_error(["run"], None)
