@@ -20,7 +20,8 @@ class LedgerError(MigrationError):
 
 
 class LedgerSettingError(LedgerError):
-    """`ledger_url` or the tenant name cannot hold a ledger (unusable or non-durable URL, unsafe name): exit 2."""
+    """The ledger cannot be used as configured (unusable or non-durable URL, unsafe tenant name, records of a
+    newer toolkit): exit 2."""
 
     exit_code = 2
 

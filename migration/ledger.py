@@ -205,7 +205,7 @@ class Ledger:
                 err = exc.errors(include_url=False)[0]
                 if tuple(err["loc"]) == ("version",) and "newer dbt2prefect" in str(err["msg"]):
                     # Written by a newer toolkit: reading it as this version would misread it.
-                    raise LedgerError(
+                    raise LedgerSettingError(
                         f"ledger record {path}: {str(err['msg']).removeprefix('Value error, ')}"
                     ) from None
                 first = f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"

@@ -831,6 +831,7 @@ def test_a_ledger_record_of_a_future_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match=r"version 2 was written by a newer dbt2prefect.*upgrade") as caught:
         ledger.records(7)
     assert not isinstance(caught.value, LedgerDamagedError) and str(path) in str(caught.value)
+    assert caught.value.exit_code == 2
 
 
 @pytest.mark.parametrize("url", ["memory://l", "simplecache::file:///tmp/l", "zip://a::file:///tmp/x.zip", "ftp://h/l"])
