@@ -23,6 +23,7 @@ from typing import Any
 import fsspec
 
 from dbt2prefect.errors import ArtifactStoreError
+from dbt2prefect.files import segment_problem
 
 DBT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
 LATEST = "latest.json"
@@ -37,6 +38,13 @@ class RunKey:
     deployment: str
     target: str
     flow_run_id: str
+
+    def __post_init__(self) -> None:
+        # Each field becomes one folder name: `..` or a '/' would read or write outside the store.
+        for name in ("tenant", "deployment", "target", "flow_run_id"):
+            problem = segment_problem(getattr(self, name))
+            if problem is not None:
+                raise ArtifactStoreError(f"run {name} {problem}")
 
 
 class ArtifactStore:
@@ -102,7 +110,13 @@ class ArtifactStore:
         if not self._fs.exists(path):
             return None
         data = self._read_json_path(path)
-        return RunKey(tenant, deployment, target, str(data["flow_run_id"]))
+        run_id = data.get("flow_run_id")
+        if not isinstance(run_id, str) or segment_problem(run_id) is not None:
+            raise ArtifactStoreError(
+                f"{path} in the artifact store {self.url} holds no usable flow_run_id; delete it (the next "
+                "successful run writes it again) or restore it from a backup"
+            )
+        return RunKey(tenant, deployment, target, run_id)
 
     def has(self, key: RunKey, name: str) -> bool:
         return bool(self._fs.exists(f"{self.run_dir(key)}/{name}"))
@@ -139,7 +153,7 @@ class ArtifactStore:
                 data = json.loads(handle.read())
         except FileNotFoundError:
             raise ArtifactStoreError(f"{path} is not in the artifact store {self.url}") from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or not UTF-8
             raise ArtifactStoreError(f"{path} in the artifact store {self.url} is unreadable: {exc}") from None
         if not isinstance(data, dict):
             raise ArtifactStoreError(f"{path} in the artifact store {self.url} is not a JSON object")

@@ -25,6 +25,10 @@ ALIASES = {"list": "ls", "source snapshot-freshness": "source freshness"}
 """dbt's command aliases → the name the toolkit uses."""
 RESERVED_OPTIONS = ("profiles_dir", "project_dir", "target_path", "log_path", "profile")
 """Options the flow sets for every run (its own paths and a profile built from blocks); a step must not."""
+INTERACTIVE = ("docs serve", "init", "debug")
+"""Commands that wait for a person or check a laptop's setup: they hang or mean nothing in an unattended run."""
+MAX_VARS_CHARS = 100_000
+"""Upper bound of a `--vars` value once parsed (as JSON text): YAML aliases can make a few bytes huge."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,12 @@ def validate_step(step: ParsedStep) -> None:
     Raises:
         DbtCommandError: with the reason code of the first problem.
     """
+    if step.command in INTERACTIVE:
+        raise DbtCommandError(
+            "step_interactive",
+            f"{step.line!r}: 'dbt {step.command}' is interactive or checks a local setup; it cannot run unattended. "
+            "Remove the step",
+        )
     for name in RESERVED_OPTIONS:
         if step.sets(name):
             raise DbtCommandError(
@@ -146,15 +156,69 @@ def validate_step(step: ParsedStep) -> None:
             )
     if step.sets("vars"):
         try:
-            data = yaml.safe_load(step.options["vars"])
-        except yaml.YAMLError as exc:
-            raise DbtCommandError("step_bad_vars", f"{step.line!r}: --vars is not YAML/JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise DbtCommandError("step_bad_vars", f"{step.line!r}: --vars must be a mapping such as '{{\"a\": 1}}'")
+            parse_vars(str(step.options["vars"]))
+        except ValueError as exc:
+            raise DbtCommandError("step_bad_vars", f"{step.line!r}: --vars {exc}") from None
     if step.sets("threads"):
         raw = step.options["threads"]
         if not str(raw).isdigit() or int(raw) < 1:
             raise DbtCommandError("step_bad_threads", f"{step.line!r}: --threads {raw!r} is not a positive integer")
+
+
+def parse_vars(text: str) -> dict[str, Any]:
+    """Parse a `--vars` value (YAML or JSON) that must be a mapping of bounded size.
+
+    Raises:
+        ValueError: not YAML, not a mapping, or larger than MAX_VARS_CHARS once parsed (the message says which).
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"is not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError('must parse to a mapping, e.g. \'{"run_date": "2024-01-01"}\'')
+    if _parsed_size(data, MAX_VARS_CHARS) > MAX_VARS_CHARS:
+        raise ValueError(
+            f"expands to more than {MAX_VARS_CHARS} characters once parsed (YAML aliases?); pass smaller vars"
+        )
+    return data
+
+
+def _parsed_size(value: Any, limit: int) -> int:
+    """Characters of `value` as text, counted without building it, stopping once past `limit`.
+
+    Aliases share objects, so the walk counts each use again: that is the size dbt would see.
+    """
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            total += 2 + 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            stack.extend(item)
+        else:
+            total += len(str(item))
+    return total
+
+
+def check_selection(value: str, name: str) -> tuple[str, ...]:
+    """The words of a selection parameter (`select`, `exclude`), none of which may be read as a dbt flag.
+
+    Raises:
+        ValueError: a word starts with '-' (`'fct_orders --empty'` would otherwise empty a table).
+    """
+    words = tuple(value.split())
+    flags = [word for word in words if word.startswith("-")]
+    if flags:
+        raise ValueError(
+            f"{flags[0]!r} in {name} {value!r} would reach dbt as a flag; a selection holds only node selectors "
+            "(set flags as their own parameters, or use `steps`)"
+        )
+    return words
 
 
 def flatten(value: Any) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbt2prefect.errors import DbtRunError
+from dbt2prefect.errors import DbtInputError, DbtRunError
 from dbt2prefect.gc_tuning import fewer_collections
 from dbt2prefect.params import BUILDING, Invocation
 
@@ -124,6 +124,24 @@ def _node_results(target_path: Path, step: int) -> list[NodeResult]:
     return results
 
 
+def check_input_error(args: list[str], exc: BaseException | None) -> None:
+    """Raise DbtInputError when dbt's exception says its input is wrong: retrying cannot help, exit code 2.
+
+    Only what dbt itself judges: its config errors (project, profile, selectors), a state manifest of an
+    incompatible schema, an unknown selector. Anything else (a lock, a lost connection) stays a run failure.
+    """
+    if exc is None:
+        return
+    from dbt.artifacts.exceptions.schemas import IncompatibleSchemaError
+    from dbt.exceptions import DbtConfigError, InvalidSelectorError
+
+    message = str(getattr(exc, "msg", None) or exc).strip()
+    if isinstance(exc, DbtConfigError | IncompatibleSchemaError | InvalidSelectorError) or message.startswith(
+        "Could not find selector named"
+    ):
+        raise DbtInputError(f"dbt refused `dbt {' '.join(args)}`: {' '.join(message.split())}")
+
+
 def dbt_log_level() -> str:
     """dbt's name for Prefect's logging level (prefect-dbt's own mapping fails on WARNING and CRITICAL)."""
     from prefect.settings import get_current_settings
@@ -159,6 +177,7 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
         finally:
             # Inside the block: the threads use the shared client until they end.
             _join_task_threads(before)
+    check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 
@@ -187,6 +206,7 @@ def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[b
     ]  # fmt: skip
     with fewer_collections():
         result = dbtRunner().invoke(full)
+    check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
 
@@ -204,7 +224,8 @@ def run_invocations(
         paths: the run's private folders.
         invoke: `prefect_invoker` or `lean_invoker`.
         start_at: index of the first invocation to run (a flow retry resumes at the failed one).
-        retry_first: run `dbt retry` in place of the first invocation (rerun from the point of failure).
+        retry_first: run `dbt retry` in place of the first invocation (rerun from the point of failure) when
+            that invocation left run results; otherwise run it again.
     """
     outcomes: list[StepOutcome] = []
     paths.log_path.mkdir(parents=True, exist_ok=True)
@@ -214,13 +235,25 @@ def run_invocations(
         target_path = paths.step_target(index)
         args = invocation.args
         label = invocation.label
-        if retry_first and index == start_at and invocation.command in BUILDING:
+        # `dbt retry` needs the failed attempt's run_results.json; a step that failed before dbt wrote it (a
+        # lock, a missing state manifest, a lost connection) is run again as it was.
+        if (
+            retry_first
+            and index == start_at
+            and invocation.command in BUILDING
+            and (target_path / "run_results.json").is_file()
+        ):
             args = ["retry", *_target_flag(invocation.args)]
             label = f"dbt retry ({invocation.label})"
         outcome = StepOutcome(index, label, invocation.command, args, target_path, invocation.fails_run)
         _restore_parse(paths.parse_cache, target_path)
         started = time.perf_counter()
-        outcome.success, outcome.error = invoke(args, paths, target_path)
+        if invocation.command == "clean":
+            # dbt clean deletes the project's clean-targets (target/, logs/, ...), which other runs share and
+            # this run never writes: clean what is this run's own instead, its earlier steps' target paths.
+            outcome.success, outcome.error = _clean_run_folders(paths, index), None
+        else:
+            outcome.success, outcome.error = invoke(args, paths, target_path)
         outcome.seconds = time.perf_counter() - started
         _keep_parse(paths.parse_cache, target_path)
         outcome.nodes = _node_results(target_path, index)
@@ -231,6 +264,12 @@ def run_invocations(
 
 
 PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _clean_run_folders(paths: RunPaths, index: int) -> bool:
+    for earlier in range(index):
+        shutil.rmtree(paths.step_target(earlier), ignore_errors=True)
+    return True
 
 
 def _restore_parse(cache: Path | None, target_path: Path) -> None:

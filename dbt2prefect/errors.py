@@ -25,6 +25,10 @@ class DbtRunError(Dbt2PrefectError):
     exit_code = 1
 
 
+class DbtInputError(ParameterError):
+    """dbt refused the run's input before running a node (unknown selector, bad project/profile, bad state)."""
+
+
 class ArtifactStoreError(Dbt2PrefectError):
     """The run-artifact store could not be read or written."""
 

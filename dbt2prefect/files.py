@@ -1,8 +1,9 @@
-"""Local files written so that a reader never sees half of one."""
+"""Local files written so that a reader never sees half of one, and which storage URLs outlive the process."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,3 +26,39 @@ def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+DURABLE_PROTOCOLS = frozenset(
+    {"file", "local", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "hdfs", "webhdfs", "sftp", "ssh", "smb"}
+)
+"""fsspec protocols whose writes survive the process (`memory://` and the caching wrappers do not)."""
+
+
+def durable_url_problem(url: str) -> str | None:
+    """Why data written under `url` would not survive the process, or None when it would.
+
+    A plain path is a local folder. Chained URLs (`simplecache::s3://...`) are checked link by link.
+    """
+    *wrappers, last = url.split("::")
+    for link in [*wrappers, last]:
+        # In a chain, every link but the last may be a bare protocol name (`simplecache::s3://...`).
+        protocol = link.split("://", 1)[0].lower() if "://" in link or link in wrappers else "file"
+        if protocol not in DURABLE_PROTOCOLS:
+            return (
+                f"{url!r} uses {protocol}://, which does not keep what is written once the process ends; use a "
+                f"folder or one of {', '.join(f'{p}://' for p in sorted(DURABLE_PROTOCOLS))}"
+            )
+    return None
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
+def segment_problem(value: str) -> str | None:
+    """Why `value` (a tenant name, a run id, a target) cannot be one folder name in a path, or None if it can.
+
+    Letters, digits, '-', '_' and '.' only, starting with a letter or digit: no '/', no '..', no hidden names.
+    """
+    if _SEGMENT.fullmatch(value) and ".." not in value:
+        return None
+    return f"{value!r} cannot be a folder name: use letters, digits, '-', '_' and '.' (no '/', no '..')"

@@ -8,10 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
+from dbt2prefect.dbt_cli import ParsedStep, check_selection, parse_step_line, parse_vars, validate_step
 from dbt2prefect.errors import DbtCommandError, ParameterError
 
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -85,6 +84,20 @@ class RunParameters(BaseModel):
             raise ValueError("must be a target name such as 'dev' or 'prod'")
         return value
 
+    @field_validator("select", "exclude")
+    @classmethod
+    def _selection_words(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            check_selection(value, str(info.field_name))
+        return value
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value.startswith("-") or len(value.split()) != 1):
+            raise ValueError("must be the name of one selector from selectors.yml, such as 'nightly'")
+        return value
+
     @field_validator("vars")
     @classmethod
     def _vars_mapping(cls, value: str | None) -> str | None:
@@ -114,6 +127,13 @@ class RunParameters(BaseModel):
                 raise ValueError(
                     f"'steps' is set, so {', '.join(clashing)} must not be: put the selection inside the steps"
                 )
+            # dbt Cloud has no job-level vars or full refresh besides the steps: write them where they apply.
+            flags = [name for name in ("vars", "full_refresh") if getattr(self, name)]
+            if flags:
+                raise ValueError(
+                    f"'steps' is set, so {', '.join(flags)} must not be: write --vars/--full-refresh in the "
+                    "steps that need them"
+                )
             return self
         if self.command not in SELECTING and (self.select or self.exclude or self.selector):
             raise ValueError(f"command {self.command!r} takes no select/exclude/selector")
@@ -122,17 +142,6 @@ class RunParameters(BaseModel):
         if self.full_refresh and self.command not in FULL_REFRESH:
             raise ValueError(f"full_refresh applies to {', '.join(sorted(FULL_REFRESH))}, not {self.command!r}")
         return self
-
-
-def parse_vars(text: str) -> dict[str, Any]:
-    """Parse a `--vars` value (YAML or JSON) that must be a mapping."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"is not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ValueError('must parse to a mapping, e.g. \'{"run_date": "2024-01-01"}\'')
-    return data
 
 
 def parse_step(line: str, where: str = "step") -> ParsedStep:
@@ -147,7 +156,23 @@ def parse_step(line: str, where: str = "step") -> ParsedStep:
         validate_step(step)
     except DbtCommandError as exc:
         raise DbtCommandError(exc.reason_code, f"{where}: {exc}") from None
+    if step.sets("target"):
+        name = str(step.options["target"])
+        if not name.strip() or any(c in name for c in "/\\ "):
+            raise DbtCommandError(
+                "step_bad_target", f"{where}: {line!r}: --target {name!r} must be a target name such as 'prod'"
+            )
     return step
+
+
+def step_targets(params: RunParameters) -> set[str]:
+    """Target names that steps set with their own `--target` (dbt Cloud: only target.name changes)."""
+    names: set[str] = set()
+    for index, line in enumerate(params.steps or []):
+        step = parse_step(line, where=f"steps[{index}]")
+        if step.sets("target"):
+            names.add(str(step.options["target"]))
+    return names
 
 
 @dataclass(frozen=True)

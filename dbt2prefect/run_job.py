@@ -26,12 +26,14 @@ from dbt2prefect.dbt_run import (
     run_invocations,
 )
 from dbt2prefect.errors import ParameterError
-from dbt2prefect.params import BUILDING, RunParameters, plan_invocations
+from dbt2prefect.params import BUILDING, RunParameters, plan_invocations, step_targets
 from dbt2prefect.profiles import private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.summary import RunSummary, summarize
 from dbt2prefect.tenant import TenantSettings
 
 PROGRESS = "progress.json"
+KEEP_FAILED_RUNS = 10
+"""Working folders of failed runs kept for debugging (and for the flow's retry); older ones are removed."""
 
 
 def runs_root() -> Path:
@@ -43,6 +45,23 @@ def parse_cache_dir(project_dir: Path, target: str) -> Path:
     """Where partial parse results of one project and target are kept between runs."""
     digest = hashlib.sha256(str(project_dir).encode()).hexdigest()[:16]
     return runs_root() / "parse-cache" / f"{digest}-{target}"
+
+
+def prune_failed_runs(keep: int = KEEP_FAILED_RUNS, current: str | None = None) -> list[Path]:
+    """Remove the working folders of all but the `keep` newest failed runs; return what was removed.
+
+    Successful runs remove their own folder; only failed ones stay, for a person to debug and for the retry.
+    """
+    root = runs_root()
+    if not root.is_dir():
+        return []
+    # A failed run's folder holds PROGRESS; running runs' folders do not, and are never touched.
+    folders = [p for p in root.iterdir() if p.name != current and (p / PROGRESS).is_file()]
+    folders.sort(key=lambda p: (p / PROGRESS).stat().st_mtime, reverse=True)
+    removed = folders[keep:]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -103,11 +122,29 @@ def build_profile(params: RunParameters, tenant: TenantSettings, target: str, co
     return profile_from_block(tenant.profile_name, target, tenant.block_name(connection))
 
 
-def _resume_point(run_root: Path, run_count: int) -> int | None:
+def connect_step_targets(profile: dict[str, Any], profile_name: str, target: str, names: set[str]) -> dict[str, Any]:
+    """The profile with only the run's connection, under `target` and under every target name a step sets.
+
+    As in dbt Cloud, a step's `--target` changes target.name, never the connection: without this, a local
+    profiles.yml would connect the step to that output, and a block profile would not know the name.
+    """
+    body = profile[profile_name]
+    output = body["outputs"][body.get("target", target)]
+    outputs = {name: dict(output) for name in sorted({target, *names})}
+    return {profile_name: {**body, "target": target, "outputs": outputs}}
+
+
+def _progress(run_root: Path, run_count: int) -> dict[str, Any] | None:
+    """What the previous attempt of this flow run left: its failed step and its failure."""
     progress = run_root / PROGRESS
     if run_count <= 1 or not progress.is_file():
         return None
-    return int(json.loads(progress.read_text(encoding="utf-8"))["failed_step"])
+    try:
+        data = json.loads(progress.read_text(encoding="utf-8"))
+        int(data["failed_step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: run from the start, which is always correct, only slower
+    return dict(data)
 
 
 def _stage_artifacts(outcomes: list[StepOutcome], staging: Path) -> None:
@@ -150,10 +187,14 @@ def execute(
     project_dir = resolve_project_dir(params, tenant)
     run_root = runs_root() / flow_run_id
     run_root.mkdir(parents=True, exist_ok=True)
+    prune_failed_runs(current=flow_run_id)
     state_dir = resolve_state(params, tenant, connection, run_root)
     invocations = plan_invocations(params, target, state_dir)
-    resume = _resume_point(run_root, run_count)
-    profile = build_profile(params, tenant, target, connection)
+    previous = _progress(run_root, run_count)
+    resume = int(previous["failed_step"]) if previous is not None else None
+    profile = connect_step_targets(
+        build_profile(params, tenant, target, connection), tenant.profile_name, target, step_targets(params)
+    )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
     with private_profiles_dir(profile) as profiles_dir:
@@ -168,7 +209,12 @@ def execute(
     summary = summarize(target, outcomes, success=failure is None)
     if failure is not None:
         failed = next(o.index for o in outcomes if not o.success and o.fails_run)
-        (run_root / PROGRESS).write_text(json.dumps({"failed_step": failed}), encoding="utf-8")
+        # The first failure is the cause; a retry's own failure is reported after it, never instead of it.
+        first = previous.get("first_failure") if previous is not None else None
+        if isinstance(first, str) and first != failure:
+            failure = f"{failure} (first attempt: {first})"
+        progress = {"failed_step": failed, "first_failure": first if isinstance(first, str) else failure}
+        (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
     store = ArtifactStore(tenant.artifact_store_url)
     key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
     staging = run_root / "artifacts"
@@ -188,6 +234,8 @@ def execute(
     }
     artifact_dir = store.save_run(key, staging, record)
     if failure is None:
-        store.mark_latest(key)
+        # Only a run with a manifest can serve as `state_path=latest` (not `dbt clean`, not an empty `dbt ls`).
+        if (staging / "manifest.json").is_file():
+            store.mark_latest(key)
         shutil.rmtree(run_root, ignore_errors=True)
     return RunOutcome(flow_run_id, target, summary, artifact_dir, failure)

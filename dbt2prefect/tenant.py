@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dbt2prefect.errors import ConfigError
+from dbt2prefect.files import durable_url_problem, segment_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TENANTS_DIR = REPO_ROOT / "tenants"
@@ -139,6 +140,29 @@ class TenantSettings(BaseModel):
     def _no_slash(cls, value: str) -> str:
         if not value or "/" in value:
             raise ValueError("must be non-empty and must not contain '/'")
+        # Both name folders of the ledger and the artifact store.
+        problem = segment_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("ledger_url")
+    @classmethod
+    def _durable_ledger(cls, value: str) -> str:
+        problem = durable_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"the ledger must outlive the process that writes it: {problem}")
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _some_targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError('list at least one target, e.g. targets = ["dev", "prod"]')
+        for name in value:
+            problem = segment_problem(name)
+            if problem is not None:
+                raise ValueError(f"target {problem}")
         return value
 
     def block_name(self, target: str) -> str:
@@ -147,6 +171,11 @@ class TenantSettings(BaseModel):
 
     @model_validator(mode="after")
     def _environments_use_known_targets(self) -> TenantSettings:
+        if self.default_target not in self.targets:
+            raise ValueError(
+                f"default_target {self.default_target!r} is not one of targets ({', '.join(self.targets)}); "
+                "add it to targets or pick one of them"
+            )
         unknown = {env: t for env, t in self.dbt_cloud_environments.items() if t not in self.targets}
         if unknown:
             env, target = next(iter(unknown.items()))
@@ -202,6 +231,12 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
     tenant = raw.get("tenant", raw)
     if not isinstance(tenant, dict):
         raise ConfigError(f"tenant settings file {file}: [tenant] must be a table")
+    others = sorted(set(raw) - {"tenant"}) if "tenant" in raw else []
+    if others:
+        raise ConfigError(
+            f"tenant settings file {file}: unknown top-level table or key {others[0]!r}; settings belong under "
+            "[tenant] (parity settings go in the .parity.toml file next to it)"
+        )
     tenant = dict(tenant)
     for key in ("project_dir", "local_profiles_dir"):
         if key in tenant:

@@ -19,6 +19,19 @@ class LedgerError(MigrationError):
     exit_code = 3
 
 
+class LedgerSettingError(LedgerError):
+    """The ledger cannot be used as configured (unusable or non-durable URL, unsafe tenant name, records of a
+    newer toolkit): exit 2."""
+
+    exit_code = 2
+
+
+class LedgerDamagedError(LedgerError):
+    """A ledger record was edited or damaged after it was written: restore the ledger from backup (exit code 2)."""
+
+    exit_code = 2
+
+
 class CutoverRefusedError(MigrationError):
     """Cutover or rollback will not start: a job lacks a PASS parity verdict, an applied schedule, or a ledger."""
 

@@ -204,6 +204,17 @@ def load_inventory(path: Path | str) -> Inventory:
         raise InventoryError(f"inventory {file} does not exist; run `dbt2prefect export` first") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InventoryError(f"inventory {file} is not readable JSON: {exc}") from None
+    except RecursionError:
+        raise InventoryError(f"inventory {file} is not readable JSON: it is nested too deeply") from None
+    if (
+        isinstance(doc, dict)
+        and doc.get("format") == INVENTORY_FORMAT
+        and doc.get("version", INVENTORY_VERSION) != INVENTORY_VERSION
+    ):
+        raise InventoryError(
+            f"inventory {file} has version {doc.get('version')!r}; this toolkit reads version {INVENTORY_VERSION}: "
+            "export again with this version of dbt2prefect, or upgrade it"
+        )
     if isinstance(doc, dict) and doc.get("format") == INVENTORY_FORMAT:
         try:
             inventory = Inventory.model_validate(doc)
@@ -217,6 +228,15 @@ def load_inventory(path: Path | str) -> Inventory:
             "saved from GET /api/v2/accounts/{account_id}/jobs/ ({status, data: [...], extra})"
         )
     _check_jobs([item.raw for item in inventory.jobs], file)
+    seen: set[Any] = set()
+    for index, item in enumerate(inventory.jobs):
+        job_id = item.raw.get("id")
+        if job_id in seen:
+            raise InventoryError(
+                f"inventory {file}: job #{index} has id {job_id}, like an earlier job; each dbt Cloud job appears "
+                "once: export again, or remove the duplicate"
+            )
+        seen.add(job_id)
     for index, env in enumerate(inventory.environments):
         try:
             Environment.from_api(env)

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import fsspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from migration.errors import LedgerError
+from dbt2prefect.files import durable_url_problem, segment_problem
+from migration.errors import LedgerDamagedError, LedgerError, LedgerSettingError
 
 LEDGER_FORMAT = "dbt2prefect-ledger"
 LEDGER_VERSION = 1
@@ -85,6 +86,19 @@ class LedgerRecord(_LedgerModel):
     format: Literal["dbt2prefect-ledger"] = "dbt2prefect-ledger"
     version: int = LEDGER_VERSION
     tenant: str
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value > LEDGER_VERSION:
+            raise ValueError(
+                f"version {value} was written by a newer dbt2prefect (this one reads up to {LEDGER_VERSION}); "
+                "upgrade dbt2prefect before cutting over or rolling back"
+            )
+        if value < 1:
+            raise ValueError(f"version {value} is not a ledger version")
+        return value
+
     job_id: int
     seq: int
     kind: RecordKind
@@ -127,10 +141,16 @@ class Ledger:
     def __init__(self, url: str, tenant: str) -> None:
         self.url = url.rstrip("/")
         self.tenant = tenant
+        problem = durable_url_problem(self.url)
+        if problem is not None:
+            raise LedgerSettingError(f"ledger URL {problem}; set `ledger_url` in the tenant settings")
+        bad_name = segment_problem(tenant)
+        if bad_name is not None:
+            raise LedgerSettingError(f"tenant name {bad_name}")
         try:
             self._fs, root = fsspec.core.url_to_fs(self.url)
         except (ValueError, ImportError) as exc:
-            raise LedgerError(
+            raise LedgerSettingError(
                 f"ledger URL {url!r} is not usable ({exc}); set `ledger_url` in the tenant settings to a folder "
                 "or an fsspec URL such as s3://bucket/ledger"
             ) from None
@@ -181,14 +201,29 @@ class Ledger:
             try:
                 with self._fs.open(path, "rb") as handle:
                     record = LedgerRecord.model_validate_json(handle.read())
-            except (OSError, ValidationError) as exc:
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                if tuple(err["loc"]) == ("version",) and "newer dbt2prefect" in str(err["msg"]):
+                    # Written by a newer toolkit: reading it as this version would misread it.
+                    raise LedgerSettingError(
+                        f"ledger record {path}: {str(err['msg']).removeprefix('Value error, ')}"
+                    ) from None
+                first = f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+                raise LedgerDamagedError(
+                    f"restore the ledger: record {path} is unreadable ({first}); it was written whole, so it was "
+                    "edited or damaged afterwards. Restore it from backup before cutting over or rolling back"
+                ) from None
+            except (OSError, ValueError) as exc:
                 first = str(exc).splitlines()[0]
-                raise LedgerError(
-                    f"ledger record {path} is unreadable ({first}); it was written whole, so this means it was "
-                    "edited or damaged afterwards: restore it from backup before cutting over or rolling back"
+                raise LedgerDamagedError(
+                    f"restore the ledger: record {path} is unreadable ({first}); it was written whole, so it was "
+                    "edited or damaged afterwards. Restore it from backup before cutting over or rolling back"
                 ) from None
             if record.job_id != job_id or record.file_name != name:
-                raise LedgerError(f"ledger record {path} does not match its file name (job {record.job_id})")
+                raise LedgerDamagedError(
+                    f"restore the ledger: record {path} does not match its file name (job {record.job_id}); "
+                    "restore it from backup"
+                )
             out.append(record)
         return out
 

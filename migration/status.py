@@ -89,15 +89,20 @@ def collect_status(
     ledger: Ledger,
     verdicts: Mapping[int, tuple[Verdict, datetime]],
 ) -> StatusReport:
-    """Read both sides, the parity verdicts and the ledger for every planned schedule and every ledger job.
+    """Read both sides, the parity verdicts and the ledger for every job of the plan, the ledger or Prefect.
 
     Args:
         plan: the plan (built from `cutover.jobs_as_planned`, so cut-over jobs keep their rows).
     """
     names = {j.job_id: j.job_name for j in plan.jobs}
     params = {s.job_id: s.parameters for s in plan.schedules}
-    job_ids = sorted({s.job_id for s in plan.schedules} | set(ledger.job_ids()))
     schedules = prefect.read_all() or {}
+    # Every job anyone knows of: planned, recorded in the ledger, or with a schedule in Prefect (a job must
+    # never vanish from status because one of the three lost track of it).
+    in_prefect = {int(slug[4:]) for slug in schedules if slug.startswith("job-") and slug[4:].isdigit()}
+    job_ids = sorted(
+        {j.job_id for j in plan.jobs} | {s.job_id for s in plan.schedules} | set(ledger.job_ids()) | in_prefect
+    )
     rows = []
     for job_id in job_ids:
         slug = schedule_slug(job_id)

@@ -277,6 +277,8 @@ def _read(path: Path) -> Any:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:
+        raise ArtifactError(f"{path} is not valid JSON: it is nested too deeply") from None
 
 
 def parse_manifest(data: Any, origin: str = "manifest.json") -> Manifest:

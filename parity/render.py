@@ -233,9 +233,14 @@ def _summary_table(report: ParityReport) -> _Table:
 # -- Markdown --------------------------------------------------------------------------------
 
 
-def _md_cell(value: object) -> str:
+def _md_text(value: object) -> str:
+    """Text from dbt Cloud or dbt (job names, messages) as inert Markdown: HTML escaped, one line."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+    return " ".join(escape(text, quote=False).splitlines())
+
+
+def _md_cell(value: object) -> str:
+    return _md_text(value).replace("|", "\\|")
 
 
 def _md_table(headers: list[str], rows: Sequence[Sequence[object]]) -> list[str]:
@@ -250,9 +255,9 @@ def _md_blocks(blocks: list[_Block]) -> list[str]:
     lines: list[str] = []
     for block in blocks:
         if isinstance(block, _Heading):
-            lines += ["", f"### {block.text}"]
+            lines += ["", f"### {_md_text(block.text)}"]
         elif isinstance(block, _Para):
-            lines += ["", block.text]
+            lines += ["", _md_text(block.text)]
         else:
             lines += _md_table(block.headers, block.rows)
     return lines
@@ -260,7 +265,7 @@ def _md_blocks(blocks: list[_Block]) -> list[str]:
 
 def job_markdown(job: JobParity) -> str:
     """Markdown section of one job: verdict, findings, node counts, differences, row counts, values, timings."""
-    lines = [f"## Job {job.job_id} {job.job_name}: **{job.verdict.value}**", *_md_blocks(job_blocks(job))]
+    lines = [f"## Job {job.job_id} {_md_text(job.job_name)}: **{job.verdict.value}**", *_md_blocks(job_blocks(job))]
     return "\n".join(lines) + "\n"
 
 
@@ -268,7 +273,7 @@ def report_markdown(report: ParityReport) -> str:
     """The whole report as Markdown (for Prefect artifacts, PR comments, the CLI's --markdown)."""
     summary = _summary_table(report)
     lines = [
-        f"# Parity {report.tenant}: **{report.verdict.value}**",
+        f"# Parity {_md_text(report.tenant)}: **{report.verdict.value}**",
         "",
         f"Generated {report.created_at.isoformat(timespec='seconds')}.",
         "",

@@ -162,6 +162,10 @@ def load_parity_settings(path: Path | None) -> ParitySettings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ParitySettingsError(f"parity settings {path} are not valid TOML: {exc}") from None
+    except OSError as exc:  # a folder or an unreadable file
+        raise ParitySettingsError(
+            f"parity settings {path} cannot be read ({exc.strerror or exc}); use a TOML file"
+        ) from None
     section = raw.get("parity", raw)
     try:
         return ParitySettings.model_validate(section)

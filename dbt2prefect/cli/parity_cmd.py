@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dbt2prefect.cli.common import JsonFlag, TenantFile, console, handle_errors, tenant_from
@@ -72,7 +73,7 @@ def parity(
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
-        table = Table(title=f"Parity {tenant.name}: {report.verdict.value}")
+        table = Table(title=escape(f"Parity {tenant.name}: {report.verdict.value}"))
         columns = (
             "job",
             "name",
@@ -91,7 +92,7 @@ def parity(
             colour = "green" if item.verdict.value == "PASS" else "red"
             table.add_row(
                 str(item.job_id),
-                item.job_name,
+                escape(item.job_name),
                 f"[{colour}]{item.verdict.value}[/]",
                 str(len(item.errors())),
                 str(len(item.node_sets)),
@@ -102,6 +103,9 @@ def parity(
         console.print(table)
         for item in report.jobs:
             for finding in item.errors()[:10]:
-                console.print(f"  job {item.job_id} [red]{finding.reason}[/] {finding.message}", highlight=False)
-        console.print(f"Report: {folder / 'report.html'}")
+                console.print(
+                    f"  job {item.job_id} [red]{escape(str(finding.reason))}[/] {escape(finding.message)}",
+                    highlight=False,
+                )
+        console.print(f"Report: {folder / 'report.html'}", markup=False)
     raise typer.Exit(0 if report.verdict.value == "PASS" else 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
@@ -62,7 +63,7 @@ def _parameters_text(parameters: dict[str, object] | None) -> str:
 
 def _render_plan(plan: MigrationPlan) -> None:
     schedules = {s.slug: s for s in plan.schedules}
-    table = Table(title=f"Deployment {plan.flow_name}/{plan.deployment_name} (work pool {plan.work_pool})")
+    table = Table(title=escape(f"Deployment {plan.flow_name}/{plan.deployment_name} (work pool {plan.work_pool})"))
     for column in ("job", "schedule", "cron (UTC)", "parameters", "status"):
         table.add_column(column, overflow="fold")
     for job in plan.jobs:
@@ -75,7 +76,14 @@ def _render_plan(plan: MigrationPlan) -> None:
                 expression += " (day AND weekday)"
             proof = schedule.proof
             expression += f"\n{'=' if proof.equivalent else '≠'} dbt Cloud over {proof.checked} fire times"
-        table.add_row(f"{job.job_name}\n{job.job_id}", words, expression, _parameters_text(job.parameters), job.status)
+        # Every text from dbt Cloud (names, steps, vars) is escaped: `[/]` in a job name is not Rich markup.
+        table.add_row(
+            f"{escape(job.job_name)}\n{job.job_id}",
+            escape(words),
+            escape(expression),
+            escape(_parameters_text(job.parameters)),
+            escape(job.status),
+        )
     console.print(table)
     if not plan.findings:
         console.print("No findings.")
@@ -88,7 +96,11 @@ def _render_plan(plan: MigrationPlan) -> None:
         severity = f.severity.value + (" (acknowledged)" if f.key in acknowledged else "")
         style = _SEVERITY_STYLE[f.severity]
         findings.add_row(
-            f"[{style}]{severity}[/]", f.reason_code, f"{f.job_name}\n{f.job_id}", f.message, f.manual_step
+            f"[{style}]{severity}[/]",
+            f.reason_code,
+            f"{escape(f.job_name)}\n{f.job_id}",
+            escape(f.message),
+            escape(f.manual_step),
         )
     console.print(findings)
 
@@ -98,7 +110,8 @@ def _blocked(plan: MigrationPlan) -> bool:
     if blocking:
         err_console.print(
             f"{len(blocking)} blocker finding(s) not acknowledged: {', '.join(f.key for f in blocking)}. "
-            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings."
+            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings.",
+            markup=False,
         )
     return bool(blocking)
 
@@ -125,7 +138,7 @@ def _render_diff(diff: ApplyDiff) -> None:
         table.add_column(column)
     for change in diff.schedules:
         active = "-" if change.active is None else str(change.active).lower()
-        table.add_row(change.slug, change.status, ", ".join(change.fields), active)
+        table.add_row(escape(change.slug), change.status, escape(", ".join(change.fields)), active)
     console.print(table)
 
 

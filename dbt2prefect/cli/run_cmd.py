@@ -6,9 +6,10 @@ import os
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
-from dbt2prefect.errors import DbtRunError, ParameterError
+from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import validate
 from dbt2prefect.profiles import block_from_env
 
@@ -67,13 +68,13 @@ def run(
     if state.is_completed():
         result = state.result()
         counts = ", ".join(f"{k} {v}" for k, v in result["counts"].items())
-        console.print(f"[green]succeeded[/] on {result['target']}: {counts}")
-        console.print(f"artifacts: {result['artifact_dir']}")
+        console.print(f"[green]succeeded[/] on {escape(str(result['target']))}: {escape(counts)}")
+        console.print(f"artifacts: {result['artifact_dir']}", markup=False)
         return
     try:
         state.result()
-    except (DbtRunError, ParameterError):
-        raise
+    except Dbt2PrefectError:
+        raise  # its own exit code: 2 for bad input (a missing profile block too), 1 when dbt failed
     except Exception as exc:
         raise DbtRunError(f"run_dbt_wg failed: {exc}") from None
 
@@ -102,4 +103,4 @@ def register_block(
         block = block_from_env("snowflake", os.environ)
     name = tenant.block_name(target)
     block.save(name, overwrite=True)
-    console.print(f"block [bold]{name}[/] saved ({adapter}; secret fields not shown)")
+    console.print(f"block [bold]{escape(name)}[/] saved ({adapter}; secret fields not shown)")

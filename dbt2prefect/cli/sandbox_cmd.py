@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dbt2prefect.cli.common import TenantFile, console, handle_errors
+from dbt2prefect.cli.common import TenantFile, console, handle_errors, terminate_as_interrupt
 from dbt2prefect.errors import ExternalServiceError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def up(
     # Reuse the caller's token when it is set, so nothing secret needs printing; else the sandbox makes one.
     token_env = "DBT_CLOUD_API_TOKEN"
     given_token = os.environ.get(token_env) or None
-    with contextlib.ExitStack() as stop:
+    with terminate_as_interrupt(), contextlib.ExitStack() as stop:
         with console.status("starting the sandbox") as status:
             stack = stop.enter_context(
                 sandbox_stack(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbt2prefect.errors import ParameterError
-from dbt2prefect.params import plan_invocations, validate
+from dbt2prefect.params import plan_invocations, step_targets, validate
 
 
 @pytest.mark.parametrize(
@@ -82,6 +82,7 @@ def test_target_inside_a_step_wins() -> None:
     (invocation,) = plan_invocations(params, "dev", None)
     assert invocation.args.count("--target") == 1
     assert invocation.args[invocation.args.index("--target") + 1] == "prod"
+    assert step_targets(params) == {"prod"}
 
 
 def test_state_adds_defer_only_for_run_and_build() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from migration.errors import LedgerError
+from migration.errors import LedgerDamagedError, LedgerError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification
 
 AT = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
@@ -73,8 +73,11 @@ def test_a_damaged_record_is_a_clear_error(tmp_path: Path) -> None:
     ledger = Ledger(str(tmp_path), "t")
     ledger.append(record(RecordKind.CUTOVER_STARTED))
     (tmp_path / "t" / "job-7" / "000001-cutover_started.json").write_text("{not json")
-    with pytest.raises(LedgerError, match=r"000001-cutover_started.json is unreadable .*restore it from backup"):
+    with pytest.raises(
+        LedgerDamagedError, match=r"^restore the ledger: .*000001-cutover_started.json is unreadable"
+    ) as caught:
         ledger.records(7)
+    assert caught.value.exit_code == 2  # not 3: rerunning cannot help, a person restores the file
 
 
 @pytest.mark.parametrize(
@@ -104,12 +107,18 @@ def test_state_follows_the_last_record(
     assert ledger.state(7) == state
 
 
-def test_object_store_urls_work_through_fsspec() -> None:
-    ledger = Ledger("memory://ledger-test", "t")
+def test_fsspec_urls_work(tmp_path: Path) -> None:
+    ledger = Ledger(f"file://{tmp_path}/ledger", "t")
     ledger.append(record(RecordKind.CUTOVER_STARTED, job_id=9))
     ledger.append(record(RecordKind.CUTOVER_VERIFIED, job_id=9, ok=True))
     assert [r.kind for r in ledger.records(9)] == [RecordKind.CUTOVER_STARTED, RecordKind.CUTOVER_VERIFIED]
     assert ledger.state(9) == LedgerState.CUT_OVER
+
+
+@pytest.mark.parametrize("url", ["memory://ledger-test", "simplecache::s3://bucket/ledger", "http://host/ledger"])
+def test_a_ledger_that_would_not_outlive_the_process_is_refused(url: str) -> None:
+    with pytest.raises(LedgerError, match="does not keep what is written"):
+        Ledger(url, "t")
 
 
 def test_unusable_url_names_the_setting() -> None:

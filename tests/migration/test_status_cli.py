@@ -144,6 +144,10 @@ def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path
     assert before[NIGHTLY]["dbt_cloud_schedule_on"] is True
     assert before[NIGHTLY]["prefect_schedule"] == "paused"
     assert before[NIGHTLY]["ledger_state"] == "none" and before[NIGHTLY]["parity_verdict"] is None
+    planned = runner.invoke(app, ["plan", "--json"], env=env)
+    plan_jobs = {job["job_id"] for job in json.loads(planned.stdout)["jobs"]}
+    unscheduled = {job["job_id"] for job in json.loads(planned.stdout)["jobs"] if job["schedule_slug"] is None}
+    assert unscheduled and plan_jobs <= set(before), "status lists every job the plan knows, scheduled or not"
 
     refused = runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env)
     assert refused.exit_code == 1

@@ -19,19 +19,26 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.cli.app import app
-from dbt2prefect.errors import ParameterError
-from dbt2prefect.params import validate
-from dbt2prefect.run_job import execute
+from dbt2prefect.dbt_cli import flatten, parse_args
+from dbt2prefect.dbt_run import RunPaths, check_input_error, lean_invoker, run_invocations
+from dbt2prefect.errors import ArtifactStoreError, DbtInputError, ParameterError
+from dbt2prefect.files import durable_url_problem
+from dbt2prefect.params import plan_invocations, validate
+from dbt2prefect.run_job import connect_step_targets, execute, prune_failed_runs
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudAuthError, DbtCloudResponseError
 from migration.dbt_cloud.models import Job
 from migration.dbt_cloud.settings import RetryPolicy
+from migration.errors import LedgerDamagedError, LedgerError
 from migration.export import export_inventory
+from migration.ledger import Ledger, LedgerRecord, RecordKind, utcnow
 from migration.schedules import translate_cron
 from parity.artifacts import load_catalog, load_manifest, load_run_results
 from parity.errors import ArtifactError
+from parity.render import _md_cell as md_cell
 from sandbox.dbt_cloud import SandboxDbtCloud
 
 EDGE_JOBS = REPO_ROOT / "tests" / "migration" / "fixtures" / "jobs_edge_cases.json"
@@ -526,3 +533,476 @@ def test_dbt_artifacts(case: str, tmp_path: Path) -> None:
 def test_missing_artifact_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not exist"):
         load_manifest(tmp_path / "target" / "manifest.json")
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: flags
+
+
+SELECTION_INJECTIONS: dict[str, dict[str, Any]] = {
+    "select empties tables": {"command": "run", "select": "fct_orders --empty"},
+    "select with a second target": {"select": "x --target prod"},
+    "select with a short target flag": {"select": "x -t prod"},
+    "select with a full refresh": {"select": "x --full-refresh"},
+    "select with vars": {"select": "x --vars {a:1}"},
+    "select starting with a flag": {"select": "--empty"},
+    "select with a tab before the flag": {"select": "x\t--empty"},
+    "select with a newline before the flag": {"select": "x\n--threads 1"},
+    "select with a state flag": {"select": "state:modified --state /tmp"},
+    "exclude with a flag": {"exclude": "x --full-refresh"},
+    "exclude starting with a short flag": {"exclude": "-s y"},
+    "exclude with a profiles dir": {"exclude": "y --profiles-dir /etc"},
+}
+
+
+@pytest.mark.parametrize("case", list(SELECTION_INJECTIONS))
+def test_no_word_of_a_selection_becomes_a_dbt_flag(case: str) -> None:
+    raw = SELECTION_INJECTIONS[case]
+    name = "select" if "select" in raw else "exclude"
+    with pytest.raises(ParameterError) as caught:
+        validate(raw)
+    assert caught.value.exit_code == 2
+    assert f"parameter {name!r}" in str(caught.value) and "would reach dbt as a flag" in str(caught.value)
+
+
+def test_a_plain_selection_still_reaches_dbt_as_one_select() -> None:
+    (invocation,) = plan_invocations(validate({"select": "tag:a +fct_orders", "exclude": "b"}), "dev", None)
+    parsed = parse_args(invocation.args)  # the one parser reads back exactly the selection given
+    assert flatten(parsed.options["select"]) == ("tag:a", "+fct_orders")
+    assert flatten(parsed.options["exclude"]) == ("b",) and set(parsed.options) == {"select", "exclude", "target"}
+
+
+FLOW_PARAMETER_CASES_14: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "selector that is a flag": ({"selector": "--empty"}, ("'selector'", "one selector")),
+    "selector with two words": ({"selector": "nightly --empty"}, ("'selector'",)),
+    "selector blank": ({"selector": " "}, ("'selector'",)),
+    "steps with vars": ({"steps": ["dbt build"], "vars": "{a: 1}"}, ("'steps' is set", "vars", "--vars")),
+    "steps with full_refresh": ({"steps": ["dbt run"], "full_refresh": True}, ("full_refresh", "--full-refresh")),
+    "steps with vars and full_refresh": (
+        {"steps": ["dbt run"], "vars": "{a: 1}", "full_refresh": True},
+        ("vars, full_refresh",),
+    ),
+    "step with a target holding a slash": ({"steps": ["dbt run --target a/b"]}, ("steps[0]", "--target", "'a/b'")),
+    "step dbt docs serve": ({"steps": ["dbt docs serve"]}, ("steps[0]", "docs serve", "unattended")),
+    "step dbt init": ({"steps": ["dbt init"]}, ("steps[0]", "'dbt init'", "unattended")),
+    "step dbt debug": ({"steps": ["dbt build", "dbt debug"]}, ("steps[1]", "'dbt debug'")),
+    "step docs serve with a port": ({"steps": ["dbt docs serve --port 8081"]}, ("steps[0]", "docs serve")),
+    "command docs serve": ({"command": "docs serve"}, ("'command'", "'docs serve'")),
+    "command init": ({"command": "init"}, ("'command'", "'init'")),
+    "command debug": ({"command": "debug"}, ("'command'", "'debug'")),
+    "vars alias bomb": (
+        {
+            "vars": "a: &a [x,x,x,x,x,x,x,x,x]\n"
+            + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True))
+        },
+        ("'vars'", "expands to more than"),
+    ),
+    "step vars alias bomb": (
+        {
+            "steps": [
+                "dbt run --vars '" + "{a: &a [x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+                "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b], d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c], "
+                "e: [*d,*d,*d,*d,*d,*d,*d,*d,*d]}'"
+            ]
+        },
+        ("steps[0]", "--vars", "expands to more than"),
+    ),
+    "step vars not a mapping": ({"steps": ["dbt run --vars '[1]'"]}, ("steps[0]", "--vars", "mapping")),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOW_PARAMETER_CASES_14))
+def test_flow_parameters_issue_14(case: str) -> None:
+    raw, names = FLOW_PARAMETER_CASES_14[case]
+    with pytest.raises(ParameterError) as caught:
+        validate(raw)
+    assert caught.value.exit_code == 2
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_vars_of_ordinary_size_pass() -> None:
+    assert validate({"vars": "{run_date: '2024-01-01', regions: [a, b, c]}"}).vars is not None
+
+
+def test_a_steps_own_target_keeps_the_runs_connection() -> None:
+    # dbt Cloud: a step's --target sets target.name only; the connection stays the environment's.
+    profile = {"p": {"target": "dev", "outputs": {"dev": {"type": "duckdb", "path": "dev.db"}, "prod": {"path": "x"}}}}
+    connected = connect_step_targets(profile, "p", "dev", {"prod"})
+    outputs = connected["p"]["outputs"]
+    assert set(outputs) == {"dev", "prod"} and outputs["prod"] == outputs["dev"] == {"type": "duckdb", "path": "dev.db"}
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: plan
+
+
+@pytest.mark.parametrize(
+    "steps", [["dbt docs serve"], ["dbt init"], ["dbt debug"], ["dbt build", "dbt docs serve --port 9"]]
+)
+def test_interactive_steps_are_plan_blockers(steps: list[str], tmp_path: Path) -> None:
+    job = _job(id=5151, execute_steps=steps)
+    result = _cli(["plan", "--from-file", str(_write(tmp_path / "inv.json", json.dumps(_inventory([job])))), "--json"])
+    assert result.exit_code == 1, result.output
+    plan = json.loads(result.stdout)
+    (finding,) = [f for f in plan["findings"] if f["job_id"] == 5151 and f["reason_code"] == "step_interactive"]
+    assert finding["severity"] == "blocker" and "unattended" in finding["message"]
+
+
+@pytest.mark.parametrize("name", ["[/]", "[bold]x", "a [/] b [link=http://x]y", "[red]unclosed"])
+def test_job_names_are_not_rich_markup(name: str, tmp_path: Path) -> None:
+    job = _job(id=6161, name=name)
+    result = _cli(["plan", "--from-file", str(_write(tmp_path / "inv.json", json.dumps(_inventory([job]))))])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 1) and "Traceback" not in result.output
+    assert name.split("\n")[0][:3] in result.output
+
+
+def test_markdown_report_cells_escape_html_and_newlines() -> None:
+    cell = md_cell("<script>alert(1)</script>\n| next")
+    assert "<script>" not in cell and "\n" not in cell and "&lt;script&gt;" in cell and "\\|" in cell
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: files
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+INVENTORY_CASES_14: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    "duplicate job ids": (
+        lambda d: _write(d / "dup.json", json.dumps(_inventory([_job(id=11), _job(id=12), _job(id=11)]))),
+        ("dup.json", "job #2 has id 11", "once"),
+    ),
+    "duplicate job ids in a jobs list": (
+        lambda d: _write(d / "dup.json", json.dumps({"status": {"code": 200}, "data": [_job(id=3), _job(id=3)]})),
+        ("dup.json", "id 3"),
+    ),
+    "future inventory version": (
+        lambda d: _write(d / "v2.json", json.dumps({**_inventory([_job()]), "version": 2})),
+        ("v2.json", "version 2", "upgrade"),
+    ),
+    "version zero": (
+        lambda d: _write(d / "v0.json", json.dumps({**_inventory([_job()]), "version": 0})),
+        ("v0.json", "version 0"),
+    ),
+    "version as text": (
+        lambda d: _write(d / "vs.json", json.dumps({**_inventory([_job()]), "version": "1"})),
+        ("vs.json", "version '1'"),
+    ),
+    "deeply nested JSON": (
+        lambda d: _write(d / "deep.json", _nested(200_000)),
+        ("deep.json", "nested too deeply"),
+    ),
+    "deeply nested inside an inventory": (
+        lambda d: _write(d / "deep2.json", json.dumps(_inventory([]))[:-1] + ', "x": ' + _nested(200_000) + "}"),
+        ("deep2.json",),
+    ),
+    "not UTF-8": (lambda d: _write_bytes(d / "latin.json", b'{"format": "\xe9t\xe9"}'), ("latin.json",)),
+}
+
+
+@pytest.mark.parametrize("case", list(INVENTORY_CASES_14))
+def test_inventory_file_issue_14(case: str, tmp_path: Path) -> None:
+    make, names = INVENTORY_CASES_14[case]
+    result = _cli(["plan", "--from-file", str(make(tmp_path)), "--json"])
+    _assert_bad_input(result, *names)
+    assert result.stdout == ""
+
+
+TENANT_CASES_14: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "memory ledger": ({'ledger_url = "../.dbt2prefect/ledger"': 'ledger_url = "memory://ledger"'}, ("memory://",)),
+    "cached ledger": (
+        {'ledger_url = "../.dbt2prefect/ledger"': 'ledger_url = "simplecache::s3://b/ledger"'},
+        ("simplecache://",),
+    ),
+    "http ledger": ({'ledger_url = "../.dbt2prefect/ledger"': 'ledger_url = "https://h/ledger"'}, ("https://",)),
+    "tenant named ..": ({'name = "dbt_williamgrant"': 'name = ".."'}, ("name", "'..'")),
+    "tenant name with ..": ({'name = "dbt_williamgrant"': 'name = "a..b"'}, ("name", "'a..b'")),
+    "tenant name hidden": ({'name = "dbt_williamgrant"': 'name = ".hidden"'}, ("name", "'.hidden'")),
+    "tenant name with a space": ({'name = "dbt_williamgrant"': 'name = "a b"'}, ("name", "'a b'")),
+    "deployment named ..": ({'deployment_name = "dbt_wg"': 'deployment_name = ".."'}, ("deployment_name",)),
+    "targets empty": (
+        {'targets = ["local", "dev", "prod", "parity"]': "targets = []"},
+        ("targets", "at least one target"),
+    ),
+    "target named ..": ({'targets = ["local", "dev", "prod", "parity"]': 'targets = ["dev", ".."]'}, ("targets",)),
+    "default target outside targets": (
+        {'default_target = "dev"': 'default_target = "staging"'},
+        ("default_target", "'staging'", "not one of targets"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TENANT_CASES_14))
+def test_tenant_settings_issue_14(case: str, tmp_path: Path) -> None:
+    replace, names = TENANT_CASES_14[case]
+    tenant = _write(tmp_path / "t.toml", _tenant_text(**replace))
+    _assert_bad_input(_cli(["plan", "--from-file", str(EDGE_JOBS), "--tenant-file", str(tenant)]), "t.toml", *names)
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        ("\n[parity]\ncheck_schema = true\n", ("'parity'", "[tenant]")),
+        ("\n[tenants]\nname = 'x'\n", ("'tenants'",)),
+        ("\ncolour = 'blue'\n", ("'colour'",)),
+    ],
+)
+def test_unknown_top_level_tables_are_refused(extra: str, names: tuple[str, ...], tmp_path: Path) -> None:
+    text = _tenant_text()
+    tenant = _write(tmp_path / "t.toml", extra + text if "colour" in extra else text + extra)
+    _assert_bad_input(_cli(["plan", "--from-file", str(EDGE_JOBS), "--tenant-file", str(tenant)]), "t.toml", *names)
+
+
+def test_parity_settings_path_that_is_a_folder(tmp_path: Path) -> None:
+    tenant = _write(tmp_path / "t.toml", _tenant_text())
+    (tmp_path / "t.parity.toml").mkdir()
+    result = _cli(["parity", "--tenant-file", str(tenant), "--report-dir", str(tmp_path / "r")])
+    _assert_bad_input(result, "t.parity.toml", "cannot be read")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("loader", "data", "words"),
+    [
+        (load_manifest, b'{"metadata": {"x": "\xff\xfe"}}', ("not valid JSON",)),
+        (load_run_results, b"\xff" * 10, ("not valid JSON",)),
+        (load_manifest, _nested(200_000).encode(), ("nested too deeply",)),
+    ],
+)
+def test_damaged_artifacts_name_the_file(
+    loader: Callable[[Path], Any], data: bytes, words: tuple[str, ...], tmp_path: Path
+) -> None:
+    path = _write_bytes(tmp_path / "artifact.json", data)
+    with pytest.raises(ArtifactError) as caught:
+        loader(path)
+    assert caught.value.exit_code == 2 and str(path) in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: ledger
+
+
+def _ledger_record(job_id: int = 7, **changes: Any) -> LedgerRecord:
+    return LedgerRecord(
+        tenant="t",
+        job_id=job_id,
+        seq=1,
+        kind=RecordKind.CUTOVER_STARTED,
+        operation="op",
+        at=utcnow(),
+        by="me",
+        **changes,
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda p: p.write_text("{not json"), ("unreadable",)),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00"), ("unreadable",)),
+        (lambda p: p.write_text(p.read_text().replace('"version": 1', '"version": 0')), ("version",)),
+        (lambda p: p.write_text(p.read_text().replace('"kind": "cutover_started"', '"kind": "x"')), ("kind",)),
+        (lambda p: p.write_text(p.read_text().replace('"job_id": 7', '"job_id": 8')), ("does not match",)),
+        (lambda p: p.write_text(""), ("unreadable",)),
+    ],
+)
+def test_a_damaged_ledger_says_restore_the_ledger(
+    damage: Callable[[Path], Any], words: tuple[str, ...], tmp_path: Path
+) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    ledger.append(_ledger_record())
+    path = tmp_path / "t" / "job-7" / "000001-cutover_started.json"
+    damage(path)
+    with pytest.raises(LedgerDamagedError) as caught:
+        ledger.records(7)
+    message = str(caught.value)
+    assert message.startswith("restore the ledger:") and str(path) in message and caught.value.exit_code == 2
+    for word in words:
+        assert word in message
+
+
+def test_a_ledger_record_of_a_future_version_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    ledger.append(_ledger_record())
+    path = tmp_path / "t" / "job-7" / "000001-cutover_started.json"
+    path.write_text(path.read_text().replace('"version": 1', '"version": 2'))
+    with pytest.raises(LedgerError, match=r"version 2 was written by a newer dbt2prefect.*upgrade") as caught:
+        ledger.records(7)
+    assert not isinstance(caught.value, LedgerDamagedError) and str(path) in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("url", ["memory://l", "simplecache::file:///tmp/l", "zip://a::file:///tmp/x.zip", "ftp://h/l"])
+def test_non_durable_ledger_urls_are_refused(url: str) -> None:
+    with pytest.raises(LedgerError, match="does not keep what is written") as caught:
+        Ledger(url, "t")
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/ledger", "gs://b/l", "abfs://c/l", "/tmp/ledger", "file:///tmp/l"])
+def test_durable_ledger_urls_are_accepted(url: str) -> None:
+    assert durable_url_problem(url) is None
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../x", ""])
+def test_ledger_tenant_names_are_checked_before_they_become_folders(name: str, tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="cannot be a folder name"):
+        Ledger(str(tmp_path), name)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: run store
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{}", ("holds no usable flow_run_id",)),
+        ('{"flow_run_id": "../../etc"}', ("holds no usable flow_run_id",)),
+        ('{"flow_run_id": 5}', ("holds no usable flow_run_id",)),
+        ("{half", ("unreadable",)),
+        (b"\xff\xfe", ("unreadable",)),
+    ],
+)
+def test_a_damaged_latest_pointer_names_the_file(content: str | bytes, words: tuple[str, ...], tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    folder = tmp_path / "t" / "d" / "dev"
+    folder.mkdir(parents=True)
+    path = folder / "latest.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ArtifactStoreError) as caught:
+        store.latest("t", "d", "dev")
+    assert caught.value.exit_code == 2 and "latest.json" in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize("run_id", ["../../..", "..", "a/b", ".x"])
+def test_candidate_run_ids_are_checked_before_they_become_paths(run_id: str, tmp_path: Path) -> None:
+    (tmp_path / "t" / "d" / "dev").mkdir(parents=True)
+    with pytest.raises(ArtifactStoreError, match="cannot be a folder name") as caught:
+        ArtifactStore(str(tmp_path)).find_run("t", "d", run_id)
+    assert caught.value.exit_code == 2 and repr(run_id) in str(caught.value)
+
+
+def test_dbt_clean_as_a_step_cleans_the_runs_folders_not_the_projects(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    for folder in ("target", "logs", "dbt_packages"):
+        (project / folder).mkdir(parents=True)
+        (project / folder / "keep.txt").write_text("other runs use this")
+    paths = RunPaths(root=tmp_path / "run", project_dir=project, profiles_dir=tmp_path / "profiles")
+    paths.step_target(0).mkdir(parents=True)
+    (paths.step_target(0) / "manifest.json").write_text("{}")
+    invocations = plan_invocations(validate({"steps": ["dbt seed", "dbt clean"]}), "dev", None)
+    outcomes = run_invocations(invocations, paths, lean_invoker, start_at=1)
+    assert [o.success for o in outcomes] == [True]
+    assert not paths.step_target(0).exists()
+    assert all((project / folder / "keep.txt").is_file() for folder in ("target", "logs", "dbt_packages"))
+
+
+def test_latest_moves_only_to_a_run_with_a_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate({"command": "clean", "profiles_strategy": "local", "target": "local"})
+    outcome = execute(params, tenant, "clean-run")
+    store = ArtifactStore(tenant.artifact_store_url)
+    assert outcome.success and store.has(RunKey(tenant.name, tenant.deployment_name, "local", "clean-run"), "run.json")
+    assert store.latest(tenant.name, tenant.deployment_name, "local") is None
+
+
+def test_failed_run_folders_are_pruned_to_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path))
+    for index in range(5):
+        (tmp_path / f"failed-{index}").mkdir()
+        (tmp_path / f"failed-{index}" / "progress.json").write_text("{}")
+        os.utime(tmp_path / f"failed-{index}" / "progress.json", (1_000_000 + index, 1_000_000 + index))
+    (tmp_path / "running").mkdir()
+    (tmp_path / "parse-cache").mkdir()
+    removed = prune_failed_runs(keep=2)
+    assert sorted(p.name for p in removed) == ["failed-0", "failed-1", "failed-2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failed-3", "failed-4", "parse-cache", "running"]
+
+
+# ------------------------------------------------------------------------------------------------ issue 14: retries
+
+
+class _FailingDbt:
+    """Stands in for dbt at the invoker seam: fails with a fixed message and records what it was asked to run."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
+        self.calls.append(list(args))
+        return False, self.message
+
+
+@pytest.mark.parametrize("wrote_results", [False, True])
+def test_retry_uses_dbt_retry_only_when_run_results_exist(wrote_results: bool, tmp_path: Path) -> None:
+    paths = RunPaths(root=tmp_path / "run", project_dir=tmp_path, profiles_dir=tmp_path)
+    if wrote_results:
+        paths.step_target(0).mkdir(parents=True)
+        (paths.step_target(0) / "run_results.json").write_text('{"results": []}')
+    dbt = _FailingDbt("IO Error: Could not set lock on file")
+    invocations = plan_invocations(validate({"command": "run"}), "dev", None)
+    (outcome,) = run_invocations(invocations, paths, dbt, start_at=0, retry_first=True)
+    assert dbt.calls[0][0] == ("retry" if wrote_results else "run")
+    assert outcome.error == "IO Error: Could not set lock on file"
+
+
+def test_a_retry_reports_the_first_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate({"command": "run", "profiles_strategy": "local", "target": "local"})
+    first = execute(params, tenant, "retried-run", run_count=1, invoker=_FailingDbt("IO Error: lock held"))
+    second = execute(params, tenant, "retried-run", run_count=2, invoker=_FailingDbt("Could not find previous run"))
+    assert first.failure is not None and "IO Error: lock held" in first.failure
+    assert second.failure is not None and "Could not find previous run" in second.failure
+    assert "first attempt" in second.failure and "IO Error: lock held" in second.failure
+
+
+def test_sigterm_runs_the_cleanup_that_stops_child_processes(tmp_path: Path) -> None:
+    # `sandbox up` holds its Prefect server in a `with` block inside terminate_as_interrupt(): SIGTERM must
+    # unwind it as Ctrl-C does, or the server outlives the command.
+    marker = tmp_path / "stopped"
+    code = (
+        "import contextlib, sys, time\n"
+        "from dbt2prefect.cli.common import terminate_as_interrupt\n"
+        "try:\n"
+        "    with terminate_as_interrupt(), contextlib.ExitStack() as stop:\n"
+        f"        stop.callback(lambda: open({str(marker)!r}, 'w').write('x'))\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child.terminate()
+    assert child.wait(timeout=30) == 130
+    assert marker.read_text() == "x"
+
+
+def test_an_unknown_selector_is_bad_input_with_dbts_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real dbt on the tenant project: only dbt knows the project's selectors.
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DBT2PREFECT_WAREHOUSE_DIR", str(tmp_path / "warehouse"))
+    tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate(
+        {"command": "ls", "selector": "no_such_selector", "profiles_strategy": "local", "target": "local"}
+    )
+    with pytest.raises(DbtInputError) as caught:
+        execute(params, tenant, "unknown-selector", invoker=lean_invoker)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "Could not find selector named no_such_selector" in message
+    assert message.count("Could not find selector") == 1 and "Traceback" not in message
+
+
+def test_other_dbt_exceptions_stay_run_failures() -> None:
+    check_input_error(["run"], RuntimeError("IO Error: Could not set lock on file"))
+    check_input_error(["run"], None)
