@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,31 @@ TenantFile = Annotated[
         "--tenant-file",
         envvar="DBT2PREFECT_TENANT_FILE",
         help="Tenant settings TOML (default: tenants/dbt_williamgrant.toml).",
+    ),
+]
+PARITY_DIR_ENV = "DBT2PREFECT_PARITY_DIR"
+DEPRECATED_PARITY_DIR_ENV = "DBT2PREFECT_PARITY_REPORT_DIR"
+
+
+def _parity_dir(value: Path | None) -> Path | None:
+    """The old variable name still works, with a message, when neither the option nor the new name is given."""
+    old = os.environ.get(DEPRECATED_PARITY_DIR_ENV)
+    if value is None and old:
+        err_console.print(
+            f"[yellow]warning:[/] {DEPRECATED_PARITY_DIR_ENV} is deprecated; set {PARITY_DIR_ENV} instead.",
+            highlight=False,
+        )
+        return Path(old)
+    return value
+
+
+ParityDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-dir",
+        envvar=PARITY_DIR_ENV,
+        callback=_parity_dir,
+        help="Parity report root (default .dbt2prefect/parity).",
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout.")]

@@ -93,12 +93,12 @@ def _render_plan(plan: MigrationPlan) -> None:
     console.print(findings)
 
 
-def _blocked(plan: MigrationPlan) -> bool:
+def _blocked(plan: MigrationPlan, hint: str = "") -> bool:
     blocking = plan.blocking()
     if blocking:
         err_console.print(
             f"{len(blocking)} blocker finding(s) not acknowledged: {', '.join(f.key for f in blocking)}. "
-            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings."
+            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings." + hint
         )
     return bool(blocking)
 
@@ -185,14 +185,26 @@ def emit(
     activate: Annotated[
         bool, typer.Option(help="Write every schedule active (default: as the cutover ledger says).")
     ] = False,
+    allow_blockers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-blockers",
+            help="Write the file although blocker findings are not acknowledged (they are still listed).",
+        ),
+    ] = False,
     tenant_file: TenantFile = None,
 ) -> None:
     """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
 
     Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
+    Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
+    tenant settings, unless --allow-blockers.
     """
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
+    hint = "" if allow_blockers else " Nothing was written (--allow-blockers writes the file anyway)."
+    if _blocked(migration_plan, hint) and not allow_blockers:
+        raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
     versions = runtime_versions()
     text = render_prefect_yaml(spec, versions["prefect"])
@@ -208,4 +220,3 @@ def emit(
         "deletes ALL schedules of the deployment before adding one (in your local timezone): apply schedules from "
         "this prefect.yaml (`prefect deploy`) or with `dbt2prefect apply`."
     )
-    _blocked(migration_plan)

@@ -114,7 +114,7 @@ def test_the_same_build_with_and_without_the_replacements(
     assert patched["nodes"] == stock["nodes"] and len(stock["nodes"]) >= 5
     assert {status for status, _ in stock["nodes"].values()} == {"success", "pass"}
     assert patched["counts"] == stock["counts"]
-    assert patched["files"] == stock["files"]
+    assert patched["files"] == stock["files"] and "dbt.log" in stock["files"], "dbt's log is kept with the artifacts"
     assert patched["manifest_nodes"] == stock["manifest_nodes"]
     assert patched["summary"] == stock["summary"] and patched["steps"] == stock["steps"]
     assert patched["task_runs"] == stock["task_runs"]
