@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
@@ -54,43 +56,57 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
     return build_plan(jobs, tenant, inventory.environment_models())
 
 
-def _parameters_text(parameters: dict[str, object] | None) -> str:
+def _parameters_lines(parameters: dict[str, object] | None) -> list[str]:
     if parameters is None:
-        return "-"
-    return "\n".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in parameters.items())
+        return []
+    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in parameters.items()]
+
+
+def _block(title: str, fields: list[tuple[str, str]]) -> None:
+    """A title line, then `name: value` rows; long values wrap inside their column, under the value."""
+    console.print()
+    console.print(title, highlight=False)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, value in fields:
+        grid.add_row(f"{name}:", value)
+    console.print(Padding(grid, (0, 0, 0, 2)), highlight=False)
 
 
 def _render_plan(plan: MigrationPlan) -> None:
+    """One block per job and per finding: readable at 80 columns, job ids never broken across lines."""
     schedules = {s.slug: s for s in plan.schedules}
-    table = Table(title=f"Deployment {plan.flow_name}/{plan.deployment_name} (work pool {plan.work_pool})")
-    for column in ("job", "schedule", "cron (UTC)", "parameters", "status"):
-        table.add_column(column, overflow="fold")
+    console.print(
+        f"[bold]Deployment {escape(plan.flow_name)}/{escape(plan.deployment_name)}[/] (work pool {plan.work_pool})",
+        highlight=False,
+    )
     for job in plan.jobs:
+        fields: list[tuple[str, str]] = []
         schedule = schedules.get(job.schedule_slug or "")
-        words = schedule.description if schedule else "-"
-        expression = "-"
         if schedule is not None:
             expression = schedule.cron or (schedule.rrule or "").replace("\n", " ")
             if not schedule.day_or:
                 expression += " (day AND weekday)"
             proof = schedule.proof
-            expression += f"\n{'=' if proof.equivalent else '≠'} dbt Cloud over {proof.checked} fire times"
-        table.add_row(f"{job.job_name}\n{job.job_id}", words, expression, _parameters_text(job.parameters), job.status)
-    console.print(table)
+            same = "same as" if proof.equivalent else "DIFFERENT from"
+            fields.append(("schedule", f"{schedule.slug}: {escape(schedule.description)}"))
+            fields.append(("cron (UTC)", f"{expression}, {same} dbt Cloud over {proof.checked} fire times"))
+        parameters = "\n".join(escape(line) for line in _parameters_lines(job.parameters))
+        fields.append(("parameters", parameters or "-"))
+        _block(f"[bold]job {job.job_id}[/] {escape(job.job_name)} [dim]({job.status})[/]", fields)
     if not plan.findings:
-        console.print("No findings.")
+        console.print("\nNo findings.")
         return
     acknowledged = set(plan.acknowledged)
-    findings = Table(title="Findings")
-    for column in ("severity", "reason", "job", "message", "manual step"):
-        findings.add_column(column, overflow="fold")
+    console.print(f"\n[bold]Findings[/] ({len(plan.findings)})", highlight=False)
     for f in plan.findings:
         severity = f.severity.value + (" (acknowledged)" if f.key in acknowledged else "")
         style = _SEVERITY_STYLE[f.severity]
-        findings.add_row(
-            f"[{style}]{severity}[/]", f.reason_code, f"{f.job_name}\n{f.job_id}", f.message, f.manual_step
+        _block(
+            f"[{style}]{severity}[/] {f.reason_code} [dim]job {f.job_id}[/] {escape(f.job_name)}",
+            [("message", escape(f.message)), ("manual step", escape(f.manual_step))],
         )
-    console.print(findings)
 
 
 def _blocked(plan: MigrationPlan, hint: str = "") -> bool:

@@ -43,6 +43,15 @@ def test_plan_table_shows_schedules_in_words_and_findings() -> None:
     assert "job_chaining" in result.stdout and "blocker" in result.stdout
 
 
+def test_plan_is_readable_at_80_columns_one_block_per_job() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE)], env={"COLUMNS": "80"})
+    data = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    headers = [line for line in lines if line.startswith("job ")]
+    assert [int(line.split()[1]) for line in headers] == [job["job_id"] for job in data["jobs"]], "ids unbroken"
+
+
 def test_acknowledged_blockers_let_plan_pass(tmp_path: Path) -> None:
     blocking = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["blocking"]
     tenant = _tenant_file(tmp_path, f"acknowledged_findings = {json.dumps(blocking)}")
