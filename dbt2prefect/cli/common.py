@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -52,6 +54,40 @@ ParityDir = Annotated[
         help="Parity report root (default .dbt2prefect/parity).",
     ),
 ]
+OutputFormat = Literal["table", "json", "markdown", "csv"]
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="Output format (default: table; --json is the same as --format json)."),
+]
+
+
+def output_format(format_: OutputFormat | None, json_output: bool) -> OutputFormat:
+    """The chosen format; --json and --format disagreeing is bad input."""
+    if json_output and format_ not in (None, "json"):
+        raise typer.BadParameter(f"--json and --format {format_} contradict each other; pass one of them")
+    return "json" if json_output else (format_ or "table")
+
+
+def render_rows(rows: Sequence[Mapping[str, object]], format_: Literal["markdown", "csv"]) -> str:
+    """Rows (one mapping per row, same keys) as a Markdown table or CSV, for reports and spreadsheets."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    if format_ == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def cell(value: object) -> str:
+        return " ".join(str(value).split()).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout.")]
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,7 +11,17 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from dbt2prefect.cli.common import (
+    FormatOption,
+    JsonFlag,
+    TenantFile,
+    console,
+    err_console,
+    handle_errors,
+    output_format,
+    render_rows,
+    tenant_from,
+)
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import ApplyDiff, apply_deployment
 from migration.deployment import runtime_versions, tenant_deployment
@@ -109,6 +119,27 @@ def _render_plan(plan: MigrationPlan) -> None:
         )
 
 
+def _plan_rows(plan: MigrationPlan) -> list[dict[str, object]]:
+    schedules = {s.slug: s for s in plan.schedules}
+    rows: list[dict[str, object]] = []
+    for job in plan.jobs:
+        schedule = schedules.get(job.schedule_slug or "")
+        findings = [f for f in plan.findings if f.job_id == job.job_id]
+        rows.append(
+            {
+                "job_id": job.job_id,
+                "job_name": job.job_name,
+                "status": job.status,
+                "schedule": schedule.slug if schedule else "",
+                "cron_utc": (schedule.cron or schedule.rrule or "") if schedule else "",
+                "when": schedule.description if schedule else "",
+                "parameters": json.dumps(job.parameters, sort_keys=True) if job.parameters is not None else "",
+                "findings": " ".join(f"{f.severity.value}:{f.reason_code}" for f in findings),
+            }
+        )
+    return rows
+
+
 def _blocked(plan: MigrationPlan, hint: str = "") -> bool:
     blocking = plan.blocking()
     if blocking:
@@ -120,17 +151,26 @@ def _blocked(plan: MigrationPlan, hint: str = "") -> bool:
 
 
 @handle_errors
-def plan(from_file: FromFile = None, json_output: JsonFlag = False, tenant_file: TenantFile = None) -> None:
+def plan(
+    from_file: FromFile = None,
+    json_output: JsonFlag = False,
+    format_: FormatOption = None,
+    tenant_file: TenantFile = None,
+) -> None:
     """Translate the dbt Cloud jobs into one deployment with a schedule per job, and list the findings.
 
-    Exits 1 when a blocker finding is not acknowledged in the tenant settings.
+    Exits 1 when a blocker finding is not acknowledged in the tenant settings. `--format markdown|csv` writes one
+    row per job (findings as reason codes); `json` the whole plan.
     """
+    chosen = output_format(format_, json_output)
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
-    if json_output:
+    if chosen == "json":
         typer.echo(json.dumps(migration_plan.to_json_dict(), indent=2, sort_keys=True))
-    else:
+    elif chosen == "table":
         _render_plan(migration_plan)
+    else:
+        typer.echo(render_rows(_plan_rows(migration_plan), chosen), nl=False)
     if _blocked(migration_plan):
         raise typer.Exit(1)
 

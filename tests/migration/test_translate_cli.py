@@ -96,3 +96,22 @@ def test_live_plan_reads_the_sandbox_dbt_cloud_api(tmp_path: Path, cloud: Sandbo
     assert [s["slug"] for s in data["schedules"]] == [s["slug"] for s in from_file["schedules"]]
     assert len(data["jobs"]) == 9
     assert cloud.token not in result.output
+
+
+def test_plan_as_csv_and_markdown_has_one_row_per_job() -> None:
+    import csv
+    import io
+
+    jobs = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["jobs"]
+    as_csv = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--format", "csv"])
+    assert as_csv.exit_code == 1, "blockers still exit 1"
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [int(row["job_id"]) for row in rows] == [job["job_id"] for job in jobs]
+    assert any("blocker:job_chaining" in row["findings"] for row in rows)
+    markdown = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--format", "markdown"]).stdout.splitlines()
+    assert markdown[0].startswith("| job_id | job_name |") and len(markdown) == 2 + len(jobs)
+
+
+def test_plan_json_and_another_format_is_bad_input() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json", "--format", "csv"])
+    assert result.exit_code == 2 and "--format csv" in result.output
