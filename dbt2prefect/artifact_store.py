@@ -26,6 +26,9 @@ from dbt2prefect.errors import ArtifactStoreError
 from dbt2prefect.files import segment_problem
 
 DBT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
+DBT_LOG = "dbt.log"
+"""dbt's log of every step of the run, kept with the artifacts (not downloaded for `--state`)."""
+RUN_FILES = (*DBT_ARTIFACTS, DBT_LOG)
 LATEST = "latest.json"
 RUN_RECORD = "run.json"
 
@@ -85,10 +88,8 @@ class ArtifactStore:
         except OSError as exc:
             raise ArtifactStoreError(f"could not write {path} in the artifact store {self.url}: {exc}") from None
 
-    def save_run(
-        self, key: RunKey, target_path: Path, record: dict[str, Any], files: Iterable[str] = DBT_ARTIFACTS
-    ) -> str:
-        """Copy the dbt artifacts found in `target_path` and the run record into the store; return the run folder."""
+    def save_run(self, key: RunKey, target_path: Path, record: dict[str, Any], files: Iterable[str] = RUN_FILES) -> str:
+        """Copy the dbt artifacts and log found in `target_path` and the run record into the store; return the run folder."""
         for name in files:
             source = target_path / name
             if source.is_file():

@@ -159,6 +159,7 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
 
     from dbt2prefect import prefect_context
 
+    # A no-op where the hand-off was not written for the installed versions: prefect-dbt's own then runs.
     prefect_context.install()
 
     settings = PrefectDbtSettings(

@@ -12,6 +12,10 @@ for log events. As written for remote execution, each rebuild
 The threads live in the same process as the flow, so they can share the validated objects (pydantic accepts a model
 instance without validating it again) and one API client (httpx clients are thread-safe). `install()` makes
 prefect-dbt's threads do that; the flow run itself stays a dict, because prefect-dbt reads it as one.
+
+It replaces names inside Prefect's task engine and prefect-dbt (including the private `prefect_dbt.core._tracker`),
+so it is made only on the versions it was written for (`WRITTEN_FOR`) and only while those names hold Prefect's
+own `hydrated_context` / `serialize_context`; anywhere else the stock hand-off runs (see `dbt2prefect.compat`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from typing import Any
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import FlowRunContext, SettingsContext, SyncClientContext, hydrated_context, serialize_context
 
+from dbt2prefect.compat import Target, applies
+
+WRITTEN_FOR = {"prefect": "3.9.", "prefect-dbt": "0.7.25"}
+
 _lock = threading.Lock()
+_installed: list[Target] = []
+"""The names replaced by `install()`, holding the stock objects to put back (empty: not installed)."""
 _shared: list[SyncPrefectClient] = []
 _active = threading.local()
 
@@ -73,7 +83,13 @@ def _hydrated_with_shared_client(
 
 @contextmanager
 def shared_client() -> Iterator[None]:
-    """Within this block, prefect-dbt's threads reuse one open API client made with the caller's settings."""
+    """Within this block, prefect-dbt's threads reuse one open API client made with the caller's settings.
+
+    Without `install()` nothing reads the shared client, so none is opened.
+    """
+    if not _installed:
+        yield
+        return
     with get_client(sync_client=True) as client:
         with _lock:
             _shared.append(client)
@@ -84,15 +100,42 @@ def shared_client() -> Iterator[None]:
                 _shared.remove(client)
 
 
-def install() -> None:
-    """Make prefect-dbt's runner and tracker, and Prefect's task engine, use the cheaper hand-off (idempotent).
-
-    Outside a `shared_client()` block (no dbt invocation running), every hydration is Prefect's own.
-    """
+def _targets() -> list[Target]:
     from prefect import task_engine
     from prefect_dbt.core import _tracker, runner
 
-    task_engine.hydrated_context = _hydrated_with_shared_client  # type: ignore[attr-defined]
-    runner.serialize_context = in_process_context
-    runner.hydrated_context = _hydrated_with_shared_client
-    _tracker.hydrated_context = _hydrated_with_shared_client
+    return [
+        Target(task_engine, "hydrated_context", hydrated_context),
+        Target(runner, "serialize_context", serialize_context),
+        Target(runner, "hydrated_context", hydrated_context),
+        Target(_tracker, "hydrated_context", hydrated_context),
+    ]
+
+
+_REPLACEMENTS = {"serialize_context": in_process_context, "hydrated_context": _hydrated_with_shared_client}
+
+
+def install() -> bool:
+    """Make prefect-dbt's runner and tracker, and Prefect's task engine, use the cheaper hand-off (idempotent).
+
+    Returns False, and changes nothing, on versions other than `WRITTEN_FOR` or when a replaced name is missing.
+    Outside a `shared_client()` block (no dbt invocation running), every hydration is Prefect's own.
+    """
+    with _lock:
+        if _installed:
+            return True
+        if not applies("prefect_context", WRITTEN_FOR, _targets):
+            return False
+        targets = _targets()
+        for target in targets:
+            setattr(target.module, target.name, _REPLACEMENTS[target.name])
+        _installed.extend(targets)
+    return True
+
+
+def uninstall() -> None:
+    """Put Prefect's and prefect-dbt's own functions back (the stock path)."""
+    with _lock:
+        for target in _installed:
+            setattr(target.module, target.name, target.original)
+        _installed.clear()

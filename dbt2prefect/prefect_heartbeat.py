@@ -3,7 +3,8 @@
 Prefect 3.9's heartbeat thread sleeps in one-second steps and the flow engine joins it when the run ends, so every
 flow run waits up to a second (half a second on average) after its final state before it returns. This is the same
 heartbeat, emitted by the engine's own methods, waiting on the stop event instead of sleeping. `install()` replaces
-the engine's context manager only on the Prefect minor version it was written for; elsewhere Prefect's stays.
+the engine's context manager only on the Prefect minor version it was written for, and only while the engine
+still has the names it uses; elsewhere Prefect's stays (see `dbt2prefect.compat`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import prefect
 from prefect import flow_engine
 
-WRITTEN_FOR = "3.9."
+from dbt2prefect.compat import Target, applies
+
+WRITTEN_FOR = {"prefect": "3.9."}
+
+_stock: list[Any] = []
+"""Prefect's own `_send_heartbeats`, while `install()` has replaced it."""
 
 
 @contextmanager
@@ -53,9 +58,29 @@ def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
             thread.join(timeout=2)
 
 
+def _targets() -> list[Target]:
+    engine = flow_engine.BaseFlowRunEngine
+    return [
+        Target(flow_engine, "_send_heartbeats"),
+        Target(flow_engine, "MINIMUM_HEARTBEAT_INTERVAL"),
+        Target(engine, "heartbeat_seconds"),
+        Target(engine, "_build_heartbeat_event_template"),
+        Target(engine, "_emit_flow_run_heartbeat"),
+    ]
+
+
 def install() -> bool:
-    """Use `send_heartbeats` in Prefect's flow engine; returns False (and changes nothing) on other Prefect versions."""
-    if not prefect.__version__.startswith(WRITTEN_FOR) or not hasattr(flow_engine, "_send_heartbeats"):
+    """Use `send_heartbeats` in Prefect's flow engine; returns False (and changes nothing) where it does not apply."""
+    if _stock:
+        return True
+    if not applies("prefect_heartbeat", WRITTEN_FOR, _targets):
         return False
+    _stock.append(flow_engine._send_heartbeats)
     flow_engine._send_heartbeats = send_heartbeats
     return True
+
+
+def uninstall() -> None:
+    """Put Prefect's own heartbeat context manager back."""
+    if _stock:
+        flow_engine._send_heartbeats = _stock.pop()

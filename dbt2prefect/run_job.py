@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbt2prefect.artifact_store import ArtifactStore, RunKey
+from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey
 from dbt2prefect.dbt_run import (
     Invoker,
     RunPaths,
@@ -147,9 +147,11 @@ def _progress(run_root: Path, run_count: int) -> dict[str, Any] | None:
     return dict(data)
 
 
-def _stage_artifacts(outcomes: list[StepOutcome], staging: Path) -> None:
-    """Put the run's main artifacts side by side: the last building step's, plus catalog and sources."""
+def _stage_artifacts(outcomes: list[StepOutcome], staging: Path, log_path: Path) -> None:
+    """Put the run's main artifacts side by side: the last building step's, plus catalog, sources and dbt.log."""
     staging.mkdir(parents=True, exist_ok=True)
+    if (log_path / DBT_LOG).is_file():
+        shutil.copyfile(log_path / DBT_LOG, staging / DBT_LOG)
     main = [o for o in outcomes if o.command in BUILDING and (o.target_path / "run_results.json").is_file()]
     chosen = main[-1] if main else (outcomes[-1] if outcomes else None)
     if chosen is not None:
@@ -218,7 +220,7 @@ def execute(
     store = ArtifactStore(tenant.artifact_store_url)
     key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
     staging = run_root / "artifacts"
-    _stage_artifacts(outcomes, staging)
+    _stage_artifacts(outcomes, staging, paths.log_path)
     record = {
         "flow_run_id": flow_run_id,
         "tenant": tenant.name,

@@ -19,7 +19,7 @@ from dbt2prefect.files import write_text_atomic
 from migration.deployment import DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
 
-REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json"
+REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json --allow-blockers"
 _GITHUB = re.compile(r"^https://github\.com/(?P<path>[^/]+/[^/]+?)(?:\.git)?/?$")
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from dbt2prefect.compat import Target, applies
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
@@ -389,17 +390,36 @@ def prefect_api(url: str) -> Iterator[None]:
     send flow-run logs to no server (or start an ephemeral one). Logs are drained before the block ends, so they
     reach the server before it is stopped.
     """
-    import prefect.context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
-        # Private, but it is exactly what prefect.testing.utilities.prefect_test_harness does (prefect 3.9).
-        stack.enter_context(prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()))
+        stack.enter_context(_global_settings_context())
         try:
             yield
         finally:
             _drain_prefect_workers()
+
+
+GLOBAL_SETTINGS_WRITTEN_FOR = {"prefect": "3.9."}
+
+
+def _global_settings_context() -> contextlib.AbstractContextManager[None]:
+    """The current settings as the process-global settings context, as `prefect_test_harness` sets them.
+
+    `prefect.context._temporary_global_settings_context` is private: it is used on the Prefect versions it was
+    written for only; elsewhere the block changes nothing (threads outside this context then see the settings
+    Prefect read at import).
+    """
+    import prefect.context
+
+    targets = [Target(prefect.context, "_temporary_global_settings_context")]
+    if not applies("sandbox global settings context", GLOBAL_SETTINGS_WRITTEN_FOR, lambda: targets):
+        return contextlib.nullcontext()
+    manager: contextlib.AbstractContextManager[None] = prefect.context._temporary_global_settings_context(
+        prefect.context.get_settings_context()
+    )
+    return manager
 
 
 def _drain_prefect_workers() -> None:

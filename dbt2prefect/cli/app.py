@@ -5,8 +5,11 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+from typing import Annotated
 
 import typer
+
+from dbt2prefect import __version__
 
 app = typer.Typer(
     name="dbt2prefect",
@@ -14,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's own help layout: the same option lines as docs/cli.md, choices as [a|b], no type column for flags.
+    rich_markup_mode=None,
 )
 
 # Each module defines `register(app)`. Keep this list sorted; one line per command module.
@@ -26,6 +31,23 @@ COMMAND_MODULES: list[str] = [
     "dbt2prefect.cli.run_cmd",
     "dbt2prefect.cli.sandbox_cmd",
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dbt2prefect {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Move a dbt project from dbt Cloud to dbt Core on Prefect: export, plan, apply, run, parity, cutover."""
+
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)

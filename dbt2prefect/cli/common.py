@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
+import io
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +32,65 @@ TenantFile = Annotated[
         help="Tenant settings TOML (default: tenants/dbt_williamgrant.toml).",
     ),
 ]
+PARITY_DIR_ENV = "DBT2PREFECT_PARITY_DIR"
+DEPRECATED_PARITY_DIR_ENV = "DBT2PREFECT_PARITY_REPORT_DIR"
+
+
+def _parity_dir(value: Path | None) -> Path | None:
+    """The old variable name still works, with a message, when neither the option nor the new name is given."""
+    old = os.environ.get(DEPRECATED_PARITY_DIR_ENV)
+    if value is None and old:
+        err_console.print(
+            f"[yellow]warning:[/] {DEPRECATED_PARITY_DIR_ENV} is deprecated; set {PARITY_DIR_ENV} instead.",
+            highlight=False,
+        )
+        return Path(old)
+    return value
+
+
+ParityDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-dir",
+        envvar=PARITY_DIR_ENV,
+        callback=_parity_dir,
+        help="Parity report root (default .dbt2prefect/parity).",
+    ),
+]
+OutputFormat = Literal["table", "json", "markdown", "csv"]
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="Output format (default: table; --json is the same as --format json)."),
+]
+
+
+def output_format(format_: OutputFormat | None, json_output: bool) -> OutputFormat:
+    """The chosen format; --json and --format disagreeing is bad input."""
+    if json_output and format_ not in (None, "json"):
+        raise typer.BadParameter(f"--json and --format {format_} contradict each other; pass one of them")
+    return "json" if json_output else (format_ or "table")
+
+
+def render_rows(rows: Sequence[Mapping[str, object]], format_: Literal["markdown", "csv"]) -> str:
+    """Rows (one mapping per row, same keys) as a Markdown table or CSV, for reports and spreadsheets."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    if format_ == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def cell(value: object) -> str:
+        return " ".join(str(value).split()).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout.")]
 
 F = TypeVar("F", bound=Callable[..., Any])

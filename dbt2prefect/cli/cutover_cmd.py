@@ -14,7 +14,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from dbt2prefect.cli.common import (
+    JsonFlag,
+    ParityDir,
+    TenantFile,
+    console,
+    err_console,
+    handle_errors,
+    tenant_from,
+)
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.models import Job
@@ -28,14 +36,6 @@ from parity.model import Verdict
 JobOption = Annotated[
     list[int] | None,
     typer.Option("--job", help="dbt Cloud job id (repeat); default: every job with a schedule in the plan."),
-]
-ReportDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--report-dir",
-        envvar="DBT2PREFECT_PARITY_DIR",
-        help="Parity report root written by `dbt2prefect parity` (default .dbt2prefect/parity).",
-    ),
 ]
 LedgerUrl = Annotated[
     str | None,
@@ -115,7 +115,7 @@ def cutover(
     force: Annotated[bool, typer.Option("--force", help="Cut over without a PASS parity verdict.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why --force; recorded in the ledger.")] = None,
     by: By = None,
-    report_dir: ReportDir = None,
+    report_dir: ParityDir = None,
     ledger_url: LedgerUrl = None,
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
@@ -171,7 +171,7 @@ def _when(value: datetime | None) -> str:
 
 @handle_errors
 def status(
-    report_dir: ReportDir = None,
+    report_dir: ParityDir = None,
     ledger_url: LedgerUrl = None,
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dbt2prefect.cli.common import JsonFlag, TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.cli.common import JsonFlag, ParityDir, TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import ParameterError
+from dbt2prefect.params import ProfilesStrategy
 
 
 def register(app: typer.Typer) -> None:
@@ -39,11 +39,10 @@ def parity(
             "--candidate-run", help="JOB=FLOW_RUN_ID of an existing run_dbt_wg run on the parity target (repeat)."
         ),
     ] = None,
-    report_dir: Annotated[
-        Path | None, typer.Option("--report-dir", help="Report root (default .dbt2prefect/parity).")
-    ] = None,
+    report_dir: ParityDir = None,
     profiles_strategy: Annotated[
-        str, typer.Option("--profiles-strategy", help="Warehouse connections from 'blocks' or 'local' profiles.")
+        ProfilesStrategy,
+        typer.Option("--profiles-strategy", help="Warehouse connections from blocks or local profiles."),
     ] = "blocks",
     dbt_cloud_host: Annotated[str | None, typer.Option(help="dbt Cloud host (default: tenant setting).")] = None,
     account_id: Annotated[int | None, typer.Option(help="dbt Cloud account id (default: tenant setting).")] = None,
@@ -57,15 +56,13 @@ def parity(
     from flows.parity_flow import build_report
     from parity.store import DEFAULT_REPORT_ROOT, write_report
 
-    if profiles_strategy not in ("blocks", "local"):
-        raise ParameterError(f"--profiles-strategy {profiles_strategy!r}: use 'blocks' or 'local'")
     runs = parse_candidate_runs(candidate_run or [])
     tenant = tenant_from(tenant_file)
     report = build_report(
         tenant,
         job or None,
         runs,
-        profiles_strategy,  # type: ignore[arg-type]
+        profiles_strategy,
         dbt_cloud_host,
         account_id,
     )

@@ -8,9 +8,20 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
-from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from dbt2prefect.cli.common import (
+    FormatOption,
+    JsonFlag,
+    TenantFile,
+    console,
+    err_console,
+    handle_errors,
+    output_format,
+    render_rows,
+    tenant_from,
+)
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import ApplyDiff, apply_deployment
 from migration.deployment import runtime_versions, tenant_deployment
@@ -55,79 +66,112 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
     return build_plan(jobs, tenant, inventory.environment_models())
 
 
-def _parameters_text(parameters: dict[str, object] | None) -> str:
+def _parameters_lines(parameters: dict[str, object] | None) -> list[str]:
     if parameters is None:
-        return "-"
-    return "\n".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in parameters.items())
+        return []
+    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in parameters.items()]
+
+
+def _block(title: str, fields: list[tuple[str, str]]) -> None:
+    """A title line, then `name: value` rows; long values wrap inside their column, under the value."""
+    console.print()
+    console.print(title, highlight=False)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, value in fields:
+        grid.add_row(f"{name}:", value)
+    console.print(Padding(grid, (0, 0, 0, 2)), highlight=False)
 
 
 def _render_plan(plan: MigrationPlan) -> None:
+    """One block per job and per finding: readable at 80 columns, job ids never broken across lines."""
     schedules = {s.slug: s for s in plan.schedules}
-    table = Table(title=escape(f"Deployment {plan.flow_name}/{plan.deployment_name} (work pool {plan.work_pool})"))
-    for column in ("job", "schedule", "cron (UTC)", "parameters", "status"):
-        table.add_column(column, overflow="fold")
+    console.print(
+        f"[bold]Deployment {escape(plan.flow_name)}/{escape(plan.deployment_name)}[/] (work pool {escape(plan.work_pool)})",
+        highlight=False,
+    )
     for job in plan.jobs:
+        fields: list[tuple[str, str]] = []
         schedule = schedules.get(job.schedule_slug or "")
-        words = schedule.description if schedule else "-"
-        expression = "-"
         if schedule is not None:
             expression = schedule.cron or (schedule.rrule or "").replace("\n", " ")
             if not schedule.day_or:
                 expression += " (day AND weekday)"
             proof = schedule.proof
-            expression += f"\n{'=' if proof.equivalent else '≠'} dbt Cloud over {proof.checked} fire times"
-        # Every text from dbt Cloud (names, steps, vars) is escaped: `[/]` in a job name is not Rich markup.
-        table.add_row(
-            f"{escape(job.job_name)}\n{job.job_id}",
-            escape(words),
-            escape(expression),
-            escape(_parameters_text(job.parameters)),
-            escape(job.status),
-        )
-    console.print(table)
+            same = "same as" if proof.equivalent else "DIFFERENT from"
+            fields.append(("schedule", f"{schedule.slug}: {escape(schedule.description)}"))
+            fields.append(("cron (UTC)", f"{escape(expression)}, {same} dbt Cloud over {proof.checked} fire times"))
+        parameters = "\n".join(escape(line) for line in _parameters_lines(job.parameters))
+        fields.append(("parameters", parameters or "-"))
+        _block(f"[bold]job {job.job_id}[/] {escape(job.job_name)} [dim]({job.status})[/]", fields)
     if not plan.findings:
-        console.print("No findings.")
+        console.print("\nNo findings.")
         return
     acknowledged = set(plan.acknowledged)
-    findings = Table(title="Findings")
-    for column in ("severity", "reason", "job", "message", "manual step"):
-        findings.add_column(column, overflow="fold")
+    console.print(f"\n[bold]Findings[/] ({len(plan.findings)})", highlight=False)
     for f in plan.findings:
         severity = f.severity.value + (" (acknowledged)" if f.key in acknowledged else "")
         style = _SEVERITY_STYLE[f.severity]
-        findings.add_row(
-            f"[{style}]{severity}[/]",
-            f.reason_code,
-            f"{escape(f.job_name)}\n{f.job_id}",
-            escape(f.message),
-            escape(f.manual_step),
+        _block(
+            f"[{style}]{severity}[/] {f.reason_code} [dim]job {f.job_id}[/] {escape(f.job_name)}",
+            [("message", escape(f.message)), ("manual step", escape(f.manual_step))],
         )
-    console.print(findings)
 
 
-def _blocked(plan: MigrationPlan) -> bool:
+def _plan_rows(plan: MigrationPlan) -> list[dict[str, object]]:
+    schedules = {s.slug: s for s in plan.schedules}
+    rows: list[dict[str, object]] = []
+    for job in plan.jobs:
+        schedule = schedules.get(job.schedule_slug or "")
+        findings = [f for f in plan.findings if f.job_id == job.job_id]
+        rows.append(
+            {
+                "job_id": job.job_id,
+                "job_name": job.job_name,
+                "status": job.status,
+                "schedule": schedule.slug if schedule else "",
+                "cron_utc": (schedule.cron or schedule.rrule or "") if schedule else "",
+                "when": schedule.description if schedule else "",
+                "parameters": json.dumps(job.parameters, sort_keys=True) if job.parameters is not None else "",
+                "findings": " ".join(f"{f.severity.value}:{f.reason_code}" for f in findings),
+            }
+        )
+    return rows
+
+
+def _blocked(plan: MigrationPlan, hint: str = "") -> bool:
     blocking = plan.blocking()
     if blocking:
         err_console.print(
             f"{len(blocking)} blocker finding(s) not acknowledged: {', '.join(f.key for f in blocking)}. "
-            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings.",
+            "Resolve them, or after review add them to `acknowledged_findings` in the tenant settings." + hint,
             markup=False,
         )
     return bool(blocking)
 
 
 @handle_errors
-def plan(from_file: FromFile = None, json_output: JsonFlag = False, tenant_file: TenantFile = None) -> None:
+def plan(
+    from_file: FromFile = None,
+    json_output: JsonFlag = False,
+    format_: FormatOption = None,
+    tenant_file: TenantFile = None,
+) -> None:
     """Translate the dbt Cloud jobs into one deployment with a schedule per job, and list the findings.
 
-    Exits 1 when a blocker finding is not acknowledged in the tenant settings.
+    Exits 1 when a blocker finding is not acknowledged in the tenant settings. `--format markdown|csv` writes one
+    row per job (findings as reason codes); `json` the whole plan.
     """
+    chosen = output_format(format_, json_output)
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
-    if json_output:
+    if chosen == "json":
         typer.echo(json.dumps(migration_plan.to_json_dict(), indent=2, sort_keys=True))
-    else:
+    elif chosen == "table":
         _render_plan(migration_plan)
+    else:
+        typer.echo(render_rows(_plan_rows(migration_plan), chosen), nl=False)
     if _blocked(migration_plan):
         raise typer.Exit(1)
 
@@ -198,14 +242,26 @@ def emit(
     activate: Annotated[
         bool, typer.Option(help="Write every schedule active (default: as the cutover ledger says).")
     ] = False,
+    allow_blockers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-blockers",
+            help="Write the file although blocker findings are not acknowledged (they are still listed).",
+        ),
+    ] = False,
     tenant_file: TenantFile = None,
 ) -> None:
     """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
 
     Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
+    Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
+    tenant settings, unless --allow-blockers.
     """
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
+    hint = "" if allow_blockers else " Nothing was written (--allow-blockers writes the file anyway)."
+    if _blocked(migration_plan, hint) and not allow_blockers:
+        raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
     versions = runtime_versions()
     text = render_prefect_yaml(spec, versions["prefect"])
@@ -221,4 +277,3 @@ def emit(
         "deletes ALL schedules of the deployment before adding one (in your local timezone): apply schedules from "
         "this prefect.yaml (`prefect deploy`) or with `dbt2prefect apply`."
     )
-    _blocked(migration_plan)

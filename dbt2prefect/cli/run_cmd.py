@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
 
 from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
-from dbt2prefect.params import validate
+from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
 from dbt2prefect.profiles import block_from_env
+
+# The commands a run accepts, as choices in --help (values: dbt's spelling, e.g. "source freshness").
+DbtCommand = enum.Enum("DbtCommand", {name.replace(" ", "_"): name for name in COMMANDS})  # type: ignore[misc]
+BUILD = DbtCommand("build")
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def run(
-    command: Annotated[str, typer.Option(help="dbt command: build, run, test, seed, ...")] = "build",
+    command: Annotated[DbtCommand, typer.Option(help="dbt command.")] = BUILD,
     target: Annotated[str | None, typer.Option(help="dbt target (default from tenant settings).")] = None,
     select: Annotated[str | None, typer.Option(help="dbt --select (space-separated).")] = None,
     exclude: Annotated[str | None, typer.Option(help="dbt --exclude (space-separated).")] = None,
@@ -33,7 +38,9 @@ def run(
     threads: Annotated[int | None, typer.Option(help="dbt --threads.")] = None,
     state_path: Annotated[str | None, typer.Option(help="State folder, or 'latest'.")] = None,
     project_dir: Annotated[str | None, typer.Option(help="dbt project folder (default: the tenant's).")] = None,
-    profiles_strategy: Annotated[str, typer.Option(help="'blocks' (Prefect blocks) or 'local'.")] = "blocks",
+    profiles_strategy: Annotated[
+        ProfilesStrategy, typer.Option(help="Connections from Prefect blocks or a local profiles.yml.")
+    ] = "blocks",
     step: Annotated[list[str] | None, typer.Option("--step", help="A full dbt command line; repeatable.")] = None,
     source_freshness: Annotated[bool, typer.Option(help="Run the freshness checkbox step first.")] = False,
     generate_docs: Annotated[bool, typer.Option(help="Run the docs checkbox step last.")] = False,
@@ -42,7 +49,7 @@ def run(
 ) -> None:
     """Run the `run_dbt_wg` flow here, with the same parameters a schedule would pass."""
     raw = {
-        "command": command,
+        "command": command.value,
         "target": target,
         "select": select,
         "exclude": exclude,
@@ -82,7 +89,9 @@ def run(
 @handle_errors
 def register_block(
     target: Annotated[str, typer.Option(help="Target whose block to create or update.")],
-    adapter: Annotated[str, typer.Option(help="'snowflake' (reads SNOWFLAKE_* env vars) or 'duckdb'.")] = "snowflake",
+    adapter: Annotated[
+        Literal["snowflake", "duckdb"], typer.Option(help="snowflake reads the SNOWFLAKE_* environment variables.")
+    ] = "snowflake",
     duckdb_path: Annotated[str | None, typer.Option(help="DuckDB file (adapter duckdb).")] = None,
     tenant_file: TenantFile = None,
 ) -> None:
@@ -93,8 +102,6 @@ def register_block(
     tenant = tenant_from(tenant_file)
     if target not in tenant.targets:
         raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
-    if adapter not in ("snowflake", "duckdb"):
-        raise ParameterError(f"--adapter {adapter!r}: use 'snowflake' or 'duckdb'")
     if adapter == "duckdb":
         if not duckdb_path:
             raise ParameterError("--adapter duckdb needs --duckdb-path FILE")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import prefect
+import prefect.context
+import prefect_dbt
 import pytest
 from prefect import flow, flow_engine
 from prefect.client.orchestration import get_client
@@ -88,45 +89,54 @@ def test_outside_a_dbt_invocation_hydration_is_prefects_own(prefect_api: None) -
     assert probe() is True
 
 
-def test_heartbeat_thread_stops_as_soon_as_the_flow_run_ends(
+def test_heartbeats_are_emitted_and_their_thread_ends_with_the_flow_run(
     prefect_api: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # How much sooner a flow run returns is a benchmark's figure (bench/flow_exit.py), not this test's.
     assert prefect_heartbeat.install() is True
-    exits: list[float] = []
-    beats: list[float] = []
+    beats: list[str] = []
+    threads: list[threading.Thread] = []
 
     @contextmanager
-    def timed(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
+    def observed(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
         original = engine._emit_flow_run_heartbeat
-        engine._emit_flow_run_heartbeat = lambda *a, **k: (beats.append(time.monotonic()), original(*a, **k))
-        manager = prefect_heartbeat.send_heartbeats(engine, join_on_exit)
-        manager.__enter__()
-        try:
+        engine._emit_flow_run_heartbeat = lambda *a, **k: (beats.append(str(engine.flow_run.id)), original(*a, **k))
+        before = set(threading.enumerate())
+        with prefect_heartbeat.send_heartbeats(engine, join_on_exit):
+            threads.extend(set(threading.enumerate()) - before)
             yield
-        finally:
-            started = time.perf_counter()
-            manager.__exit__(None, None, None)
-            exits.append(time.perf_counter() - started)
 
-    monkeypatch.setattr(flow_engine, "_send_heartbeats", timed)
+    monkeypatch.setattr(flow_engine, "_send_heartbeats", observed)
 
     @flow
     def short() -> int:
-        time.sleep(0.2)
         return 1
 
     for _ in range(3):
         assert short() == 1
-    assert len(beats) == 3, "one heartbeat at the start of each flow run"
-    # Prefect 3.9's own loop sleeps in whole seconds and is joined here: up to 1 s per flow run.
-    assert max(exits) < 0.2, exits
+    assert len(set(beats)) == len(beats) == 3, "one heartbeat at the start of each flow run"
+    assert threads and not any(thread.is_alive() for thread in threads), "no heartbeat thread outlives its run"
 
 
 def test_heartbeat_install_leaves_other_prefect_versions_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_heartbeat.uninstall()
     monkeypatch.setattr(prefect, "__version__", "3.10.0")
     before = flow_engine._send_heartbeats
     assert prefect_heartbeat.install() is False
     assert flow_engine._send_heartbeats is before
+    monkeypatch.undo()
+    assert prefect_heartbeat.install() is True
+
+
+def test_context_hand_off_leaves_other_prefect_dbt_versions_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_dbt.core import runner
+
+    prefect_context.uninstall()
+    monkeypatch.setattr(prefect_dbt, "__version__", "0.7.26")
+    assert prefect_context.install() is False
+    assert runner.serialize_context is prefect.context.serialize_context
+    monkeypatch.undo()
+    assert prefect_context.install() is True
 
 
 def test_fewer_collections_freezes_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -65,6 +65,7 @@ def test_build_succeeds_and_stores_artifacts(tenant_copy: Any, built_dev: dict[s
     run_results = store.read_json(latest, "run_results.json")
     assert run_results["args"]["which"] == "build"
     assert store.has(latest, "manifest.json")
+    assert store.has(latest, "dbt.log"), "dbt's log is kept with the artifacts"
     record = store.read_json(latest, "run.json")
     assert record["success"] is True and record["parameters"]["profiles_strategy"] == "blocks"
     assert built_dev["leftover_profiles"] == set(), "the private profiles dir must be removed after the run"

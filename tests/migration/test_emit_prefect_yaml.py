@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from dbt2prefect.tenant import REPO_ROOT, load_tenant, settings_path
 from migration.deployment import DeploymentError, DeploymentSpec, build_deployment, pinned_versions, tenant_deployment
 from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml
 from migration.export import load_inventory
@@ -134,3 +134,21 @@ def test_quickstart_line_pins_everything_and_has_no_schedule() -> None:
     assert "--with prefect==3.9.1" in line and "--with prefect-dbt==0.7.25" in line and "--with-python 3.12" in line
     assert "--env DBT2PREFECT_TENANT_FILE=tenants/dbt_williamgrant.toml" in line
     assert "schedule" not in line
+
+
+def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dbt2prefect.cli.app import app
+
+    out = tmp_path / "prefect.yaml"
+    args = ["emit", "--from-file", str(SEED), "--tenant-file", str(settings_path()), "--output", str(out)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1, refused.output
+    assert "job_chaining:70403103936373" in refused.stderr and "--allow-blockers" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+
+    allowed = CliRunner().invoke(app, [*args, "--allow-blockers"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "job_chaining:70403103936373" in allowed.stderr, "the blockers are still listed"
+    assert out.read_text() == _render(tenant_deployment(_plan(SEED), load_tenant()))

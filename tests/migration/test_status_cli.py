@@ -97,7 +97,8 @@ def _pass_verdict(job_id: int, root: Path) -> None:
 
 
 def _emit(env: dict[str, str], path: Path) -> dict[str, bool]:
-    result = runner.invoke(app, ["emit", "--output", str(path)], env=env)
+    # The sandbox account's chained job is a blocker finding that this tenant does not acknowledge.
+    result = runner.invoke(app, ["emit", "--output", str(path), "--allow-blockers"], env=env)
     assert result.exit_code == 0, result.output
     (deployment,) = yaml.safe_load(path.read_text())["deployments"]
     return {s["slug"]: s["active"] for s in deployment["schedules"]}

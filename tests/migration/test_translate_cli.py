@@ -43,6 +43,15 @@ def test_plan_table_shows_schedules_in_words_and_findings() -> None:
     assert "job_chaining" in result.stdout and "blocker" in result.stdout
 
 
+def test_plan_is_readable_at_80_columns_one_block_per_job() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE)], env={"COLUMNS": "80"})
+    data = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    headers = [line for line in lines if line.startswith("job ")]
+    assert [int(line.split()[1]) for line in headers] == [job["job_id"] for job in data["jobs"]], "ids unbroken"
+
+
 def test_acknowledged_blockers_let_plan_pass(tmp_path: Path) -> None:
     blocking = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["blocking"]
     tenant = _tenant_file(tmp_path, f"acknowledged_findings = {json.dumps(blocking)}")
@@ -87,3 +96,22 @@ def test_live_plan_reads_the_sandbox_dbt_cloud_api(tmp_path: Path, cloud: Sandbo
     assert [s["slug"] for s in data["schedules"]] == [s["slug"] for s in from_file["schedules"]]
     assert len(data["jobs"]) == 9
     assert cloud.token not in result.output
+
+
+def test_plan_as_csv_and_markdown_has_one_row_per_job() -> None:
+    import csv
+    import io
+
+    jobs = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["jobs"]
+    as_csv = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--format", "csv"])
+    assert as_csv.exit_code == 1, "blockers still exit 1"
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [int(row["job_id"]) for row in rows] == [job["job_id"] for job in jobs]
+    assert any("blocker:job_chaining" in row["findings"] for row in rows)
+    markdown = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--format", "markdown"]).stdout.splitlines()
+    assert markdown[0].startswith("| job_id | job_name |") and len(markdown) == 2 + len(jobs)
+
+
+def test_plan_json_and_another_format_is_bad_input() -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json", "--format", "csv"])
+    assert result.exit_code == 2 and "--format csv" in result.output

@@ -114,7 +114,7 @@ def test_parity_review_runs_on_a_report(tmp_path: Path, monkeypatch: pytest.Monk
     write_report(_report(), reports)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"nodes": {FX: {"tags": ["finance", "hourly"]}, ORDERS: {"tags": ["daily"]}}}))
-    monkeypatch.setenv("DBT2PREFECT_PARITY_REPORT_DIR", str(reports))
+    monkeypatch.setenv("DBT2PREFECT_PARITY_DIR", str(reports))
     monkeypatch.setenv("DBT2PREFECT_MANIFEST", str(manifest))
     book = _execute("parity_review.ipynb", tmp_path)
     text = json.dumps([c.get("outputs", []) for c in book.cells])

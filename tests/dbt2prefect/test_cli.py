@@ -1,0 +1,57 @@
+"""What a new user of the `dbt2prefect` command expects: a version, choices in --help, one name per setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from dbt2prefect import __version__
+from dbt2prefect.cli.app import app
+from dbt2prefect.cli.common import ParityDir
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"dbt2prefect {__version__}"
+
+
+def test_options_with_fixed_choices_list_them_and_flags_have_no_metavar() -> None:
+    run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "--profiles-strategy <blocks|local>" in run_help
+    assert "--command <build|run|test|seed|snapshot|deps|clean|source freshness|docs generate|compile|ls|retry>" in (
+        run_help
+    )
+    assert "<bool>" not in run_help and "--full-refresh " in run_help
+    assert "--adapter <snowflake|duckdb>" in runner.invoke(app, ["blocks", "register", "--help"]).stdout
+    assert "--profiles-strategy <blocks|local>" in runner.invoke(app, ["parity", "--help"]).stdout
+
+
+def _report_dir_app() -> typer.Typer:
+    probe = typer.Typer()
+
+    @probe.command()
+    def show(report_dir: ParityDir = None) -> None:
+        typer.echo(f"report dir: {report_dir}")
+
+    return probe
+
+
+def test_parity_report_dir_has_one_variable_and_the_old_one_still_works(tmp_path: Path) -> None:
+    probe = _report_dir_app()
+    new = runner.invoke(probe, [], env={"DBT2PREFECT_PARITY_DIR": str(tmp_path / "new")})
+    assert new.stdout.strip() == f"report dir: {tmp_path / 'new'}" and "deprecated" not in new.stderr
+
+    old = runner.invoke(probe, [], env={"DBT2PREFECT_PARITY_DIR": None, "DBT2PREFECT_PARITY_REPORT_DIR": str(tmp_path)})
+    assert old.exit_code == 0 and old.stdout.strip() == f"report dir: {tmp_path}"
+    assert "DBT2PREFECT_PARITY_REPORT_DIR is deprecated; set DBT2PREFECT_PARITY_DIR" in old.stderr
+
+    both = runner.invoke(
+        probe,
+        ["--report-dir", "x"],
+        env={"DBT2PREFECT_PARITY_REPORT_DIR": str(tmp_path), "DBT2PREFECT_PARITY_DIR": None},
+    )
+    assert both.stdout.strip() == "report dir: x", "the option wins over any variable"
