@@ -10,7 +10,7 @@ from dbt2prefect.artifact_store import RUN_RECORD, ArtifactStore
 from dbt2prefect.errors import ArtifactStoreError
 from parity.artifacts import RunArtifacts, parse_catalog, parse_manifest, parse_run_results
 from parity.errors import CandidateError
-from parity.model import Check, Finding, RunRef, Severity
+from parity.model import Check, Finding, Reason, RunRef, Severity
 
 # Parameters that may legitimately differ between the translated job and the parity run.
 _IGNORED_PARAMETERS = frozenset(
@@ -73,7 +73,7 @@ def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], c
         findings.append(
             Finding(
                 check=Check.ARTIFACTS,
-                reason="candidate_wrong_target",
+                reason=Reason.CANDIDATE_WRONG_TARGET.value,
                 severity=Severity.ERROR,
                 subject="target",
                 message=f"the candidate run used target {recorded.get('target')!r}, not {candidate_target!r}",
@@ -85,7 +85,7 @@ def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], c
             findings.append(
                 Finding(
                     check=Check.ARTIFACTS,
-                    reason="candidate_parameters_differ",
+                    reason=Reason.CANDIDATE_PARAMETERS_DIFFER.value,
                     severity=Severity.ERROR,
                     subject=name,
                     message=f"parameter {name!r}: the job translates to {expected[name]!r}, "

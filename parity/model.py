@@ -73,6 +73,8 @@ class Reason(StrEnum):
     VALUES_SKIPPED_ENGINES_DIFFER = "values_skipped_engines_differ"
     VALUES_CHECKED_THROUGH_CHILDREN = "values_checked_through_children"
     VALUES_NOT_DRILLED = "values_not_drilled"
+    CANDIDATE_WRONG_TARGET = "candidate_wrong_target"
+    CANDIDATE_PARAMETERS_DIFFER = "candidate_parameters_differ"
     COLUMN_ADDED = "column_added"
     COLUMN_REMOVED = "column_removed"
     COLUMN_TYPE_CHANGED = "column_type_changed"

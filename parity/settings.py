@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parity.errors import ParitySettingsError
+from parity.model import Reason
 
 
 class Tolerance(BaseModel):
@@ -136,11 +137,27 @@ class ParitySettings(BaseModel):
         description="Reviewed differences that do not fail parity, as '<reason>:<unique_id glob>' (job-wide).",
     )
 
+    @field_validator("accepted")
+    @classmethod
+    def _accepted_entries(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        # An entry that accepted more than its writer meant would let a real difference pass: refuse it.
+        known = sorted(reason.value for reason in Reason)
+        for entry in entries:
+            reason, colon, pattern = entry.partition(":")
+            if reason not in known:
+                raise ValueError(f"{entry!r}: unknown reason {reason!r}; reasons are {', '.join(known)}")
+            if not colon or not pattern.strip():
+                raise ValueError(
+                    f"{entry!r} names no subjects; write '{reason}:<unique_id glob>', or '{reason}:*' to accept it "
+                    "for every node of the job"
+                )
+        return entries
+
     def is_accepted(self, reason: str, subject: str) -> bool:
         """True when a person has accepted this reason for this subject (glob on the subject)."""
         for entry in self.accepted:
             accepted_reason, _, pattern = entry.partition(":")
-            if accepted_reason == reason and fnmatch.fnmatchcase(subject, pattern or "*"):
+            if accepted_reason == reason and fnmatch.fnmatchcase(subject, pattern):
                 return True
         return False
 

@@ -291,6 +291,32 @@ def test_parity_with_bad_parity_settings(tmp_path: Path) -> None:
     assert not reports.exists()
 
 
+ACCEPTED_CASES = {
+    "a bare reason": ('"values_differ"', "'values_differ:*' to accept it for every node"),
+    "a reason with an empty glob": ('"row_count_differs:"', "names no subjects"),
+    "a misspelled reason": ('"value_differ:model.*"', "unknown reason 'value_differ'"),
+    "an empty entry": ('""', "unknown reason ''"),
+}
+
+
+@pytest.mark.parametrize("entry,message", ACCEPTED_CASES.values(), ids=ACCEPTED_CASES.keys())
+def test_parity_acceptances_never_fail_open(tmp_path: Path, entry: str, message: str) -> None:
+    tenant = _write(tmp_path / "t.toml", _tenant_text())
+    _write(tmp_path / "t.parity.toml", f"[parity]\naccepted = [{entry}]\n")
+    result = _cli(["parity", "--tenant-file", str(tenant), "--report-dir", str(tmp_path / "r")])
+    _assert_bad_input(result, "t.parity.toml", "accepted", message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_explicit_glob_accepts_only_its_subjects() -> None:
+    from parity.settings import ParitySettings
+
+    settings = ParitySettings(accepted=("values_differ:model.p.fct_*", "status_changed:*"))
+    assert settings.is_accepted("values_differ", "model.p.fct_orders")
+    assert not settings.is_accepted("values_differ", "model.p.dim_brands")
+    assert settings.is_accepted("status_changed", "model.p.anything")
+
+
 def test_parity_with_unknown_parity_setting(tmp_path: Path) -> None:
     tenant = _write(tmp_path / "t.toml", _tenant_text())
     _write(tmp_path / "t.parity.toml", "[parity]\ncheck_schema = true\nsurprise = 1\n")
