@@ -95,15 +95,23 @@ class RunPaths:
 Invoker = Callable[[list[str], RunPaths, Path], tuple[bool, str | None]]
 
 
+def _dbt_output(path: Path) -> Any:
+    """A JSON file dbt wrote for this run; damage to it is a failure of the run that names the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DbtRunError(f"dbt's {path.name} of this run cannot be read ({path}): {exc}") from None
+
+
 def _node_results(target_path: Path, step: int) -> list[NodeResult]:
     path = target_path / "run_results.json"
     if not path.is_file():
         return []
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = _dbt_output(path)
     manifest_nodes: dict[str, Any] = {}
     manifest_path = target_path / "manifest.json"
     if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = _dbt_output(manifest_path)
         manifest_nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
     results = []
     for item in data.get("results", []):
@@ -124,21 +132,26 @@ def _node_results(target_path: Path, step: int) -> list[NodeResult]:
     return results
 
 
+_INPUT_MESSAGES = ("Could not find selector named", "Could not read WritableManifest")
+"""Starts of dbt's messages for input it refused that come as a plain runtime error."""
+
+
 def check_input_error(args: list[str], exc: BaseException | None) -> None:
     """Raise DbtInputError when dbt's exception says its input is wrong: retrying cannot help, exit code 2.
 
-    Only what dbt itself judges: its config errors (project, profile, selectors), a state manifest of an
-    incompatible schema, an unknown selector. Anything else (a lock, a lost connection) stays a run failure.
+    Only what dbt itself judges: its config errors (project, profile, selectors), its usage errors (such as
+    `run-operation --args` that is not a YAML mapping), a state manifest that is not JSON or of an incompatible
+    schema, an unknown selector. Anything else (a lock, a lost connection) stays a run failure.
     """
     if exc is None:
         return
     from dbt.artifacts.exceptions.schemas import IncompatibleSchemaError
+    from dbt.cli.exceptions import DbtUsageException
     from dbt.exceptions import DbtConfigError, InvalidSelectorError
 
     message = str(getattr(exc, "msg", None) or exc).strip()
-    if isinstance(exc, DbtConfigError | IncompatibleSchemaError | InvalidSelectorError) or message.startswith(
-        "Could not find selector named"
-    ):
+    judged = DbtConfigError | DbtUsageException | IncompatibleSchemaError | InvalidSelectorError
+    if isinstance(exc, judged) or message.startswith(_INPUT_MESSAGES):
         raise DbtInputError(f"dbt refused `dbt {' '.join(args)}`: {' '.join(message.split())}")
 
 

@@ -22,8 +22,8 @@ from typer.testing import CliRunner, Result
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.cli.app import app
 from dbt2prefect.dbt_cli import flatten, parse_args
-from dbt2prefect.dbt_run import RunPaths, check_input_error, lean_invoker, run_invocations
-from dbt2prefect.errors import ArtifactStoreError, DbtInputError, ParameterError
+from dbt2prefect.dbt_run import RunPaths, _node_results, check_input_error, lean_invoker, run_invocations
+from dbt2prefect.errors import ArtifactStoreError, DbtInputError, DbtRunError, ParameterError
 from dbt2prefect.files import durable_url_problem
 from dbt2prefect.params import plan_invocations, validate
 from dbt2prefect.run_job import connect_step_targets, execute, prune_failed_runs
@@ -807,6 +807,23 @@ def test_damaged_artifacts_name_the_file(
         assert word in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("run_results.json", b"\xff" * 10),
+        ("manifest.json", b"{not json"),
+        ("run_results.json", _nested(200_000).encode()),
+    ],
+)
+def test_damaged_output_of_a_runs_own_step_names_the_file(name: str, data: bytes, tmp_path: Path) -> None:
+    # dbt wrote these files for this run: damage to them fails the run (exit 1) and names the file.
+    _write_bytes(tmp_path / "run_results.json", b'{"results": []}')
+    path = _write_bytes(tmp_path / name, data)
+    with pytest.raises(DbtRunError) as caught:
+        _node_results(tmp_path, 0)
+    assert caught.value.exit_code == 1 and str(path) in str(caught.value) and "cannot be read" in str(caught.value)
+
+
 # ------------------------------------------------------------------------------------------------ issue 14: ledger
 
 
@@ -1014,19 +1031,39 @@ def test_sigterm_runs_the_cleanup_that_stops_child_processes(tmp_path: Path) -> 
     assert marker.read_text() == "x"
 
 
-def test_an_unknown_selector_is_bad_input_with_dbts_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Real dbt on the tenant project: only dbt knows the project's selectors.
+_DBT_JUDGED = {
+    "unknown selector": ({"command": "ls", "selector": "no_such_selector"}, "Could not find selector named no_such_"),
+    "run-operation args not YAML": (
+        {"steps": ["dbt run-operation money --args '{bad: ['"]},
+        "is not valid YAML",
+    ),
+    "state manifest not JSON": (
+        {"steps": ["dbt ls --select state:modified --state {state}"]},
+        "Could not read WritableManifest",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_DBT_JUDGED), ids=list(_DBT_JUDGED))
+def test_input_only_dbt_can_judge_is_bad_input_with_dbts_message(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real dbt on the tenant project: only dbt knows the project's selectors, macros' arguments and state files.
+    overrides, expected = _DBT_JUDGED[case]
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "manifest.json").write_text("{not json", encoding="utf-8")
+    if "steps" in overrides:
+        overrides = {"steps": [line.replace("{state}", str(state)) for line in overrides["steps"]]}
     monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("DBT2PREFECT_WAREHOUSE_DIR", str(tmp_path / "warehouse"))
     tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
-    params = validate(
-        {"command": "ls", "selector": "no_such_selector", "profiles_strategy": "local", "target": "local"}
-    )
+    params = validate({**overrides, "profiles_strategy": "local", "target": "local"})
     with pytest.raises(DbtInputError) as caught:
-        execute(params, tenant, "unknown-selector", invoker=lean_invoker)
+        execute(params, tenant, "dbt-judged", invoker=lean_invoker)
     message = str(caught.value)
-    assert caught.value.exit_code == 2 and "Could not find selector named no_such_selector" in message
-    assert message.count("Could not find selector") == 1 and "Traceback" not in message
+    assert caught.value.exit_code == 2 and expected in message, message
+    assert message.count(expected) == 1 and "Traceback" not in message
 
 
 def test_other_dbt_exceptions_stay_run_failures() -> None:
