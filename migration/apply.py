@@ -32,6 +32,10 @@ T = TypeVar("T")
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
 
 
+PLACEHOLDER_REPOSITORY = "OWNER/REPO"
+"""What a settings template has in place of the team's repository."""
+
+
 class ApplyError(MigrationError):
     """The plan cannot be applied as asked (e.g. the work pool is missing); the message says how to fix it."""
 
@@ -298,7 +302,13 @@ def apply_deployment(
         ApplyError: the work pool is missing (and create_pool is False) or the flow cannot be loaded.
         PrefectApiError: the Prefect API failed.
     """
-
+    for step in spec.pull_steps:
+        repository = step.get("prefect.deployments.steps.git_clone", {}).get("repository", "")
+        if PLACEHOLDER_REPOSITORY in repository:
+            raise ApplyError(
+                f"[tenant.code_storage] repository is still the placeholder {repository!r}: workers would clone "
+                "nothing; set it to the git URL of the repository that holds this project and flows/"
+            )
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
 
     return run_with_client(

@@ -153,3 +153,12 @@ def test_apply_repairs_parameters_a_bare_activation_wiped(applied: MigrationPlan
     repaired = _read("run_dbt_wg/dbt_wg_apply_test")["job-103"]
     assert repaired.active is True
     assert repaired.parameters == next(s.parameters for s in applied.schedules if s.job_id == 103)
+
+
+def test_the_settings_templates_placeholder_repository_is_refused_before_any_change() -> None:
+    # The shipped settings name no real repository: a worker would have nothing to clone.
+    tenant = load_tenant()
+    plan = build_plan([], tenant)
+    with pytest.raises(ApplyError, match=r"\[tenant.code_storage\] repository .*OWNER/REPO.*git URL") as caught:
+        apply_deployment(build_deployment(plan, tenant), dry_run=True)
+    assert caught.value.exit_code == 2
