@@ -14,6 +14,7 @@ caller turns the mismatch into a finding.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -156,8 +157,12 @@ def cron_to_rrule(cron: str) -> str:
     return "\n".join([f"DTSTART:{RRULE_DTSTART}", *rules])
 
 
+@functools.lru_cache(maxsize=1024)
 def translate_cron(cron: str, start: datetime = PROOF_START, count: int = PROOF_COUNT) -> CronTranslation:
-    """Find a Prefect schedule whose next `count` fire times equal dbt Cloud's for `cron` (pure, no I/O)."""
+    """Find a Prefect schedule whose next `count` fire times equal dbt Cloud's for `cron` (pure, no I/O).
+
+    Pure and immutable, so remembered per process: every plan of an account proves each cron once.
+    """
     try:
         expected = reference_fire_times(cron, start, count)
     except InvalidCron as exc:
