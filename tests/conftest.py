@@ -18,11 +18,30 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+LONGEST_FIRST = (
+    "tests/sandbox/test_demo.py",
+    "tests/migration/test_cutover_faults.py",
+    "tests/flows/test_dbt_wg_flow.py",
+    "tests/docs/test_runbook.py",
+    "tests/flows/test_deployment_runs.py",
+    "tests/flows/test_parity_flow.py",
+    "tests/migration/test_dbt_cloud_runs.py",
+)
+"""The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a module and among the others is kept
+
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """One real Prefect API (temporary SQLite database) shared by every test that needs it."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield

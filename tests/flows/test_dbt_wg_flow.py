@@ -223,7 +223,8 @@ def test_two_concurrent_runs_do_not_clobber_each_other(tenant_copy: Any) -> None
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    base = [sys.executable, "-m", "dbt2prefect.cli", "run", "--select", "staging", "--command", "run"]
+    # Lean: the run folders, profiles and artifact keys at stake are the same with or without per-node tasks.
+    base = [sys.executable, "-m", "dbt2prefect.cli", "run", "--select", "staging", "--command", "run", "--lean"]
     procs = [
         subprocess.Popen(
             [*base, "--target", target], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
