@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "dbt2prefect.cli.cutover_cmd",
     "dbt2prefect.cli.demo_cmd",
+    "dbt2prefect.cli.doctor_cmd",
     "dbt2prefect.cli.export_cmd",
     "dbt2prefect.cli.parity_cmd",
     "dbt2prefect.cli.plan_cmd",
