@@ -83,6 +83,7 @@ def test_same_job_on_parity_passes_and_explains_the_prod_only_model(passing: Par
     job = passing.job(HOURLY)
     assert job.baseline.system == "dbt_cloud" and job.baseline.command == "build"
     assert job.candidate.system == "prefect" and job.candidate.target == "parity"
+    assert job.candidate.location and (Path(job.candidate.location) / "manifest.json").is_file()  # for the notebook
     assert job.node_sets == [] and job.statuses == []
     assert job.nodes_matched > 0
     model_counts = next(r for r in job.node_counts if r.resource_type == "model")
