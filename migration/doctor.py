@@ -7,6 +7,7 @@ target (its warehouse answers `select 1`), the artifact store and the ledger (wr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -276,15 +277,20 @@ def _in_local_profiles(tenant: TenantSettings, target: str) -> bool:
 
 def storage_checks(tenant: TenantSettings) -> list[Check]:
     """The artifact store and the ledger accept writes under the tenant's folder."""
+    stores: list[tuple[str, str, str, Callable[[], object]]] = [
+        (
+            "artifact store",
+            tenant.artifact_store_url,
+            "artifact_store_url",
+            lambda: ArtifactStore(tenant.artifact_store_url),
+        ),
+        ("ledger", tenant.ledger_url, "ledger_url", lambda: Ledger(tenant.ledger_url, tenant.name)),
+    ]
     checks = []
-    for name, url, setting in (
-        ("artifact store", tenant.artifact_store_url, "artifact_store_url"),
-        ("ledger", tenant.ledger_url, "ledger_url"),
-    ):
+    for name, url, setting, open_store in stores:
         fix = f"set `{setting}` in the tenant settings to a folder or fsspec URL this user can write"
         try:
-            # Each store's own checks first: a ledger must be durable, a URL usable.
-            ArtifactStore(url) if name == "artifact store" else Ledger(url, tenant.name)
+            open_store()  # each store's own checks first: a usable URL, a durable ledger
         except Dbt2PrefectError as exc:
             checks.append(_fail(name, str(exc), fix))
             continue
