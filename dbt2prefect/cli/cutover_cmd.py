@@ -197,10 +197,14 @@ def status(
         _render_status(report)
     else:
         typer.echo(render_rows(_status_rows(report), chosen), nl=False)
+    if chosen != "json":
         for row in report.disagreements():
-            err_console.print(f"job {row.job_id}: {row.disagreement}", markup=False, highlight=False)
+            err_console.print(f"[bold red]job {row.job_id}:[/] {escape(row.disagreement or '')}", highlight=False)
     if report.disagreements():
         raise typer.Exit(1)
+
+
+_ON_OFF = {None: "", True: "on", False: "off"}
 
 
 def _iso(value: datetime | None) -> str:
@@ -216,11 +220,7 @@ def _status_rows(report: StatusReport) -> list[dict[str, object]]:
             {
                 "job_id": row.job_id,
                 "job_name": row.job_name,
-                "dbt_cloud_schedule": ""
-                if row.dbt_cloud_schedule_on is None
-                else "on"
-                if row.dbt_cloud_schedule_on
-                else "off",
+                "dbt_cloud_schedule": _ON_OFF[row.dbt_cloud_schedule_on],
                 "prefect_schedule": row.prefect_schedule,
                 "parity": row.parity_verdict or "",
                 "parity_time": _iso(row.parity_time),
@@ -267,5 +267,3 @@ def _render_status(report: StatusReport) -> None:
             f"{row.job_id}\n{escape(row.job_name)}", cloud, prefect, parity, last_cloud, escape(last_prefect), ledger
         )
     console.print(table)
-    for row in report.disagreements():
-        err_console.print(f"[bold red]job {row.job_id}:[/] {escape(row.disagreement or '')}", highlight=False)
