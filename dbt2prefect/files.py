@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -62,3 +63,21 @@ def segment_problem(value: str) -> str | None:
     if _SEGMENT.fullmatch(value) and ".." not in value:
         return None
     return f"{value!r} cannot be a folder name: use letters, digits, '-', '_' and '.' (no '/', no '..')"
+
+
+def writable_problem(url: str) -> str | None:
+    """Why files cannot be written under the folder or fsspec URL `url`, or None when they can.
+
+    Creates the folder if needed, then writes and removes one empty probe file.
+    """
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+        fs.makedirs(root, exist_ok=True)
+        probe = f"{root.rstrip('/')}/.dbt2prefect-probe-{uuid.uuid4().hex}"
+        fs.pipe_file(probe, b"")
+        fs.rm(probe)
+    except (OSError, ValueError, ImportError) as exc:
+        return f"cannot write under {url}: {type(exc).__name__}: {exc}"
+    return None

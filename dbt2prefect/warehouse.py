@@ -164,6 +164,14 @@ class _SqlWarehouse:
         except Exception as exc:  # drivers raise their own hierarchies; name the statement kind, not the data
             raise WarehouseError(f"{type(self).__name__}: query failed: {str(exc).splitlines()[0][:300]}") from None
 
+    def ping(self) -> None:
+        """Run `select 1`: the connection works and the warehouse answers.
+
+        Raises:
+            WarehouseError: it cannot connect or the query fails.
+        """
+        self._execute("select 1")
+
     def _group(self, relations: Iterable[Relation]) -> dict[str, list[Relation]]:
         by_db: dict[str, list[Relation]] = defaultdict(list)
         for relation in relations:

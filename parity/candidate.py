@@ -59,6 +59,7 @@ def load_candidate(store: ArtifactStore, tenant: str, deployment: str, flow_run_
         target=key.target,
         generated_at=results.metadata.generated_at,
         dbt_version=results.metadata.dbt_version,
+        location=str(store.local_path(key) or where),
     )
     return Candidate(artifacts=artifacts, ref=ref, record=record)
 

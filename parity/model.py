@@ -107,6 +107,8 @@ class RunRef(BaseModel):
     target: str | None = None
     generated_at: str | None = None
     dbt_version: str | None = None
+    location: str | None = None
+    """Where the run's artifacts are kept (a folder or fsspec URL holding manifest.json), for readers of the report."""
 
 
 class NodeCountRow(BaseModel):

@@ -15,7 +15,7 @@ app = typer.Typer(
     name="dbt2prefect",
     help="Move a dbt project from dbt Cloud to dbt Core on Prefect: export, plan, apply, run, parity, cutover.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Click's own help layout: the same option lines as docs/cli.md, choices as [a|b], no type column for flags.
     rich_markup_mode=None,
@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "dbt2prefect.cli.cutover_cmd",
     "dbt2prefect.cli.demo_cmd",
+    "dbt2prefect.cli.doctor_cmd",
     "dbt2prefect.cli.export_cmd",
     "dbt2prefect.cli.parity_cmd",
     "dbt2prefect.cli.plan_cmd",

@@ -15,12 +15,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from dbt2prefect.cli.common import (
+    FormatOption,
     JsonFlag,
     ParityDir,
     TenantFile,
     console,
     err_console,
     handle_errors,
+    output_format,
+    render_rows,
     tenant_from,
 )
 from dbt2prefect.tenant import TenantSettings
@@ -174,23 +177,63 @@ def status(
     report_dir: ParityDir = None,
     ledger_url: LedgerUrl = None,
     json_output: JsonFlag = False,
+    format_: FormatOption = None,
     tenant_file: TenantFile = None,
 ) -> None:
     """Per job: dbt Cloud schedule on/off, Prefect schedule, parity verdict, last run on each side, ledger state.
 
     Exits 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying an old file).
+    `--format markdown|csv` writes one row per job.
     """
     from migration.status import collect_status
 
+    chosen = output_format(format_, json_output)
     with _session(tenant_file, ledger_url) as session:
         _, plan = _plan(session)
         report = collect_status(plan, session.client, session.prefect, session.ledger, _verdicts(report_dir))
-    if json_output:
+    if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
-    else:
+    elif chosen == "table":
         _render_status(report)
+    else:
+        typer.echo(render_rows(_status_rows(report), chosen), nl=False)
+    if chosen != "json":
+        for row in report.disagreements():
+            err_console.print(f"[bold red]job {row.job_id}:[/] {escape(row.disagreement or '')}", highlight=False)
     if report.disagreements():
         raise typer.Exit(1)
+
+
+_ON_OFF = {None: "", True: "on", False: "off"}
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def _status_rows(report: StatusReport) -> list[dict[str, object]]:
+    """One row per job, one field per column (times in ISO 8601, empty when unknown), for spreadsheets."""
+    rows: list[dict[str, object]] = []
+    for row in report.jobs:
+        cloud_run, prefect_run = row.dbt_cloud_last_run, row.prefect_last_run
+        rows.append(
+            {
+                "job_id": row.job_id,
+                "job_name": row.job_name,
+                "dbt_cloud_schedule": _ON_OFF[row.dbt_cloud_schedule_on],
+                "prefect_schedule": row.prefect_schedule,
+                "parity": row.parity_verdict or "",
+                "parity_time": _iso(row.parity_time),
+                "dbt_cloud_last_run": cloud_run.status if cloud_run else "",
+                "dbt_cloud_last_run_time": _iso(cloud_run.finished_at or cloud_run.created_at) if cloud_run else "",
+                "prefect_last_run": (prefect_run.state or "?") if prefect_run else "",
+                "prefect_last_run_time": _iso(prefect_run.start_time) if prefect_run else "",
+                "ledger": row.ledger_state.value,
+                "ledger_updated": _iso(row.ledger_updated),
+                "disagreement": row.disagreement or "",
+            }
+        )
+    return rows
 
 
 def _render_status(report: StatusReport) -> None:
@@ -224,5 +267,3 @@ def _render_status(report: StatusReport) -> None:
             f"{row.job_id}\n{escape(row.job_name)}", cloud, prefect, parity, last_cloud, escape(last_prefect), ledger
         )
     console.print(table)
-    for row in report.disagreements():
-        err_console.print(f"[bold red]job {row.job_id}:[/] {escape(row.disagreement or '')}", highlight=False)

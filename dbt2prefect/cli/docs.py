@@ -56,6 +56,19 @@ def _section(command: Any, ctx: Any) -> list[str]:
     return lines
 
 
+COMPLETION = [
+    "Shell completion (commands, options, fixed choices) is Click's: `dbt2prefect --install-completion` adds it to",
+    "the current shell's startup file; `--show-completion` prints the script instead. To load it yourself:",
+    "",
+    "```console",
+    'eval "$(_DBT2PREFECT_COMPLETE=source_bash dbt2prefect)"   # in ~/.bashrc',
+    'eval "$(_DBT2PREFECT_COMPLETE=source_zsh dbt2prefect)"    # in ~/.zshrc',
+    "_DBT2PREFECT_COMPLETE=source_fish dbt2prefect > ~/.config/fish/completions/dbt2prefect.fish",
+    "```",
+    "",
+]
+
+
 def render(app: typer.Typer) -> str:
     """The Markdown reference of every command of `app`."""
     root = typer.main.get_command(app)
@@ -65,6 +78,7 @@ def render(app: typer.Typer) -> str:
         "",
         f"Generated from the commands' `--help` by `{REGENERATE}`; do not edit by hand.",
         "",
+        *COMPLETION,
     ]
     for command, sub_ctx in _walk(root, ctx):
         lines += _section(command, sub_ctx)

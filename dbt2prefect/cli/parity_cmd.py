@@ -8,9 +8,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dbt2prefect.cli.common import JsonFlag, ParityDir, TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.cli.common import (
+    FormatOption,
+    JsonFlag,
+    ParityDir,
+    TenantFile,
+    console,
+    err_console,
+    handle_errors,
+    output_format,
+    render_rows,
+    tenant_from,
+)
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.params import ProfilesStrategy
+from parity.model import ParityReport
 
 
 def register(app: typer.Typer) -> None:
@@ -47,15 +59,18 @@ def parity(
     dbt_cloud_host: Annotated[str | None, typer.Option(help="dbt Cloud host (default: tenant setting).")] = None,
     account_id: Annotated[int | None, typer.Option(help="dbt Cloud account id (default: tenant setting).")] = None,
     json_output: JsonFlag = False,
+    format_: FormatOption = None,
     tenant_file: TenantFile = None,
 ) -> None:
     """Prove each migrated job builds the same nodes, statuses, row counts and values under Prefect as in dbt Cloud.
 
     Jobs without --candidate-run get a run_dbt_wg run on the parity target first (needs a Prefect API).
+    `--format markdown|csv` writes one row per job with its counts of differences.
     """
     from flows.parity_flow import build_report
     from parity.store import DEFAULT_REPORT_ROOT, write_report
 
+    chosen = output_format(format_, json_output)
     runs = parse_candidate_runs(candidate_run or [])
     tenant = tenant_from(tenant_file)
     report = build_report(
@@ -67,42 +82,49 @@ def parity(
         account_id,
     )
     folder = write_report(report, report_dir or DEFAULT_REPORT_ROOT)
-    if json_output:
+    if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
-    else:
-        table = Table(title=escape(f"Parity {tenant.name}: {report.verdict.value}"))
-        columns = (
-            "job",
-            "name",
-            "verdict",
-            "errors",
-            "node-set diffs",
-            "status diffs",
-            "row counts off",
-            "values differ",
-        )
-        for column in columns:
-            table.add_column(column)
-        for item in report.jobs:
-            off = sum(1 for r in item.row_counts if r.status.value != "equal")
-            differ = sum(1 for r in item.value_checks if r.status.value == "different")
-            colour = "green" if item.verdict.value == "PASS" else "red"
-            table.add_row(
-                str(item.job_id),
-                escape(item.job_name),
-                f"[{colour}]{item.verdict.value}[/]",
-                str(len(item.errors())),
-                str(len(item.node_sets)),
-                str(len(item.statuses)),
-                str(off),
-                str(differ),
-            )
-        console.print(table)
-        for item in report.jobs:
-            for finding in item.errors()[:10]:
-                console.print(
-                    f"  job {item.job_id} [red]{escape(str(finding.reason))}[/] {escape(finding.message)}",
-                    highlight=False,
-                )
+    elif chosen == "table":
+        _render_table(report, tenant.name)
         console.print(f"Report: {folder / 'report.html'}", markup=False)
+    else:
+        typer.echo(render_rows(_parity_rows(report), chosen), nl=False)
+        err_console.print(f"Report: {folder / 'report.html'}", markup=False)
     raise typer.Exit(0 if report.verdict.value == "PASS" else 1)
+
+
+def _parity_rows(report: ParityReport) -> list[dict[str, object]]:
+    """One row per job: its verdict and how many differences of each kind the report holds."""
+    return [
+        {
+            "job_id": item.job_id,
+            "job_name": item.job_name,
+            "verdict": item.verdict.value,
+            "errors": len(item.errors()),
+            "node_set_diffs": len(item.node_sets),
+            "status_diffs": len(item.statuses),
+            "row_counts_off": sum(1 for r in item.row_counts if r.status.value != "equal"),
+            "values_differ": sum(1 for r in item.value_checks if r.status.value == "different"),
+        }
+        for item in report.jobs
+    ]
+
+
+def _render_table(report: ParityReport, tenant: str) -> None:
+    """The same rows as --format csv, as a table, then the first errors of each job."""
+    table = Table(title=escape(f"Parity {tenant}: {report.verdict.value}"))
+    rows = _parity_rows(report)
+    for column in rows[0] if rows else ("job_id",):
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        colour = "green" if row["verdict"] == "PASS" else "red"
+        cells = [escape(str(value)) for value in row.values()]
+        cells[2] = f"[{colour}]{cells[2]}[/]"
+        table.add_row(*cells)
+    console.print(table)
+    for item in report.jobs:
+        for finding in item.errors()[:10]:
+            console.print(
+                f"  job {item.job_id} [red]{escape(str(finding.reason))}[/] {escape(finding.message)}",
+                highlight=False,
+            )

@@ -55,3 +55,15 @@ def test_parity_report_dir_has_one_variable_and_the_old_one_still_works(tmp_path
         env={"DBT2PREFECT_PARITY_REPORT_DIR": str(tmp_path), "DBT2PREFECT_PARITY_DIR": None},
     )
     assert both.stdout.strip() == "report dir: x", "the option wins over any variable"
+
+
+def test_shell_completion_scripts_for_bash_and_zsh_complete_commands_and_choices() -> None:
+    bash = runner.invoke(app, [], prog_name="dbt2prefect", env={"_DBT2PREFECT_COMPLETE": "source_bash"})
+    assert bash.exit_code == 0 and "complete -o default -F _dbt2prefect_completion dbt2prefect" in bash.stdout
+    zsh = runner.invoke(app, [], prog_name="dbt2prefect", env={"_DBT2PREFECT_COMPLETE": "source_zsh"})
+    assert zsh.exit_code == 0 and "compdef _dbt2prefect_completion dbt2prefect" in zsh.stdout
+    # What the bash script asks for at each Tab: command names, then an option's fixed choices.
+    env = {"_DBT2PREFECT_COMPLETE": "complete_bash", "COMP_WORDS": "dbt2prefect do", "COMP_CWORD": "1"}
+    assert runner.invoke(app, [], prog_name="dbt2prefect", env=env).stdout.split() == ["doctor"]
+    env.update(COMP_WORDS="dbt2prefect parity --profiles-strategy ", COMP_CWORD="3")
+    assert runner.invoke(app, [], prog_name="dbt2prefect", env=env).stdout.split() == ["blocks", "local"]

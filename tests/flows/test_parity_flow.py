@@ -7,6 +7,8 @@ subflow, and the FAIL case changes a filter in the project copy the candidate ru
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -81,6 +83,7 @@ def test_same_job_on_parity_passes_and_explains_the_prod_only_model(passing: Par
     job = passing.job(HOURLY)
     assert job.baseline.system == "dbt_cloud" and job.baseline.command == "build"
     assert job.candidate.system == "prefect" and job.candidate.target == "parity"
+    assert job.candidate.location and (Path(job.candidate.location) / "manifest.json").is_file()  # for the notebook
     assert job.node_sets == [] and job.statuses == []
     assert job.nodes_matched > 0
     model_counts = next(r for r in job.node_counts if r.resource_type == "model")
@@ -107,6 +110,12 @@ def test_cli_gates_on_an_existing_candidate_run(sandbox: Sandbox, passing: Parit
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["verdict"] == "PASS"
     assert load_latest_verdicts(tmp_path)[HOURLY][0].value == "PASS"
+    as_csv = CliRunner().invoke(app, [*args[:-1], "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    [row] = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert (int(row["job_id"]), row["verdict"], row["errors"], row["row_counts_off"]) == (HOURLY, "PASS", "0", "0")
+    markdown = CliRunner().invoke(app, [*args[:-1], "--format", "markdown"]).stdout.splitlines()
+    assert markdown[0].startswith("| job_id | job_name | verdict |") and len(markdown) == 3
     bad = CliRunner().invoke(app, ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}=not-a-run", *args[5:]])
     assert bad.exit_code == 2 and "not-a-run is not in the artifact store" in bad.output
 

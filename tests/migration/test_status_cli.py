@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import subprocess
@@ -174,6 +176,14 @@ def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path
 
     table = runner.invoke(app, ["status"], env=env)
     assert table.exit_code == 0 and "cut over" in table.stdout and "active" in table.stdout
+    as_csv = runner.invoke(app, ["status", "--format", "csv"], env=env)
+    assert as_csv.exit_code == 0, as_csv.output
+    csv_rows = {int(row["job_id"]): row for row in csv.DictReader(io.StringIO(as_csv.stdout))}
+    assert set(csv_rows) == set(before)
+    assert (csv_rows[NIGHTLY]["dbt_cloud_schedule"], csv_rows[NIGHTLY]["ledger"]) == ("off", "cut over")
+    assert csv_rows[NIGHTLY]["prefect_last_run"] == "Running" and csv_rows[NIGHTLY]["parity"] == "PASS"
+    markdown = runner.invoke(app, ["status", "--format", "markdown"], env=env).stdout.splitlines()
+    assert markdown[0].startswith("| job_id | job_name | dbt_cloud_schedule |") and len(markdown) == 2 + len(before)
 
     back = runner.invoke(app, ["rollback", "--json"], env=env)
     assert back.exit_code == 0, back.output

@@ -30,6 +30,7 @@ from parity.model import (
 )
 from parity.store import write_report
 from sandbox.dbt_cloud.state import SEED_JOBS
+from sandbox.stack import derive_tenant_file
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 FX = "model.dbt_williamgrant.fct_fx_rates"
@@ -59,8 +60,9 @@ def _rows(job_id: int, fx_candidate: int) -> list[RowCountRow]:
     return [row(FX, 2928, fx_candidate), row(ORDERS, 400, 400)]
 
 
-def _report() -> ParityReport:
-    """Two jobs as the parity flow writes them: one passing with an explained prod-only model, one failing."""
+def _report(location: Path, failing: bool = True) -> ParityReport:
+    """Two jobs as the parity flow writes them: one passing with an explained prod-only model, one failing (or
+    passing too); `location` is where the candidate runs' artifacts are kept."""
 
     def job(job_id: int, verdict: Verdict, fx_candidate: int) -> JobParity:
         findings = [
@@ -76,7 +78,7 @@ def _report() -> ParityReport:
             job_id=job_id, job_name=f"job {job_id}", verdict=verdict,
             baseline=RunRef(system="dbt_cloud", run_id=f"7040310450{job_id % 100}", step=4, command="build", target="prod"),
             candidate=RunRef(system="prefect", run_id=f"00000000-0000-0000-0000-0000000000{job_id % 100}",
-                             command="build", target="parity"),
+                             command="build", target="parity", location=str(location)),
             node_sets=[NodeSetRow(unique_id=AUDIT, resource_type="model", difference="missing",
                                   compared="baseline_vs_run", reason="target_dependent_config",
                                   explanation="enabled: target.name == 'prod'")],
@@ -96,8 +98,8 @@ def _report() -> ParityReport:
             ] if verdict is Verdict.FAIL else [],
         )  # fmt: skip
 
-    return ParityReport.from_jobs("dbt_williamgrant", [job(70403103936332, Verdict.PASS, 2928),
-                                                      job(70403103936340, Verdict.FAIL, 2500)])  # fmt: skip
+    second = job(70403103936340, Verdict.FAIL, 2500) if failing else job(70403103936340, Verdict.PASS, 2928)
+    return ParityReport.from_jobs("dbt_williamgrant", [job(70403103936332, Verdict.PASS, 2928), second])
 
 
 def test_no_notebook_is_committed_with_outputs() -> None:
@@ -110,17 +112,42 @@ def test_no_notebook_is_committed_with_outputs() -> None:
 
 
 def test_parity_review_runs_on_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reports = tmp_path / "parity"
-    write_report(_report(), reports)
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"nodes": {FX: {"tags": ["finance", "hourly"]}, ORDERS: {"tags": ["daily"]}}}))
+    """Only the README's variable: the tags come from the manifest where the report says the candidate run is."""
+    reports, run = tmp_path / "parity", tmp_path / "store" / "run"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(
+        json.dumps({"nodes": {FX: {"tags": ["finance", "hourly"]}, ORDERS: {"tags": ["daily"]}}})
+    )
+    write_report(_report(run), reports)
     monkeypatch.setenv("DBT2PREFECT_PARITY_DIR", str(reports))
-    monkeypatch.setenv("DBT2PREFECT_MANIFEST", str(manifest))
+    monkeypatch.delenv("DBT2PREFECT_MANIFEST", raising=False)
+    monkeypatch.delenv("DBT2PREFECT_TENANT_FILE", raising=False)
     book = _execute("parity_review.ipynb", tmp_path)
     text = json.dumps([c.get("outputs", []) for c in book.cells])
     assert "FAIL" in text and "fct_fx_rates" in text and "tags in the manifest: daily, finance, hourly" in text
+    assert f"tags from {run / 'manifest.json'}" in text
     assert "image/png" in text  # the row-count and timing charts rendered
+    assert "no differences" not in text
     assert "2 relations value-checked: 1 equal, 1 different" in text and "1.2827" in text
+
+
+def test_parity_review_on_a_pass_says_no_differences_and_refuses_tags_without_a_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = tmp_path / "parity"
+    write_report(_report(tmp_path / "gone", failing=False), reports)
+    tenant = derive_tenant_file(tmp_path / "t.toml", overrides={"artifact_store_url": str(tmp_path / "empty-store")})
+    monkeypatch.setenv("DBT2PREFECT_PARITY_DIR", str(reports))
+    monkeypatch.setenv("DBT2PREFECT_TENANT_FILE", str(tenant))
+    monkeypatch.delenv("DBT2PREFECT_MANIFEST", raising=False)
+    book = _execute("parity_review.ipynb", tmp_path)
+    outputs = [c.get("outputs", []) for c in book.cells]
+    text = json.dumps(outputs)
+    assert "no differences: all 4 relations have the same row count on both sides" in text
+    row_chart = next(o for c, o in zip(book.cells, outputs, strict=True) if "Row-count deltas" in c.source)
+    assert "image/png" not in json.dumps(row_chart)
+    assert "no manifest.json for tags" in text and str(tmp_path / "gone" / "manifest.json") in text
+    assert "set DBT2PREFECT_MANIFEST" in text and "no tags to filter by" in text
 
 
 def test_job_inventory_runs_on_the_seed_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

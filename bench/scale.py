@@ -1,0 +1,306 @@
+"""run_dbt_wg at scale: a generated project of N models (bench/generate_project.py), one run of each variant.
+
+Against a local Prefect server that this script starts on loopback, with a counting middleware (requests per
+route, slowest response) and a probe that loads the UI page and lists flow runs every 2 s while a flow runs:
+  bare dbt        `dbt build` in a subprocess, target local
+  flow lean       `dbt2prefect run --lean` (per_node_tasks=False), target parity
+  flow per-node   `dbt2prefect run` (a task run per dbt node), target parity
+Then parity of the bare run (local database) against the per-node run (parity database), through compare_job with
+every check (node sets, statuses, row counts, schema, value fingerprints), and selector resolution of 50
+selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s.
+
+Usage: .venv/bin/python bench/scale.py --models 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from bench.flow_overhead import free_port, wait_healthy  # noqa: E402
+from bench.generate_project import DOMAINS, generate  # noqa: E402
+
+SERVER = """
+import re, sys, time, json
+from collections import Counter
+import uvicorn
+from prefect.server.api.server import create_app
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+class Counting:
+    def __init__(self, app):
+        self.app, self.routes, self.slowest = app, Counter(), (0.0, "")
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            route = "WS " + scope["path"]
+            async def counted():
+                message = await receive()
+                if message["type"] == "websocket.receive":
+                    self.routes[route] += 1
+                return message
+            return await self.app(scope, counted, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["path"] == "/__bench__/stats":
+            body = json.dumps({"routes": self.routes, "slowest": self.slowest}).encode()
+            if scope["method"] == "POST":
+                self.routes, self.slowest = Counter(), (0.0, "")
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            return await send({"type": "http.response.body", "body": body})
+        probe = any(k == b"x-bench-probe" for k, _ in scope["headers"])
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if not probe:
+                route = scope["method"] + " " + UUID.sub("{id}", scope["path"])
+                self.routes[route] += 1
+                self.slowest = max(self.slowest, (time.perf_counter() - started, route))
+
+uvicorn.run(Counting(create_app(final=True)), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def tree_rss(process: psutil.Process) -> int:
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for member in members:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total
+
+
+class Sampler(threading.Thread):
+    """Peak resident memory of the server's and the command's process trees; the probe's slowest answers."""
+
+    def __init__(self, server: psutil.Process, command: psutil.Process, api: str | None) -> None:
+        super().__init__(daemon=True)
+        self.server, self.command, self.api = server, command, api
+        self.server_peak = self.command_peak = 0
+        self.probe_slowest: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def probe(self, name: str, request: urllib.request.Request) -> None:
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+        except OSError:
+            self.probe_slowest[f"{name} (failed)"] = time.perf_counter() - started
+            return
+        self.probe_slowest[name] = max(self.probe_slowest.get(name, 0.0), time.perf_counter() - started)
+
+    def run(self) -> None:
+        last_probe = 0.0
+        while not self.stop.is_set():
+            self.server_peak = max(self.server_peak, tree_rss(self.server))
+            self.command_peak = max(self.command_peak, tree_rss(self.command))
+            if self.api and time.monotonic() - last_probe > 2:
+                last_probe = time.monotonic()
+                headers = {"x-bench-probe": "1", "content-type": "application/json"}
+                root = self.api.removesuffix("/api")
+                self.probe("UI page", urllib.request.Request(f"{root}/", headers=headers))
+                body = json.dumps({"limit": 50}).encode()
+                self.probe(
+                    "list flow runs",
+                    urllib.request.Request(f"{self.api}/flow_runs/filter", body, headers, method="POST"),
+                )
+            time.sleep(0.25)
+
+
+def stats(api: str, reset: bool) -> dict[str, Any]:
+    root = api.removesuffix("/api")
+    request = urllib.request.Request(f"{root}/__bench__/stats", method="POST" if reset else "GET")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.load(response))
+
+
+def measured(
+    command: list[str], env: dict[str, str], cwd: Path, server: psutil.Process, api: str | None
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = Sampler(server, psutil.Process(process.pid), api)
+    sampler.start()
+    output, _ = process.communicate()
+    elapsed = time.perf_counter() - started
+    sampler.stop.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
+    return {"seconds": elapsed, "peak_rss": sampler.command_peak, "server_peak": sampler.server_peak,
+            "probe": sampler.probe_slowest}  # fmt: skip
+
+
+def node_count(run_results: Path) -> int:
+    return len(json.loads(run_results.read_text())["results"])
+
+
+def selections(project: Path) -> list[Any]:
+    from parity.selection import StepSelection
+
+    models = sorted(p.stem for p in (project / "models").rglob("*.sql"))
+    chosen = [StepSelection("build", select=(f"tag:{t}",)) for t in ("daily", "finance", "weekly")]
+    chosen += [StepSelection("build", selector=s) for s in ("nightly", "finance", "weekly_marts")]
+    chosen += [StepSelection("run", select=(f"path:models/marts/{d}",)) for d in DOMAINS]
+    chosen += [StepSelection("test", select=("staging",)), StepSelection("seed"), StepSelection("snapshot")]
+    chosen += [StepSelection("build", select=("tag:daily",), exclude=("tag:finance",))]
+    step = max(1, len(models) // 19)
+    for name in models[::step][:19]:
+        chosen += [StepSelection("build", select=(f"+{name}",)), StepSelection("build", select=(f"{name}+",))]
+    return chosen[:50]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    args = parser.parse_args()
+
+    from dbt2prefect.artifact_store import ArtifactStore
+    from dbt2prefect.warehouse import DuckDBWarehouse
+    from parity.artifacts import RunArtifacts, parse_manifest, parse_run_results
+    from parity.compare import JobInputs, compare_job
+    from parity.model import RunRef
+    from parity.selection import SelectionResolver
+    from parity.settings import ParitySettings
+    from sandbox.stack import derive_tenant_file
+
+    load = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="dbt2prefect-scale-"))
+    project, warehouse = work / "project", work / "warehouse"
+    counts = generate(project, args.models, warehouse)
+    tenant_file = derive_tenant_file(
+        work / "bench.toml",
+        overrides={
+            "name": "bench", "project_dir": str(project), "profile_name": "bench",
+            "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"], "default_target": "local",
+            "artifact_store_url": str(work / "artifacts"), "ledger_url": str(work / "ledger"),
+            "dbt_cloud_environments": {}, "acknowledged_findings": [],
+        },
+    )  # fmt: skip
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT2PREFECT_RUNS_DIR": str(work / "runs"),
+        "PYTHONPATH": str(REPO),
+    }
+    server_process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    server = psutil.Process(server_process.pid)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        wait_healthy(api, timeout=180)
+        env["PREFECT_API_URL"] = api
+        bare = [
+            str(BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir", str(project / "profiles"),
+            "--target", "local", "--target-path", str(work / "bare-target"), "--log-path", str(work / "bare-logs"),
+        ]  # fmt: skip
+        flow = [str(BIN / "dbt2prefect"), "run", "--tenant-file", str(tenant_file), "--profiles-strategy", "local"]
+        variants = {
+            "bare dbt": (bare, None),
+            "flow lean": ([*flow, "--target", "parity", "--lean"], api),
+            "flow per-node": ([*flow, "--target", "parity"], api),
+        }
+        for name, (command, probe_api) in variants.items():
+            stats(api, reset=True)
+            print(f"running {name} ...", flush=True)
+            results[name] = measured(command, env, work, server, probe_api)
+            results[name]["requests"] = stats(api, reset=False)
+            print(f"  {results[name]['seconds']:.1f} s", flush=True)
+    finally:
+        server_process.terminate()
+        server_process.wait(timeout=60)
+
+    nodes = node_count(work / "bare-target" / "run_results.json")
+    store = ArtifactStore(str(work / "artifacts"))
+    key = store.latest("bench", "dbt_wg", "parity")
+    folder = store.local_path(key) if key is not None else None
+    assert key is not None and folder is not None, "the per-node flow run stored no artifacts"
+    bare_art = RunArtifacts(
+        label="baseline",
+        manifest=parse_manifest(json.loads((work / "bare-target" / "manifest.json").read_text())),
+        run_results=parse_run_results(json.loads((work / "bare-target" / "run_results.json").read_text())),
+        target="local",
+    )
+    flow_art = RunArtifacts(
+        label="candidate",
+        manifest=parse_manifest(json.loads((folder / "manifest.json").read_text())),
+        run_results=parse_run_results(json.loads((folder / "run_results.json").read_text())),
+        target="parity",
+    )
+    inputs = JobInputs(
+        1, bare_art, RunRef(system="files", run_id="bare"), flow_art, RunRef(system="files", run_id=key.flow_run_id)
+    )
+    started = time.perf_counter()
+    with DuckDBWarehouse(warehouse / "local.duckdb") as base, DuckDBWarehouse(warehouse / "parity.duckdb") as cand:
+        job = compare_job(inputs, ParitySettings(), base, cand)
+    parity_seconds = time.perf_counter() - started
+
+    chosen = selections(project)
+    started = time.perf_counter()
+    with SelectionResolver(project, cache_dir=work / "selection-cache") as resolver:
+        resolver.manifest("local")
+        parsed = time.perf_counter()
+        sizes = [len(resolver.resolve(step, "local")) for step in chosen]
+    finished = time.perf_counter()
+
+    mib = 1024 * 1024
+    bare_s = results["bare dbt"]["seconds"]
+    print(f"\n{args.models} models: {counts}; {nodes} nodes in run_results; load average before: {load}")
+    for name, r in results.items():
+        requests = r["requests"]
+        total = sum(n for route, n in requests["routes"].items() if not route.startswith("WS "))
+        messages = sum(n for route, n in requests["routes"].items() if route.startswith("WS "))
+        line = f"{name:14s} {r['seconds']:7.1f} s  ratio {r['seconds'] / bare_s:5.2f}x"
+        line += (
+            f"  overhead/node {(r['seconds'] - bare_s) / nodes * 1000:6.1f} ms  peak RSS {r['peak_rss'] / mib:6.0f} MiB"
+        )
+        if name != "bare dbt":
+            slowest_s, slowest_route = requests["slowest"]
+            line += f"\n{'':14s} API requests {total} ({total / nodes:.2f}/node) + websocket messages {messages} ({messages / nodes:.2f}/node), server peak RSS {r['server_peak'] / mib:.0f} MiB,"
+            line += f" slowest API response {slowest_s:.2f} s ({slowest_route}); probe slowest {r['probe']}"
+            top = Counter(requests["routes"]).most_common(4)
+            line += f"\n{'':14s} top routes {top}"
+        print(line)
+    print(
+        f"parity bare vs per-node: {job.verdict.value} in {parity_seconds:.1f} s, queries per database "
+        f"{job.queries_issued} (drill-down {job.drill_down_queries}); {job.nodes_matched} nodes matched, "
+        f"{len(job.row_counts)} row counts, {len(job.value_checks)} value checks, errors {[f.reason for f in job.errors()][:5]}"
+    )
+    print(
+        f"selector resolution: {len(chosen)} selections in {finished - started:.1f} s = {parsed - started:.1f} s parse "
+        f"+ {finished - parsed:.2f} s resolving ({(finished - parsed) / len(chosen) * 1000:.0f} ms each); "
+        f"nodes per selection min {min(sizes)} max {max(sizes)}"
+    )
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

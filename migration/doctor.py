@@ -1,0 +1,299 @@
+"""Is everything a migration needs ready? One check per part, each failure with a one-line fix.
+
+dbt Cloud (host, token, account), Prefect (API, work pool, a worker polling it), the profile block of every
+target (its warehouse answers `select 1`), the artifact store and the ledger (writable). Nothing is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.errors import Dbt2PrefectError, ProfileError
+from dbt2prefect.files import writable_problem
+from dbt2prefect.profiles import load_target_profile, profile_from_local
+from dbt2prefect.tenant import TenantSettings
+from dbt2prefect.warehouse import warehouse_from_profile_output
+from migration.dbt_cloud.auth import resolve_token
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.errors import (
+    DbtCloudApiError,
+    DbtCloudAuthError,
+    DbtCloudConfigError,
+    DbtCloudNotFoundError,
+    DbtCloudResponseError,
+    DbtCloudRetriesExhaustedError,
+)
+from migration.dbt_cloud.settings import RetryPolicy, normalize_host
+from migration.ledger import Ledger
+
+DOCTOR_RETRY = RetryPolicy(max_attempts=2, backoff_base=0.5, deadline=30.0, rate_limit_wait=30.0)
+"""A diagnosis answers in seconds: one retry, no long rate-limit wait."""
+WORKER_SILENCE = timedelta(seconds=90)
+"""A worker whose last poll is older than this does not count (Prefect workers poll every 15 s by default)."""
+
+
+class CheckStatus(StrEnum):
+    OK = "ok"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+
+
+class Check(BaseModel):
+    """One check: what was looked at, what was found, and on failure the one step that fixes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+class DoctorReport(BaseModel):
+    """Every check of one tenant, in the order a migration needs them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status is not CheckStatus.FAIL for c in self.checks)
+
+
+def _ok(name: str, detail: str) -> Check:
+    return Check(name=name, status=CheckStatus.OK, detail=detail)
+
+
+def _fail(name: str, detail: str, fix: str) -> Check:
+    return Check(name=name, status=CheckStatus.FAIL, detail=detail, fix=fix)
+
+
+def _skipped(name: str, detail: str) -> Check:
+    return Check(name=name, status=CheckStatus.SKIPPED, detail=detail)
+
+
+def diagnose(tenant: TenantSettings) -> DoctorReport:
+    """Run every check against the tenant's dbt Cloud account, Prefect API, warehouses and stores."""
+    checks = [*dbt_cloud_checks(tenant), *prefect_checks(tenant)]
+    api_ok = next(c for c in checks if c.name == "Prefect API").status is CheckStatus.OK
+    for target in tenant.targets:
+        checks.append(
+            profile_check(tenant, target) if api_ok else _skipped(f"profile {target}", "needs the Prefect API")
+        )
+    checks += storage_checks(tenant)
+    return DoctorReport(tenant=tenant.name, checks=checks)
+
+
+def dbt_cloud_checks(tenant: TenantSettings) -> list[Check]:
+    """Host, token and account, from one request that reads the account's first job."""
+    settings = tenant.dbt_cloud
+    host_fix = "set [tenant.dbt_cloud] host to your dbt Cloud access URL (Account settings > Access URLs)"
+    try:
+        host = normalize_host(settings.host)
+    except DbtCloudConfigError as exc:
+        return [
+            _fail("dbt Cloud host", str(exc), host_fix),
+            _skipped("dbt Cloud token", "needs a usable host"),
+            _skipped("dbt Cloud account", "needs a usable host"),
+        ]
+    token_fix = (
+        f"export {settings.token_env}=<service token>, or store it in the Prefect Secret block "
+        f"{tenant.blocks.dbt_cloud_token_block!r}"
+    )
+    try:
+        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
+    except DbtCloudConfigError as exc:
+        return [
+            _skipped("dbt Cloud host", f"{host}: needs a token to ask"),
+            _fail("dbt Cloud token", str(exc), token_fix),
+            _skipped("dbt Cloud account", "needs a token"),
+        ]
+    account = f"account {settings.account_id}" + (f", project {settings.project_id}" if settings.project_id else "")
+    try:
+        with DbtCloudClient(
+            host, settings.account_id, token, token_source=source, timeout=10.0, retry=DOCTOR_RETRY, page_size=1
+        ) as client:
+            first = next(client.iter_job_dicts(project_id=settings.project_id), None)
+    except (DbtCloudRetriesExhaustedError, DbtCloudResponseError) as exc:
+        return [
+            _fail("dbt Cloud host", str(exc), host_fix),
+            _skipped("dbt Cloud token", "needs the host to answer"),
+            _skipped("dbt Cloud account", "needs the host to answer"),
+        ]
+    except DbtCloudAuthError as exc:
+        return [
+            _ok("dbt Cloud host", f"{host} answers"),
+            _fail("dbt Cloud token", f"the token from {source} was refused: {exc}", token_fix),
+            _skipped("dbt Cloud account", "needs an accepted token"),
+        ]
+    except DbtCloudNotFoundError as exc:
+        return [
+            _ok("dbt Cloud host", f"{host} answers"),
+            _ok("dbt Cloud token", f"from {source}, accepted"),
+            _fail(
+                "dbt Cloud account",
+                f"{account} not found or not visible to this token: {exc}",
+                "set [tenant.dbt_cloud] account_id (the number after /accounts/ in dbt Cloud URLs)",
+            ),
+        ]
+    except DbtCloudApiError as exc:
+        return [
+            _ok("dbt Cloud host", f"{host} answers"),
+            _ok("dbt Cloud token", f"from {source}"),
+            _fail("dbt Cloud account", f"{account}: {exc}", "check [tenant.dbt_cloud] account_id and project_id"),
+        ]
+    jobs = "its jobs are readable" if first is not None else "readable, but it has no jobs"
+    return [
+        _ok("dbt Cloud host", f"{host} answers"),
+        _ok("dbt Cloud token", f"from {source}, accepted"),
+        _ok("dbt Cloud account", f"{account}: {jobs}"),
+    ]
+
+
+def prefect_checks(tenant: TenantSettings, now: datetime | None = None) -> list[Check]:
+    """The API answers, the tenant's work pool exists with the tenant's pool type, a worker polls it."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        # Without a URL, Prefect clients start a temporary server of their own: nothing would be checked.
+        return [
+            _fail(
+                "Prefect API",
+                "PREFECT_API_URL is not set",
+                "set PREFECT_API_URL (a server's /api URL) or run `prefect cloud login`",
+            ),
+            _skipped("work pool", "needs the Prefect API"),
+            _skipped("worker", "needs the Prefect API"),
+        ]
+    return asyncio.run(_prefect_checks(tenant, str(url), now or datetime.now(UTC)))
+
+
+async def _prefect_checks(tenant: TenantSettings, url: str, now: datetime) -> list[Check]:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    pool_name, pool_type = tenant.work_pool, tenant.runtime.pool_type
+    async with get_client() as client:
+        error = await client.api_healthcheck()
+        if error is not None:
+            return [
+                _fail(
+                    "Prefect API",
+                    f"{url} does not answer: {type(error).__name__}",
+                    "start the server or fix PREFECT_API_URL",
+                ),
+                _skipped("work pool", "needs the Prefect API"),
+                _skipped("worker", "needs the Prefect API"),
+            ]
+        checks = [_ok("Prefect API", f"{url} answers")]
+        try:
+            pool = await client.read_work_pool(pool_name)
+        except ObjectNotFound:
+            return [
+                *checks,
+                _fail(
+                    "work pool",
+                    f"work pool {pool_name!r} does not exist",
+                    f"run `dbt2prefect apply --create-pool`, or `prefect work-pool create {pool_name} --type {pool_type}`",
+                ),
+                _skipped("worker", "needs the work pool"),
+            ]
+        if pool.type != pool_type:
+            checks.append(
+                _fail(
+                    "work pool",
+                    f"work pool {pool_name!r} is of type {pool.type!r}, the tenant's runtime.pool_type is {pool_type!r}",
+                    "set [tenant.runtime] pool_type to the pool's type, or set work_pool to a pool of that type",
+                )
+            )
+        else:
+            checks.append(_ok("work pool", f"{pool_name!r} ({pool.type})" + (", paused" if pool.is_paused else "")))
+        if pool.type.startswith("prefect:"):
+            return [*checks, _ok("worker", f"{pool.type} pool: Prefect Cloud runs its flows, no worker needed")]
+        workers = await client.read_workers_for_work_pool(pool_name)
+    polled = [w for w in workers if w.last_heartbeat_time is not None]
+    latest = max(polled, key=lambda w: w.last_heartbeat_time or now, default=None)
+    if latest is None or latest.last_heartbeat_time is None or now - latest.last_heartbeat_time > WORKER_SILENCE:
+        seen = (
+            "no worker has ever polled it"
+            if latest is None or latest.last_heartbeat_time is None
+            else f"the last poll was {latest.last_heartbeat_time:%Y-%m-%d %H:%M:%S} UTC, by {latest.name}"
+        )
+        return [
+            *checks,
+            _fail(
+                "worker",
+                f"no worker polls {pool_name!r} ({seen})",
+                f"start one: `prefect worker start --pool {pool_name}`",
+            ),
+        ]
+    age = int((now - latest.last_heartbeat_time).total_seconds())
+    recent = sum(1 for w in polled if w.last_heartbeat_time and now - w.last_heartbeat_time <= WORKER_SILENCE)
+    return [*checks, _ok("worker", f"{recent} polling {pool_name!r}; {latest.name} {max(age, 0)} s ago")]
+
+
+def profile_check(tenant: TenantSettings, target: str) -> Check:
+    """The target's profile block exists and its warehouse answers `select 1`.
+
+    A target without a block that the local profiles.yml holds (laptops, the sandbox's `local`) is skipped.
+    """
+    name, check = tenant.block_name(target), f"profile {target}"
+    try:
+        block = load_target_profile(name)
+    except ProfileError as exc:
+        if _in_local_profiles(tenant, target):
+            return _skipped(check, f"no block {name!r}; runs with profiles_strategy='local' only")
+        return _fail(check, str(exc), f"dbt2prefect blocks register --target {target}")
+    try:
+        with warehouse_from_profile_output(block.output(name)) as warehouse:
+            warehouse.ping()
+    except Dbt2PrefectError as exc:
+        return _fail(
+            check,
+            f"block {name!r} ({block.adapter}): {exc}",
+            f"fix the connection and re-register: dbt2prefect blocks register --target {target}",
+        )
+    return _ok(check, f"block {name!r} ({block.adapter}) answers select 1")
+
+
+def _in_local_profiles(tenant: TenantSettings, target: str) -> bool:
+    if tenant.local_profiles_dir is None:
+        return False
+    try:
+        profile_from_local(tenant.local_profiles_dir, tenant.profile_name, target)
+    except ProfileError:
+        return False
+    return True
+
+
+def storage_checks(tenant: TenantSettings) -> list[Check]:
+    """The artifact store and the ledger accept writes under the tenant's folder."""
+    stores: list[tuple[str, str, str, Callable[[], object]]] = [
+        (
+            "artifact store",
+            tenant.artifact_store_url,
+            "artifact_store_url",
+            lambda: ArtifactStore(tenant.artifact_store_url),
+        ),
+        ("ledger", tenant.ledger_url, "ledger_url", lambda: Ledger(tenant.ledger_url, tenant.name)),
+    ]
+    checks = []
+    for name, url, setting, open_store in stores:
+        fix = f"set `{setting}` in the tenant settings to a folder or fsspec URL this user can write"
+        try:
+            open_store()  # each store's own checks first: a usable URL, a durable ledger
+        except Dbt2PrefectError as exc:
+            checks.append(_fail(name, str(exc), fix))
+            continue
+        problem = writable_problem(f"{url.rstrip('/')}/{tenant.name}")
+        checks.append(_fail(name, problem, fix) if problem else _ok(name, f"{url} is writable"))
+    return checks
