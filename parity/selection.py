@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from dbt2prefect.files import write_text_atomic
+from parity.artifacts import GRAPH_SECTIONS
 from parity.errors import SelectionError
 
 # Resource types each building command executes (and therefore writes to run_results.json).
@@ -215,9 +216,11 @@ class SelectionResolver:
         return self._manifests[key]
 
     def enabled_nodes(self, target: str, vars: str | None = None) -> frozenset[str]:
-        """unique_ids of every enabled node, source and unit test when parsed under `target`."""
+        """unique_ids of every enabled resource (nodes, sources, unit tests, exposures, ...) under `target`."""
         manifest = self.manifest(target, vars)
-        ids = set(manifest.nodes) | set(manifest.sources) | set(getattr(manifest, "unit_tests", {}) or {})
+        ids: set[str] = set()
+        for section in GRAPH_SECTIONS:
+            ids |= set(getattr(manifest, section, None) or {})
         return frozenset(ids)
 
     def resolve(self, step: StepSelection, target: str) -> frozenset[str]:
