@@ -27,7 +27,7 @@ from dbt2prefect.dbt_run import (
 )
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.params import BUILDING, RunParameters, plan_invocations, step_targets
-from dbt2prefect.profiles import private_profiles_dir, profile_from_block, profile_from_local
+from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.summary import RunSummary, summarize
 from dbt2prefect.tenant import TenantSettings
 
@@ -109,12 +109,18 @@ def resolve_state(params: RunParameters, tenant: TenantSettings, target: str, ru
     return str(folder.resolve())
 
 
-def build_profile(params: RunParameters, tenant: TenantSettings, target: str, connection: str) -> dict[str, Any]:
-    """The profile: `connection`'s output (block or local file), under the target name `target`."""
+def build_profile(
+    params: RunParameters, tenant: TenantSettings, target: str, connection: str, project_dir: Path
+) -> dict[str, Any]:
+    """The profile: `connection`'s output (block or local file), under the target name `target`.
+
+    A relative DuckDB path in a local profiles.yml points into `project_dir`, as for bare dbt run there.
+    """
     if params.profiles_strategy == "local":
         if tenant.local_profiles_dir is None:
             raise ParameterError("parameter 'profiles_strategy': 'local' needs local_profiles_dir in tenant settings")
-        profile = profile_from_local(tenant.local_profiles_dir, tenant.profile_name, connection)
+        local = profile_from_local(tenant.local_profiles_dir, tenant.profile_name, connection)
+        profile = anchor_duckdb_paths(local, project_dir)
         if connection == target:
             return profile
         body = profile[tenant.profile_name]
@@ -195,7 +201,10 @@ def execute(
     previous = _progress(run_root, run_count)
     resume = int(previous["failed_step"]) if previous is not None else None
     profile = connect_step_targets(
-        build_profile(params, tenant, target, connection), tenant.profile_name, target, step_targets(params)
+        build_profile(params, tenant, target, connection, project_dir),
+        tenant.profile_name,
+        target,
+        step_targets(params),
     )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)

@@ -71,6 +71,8 @@ class SandboxApp:
         self._warehouse_base = warehouse_base
         self._tmp = None if artifacts_dir else tempfile.TemporaryDirectory(prefix="dbt-cloud-sandbox-artifacts-")
         self.artifacts_dir = artifacts_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        # A restarted server keeps numbering after the runs already in its folder, never over their artifacts.
+        state.continue_run_ids_after(int(p.name) for p in self.artifacts_dir.glob("[0-9]*") if p.name.isdigit())
         self._executor = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="sandbox-run")
         self._runner: JobRunner | None = None
         self._runner_lock = threading.Lock()
