@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey
+from dbt2prefect.dbt_packages import has_packages, install_packages, private_copy
 from dbt2prefect.dbt_run import (
     Invoker,
     RunPaths,
@@ -208,10 +209,16 @@ def execute(
     )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
+    dbt_project = project_dir
+    if has_packages(project_dir):
+        # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
+        dbt_project = run_root / "project"
+        shutil.rmtree(dbt_project, ignore_errors=True)
+        install_packages(private_copy(project_dir, dbt_project), runs_root() / "packages")
     with private_profiles_dir(profile) as profiles_dir:
         paths = RunPaths(
             root=run_root,
-            project_dir=project_dir,
+            project_dir=dbt_project,
             profiles_dir=profiles_dir,
             parse_cache=parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
         )
