@@ -26,6 +26,7 @@ from sandbox.stack import (
     PrefectServer,
     SandboxStack,
     StackPaths,
+    load_raw_data,
     prefect_api,
     prepare_workdir,
     register_profile_blocks,
@@ -35,20 +36,8 @@ from sandbox.stack import (
 
 DEFAULT_WORKDIR = REPO_ROOT / ".dbt2prefect" / "demo"
 
-NIGHTLY_JOB = 70403103936332
-"""Seed job 'Nightly production build' (`dbt build --selector nightly`)."""
-HOURLY_FINANCE_JOB = 70403103936340
-"""Seed job 'Hourly finance refresh' (`dbt build --selector hourly_finance`)."""
-BASELINE_JOBS: tuple[int, ...] = (NIGHTLY_JOB, HOURLY_FINANCE_JOB)
-"""The scheduled jobs the demo runs in dbt Cloud and compares; each selector builds on an empty database."""
-FIRED_JOB = HOURLY_FINANCE_JOB
-"""The cut-over job whose Prefect schedule the demo fires (the smaller build of the two)."""
 RUN_TIMEOUT = 900.0
 """How long a deployment run may take on a busy machine before the step fails."""
-
-DEMO_ACKNOWLEDGED: tuple[str, ...] = ("job_chaining:70403103936373",)
-"""Blocker findings of the seed account that the rehearsal acknowledges, as a reviewer would after reading them:
-'Supply chain after nightly' is chained to the nightly job and needs a Prefect automation made by hand."""
 
 SUCCESS = 10
 
@@ -196,12 +185,15 @@ class _Stop(Exception):
 # ------------------------------------------------------------------------------------------------ steps
 
 
-def _generate(paths: StackPaths) -> tuple[str, Any]:
-    from sandbox.datagen import generate
-
-    result = generate(paths.warehouse)
-    rows = sum(result.row_counts.values())
-    return f"{len(result.row_counts)} source tables, {rows:,} rows in {result.raw_db_path}", result
+def _raw_data(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]:
+    loader = tenant.sandbox.raw_loader
+    if loader is None:
+        return "the project's seeds are its raw data: the jobs load them", None
+    result = load_raw_data(tenant, paths.warehouse)
+    counts = getattr(result, "row_counts", None)
+    if isinstance(counts, dict):
+        return f"{len(counts)} source tables, {sum(counts.values()):,} rows by {loader} in {paths.warehouse}", result
+    return f"raw data loaded by {loader} into {paths.warehouse}", result
 
 
 def _worker(stack: SandboxStack) -> tuple[str, Any]:
@@ -419,8 +411,9 @@ def run_demo(
     *,
     keep: bool = False,
     observer: DemoObserver | None = None,
-    job_ids: Sequence[int] = BASELINE_JOBS,
-    fired_job: int = FIRED_JOB,
+    tenant_file: Path | None = None,
+    job_ids: Sequence[int] | None = None,
+    fired_job: int | None = None,
     ready_timeout: float = 180.0,
 ) -> DemoResult:
     """Rehearse the migration on the sandbox in a fresh work folder.
@@ -429,15 +422,23 @@ def run_demo(
         workdir: the work folder (default `.dbt2prefect/demo/`); emptied first when the sandbox made it.
         keep: leave the servers running; the caller stops them with `DemoResult.close()`.
         observer: told when each step starts and ends.
-        job_ids: the dbt Cloud jobs run as baselines and compared.
-        fired_job: the cut-over job whose schedule fires once (skipped when not in `job_ids`).
+        tenant_file: the tenant to rehearse (default: the repository's tenant); its `[tenant.sandbox]` settings
+            name its jobs, its raw data and the demo's jobs.
+        job_ids: the dbt Cloud jobs run as baselines and compared (default: the tenant's `demo_jobs`, else
+            every active job).
+        fired_job: the cut-over job whose schedule fires once (default: the tenant's `demo_fired_job`; skipped
+            when not in `job_ids`).
 
     Returns:
         Every step's result; `failed` names the step that stopped the story, if any.
 
     Raises:
         WorkdirError: the work folder is not one the sandbox may empty.
+        ConfigError: the tenant settings file is invalid.
     """
+    from dbt2prefect.tenant import load_tenant
+
+    source = load_tenant(tenant_file)
     watch = observer or _Silent()
     root = workdir or DEFAULT_WORKDIR
     paths = prepare_workdir(root, fresh=True)
@@ -446,9 +447,10 @@ def run_demo(
     started = time.monotonic()
     stop = contextlib.ExitStack()
     try:
-        runner.step("data", "Generate raw data", lambda: _generate(paths))
-        stack = _start_stack(runner, stop, paths, job_ids, ready_timeout)
+        runner.step("data", "Load raw data", lambda: _raw_data(paths, source))
+        stack, jobs = _start_stack(runner, stop, paths, source, job_ids, ready_timeout)
         tenant = stack.tenant
+        fired = fired_job if fired_job is not None else tenant.sandbox.demo_fired_job
         stop.enter_context(_activated(stack))
         result.stack = stack
         worker = runner.step("worker", "Start a process worker in a folder of its own", lambda: _worker(stack))
@@ -460,25 +462,25 @@ def run_demo(
         candidates = runner.step(
             "candidates",
             "Run each job's schedule parameters on the parity target: deployment runs by the worker",
-            lambda: _candidates(stack, spec, job_ids),
+            lambda: _candidates(stack, spec, jobs),
         )
         runner.step("parity", "Parity: dbt Cloud baselines vs the worker's runs", lambda: _parity(stack, candidates))
         switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
         runner.step(
-            "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, job_ids)
+            "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
-        if fired_job in job_ids:
+        if fired is not None and fired in jobs:
             runner.step(
                 "scheduled_run",
                 "An activated schedule fires: the worker runs it",
-                lambda: _fire(stack, spec, fired_job),
+                lambda: _fire(stack, spec, fired),
             )
-        runner.step("status", "Status after cutover", lambda: _status(switch, job_ids, expect_cut_over=True))
-        runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, job_ids))
+        runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
+        runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))
         runner.step(
             "status_after_rollback",
             "Status after rollback",
-            lambda: _status(switch, job_ids, expect_cut_over=False),
+            lambda: _status(switch, jobs, expect_cut_over=False),
         )
     except _Stop:
         pass
@@ -493,15 +495,23 @@ def run_demo(
 
 
 def _start_stack(
-    runner: _Runner, stop: contextlib.ExitStack, paths: StackPaths, job_ids: Sequence[int], ready_timeout: float
-) -> SandboxStack:
-    """Servers, then the dbt Cloud baselines while the Prefect server boots, then blocks: three steps."""
-    from dbt2prefect.tenant import load_tenant
+    runner: _Runner,
+    stop: contextlib.ExitStack,
+    paths: StackPaths,
+    source: TenantSettings,
+    job_ids: Sequence[int] | None,
+    ready_timeout: float,
+) -> tuple[SandboxStack, Sequence[int]]:
+    """Servers, then the dbt Cloud baselines while the Prefect server boots, then blocks: three steps.
+
+    Returns the stack and the baseline jobs (`job_ids`, else the tenant's demo jobs, else every active job).
+    """
 
     def servers() -> tuple[str, tuple[Any, PrefectServer, Path]]:
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home))
-        cloud = stop.enter_context(start_dbt_cloud(paths, load_tenant().project_dir))
-        tenant_file = write_tenant_file(paths, cloud, acknowledged=DEMO_ACKNOWLEDGED)
+        cloud = stop.enter_context(start_dbt_cloud(paths, source))
+        acknowledged = source.sandbox.demo_acknowledged
+        tenant_file = write_tenant_file(paths, cloud, source=source.settings_file, acknowledged=acknowledged)
         return (
             f"dbt Cloud API {cloud.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
             (cloud, prefect, tenant_file),
@@ -511,7 +521,11 @@ def _start_stack(
         "servers", "Start the sandbox dbt Cloud API and a Prefect server", servers
     )
     stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True)
-    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: _baselines(stack, job_ids))
+    if job_ids is None:
+        active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
+        job_ids = list(source.sandbox.demo_jobs) or active
+    chosen = job_ids
+    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: _baselines(stack, chosen))
 
     def ready() -> tuple[str, list[str]]:
         prefect.wait_ready(ready_timeout)
@@ -520,4 +534,4 @@ def _start_stack(
         return f"Prefect API {prefect.api_url} healthy; blocks {', '.join(blocks)}", blocks
 
     blocks = runner.step("prefect", "Wait for the Prefect API and register profile blocks", ready)
-    return SandboxStack(paths, cloud, prefect, tenant_file, tuple(blocks), True)
+    return SandboxStack(paths, cloud, prefect, tenant_file, tuple(blocks), True), chosen
