@@ -166,3 +166,17 @@ def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> st
         os.rename(staging / "p", cached)
     shutil.rmtree(staging, ignore_errors=True)
     return "dbt deps"
+
+
+def prepared_project(project_dir: Path, destination: Path, cache_root: Path) -> Path:
+    """The folder dbt should run in: `project_dir` itself without packages, else a private copy with them installed.
+
+    Raises:
+        ExternalServiceError, DbtRunError: see `install_packages`.
+    """
+    if not has_packages(project_dir):
+        return project_dir
+    shutil.rmtree(destination, ignore_errors=True)
+    copy = private_copy(project_dir, destination)
+    install_packages(copy, cache_root)
+    return copy

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey
-from dbt2prefect.dbt_packages import has_packages, install_packages, private_copy
+from dbt2prefect.dbt_packages import prepared_project
 from dbt2prefect.dbt_run import (
     Invoker,
     RunPaths,
@@ -40,6 +40,11 @@ KEEP_FAILED_RUNS = 10
 def runs_root() -> Path:
     """Folder for the private working folders of runs (`$DBT2PREFECT_RUNS_DIR`, else the system temp dir)."""
     return Path(os.environ.get("DBT2PREFECT_RUNS_DIR") or Path(tempfile.gettempdir()) / "dbt2prefect-runs")
+
+
+def package_cache_dir() -> Path:
+    """Where installed dbt packages are kept between runs, by the package files that asked for them."""
+    return runs_root() / "packages"
 
 
 def parse_cache_dir(project_dir: Path, target: str) -> Path:
@@ -209,18 +214,18 @@ def execute(
     )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
-    dbt_project = project_dir
-    if has_packages(project_dir):
-        # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
-        dbt_project = run_root / "project"
-        shutil.rmtree(dbt_project, ignore_errors=True)
-        install_packages(private_copy(project_dir, dbt_project), runs_root() / "packages")
+    # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
+    dbt_project = prepared_project(project_dir, run_root / "project", package_cache_dir())
     with private_profiles_dir(profile) as profiles_dir:
         paths = RunPaths(
             root=run_root,
             project_dir=dbt_project,
             profiles_dir=profiles_dir,
-            parse_cache=parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
+            # dbt's saved parse names the project's absolute paths, so a private copy (a new folder per run)
+            # cannot reuse another run's; it parses from scratch.
+            parse_cache=None
+            if dbt_project != project_dir
+            else parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
         )
         outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
     failure = failure_message(outcomes)

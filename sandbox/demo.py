@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.runs import DeploymentRun
 from sandbox.stack import (
     PrefectServer,
@@ -202,47 +203,49 @@ def _worker(stack: SandboxStack) -> tuple[str, Any]:
     return f"process worker (pid {worker.pid}) polling pool {worker.pool!r} from {stack.paths.worker}", worker
 
 
-def _worker_run(stack: SandboxStack, job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
-    done = WorkerRun(job_id, run, f"{stack.prefect.url}/runs/flow-run/{run.flow_run_id}")
+def _worker_run(job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
+    from prefect.settings import get_current_settings
+
+    done = WorkerRun(job_id, run, f"{get_current_settings().ui_url}/runs/flow-run/{run.flow_run_id}")
     if not run.completed:
         raise StepFailed(f"{what} of job {job_id} ended {run.state}: {run.message} ({done.ui_url})", done)
     return done
 
 
-def _candidates(stack: SandboxStack, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
-    """One deployment run per job: its schedule's parameters on the parity target, executed by the worker."""
+def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
+    """One deployment run per job: its schedule's parameters on the parity target, executed by a worker."""
     from migration.translate import schedule_slug
     from parity.runner import JobSpec
     from parity.settings import load_parity_settings, parity_settings_path
     from sandbox.runs import run_deployment_now
 
-    tenant = stack.tenant
     settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
     runs = []
     for job_id in job_ids:
         job = JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).parameters)
         parameters = job.candidate_parameters(settings.candidate_target)
         run = run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT)
-        runs.append(_worker_run(stack, job_id, run, "the parity run"))
+        runs.append(_worker_run(job_id, run, "the parity run"))
     names = "; ".join(f"job {r.job_id}: {r.run.name} {r.run.state}" for r in runs)
     return f"{len(runs)} deployment runs on parity by the worker ({names})", runs
 
 
-def _fire(stack: SandboxStack, spec: Any, job_id: int) -> tuple[str, WorkerRun]:
+def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     """The activated schedule's next run, moved to now, picked up and finished by the worker."""
     from migration.translate import schedule_slug
     from sandbox.runs import fire_schedule
 
     slug = schedule_slug(job_id)
-    run = _worker_run(stack, job_id, fire_schedule(spec.full_name, slug, timeout=RUN_TIMEOUT), f"schedule {slug}")
+    run = _worker_run(job_id, fire_schedule(spec.full_name, slug, timeout=RUN_TIMEOUT), f"schedule {slug}")
     return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
 
-def _baselines(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
+def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
+    """One sandbox dbt Cloud run per job, in order; stops at the first that fails."""
     runs = []
     for job_id in job_ids:
-        job = stack.dbt_cloud.app.state.get_job(job_id)
-        run = stack.dbt_cloud.app.run_job(job_id, cause="dbt2prefect demo: parity baseline")
+        job = cloud.app.state.get_job(job_id)
+        run = cloud.app.run_job(job_id, cause="dbt2prefect demo: parity baseline")
         steps = [(step["name"], int(step["status"])) for step in run.get("run_steps", [])]
         baseline = BaselineRun(job_id, job["name"], int(run["id"]), int(run["status"]), steps)
         runs.append(baseline)
@@ -253,7 +256,8 @@ def _baselines(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, list[B
     return f"{len(runs)} dbt Cloud runs succeeded: {names}", runs
 
 
-def _export(stack: SandboxStack, tenant: TenantSettings) -> tuple[str, Any]:
+def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]:
+    """Export the tenant's dbt Cloud inventory over HTTP to the stack's inventory file."""
     from migration.dbt_cloud.auth import resolve_token
     from migration.dbt_cloud.client import DbtCloudClient
     from migration.export import export_inventory, write_inventory
@@ -261,12 +265,13 @@ def _export(stack: SandboxStack, tenant: TenantSettings) -> tuple[str, Any]:
     token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
     with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
         inventory = export_inventory(client, project_id=tenant.dbt_cloud.project_id, include_deleted=True)
-    path = write_inventory(inventory, stack.paths.inventory)
+    path = write_inventory(inventory, paths.inventory)
     with_runs = sum(1 for job in inventory.jobs if job.latest_successful_run_id is not None)
     return f"{len(inventory.jobs)} jobs ({with_runs} with a successful run) to {path}", inventory
 
 
-def _plan(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
+def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
+    """The migration plan; fails on unacknowledged blockers or when nothing is scheduled."""
     from migration.translate import build_plan
 
     plan = build_plan(inventory.job_models(), tenant, inventory.environment_models())
@@ -283,7 +288,8 @@ def _plan(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def _apply(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
+def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
+    """Apply the plan's deployment (schedules inactive) to the active Prefect API; the value is (diff, spec)."""
     from migration.apply import apply_deployment
     from migration.deployment import tenant_deployment
 
@@ -298,16 +304,17 @@ def _apply(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def _parity(stack: SandboxStack, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
+def run_parity(reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
+    """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS."""
     from flows.parity_flow import parity_report
     from parity.store import load_latest_report
 
     result = parity_report(
         job_ids=[run.job_id for run in candidates],
         candidate_runs={str(run.job_id): run.run.flow_run_id for run in candidates},
-        report_dir=str(stack.paths.reports),
+        report_dir=str(reports),
     )
-    report = load_latest_report(stack.paths.reports)
+    report = load_latest_report(reports)
     folder = Path(result["report_dir"])
     outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html")
     jobs = ", ".join(f"{job_id} {verdict}" for job_id, verdict in result["jobs"].items())
@@ -456,15 +463,19 @@ def run_demo(
         worker = runner.step("worker", "Start a process worker in a folder of its own", lambda: _worker(stack))
         stop.enter_context(worker)
         result.stack = stack = dataclasses.replace(stack, worker=worker)
-        inventory = runner.step("export", "Export the dbt Cloud inventory", lambda: _export(stack, tenant))
-        plan = runner.step("plan", "Plan: one deployment, one schedule per job", lambda: _plan(inventory, tenant))
-        _, spec = runner.step("apply", "Apply the plan to the Prefect API", lambda: _apply(plan, tenant))
+        inventory = runner.step("export", "Export the dbt Cloud inventory", lambda: export_account(stack.paths, tenant))
+        plan = runner.step("plan", "Plan: one deployment, one schedule per job", lambda: plan_jobs(inventory, tenant))
+        _, spec = runner.step("apply", "Apply the plan to the Prefect API", lambda: apply_plan(plan, tenant))
         candidates = runner.step(
             "candidates",
             "Run each job's schedule parameters on the parity target: deployment runs by the worker",
-            lambda: _candidates(stack, spec, jobs),
+            lambda: run_candidates(tenant, spec, jobs),
         )
-        runner.step("parity", "Parity: dbt Cloud baselines vs the worker's runs", lambda: _parity(stack, candidates))
+        runner.step(
+            "parity",
+            "Parity: dbt Cloud baselines vs the worker's runs",
+            lambda: run_parity(stack.paths.reports, candidates),
+        )
         switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
         runner.step(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
@@ -473,7 +484,7 @@ def run_demo(
             runner.step(
                 "scheduled_run",
                 "An activated schedule fires: the worker runs it",
-                lambda: _fire(stack, spec, fired),
+                lambda: _fire(spec, fired),
             )
         runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
         runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))
@@ -525,7 +536,7 @@ def _start_stack(
         active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
         job_ids = list(source.sandbox.demo_jobs) or active
     chosen = job_ids
-    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: _baselines(stack, chosen))
+    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: run_baselines(cloud, chosen))
 
     def ready() -> tuple[str, list[str]]:
         prefect.wait_ready(ready_timeout)

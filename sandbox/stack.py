@@ -351,11 +351,12 @@ def write_tenant_file(
     *,
     source: Path | None = None,
     acknowledged: Sequence[str] = (),
+    pool: str = WORK_POOL,
 ) -> Path:
     """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
 
     The artifact store and ledger move into the work folder, dbt Cloud points at the sandbox server, the
-    deployment runs on the stack's process pool (`sandbox_deployment_settings`), and `acknowledged` findings are
+    deployment runs on the process pool `pool` (`sandbox_deployment_settings`), and `acknowledged` findings are
     added (see `derive_tenant_file`).
     """
     source_file = Path(source) if source is not None else settings_path()
@@ -365,7 +366,7 @@ def write_tenant_file(
         "ledger_url": str(paths.ledger),
         "acknowledged_findings": sorted({*original.acknowledged_findings, *acknowledged}),
         "dbt_cloud": {"host": dbt_cloud.url, "account_id": dbt_cloud.account_id},
-        **sandbox_deployment_settings(),
+        **sandbox_deployment_settings(pool),
     }
     header = [
         f"# Written by the dbt2prefect sandbox from {source_file}: dbt Cloud is the sandbox server on loopback.",
@@ -523,6 +524,7 @@ def start_dbt_cloud(
     if port:
         check_port_free(port, "--dbt-cloud-port")
     paths.dbt_cloud_artifacts.mkdir(parents=True, exist_ok=True)
+    paths.warehouse.mkdir(parents=True, exist_ok=True)  # a tenant without a raw-data loader starts with no files
     try:
         return SandboxDbtCloud.start(
             tenant.sandbox.jobs_file,
