@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from dbt2prefect.tenant import REPO_ROOT
-from tests.docs.test_runbook import runnable_blocks
+from tests.docs.test_runbook import run_block, runnable_blocks
 
 README = REPO_ROOT / "README.md"
 TENANTS = REPO_ROOT / "tests" / "tenants"
@@ -48,14 +47,7 @@ def test_the_add_a_tenant_commands_run_on_a_tenant_laid_out_as_the_readme_says(t
     }
     env.pop("DBT2PREFECT_TENANT_FILE", None)
     for number, block in enumerate(blocks, start=1):
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", block],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = run_block(block, tmp_path, env)
         assert done.returncode == 0, f"block {number} failed:\n{block}\n{done.stdout}\n{done.stderr}"
         if "dbt2prefect plan" in block:
             assert "job-5001" in done.stdout and "job-5002" in done.stdout, done.stdout
