@@ -1,5 +1,6 @@
 # Two entry points, both self-contained on a fresh machine:
 #   make demo   rehearse the migration end to end on the embedded sandbox
+#               (another tenant: make demo TENANT_FILE=tenants/<name>.toml)
 #   make test   lint, type-check and run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dbt2prefect demo
+	$(BIN)/dbt2prefect demo $(if $(TENANT_FILE),--tenant-file $(TENANT_FILE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

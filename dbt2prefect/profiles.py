@@ -165,6 +165,45 @@ def profile_from_block(profile_name: str, target: str, block_name: str) -> dict[
     return {profile_name: {"target": target, "outputs": {target: block.output(block_name)}}}
 
 
+def _anchored(path: Any, base: Path) -> Any:
+    text = str(path) if isinstance(path, str | Path) else None
+    if text is None or "{{" in text or text == ":memory:" or ":" in text.split("/", 1)[0]:
+        return path  # dbt renders a template itself; in memory, MotherDuck (md:...) and URLs are no files
+    return path if Path(text).expanduser().is_absolute() else str(base / text)
+
+
+def anchor_duckdb_paths(profile: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The profile with relative DuckDB paths (`path`, `attach[].path`) made absolute against `base`.
+
+    dbt-duckdb opens a relative path against the working directory of the process; a team runs bare dbt in its
+    project folder, so that is where such a path points. The flow runs elsewhere (a worker's folder), so a
+    relative path would make it write another database file; anchoring it at the project folder keeps both on
+    the same file.
+    """
+    result: dict[str, Any] = {}
+    for name, body in profile.items():
+        outputs = body.get("outputs") if isinstance(body, dict) else None
+        if not isinstance(outputs, dict):
+            result[name] = body
+            continue
+        anchored: dict[str, Any] = {}
+        for target, output in outputs.items():
+            if isinstance(output, dict) and output.get("type") == "duckdb":
+                output = dict(output)
+                if "path" in output:
+                    output["path"] = _anchored(output["path"], base)
+                if isinstance(output.get("attach"), list):
+                    output["attach"] = [
+                        {**item, "path": _anchored(item["path"], base)}
+                        if isinstance(item, dict) and "path" in item
+                        else item
+                        for item in output["attach"]
+                    ]
+            anchored[target] = output
+        result[name] = {**body, "outputs": anchored}
+    return result
+
+
 def profile_from_local(profiles_dir: Path, profile_name: str, target: str) -> dict[str, Any]:
     """The profile of a local profiles.yml, checked to hold the requested target."""
     path = profiles_dir / "profiles.yml"

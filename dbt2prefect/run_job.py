@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey
+from dbt2prefect.dbt_packages import prepared_project
 from dbt2prefect.dbt_run import (
     Invoker,
     RunPaths,
@@ -27,7 +28,7 @@ from dbt2prefect.dbt_run import (
 )
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.params import BUILDING, RunParameters, plan_invocations, step_targets
-from dbt2prefect.profiles import private_profiles_dir, profile_from_block, profile_from_local
+from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.summary import RunSummary, summarize
 from dbt2prefect.tenant import TenantSettings
 
@@ -39,6 +40,11 @@ KEEP_FAILED_RUNS = 10
 def runs_root() -> Path:
     """Folder for the private working folders of runs (`$DBT2PREFECT_RUNS_DIR`, else the system temp dir)."""
     return Path(os.environ.get("DBT2PREFECT_RUNS_DIR") or Path(tempfile.gettempdir()) / "dbt2prefect-runs")
+
+
+def package_cache_dir() -> Path:
+    """Where installed dbt packages are kept between runs, by the package files that asked for them."""
+    return runs_root() / "packages"
 
 
 def parse_cache_dir(project_dir: Path, target: str) -> Path:
@@ -109,12 +115,18 @@ def resolve_state(params: RunParameters, tenant: TenantSettings, target: str, ru
     return str(folder.resolve())
 
 
-def build_profile(params: RunParameters, tenant: TenantSettings, target: str, connection: str) -> dict[str, Any]:
-    """The profile: `connection`'s output (block or local file), under the target name `target`."""
+def build_profile(
+    params: RunParameters, tenant: TenantSettings, target: str, connection: str, project_dir: Path
+) -> dict[str, Any]:
+    """The profile: `connection`'s output (block or local file), under the target name `target`.
+
+    A relative DuckDB path in a local profiles.yml points into `project_dir`, as for bare dbt run there.
+    """
     if params.profiles_strategy == "local":
         if tenant.local_profiles_dir is None:
             raise ParameterError("parameter 'profiles_strategy': 'local' needs local_profiles_dir in tenant settings")
-        profile = profile_from_local(tenant.local_profiles_dir, tenant.profile_name, connection)
+        local = profile_from_local(tenant.local_profiles_dir, tenant.profile_name, connection)
+        profile = anchor_duckdb_paths(local, project_dir)
         if connection == target:
             return profile
         body = profile[tenant.profile_name]
@@ -195,16 +207,25 @@ def execute(
     previous = _progress(run_root, run_count)
     resume = int(previous["failed_step"]) if previous is not None else None
     profile = connect_step_targets(
-        build_profile(params, tenant, target, connection), tenant.profile_name, target, step_targets(params)
+        build_profile(params, tenant, target, connection, project_dir),
+        tenant.profile_name,
+        target,
+        step_targets(params),
     )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
+    # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
+    dbt_project = prepared_project(project_dir, run_root / "project", package_cache_dir())
     with private_profiles_dir(profile) as profiles_dir:
         paths = RunPaths(
             root=run_root,
-            project_dir=project_dir,
+            project_dir=dbt_project,
             profiles_dir=profiles_dir,
-            parse_cache=parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
+            # dbt's saved parse names the project's absolute paths, so a private copy (a new folder per run)
+            # cannot reuse another run's; it parses from scratch.
+            parse_cache=None
+            if dbt_project != project_dir
+            else parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
         )
         outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
     failure = failure_message(outcomes)

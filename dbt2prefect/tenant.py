@@ -100,6 +100,51 @@ class Runtime(BaseModel):
         return self
 
 
+class SandboxSettings(BaseModel):
+    """How the sandbox stands in for the tenant's dbt Cloud account and source systems (`[tenant.sandbox]`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    jobs_file: Path | None = Field(
+        default=None,
+        description="The account's jobs, as saved from GET /api/v2/accounts/{id}/jobs/ (default: the bundled seed).",
+    )
+    environments_file: Path | None = Field(
+        default=None, description="Its environments, saved the same way (default: one made up per environment id)."
+    )
+    raw_loader: str | None = Field(
+        default=None,
+        description=(
+            "'module:function' called with the warehouse folder, writing raw.duckdb (the source systems). "
+            "Unset: the project's own seeds are its raw data."
+        ),
+    )
+    raw_catalog: str | None = Field(
+        default=None,
+        description=(
+            "Alias under which every target attaches raw.duckdb (the sources' database). Must not be the name "
+            "of a schema of the project, or DuckDB reports an ambiguous reference."
+        ),
+    )
+    demo_jobs: tuple[int, ...] = Field(
+        default=(), description="Jobs the demo runs in dbt Cloud and compares (default: every active job)."
+    )
+    demo_fired_job: int | None = Field(default=None, description="The cut-over job whose schedule the demo fires.")
+    demo_acknowledged: tuple[str, ...] = Field(
+        default=(), description="Blocker findings the demo acknowledges, as '<reason_code>:<job_id>'."
+    )
+
+    @model_validator(mode="after")
+    def _loader_for_the_catalog(self) -> SandboxSettings:
+        if self.raw_loader is not None:
+            module, _, function = self.raw_loader.partition(":")
+            if not module or not function.isidentifier():
+                raise ValueError(f"raw_loader {self.raw_loader!r} must be 'module:function', e.g. 'mypkg.load:main'")
+        if self.raw_catalog is not None and self.raw_loader is None:
+            raise ValueError("raw_catalog needs raw_loader: without a loader there is no raw database to attach")
+        return self
+
+
 class TenantSettings(BaseModel):
     """Everything that differs between tenants. Paths are resolved against the settings file's folder."""
 
@@ -122,6 +167,7 @@ class TenantSettings(BaseModel):
     dbt_cloud: DbtCloudSettings = DbtCloudSettings()
     code_storage: CodeStorage | None = None
     runtime: Runtime = Runtime()
+    sandbox: SandboxSettings = SandboxSettings()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),
         description="Blocker findings a person has reviewed, as '<reason_code>:<job_id>'.",
@@ -244,6 +290,10 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
     for key in ("artifact_store_url", "ledger_url"):
         if key in tenant and isinstance(tenant[key], str) and "://" not in tenant[key]:
             tenant[key] = str(_resolve(base, tenant[key]))
+    sandbox = tenant.get("sandbox")
+    if isinstance(sandbox, dict):
+        files = {key: _resolve(base, sandbox[key]) for key in ("jobs_file", "environments_file") if key in sandbox}
+        tenant["sandbox"] = {**sandbox, **files}
     storage = tenant.get("code_storage")
     if isinstance(storage, dict) and "directory" in storage:
         tenant["code_storage"] = {**storage, "directory": _resolve(base, storage["directory"])}

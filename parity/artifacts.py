@@ -57,6 +57,8 @@ class NodeConfig(_Lenient):
 
 
 class Checksum(_Lenient):
+    """A node's file checksum; a unit test's (dbt >= 1.8) is a bare string, kept as `checksum`."""
+
     name: str = ""
     checksum: str = ""
 
@@ -94,6 +96,28 @@ class ManifestNode(_Lenient):
     column_name: str | None = None
     attached_node: str | None = None
 
+    @field_validator("checksum", mode="before")
+    @classmethod
+    def _checksum(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": "sha256", "checksum": value}
+        return {} if value is None else value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        return NodeConfig._tags_list(value)
+
+    @field_validator("config", "depends_on", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        # Groups have no depends_on; some resource types write null where others write {}.
+        return {} if value is None else value
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.enabled
+
     @property
     def materialized(self) -> str | None:
         return self.config.materialized
@@ -113,7 +137,18 @@ class ManifestNode(_Lenient):
         return self.resource_type in RELATION_TYPES and self.materialized not in ("ephemeral",)
 
 
-_GRAPH_SECTIONS = ("nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "unit_tests")
+# Every section of resources dbt 1.11 writes (macros and docs blocks are not resources of the graph).
+GRAPH_SECTIONS = (
+    "nodes",
+    "sources",
+    "exposures",
+    "metrics",
+    "groups",
+    "semantic_models",
+    "saved_queries",
+    "unit_tests",
+    "functions",
+)
 
 
 class Manifest(_Lenient):
@@ -147,9 +182,18 @@ class Manifest(_Lenient):
         unique = [column for column, tests in tested.items() if "unique" in tests]
         return sorted(unique, key=lambda column: ("not_null" not in tested[column], column))
 
+    def counted(self) -> dict[str, ManifestNode]:
+        """The resources dbt counts in its `Found ...` line (the counts dbt Cloud shows), by unique_id.
+
+        Every resource of the manifest's sections except a data test with `enabled: false`, which stays in
+        `nodes`. Macros, which dbt counts too, are left out: they come with dbt itself and its adapters, so two
+        dbt versions would differ without any difference in the project.
+        """
+        return {uid: node for uid, node in self.nodes.items() if node.enabled or node.resource_type != "test"}
+
     def counts(self) -> Counter[str]:
-        """Enabled nodes per resource type."""
-        return Counter(node.resource_type for node in self.nodes.values())
+        """Counted resources per type (see `counted`)."""
+        return Counter(node.resource_type for node in self.counted().values())
 
     def disabled_counts(self) -> Counter[str]:
         """Disabled nodes per resource type."""
@@ -255,7 +299,7 @@ def _parse(data: Any, model: type[_Lenient], kind: str, origin: str) -> Any:
 def _flatten_manifest(data: Mapping[str, Any]) -> dict[str, Any]:
     # Sources, exposures, unit tests ... live in their own sections; parity treats them all as nodes.
     nodes: dict[str, Any] = {}
-    for section in _GRAPH_SECTIONS:
+    for section in GRAPH_SECTIONS:
         items = data.get(section) or {}
         if isinstance(items, Mapping):
             for unique_id, item in items.items():

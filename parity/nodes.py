@@ -185,7 +185,7 @@ def _same_ids(baseline: Manifest, candidate: Manifest, resource_type: str) -> bo
 
 
 def _ids_of(manifest: Manifest, resource_type: str) -> set[str]:
-    return {uid for uid, node in manifest.nodes.items() if node.resource_type == resource_type}
+    return {uid for uid, node in manifest.counted().items() if node.resource_type == resource_type}
 
 
 def _count_causes(baseline: Manifest, candidate: Manifest, explainer: Explainer, resource_type: str) -> list[Cause]:

@@ -22,7 +22,9 @@ from typing import Any
 
 import yaml
 
+from dbt2prefect.dbt_packages import prepared_project
 from dbt2prefect.files import write_text_atomic
+from parity.artifacts import GRAPH_SECTIONS
 from parity.errors import SelectionError
 
 # Resource types each building command executes (and therefore writes to run_results.json).
@@ -33,6 +35,16 @@ EXECUTED_TYPES: dict[str, frozenset[str]] = {
     "seed": frozenset({"seed"}),
     "snapshot": frozenset({"snapshot"}),
 }
+
+
+def build_types() -> frozenset[str]:
+    """What `dbt build` executes with the installed dbt: since 1.10 also exposures and saved queries (no-ops)."""
+    try:
+        from dbt.task.build import BuildTask
+
+        return frozenset(str(node_type) for node_type in BuildTask.RUNNER_MAP)
+    except (ImportError, AttributeError):  # another layout of dbt's build task: the types it had up to 1.9
+        return EXECUTED_TYPES["build"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ class StepSelection:
     line: str = ""
 
     def executed_types(self) -> frozenset[str]:
-        types = EXECUTED_TYPES[self.command]
+        types = build_types() if self.command == "build" else EXECUTED_TYPES[self.command]
         if self.resource_types and "all" not in self.resource_types:
             types = types & frozenset(self.resource_types)
         return types - frozenset(self.exclude_resource_types)
@@ -134,6 +146,14 @@ class SelectionResolver:
         if cache_dir is not None:
             digest = hashlib.sha256(str(self.project_dir).encode()).hexdigest()[:16]
             self._cache = Path(cache_dir) / digest
+        # A project with packages parses in a private copy with them installed, as the flow runs it; dbt's saved
+        # parse names absolute paths, so that copy (a new folder each time) parses from scratch.
+        from dbt2prefect.run_job import package_cache_dir
+
+        original = self.project_dir
+        self.project_dir = prepared_project(original, self._tmp / "project", package_cache_dir())
+        if self.project_dir != original:
+            self._cache = None
         self._targets: set[str] = set()
         self._manifests: dict[tuple[str, str | None], Any] = {}
         self.parses = 0
@@ -215,9 +235,11 @@ class SelectionResolver:
         return self._manifests[key]
 
     def enabled_nodes(self, target: str, vars: str | None = None) -> frozenset[str]:
-        """unique_ids of every enabled node, source and unit test when parsed under `target`."""
+        """unique_ids of every enabled resource (nodes, sources, unit tests, exposures, ...) under `target`."""
         manifest = self.manifest(target, vars)
-        ids = set(manifest.nodes) | set(manifest.sources) | set(getattr(manifest, "unit_tests", {}) or {})
+        ids: set[str] = set()
+        for section in GRAPH_SECTIONS:
+            ids |= set(getattr(manifest, section, None) or {})
         return frozenset(ids)
 
     def resolve(self, step: StepSelection, target: str) -> frozenset[str]:

@@ -21,11 +21,13 @@ from typing import Any, Protocol
 
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.runs import DeploymentRun
 from sandbox.stack import (
     PrefectServer,
     SandboxStack,
     StackPaths,
+    load_raw_data,
     prefect_api,
     prepare_workdir,
     register_profile_blocks,
@@ -35,20 +37,8 @@ from sandbox.stack import (
 
 DEFAULT_WORKDIR = REPO_ROOT / ".dbt2prefect" / "demo"
 
-NIGHTLY_JOB = 70403103936332
-"""Seed job 'Nightly production build' (`dbt build --selector nightly`)."""
-HOURLY_FINANCE_JOB = 70403103936340
-"""Seed job 'Hourly finance refresh' (`dbt build --selector hourly_finance`)."""
-BASELINE_JOBS: tuple[int, ...] = (NIGHTLY_JOB, HOURLY_FINANCE_JOB)
-"""The scheduled jobs the demo runs in dbt Cloud and compares; each selector builds on an empty database."""
-FIRED_JOB = HOURLY_FINANCE_JOB
-"""The cut-over job whose Prefect schedule the demo fires (the smaller build of the two)."""
 RUN_TIMEOUT = 900.0
 """How long a deployment run may take on a busy machine before the step fails."""
-
-DEMO_ACKNOWLEDGED: tuple[str, ...] = ("job_chaining:70403103936373",)
-"""Blocker findings of the seed account that the rehearsal acknowledges, as a reviewer would after reading them:
-'Supply chain after nightly' is chained to the nightly job and needs a Prefect automation made by hand."""
 
 SUCCESS = 10
 
@@ -196,12 +186,15 @@ class _Stop(Exception):
 # ------------------------------------------------------------------------------------------------ steps
 
 
-def _generate(paths: StackPaths) -> tuple[str, Any]:
-    from sandbox.datagen import generate
-
-    result = generate(paths.warehouse)
-    rows = sum(result.row_counts.values())
-    return f"{len(result.row_counts)} source tables, {rows:,} rows in {result.raw_db_path}", result
+def _raw_data(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]:
+    loader = tenant.sandbox.raw_loader
+    if loader is None:
+        return "the project's seeds are its raw data: the jobs load them", None
+    result = load_raw_data(tenant, paths.warehouse)
+    counts = getattr(result, "row_counts", None)
+    if isinstance(counts, dict):
+        return f"{len(counts)} source tables, {sum(counts.values()):,} rows by {loader} in {paths.warehouse}", result
+    return f"raw data loaded by {loader} into {paths.warehouse}", result
 
 
 def _worker(stack: SandboxStack) -> tuple[str, Any]:
@@ -210,47 +203,49 @@ def _worker(stack: SandboxStack) -> tuple[str, Any]:
     return f"process worker (pid {worker.pid}) polling pool {worker.pool!r} from {stack.paths.worker}", worker
 
 
-def _worker_run(stack: SandboxStack, job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
-    done = WorkerRun(job_id, run, f"{stack.prefect.url}/runs/flow-run/{run.flow_run_id}")
+def _worker_run(job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
+    from prefect.settings import get_current_settings
+
+    done = WorkerRun(job_id, run, f"{get_current_settings().ui_url}/runs/flow-run/{run.flow_run_id}")
     if not run.completed:
         raise StepFailed(f"{what} of job {job_id} ended {run.state}: {run.message} ({done.ui_url})", done)
     return done
 
 
-def _candidates(stack: SandboxStack, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
-    """One deployment run per job: its schedule's parameters on the parity target, executed by the worker."""
+def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
+    """One deployment run per job: its schedule's parameters on the parity target, executed by a worker."""
     from migration.translate import schedule_slug
     from parity.runner import JobSpec
     from parity.settings import load_parity_settings, parity_settings_path
     from sandbox.runs import run_deployment_now
 
-    tenant = stack.tenant
     settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
     runs = []
     for job_id in job_ids:
         job = JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).parameters)
         parameters = job.candidate_parameters(settings.candidate_target)
         run = run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT)
-        runs.append(_worker_run(stack, job_id, run, "the parity run"))
+        runs.append(_worker_run(job_id, run, "the parity run"))
     names = "; ".join(f"job {r.job_id}: {r.run.name} {r.run.state}" for r in runs)
     return f"{len(runs)} deployment runs on parity by the worker ({names})", runs
 
 
-def _fire(stack: SandboxStack, spec: Any, job_id: int) -> tuple[str, WorkerRun]:
+def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     """The activated schedule's next run, moved to now, picked up and finished by the worker."""
     from migration.translate import schedule_slug
     from sandbox.runs import fire_schedule
 
     slug = schedule_slug(job_id)
-    run = _worker_run(stack, job_id, fire_schedule(spec.full_name, slug, timeout=RUN_TIMEOUT), f"schedule {slug}")
+    run = _worker_run(job_id, fire_schedule(spec.full_name, slug, timeout=RUN_TIMEOUT), f"schedule {slug}")
     return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
 
-def _baselines(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
+def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
+    """One sandbox dbt Cloud run per job, in order; stops at the first that fails."""
     runs = []
     for job_id in job_ids:
-        job = stack.dbt_cloud.app.state.get_job(job_id)
-        run = stack.dbt_cloud.app.run_job(job_id, cause="dbt2prefect demo: parity baseline")
+        job = cloud.app.state.get_job(job_id)
+        run = cloud.app.run_job(job_id, cause="dbt2prefect demo: parity baseline")
         steps = [(step["name"], int(step["status"])) for step in run.get("run_steps", [])]
         baseline = BaselineRun(job_id, job["name"], int(run["id"]), int(run["status"]), steps)
         runs.append(baseline)
@@ -261,7 +256,8 @@ def _baselines(stack: SandboxStack, job_ids: Sequence[int]) -> tuple[str, list[B
     return f"{len(runs)} dbt Cloud runs succeeded: {names}", runs
 
 
-def _export(stack: SandboxStack, tenant: TenantSettings) -> tuple[str, Any]:
+def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]:
+    """Export the tenant's dbt Cloud inventory over HTTP to the stack's inventory file."""
     from migration.dbt_cloud.auth import resolve_token
     from migration.dbt_cloud.client import DbtCloudClient
     from migration.export import export_inventory, write_inventory
@@ -269,12 +265,13 @@ def _export(stack: SandboxStack, tenant: TenantSettings) -> tuple[str, Any]:
     token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
     with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
         inventory = export_inventory(client, project_id=tenant.dbt_cloud.project_id, include_deleted=True)
-    path = write_inventory(inventory, stack.paths.inventory)
+    path = write_inventory(inventory, paths.inventory)
     with_runs = sum(1 for job in inventory.jobs if job.latest_successful_run_id is not None)
     return f"{len(inventory.jobs)} jobs ({with_runs} with a successful run) to {path}", inventory
 
 
-def _plan(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
+def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
+    """The migration plan; fails on unacknowledged blockers or when nothing is scheduled."""
     from migration.translate import build_plan
 
     plan = build_plan(inventory.job_models(), tenant, inventory.environment_models())
@@ -291,7 +288,8 @@ def _plan(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def _apply(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
+def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
+    """Apply the plan's deployment (schedules inactive) to the active Prefect API; the value is (diff, spec)."""
     from migration.apply import apply_deployment
     from migration.deployment import tenant_deployment
 
@@ -306,16 +304,17 @@ def _apply(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def _parity(stack: SandboxStack, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
+def run_parity(reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
+    """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS."""
     from flows.parity_flow import parity_report
     from parity.store import load_latest_report
 
     result = parity_report(
         job_ids=[run.job_id for run in candidates],
         candidate_runs={str(run.job_id): run.run.flow_run_id for run in candidates},
-        report_dir=str(stack.paths.reports),
+        report_dir=str(reports),
     )
-    report = load_latest_report(stack.paths.reports)
+    report = load_latest_report(reports)
     folder = Path(result["report_dir"])
     outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html")
     jobs = ", ".join(f"{job_id} {verdict}" for job_id, verdict in result["jobs"].items())
@@ -419,8 +418,9 @@ def run_demo(
     *,
     keep: bool = False,
     observer: DemoObserver | None = None,
-    job_ids: Sequence[int] = BASELINE_JOBS,
-    fired_job: int = FIRED_JOB,
+    tenant_file: Path | None = None,
+    job_ids: Sequence[int] | None = None,
+    fired_job: int | None = None,
     ready_timeout: float = 180.0,
 ) -> DemoResult:
     """Rehearse the migration on the sandbox in a fresh work folder.
@@ -429,15 +429,23 @@ def run_demo(
         workdir: the work folder (default `.dbt2prefect/demo/`); emptied first when the sandbox made it.
         keep: leave the servers running; the caller stops them with `DemoResult.close()`.
         observer: told when each step starts and ends.
-        job_ids: the dbt Cloud jobs run as baselines and compared.
-        fired_job: the cut-over job whose schedule fires once (skipped when not in `job_ids`).
+        tenant_file: the tenant to rehearse (default: the repository's tenant); its `[tenant.sandbox]` settings
+            name its jobs, its raw data and the demo's jobs.
+        job_ids: the dbt Cloud jobs run as baselines and compared (default: the tenant's `demo_jobs`, else
+            every active job).
+        fired_job: the cut-over job whose schedule fires once (default: the tenant's `demo_fired_job`; skipped
+            when not in `job_ids`).
 
     Returns:
         Every step's result; `failed` names the step that stopped the story, if any.
 
     Raises:
         WorkdirError: the work folder is not one the sandbox may empty.
+        ConfigError: the tenant settings file is invalid.
     """
+    from dbt2prefect.tenant import load_tenant
+
+    source = load_tenant(tenant_file)
     watch = observer or _Silent()
     root = workdir or DEFAULT_WORKDIR
     paths = prepare_workdir(root, fresh=True)
@@ -446,39 +454,44 @@ def run_demo(
     started = time.monotonic()
     stop = contextlib.ExitStack()
     try:
-        runner.step("data", "Generate raw data", lambda: _generate(paths))
-        stack = _start_stack(runner, stop, paths, job_ids, ready_timeout)
+        runner.step("data", "Load raw data", lambda: _raw_data(paths, source))
+        stack, jobs = _start_stack(runner, stop, paths, source, job_ids, ready_timeout)
         tenant = stack.tenant
+        fired = fired_job if fired_job is not None else tenant.sandbox.demo_fired_job
         stop.enter_context(_activated(stack))
         result.stack = stack
         worker = runner.step("worker", "Start a process worker in a folder of its own", lambda: _worker(stack))
         stop.enter_context(worker)
         result.stack = stack = dataclasses.replace(stack, worker=worker)
-        inventory = runner.step("export", "Export the dbt Cloud inventory", lambda: _export(stack, tenant))
-        plan = runner.step("plan", "Plan: one deployment, one schedule per job", lambda: _plan(inventory, tenant))
-        _, spec = runner.step("apply", "Apply the plan to the Prefect API", lambda: _apply(plan, tenant))
+        inventory = runner.step("export", "Export the dbt Cloud inventory", lambda: export_account(stack.paths, tenant))
+        plan = runner.step("plan", "Plan: one deployment, one schedule per job", lambda: plan_jobs(inventory, tenant))
+        _, spec = runner.step("apply", "Apply the plan to the Prefect API", lambda: apply_plan(plan, tenant))
         candidates = runner.step(
             "candidates",
             "Run each job's schedule parameters on the parity target: deployment runs by the worker",
-            lambda: _candidates(stack, spec, job_ids),
+            lambda: run_candidates(tenant, spec, jobs),
         )
-        runner.step("parity", "Parity: dbt Cloud baselines vs the worker's runs", lambda: _parity(stack, candidates))
+        runner.step(
+            "parity",
+            "Parity: dbt Cloud baselines vs the worker's runs",
+            lambda: run_parity(stack.paths.reports, candidates),
+        )
         switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
         runner.step(
-            "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, job_ids)
+            "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
-        if fired_job in job_ids:
+        if fired is not None and fired in jobs:
             runner.step(
                 "scheduled_run",
                 "An activated schedule fires: the worker runs it",
-                lambda: _fire(stack, spec, fired_job),
+                lambda: _fire(spec, fired),
             )
-        runner.step("status", "Status after cutover", lambda: _status(switch, job_ids, expect_cut_over=True))
-        runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, job_ids))
+        runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
+        runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))
         runner.step(
             "status_after_rollback",
             "Status after rollback",
-            lambda: _status(switch, job_ids, expect_cut_over=False),
+            lambda: _status(switch, jobs, expect_cut_over=False),
         )
     except _Stop:
         pass
@@ -493,15 +506,23 @@ def run_demo(
 
 
 def _start_stack(
-    runner: _Runner, stop: contextlib.ExitStack, paths: StackPaths, job_ids: Sequence[int], ready_timeout: float
-) -> SandboxStack:
-    """Servers, then the dbt Cloud baselines while the Prefect server boots, then blocks: three steps."""
-    from dbt2prefect.tenant import load_tenant
+    runner: _Runner,
+    stop: contextlib.ExitStack,
+    paths: StackPaths,
+    source: TenantSettings,
+    job_ids: Sequence[int] | None,
+    ready_timeout: float,
+) -> tuple[SandboxStack, Sequence[int]]:
+    """Servers, then the dbt Cloud baselines while the Prefect server boots, then blocks: three steps.
+
+    Returns the stack and the baseline jobs (`job_ids`, else the tenant's demo jobs, else every active job).
+    """
 
     def servers() -> tuple[str, tuple[Any, PrefectServer, Path]]:
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home))
-        cloud = stop.enter_context(start_dbt_cloud(paths, load_tenant().project_dir))
-        tenant_file = write_tenant_file(paths, cloud, acknowledged=DEMO_ACKNOWLEDGED)
+        cloud = stop.enter_context(start_dbt_cloud(paths, source))
+        acknowledged = source.sandbox.demo_acknowledged
+        tenant_file = write_tenant_file(paths, cloud, source=source.settings_file, acknowledged=acknowledged)
         return (
             f"dbt Cloud API {cloud.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
             (cloud, prefect, tenant_file),
@@ -511,7 +532,11 @@ def _start_stack(
         "servers", "Start the sandbox dbt Cloud API and a Prefect server", servers
     )
     stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True)
-    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: _baselines(stack, job_ids))
+    if job_ids is None:
+        active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
+        job_ids = list(source.sandbox.demo_jobs) or active
+    chosen = job_ids
+    runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: run_baselines(cloud, chosen))
 
     def ready() -> tuple[str, list[str]]:
         prefect.wait_ready(ready_timeout)
@@ -520,4 +545,4 @@ def _start_stack(
         return f"Prefect API {prefect.api_url} healthy; blocks {', '.join(blocks)}", blocks
 
     blocks = runner.step("prefect", "Wait for the Prefect API and register profile blocks", ready)
-    return SandboxStack(paths, cloud, prefect, tenant_file, tuple(blocks), True)
+    return SandboxStack(paths, cloud, prefect, tenant_file, tuple(blocks), True), chosen

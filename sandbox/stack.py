@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 
 from dbt2prefect.compat import Target, applies
+from dbt2prefect.errors import ConfigError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
@@ -147,13 +149,34 @@ def prepare_workdir(root: Path, *, fresh: bool) -> StackPaths:
     return StackPaths(root)
 
 
-def ensure_raw_data(paths: StackPaths) -> bool:
-    """Generate the raw source data unless `warehouse/raw.duckdb` exists. Returns True when it generated."""
-    from sandbox.datagen import generate
+def load_raw_data(tenant: TenantSettings, warehouse: Path) -> Any:
+    """Call the tenant's raw-data loader (`[tenant.sandbox] raw_loader`) on `warehouse`; returns what it returns.
 
-    if database_path(RAW_DB, paths.warehouse).exists():
+    Raises:
+        ConfigError: the loader cannot be imported.
+    """
+    loader = tenant.sandbox.raw_loader
+    if loader is None:
+        return None
+    module_name, _, function = loader.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"tenant settings {tenant.settings_file}: [tenant.sandbox] raw_loader {loader!r} cannot be imported "
+            f"({exc}); name a function as 'module:function' on the Python path"
+        ) from None
+    return target(warehouse)
+
+
+def ensure_raw_data(paths: StackPaths, tenant: TenantSettings) -> bool:
+    """Load the raw source data unless `warehouse/raw.duckdb` exists. Returns True when it loaded.
+
+    A tenant without a raw-data loader has its raw data as seeds, which its jobs load: nothing to do.
+    """
+    if tenant.sandbox.raw_loader is None or database_path(RAW_DB, paths.warehouse).exists():
         return False
-    generate(paths.warehouse)
+    load_raw_data(tenant, paths.warehouse)
     return True
 
 
@@ -307,6 +330,9 @@ def derive_tenant_file(
     tenant["project_dir"] = str(original.project_dir)
     if original.local_profiles_dir is not None:
         tenant["local_profiles_dir"] = str(original.local_profiles_dir)
+    if "sandbox" in tenant:
+        sandbox = original.sandbox.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        tenant["sandbox"] = sandbox
     changes = dict(overrides or {})
     tenant["dbt_cloud"] = {**(tenant.get("dbt_cloud") or {}), **changes.pop("dbt_cloud", {})}
     tenant.update(changes)
@@ -325,11 +351,12 @@ def write_tenant_file(
     *,
     source: Path | None = None,
     acknowledged: Sequence[str] = (),
+    pool: str = WORK_POOL,
 ) -> Path:
     """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
 
     The artifact store and ledger move into the work folder, dbt Cloud points at the sandbox server, the
-    deployment runs on the stack's process pool (`sandbox_deployment_settings`), and `acknowledged` findings are
+    deployment runs on the process pool `pool` (`sandbox_deployment_settings`), and `acknowledged` findings are
     added (see `derive_tenant_file`).
     """
     source_file = Path(source) if source is not None else settings_path()
@@ -339,7 +366,7 @@ def write_tenant_file(
         "ledger_url": str(paths.ledger),
         "acknowledged_findings": sorted({*original.acknowledged_findings, *acknowledged}),
         "dbt_cloud": {"host": dbt_cloud.url, "account_id": dbt_cloud.account_id},
-        **sandbox_deployment_settings(),
+        **sandbox_deployment_settings(pool),
     }
     header = [
         f"# Written by the dbt2prefect sandbox from {source_file}: dbt Cloud is the sandbox server on loopback.",
@@ -356,7 +383,8 @@ def register_profile_blocks(
 
     names = []
     for target in targets:
-        block = block_from_env("duckdb", {}, duckdb_output(target, warehouse))
+        output = duckdb_output(target, warehouse, raw_catalog=tenant.sandbox.raw_catalog)
+        block = block_from_env("duckdb", {}, output)
         name = tenant.block_name(target)
         block.save(name, overwrite=True)
         names.append(name)
@@ -482,8 +510,10 @@ class SandboxStack:
             yield self
 
 
-def start_dbt_cloud(paths: StackPaths, project_dir: Path, port: int = 0, token: str | None = None) -> SandboxDbtCloud:
-    """Start the sandbox dbt Cloud API (seed jobs) on loopback, running jobs on the stack's warehouse.
+def start_dbt_cloud(
+    paths: StackPaths, tenant: TenantSettings, port: int = 0, token: str | None = None
+) -> SandboxDbtCloud:
+    """Start the sandbox dbt Cloud API on loopback with the tenant's jobs, running them on the stack's warehouse.
 
     `token` is the one token the server accepts (default: a new random one).
 
@@ -494,14 +524,20 @@ def start_dbt_cloud(paths: StackPaths, project_dir: Path, port: int = 0, token: 
     if port:
         check_port_free(port, "--dbt-cloud-port")
     paths.dbt_cloud_artifacts.mkdir(parents=True, exist_ok=True)
+    paths.warehouse.mkdir(parents=True, exist_ok=True)  # a tenant without a raw-data loader starts with no files
     try:
         return SandboxDbtCloud.start(
+            tenant.sandbox.jobs_file,
+            environments_file=tenant.sandbox.environments_file,
+            raw_catalog=tenant.sandbox.raw_catalog,
             port=port,
-            project_dir=project_dir,
+            project_dir=tenant.project_dir,
             warehouse_base=paths.warehouse,
             artifacts_dir=paths.dbt_cloud_artifacts,
             token=token,
         )
+    except ValueError as exc:  # the jobs or environments file
+        raise ConfigError(f"tenant settings {tenant.settings_file}: [tenant.sandbox] {exc}") from None
     except (RuntimeError, OSError) as exc:
         raise ServerStartError(f"the sandbox dbt Cloud server did not start: {exc}") from None
 
@@ -542,10 +578,10 @@ def sandbox_stack(
     with contextlib.ExitStack() as stop:
         say("starting the Prefect server")
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home, port=prefect_port))
-        say("generating raw data")
-        generated = ensure_raw_data(paths)
+        say("loading raw data")
+        generated = ensure_raw_data(paths, source)
         say("starting the sandbox dbt Cloud API")
-        cloud = stop.enter_context(start_dbt_cloud(paths, source.project_dir, dbt_cloud_port, token))
+        cloud = stop.enter_context(start_dbt_cloud(paths, source, dbt_cloud_port, token))
         written = write_tenant_file(paths, cloud, source=tenant_file, acknowledged=acknowledged)
         say("waiting for the Prefect API")
         prefect.wait_ready(ready_timeout)

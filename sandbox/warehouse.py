@@ -49,18 +49,19 @@ def database_path(name: str, base: Path | None = None) -> Path:
     return (base if base is not None else warehouse_dir()) / f"{name}.duckdb"
 
 
-def duckdb_output(target: str, base: Path | None = None, threads: int = 4) -> dict[str, Any]:
+def duckdb_output(
+    target: str, base: Path | None = None, threads: int = 4, raw_catalog: str | None = RAW_DB
+) -> dict[str, Any]:
     """Return the dbt profile output for the DuckDB database of ``target``.
 
-    The raw database is attached read-only under the alias ``raw``; the schema is only a
-    fallback because the dbt project places every node with its own schema configs.
+    The raw database is attached read-only under the alias ``raw_catalog`` (None: not attached, for a
+    project whose raw data are its seeds; a project with a schema named like the alias needs another
+    alias, or DuckDB reports an ambiguous reference). The schema is only a fallback because the dbt
+    project places every node with its own schema configs.
     """
     if threads < 1:
         raise ValueError("threads must be at least 1")
-    return {
-        "type": "duckdb",
-        "path": str(database_path(target, base)),
-        "attach": [{"path": str(database_path(RAW_DB, base)), "alias": RAW_DB, "read_only": True}],
-        "threads": threads,
-        "schema": "main",
-    }
+    output: dict[str, Any] = {"type": "duckdb", "path": str(database_path(target, base))}
+    if raw_catalog:
+        output["attach"] = [{"path": str(database_path(RAW_DB, base)), "alias": raw_catalog, "read_only": True}]
+    return {**output, "threads": threads, "schema": "main"}

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.status import Status
 
-from dbt2prefect.cli.common import console, err_console, handle_errors
+from dbt2prefect.cli.common import TenantFile, console, err_console, handle_errors
 
 if TYPE_CHECKING:
     from sandbox.demo import DemoResult, StepResult
@@ -101,15 +101,16 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option("--workdir", help="Work folder, emptied first (default: .dbt2prefect/demo).")
     ] = None,
+    tenant_file: TenantFile = None,
 ) -> None:
     """Rehearse the migration end to end on the sandbox, then stop what it started.
 
-    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, status, rollback, status. Exits 1 naming the failing step.
+    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, status, rollback, status. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
     """
     from sandbox.demo import run_demo
 
     with _quiet_prefect_console():
-        result = run_demo(workdir, keep=keep, observer=_Screen())
+        result = run_demo(workdir, keep=keep, observer=_Screen(), tenant_file=tenant_file)
     _render_end(result)
     try:
         if keep and result.stack is not None:

@@ -69,6 +69,9 @@ def run(
     tenant_from(tenant_file)
     if tenant_file is not None:
         os.environ["DBT2PREFECT_TENANT_FILE"] = str(tenant_file)
+    from dbt2prefect.prefect_api import ensure_api
+
+    ensure_api()
     from flows.dbt_wg_flow import run_dbt_wg
 
     state = run_dbt_wg(**raw, return_state=True)

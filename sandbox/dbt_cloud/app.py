@@ -27,6 +27,7 @@ from sandbox.dbt_cloud.contract import ApiError, envelope, error_body, int_param
 from sandbox.dbt_cloud.faults import FaultInjector, FaultSettings
 from sandbox.dbt_cloud.runner import JobRunner, StepResult
 from sandbox.dbt_cloud.state import SandboxState
+from sandbox.warehouse import RAW_DB
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class SandboxApp:
         artifacts_dir: where run artifacts are kept (default: a temp dir removed by `close()`).
         run_workers: concurrent job runs. 1 by default: runs of the same target share a DuckDB file, which
             allows one writer, and a one-slot account is also dbt Cloud's smallest plan.
+        raw_catalog: alias of the raw database on every target (None: not attached; see `JobRunner`).
 
     The state's `omitted_fields` ("keep" or "reset") says what a job update does with writable fields the body
     leaves out; the live API's behaviour is not documented, so tests run both ways.
@@ -64,13 +66,17 @@ class SandboxApp:
         warehouse_base: Path | None = None,
         artifacts_dir: Path | None = None,
         run_workers: int = 1,
+        raw_catalog: str | None = RAW_DB,
     ) -> None:
         self.state = state
+        self._raw_catalog = raw_catalog
         self.token = token or new_token()
         self._project_dir = project_dir
         self._warehouse_base = warehouse_base
         self._tmp = None if artifacts_dir else tempfile.TemporaryDirectory(prefix="dbt-cloud-sandbox-artifacts-")
         self.artifacts_dir = artifacts_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        # A restarted server keeps numbering after the runs already in its folder, never over their artifacts.
+        state.continue_run_ids_after(int(p.name) for p in self.artifacts_dir.glob("[0-9]*") if p.name.isdigit())
         self._executor = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="sandbox-run")
         self._runner: JobRunner | None = None
         self._runner_lock = threading.Lock()
@@ -97,7 +103,9 @@ class SandboxApp:
                     from dbt2prefect.tenant import load_tenant
 
                     project_dir = load_tenant().project_dir
-                self._runner = JobRunner(project_dir, self.artifacts_dir, self._warehouse_base)
+                self._runner = JobRunner(
+                    project_dir, self.artifacts_dir, self._warehouse_base, raw_catalog=self._raw_catalog
+                )
             return self._runner
 
     def start_run(self, job_id: int, cause: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -256,6 +264,7 @@ def create_app(
     artifacts_dir: Path | None = None,
     run_workers: int = 1,
     omitted_fields: str = "keep",
+    raw_catalog: str | None = RAW_DB,
 ) -> SandboxApp:
     """Build a sandbox account seeded from a jobs list-response file (default: the bundled seed).
 
@@ -264,4 +273,4 @@ def create_app(
     `omitted_fields` is "keep" or "reset" (see `SandboxApp`).
     """
     state = SandboxState.from_files(jobs_file, environments_file, omitted_fields=omitted_fields)
-    return SandboxApp(state, token, faults, project_dir, warehouse_base, artifacts_dir, run_workers)
+    return SandboxApp(state, token, faults, project_dir, warehouse_base, artifacts_dir, run_workers, raw_catalog)

@@ -12,7 +12,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,12 +21,12 @@ from typing import Any
 
 import yaml
 
+from dbt2prefect.dbt_packages import dbt_executable, has_packages, private_copy, project_profile
 from sandbox.dbt_cloud.clock import hms, run_timestamp, utcnow
-from sandbox.warehouse import duckdb_output
+from sandbox.warehouse import RAW_DB, duckdb_output
 
 ARTIFACT_FILES = ("manifest.json", "run_results.json", "catalog.json", "sources.json")
 MAX_LOG_CHARS = 200_000
-PROFILE_NAME = "dbt_williamgrant"
 
 
 class StepParseError(ValueError):
@@ -98,24 +97,17 @@ class StepResult:
     artifact_dir: Path | None
 
 
-def _dbt_executable() -> str:
-    beside = Path(sys.executable).with_name("dbt")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("dbt")
-    if found is None:
-        raise FileNotFoundError("no dbt executable beside the Python interpreter or on PATH")
-    return found
-
-
 class JobRunner:
     """Executes planned steps for one sandbox account.
 
     Args:
-        project_dir: the dbt project (the tenant's; tests pass a copy).
+        project_dir: the dbt project (the tenant's). Each run works on its own copy, as dbt Cloud clones the
+            repository for each run: `dbt deps` installs packages there, never in the team's folder.
         warehouse_base: folder of the DuckDB files (None: `$DBT2PREFECT_WAREHOUSE_DIR` or the default).
         artifacts_dir: where each run's step artifacts are kept.
         step_timeout: seconds one dbt step may take.
+        raw_catalog: alias under which every target attaches the raw database (None: attach nothing, for a
+            project that loads its raw data itself, e.g. as seeds).
     """
 
     def __init__(
@@ -124,15 +116,20 @@ class JobRunner:
         artifacts_dir: Path,
         warehouse_base: Path | None = None,
         step_timeout: float = 1800.0,
+        raw_catalog: str | None = RAW_DB,
     ) -> None:
         self.project_dir = Path(project_dir)
         self.artifacts_dir = Path(artifacts_dir)
         self.warehouse_base = warehouse_base
         self.step_timeout = step_timeout
+        self.raw_catalog = raw_catalog
 
     def _write_profile(self, directory: Path, targets: list[str], default: str, threads: int) -> None:
-        outputs = {t: duckdb_output(t, self.warehouse_base, threads=threads) for t in dict.fromkeys(targets)}
-        profile = {PROFILE_NAME: {"target": default, "outputs": outputs}}
+        outputs = {
+            t: duckdb_output(t, self.warehouse_base, threads=threads, raw_catalog=self.raw_catalog)
+            for t in dict.fromkeys(targets)
+        }
+        profile = {project_profile(self.project_dir): {"target": default, "outputs": outputs}}
         (directory / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
 
     def run(
@@ -157,16 +154,17 @@ class JobRunner:
         # dbt Cloud's job timeout (0 = none) bounds each step here; the runner's own limit applies otherwise.
         job_timeout = float((job.get("execution") or {}).get("timeout_seconds") or 0)
         step_timeout = overrides.get("timeout_seconds_override") or job_timeout or self.step_timeout
-        has_packages = any((self.project_dir / f).exists() for f in ("packages.yml", "dependencies.yml"))
+        packages = has_packages(self.project_dir)
         with tempfile.TemporaryDirectory(prefix=f"dbt-cloud-sandbox-{run_id}-") as tmp:
             work = Path(tmp)
+            project = private_copy(self.project_dir, work / "project")
             targets = [target] + [t for s in planned if s.args for t in step_targets(s.args)]
             self._write_profile(work, targets, target, threads)
             previous_target_path: Path | None = None
             for index, step in enumerate(planned, start=1):
                 started = time.monotonic()
                 started_at = _now()
-                if step.args is None or (step.args == ("deps",) and not has_packages):
+                if step.args is None or (step.args == ("deps",) and not packages):
                     logs = "Skipped: the project has no packages.yml." if step.args else f"{step.name}: done."
                     on_step(self._result(index, step, 10, logs, started, started_at, None))
                     continue
@@ -177,7 +175,7 @@ class JobRunner:
                     state = previous_target_path / "partial_parse.msgpack"
                     if state.exists():
                         shutil.copy2(state, target_path / state.name)
-                code, logs = self._invoke(step.args, work, target_path, float(step_timeout))
+                code, logs = self._invoke(step.args, work, project, target_path, float(step_timeout))
                 artifact_dir = self._keep_artifacts(target_path, run_dir / f"step-{index}")
                 previous_target_path = target_path
                 status = 10 if code == 0 else 20
@@ -186,11 +184,13 @@ class JobRunner:
                     return False
         return True
 
-    def _invoke(self, args: tuple[str, ...], work: Path, target_path: Path, timeout: float) -> tuple[int, str]:
+    def _invoke(
+        self, args: tuple[str, ...], work: Path, project: Path, target_path: Path, timeout: float
+    ) -> tuple[int, str]:
         env = {
             **os.environ,
             "DBT_PROFILES_DIR": str(work),
-            "DBT_PROJECT_DIR": str(self.project_dir),
+            "DBT_PROJECT_DIR": str(project),
             "DBT_TARGET_PATH": str(target_path),
             "DBT_LOG_PATH": str(target_path / "logs"),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -199,8 +199,8 @@ class JobRunner:
         }
         try:
             proc = subprocess.run(
-                [_dbt_executable(), *args],
-                cwd=self.project_dir,
+                [dbt_executable(), *args],
+                cwd=project,
                 env=env,
                 capture_output=True,
                 text=True,

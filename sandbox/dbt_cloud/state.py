@@ -216,6 +216,11 @@ class SandboxState:
 
     # ------------------------------------------------------------------------------------------------ runs
 
+    def continue_run_ids_after(self, used: Iterable[int]) -> None:
+        """Number new runs after `used` (runs of an earlier server on the same artifacts folder)."""
+        with self._lock:
+            self._next_run_id = max([self._next_run_id, *(run_id + 11 for run_id in used)])
+
     def create_run(self, job_id: int, cause: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Queue a run of a job (status 1) and return it."""
         with self._lock:

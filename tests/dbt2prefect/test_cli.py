@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
@@ -67,3 +70,21 @@ def test_shell_completion_scripts_for_bash_and_zsh_complete_commands_and_choices
     assert runner.invoke(app, [], prog_name="dbt2prefect", env=env).stdout.split() == ["doctor"]
     env.update(COMP_WORDS="dbt2prefect parity --profiles-strategy ", COMP_CWORD="3")
     assert runner.invoke(app, [], prog_name="dbt2prefect", env=env).stdout.split() == ["blocks", "local"]
+
+
+def test_run_without_an_api_says_what_to_do_when_the_temporary_server_is_slow(tmp_path: Path) -> None:
+    # No PREFECT_API_URL: Prefect's temporary server takes several seconds to start, longer than the 1 s allowed.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dbt2prefect.cli", "run", "--select", "stg_orders"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "did not start within 1 s" in out and "dbt2prefect sandbox up" in out and "PREFECT_API_URL" in out
+    assert "Traceback" not in out

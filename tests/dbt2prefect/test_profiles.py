@@ -102,10 +102,36 @@ def test_connection_block_runs_under_the_jobs_target_name() -> None:
 
     tenant = load_tenant()
     params = validate({"target": "default", "connection": "local", "profiles_strategy": "local"})
-    profile = build_profile(params, tenant, "default", "local")[tenant.profile_name]
+    profile = build_profile(params, tenant, "default", "local", tenant.project_dir)[tenant.profile_name]
     assert profile["target"] == "default" and list(profile["outputs"]) == ["default"]
     assert profile["outputs"]["default"]["type"] == "duckdb"
     with pytest.raises(ParameterError, match="pass `connection`"):
         execute(validate({"target": "default"}), tenant, "no-run")
     with pytest.raises(ParameterError, match="parameter 'connection': 'staging'"):
         execute(validate({"target": "default", "connection": "staging"}), tenant, "no-run")
+
+
+def test_relative_duckdb_paths_of_a_local_profile_point_into_the_project_as_for_bare_dbt(tmp_path: Path) -> None:
+    from dbt2prefect.params import validate
+    from dbt2prefect.run_job import build_profile
+    from dbt2prefect.tenant import load_tenant
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    output = {
+        "type": "duckdb",
+        "path": "target/local.duckdb",
+        "attach": [{"path": "../raw.duckdb", "alias": "src"}, {"path": "md:shared", "alias": "cloud"}],
+    }
+    templated = {"type": "duckdb", "path": "{{ env_var('WH') }}/dev.duckdb"}
+    (profiles / "profiles.yml").write_text(
+        yaml.safe_dump({"default": {"target": "local", "outputs": {"local": output, "dev": templated}}})
+    )
+    tenant = load_tenant().model_copy(update={"profile_name": "default", "local_profiles_dir": profiles})
+    project = tmp_path / "project"
+    local = validate({"target": "local", "profiles_strategy": "local"})
+    body = build_profile(local, tenant, "local", "local", project)["default"]["outputs"]["local"]
+    assert body["path"] == str(project / "target" / "local.duckdb")
+    assert [a["path"] for a in body["attach"]] == [str(project / ".." / "raw.duckdb"), "md:shared"]
+    dev = validate({"target": "dev", "profiles_strategy": "local"})
+    assert build_profile(dev, tenant, "dev", "dev", project)["default"]["outputs"]["dev"] == templated

@@ -47,6 +47,13 @@ def runnable_blocks(text: str) -> list[str]:
     return blocks
 
 
+def run_block(block: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One runnable block in `bash -euo pipefail`, as a person pastes it into a shell."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 def test_runbook_has_runnable_blocks_for_every_stage() -> None:
     commands = "\n".join(runnable_blocks(RUNBOOK.read_text()))
     for needed in ("dbt2prefect apply", "dbt2prefect cutover", "dbt2prefect status", "dbt2prefect rollback"):
@@ -115,14 +122,7 @@ def test_runbook_commands_run_against_the_sandbox(tmp_path: Path) -> None:
         }
         blocks = runnable_blocks(RUNBOOK.read_text())
         for number, block in enumerate(blocks, start=1):
-            done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", block],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            done = run_block(block, tmp_path, env)
             assert done.returncode == 0, f"runbook block {number} failed:\n{block}\n{done.stdout}\n{done.stderr}"
             assert cloud.token not in done.stdout + done.stderr
             if "dbt2prefect cutover" in block and "--force" not in block:

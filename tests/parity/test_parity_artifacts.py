@@ -39,6 +39,54 @@ def test_manifest_counts_enabled_and_disabled_nodes_and_sources(tmp_path: Path) 
     assert manifest.disabled_node("model.p.prod_only") is not None
 
 
+def test_every_resource_type_dbt_1_11_writes_is_read_and_counted_as_dbt_counts(tmp_path: Path) -> None:
+    # The shapes dbt 1.11 writes: a unit test's checksum is a plain string; groups have no depends_on and
+    # null tags; semantic models null tags; a data test with enabled: false stays in `nodes`.
+    disabled_test = syn.node("test.p.off.2", materialized="test")
+    disabled_test["config"]["enabled"] = False
+    data = syn.manifest([syn.node("model.p.orders"), syn.node("test.p.t.1", materialized="test"), disabled_test])
+    data["unit_tests"] = {
+        "unit_test.p.orders.ut": {
+            "resource_type": "unit_test",
+            "name": "ut",
+            "model": "orders",
+            "checksum": "9f2c0e",
+            "schema": "main",
+            "depends_on": {"macros": [], "nodes": ["model.p.orders"]},
+            "config": {"tags": [], "meta": {}, "enabled": True},
+        }
+    }
+    data["groups"] = {"group.p.sales": {"resource_type": "group", "name": "sales", "owner": {"name": "S"}}}
+    data["semantic_models"] = {
+        "semantic_model.p.orders": {
+            "resource_type": "semantic_model",
+            "name": "orders",
+            "tags": None,
+            "depends_on": {"nodes": ["model.p.orders"]},
+            "config": {"enabled": True},
+        }
+    }
+    data["metrics"] = {"metric.p.revenue": {"resource_type": "metric", "name": "revenue", "tags": []}}
+    data["saved_queries"] = {"saved_query.p.by_day": {"resource_type": "saved_query", "name": "by_day"}}
+    data["exposures"] = {"exposure.p.dash": {"resource_type": "exposure", "name": "dash", "config": None}}
+    data["functions"] = {}
+    manifest = load_manifest(_write(tmp_path / "manifest.json", data))
+    assert manifest.counts() == {
+        "model": 1,
+        "test": 1,
+        "unit_test": 1,
+        "group": 1,
+        "semantic_model": 1,
+        "metric": 1,
+        "saved_query": 1,
+        "exposure": 1,
+    }
+    unit_test = manifest.nodes["unit_test.p.orders.ut"]
+    assert unit_test.checksum.checksum == "9f2c0e"
+    assert unit_test.depends_on.nodes == ["model.p.orders"]
+    assert "test.p.off.2" in manifest.nodes and "test.p.off.2" not in manifest.counted()
+
+
 def test_truncated_json_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     path.write_text(json.dumps(syn.run_results({"model.p.a": "success"}))[:40])

@@ -212,6 +212,21 @@ def test_seed_file_states_its_shape_and_seeds_a_new_account(tmp_path: Any) -> No
         app.close()
 
 
+def test_a_restarted_server_numbers_runs_after_the_runs_in_its_folder(tmp_path: Any) -> None:
+    job_id = int(json.loads(SEED_JOBS.read_text())["data"][0]["id"])
+    first = create_app(artifacts_dir=tmp_path)
+    try:
+        earlier = first.state.create_run(job_id, "before the restart")["id"]
+    finally:
+        first.close()
+    (tmp_path / str(earlier) / "step-4").mkdir(parents=True)  # what the runner keeps of that run
+    again = create_app(artifacts_dir=tmp_path)
+    try:
+        assert again.state.create_run(job_id, "after the restart")["id"] > earlier
+    finally:
+        again.close()
+
+
 def test_faults_are_deterministic_for_a_seed(cloud: SandboxDbtCloud, http: httpx.Client) -> None:
     def statuses() -> list[int | str]:
         cloud.set_faults(rate_429=0.2, rate_5xx=0.2, rate_drop=0.2, retry_after=3, seed=7)

@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 
-from dbt2prefect.tenant import REPO_ROOT
-from sandbox.demo import BASELINE_JOBS, FIRED_JOB, DemoResult, StepResult, StepStatus, run_demo
+from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from sandbox.demo import DemoResult, StepResult, StepStatus, run_demo
 from sandbox.stack import prefect_api
+
+# The first tenant's demo jobs, from its settings file.
+BASELINE_JOBS = load_tenant().sandbox.demo_jobs
+FIRED_JOB = load_tenant().sandbox.demo_fired_job
 
 STORY = [
     "data",

@@ -1,0 +1,48 @@
+"""dbt packages of a run go into the run's private copy of the project; the team's own folder is never touched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dbt2prefect.dbt_packages import install_packages, private_copy
+from dbt2prefect.errors import ExternalServiceError
+
+TENANTS = Path(__file__).resolve().parents[1] / "tenants"
+
+
+def test_packages_are_installed_in_a_private_copy_and_cached_never_in_the_teams_folder(tmp_path: Path) -> None:
+    team = tmp_path / "team"
+    shutil.copytree(TENANTS / "shop", team / "shop")
+    shutil.copytree(TENANTS / "shop_utils", team / "shop_utils")  # the `local: ../shop_utils` package
+    own = team / "shop" / "dbt_packages" / "vendored"
+    own.mkdir(parents=True)
+    (own / "keep.txt").write_text("the team's own file")
+    (team / "shop" / "target").mkdir()
+
+    copy = private_copy(team / "shop", tmp_path / "run-1")
+    assert not (copy / "dbt_packages").exists() and not (copy / "target").exists()
+    assert install_packages(copy, tmp_path / "cache") == "dbt deps"
+    installed = copy / "dbt_packages" / "shop_utils"
+    assert (installed / "macros" / "cents_to_units.sql").is_file()
+    assert os.path.realpath(installed) == str((team / "shop_utils").resolve())  # the team's package, in place
+    assert (own / "keep.txt").read_text() == "the team's own file"
+    assert sorted(p.name for p in (team / "shop" / "dbt_packages").iterdir()) == ["vendored"]
+
+    again = private_copy(team / "shop", tmp_path / "run-2")
+    assert install_packages(again, tmp_path / "cache") == "cache"
+    assert (again / "dbt_packages" / "shop_utils" / "macros" / "cents_to_units.sql").is_file()
+
+
+def test_an_unreachable_package_hub_is_named_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nconfig-version: 2\nprofile: default\n")
+    (project / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n")
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    with pytest.raises(ExternalServiceError, match=r"could not reach the dbt package hub http://127\.0\.0\.1:9/"):
+        install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()

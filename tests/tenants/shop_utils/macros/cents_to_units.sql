@@ -1,0 +1,3 @@
+{% macro cents_to_units(column) -%}
+    cast({{ column }} as decimal(12, 2)) / 100
+{%- endmacro %}
