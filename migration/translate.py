@@ -13,6 +13,7 @@ from typing import Any
 
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
+from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
 from migration.plan import (
@@ -178,6 +179,7 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
         params["timeout_seconds"] = job.execution.timeout_seconds
     if connection is not None and connection != params["target"]:
         params["connection"] = connection
+    params.update(job_parameters(job.id, job.name))
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(

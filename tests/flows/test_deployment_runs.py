@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.job_identity import job_tag
 from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
 from migration.apply import apply_deployment
 from migration.deployment import DeploymentSpec, build_deployment
@@ -166,6 +167,10 @@ def test_a_worker_in_an_empty_folder_clones_the_code_and_runs_the_schedule_param
     assert key is not None and key.target == parameters["target"]
     assert store.has(key, "manifest.json") and store.has(key, "run_results.json")
     assert store.read_json(key, "run.json")["parameters"]["selector"] == "hourly_finance"
+    # The run says which dbt Cloud job it replaces: its tag (on its events too), its name, the store's job pointer.
+    assert job_tag(HOURLY_FINANCE) in run.tags
+    assert run.name.startswith(f"job-{HOURLY_FINANCE} Hourly finance refresh (")
+    assert store.job_run(spec.tenant, tenant_copy.settings.deployment_name, key.target, HOURLY_FINANCE) == key
 
 
 def test_a_failing_node_fails_the_run_and_names_the_node(

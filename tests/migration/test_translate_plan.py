@@ -33,7 +33,19 @@ def plan(tenant: TenantSettings) -> MigrationPlan:
 
 
 def _params(plan: MigrationPlan, job_id: int) -> dict[str, Any] | None:
-    return next(job.parameters for job in plan.jobs if job.job_id == job_id)
+    """The job's parameters without the two that name the job (see the test of those)."""
+    params = next(job.parameters for job in plan.jobs if job.job_id == job_id)
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if k not in ("dbt_cloud_job_id", "dbt_cloud_job_name")}
+
+
+def test_every_schedule_and_on_demand_run_names_its_dbt_cloud_job(plan: MigrationPlan) -> None:
+    for schedule in plan.schedules:
+        assert schedule.parameters["dbt_cloud_job_id"] == schedule.job_id
+        assert schedule.parameters["dbt_cloud_job_name"] == schedule.job_name
+    on_demand = next(f for f in plan.findings if f.job_id == 108 and f.reason_code == "no_trigger")
+    assert '"dbt_cloud_job_id": 108' in on_demand.manual_step
 
 
 def _codes(plan: MigrationPlan, job_id: int) -> set[str]:
