@@ -9,6 +9,7 @@ through the API and must equal each other field by field; both must run.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.job_identity import job_tag
 from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
-from migration.apply import apply_deployment
+from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
 from migration.emit import render_prefect_yaml
 from migration.export import load_inventory
@@ -72,7 +73,20 @@ def _read_back(full_name: str) -> dict[str, Any]:
         async with get_client() as client:
             found = await client.read_deployment_by_name(full_name)
             schedules = await client.read_deployment_schedules(found.id)
+            automations = await deployment_triggers(client, found.id)
+        # A trigger names its own deployment (by name in its match, by id in its action): compare the rest.
+        triggers = {
+            name: json.loads(
+                a.model_dump_json(exclude={"id", "created", "updated"})
+                .replace(str(found.id), "<deployment id>")
+                .replace(f'"{found.name}"', '"<deployment>"')
+            )
+            for name, a in automations.items()
+        }
+        for trigger in triggers.values():
+            trigger["trigger"].pop("id", None)
         return {
+            "triggers": triggers,
             "entrypoint": found.entrypoint,
             "work_pool_name": found.work_pool_name,
             "description": found.description,
@@ -146,6 +160,9 @@ def test_apply_and_prefect_deploy_store_the_same_deployment(deployed: dict[str, 
     assert applied["pull_steps"] == deployed[f"{kind}-apply"].pull_steps
     assert len(applied["schedules"]) == len(deployed[f"{kind}-apply"].schedules)
     assert not any(active for _, active, _, _ in applied["schedules"])
+    # The seed's chained job is a trigger of both, created off (its job is not cut over).
+    assert sorted(applied["triggers"]) == [t.name for t in deployed[f"{kind}-apply"].triggers] != []
+    assert not any(t["enabled"] for t in applied["triggers"].values())
 
 
 def _run(spec: DeploymentSpec, parameters: dict[str, Any]) -> DeploymentRun:
