@@ -38,7 +38,7 @@ def _run_name() -> str:
 
 
 def _tag_run(job_id: int) -> None:
-    """Tag this flow run with its job, so the events of its state changes (and automations) name the job."""
+    """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.job_identity`)."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
 
