@@ -7,6 +7,7 @@ Layout (local folder by default, object storage in production)::
                                                      /sources.json, catalog.json   (when produced)
                                                      /run.json                     (parameters, status, times)
     <url>/<tenant>/<deployment>/<target>/latest.json   {"flow_run_id": ...} of the last successful run
+    <url>/<tenant>/<deployment>/<target>/jobs/<dbt Cloud job id>.json   {"flow_run_id": ...} of the job's last run
 
 Writes go to a temporary name first and are then moved into place, so a reader never sees half a file.
 """
@@ -31,6 +32,7 @@ DBT_LOG = "dbt.log"
 RUN_FILES = (*DBT_ARTIFACTS, DBT_LOG)
 LATEST = "latest.json"
 RUN_RECORD = "run.json"
+JOBS_DIR = "jobs"
 
 
 @dataclass(frozen=True)
@@ -99,15 +101,17 @@ class ArtifactStore:
 
     def mark_latest(self, key: RunKey) -> None:
         """Point `latest.json` of the key's target at this run (call only for successful runs)."""
-        payload = {"flow_run_id": key.flow_run_id}
-        self._write_bytes(
-            f"{self.target_dir(key.tenant, key.deployment, key.target)}/{LATEST}",
-            json.dumps(payload).encode(),
-        )
+        self._write_bytes(f"{self.target_dir(key.tenant, key.deployment, key.target)}/{LATEST}", self._pointer(key))
 
     def latest(self, tenant: str, deployment: str, target: str) -> RunKey | None:
         """The last successful run of a deployment and target, or None when there is none yet."""
-        path = f"{self.target_dir(tenant, deployment, target)}/{LATEST}"
+        return self._follow(f"{self.target_dir(tenant, deployment, target)}/{LATEST}", tenant, deployment, target)
+
+    @staticmethod
+    def _pointer(key: RunKey) -> bytes:
+        return json.dumps({"flow_run_id": key.flow_run_id}).encode()
+
+    def _follow(self, path: str, tenant: str, deployment: str, target: str) -> RunKey | None:
         if not self._fs.exists(path):
             return None
         data = self._read_json_path(path)
@@ -118,6 +122,17 @@ class ArtifactStore:
                 "successful run writes it again) or restore it from a backup"
             )
         return RunKey(tenant, deployment, target, run_id)
+
+    def mark_job_run(self, key: RunKey, job_id: int) -> None:
+        """Point the dbt Cloud job's pointer on the key's target at this run (successful or not)."""
+        self._write_bytes(self._job_pointer(key.tenant, key.deployment, key.target, job_id), self._pointer(key))
+
+    def job_run(self, tenant: str, deployment: str, target: str, job_id: int) -> RunKey | None:
+        """The last run of dbt Cloud job `job_id` on a target (its `dbt_cloud_job_id`), or None when it has none."""
+        return self._follow(self._job_pointer(tenant, deployment, target, job_id), tenant, deployment, target)
+
+    def _job_pointer(self, tenant: str, deployment: str, target: str, job_id: int) -> str:
+        return f"{self.target_dir(tenant, deployment, target)}/{JOBS_DIR}/{int(job_id)}.json"
 
     def has(self, key: RunKey, name: str) -> bool:
         return bool(self._fs.exists(f"{self.run_dir(key)}/{name}"))

@@ -46,7 +46,8 @@ class RunParameters(BaseModel):
 
     `target` is dbt's target name (`target.name`, as the dbt Cloud job had it); `connection` names the tenant
     target whose profile block supplies the connection (the job's dbt Cloud environment). Without
-    `connection`, the target's own block is used.
+    `connection`, the target's own block is used. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the dbt Cloud
+    job a schedule replaces; they change nothing in the dbt commands, only how the run is named and tagged.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -68,6 +69,8 @@ class RunParameters(BaseModel):
     generate_docs: bool = False
     timeout_seconds: int | None = Field(default=None, ge=1)
     per_node_tasks: bool = True
+    dbt_cloud_job_id: int | None = Field(default=None, ge=1)
+    dbt_cloud_job_name: str | None = None
 
     @field_validator("command")
     @classmethod

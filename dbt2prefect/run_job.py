@@ -256,6 +256,8 @@ def execute(
         "summary": summary.to_record(),
     }
     artifact_dir = store.save_run(key, staging, record)
+    if params.dbt_cloud_job_id is not None:
+        store.mark_job_run(key, params.dbt_cloud_job_id)
     if failure is None:
         # Only a run with a manifest can serve as `state_path=latest` (not `dbt clean`, not an empty `dbt ls`).
         if (staging / "manifest.json").is_file():

@@ -16,6 +16,7 @@ from prefect.utilities.timeout import timeout
 
 from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
+from dbt2prefect.job_identity import job_label, job_tag
 from dbt2prefect.params import validate
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
@@ -29,7 +30,30 @@ def _artifact_key(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
-@flow(name="run_dbt_wg", retries=1, retry_delay_seconds=5, log_prints=False)
+def _run_name() -> str:
+    """`job-<id> <name> (<generated name>)` for a run of a dbt Cloud job's schedule; Prefect's own name otherwise."""
+    label = job_label(flow_run.parameters)
+    generated = str(flow_run.name)
+    return f"{label} ({generated})" if label and not generated.startswith(label) else generated
+
+
+def _tag_run(job_id: int) -> None:
+    """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.job_identity`)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    tag = job_tag(job_id)
+    tags = list(context.flow_run.tags or [])
+    if tag not in tags:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, tags=[*tags, tag])
+        context.flow_run.tags = [*tags, tag]
+
+
+@flow(name="run_dbt_wg", retries=1, retry_delay_seconds=5, log_prints=False, flow_run_name=_run_name)
 def run_dbt_wg(
     command: str = "build",
     target: str | None = None,
@@ -48,11 +72,14 @@ def run_dbt_wg(
     generate_docs: bool = False,
     timeout_seconds: int | None = None,
     per_node_tasks: bool = True,
+    dbt_cloud_job_id: int | None = None,
+    dbt_cloud_job_name: str | None = None,
 ) -> dict[str, Any]:
     """Run dbt for the tenant: one command with a selection, or several steps as in a dbt Cloud job.
 
     `target` is dbt's target.name; `connection` names the tenant target whose profile block connects (a dbt
-    Cloud job's environment), when it is not the target's own.
+    Cloud job's environment), when it is not the target's own. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the
+    dbt Cloud job a schedule replaces: the run is named and tagged `dbt-cloud-job-<id>` after it.
 
     A failed node fails the flow; the flow's retry reruns from the point of failure with `dbt retry`.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
@@ -63,6 +90,8 @@ def run_dbt_wg(
     run_id = str(flow_run.id)
     try:
         params = validate(raw)
+        if params.dbt_cloud_job_id is not None:
+            _tag_run(params.dbt_cloud_job_id)
         tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
         with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
             outcome = execute(params, tenant, run_id, run_count=flow_run.run_count)
@@ -71,13 +100,17 @@ def run_dbt_wg(
         # which exist for dbt failures, not for parameters that will be just as wrong five seconds later.
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
-    key = _artifact_key(f"{tenant.deployment_name}-{outcome.target}-summary")
-    create_markdown_artifact(to_markdown(outcome.summary, outcome.artifact_dir), key=key, description="dbt run summary")
+    label = job_label(raw)
+    about_job = f"job-{params.dbt_cloud_job_id}" if params.dbt_cloud_job_id is not None else outcome.target
+    key = _artifact_key(f"{tenant.deployment_name}-{about_job}-summary")
+    about = f"dbt run summary of dbt Cloud {label}" if label else "dbt run summary"
+    create_markdown_artifact(to_markdown(outcome.summary, outcome.artifact_dir), key=key, description=about)
     rows = to_table(outcome.summary)
     if rows:
         create_table_artifact(rows, key=_artifact_key(f"{key}-nodes"), description="dbt node results")
     logger.info(
-        "dbt on %s: %s; artifacts in %s",
+        "dbt%s on %s: %s; artifacts in %s",
+        f" ({label})" if label else "",
         outcome.target,
         ", ".join(f"{s} {n}" for s, n in outcome.summary.counts.items()) or "no nodes",
         outcome.artifact_dir,

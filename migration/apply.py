@@ -4,7 +4,9 @@
 created once; afterwards it is patched, never re-created, because re-creating a deployment through
 POST /deployments/ replaces all of its schedules. Schedules are matched by slug: only slugs `job-<id>` belong to
 this tool, so schedules added by hand survive every apply. A new schedule starts with the active flag of the
-description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it).
+description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it). The
+deployment's triggers (chained jobs) are automations matched the same way, by name `job-<id>-after-job-<id>`,
+built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import DeploymentSpec, ScheduleSpec
+from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec
 from migration.errors import MigrationError
 from migration.plan import PlannedSchedule
-from migration.translate import is_job_slug
+from migration.translate import is_job_slug, is_trigger_name
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import DeploymentSchedule
+    from prefect.events.schemas.automations import Automation, AutomationCore
 
 T = TypeVar("T")
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
@@ -49,7 +52,7 @@ class _DiffModel(BaseModel):
 
 
 class ScheduleChange(_DiffModel):
-    """What apply does (or did) to one schedule slug."""
+    """What apply does (or did) to one schedule slug, or to one trigger (automation) by name."""
 
     slug: str
     status: ChangeStatus
@@ -70,13 +73,14 @@ class ApplyDiff(_DiffModel):
 
     deployment: DeploymentChange
     schedules: list[ScheduleChange]
+    triggers: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
 
     @property
     def has_changes(self) -> bool:
         """True when applying would change anything."""
         return self.deployment.status != "unchanged" or any(
-            s.status in ("added", "changed", "removed") for s in self.schedules
+            s.status in ("added", "changed", "removed") for s in [*self.schedules, *self.triggers]
         )
 
 
@@ -121,6 +125,61 @@ def _deployment_settings(spec: DeploymentSpec, schema: dict[str, Any]) -> dict[s
     }
 
 
+def desired_automation(spec: DeploymentSpec, trigger: TriggerSpec, deployment_id: UUID) -> AutomationCore:
+    """The automation of a trigger, built the way `prefect deploy` builds it from prefect.yaml's `triggers`."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    deployment_trigger = DeploymentEventTrigger.model_validate(trigger.event_trigger(spec.name))
+    deployment_trigger.set_deployment_id(deployment_id)
+    return deployment_trigger.as_automation()
+
+
+def _automation_fields(current: Automation, desired: AutomationCore) -> list[str]:
+    """Names of what differs between an automation on the server and the desired one (enabled is not compared)."""
+    fields = []
+    if current.description != desired.description:
+        fields.append("description")
+    if current.trigger.model_dump(mode="json", exclude={"id"}) != desired.trigger.model_dump(
+        mode="json", exclude={"id"}
+    ):
+        fields.append("trigger")
+    if [a.model_dump(mode="json") for a in current.actions] != [a.model_dump(mode="json") for a in desired.actions]:
+        fields.append("actions")
+    return fields
+
+
+async def deployment_triggers(client: PrefectClient, deployment_id: UUID) -> dict[str, Automation]:
+    """The deployment's triggers by name: its related automations named `job-<id>-after-job-<id>`.
+
+    (The API answers related automations without saying which the deployment owns.)
+    """
+    related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
+    return {a.name: a for a in related if is_trigger_name(a.name)}
+
+
+async def _trigger_changes(
+    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID, prune: bool
+) -> list[ScheduleChange]:
+    current = await deployment_triggers(client, deployment_id)
+    changes: list[ScheduleChange] = []
+    for trigger in spec.triggers:
+        existing = current.get(trigger.name)
+        if existing is None:
+            changes.append(ScheduleChange(slug=trigger.name, status="added", active=trigger.enabled))
+            continue
+        fields = _automation_fields(existing, desired_automation(spec, trigger, deployment_id))
+        status: ChangeStatus = "changed" if fields else "unchanged"
+        changes.append(ScheduleChange(slug=trigger.name, status=status, fields=fields, active=existing.enabled))
+    planned = {t.name for t in spec.triggers}
+    for name, existing in sorted(current.items()):
+        if name not in planned:
+            removable = prune and not existing.enabled
+            changes.append(
+                ScheduleChange(slug=name, status="removed" if removable else "orphaned", active=existing.enabled)
+            )
+    return sorted(changes, key=lambda c: c.slug)
+
+
 def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
     """The flow's parameter schema (what Prefect validates schedule parameters against).
 
@@ -161,6 +220,7 @@ async def compute_diff(
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
             schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
+            triggers=[ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.triggers],
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
@@ -186,6 +246,7 @@ async def compute_diff(
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
+        triggers=await _trigger_changes(client, spec, deployment.id, prune),
     )
 
 
@@ -242,10 +303,13 @@ async def _apply(
             )
             for s in spec.schedules
         ]
-        await client.create_deployment(flow_id=flow_id, name=spec.name, schedules=creates, **settings)
+        deployment_id: UUID = await client.create_deployment(
+            flow_id=flow_id, name=spec.name, schedules=creates, **settings
+        )
+        await _apply_triggers(client, spec, deployment_id, diff.triggers)
         return diff.model_copy(update={"applied": True})
     deployment = await _read_deployment(client, spec)
-    deployment_id: UUID = deployment.id
+    deployment_id = deployment.id
     if diff.deployment.status == "changed":
         await client.update_deployment(deployment_id, DeploymentUpdate(**settings))
     current = {s.slug: s for s in await client.read_deployment_schedules(deployment_id) if s.slug}
@@ -273,7 +337,24 @@ async def _apply(
             )
         elif change.status == "removed":
             await client.delete_deployment_schedule(deployment_id, current[change.slug].id)
+    await _apply_triggers(client, spec, deployment_id, diff.triggers)
     return diff.model_copy(update={"applied": True})
+
+
+async def _apply_triggers(
+    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID, changes: list[ScheduleChange]
+) -> None:
+    """Create, update (keeping the enabled flag: cutover owns it) or delete the deployment's automations."""
+    current = await deployment_triggers(client, deployment_id)
+    for change in changes:
+        if change.status == "added":
+            await client.create_automation(desired_automation(spec, spec.trigger(change.slug), deployment_id))
+        elif change.status == "changed":
+            existing = current[change.slug]
+            desired = desired_automation(spec, spec.trigger(change.slug), deployment_id)
+            await client.update_automation(existing.id, desired.model_copy(update={"enabled": existing.enabled}))
+        elif change.status == "removed":
+            await client.delete_automation(current[change.slug].id)
 
 
 def apply_deployment(

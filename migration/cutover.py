@@ -7,7 +7,8 @@ crash at any point finishes the job without repeating side effects):
    state. Written only when no unfinished cutover exists: a rerun never records an already-modified job as the
    original.
 2. dbt Cloud: `triggers.schedule = false`, posted as the full body of writable fields (never state=2).
-3. Prefect: the `job-<id>` schedule active, sent together with its parameters (see `prefect_switch`).
+3. Prefect: the `job-<id>` schedule active, sent together with its parameters (see `prefect_switch`), and the
+   triggers of the jobs chained to it (`job-*-after-job-<id>`) enabled.
 4. verify: both sides read back; the result is a new `cutover_verified` record.
 
 Nothing happens to any job unless every requested job passes the gate: a PASS parity verdict (or `force` with a
@@ -32,6 +33,7 @@ from migration.ledger import (
     new_operation_id,
 )
 from migration.plan import MigrationPlan, PlannedSchedule
+from migration.prefect_switch import PrefectTriggers
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, chained_children, schedule_on
 from parity.model import Verdict
 
@@ -146,6 +148,9 @@ def _verify(planned: PlannedSchedule, ctx: SwitchContext) -> Verification:
             problems.append(f"Prefect schedule {planned.slug} is paused")
         if schedule.parameters != planned.parameters:
             problems.append(f"Prefect schedule {planned.slug} parameters differ from the plan")
+    for name, enabled in PrefectTriggers(ctx.prefect.deployment).after_job(planned.job_id).items():
+        if not enabled:
+            problems.append(f"Prefect trigger {name} (a job chained to this one) is disabled")
     return Verification(
         ok=not problems,
         dbt_cloud_schedule_on=schedule_on(job),
@@ -197,6 +202,10 @@ def _cut_over_one(
     schedule = ctx.prefect.read(planned.slug)
     if schedule is not None and (not schedule.active or schedule.parameters != planned.parameters):
         ctx.prefect.set_active(schedule, True, planned.parameters)
+    triggers = PrefectTriggers(ctx.prefect.deployment)
+    for name, enabled in triggers.after_job(job_id).items():
+        if not enabled:
+            triggers.set_enabled(name, True)
     ctx.checkpoint(job_id, "verify")
     verification = _verify(planned, ctx)
     now = ctx.clock()
@@ -266,10 +275,13 @@ def cutover(
     for planned, live, records, state in prepared:
         outcome = _cut_over_one(planned, live, records, state, verdicts, ctx, request)
         children = chained_children(list(jobs), planned.job_id)
+        switched = {int(t.job_id) for t in plan.triggers if t.upstream_job_id == planned.job_id}
         notes = [
-            f"job {c.id} ({c.name}) is chained to job {planned.job_id} in dbt Cloud and keeps firing there "
-            "whenever that job runs in dbt Cloud; clear its job_completion_trigger_condition (and recreate the "
-            "chain as a Prefect automation) when you cut it over"
+            f"job {c.id} ({c.name}) is chained to job {planned.job_id}: it now runs after that job's Prefect runs "
+            "(the deployment's trigger); a run of that job started in dbt Cloud still starts it there too"
+            if c.id in switched
+            else f"job {c.id} ({c.name}) is chained to job {planned.job_id} in dbt Cloud and keeps firing there "
+            "whenever that job runs in dbt Cloud; it has no trigger in the plan (see its job_chaining finding)"
             for c in children
         ]
         warnings.extend(notes)

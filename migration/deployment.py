@@ -3,8 +3,9 @@ prefect.yaml. Both render what `build_deployment` returns, so the two can never 
 
 The description carries what a worker needs to run a schedule: the entrypoint, the code storage (pull steps:
 `git_clone` of the tenant's repository in production, `set_working_directory` for a local folder), the job
-variables that give the flow-run process its pinned packages and the tenant settings file, and each schedule's
-active flag as the cutover ledger says (a redeploy never changes who runs a job).
+variables that give the flow-run process its pinned packages and the tenant settings file, each schedule's
+active flag as the cutover ledger says (a redeploy never changes who runs a job), and the triggers that run
+chained jobs after their upstream job's runs (on once the upstream job is cut over).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from dbt2prefect.job_identity import run_name_prefix
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.errors import MigrationError
 from migration.ledger import Ledger, LedgerState
@@ -48,6 +50,38 @@ class ScheduleSpec(_Spec):
     parameters: dict[str, Any]
 
 
+class TriggerSpec(_Spec):
+    """A deployment trigger (one Prefect automation): run the deployment with a chained job's parameters when a
+    run of its upstream job (named `job-<id> ...`, see `dbt2prefect.job_identity`), on this deployment, enters one
+    of the listed states."""
+
+    name: str
+    description: str
+    enabled: bool
+    upstream_run_name: str
+    states: list[str]
+    parameters: dict[str, Any]
+
+    def event_trigger(self, deployment_name: str) -> dict[str, Any]:
+        """The trigger as prefect.yaml writes it (a `DeploymentEventTrigger`): both renderings build from this."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            "type": "event",
+            "posture": "Reactive",
+            "match": {
+                "prefect.resource.id": "prefect.flow-run.*",
+                "prefect.resource.name": f"{self.upstream_run_name}*",
+            },
+            "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment_name},
+            "expect": [f"prefect.flow-run.{state}" for state in self.states],
+            "threshold": 1,
+            "within": 0,
+            "parameters": self.parameters,
+        }
+
+
 class DeploymentSpec(_Spec):
     """Everything Prefect stores about the deployment that this toolkit decides."""
 
@@ -63,6 +97,7 @@ class DeploymentSpec(_Spec):
     pull_steps: list[dict[str, Any]]
     job_variables: dict[str, Any]
     schedules: list[ScheduleSpec]
+    triggers: list[TriggerSpec] = []
 
     @property
     def full_name(self) -> str:
@@ -71,6 +106,9 @@ class DeploymentSpec(_Spec):
 
     def schedule(self, slug: str) -> ScheduleSpec:
         return next(s for s in self.schedules if s.slug == slug)
+
+    def trigger(self, name: str) -> TriggerSpec:
+        return next(t for t in self.triggers if t.name == name)
 
 
 def pinned_versions(constraints: str, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
@@ -209,7 +247,8 @@ def build_deployment(
         plan: the migration plan (schedules and their parameters).
         tenant: the tenant settings (code storage, runtime, work pool).
         versions: runtime pins; default this checkout's (see `runtime_versions`).
-        active: job id -> schedule on (see `ledger_active_flags`); a job not listed is off.
+        active: job id -> its schedule on, and the triggers of the jobs chained to it (see
+            `ledger_active_flags`); a job not listed is off.
 
     Raises:
         DeploymentError: the tenant lacks code storage or the settings file is out of the worker's reach.
@@ -227,6 +266,18 @@ def build_deployment(
         )
         for s in plan.schedules
     ]
+    triggers = [
+        TriggerSpec(
+            name=t.name,
+            description=f"dbt Cloud job {t.job_id} ({t.job_name}) after job {t.upstream_job_id} "
+            f"({t.upstream_job_name}) ends {' or '.join(t.states)}",
+            enabled=bool(flags.get(t.upstream_job_id, False)),
+            upstream_run_name=run_name_prefix(t.upstream_job_id),
+            states=list(t.states),
+            parameters=dict(sorted(t.parameters.items())),
+        )
+        for t in plan.triggers
+    ]
     return DeploymentSpec(
         tenant=plan.tenant,
         flow_name=plan.flow_name,
@@ -239,6 +290,7 @@ def build_deployment(
         pull_steps=pull_steps(tenant),
         job_variables=job_variables(tenant, runtime_versions() if versions is None else versions),
         schedules=schedules,
+        triggers=triggers,
     )
 
 
@@ -248,7 +300,7 @@ def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: 
     Args:
         activate: every schedule on, whatever the ledger says (a tenant that skips the cutover gate).
     """
-    job_ids = [s.job_id for s in plan.schedules]
+    job_ids = list(dict.fromkeys([s.job_id for s in plan.schedules] + [t.upstream_job_id for t in plan.triggers]))
     if activate:
         flags = dict.fromkeys(job_ids, True)
     else:

@@ -68,7 +68,23 @@ class PlannedSchedule(_PlanModel):
     )
 
 
-JobStatus = Literal["scheduled", "on_demand", "not_migrated", "blocked"]
+class PlannedTrigger(_PlanModel):
+    """A chained dbt Cloud job (`job_completion_trigger_condition`) as a trigger of the deployment.
+
+    It runs the deployment with the downstream job's parameters when a run of the upstream job (tag
+    `dbt-cloud-job-<id>`) enters one of `states`.
+    """
+
+    name: str
+    job_id: int
+    job_name: str
+    upstream_job_id: int
+    upstream_job_name: str
+    states: list[str]
+    parameters: dict[str, Any]
+
+
+JobStatus = Literal["scheduled", "chained", "on_demand", "not_migrated", "blocked"]
 
 
 class PlannedJob(_PlanModel):
@@ -79,6 +95,7 @@ class PlannedJob(_PlanModel):
     status: JobStatus
     parameters: dict[str, Any] | None = None
     schedule_slug: str | None = None
+    trigger_name: str | None = None
 
 
 class MigrationPlan(_PlanModel):
@@ -92,6 +109,7 @@ class MigrationPlan(_PlanModel):
     deployment_parameters: dict[str, Any] = Field(default_factory=dict)
     jobs: list[PlannedJob]
     schedules: list[PlannedSchedule]
+    triggers: list[PlannedTrigger] = Field(default_factory=list)
     findings: list[Finding]
     acknowledged: list[str] = Field(default_factory=list)
 

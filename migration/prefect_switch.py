@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from migration.apply import _schedule_fields, run_with_client
+from migration.apply import _schedule_fields, deployment_triggers, run_with_client
 from migration.ledger import PrefectScheduleState
 from migration.plan import PlannedSchedule
 
@@ -157,3 +157,54 @@ class PrefectSchedules:
             return None
 
         return run_with_client(call)
+
+
+class PrefectTriggers:
+    """The triggers (automations) of one deployment, addressed by name: what starts a chained job.
+
+    A chained job's trigger is switched with its upstream job: once the upstream job is cut over it no longer
+    runs in dbt Cloud (so dbt Cloud no longer starts the chained job), and its Prefect runs must.
+
+    Args:
+        deployment: the deployment's full name, `<flow>/<deployment>`.
+    """
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+
+    def __repr__(self) -> str:
+        return f"PrefectTriggers(deployment={self.deployment!r})"
+
+    def after_job(self, job_id: int) -> dict[str, bool]:
+        """The deployment's triggers that run after job `job_id` (`job-*-after-job-<id>`): name -> enabled."""
+
+        async def call(client: PrefectClient) -> dict[str, bool]:
+            deployment_id = await self._deployment_id(client)
+            if deployment_id is None:
+                return {}
+            found = await deployment_triggers(client, deployment_id)
+            suffix = f"-after-job-{job_id}"
+            return {name: bool(a.enabled) for name, a in sorted(found.items()) if name.endswith(suffix)}
+
+        return run_with_client(call)
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Switch the trigger on or off (nothing happens when it does not exist: read it back to know)."""
+
+        async def call(client: PrefectClient) -> None:
+            automation = await self._find(client, name)
+            if automation is None:
+                return
+            if enabled:
+                await client.resume_automation(automation.id)
+            else:
+                await client.pause_automation(automation.id)
+
+        run_with_client(call)
+
+    async def _deployment_id(self, client: PrefectClient) -> UUID | None:
+        return await PrefectSchedules(self.deployment)._deployment_id(client)
+
+    async def _find(self, client: PrefectClient, name: str) -> Any:
+        deployment_id = await self._deployment_id(client)
+        return None if deployment_id is None else (await deployment_triggers(client, deployment_id)).get(name)

@@ -3,7 +3,8 @@
 Per job with a cutover in the ledger (finished or not):
 
 1. ledger: `rollback_started`, naming the `cutover_started` record it restores and the state of both sides now.
-2. Prefect: the `job-<id>` schedule paused, sent with the parameters recorded before cutover.
+2. Prefect: the `job-<id>` schedule paused, sent with the parameters recorded before cutover, and the triggers
+   of the jobs chained to it disabled.
 3. dbt Cloud: the job posted back exactly as recorded (every writable field, `job_type` and `generate_sources`
    included).
 4. verify: both sides read back; every writable field must equal the recorded original (`job_type` too). A new `rollback_verified`.
@@ -19,6 +20,7 @@ from typing import Any
 
 from migration.errors import CutoverRefusedError, CutoverVerificationError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification, new_operation_id
+from migration.prefect_switch import PrefectTriggers
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, field_differences, schedule_on
 from migration.translate import schedule_slug
 
@@ -32,6 +34,9 @@ def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verifica
         problems.append(f"dbt Cloud job differs from the recorded original in {', '.join(differences)}")
     if schedule is not None and schedule.active:
         problems.append(f"Prefect schedule {slug} is still active")
+    for name, enabled in PrefectTriggers(ctx.prefect.deployment).after_job(int(original["id"])).items():
+        if enabled:
+            problems.append(f"Prefect trigger {name} (a job chained to this one) is still enabled")
     return Verification(
         ok=not problems,
         dbt_cloud_schedule_on=schedule_on(job),
@@ -76,6 +81,10 @@ def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState,
         # The parameters recorded before cutover are the plan's; send them so the PATCH cannot wipe them.
         parameters = recorded.parameters if recorded is not None and recorded.parameters else schedule.parameters
         ctx.prefect.set_active(schedule, False, parameters)
+    triggers = PrefectTriggers(ctx.prefect.deployment)
+    for trigger, enabled in triggers.after_job(job_id).items():
+        if enabled:
+            triggers.set_enabled(trigger, False)
     ctx.checkpoint(job_id, "dbt_cloud")
     live = ctx.dbt_cloud.get_job_dict(job_id)
     if field_differences(live, original):

@@ -13,6 +13,7 @@ from typing import Any
 
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
+from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
 from migration.plan import (
@@ -21,6 +22,7 @@ from migration.plan import (
     MigrationPlan,
     PlannedJob,
     PlannedSchedule,
+    PlannedTrigger,
     ScheduleProof,
     Severity,
 )
@@ -29,6 +31,25 @@ from migration.steps import STATE_OPTIONS, step_parameters
 
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _STATUS_NAMES = {RunStatus.SUCCESS: "Completed", RunStatus.ERROR: "Failed", RunStatus.CANCELLED: "Cancelled"}
+_PREFECT_STATES: dict[int, tuple[str, ...]] = {
+    RunStatus.SUCCESS: ("Completed",),
+    RunStatus.ERROR: ("Failed", "Crashed"),
+    RunStatus.CANCELLED: ("Cancelled",),
+}
+"""The final Prefect states of a run that dbt Cloud would report with each final run status."""
+
+
+def trigger_name(job_id: int, upstream_job_id: int) -> str:
+    """The stable name of a chained job's trigger (the automation's name); apply matches on it."""
+    return f"job-{job_id}-after-job-{upstream_job_id}"
+
+
+def is_trigger_name(name: str | None) -> bool:
+    """True for names `job-<digits>-after-job-<digits>` (triggers this tool created)."""
+    if name is None or not name.startswith("job-"):
+        return False
+    downstream, sep, upstream = name[4:].partition("-after-job-")
+    return bool(sep) and downstream.isdigit() and upstream.isdigit()
 
 
 def schedule_slug(job_id: int) -> str:
@@ -178,6 +199,7 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
         params["timeout_seconds"] = job.execution.timeout_seconds
     if connection is not None and connection != params["target"]:
         params["connection"] = connection
+    params.update(job_parameters(job.id, job.name))
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(
@@ -190,9 +212,7 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
     return _minimal(params)
 
 
-def _feature_findings(
-    job: Job, found: _Findings, plan_ref: str, names: Mapping[int, str], environment: Environment | None
-) -> None:
+def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: Environment | None) -> None:
     triggers = job.triggers
     if triggers.github_webhook or triggers.git_provider_webhook or job.triggers_on_draft_pr:
         found.add(
@@ -209,22 +229,6 @@ def _feature_findings(
             "the job runs when a pull request merges; Prefect schedules do not react to git events",
             f"have the git provider's merge workflow call `prefect deployment run '{plan_ref}'` "
             "with this job's parameters",
-        )
-    condition = job.job_completion_trigger_condition
-    if condition is not None:
-        upstream = condition.condition.job_id
-        states = [
-            _STATUS_NAMES.get(RunStatus(s), str(s)) if s in _STATUS_NAMES else str(s)
-            for s in condition.condition.statuses
-        ]
-        upstream_name = names.get(upstream, "not in this inventory")
-        found.add(
-            "job_chaining",
-            Severity.BLOCKER,
-            f"the job runs when job {upstream} ({upstream_name}) ends in {', '.join(states) or 'any state'}",
-            f"create a Prefect automation: trigger on flow runs of '{plan_ref}' from schedule "
-            f"{schedule_slug(upstream)} entering {', '.join(states) or 'a final state'}, action 'run deployment' "
-            f"'{plan_ref}' with this job's parameters (or a deployment trigger doing the same)",
         )
     if job.deferring_job_definition_id is not None or job.deferring_environment_id is not None:
         source = (
@@ -313,7 +317,6 @@ def _run_command(plan_ref: str, params: dict[str, Any]) -> str:
 def translate_job(
     job: Job,
     tenant: TenantSettings,
-    names: Mapping[int, str] | None = None,
     environment: Environment | None = None,
 ) -> tuple[PlannedJob, PlannedSchedule | None, list[Finding]]:
     """Translate one job: its plan entry, its schedule (if it has one) and its findings."""
@@ -329,7 +332,7 @@ def translate_job(
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
     connection = tenant.environment_target(job.environment_id, environment.name if environment else None)
     params = _job_parameters(job, found, connection)
-    _feature_findings(job, found, plan_ref, names or {}, environment)
+    _feature_findings(job, found, plan_ref, environment)
     schedule: PlannedSchedule | None = None
     if job.deactivated:
         # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
@@ -445,6 +448,60 @@ def _plan_schedule(
     )
 
 
+def _chain(job: Job, planned: PlannedJob, upstream: PlannedJob | None) -> tuple[PlannedTrigger | None, Finding]:
+    """A chained job's trigger (when both jobs can run under Prefect) and the finding that says what became of it."""
+    condition = job.job_completion_trigger_condition
+    assert condition is not None
+    upstream_id = condition.condition.job_id
+    statuses = condition.condition.statuses or list(_PREFECT_STATES)
+    names = [_STATUS_NAMES.get(RunStatus(s), str(s)) if s in _STATUS_NAMES else str(s) for s in statuses]
+    upstream_name = upstream.job_name if upstream is not None else "not in this inventory"
+    when = f"the job runs when job {upstream_id} ({upstream_name}) ends in {', '.join(names)}"
+    unknown = [s for s in statuses if s not in _PREFECT_STATES]
+
+    def finding(severity: Severity, message: str, manual_step: str) -> Finding:
+        return Finding(
+            reason_code="job_chaining",
+            severity=severity,
+            job_id=job.id,
+            job_name=job.name,
+            message=message,
+            manual_step=manual_step,
+        )
+
+    if upstream is None or upstream.parameters is None or planned.parameters is None or unknown:
+        why = (
+            f"the upstream job {upstream_id} is not in this inventory"
+            if upstream is None
+            else f"statuses {unknown} are not final dbt Cloud run statuses"
+            if unknown
+            else "the upstream job has no translated parameters"
+            if upstream.parameters is None
+            else "the job has no translated parameters"
+        )
+        return None, finding(
+            Severity.BLOCKER,
+            f"{when}; no trigger is planned: {why}",
+            "fix the blocker named here and export again; the chain then becomes a trigger of the deployment",
+        )
+    states = sorted({state for s in statuses for state in _PREFECT_STATES[s]})
+    trigger = PlannedTrigger(
+        name=trigger_name(job.id, upstream_id),
+        job_id=job.id,
+        job_name=job.name,
+        upstream_job_id=upstream_id,
+        upstream_job_name=upstream.job_name,
+        states=states,
+        parameters=planned.parameters,
+    )
+    return trigger, finding(
+        Severity.INFO,
+        f"{when}; migrated as the deployment trigger {trigger.name} (runs of job {upstream_id} entering "
+        f"{', '.join(states)} run this job's parameters)",
+        "nothing to do; cutover and rollback switch the trigger with the job (cut over its upstream job too)",
+    )
+
+
 def build_plan(
     jobs: Sequence[Job],
     tenant: TenantSettings,
@@ -458,17 +515,27 @@ def build_plan(
         environments: dbt Cloud environments by id, when the inventory has them (custom branches).
     """
     ordered = sorted(jobs, key=lambda j: j.id)
-    names = {job.id: job.name for job in ordered}
-    planned: list[PlannedJob] = []
+    planned: dict[int, PlannedJob] = {}
     schedules: list[PlannedSchedule] = []
     findings: list[Finding] = []
     for job in ordered:
         environment = (environments or {}).get(job.environment_id)
-        entry, schedule, job_findings = translate_job(job, tenant, names, environment)
-        planned.append(entry)
+        entry, schedule, job_findings = translate_job(job, tenant, environment)
+        planned[job.id] = entry
         if schedule is not None:
             schedules.append(schedule)
         findings.extend(job_findings)
+    triggers: list[PlannedTrigger] = []
+    for job in ordered:
+        entry = planned[job.id]
+        if job.job_completion_trigger_condition is None or entry.status == "not_migrated":
+            continue
+        trigger, finding = _chain(job, entry, planned.get(job.job_completion_trigger_condition.condition.job_id))
+        findings.append(finding)
+        if trigger is not None:
+            triggers.append(trigger)
+            if entry.status == "on_demand":
+                planned[job.id] = entry.model_copy(update={"status": "chained", "trigger_name": trigger.name})
     return MigrationPlan(
         tenant=tenant.name,
         deployment_name=tenant.deployment_name,
@@ -476,8 +543,9 @@ def build_plan(
         entrypoint=tenant.entrypoint,
         work_pool=tenant.work_pool,
         deployment_parameters={"target": tenant.default_target},
-        jobs=planned,
+        jobs=list(planned.values()),
         schedules=schedules,
+        triggers=triggers,
         findings=findings,
         acknowledged=sorted(tenant.acknowledged_findings),
     )

@@ -14,8 +14,19 @@ from parity.model import Check, Finding, Reason, RunRef, Severity
 
 # Parameters that may legitimately differ between the translated job and the parity run.
 _IGNORED_PARAMETERS = frozenset(
-    {"target", "connection", "profiles_strategy", "project_dir", "per_node_tasks", "timeout_seconds"}
+    {
+        "target",
+        "connection",
+        "profiles_strategy",
+        "project_dir",
+        "per_node_tasks",
+        "timeout_seconds",
+        "dbt_cloud_job_id",
+        "dbt_cloud_job_name",
+    }
 )
+LATEST_RUN = "latest"
+"""`--candidate-run JOB=latest`: the job's last stored run on the parity target, found by its dbt_cloud_job_id."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,25 @@ def load_candidate(store: ArtifactStore, tenant: str, deployment: str, flow_run_
     return Candidate(artifacts=artifacts, ref=ref, record=record)
 
 
+def job_candidate_run(store: ArtifactStore, tenant: str, deployment: str, target: str, job_id: int) -> str:
+    """The flow-run id of dbt Cloud job `job_id`'s last stored run on `target`.
+
+    Raises:
+        CandidateError: the store holds no run of that job on that target.
+    """
+    try:
+        key = store.job_run(tenant, deployment, target, job_id)
+    except ArtifactStoreError as exc:
+        raise CandidateError(f"job {job_id}: {exc}") from None
+    if key is None:
+        raise CandidateError(
+            f"the artifact store {store.url} holds no run of job {job_id} on target {target!r} under "
+            f"{tenant}/{deployment}; run the job's parameters there (with dbt_cloud_job_id={job_id}) or leave out "
+            f"--candidate-run {job_id}={LATEST_RUN} so parity starts one"
+        )
+    return key.flow_run_id
+
+
 def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], candidate_target: str) -> list[Finding]:
     """Differences between the job's translated parameters and the parameters the candidate run recorded."""
     findings: list[Finding] = []
@@ -79,6 +109,18 @@ def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], c
                 subject="target",
                 message=f"the candidate run used target {recorded.get('target')!r}, not {candidate_target!r}",
                 explanation="parity compares a run on the parity target; prod must never be written by parity",
+            )
+        )
+    expected_job, recorded_job = expected.get("dbt_cloud_job_id"), recorded.get("dbt_cloud_job_id")
+    if recorded_job is not None and expected_job is not None and recorded_job != expected_job:
+        findings.append(
+            Finding(
+                check=Check.ARTIFACTS,
+                reason=Reason.CANDIDATE_PARAMETERS_DIFFER.value,
+                severity=Severity.ERROR,
+                subject="dbt_cloud_job_id",
+                message=f"the candidate run is a run of job {recorded_job}, not of job {expected_job}",
+                explanation="pass the flow-run id of a run of this job (or JOB=latest)",
             )
         )
     for name in sorted(set(expected) - _IGNORED_PARAMETERS):

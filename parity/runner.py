@@ -16,7 +16,7 @@ from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.run_job import runs_root
 from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
 from parity.baseline import DbtCloudRuns, fetch_baseline
-from parity.candidate import load_candidate, parameter_findings
+from parity.candidate import LATEST_RUN, job_candidate_run, load_candidate, parameter_findings
 from parity.compare import JobInputs, compare_job
 from parity.errors import CandidateError, SelectionError
 from parity.model import Check, Finding, JobParity, ParityReport, Severity
@@ -125,6 +125,8 @@ def compare_one(
                 "or let parity start one"
             )
         run_id = ctx.start_candidate(spec, spec.candidate_parameters(cand_target))
+    elif run_id == LATEST_RUN:
+        run_id = job_candidate_run(ctx.store, ctx.tenant, ctx.deployment, cand_target, spec.job_id)
     candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
     extra = parameter_findings(spec.parameters, candidate.record, cand_target)
     base_target = baseline.ref.target or spec.parameters.get("target")

@@ -140,3 +140,40 @@ def fire_schedule(
             return _summary(await _wait_final(client, run.id, timeout))
 
     return asyncio.run(go())
+
+
+def wait_for_job_run(
+    deployment: str, job_id: int, *, exclude: frozenset[str] = frozenset(), timeout: float = 300.0
+) -> DeploymentRun:
+    """Wait for a run of `deployment` with `dbt_cloud_job_id == job_id` (one an automation starts), then until a
+    worker has finished it.
+
+    Args:
+        exclude: flow-run ids that do not count (runs of the job that existed before).
+
+    Raises:
+        DeploymentRunError: no such run appeared, or it did not finish, within `timeout`.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    async def go() -> DeploymentRun:
+        async with get_client() as client:
+            found = await client.read_deployment_by_name(deployment)
+            deadline = time.monotonic() + timeout
+            while True:
+                runs = await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id]))
+                )
+                mine = [
+                    r
+                    for r in runs
+                    if (r.parameters or {}).get("dbt_cloud_job_id") == job_id and str(r.id) not in exclude
+                ]
+                if mine:
+                    return _summary(await _wait_final(client, mine[0].id, max(deadline - time.monotonic(), 1.0)))
+                if time.monotonic() > deadline:
+                    raise DeploymentRunError(f"no run of job {job_id} on {deployment} started within {timeout:.0f}s")
+                await asyncio.sleep(1.0)
+
+    return asyncio.run(go())

@@ -35,7 +35,9 @@ def parse_candidate_runs(values: list[str]) -> dict[int, str]:
     for value in values:
         job, sep, run = value.partition("=")
         if not sep or not job.strip().isdigit() or not run.strip():
-            raise ParameterError(f"--candidate-run {value!r}: expected JOB_ID=FLOW_RUN_ID, e.g. 70403103936332=3f2a...")
+            raise ParameterError(
+                f"--candidate-run {value!r}: expected JOB_ID=FLOW_RUN_ID or JOB_ID=latest, e.g. 70403103936332=3f2a..."
+            )
         runs[int(job)] = run.strip()
     return runs
 
@@ -48,7 +50,9 @@ def parity(
     candidate_run: Annotated[
         list[str] | None,
         typer.Option(
-            "--candidate-run", help="JOB=FLOW_RUN_ID of an existing run_dbt_wg run on the parity target (repeat)."
+            "--candidate-run",
+            help="JOB=FLOW_RUN_ID of an existing run_dbt_wg run on the parity target, or JOB=latest for the "
+            "job's last stored run there (repeat).",
         ),
     ] = None,
     report_dir: ParityDir = None,

@@ -102,6 +102,8 @@ def _render_plan(plan: MigrationPlan) -> None:
             same = "same as" if proof.equivalent else "DIFFERENT from"
             fields.append(("schedule", f"{schedule.slug}: {escape(schedule.description)}"))
             fields.append(("cron (UTC)", f"{escape(expression)}, {same} dbt Cloud over {proof.checked} fire times"))
+        if job.trigger_name is not None:
+            fields.append(("trigger", escape(job.trigger_name)))
         parameters = "\n".join(escape(line) for line in _parameters_lines(job.parameters))
         fields.append(("parameters", parameters or "-"))
         _block(f"[bold]job {job.job_id}[/] {escape(job.job_name)} [dim]({job.status})[/]", fields)
@@ -130,7 +132,7 @@ def _plan_rows(plan: MigrationPlan) -> list[dict[str, object]]:
                 "job_id": job.job_id,
                 "job_name": job.job_name,
                 "status": job.status,
-                "schedule": schedule.slug if schedule else "",
+                "schedule": schedule.slug if schedule else job.trigger_name or "",
                 "cron_utc": (schedule.cron or schedule.rrule or "") if schedule else "",
                 "when": schedule.description if schedule else "",
                 "parameters": json.dumps(job.parameters, sort_keys=True) if job.parameters is not None else "",
@@ -178,9 +180,9 @@ def plan(
 
 def _render_diff(diff: ApplyDiff) -> None:
     table = Table(title=f"Deployment {diff.deployment.name}: {diff.deployment.status}")
-    for column in ("slug", "change", "fields", "active"):
+    for column in ("schedule / trigger", "change", "fields", "active"):
         table.add_column(column)
-    for change in diff.schedules:
+    for change in [*diff.schedules, *diff.triggers]:
         active = "-" if change.active is None else str(change.active).lower()
         table.add_row(escape(change.slug), change.status, escape(", ".join(change.fields)), active)
     console.print(table)
@@ -225,9 +227,11 @@ def apply(
         typer.echo(result.model_dump_json(indent=2))
         return
     counts = {s: sum(1 for c in result.schedules if c.status == s) for s in ("added", "changed", "removed")}
+    triggers = {s: sum(1 for c in result.triggers if c.status == s) for s in ("added", "changed", "removed")}
     console.print(
         f"Applied: deployment {result.deployment.status}; schedules {counts['added']} added, "
-        f"{counts['changed']} changed, {counts['removed']} removed"
+        f"{counts['changed']} changed, {counts['removed']} removed; triggers {triggers['added']} added, "
+        f"{triggers['changed']} changed, {triggers['removed']} removed"
         + ("" if activate else "; new schedules are inactive until cutover (the ledger's flag).")
     )
     console.print(f"Runs need a worker polling work pool {spec.work_pool!r} (see README, 'Run it on Prefect Cloud').")

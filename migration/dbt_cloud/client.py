@@ -30,7 +30,15 @@ from migration.dbt_cloud.errors import (
     DbtCloudResponseError,
     DbtCloudRetriesExhaustedError,
 )
-from migration.dbt_cloud.models import Environment, Job, JobState, Run, RunStatus
+from migration.dbt_cloud.models import (
+    Environment,
+    EnvironmentVariables,
+    Job,
+    JobState,
+    Notification,
+    Run,
+    RunStatus,
+)
 from migration.dbt_cloud.payloads import as_job, job_update_payload
 from migration.dbt_cloud.settings import RetryPolicy, is_dbt_cloud_host, normalize_host
 
@@ -462,6 +470,24 @@ class DbtCloudClient:
     def get_environment(self, environment_id: int, project_id: int | None = None) -> Environment:
         """One environment as a typed `Environment`."""
         return self._model(Environment, self.get_environment_dict(environment_id, project_id), "environment")
+
+    # ---------------------------------------------------------------------- notifications and env vars
+
+    def iter_notifications(self) -> Iterator[Notification]:
+        """Every notification setting of the account (v2 `notifications/`, paginated)."""
+        for item in self._paginate(self._v2("notifications/"), {}):
+            yield self._model(Notification, item, "notification")
+
+    def get_environment_variables(self, project_id: int) -> EnvironmentVariables:
+        """The project's environment variables: defaults and per-environment values (v3; secrets masked)."""
+        path = self._v3(f"projects/{project_id}/environment-variables/environment/")
+        return self._model(EnvironmentVariables, self._get_data(path), "environment variables")
+
+    def get_job_environment_variables(self, project_id: int, job_id: int) -> EnvironmentVariables:
+        """One job's environment variable overrides, beside the values it inherits (v3; secrets masked)."""
+        path = self._v3(f"projects/{project_id}/environment-variables/job/")
+        data = self._get_data(path, {"job_definition_id": job_id})
+        return self._model(EnvironmentVariables, data, "job environment variables")
 
     # ----------------------------------------------------------------------------------------- helpers
 

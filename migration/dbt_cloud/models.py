@@ -243,3 +243,66 @@ class Run(_ApiModel):
     @property
     def is_success(self) -> bool:
         return self.status == RunStatus.SUCCESS
+
+
+class NotificationType(IntEnum):
+    """dbt Cloud notification setting types (v2 `notifications/`)."""
+
+    INTERNAL_EMAIL = 1
+    SLACK = 2
+    WEBHOOK = 3
+    EXTERNAL_EMAIL = 4
+    SLACK_V2 = 5
+
+
+class Notification(_ApiModel):
+    """One notification setting: who is told, and the jobs whose runs tell them, per outcome."""
+
+    id: int
+    user_id: int | None = None
+    type: int
+    state: int = 1
+    external_email: str | None = None
+    slack_channel_id: str | None = None
+    slack_channel_name: str | None = None
+    on_success: list[int] = Field(default_factory=list)
+    on_failure: list[int] = Field(default_factory=list)
+    on_warning: list[int] = Field(default_factory=list)
+    on_cancel: list[int] = Field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Notification:
+        return cls.model_validate(data)
+
+
+SECRET_PREFIX = "DBT_ENV_SECRET"
+"""Environment variables whose names start with this are secrets: the API masks their values."""
+
+
+class EnvVarValue(_ApiModel):
+    id: int | None = None
+    value: str = ""
+
+
+class EnvironmentVariables(_ApiModel):
+    """The v3 `environment-variables/environment/` (or `.../job/`) answer: each variable's value per scope.
+
+    Scopes are `project` (the default), an environment's NAME, and `job` (a job's override).
+    """
+
+    environments: list[str] = Field(default_factory=list)
+    variables: dict[str, dict[str, EnvVarValue]] = Field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> EnvironmentVariables:
+        return cls.model_validate(data)
+
+    def resolve(self, environment: str | None, job: EnvironmentVariables | None = None) -> dict[str, str]:
+        """The values a run of a job in `environment` gets: project default < environment < job override."""
+        resolved: dict[str, str] = {}
+        for source in (self, job) if job is not None else (self,):
+            for name, scopes in source.variables.items():
+                for scope in ("project", environment, "job"):
+                    if scope is not None and scope in scopes:
+                        resolved[name] = scopes[scope].value
+        return dict(sorted(resolved.items()))

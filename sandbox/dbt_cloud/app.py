@@ -184,6 +184,17 @@ class SandboxApp:
             Route(f"{v2}/runs/{{run_id:int}}/", e(self._get_run), methods=["GET"]),
             Route(f"{v2}/runs/{{run_id:int}}/artifacts/", e(self._list_artifacts), methods=["GET"]),
             Route(f"{v2}/runs/{{run_id:int}}/artifacts/{{path:path}}", e(self._get_artifact), methods=["GET"]),
+            Route(f"{v2}/notifications/", e(self._list_notifications), methods=["GET"]),
+            Route(
+                f"{v3}/projects/{{project_id:int}}/environment-variables/environment/",
+                e(self._project_environment_variables),
+                methods=["GET"],
+            ),
+            Route(
+                f"{v3}/projects/{{project_id:int}}/environment-variables/job/",
+                e(self._job_environment_variables),
+                methods=["GET"],
+            ),
             Route(f"{v3}/environments/{{environment_id:int}}/", e(self._get_environment), methods=["GET"]),
             Route(
                 f"{v3}/projects/{{project_id:int}}/environments/{{environment_id:int}}/",
@@ -247,6 +258,18 @@ class SandboxApp:
         step = int_param(dict(request.query_params), "step")
         path = self.state.artifact_path(request.path_params["run_id"], request.path_params["path"], step)
         return Response(path.read_bytes(), media_type="application/json")
+
+    async def _list_notifications(self, request: Request) -> Response:
+        page, extra = self.state.list_notifications(dict(request.query_params))
+        return JSONResponse(envelope(page, extra))
+
+    async def _project_environment_variables(self, request: Request) -> Response:
+        return JSONResponse(envelope(self.state.project_environment_variables(request.path_params["project_id"])))
+
+    async def _job_environment_variables(self, request: Request) -> Response:
+        job_id = int_param(dict(request.query_params), "job_definition_id")
+        variables = self.state.job_environment_variables(request.path_params["project_id"], job_id)
+        return JSONResponse(envelope(variables))
 
     async def _get_environment(self, request: Request) -> Response:
         env_id = request.path_params["environment_id"]

@@ -32,6 +32,8 @@ from sandbox.dbt_cloud.contract import (
 PACKAGE_DIR = Path(__file__).resolve().parent
 SEED_JOBS = PACKAGE_DIR / "seed_jobs.json"
 SEED_ENVIRONMENTS = PACKAGE_DIR / "seed_environments.json"
+SEED_NOTIFICATIONS = PACKAGE_DIR / "seed_notifications.json"
+SEED_ENVIRONMENT_VARIABLES = PACKAGE_DIR / "seed_environment_variables.json"
 
 _STATE_FILTERS = {"active": {1}, "1": {1}, "deleted": {2}, "2": {2}, "all": {1, 2}}
 
@@ -75,6 +77,8 @@ class SandboxState:
         self.account_id = int(first["account_id"])
         self.environments: dict[int, dict[str, Any]] = {int(e["id"]): copy.deepcopy(e) for e in environments}
         self._add_missing_environments()
+        self.notifications: list[dict[str, Any]] = []
+        self.environment_variables: dict[str, Any] = {"environment": {"environments": ["project"], "variables": {}}}
         self.runs: dict[int, dict[str, Any]] = {}
         self.artifact_dirs: dict[int, dict[int, Path]] = {}
         self._next_job_id = max(self.jobs) + 7
@@ -89,7 +93,12 @@ class SandboxState:
         jobs = read_list_file(jobs_file or SEED_JOBS, "jobs")
         envs_path = environments_file or (SEED_ENVIRONMENTS if jobs_file is None else None)
         envs = read_list_file(envs_path, "environments") if envs_path else []
-        return cls(jobs, envs, omitted_fields)
+        state = cls(jobs, envs, omitted_fields)
+        if jobs_file is None:
+            # The bundled account also has notifications and environment variables.
+            state.notifications = read_list_file(SEED_NOTIFICATIONS, "notifications")
+            state.environment_variables = json.loads(SEED_ENVIRONMENT_VARIABLES.read_text(encoding="utf-8"))
+        return state
 
     def _add_missing_environments(self) -> None:
         # A team's own jobs file has no environments: synthesise one per id, with the first job's target.
@@ -213,6 +222,38 @@ class SandboxState:
             if env is None or (project_id is not None and env["project_id"] != project_id):
                 raise ApiError(404, f"Environment {environment_id} not found.")
             return copy.deepcopy(env)
+
+    # ------------------------------------------------------------------------------------ notifications, env vars
+
+    def list_notifications(self, params: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Page the account's notification settings (v2 `notifications/`, `limit`/`offset`)."""
+        limit, offset = page_params(params)
+        with self._lock:
+            rows = sorted(self.notifications, key=lambda n: n["id"])
+            page = copy.deepcopy(rows[offset : offset + limit])
+        extra = {"filters": {"limit": limit, "offset": offset}, "order_by": "id"}
+        extra["pagination"] = {"count": len(page), "total_count": len(rows)}
+        return page, extra
+
+    def project_environment_variables(self, project_id: int) -> dict[str, Any]:
+        """v3 `environment-variables/environment/`: project defaults and per-environment values by name."""
+        self._check_project(project_id)
+        with self._lock:
+            return copy.deepcopy(self.environment_variables["environment"])
+
+    def job_environment_variables(self, project_id: int, job_id: int | None) -> dict[str, Any]:
+        """v3 `environment-variables/job/?job_definition_id=`: the job's overrides beside the inherited values."""
+        self._check_project(project_id)
+        with self._lock:
+            if job_id is None or job_id not in self.jobs:
+                raise ApiError(404, f"Job {job_id} not found.")
+            found = self.environment_variables.get("jobs", {}).get(str(job_id))
+            return copy.deepcopy(found or {"environments": ["project", "job"], "variables": {}})
+
+    def _check_project(self, project_id: int) -> None:
+        with self._lock:
+            if all(j["project_id"] != project_id for j in self.jobs.values()):
+                raise ApiError(404, f"Project {project_id} not found.")
 
     # ------------------------------------------------------------------------------------------------ runs
 

@@ -9,6 +9,7 @@ through the API and must equal each other field by field; both must run.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.job_identity import job_tag
 from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
-from migration.apply import apply_deployment
+from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
 from migration.emit import render_prefect_yaml
 from migration.export import load_inventory
@@ -71,7 +73,20 @@ def _read_back(full_name: str) -> dict[str, Any]:
         async with get_client() as client:
             found = await client.read_deployment_by_name(full_name)
             schedules = await client.read_deployment_schedules(found.id)
+            automations = await deployment_triggers(client, found.id)
+        # A trigger names its own deployment (by name in its match, by id in its action): compare the rest.
+        triggers = {
+            name: json.loads(
+                a.model_dump_json(exclude={"id", "created", "updated"})
+                .replace(str(found.id), "<deployment id>")
+                .replace(f'"{found.name}"', '"<deployment>"')
+            )
+            for name, a in automations.items()
+        }
+        for trigger in triggers.values():
+            trigger["trigger"].pop("id", None)
         return {
+            "triggers": triggers,
             "entrypoint": found.entrypoint,
             "work_pool_name": found.work_pool_name,
             "description": found.description,
@@ -145,6 +160,9 @@ def test_apply_and_prefect_deploy_store_the_same_deployment(deployed: dict[str, 
     assert applied["pull_steps"] == deployed[f"{kind}-apply"].pull_steps
     assert len(applied["schedules"]) == len(deployed[f"{kind}-apply"].schedules)
     assert not any(active for _, active, _, _ in applied["schedules"])
+    # The seed's chained job is a trigger of both, created off (its job is not cut over).
+    assert sorted(applied["triggers"]) == [t.name for t in deployed[f"{kind}-apply"].triggers] != []
+    assert not any(t["enabled"] for t in applied["triggers"].values())
 
 
 def _run(spec: DeploymentSpec, parameters: dict[str, Any]) -> DeploymentRun:
@@ -166,6 +184,10 @@ def test_a_worker_in_an_empty_folder_clones_the_code_and_runs_the_schedule_param
     assert key is not None and key.target == parameters["target"]
     assert store.has(key, "manifest.json") and store.has(key, "run_results.json")
     assert store.read_json(key, "run.json")["parameters"]["selector"] == "hourly_finance"
+    # The run says which dbt Cloud job it replaces: its tag (on its events too), its name, the store's job pointer.
+    assert job_tag(HOURLY_FINANCE) in run.tags
+    assert run.name.startswith(f"job-{HOURLY_FINANCE} Hourly finance refresh (")
+    assert store.job_run(spec.tenant, tenant_copy.settings.deployment_name, key.target, HOURLY_FINANCE) == key
 
 
 def test_a_failing_node_fails_the_run_and_names_the_node(

@@ -103,12 +103,14 @@ def test_same_job_on_parity_passes_and_explains_the_prod_only_model(passing: Par
 
 
 def test_cli_gates_on_an_existing_candidate_run(sandbox: Sandbox, passing: ParityReport, tmp_path: Path) -> None:
+    # `latest` finds the job's last run on the parity target by its dbt_cloud_job_id: the one `passing` started.
     run_id = passing.job(HOURLY).candidate.run_id
-    args = ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}={run_id}", "--report-dir", str(tmp_path)]
+    args = ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}=latest", "--report-dir", str(tmp_path)]
     args += ["--dbt-cloud-host", sandbox.cloud.url, "--account-id", str(sandbox.cloud.account_id), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["verdict"] == "PASS"
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "PASS" and report["jobs"][0]["candidate"]["run_id"] == run_id
     assert load_latest_verdicts(tmp_path)[HOURLY][0].value == "PASS"
     as_csv = CliRunner().invoke(app, [*args[:-1], "--format", "csv"])
     assert as_csv.exit_code == 0, as_csv.output

@@ -66,7 +66,13 @@ def test_schedules_exist_with_slug_cron_timezone_parameters_inactive(applied: Mi
             assert (schedule.schedule.cron, schedule.schedule.day_or) == (planned.cron, planned.day_or)
         else:
             assert schedule.schedule.rrule == planned.rrule
-    assert current["job-102"].parameters == {"selector": "nightly", "target": "prod", "threads": 8}
+    assert current["job-102"].parameters == {
+        "dbt_cloud_job_id": 102,
+        "dbt_cloud_job_name": "Selector on weekdays",
+        "selector": "nightly",
+        "target": "prod",
+        "threads": 8,
+    }
 
 
 def test_second_apply_is_a_noop(applied: MigrationPlan) -> None:

@@ -32,7 +32,7 @@ from migration.deployment import build_deployment
 from migration.errors import CutoverRefusedError
 from migration.ledger import Ledger, LedgerState, PrefectScheduleState, RecordKind
 from migration.plan import MigrationPlan
-from migration.prefect_switch import PrefectSchedules
+from migration.prefect_switch import PrefectSchedules, PrefectTriggers
 from migration.rollback import rollback
 from migration.switch_context import Checkpoint, SwitchContext, SwitchReport
 from migration.translate import build_plan
@@ -223,13 +223,18 @@ def test_cutover_then_rollback_round_trip(world: World) -> None:
         assert first.kind == RecordKind.CUTOVER_STARTED and first.by == "oncall@test"
         assert first.prefect_schedule is not None and first.prefect_schedule.active is False
         assert first.parity is not None and first.parity.startswith("PASS")
-    assert any(str(CHAINED_TO_NIGHTLY) in w for w in report.warnings)
+    assert any(str(CHAINED_TO_NIGHTLY) in w and "the deployment's trigger" in w for w in report.warnings)
+    # The chained job's trigger, applied off, is switched with its upstream job.
+    triggers = PrefectTriggers(world.prefect.deployment)
+    chain = f"job-{CHAINED_TO_NIGHTLY}-after-job-{NIGHTLY}"
+    assert triggers.after_job(NIGHTLY) == {chain: True}
     untouched = world.client.get_job_dict(70403103936347)
     assert untouched == world.originals[70403103936347]
     back = world.rollback()
     assert {j.action for j in back.jobs} == {"rolled back"}
     for job_id in JOBS:
         assert_rolled_back(world, job_id)
+    assert triggers.after_job(NIGHTLY) == {chain: False}
     assert_ledger_whole(world)
 
 

@@ -20,7 +20,7 @@ from migration.dbt_cloud.errors import (
     DbtCloudResponseError,
     DbtCloudRetriesExhaustedError,
 )
-from migration.dbt_cloud.models import JobState, RunStatus
+from migration.dbt_cloud.models import SECRET_PREFIX, JobState, NotificationType, RunStatus
 from migration.dbt_cloud.settings import RetryPolicy, normalize_host
 from sandbox.dbt_cloud import SEED_JOBS, SandboxDbtCloud
 
@@ -370,3 +370,27 @@ def test_400_reasons_nested_and_error_code_are_named() -> None:
         "returned 400: schedule.time.hours: This field is required.; name: Too long.; "
         "The request was invalid.; error_code 1234"
     )
+
+
+def test_notifications_page_through_and_name_jobs_per_outcome(cloud: SandboxDbtCloud) -> None:
+    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, page_size=2) as small_pages:
+        notifications = list(small_pages.iter_notifications())
+    assert [n.type for n in notifications] == [NotificationType.EXTERNAL_EMAIL, NotificationType.SLACK, 1]
+    assert notifications[0].external_email and NIGHTLY in notifications[0].on_failure
+    assert notifications[1].slack_channel_name == "#data-alerts" and NIGHTLY in notifications[1].on_cancel
+
+
+def test_environment_variables_resolve_project_then_environment_then_job(client: DbtCloudClient) -> None:
+    project = client.get_job(HOURLY).project_id
+    variables = client.get_environment_variables(project)
+    job = client.get_job_environment_variables(project, HOURLY)
+    assert variables.resolve("Production", job)["DBT_WG_REGION"] == "uk"
+    assert variables.resolve("Production")["DBT_WG_REGION"] == "emea"
+    assert variables.resolve("CI") == {
+        "DBT_ENV_SECRET_FX_API_KEY": "**********",
+        "DBT_WG_FX_SOURCE": "ecb",
+        "DBT_WG_REGION": "global",
+    }
+    assert [n for n in variables.variables if n.startswith(SECRET_PREFIX)] == ["DBT_ENV_SECRET_FX_API_KEY"]
+    with pytest.raises(DbtCloudNotFoundError):
+        client.get_environment_variables(1)

@@ -142,13 +142,14 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     from dbt2prefect.cli.app import app
 
     out = tmp_path / "prefect.yaml"
-    args = ["emit", "--from-file", str(SEED), "--tenant-file", str(settings_path()), "--output", str(out)]
+    edge_cases = Path(__file__).parent / "fixtures" / "jobs_edge_cases.json"
+    args = ["emit", "--from-file", str(edge_cases), "--tenant-file", str(settings_path()), "--output", str(out)]
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 1, refused.output
-    assert "job_chaining:70403103936373" in refused.stderr and "--allow-blockers" in refused.stderr
+    assert "steps_empty:106" in refused.stderr and "--allow-blockers" in refused.stderr
     assert list(tmp_path.iterdir()) == []
 
     allowed = CliRunner().invoke(app, [*args, "--allow-blockers"])
     assert allowed.exit_code == 0, allowed.output
-    assert "job_chaining:70403103936373" in allowed.stderr, "the blockers are still listed"
-    assert out.read_text() == _render(tenant_deployment(_plan(SEED), load_tenant()))
+    assert "steps_empty:106" in allowed.stderr, "the blockers are still listed"
+    assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()))

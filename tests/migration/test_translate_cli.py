@@ -40,7 +40,7 @@ def test_plan_json_lists_blockers_and_exits_1() -> None:
 def test_plan_table_shows_schedules_in_words_and_findings() -> None:
     result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE)], env={"COLUMNS": "250"})
     assert "every day at 06:00, 18:00 UTC" in result.stdout
-    assert "job_chaining" in result.stdout and "blocker" in result.stdout
+    assert "steps_empty" in result.stdout and "blocker" in result.stdout and "job_chaining" in result.stdout
 
 
 def test_plan_is_readable_at_80_columns_one_block_per_job() -> None:
@@ -107,7 +107,8 @@ def test_plan_as_csv_and_markdown_has_one_row_per_job() -> None:
     assert as_csv.exit_code == 1, "blockers still exit 1"
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [int(row["job_id"]) for row in rows] == [job["job_id"] for job in jobs]
-    assert any("blocker:job_chaining" in row["findings"] for row in rows)
+    assert any("blocker:steps_empty" in row["findings"] for row in rows)
+    assert any("info:job_chaining" in row["findings"] for row in rows)
     markdown = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--format", "markdown"]).stdout.splitlines()
     assert markdown[0].startswith("| job_id | job_name |") and len(markdown) == 2 + len(jobs)
 

@@ -33,7 +33,19 @@ def plan(tenant: TenantSettings) -> MigrationPlan:
 
 
 def _params(plan: MigrationPlan, job_id: int) -> dict[str, Any] | None:
-    return next(job.parameters for job in plan.jobs if job.job_id == job_id)
+    """The job's parameters without the two that name the job (see the test of those)."""
+    params = next(job.parameters for job in plan.jobs if job.job_id == job_id)
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if k not in ("dbt_cloud_job_id", "dbt_cloud_job_name")}
+
+
+def test_every_schedule_and_on_demand_run_names_its_dbt_cloud_job(plan: MigrationPlan) -> None:
+    for schedule in plan.schedules:
+        assert schedule.parameters["dbt_cloud_job_id"] == schedule.job_id
+        assert schedule.parameters["dbt_cloud_job_name"] == schedule.job_name
+    on_demand = next(f for f in plan.findings if f.job_id == 108 and f.reason_code == "no_trigger")
+    assert '"dbt_cloud_job_id": 108' in on_demand.manual_step
 
 
 def _codes(plan: MigrationPlan, job_id: int) -> set[str]:
@@ -124,11 +136,26 @@ def test_run_operation_with_args_is_flagged(plan: MigrationPlan) -> None:
     }
 
 
-def test_chained_job_names_upstream_and_suggests_automation(plan: MigrationPlan) -> None:
+def test_chained_job_becomes_a_trigger_on_its_upstream_job_runs(plan: MigrationPlan) -> None:
     finding = next(f for f in plan.findings if f.reason_code == "job_chaining")
-    assert finding.job_id == 111 and finding.severity == Severity.BLOCKER
+    assert finding.job_id == 111 and finding.severity == Severity.INFO
     assert "102 (Selector on weekdays)" in finding.message and "Completed, Failed" in finding.message
-    assert "automation" in finding.manual_step and "job-102" in finding.manual_step
+    [trigger] = [t for t in plan.triggers if t.job_id == 111]
+    assert trigger.name == "job-111-after-job-102" and trigger.name in finding.message
+    assert trigger.upstream_job_id == 102 and trigger.states == ["Completed", "Crashed", "Failed"]
+    assert trigger.parameters == next(j.parameters for j in plan.jobs if j.job_id == 111)
+    assert next(j for j in plan.jobs if j.job_id == 111).trigger_name == trigger.name
+
+
+def test_a_chain_to_a_job_outside_the_inventory_stays_a_blocker(tenant: TenantSettings) -> None:
+    raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())["data"]
+    for item in raw:
+        if item["id"] == 111:
+            item["job_completion_trigger_condition"] = {"condition": {"job_id": 9, "statuses": [10]}}
+    plan = build_plan([Job.from_api(item) for item in raw], tenant)
+    finding = next(f for f in plan.findings if f.reason_code == "job_chaining")
+    assert finding.severity == Severity.BLOCKER and "job 9 is not in this inventory" in finding.message
+    assert not any(t.job_id == 111 for t in plan.triggers)
 
 
 def test_ci_job_features_each_have_a_reason_code(plan: MigrationPlan) -> None:
