@@ -20,12 +20,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 LONGEST_FIRST = (
     "tests/sandbox/test_demo.py",
+    "tests/flows/test_second_tenant.py",
     "tests/migration/test_cutover_faults.py",
     "tests/flows/test_dbt_wg_flow.py",
     "tests/docs/test_runbook.py",
     "tests/flows/test_deployment_runs.py",
     "tests/flows/test_parity_flow.py",
+    "tests/flows/test_chained_jobs.py",
     "tests/migration/test_dbt_cloud_runs.py",
+    "tests/docs/test_tenant_guide.py",
+    "tests/flows/test_doctor.py",
 )
 """The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together."""
 

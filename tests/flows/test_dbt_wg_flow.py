@@ -20,6 +20,7 @@ from prefect.states import State
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.run_job import parse_cache_dir
 from flows.dbt_wg_flow import run_dbt_wg
+from sandbox.stack import derive_tenant_file
 
 FAILING_TEST = "select * from {{ ref('stg_erp__orders') }} where {{ env_var('WG_FORCE_FAILURE', '0') }} = 1\n"
 
@@ -109,7 +110,15 @@ def test_state_latest_defers_to_the_last_successful_run(tenant_copy: Any, built_
     assert "--state" in args and "--defer" in args
 
 
-def test_state_latest_without_a_previous_run_is_a_clear_error(tenant_copy: Any) -> None:
+def test_state_latest_without_a_previous_run_is_a_clear_error(
+    tenant_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty artifact store of its own: other tests of the session may have run on prod already.
+    empty = {"artifact_store_url": str(tmp_path / "store")}
+    tenant_file = derive_tenant_file(
+        tmp_path / tenant_copy.settings_file.name, tenant_copy.settings_file, overrides=empty
+    )
+    monkeypatch.setenv("DBT2PREFECT_TENANT_FILE", str(tenant_file))
     state = _run(command="run", target="prod", state_path="latest")
     assert state.is_failed()
     assert "no successful run of dbt_wg on target 'prod'" in str(state.message)
