@@ -27,7 +27,6 @@ LONGEST_FIRST = (
     "tests/flows/test_deployment_runs.py",
     "tests/flows/test_parity_flow.py",
     "tests/flows/test_chained_jobs.py",
-    "tests/migration/test_dbt_cloud_runs.py",
     "tests/docs/test_tenant_guide.py",
     "tests/flows/test_doctor.py",
 )

@@ -115,5 +115,11 @@ def test_a_second_tenant_goes_from_dbt_cloud_to_prefect_with_parity(
             run_parity(paths.reports / "changed", changed)
     report = failed.value.value.report
     assert report.verdict is Verdict.FAIL
-    differing = {row.unique_id for row in report.jobs[0].value_checks if row.status == "different"}
-    assert {"model.shop.stg_customers", "model.shop.customer_orders"} <= differing, report.jobs[0].findings
+    differing = {row.unique_id: row for row in report.jobs[0].value_checks if row.status == "different"}
+    assert {"model.shop.stg_customers", "model.shop.customer_orders"} <= set(differing), report.jobs[0].findings
+    # values_differ names the changed column.
+    assert differing["model.shop.stg_customers"].differing_columns == ["country"]
+    assert any(
+        f.reason == "values_differ" and f.subject == "model.shop.stg_customers" and "in country" in f.message
+        for f in report.jobs[0].findings
+    ), report.jobs[0].findings

@@ -1,7 +1,8 @@
 """The demo end to end, once per module: real Prefect server and worker, sandbox dbt Cloud, real dbt on DuckDB.
 
 `keep=True` leaves the servers up so the tests can read what a person would see in the Prefect UI, then the
-fixture stops them. Its duration is measured by bench/demo.py, not asserted here.
+fixture stops them. The nightly baseline is also where the dbt Cloud run API is checked over HTTP (steps, artifacts
+per step, run flags). Its duration is measured by bench/demo.py, not asserted here.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from typing import Any
 import pytest
 
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from migration.dbt_cloud.client import DbtCloudClient
+from migration.dbt_cloud.models import Run, RunStatus
+from migration.export import export_inventory
 from sandbox.demo import DemoResult, StepResult, StepStatus, run_demo
 from sandbox.stack import prefect_api
 
 # The first tenant's demo jobs, from its settings file.
 BASELINE_JOBS = load_tenant().sandbox.demo_jobs
+NIGHTLY = 70403103936332
+FRESHNESS_STEP, BUILD_STEP, DOCS_STEP = 4, 5, 6
 FIRED_JOB = load_tenant().sandbox.demo_fired_job
 
 STORY = [
@@ -114,6 +120,58 @@ def test_baselines_are_successful_dbt_cloud_runs(demo: DemoResult) -> None:
     runs = demo.step("baselines").value
     assert [r.job_id for r in runs] == list(BASELINE_JOBS)
     assert all(r.succeeded and r.steps for r in runs)
+
+
+@pytest.fixture(scope="module")
+def nightly(demo: DemoResult) -> Iterator[tuple[DbtCloudClient, Run]]:
+    """The nightly baseline (freshness + build + docs) as the dbt Cloud API client reads it back over HTTP."""
+    assert demo.stack is not None
+    cloud = demo.stack.dbt_cloud
+    (baseline,) = [r for r in demo.step("baselines").value if r.job_id == NIGHTLY]
+    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
+        yield client, client.get_run(baseline.run_id)
+
+
+def test_the_nightly_baseline_has_dbt_clouds_steps(nightly: tuple[DbtCloudClient, Run]) -> None:
+    _, run = nightly
+    failed = [s for s in run.run_steps if s.status != 10]
+    assert run.status == RunStatus.SUCCESS, f"failed steps: {[(s.name, (s.logs or '')[-2000:]) for s in failed]}"
+    assert [(s.index, s.name) for s in run.run_steps] == [
+        (1, "Clone git repository"),
+        (2, "Create profile from connection DuckDB (sandbox)"),
+        (3, "Invoke dbt with `dbt deps`"),
+        (4, "Invoke dbt with `dbt source freshness`"),
+        (5, "Invoke dbt with `dbt build --selector nightly`"),
+        (6, "Invoke dbt with `dbt docs generate`"),
+    ]
+    build = run.run_steps[BUILD_STEP - 1]
+    assert "ERROR=0" in (build.logs or "") and "Done. PASS=" in (build.logs or "")
+    assert run.started_at is not None and run.finished_at is not None and run.finished_at >= run.started_at
+
+
+def test_artifacts_per_step_and_the_step_pitfall(nightly: tuple[DbtCloudClient, Run]) -> None:
+    client, run = nightly
+    assert client.list_run_artifacts(run.id, step=FRESHNESS_STEP) == ["manifest.json", "sources.json"]
+    assert client.list_run_artifacts(run.id, step=BUILD_STEP) == ["manifest.json", "run_results.json"]
+    assert "catalog.json" in client.list_run_artifacts(run.id)  # no step: the last (docs) step
+    pinned = client.get_run_artifact(run.id, "run_results.json", step=BUILD_STEP)
+    assert pinned["args"]["which"] == "build"
+    assert {r["status"] for r in pinned["results"]} <= {"success", "pass", "warn"} and len(pinned["results"]) > 20
+    unpinned = client.get_run_artifact(run.id, "run_results.json", step=None)
+    assert unpinned["args"]["which"] == "generate"  # why callers must pin the step
+    sources = client.get_run_artifact(run.id, "sources.json", step=FRESHNESS_STEP)
+    assert sources["results"] and all(r["status"] in ("pass", "warn") for r in sources["results"])
+    catalog = client.get_run_artifact(run.id, "catalog.json", step=DOCS_STEP)
+    assert any(key.startswith("model.dbt_williamgrant.") for key in catalog["nodes"])
+
+
+def test_run_flags_and_latest_successful_run(nightly: tuple[DbtCloudClient, Run]) -> None:
+    client, run = nightly
+    assert run.has_docs_generated and run.has_sources_generated and run.artifacts_saved
+    latest = client.latest_successful_run(NIGHTLY)
+    assert latest is not None and latest.id == run.id
+    inventory = export_inventory(client, max_workers=2)
+    assert inventory.latest_successful_runs()[NIGHTLY] == run.id
 
 
 def test_plan_has_a_schedule_per_scheduled_job_and_apply_created_them_inactive(demo: DemoResult) -> None:
