@@ -15,7 +15,8 @@ from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
-from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
+from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
+from migration.notifications import notification_findings
 from migration.plan import (
     Finding,
     JobStatus,
@@ -588,6 +589,7 @@ def build_plan(
     jobs: Sequence[Job],
     tenant: TenantSettings,
     environments: Mapping[int, Environment] | None = None,
+    notifications: Sequence[Notification] = (),
 ) -> MigrationPlan:
     """Translate all of a tenant's jobs into one plan (jobs ordered by id).
 
@@ -595,6 +597,7 @@ def build_plan(
         jobs: the jobs of the inventory, deleted ones included (they become info findings).
         tenant: tenant settings (deployment and flow names, targets, work pool, acknowledged findings).
         environments: dbt Cloud environments by id, when the inventory has them (custom branches).
+        notifications: the account's job notification settings, when the inventory has them.
     """
     ordered = sorted(jobs, key=lambda j: j.id)
     planned: dict[int, PlannedJob] = {}
@@ -629,6 +632,7 @@ def build_plan(
             ci_jobs.append(ci_job)
             if planned[job.id].status == "not_migrated":  # a CI job with a schedule too keeps "scheduled"
                 planned[job.id] = planned[job.id].model_copy(update={"status": "ci_workflow"})
+    findings.extend(notification_findings(notifications, by_id, tenant))
     return MigrationPlan(
         tenant=tenant.name,
         deployment_name=tenant.deployment_name,
