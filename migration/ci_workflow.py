@@ -1,4 +1,4 @@
-"""dbt Cloud CI and merge jobs → one GitHub Actions workflow for the repository. Pure: no I/O.
+"""dbt Cloud CI and merge jobs → one GitHub Actions workflow for the repository. Pure rendering.
 
 dbt Cloud runs a CI job's steps on each pull request, deferring to a production environment's latest manifest;
 a merge job's steps when a pull request merges. The workflow does the same with the run-artifact store: it
