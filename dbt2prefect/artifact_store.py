@@ -151,6 +151,24 @@ class ArtifactStore:
                     (destination / name).write_bytes(handle.read())
         return destination
 
+    def download_latest(self, tenant: str, deployment: str, target: str, destination: Path) -> RunKey:
+        """Copy the last successful run of a deployment and target into a local folder; return its key.
+
+        Raises:
+            ArtifactStoreError: no successful run is stored for that target yet.
+        """
+        key = self.latest(tenant, deployment, target)
+        if key is None:
+            raise ArtifactStoreError(
+                f"no successful run of {deployment} on target {target!r} is stored in the artifact store {self.url}; "
+                "run the target's jobs once under Prefect first"
+            )
+        try:
+            self.download(key, destination)
+        except OSError as exc:
+            raise ArtifactStoreError(f"could not write {destination}: {exc.strerror or exc}") from None
+        return key
+
     def find_run(self, tenant: str, deployment: str, flow_run_id: str) -> RunKey | None:
         """Find a stored run by flow-run id across the deployment's targets."""
         base = self._join(tenant, deployment)

@@ -101,8 +101,11 @@ def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python
     return shlex.join(args)
 
 
-def write_prefect_yaml(text: str, path: Path) -> Path:
-    """Write the rendered file atomically (temp file in the same folder, then rename).
+def write_prefect_yaml(text: str, path: Path, *, option: str = "--output") -> Path:
+    """Write a rendered file atomically (temp file in the same folder, then rename).
+
+    Args:
+        option: the command-line option that picks the path, named in the error.
 
     Raises:
         MigrationError: the file cannot be written there (the message names it); nothing is left behind.
@@ -110,4 +113,4 @@ def write_prefect_yaml(text: str, path: Path) -> Path:
     try:
         return write_text_atomic(Path(path), text)
     except OSError as exc:
-        raise MigrationError(f"could not write {path}: {exc.strerror or exc}; pick another --output") from None
+        raise MigrationError(f"could not write {path}: {exc.strerror or exc}; pick another {option}") from None

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dbt2prefect.files import write_text_atomic
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError, DbtCloudResponseError
-from migration.dbt_cloud.models import Environment, Job
+from migration.dbt_cloud.models import Environment, Job, Notification
 from migration.errors import InventoryError
 
 INVENTORY_FORMAT = "dbt2prefect-inventory"
@@ -60,6 +60,9 @@ class Inventory(BaseModel):
         default_factory=list,
         description="Environment ids jobs refer to that dbt Cloud answered 404 for (e.g. of deleted jobs).",
     )
+    notifications: list[dict[str, Any]] = Field(
+        default_factory=list, description="The account's job notification settings (v2 `notifications/`)."
+    )
 
     def job_models(self) -> list[Job]:
         """Every job as a typed `Job`, in file order."""
@@ -68,6 +71,10 @@ class Inventory(BaseModel):
     def environment_models(self) -> dict[int, Environment]:
         """Environments by id."""
         return {int(e["id"]): Environment.from_api(e) for e in self.environments}
+
+    def notification_models(self) -> list[Notification]:
+        """The notification settings, typed."""
+        return [Notification.from_api(n) for n in self.notifications]
 
     def latest_successful_runs(self) -> dict[int, int | None]:
         """Latest successful run id by job id."""
@@ -135,6 +142,7 @@ def export_inventory(
         jobs=[InventoryJob(raw=raw, latest_successful_run_id=r) for raw, r in zip(jobs, latest, strict=True)],
         environments=environments,
         missing_environments=missing,
+        notifications=[n.model_dump(mode="json") for n in client.iter_notifications()],
     )
 
 
@@ -237,6 +245,13 @@ def load_inventory(path: Path | str) -> Inventory:
                 "once: export again, or remove the duplicate"
             )
         seen.add(job_id)
+    for index, notification in enumerate(inventory.notifications):
+        try:
+            Notification.from_api(notification)
+        except ValidationError as exc:
+            raise InventoryError(
+                f"inventory {file}: notification #{index} (id {notification.get('id')}): {_first_error(exc)}"
+            ) from None
     for index, env in enumerate(inventory.environments):
         try:
             Environment.from_api(env)

@@ -84,7 +84,22 @@ class PlannedTrigger(_PlanModel):
     parameters: dict[str, Any]
 
 
-JobStatus = Literal["scheduled", "chained", "on_demand", "not_migrated", "blocked"]
+class PlannedCiJob(_PlanModel):
+    """A dbt Cloud CI job (pull requests) or merge job (pushes to the main branch) as a job of the repository's
+    GitHub Actions workflow, its steps in slim CI form (`--defer --state` on the latest successful run of
+    `state_target`)."""
+
+    job_id: int
+    job_name: str
+    event: Literal["pull_request", "push"]
+    target: str = Field(description="The dbt target name the job's runs use (target.name).")
+    connection: str = Field(description="The tenant target whose connection the job uses (its secrets' prefix).")
+    state_target: str = Field(description="The tenant target whose latest successful run's manifest is the state.")
+    steps: list[str]
+    timeout_seconds: int = 0
+
+
+JobStatus = Literal["scheduled", "chained", "on_demand", "ci_workflow", "not_migrated", "blocked"]
 
 
 class PlannedJob(_PlanModel):
@@ -110,6 +125,7 @@ class MigrationPlan(_PlanModel):
     jobs: list[PlannedJob]
     schedules: list[PlannedSchedule]
     triggers: list[PlannedTrigger] = Field(default_factory=list)
+    ci_jobs: list[PlannedCiJob] = Field(default_factory=list)
     findings: list[Finding]
     acknowledged: list[str] = Field(default_factory=list)
 

@@ -15,11 +15,13 @@ from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
-from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
+from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
+from migration.notifications import notification_findings
 from migration.plan import (
     Finding,
     JobStatus,
     MigrationPlan,
+    PlannedCiJob,
     PlannedJob,
     PlannedSchedule,
     PlannedTrigger,
@@ -212,25 +214,12 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
     return _minimal(params)
 
 
-def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: Environment | None) -> None:
+def _feature_findings(job: Job, found: _Findings, environment: Environment | None) -> None:
     triggers = job.triggers
-    if triggers.github_webhook or triggers.git_provider_webhook or job.triggers_on_draft_pr:
-        found.add(
-            "ci_trigger",
-            Severity.WARNING,
-            "the job runs on pull requests (CI); Prefect schedules do not react to git events",
-            "run CI in the git provider (e.g. a workflow that runs `dbt build --select state:modified+` "
-            "against a CI schema), or a Prefect webhook + automation that runs the deployment",
-        )
-    if triggers.on_merge:
-        found.add(
-            "merge_trigger",
-            Severity.WARNING,
-            "the job runs when a pull request merges; Prefect schedules do not react to git events",
-            f"have the git provider's merge workflow call `prefect deployment run '{plan_ref}'` "
-            "with this job's parameters",
-        )
-    if job.deferring_job_definition_id is not None or job.deferring_environment_id is not None:
+    if not is_git_job(job) and (
+        job.deferring_job_definition_id is not None or job.deferring_environment_id is not None
+    ):
+        # A CI or merge job's deferral becomes the workflow's `--defer --state` (see `_ci_job`).
         source = (
             f"job {job.deferring_job_definition_id}"
             if job.deferring_job_definition_id is not None
@@ -295,6 +284,18 @@ def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: En
         )
 
 
+def is_git_job(job: Job) -> bool:
+    """True for a job that dbt Cloud runs on git events: a CI job (pull requests) or a merge job."""
+    triggers = job.triggers
+    return (
+        triggers.github_webhook
+        or triggers.git_provider_webhook
+        or job.triggers_on_draft_pr
+        or triggers.on_merge
+        or job.job_type in ("ci", "merge")
+    )
+
+
 def _runtime_dbt_version() -> str:
     from importlib.metadata import version
 
@@ -332,7 +333,7 @@ def translate_job(
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
     connection = tenant.environment_target(job.environment_id, environment.name if environment else None)
     params = _job_parameters(job, found, connection)
-    _feature_findings(job, found, plan_ref, environment)
+    _feature_findings(job, found, environment)
     schedule: PlannedSchedule | None = None
     if job.deactivated:
         # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
@@ -353,8 +354,8 @@ def translate_job(
         status = "on_demand" if params is not None else "blocked"
     elif params is None or job.triggers.schedule:
         status = "blocked"
-    elif job.triggers.github_webhook or job.triggers.git_provider_webhook or job.triggers.on_merge:
-        status = "not_migrated"
+    elif is_git_job(job):
+        status = "not_migrated"  # until `_ci_job` plans it in the workflow
     else:
         status = "on_demand"
         if job.job_completion_trigger_condition is None:
@@ -502,10 +503,93 @@ def _chain(job: Job, planned: PlannedJob, upstream: PlannedJob | None) -> tuple[
     )
 
 
+def _state_target(
+    job: Job, jobs: Mapping[int, Job], tenant: TenantSettings, environments: Mapping[int, Environment]
+) -> str | None:
+    """The tenant target whose latest successful run is the job's state: that of the environment it defers to."""
+    environment_id = job.deferring_environment_id
+    deferred_job = jobs.get(job.deferring_job_definition_id) if job.deferring_job_definition_id is not None else None
+    if environment_id is None and deferred_job is not None:
+        environment_id = deferred_job.environment_id
+    if environment_id is None:
+        return None
+    environment = environments.get(environment_id)
+    return tenant.environment_target(environment_id, environment.name if environment else None)
+
+
+def _ci_job(
+    job: Job,
+    planned: PlannedJob,
+    jobs: Mapping[int, Job],
+    tenant: TenantSettings,
+    environments: Mapping[int, Environment],
+) -> tuple[PlannedCiJob | None, Finding]:
+    """A CI or merge job as a job of the CI workflow (when its steps translate), and the finding that says so."""
+    from migration.ci_workflow import main_branch, slim_ci_line, workflow_file_name, workflow_job_id
+
+    merge = job.triggers.on_merge or job.job_type == "merge"
+    code, event = ("merge_trigger", "push") if merge else ("ci_trigger", "pull_request")
+    branch = main_branch(tenant)
+    when = f"the job runs when a pull request merges into {branch}" if merge else "the job runs on pull requests (CI)"
+    state_target = _state_target(job, jobs, tenant, environments)
+    params = planned.parameters
+
+    def finding(severity: Severity, message: str, manual_step: str) -> Finding:
+        return Finding(
+            reason_code=code,
+            severity=severity,
+            job_id=job.id,
+            job_name=job.name,
+            message=message,
+            manual_step=manual_step,
+        )
+
+    if params is None or state_target is None:
+        why = (
+            "its steps did not translate (see its other findings)"
+            if params is None
+            else "it defers to no environment mapped under [tenant.dbt_cloud_environments], so there is no "
+            "production state to compare with"
+        )
+        return None, finding(
+            Severity.WARNING,
+            f"{when}; it is not in the CI workflow: {why}",
+            "fix what is named here and emit again; until then run it in the git provider by hand "
+            "(`dbt build --select state:modified+ --defer --state <production manifest>`)",
+        )
+    lines = [
+        slim_ci_line(parse_step_line(line))
+        for line in (
+            *(["dbt source freshness"] if job.run_generate_sources else []),
+            *job.execute_steps,
+            *(["dbt docs generate"] if job.generate_docs else []),
+        )
+    ]
+    ci_job = PlannedCiJob(
+        job_id=job.id,
+        job_name=job.name,
+        event=event,
+        target=str(params["target"]),
+        connection=_connection(params),
+        state_target=state_target,
+        steps=lines,
+        timeout_seconds=int(params.get("timeout_seconds", 0)),
+    )
+    on = f"pull requests to {branch}" if event == "pull_request" else f"pushes to {branch}"
+    return ci_job, finding(
+        Severity.INFO,
+        f"{when}; migrated as job {workflow_job_id(job.id)} of the GitHub Actions workflow "
+        f"{workflow_file_name(tenant.name)} that `emit` writes (on {on}; state: the latest successful run on "
+        f"{state_target} in the artifact store)",
+        "copy the workflow to .github/workflows/ and add the repository secrets its header names",
+    )
+
+
 def build_plan(
     jobs: Sequence[Job],
     tenant: TenantSettings,
     environments: Mapping[int, Environment] | None = None,
+    notifications: Sequence[Notification] = (),
 ) -> MigrationPlan:
     """Translate all of a tenant's jobs into one plan (jobs ordered by id).
 
@@ -513,6 +597,7 @@ def build_plan(
         jobs: the jobs of the inventory, deleted ones included (they become info findings).
         tenant: tenant settings (deployment and flow names, targets, work pool, acknowledged findings).
         environments: dbt Cloud environments by id, when the inventory has them (custom branches).
+        notifications: the account's job notification settings, when the inventory has them.
     """
     ordered = sorted(jobs, key=lambda j: j.id)
     planned: dict[int, PlannedJob] = {}
@@ -536,6 +621,18 @@ def build_plan(
             triggers.append(trigger)
             if entry.status == "on_demand":
                 planned[job.id] = entry.model_copy(update={"status": "chained", "trigger_name": trigger.name})
+    ci_jobs: list[PlannedCiJob] = []
+    by_id = {job.id: job for job in ordered}
+    for job in ordered:
+        if job.is_deleted or not is_git_job(job):
+            continue
+        ci_job, finding = _ci_job(job, planned[job.id], by_id, tenant, environments or {})
+        findings.append(finding)
+        if ci_job is not None:
+            ci_jobs.append(ci_job)
+            if planned[job.id].status == "not_migrated":  # a CI job with a schedule too keeps "scheduled"
+                planned[job.id] = planned[job.id].model_copy(update={"status": "ci_workflow"})
+    findings.extend(notification_findings(notifications, by_id, tenant))
     return MigrationPlan(
         tenant=tenant.name,
         deployment_name=tenant.deployment_name,
@@ -546,6 +643,7 @@ def build_plan(
         jobs=list(planned.values()),
         schedules=schedules,
         triggers=triggers,
+        ci_jobs=ci_jobs,
         findings=findings,
         acknowledged=sorted(tenant.acknowledged_findings),
     )

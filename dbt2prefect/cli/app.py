@@ -23,6 +23,7 @@ app = typer.Typer(
 
 # Each module defines `register(app)`. Keep this list sorted; one line per command module.
 COMMAND_MODULES: list[str] = [
+    "dbt2prefect.cli.artifacts_cmd",
     "dbt2prefect.cli.cutover_cmd",
     "dbt2prefect.cli.demo_cmd",
     "dbt2prefect.cli.doctor_cmd",

@@ -22,10 +22,11 @@ from dbt2prefect.cli.common import (
     render_rows,
     tenant_from,
 )
-from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings, settings_path
 from migration.apply import ApplyDiff, apply_deployment
+from migration.ci_workflow import render_workflow, workflow_file_name
 from migration.deployment import runtime_versions, tenant_deployment
-from migration.emit import quickstart_command, render_prefect_yaml, write_prefect_yaml
+from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml, write_prefect_yaml
 from migration.plan import MigrationPlan, Severity
 from migration.translate import build_plan
 
@@ -63,7 +64,7 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
             inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
     # A cut-over job's dbt Cloud trigger is off: plan it as the ledger recorded it, so that its schedule stays.
     jobs = jobs_as_planned(inventory.job_models(), Ledger(tenant.ledger_url, tenant.name))
-    return build_plan(jobs, tenant, inventory.environment_models())
+    return build_plan(jobs, tenant, inventory.environment_models(), inventory.notification_models())
 
 
 def _parameters_lines(parameters: dict[str, object] | None) -> list[str]:
@@ -253,9 +254,19 @@ def emit(
             help="Write the file although blocker findings are not acknowledged (they are still listed).",
         ),
     ] = False,
+    ci_workflow: Annotated[
+        Path | None,
+        typer.Option(
+            "--ci-workflow",
+            help="GitHub Actions workflow for the CI and merge jobs. Default: <tenant>.dbt-ci.yml next to --output.",
+        ),
+    ] = None,
     tenant_file: TenantFile = None,
 ) -> None:
     """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
+
+    The dbt Cloud CI and merge jobs go into a GitHub Actions workflow (slim CI: each step with `--defer --state`
+    on the latest successful run in the artifact store), written to --ci-workflow.
 
     Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
     Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
@@ -272,6 +283,17 @@ def emit(
     path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
     on = sum(1 for s in spec.schedules if s.active)
     console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
+    if migration_plan.ci_jobs:
+        workflow = render_workflow(
+            migration_plan, tenant, source=REGENERATE, tenant_file=tenant_file or settings_path(tenant.name)
+        )
+        written = write_prefect_yaml(
+            workflow, ci_workflow or path.with_name(workflow_file_name(tenant.name)), option="--ci-workflow"
+        )
+        console.print(
+            f"Wrote {written} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to .github/workflows/ "
+            "and add the repository secrets its header names."
+        )
     console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
     console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")
     console.print(quickstart_command(spec, versions, python=tenant.image_python), markup=False, soft_wrap=True)

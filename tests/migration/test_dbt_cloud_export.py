@@ -33,6 +33,7 @@ def test_export_writes_jobs_environments_and_latest_runs(
     assert len(inventory.jobs) == 9 and sum(j.job.is_deleted for j in inventory.jobs) == 1
     assert inventory.latest_successful_runs()[NIGHTLY] == ok
     assert sorted(e["name"] for e in inventory.environments) == ["CI", "Production"]
+    assert {n.id for n in inventory.notification_models()} == {n["id"] for n in cloud.app.state.notifications}
     assert inventory.host == cloud.url and inventory.account_id == cloud.account_id
     nightly = next(j for j in inventory.jobs if j.raw["id"] == NIGHTLY)
     assert nightly.raw == cloud.app.state.get_job(NIGHTLY)  # the raw API dict, untouched

@@ -166,9 +166,19 @@ def test_ci_job_features_each_have_a_reason_code(plan: MigrationPlan) -> None:
         "lifecycle_webhooks",
         "job_env_vars",
         "custom_branch",
-        "deferral",
     }
     assert all(f.manual_step for f in plan.findings)
+
+
+def test_a_ci_job_becomes_a_workflow_job_deferring_to_its_deferred_jobs_environment(plan: MigrationPlan) -> None:
+    ci = next(job for job in plan.ci_jobs if job.job_id == 112)
+    # It defers to job 102, whose environment is mapped to prod: its state is prod's latest successful run.
+    assert (ci.event, ci.state_target, ci.target) == ("pull_request", "prod", "prod")
+    assert ci.steps == ["dbt build --select state:modified+ --defer --state state"]
+    finding = next(f for f in plan.findings if f.job_id == 112 and f.reason_code == "ci_trigger")
+    assert finding.severity == Severity.INFO
+    assert "dbt-cloud-job-112" in finding.message and "dbt_williamgrant.dbt-ci.yml" in finding.message
+    assert next(j.status for j in plan.jobs if j.job_id == 112) == "ci_workflow"
 
 
 def test_env_var_values_never_appear(plan: MigrationPlan) -> None:

@@ -1,0 +1,32 @@
+"""`dbt2prefect artifacts fetch`: a stored run's dbt artifacts → a local folder (e.g. slim CI's `--state`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.errors import ParameterError
+
+
+def register(app: typer.Typer) -> None:
+    artifacts = typer.Typer(help="The run-artifact store of the tenant's deployment.", no_args_is_help=True)
+    artifacts.command("fetch")(fetch)
+    app.add_typer(artifacts, name="artifacts")
+
+
+@handle_errors
+def fetch(
+    target: Annotated[str, typer.Option(help="Target whose latest successful run to fetch, e.g. prod.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder to copy manifest.json and the other artifacts into.")],
+    tenant_file: TenantFile = None,
+) -> None:
+    """Copy the artifacts of the latest successful run on TARGET into a folder, for `dbt ... --defer --state`."""
+    tenant = tenant_from(tenant_file)
+    if target not in tenant.targets:
+        raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
+    key = ArtifactStore(tenant.artifact_store_url).download_latest(tenant.name, tenant.deployment_name, target, to)
+    console.print(f"fetched run {key.flow_run_id} ({target}) into {to}", markup=False)
