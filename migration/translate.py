@@ -16,6 +16,7 @@ from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, RunStatus
+from migration.env_vars import AccountVariables, JobVariables, job_variables, store_secret_command
 from migration.plan import (
     Finding,
     JobStatus,
@@ -176,7 +177,9 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
     return parsed if ok else None
 
 
-def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[str, Any] | None:
+def _job_parameters(
+    job: Job, found: _Findings, connection: str | None, variables: JobVariables | None
+) -> dict[str, Any] | None:
     steps = _parse_steps(job, found)
     if steps is None:
         return None
@@ -200,6 +203,10 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
     if connection is not None and connection != params["target"]:
         params["connection"] = connection
     params.update(job_parameters(job.id, job.name))
+    if variables is not None and variables.env_vars:
+        params["env_vars"] = variables.env_vars
+    if variables is not None and variables.secret_blocks:
+        params["secret_env_vars"] = variables.secret_blocks
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(
@@ -212,7 +219,9 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
     return _minimal(params)
 
 
-def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: Environment | None) -> None:
+def _feature_findings(
+    job: Job, found: _Findings, plan_ref: str, environment: Environment | None, variables: JobVariables | None
+) -> None:
     triggers = job.triggers
     if triggers.github_webhook or triggers.git_provider_webhook or job.triggers_on_draft_pr:
         found.add(
@@ -265,7 +274,8 @@ def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: En
             "create Prefect automations on flow-run state changes of the deployment with a webhook "
             "notification block pointing at the same receiver",
         )
-    if job.custom_environment_variables:
+    if job.custom_environment_variables and variables is None:
+        # Without the exported v3 variables the overrides are known by name only.
         names_of_vars = sorted(
             str(item.get("name") or item.get("key") or "?") for item in job.custom_environment_variables
         )
@@ -273,9 +283,11 @@ def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: En
             "job_env_vars",
             Severity.BLOCKER,
             f"the job overrides environment variables: {', '.join(names_of_vars)} (values not shown)",
-            "put the values in the run's environment (work pool job variables) or pass them as --vars; "
-            "secrets belong in Prefect Secret blocks",
+            "export the inventory again with this version of dbt2prefect (it reads the v3 environment "
+            "variables, which the schedules then pass to dbt)",
         )
+    if variables is not None:
+        _variable_findings(variables, found)
     if triggers.custom_branch_only or (environment is not None and environment.use_custom_branch):
         branch = environment.custom_branch if environment is not None else None
         found.add(
@@ -292,6 +304,28 @@ def _feature_findings(job: Job, found: _Findings, plan_ref: str, environment: En
             "build differently",
             "run parity for this job (`dbt2prefect parity --job ID`) and cut over only on a PASS verdict; "
             "or pin the same dbt-core minor version in constraints.txt",
+        )
+
+
+def _variable_findings(variables: JobVariables, found: _Findings) -> None:
+    if variables.env_vars:
+        found.add(
+            "env_vars",
+            Severity.INFO,
+            f"the job's runs get {', '.join(variables.env_vars)} as dbt Cloud resolves them (project default < "
+            "environment < job override); migrated as the schedule's `env_vars` parameter",
+            "nothing to do; a change in dbt Cloud reaches Prefect with the next export, plan and apply",
+        )
+    for name, block in variables.secret_blocks.items():
+        scope = variables.secret_scopes[name]
+        which = {"project": "the project default", "job": "the job's override"}.get(scope, f"the {scope} value")
+        found.add(
+            "env_var_secret",
+            Severity.WARNING,
+            f"secret {name} ({which}) is masked by dbt Cloud; the flow reads it from Prefect Secret block "
+            f"{block!r} at run time, and runs fail until that block exists",
+            f"copy {which} of {name} from dbt Cloud, then in a shell: `read -rs {name} && export {name} && "
+            f"{store_secret_command(name, block)}`",
         )
 
 
@@ -318,8 +352,13 @@ def translate_job(
     job: Job,
     tenant: TenantSettings,
     environment: Environment | None = None,
+    account_variables: AccountVariables | None = None,
 ) -> tuple[PlannedJob, PlannedSchedule | None, list[Finding]]:
-    """Translate one job: its plan entry, its schedule (if it has one) and its findings."""
+    """Translate one job: its plan entry, its schedule (if it has one) and its findings.
+
+    Args:
+        account_variables: the exported environment variables; None when the inventory has none.
+    """
     found = _Findings(job)
     plan_ref = f"{tenant.flow_name}/{tenant.deployment_name}"
     if job.is_deleted:
@@ -331,8 +370,17 @@ def translate_job(
         )
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
     connection = tenant.environment_target(job.environment_id, environment.name if environment else None)
-    params = _job_parameters(job, found, connection)
-    _feature_findings(job, found, plan_ref, environment)
+    variables = (
+        None
+        if account_variables is None
+        else job_variables(
+            account_variables.for_job(job, environment.name if environment else None),
+            tenant.blocks.profile_prefix,
+            job.id,
+        )
+    )
+    params = _job_parameters(job, found, connection, variables)
+    _feature_findings(job, found, plan_ref, environment, variables)
     schedule: PlannedSchedule | None = None
     if job.deactivated:
         # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
@@ -506,6 +554,7 @@ def build_plan(
     jobs: Sequence[Job],
     tenant: TenantSettings,
     environments: Mapping[int, Environment] | None = None,
+    variables: AccountVariables | None = None,
 ) -> MigrationPlan:
     """Translate all of a tenant's jobs into one plan (jobs ordered by id).
 
@@ -513,6 +562,7 @@ def build_plan(
         jobs: the jobs of the inventory, deleted ones included (they become info findings).
         tenant: tenant settings (deployment and flow names, targets, work pool, acknowledged findings).
         environments: dbt Cloud environments by id, when the inventory has them (custom branches).
+        variables: the exported environment variables, when the inventory has them.
     """
     ordered = sorted(jobs, key=lambda j: j.id)
     planned: dict[int, PlannedJob] = {}
@@ -520,7 +570,7 @@ def build_plan(
     findings: list[Finding] = []
     for job in ordered:
         environment = (environments or {}).get(job.environment_id)
-        entry, schedule, job_findings = translate_job(job, tenant, environment)
+        entry, schedule, job_findings = translate_job(job, tenant, environment, variables)
         planned[job.id] = entry
         if schedule is not None:
             schedules.append(schedule)

@@ -89,7 +89,9 @@ def _plan(session: _Session) -> tuple[list[Job], MigrationPlan]:
     inventory = export_inventory(session.client, project_id=session.tenant.dbt_cloud.project_id, include_deleted=True)
     jobs = inventory.job_models()
     planned = jobs_as_planned(jobs, session.ledger)
-    return jobs, build_plan(planned, session.tenant, inventory.environment_models())
+    return jobs, build_plan(
+        planned, session.tenant, inventory.environment_models(), inventory.environment_variable_models()
+    )
 
 
 def _verdicts(report_dir: Path | None) -> dict[int, tuple[Verdict, datetime]]:

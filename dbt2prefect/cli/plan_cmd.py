@@ -63,7 +63,7 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
             inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
     # A cut-over job's dbt Cloud trigger is off: plan it as the ledger recorded it, so that its schedule stays.
     jobs = jobs_as_planned(inventory.job_models(), Ledger(tenant.ledger_url, tenant.name))
-    return build_plan(jobs, tenant, inventory.environment_models())
+    return build_plan(jobs, tenant, inventory.environment_models(), inventory.environment_variable_models())
 
 
 def _parameters_lines(parameters: dict[str, object] | None) -> list[str]:

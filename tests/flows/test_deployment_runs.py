@@ -50,7 +50,12 @@ def _git_repository(folder: Path) -> None:
 def _spec(tenant: TenantSettings, name: str) -> DeploymentSpec:
     inventory = load_inventory(SEED)
     tenant = tenant.model_copy(update={"deployment_name": name})
-    return build_deployment(build_plan(inventory.job_models(), tenant, inventory.environment_models()), tenant)
+    return build_deployment(
+        build_plan(
+            inventory.job_models(), tenant, inventory.environment_models(), inventory.environment_variable_models()
+        ),
+        tenant,
+    )
 
 
 def _prefect_deploy(spec: DeploymentSpec, cwd: Path, folder: Path) -> None:

@@ -65,7 +65,9 @@ def test_export_and_plan_survive_the_corpus(cloud: SandboxDbtCloud) -> None:
         inventory = export_inventory(client)
     assert len(inventory.jobs) == len(corpus())
     assert inventory.missing_environments == [GONE_ENVIRONMENT]
-    plan = build_plan(inventory.job_models(), load_tenant(), inventory.environment_models())
+    plan = build_plan(
+        inventory.job_models(), load_tenant(), inventory.environment_models(), inventory.environment_variable_models()
+    )
     status = {j.job_id: j.status for j in plan.jobs}
     assert status[GONE_ENV] == "not_migrated"
     assert {status[NULLS], status[MISSING], status[EXTRA]} <= {"scheduled", "blocked"}
