@@ -183,6 +183,21 @@ def export_inventory(
     )
 
 
+def read_job_context(client: DbtCloudClient, jobs: list[Job]) -> tuple[dict[int, Environment], AccountVariables]:
+    """The environments and environment variables of `jobs` (their live ones), as `export_inventory` reads them,
+    for a caller that plans a few jobs without a whole export (parity)."""
+    live = [j for j in jobs if not j.is_deleted]
+    environments = {
+        env: client.get_environment(env, project)
+        for env, project in sorted({(j.environment_id, j.project_id) for j in live})
+    }
+    variables = AccountVariables(
+        projects={p: client.get_environment_variables(p) for p in sorted({j.project_id for j in live})},
+        jobs={j.id: client.get_job_environment_variables(j.project_id, j.id) for j in live},
+    )
+    return environments, variables
+
+
 def write_inventory(inventory: Inventory, path: Path) -> Path:
     """Write the inventory atomically (temp file in the same folder, then os.replace)."""
     try:
