@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from dbt2prefect.dbt_cli import ParsedStep, check_selection, parse_step_line, parse_vars, validate_step
 from dbt2prefect.errors import DbtCommandError, ParameterError
+from dbt2prefect.run_env import SECRET_ENV_PREFIX
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "build": ("build",),
@@ -39,8 +40,6 @@ THREADED = (SELECTING - {"ls"}) | {"retry"}
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 
 ProfilesStrategy = Literal["blocks", "local"]
-SECRET_ENV_PREFIX = "DBT_ENV_SECRET"
-"""dbt keeps the values of variables named so out of its logs and artifacts (dbt Cloud masks them too)."""
 OWN_ENV_PREFIXES = ("PREFECT_", "DBT2PREFECT_")
 """Variables that configure the flow run's own process, not dbt's project."""
 

@@ -17,6 +17,9 @@ from dbt2prefect.errors import ParameterError
 if TYPE_CHECKING:
     from dbt2prefect.params import RunParameters
 
+SECRET_ENV_PREFIX = "DBT_ENV_SECRET"
+"""dbt keeps the values of variables named so out of its logs and artifacts; dbt Cloud's API masks them."""
+
 
 def read_secret(name: str, block: str) -> str:
     """The value of secret variable `name` from Prefect Secret block `block`.

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dbt2prefect.run_env import SECRET_ENV_PREFIX
+
 
 class _ApiModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -275,7 +277,7 @@ class Notification(_ApiModel):
         return cls.model_validate(data)
 
 
-SECRET_PREFIX = "DBT_ENV_SECRET"
+SECRET_PREFIX = SECRET_ENV_PREFIX
 """Environment variables whose names start with this are secrets: the API masks their values."""
 
 
