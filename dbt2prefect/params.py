@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from dbt2prefect.dbt_cli import ParsedStep, check_selection, parse_step_line, parse_vars, validate_step
 from dbt2prefect.errors import DbtCommandError, ParameterError
+from dbt2prefect.run_env import SECRET_ENV_PREFIX
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "build": ("build",),
@@ -39,6 +40,8 @@ THREADED = (SELECTING - {"ls"}) | {"retry"}
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 
 ProfilesStrategy = Literal["blocks", "local"]
+OWN_ENV_PREFIXES = ("PREFECT_", "DBT2PREFECT_")
+"""Variables that configure the flow run's own process, not dbt's project."""
 
 
 class RunParameters(BaseModel):
@@ -48,6 +51,8 @@ class RunParameters(BaseModel):
     target whose profile block supplies the connection (the job's dbt Cloud environment). Without
     `connection`, the target's own block is used. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the dbt Cloud
     job a schedule replaces; they change nothing in the dbt commands, only how the run is named and tagged.
+    `env_vars` are set in dbt's environment for the run (a dbt Cloud job's resolved environment variables);
+    `secret_env_vars` maps each secret variable (`DBT_ENV_SECRET*`) to the Prefect Secret block holding its value.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -71,6 +76,29 @@ class RunParameters(BaseModel):
     per_node_tasks: bool = True
     dbt_cloud_job_id: int | None = Field(default=None, ge=1)
     dbt_cloud_job_name: str | None = None
+    env_vars: dict[str, str] | None = None
+    secret_env_vars: dict[str, str] | None = None
+
+    @field_validator("env_vars", "secret_env_vars")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if not value:
+            return None
+        secret = info.field_name == "secret_env_vars"
+        for name, item in value.items():
+            if not name.isidentifier() or not name.isascii():
+                raise ValueError(f"{name!r} is not an environment variable name (letters, digits, underscores)")
+            if name.upper().startswith(OWN_ENV_PREFIXES):
+                raise ValueError(f"{name!r} configures the run itself; it cannot be set per run")
+            if name.startswith(SECRET_ENV_PREFIX) != secret:
+                raise ValueError(
+                    f"{name!r} must be in env_vars (only {SECRET_ENV_PREFIX}* names are secrets)"
+                    if secret
+                    else f"{name!r} is a secret: put the name of the Secret block holding it in secret_env_vars"
+                )
+            if "\0" in item or (secret and not item.strip()):
+                raise ValueError(f"{name!r}: " + ("must name a Secret block" if secret else "holds a NUL byte"))
+        return dict(sorted(value.items()))
 
     @field_validator("command")
     @classmethod

@@ -29,6 +29,7 @@ from dbt2prefect.dbt_run import (
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.params import BUILDING, RunParameters, plan_invocations, step_targets
 from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
+from dbt2prefect.run_env import environment, run_environment
 from dbt2prefect.summary import RunSummary, summarize
 from dbt2prefect.tenant import TenantSettings
 
@@ -199,6 +200,7 @@ def execute(
             + ("" if params.connection else f"; pass `connection` to run target.name {target!r} on one of them")
         )
     project_dir = resolve_project_dir(params, tenant)
+    variables = run_environment(params)  # before dbt starts: a missing Secret block is bad input
     run_root = runs_root() / flow_run_id
     run_root.mkdir(parents=True, exist_ok=True)
     prune_failed_runs(current=flow_run_id)
@@ -216,7 +218,7 @@ def execute(
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
     # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
     dbt_project = prepared_project(project_dir, run_root / "project", package_cache_dir())
-    with private_profiles_dir(profile) as profiles_dir:
+    with private_profiles_dir(profile) as profiles_dir, environment(variables):
         paths = RunPaths(
             root=run_root,
             project_dir=dbt_project,

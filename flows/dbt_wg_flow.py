@@ -74,12 +74,17 @@ def run_dbt_wg(
     per_node_tasks: bool = True,
     dbt_cloud_job_id: int | None = None,
     dbt_cloud_job_name: str | None = None,
+    env_vars: dict[str, str] | None = None,
+    secret_env_vars: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run dbt for the tenant: one command with a selection, or several steps as in a dbt Cloud job.
 
     `target` is dbt's target.name; `connection` names the tenant target whose profile block connects (a dbt
     Cloud job's environment), when it is not the target's own. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the
     dbt Cloud job a schedule replaces: the run is named and tagged `dbt-cloud-job-<id>` after it.
+    `env_vars` (name -> value) are set for dbt during the run, as dbt Cloud sets a job's environment variables;
+    `secret_env_vars` (name -> Prefect Secret block) are read from their blocks at run time and set the same way,
+    never logged.
 
     A failed node fails the flow; the flow's retry reruns from the point of failure with `dbt retry`.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail

@@ -23,6 +23,7 @@ from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.dbt_cloud.auth import resolve_token
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.settings import RetryPolicy
+from migration.export import read_job_context
 from migration.translate import build_plan
 from parity.model import ParityReport
 from parity.render import report_markdown
@@ -65,7 +66,9 @@ def job_specs(
         jobs = [client.get_job(job_id) for job_id in job_ids]
     else:
         jobs = list(client.iter_jobs(project_id=tenant.dbt_cloud.project_id))
-    plan = build_plan(jobs, tenant)
+    # The candidate runs with the job's schedule parameters, its environment variables included.
+    environments, variables = read_job_context(client, jobs)
+    plan = build_plan(jobs, tenant, environments, variables=variables)
     runs = dict(candidate_runs or {})
     specs: list[JobSpec] = []
     for planned in plan.jobs:

@@ -1,7 +1,8 @@
 """Export a dbt Cloud account's jobs to an inventory file (JSON, kept for audit), and read it back.
 
 The inventory keeps each job and environment exactly as the API returned it (`raw`), plus the id of each
-job's latest successful run (the parity baseline). It never holds the token.
+job's latest successful run (the parity baseline), the projects' environment variables and each job's overrides
+(v3; dbt Cloud masks the values of secret ones). It never holds the token.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dbt2prefect.files import write_text_atomic
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError, DbtCloudResponseError
-from migration.dbt_cloud.models import Environment, Job, Notification
+from migration.dbt_cloud.models import Environment, EnvironmentVariables, Job, Notification
+from migration.env_vars import AccountVariables
 from migration.errors import InventoryError
 
 INVENTORY_FORMAT = "dbt2prefect-inventory"
@@ -35,6 +37,9 @@ class InventoryJob(BaseModel):
 
     raw: dict[str, Any]
     latest_successful_run_id: int | None = None
+    environment_variables: dict[str, Any] | None = Field(
+        default=None, description="The v3 `environment-variables/job/` answer for the job (None: not exported)."
+    )
 
     @property
     def job(self) -> Job:
@@ -60,6 +65,11 @@ class Inventory(BaseModel):
         default_factory=list,
         description="Environment ids jobs refer to that dbt Cloud answered 404 for (e.g. of deleted jobs).",
     )
+    environment_variables: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="Project id -> the v3 `environment-variables/environment/` answer (None: not exported, as "
+        "in an inventory written before they were, or a saved jobs list).",
+    )
     notifications: list[dict[str, Any]] = Field(
         default_factory=list, description="The account's job notification settings (v2 `notifications/`)."
     )
@@ -80,6 +90,19 @@ class Inventory(BaseModel):
         """Latest successful run id by job id."""
         return {int(j.raw["id"]): j.latest_successful_run_id for j in self.jobs}
 
+    def environment_variable_models(self) -> AccountVariables | None:
+        """The exported environment variables, typed; None when the inventory has none (not exported)."""
+        if self.environment_variables is None:
+            return None
+        return AccountVariables(
+            projects={int(p): EnvironmentVariables.from_api(v) for p, v in self.environment_variables.items()},
+            jobs={
+                int(j.raw["id"]): EnvironmentVariables.from_api(j.environment_variables)
+                for j in self.jobs
+                if j.environment_variables is not None
+            },
+        )
+
 
 def export_inventory(
     client: DbtCloudClient,
@@ -89,7 +112,7 @@ def export_inventory(
     max_workers: int = 8,
     progress: ProgressCallback | None = None,
 ) -> Inventory:
-    """Read every job, its environment and its latest successful run from dbt Cloud.
+    """Read every job, its environment, its latest successful run and its environment variables from dbt Cloud.
 
     An environment dbt Cloud answers 404 for (a deleted job's) is listed in `missing_environments`; the
     export goes on.
@@ -112,11 +135,19 @@ def export_inventory(
         jobs.append(raw)
         report("jobs", len(jobs), len(jobs))
     env_keys = sorted({(int(j["environment_id"]), int(j["project_id"])) for j in jobs})
-    total = len(jobs) + len(env_keys)
+    projects = sorted({int(j["project_id"]) for j in jobs})
+    # A deleted job is not migrated: its overrides are not needed (and dbt Cloud may no longer answer for it).
+    live = [j for j in jobs if not Job.from_api(j).is_deleted]
+    total = len(jobs) + len(env_keys) + len(projects) + len(live)
     done = 0
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dbt-cloud-export") as pool:
         run_futures = [pool.submit(client.latest_successful_run, int(j["id"])) for j in jobs]
         env_futures = [pool.submit(client.get_environment_dict, env, proj) for env, proj in env_keys]
+        var_futures = [pool.submit(client.get_environment_variables, proj) for proj in projects]
+        override_futures = {
+            int(j["id"]): pool.submit(client.get_job_environment_variables, int(j["project_id"]), int(j["id"]))
+            for j in live
+        }
         latest: list[int | None] = []
         for future in run_futures:
             run = future.result()
@@ -133,17 +164,46 @@ def export_inventory(
                 missing.append(env_id)
             done += 1
             report("runs and environments", done, total)
+        variables: dict[str, dict[str, Any]] = {}
+        for project, var_future in zip(projects, var_futures, strict=True):
+            variables[str(project)] = var_future.result().model_dump(mode="json")
+            done += 1
+            report("environment variables", done, total)
+        overrides: dict[int, dict[str, Any]] = {}
+        for job_id, override_future in override_futures.items():
+            overrides[job_id] = override_future.result().model_dump(mode="json")
+            done += 1
+            report("environment variables", done, total)
     return Inventory(
         source="api",
         exported_at=datetime.now(UTC),
         host=client.host,
         account_id=client.account_id,
         project_id=project_id,
-        jobs=[InventoryJob(raw=raw, latest_successful_run_id=r) for raw, r in zip(jobs, latest, strict=True)],
+        jobs=[
+            InventoryJob(raw=raw, latest_successful_run_id=r, environment_variables=overrides.get(int(raw["id"])))
+            for raw, r in zip(jobs, latest, strict=True)
+        ],
         environments=environments,
         missing_environments=missing,
         notifications=[n.model_dump(mode="json") for n in client.iter_notifications()],
+        environment_variables=variables,
     )
+
+
+def read_job_context(client: DbtCloudClient, jobs: list[Job]) -> tuple[dict[int, Environment], AccountVariables]:
+    """The environments and environment variables of `jobs` (their live ones), as `export_inventory` reads them,
+    for a caller that plans a few jobs without a whole export (parity)."""
+    live = [j for j in jobs if not j.is_deleted]
+    environments = {
+        env: client.get_environment(env, project)
+        for env, project in sorted({(j.environment_id, j.project_id) for j in live})
+    }
+    variables = AccountVariables(
+        projects={p: client.get_environment_variables(p) for p in sorted({j.project_id for j in live})},
+        jobs={j.id: client.get_job_environment_variables(j.project_id, j.id) for j in live},
+    )
+    return environments, variables
 
 
 def write_inventory(inventory: Inventory, path: Path) -> Path:
@@ -252,6 +312,10 @@ def load_inventory(path: Path | str) -> Inventory:
             raise InventoryError(
                 f"inventory {file}: notification #{index} (id {notification.get('id')}): {_first_error(exc)}"
             ) from None
+    try:
+        inventory.environment_variable_models()
+    except ValidationError as exc:
+        raise InventoryError(f"inventory {file}: environment variables: {_first_error(exc)}") from None
     for index, env in enumerate(inventory.environments):
         try:
             Environment.from_api(env)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
+from migration.env_vars import AccountVariables, JobVariables, job_variables, store_secret_command
 from migration.notifications import notification_findings
 from migration.plan import (
     Finding,
@@ -30,6 +31,9 @@ from migration.plan import (
 )
 from migration.schedules import PROOF_COUNT, PROOF_START, translate_cron
 from migration.steps import STATE_OPTIONS, step_parameters
+
+if TYPE_CHECKING:
+    from migration.export import Inventory
 
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _STATUS_NAMES = {RunStatus.SUCCESS: "Completed", RunStatus.ERROR: "Failed", RunStatus.CANCELLED: "Cancelled"}
@@ -178,7 +182,9 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
     return parsed if ok else None
 
 
-def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[str, Any] | None:
+def _job_parameters(
+    job: Job, found: _Findings, connection: str | None, variables: JobVariables | None
+) -> dict[str, Any] | None:
     steps = _parse_steps(job, found)
     if steps is None:
         return None
@@ -202,6 +208,10 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
     if connection is not None and connection != params["target"]:
         params["connection"] = connection
     params.update(job_parameters(job.id, job.name))
+    if variables is not None and variables.env_vars:
+        params["env_vars"] = variables.env_vars
+    if variables is not None and variables.secret_blocks:
+        params["secret_env_vars"] = variables.secret_blocks
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(
@@ -214,7 +224,9 @@ def _job_parameters(job: Job, found: _Findings, connection: str | None) -> dict[
     return _minimal(params)
 
 
-def _feature_findings(job: Job, found: _Findings, environment: Environment | None) -> None:
+def _feature_findings(
+    job: Job, found: _Findings, environment: Environment | None, variables: JobVariables | None
+) -> None:
     triggers = job.triggers
     if not is_git_job(job) and (
         job.deferring_job_definition_id is not None or job.deferring_environment_id is not None
@@ -254,7 +266,8 @@ def _feature_findings(job: Job, found: _Findings, environment: Environment | Non
             "create Prefect automations on flow-run state changes of the deployment with a webhook "
             "notification block pointing at the same receiver",
         )
-    if job.custom_environment_variables:
+    if job.custom_environment_variables and variables is None:
+        # Without the exported v3 variables the overrides are known by name only.
         names_of_vars = sorted(
             str(item.get("name") or item.get("key") or "?") for item in job.custom_environment_variables
         )
@@ -262,9 +275,11 @@ def _feature_findings(job: Job, found: _Findings, environment: Environment | Non
             "job_env_vars",
             Severity.BLOCKER,
             f"the job overrides environment variables: {', '.join(names_of_vars)} (values not shown)",
-            "put the values in the run's environment (work pool job variables) or pass them as --vars; "
-            "secrets belong in Prefect Secret blocks",
+            "export the inventory again with this version of dbt2prefect (it reads the v3 environment "
+            "variables, which the schedules then pass to dbt)",
         )
+    if variables is not None:
+        _variable_findings(variables, found)
     if triggers.custom_branch_only or (environment is not None and environment.use_custom_branch):
         branch = environment.custom_branch if environment is not None else None
         found.add(
@@ -296,6 +311,28 @@ def is_git_job(job: Job) -> bool:
     )
 
 
+def _variable_findings(variables: JobVariables, found: _Findings) -> None:
+    if variables.env_vars:
+        found.add(
+            "env_vars",
+            Severity.INFO,
+            f"the job's runs get {', '.join(variables.env_vars)} as dbt Cloud resolves them (project default < "
+            "environment < job override); migrated as the schedule's `env_vars` parameter",
+            "nothing to do; a change in dbt Cloud reaches Prefect with the next export, plan and apply",
+        )
+    for name, block in variables.secret_blocks.items():
+        scope = variables.secret_scopes[name]
+        which = {"project": "the project default", "job": "the job's override"}.get(scope, f"the {scope} value")
+        found.add(
+            "env_var_secret",
+            Severity.WARNING,
+            f"secret {name} ({which}) is masked by dbt Cloud; the flow reads it from Prefect Secret block "
+            f"{block!r} at run time, and runs fail until that block exists",
+            f"copy {which} of {name} from dbt Cloud, then in a shell: `read -rs {name} && export {name} && "
+            f"{store_secret_command(name, block)}`",
+        )
+
+
 def _runtime_dbt_version() -> str:
     from importlib.metadata import version
 
@@ -319,8 +356,13 @@ def translate_job(
     job: Job,
     tenant: TenantSettings,
     environment: Environment | None = None,
+    account_variables: AccountVariables | None = None,
 ) -> tuple[PlannedJob, PlannedSchedule | None, list[Finding]]:
-    """Translate one job: its plan entry, its schedule (if it has one) and its findings."""
+    """Translate one job: its plan entry, its schedule (if it has one) and its findings.
+
+    Args:
+        account_variables: the exported environment variables; None when the inventory has none.
+    """
     found = _Findings(job)
     plan_ref = f"{tenant.flow_name}/{tenant.deployment_name}"
     if job.is_deleted:
@@ -332,8 +374,17 @@ def translate_job(
         )
         return PlannedJob(job_id=job.id, job_name=job.name, status="not_migrated"), None, found.items
     connection = tenant.environment_target(job.environment_id, environment.name if environment else None)
-    params = _job_parameters(job, found, connection)
-    _feature_findings(job, found, environment)
+    variables = (
+        None
+        if account_variables is None
+        else job_variables(
+            account_variables.for_job(job, environment.name if environment else None),
+            tenant.blocks.profile_prefix,
+            job.id,
+        )
+    )
+    params = _job_parameters(job, found, connection, variables)
+    _feature_findings(job, found, environment, variables)
     schedule: PlannedSchedule | None = None
     if job.deactivated:
         # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
@@ -585,11 +636,25 @@ def _ci_job(
     )
 
 
+def plan_inventory(inventory: Inventory, tenant: TenantSettings, jobs: Sequence[Job] | None = None) -> MigrationPlan:
+    """The plan of an exported inventory: its jobs (or `jobs`, e.g. as the ledger recorded them), environments,
+    notifications and environment variables."""
+    return build_plan(
+        inventory.job_models() if jobs is None else jobs,
+        tenant,
+        inventory.environment_models(),
+        notifications=inventory.notification_models(),
+        variables=inventory.environment_variable_models(),
+    )
+
+
 def build_plan(
     jobs: Sequence[Job],
     tenant: TenantSettings,
     environments: Mapping[int, Environment] | None = None,
+    *,
     notifications: Sequence[Notification] = (),
+    variables: AccountVariables | None = None,
 ) -> MigrationPlan:
     """Translate all of a tenant's jobs into one plan (jobs ordered by id).
 
@@ -598,6 +663,7 @@ def build_plan(
         tenant: tenant settings (deployment and flow names, targets, work pool, acknowledged findings).
         environments: dbt Cloud environments by id, when the inventory has them (custom branches).
         notifications: the account's job notification settings, when the inventory has them.
+        variables: the exported environment variables, when the inventory has them.
     """
     ordered = sorted(jobs, key=lambda j: j.id)
     planned: dict[int, PlannedJob] = {}
@@ -605,7 +671,7 @@ def build_plan(
     findings: list[Finding] = []
     for job in ordered:
         environment = (environments or {}).get(job.environment_id)
-        entry, schedule, job_findings = translate_job(job, tenant, environment)
+        entry, schedule, job_findings = translate_job(job, tenant, environment, variables)
         planned[job.id] = entry
         if schedule is not None:
             schedules.append(schedule)

@@ -31,6 +31,7 @@ from sandbox.stack import (
     prefect_api,
     prepare_workdir,
     register_profile_blocks,
+    save_secret_blocks,
     start_dbt_cloud,
     write_tenant_file,
 )
@@ -272,9 +273,9 @@ def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]
 
 def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
     """The migration plan; fails on unacknowledged blockers or when nothing is scheduled."""
-    from migration.translate import build_plan
+    from migration.translate import plan_inventory
 
-    plan = build_plan(inventory.job_models(), tenant, inventory.environment_models())
+    plan = plan_inventory(inventory, tenant)
     blocking = plan.blocking()
     if blocking:
         raise StepFailed(f"{len(blocking)} blocker finding(s) not acknowledged: {blocking[0].key}", plan)
@@ -295,11 +296,12 @@ def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
 
     spec = tenant_deployment(plan, tenant)
     diff = apply_deployment(spec)
+    secrets = save_secret_blocks(plan)
     added = sum(1 for change in diff.schedules if change.status == "added")
     (step,) = (name.rsplit(".", 1)[-1] for name in spec.pull_steps[0])
     return (
         f"deployment {spec.full_name} {diff.deployment.status} on pool {spec.work_pool!r} (code: {step}); "
-        f"{added} schedules added, inactive until cutover",
+        f"{added} schedules added, inactive until cutover; {len(secrets)} Secret blocks saved",
         (diff, spec),
     )
 
@@ -355,12 +357,11 @@ def _live_plan(switch: _Switch) -> tuple[list[Any], Any]:
     """Every job of the account and the plan, cut-over jobs taken as the ledger recorded them (as the CLI does)."""
     from migration.cutover import jobs_as_planned
     from migration.export import export_inventory
-    from migration.translate import build_plan
+    from migration.translate import plan_inventory
 
     inventory = export_inventory(switch.client, project_id=switch.tenant.dbt_cloud.project_id, include_deleted=True)
     jobs = inventory.job_models()
-    planned = jobs_as_planned(jobs, switch.context.ledger)
-    return jobs, build_plan(planned, switch.tenant, inventory.environment_models())
+    return jobs, plan_inventory(inventory, switch.tenant, jobs_as_planned(jobs, switch.context.ledger))
 
 
 def _cutover(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:

@@ -36,6 +36,7 @@ import httpx
 
 from dbt2prefect.compat import Target, applies
 from dbt2prefect.errors import ConfigError
+from dbt2prefect.run_env import environment
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
@@ -391,22 +392,21 @@ def register_profile_blocks(
     return names
 
 
+def save_secret_blocks(plan: Any) -> list[str]:
+    """Save every Secret block the plan's jobs read (`secret_env_vars`) with a stand-in value; returns their names.
+
+    dbt Cloud masks secrets, so a person copies each value into its block (the plan's `env_var_secret`
+    findings); the sandbox has no real values and plays that person.
+    """
+    from prefect.blocks.system import Secret
+
+    names = sorted({b for job in plan.jobs for b in ((job.parameters or {}).get("secret_env_vars") or {}).values()})
+    for name in names:
+        Secret(value=f"sandbox stand-in for {name}").save(name, overwrite=True)
+    return names
+
+
 # ------------------------------------------------------------------------------------------------ activation
-
-
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the block, restoring the previous values afterwards."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -506,7 +506,7 @@ class SandboxStack:
         """Make this process use the stack: Prefect client, tenant file, warehouse, dbt Cloud token."""
         env = {k: v for k, v in self.environment().items() if k != "PREFECT_API_URL"}
         env[self.token_env] = self.dbt_cloud.token
-        with patched_environ(env), prefect_api(self.prefect.api_url):
+        with environment(env), prefect_api(self.prefect.api_url):
             yield self
 
 

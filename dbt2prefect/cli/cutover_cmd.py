@@ -84,12 +84,11 @@ def _plan(session: _Session) -> tuple[list[Job], MigrationPlan]:
     """Every job of the account and the plan, with cut-over jobs taken as the ledger recorded them."""
     from migration.cutover import jobs_as_planned
     from migration.export import export_inventory
-    from migration.translate import build_plan
+    from migration.translate import plan_inventory
 
     inventory = export_inventory(session.client, project_id=session.tenant.dbt_cloud.project_id, include_deleted=True)
     jobs = inventory.job_models()
-    planned = jobs_as_planned(jobs, session.ledger)
-    return jobs, build_plan(planned, session.tenant, inventory.environment_models())
+    return jobs, plan_inventory(inventory, session.tenant, jobs_as_planned(jobs, session.ledger))
 
 
 def _verdicts(report_dir: Path | None) -> dict[int, tuple[Verdict, datetime]]:

@@ -28,7 +28,7 @@ from migration.ci_workflow import render_workflow, workflow_file_name
 from migration.deployment import runtime_versions, tenant_deployment
 from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml, write_prefect_yaml
 from migration.plan import MigrationPlan, Severity
-from migration.translate import build_plan
+from migration.translate import plan_inventory
 
 FromFile = Annotated[
     Path | None,
@@ -63,8 +63,9 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
         with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
             inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
     # A cut-over job's dbt Cloud trigger is off: plan it as the ledger recorded it, so that its schedule stays.
-    jobs = jobs_as_planned(inventory.job_models(), Ledger(tenant.ledger_url, tenant.name))
-    return build_plan(jobs, tenant, inventory.environment_models(), inventory.notification_models())
+    return plan_inventory(
+        inventory, tenant, jobs_as_planned(inventory.job_models(), Ledger(tenant.ledger_url, tenant.name))
+    )
 
 
 def _parameters_lines(parameters: dict[str, object] | None) -> list[str]:

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dbt2prefect.run_env import SECRET_ENV_PREFIX
+
 
 class _ApiModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -275,7 +277,7 @@ class Notification(_ApiModel):
         return cls.model_validate(data)
 
 
-SECRET_PREFIX = "DBT_ENV_SECRET"
+SECRET_PREFIX = SECRET_ENV_PREFIX
 """Environment variables whose names start with this are secrets: the API masks their values."""
 
 
@@ -299,10 +301,19 @@ class EnvironmentVariables(_ApiModel):
 
     def resolve(self, environment: str | None, job: EnvironmentVariables | None = None) -> dict[str, str]:
         """The values a run of a job in `environment` gets: project default < environment < job override."""
-        resolved: dict[str, str] = {}
+        return {name: value for name, (_scope, value) in self.resolve_scopes(environment, job).items()}
+
+    def resolve_scopes(
+        self, environment: str | None, job: EnvironmentVariables | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """As `resolve`, with the scope each value comes from (`project`, the environment's name, or `job`).
+
+        A secret's value is masked, so the scope is what names it: it says which value dbt Cloud gives the run.
+        """
+        resolved: dict[str, tuple[str, str]] = {}
         for source in (self, job) if job is not None else (self,):
             for name, scopes in source.variables.items():
                 for scope in ("project", environment, "job"):
                     if scope is not None and scope in scopes:
-                        resolved[name] = scopes[scope].value
+                        resolved[name] = (scope, scopes[scope].value)
         return dict(sorted(resolved.items()))

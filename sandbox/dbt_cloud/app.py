@@ -135,7 +135,7 @@ class SandboxApp:
                 flags["sources"] = True
 
         try:
-            ok = self.runner.run(run_id, job, overrides, on_step)
+            ok = self.runner.run(run_id, job, overrides, on_step, self.state.run_environment(job_id))
             message = None if ok else "A step failed; see the run steps' logs."
         except Exception as exc:  # the run must end in a final status whatever happened
             log.exception("sandbox run %s failed to execute", run_id)

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,8 +138,11 @@ class JobRunner:
         job: dict[str, Any],
         overrides: dict[str, Any] | None,
         on_step: Callable[[StepResult], None],
+        env_vars: Mapping[str, str] | None = None,
     ) -> bool:
         """Run every step, reporting each through `on_step`; stop at the first failing step that fails the run.
+
+        `env_vars` are the job's environment variables, set for every dbt step as dbt Cloud sets them.
 
         Returns:
             True when the run succeeded.
@@ -175,7 +178,7 @@ class JobRunner:
                     state = previous_target_path / "partial_parse.msgpack"
                     if state.exists():
                         shutil.copy2(state, target_path / state.name)
-                code, logs = self._invoke(step.args, work, project, target_path, float(step_timeout))
+                code, logs = self._invoke(step.args, work, project, target_path, float(step_timeout), env_vars)
                 artifact_dir = self._keep_artifacts(target_path, run_dir / f"step-{index}")
                 previous_target_path = target_path
                 status = 10 if code == 0 else 20
@@ -185,10 +188,17 @@ class JobRunner:
         return True
 
     def _invoke(
-        self, args: tuple[str, ...], work: Path, project: Path, target_path: Path, timeout: float
+        self,
+        args: tuple[str, ...],
+        work: Path,
+        project: Path,
+        target_path: Path,
+        timeout: float,
+        env_vars: Mapping[str, str] | None = None,
     ) -> tuple[int, str]:
         env = {
             **os.environ,
+            **(env_vars or {}),
             "DBT_PROFILES_DIR": str(work),
             "DBT_PROJECT_DIR": str(project),
             "DBT_TARGET_PATH": str(target_path),

@@ -250,6 +250,23 @@ class SandboxState:
             found = self.environment_variables.get("jobs", {}).get(str(job_id))
             return copy.deepcopy(found or {"environments": ["project", "job"], "variables": {}})
 
+    def run_environment(self, job_id: int) -> dict[str, str]:
+        """The variables a run of the job gets, as dbt Cloud resolves them (project < environment < job).
+
+        Secrets are left out: the seed holds them masked, as the API returns them, and dbt reads secrets only in
+        profiles.yml and packages.yml, which the sandbox writes itself.
+        """
+        from migration.dbt_cloud.models import EnvironmentVariables
+        from migration.env_vars import is_secret
+
+        with self._lock:
+            job = self.jobs[job_id]
+            environment = self.environments.get(int(job["environment_id"]), {}).get("name")
+            project = EnvironmentVariables.from_api(self.environment_variables["environment"])
+            override = self.environment_variables.get("jobs", {}).get(str(job_id))
+        own = EnvironmentVariables.from_api(override) if override is not None else None
+        return {k: v for k, v in project.resolve(environment, own).items() if not is_secret(k)}
+
     def _check_project(self, project_id: int) -> None:
         with self._lock:
             if all(j["project_id"] != project_id for j in self.jobs.values()):

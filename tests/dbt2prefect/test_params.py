@@ -30,6 +30,11 @@ from dbt2prefect.params import plan_invocations, step_targets, validate
         ({"command": "test", "full_refresh": True}, "full_refresh"),
         ({"timeout_seconds": -5}, "'timeout_seconds'"),
         ({"colour": "blue"}, "'colour'"),
+        ({"env_vars": {"DBT_ENV_SECRET_KEY": "x"}}, "secret_env_vars"),
+        ({"env_vars": {"NOT A NAME": "x"}}, "'env_vars'"),
+        ({"env_vars": {"PREFECT_API_URL": "http://elsewhere"}}, "configures the run itself"),
+        ({"secret_env_vars": {"DBT_REGION": "some-block"}}, "must be in env_vars"),
+        ({"secret_env_vars": {"DBT_ENV_SECRET_KEY": " "}}, "must name a Secret block"),
     ],
 )
 def test_bad_parameter_is_named(raw: dict[str, object], named: str) -> None:

@@ -130,6 +130,13 @@ def test_invalid_parameters_fail_before_dbt_starts(tenant_copy: Any) -> None:
     assert "parameter 'vars'" in str(state.message)
 
 
+def test_a_missing_secret_block_fails_before_dbt_starts(tenant_copy: Any) -> None:
+    state = _run(command="build", secret_env_vars={"DBT_ENV_SECRET_KEY": "no-such-secret-block"})
+    assert state.is_failed()
+    assert "DBT_ENV_SECRET_KEY" in str(state.message) and "'no-such-secret-block'" in str(state.message)
+    assert "DBT_ENV_SECRET_KEY" not in os.environ
+
+
 @pytest.fixture(scope="module")
 def failing_project(tenant_copy: Any) -> Path:
     tests_dir = tenant_copy.project_dir / "tests"
@@ -144,16 +151,20 @@ def failing_project(tenant_copy: Any) -> Path:
 
 
 def test_failing_test_fails_the_flow_and_names_the_node(failing_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WG_FORCE_FAILURE", "1")
+    # The variable comes from the `env_vars` parameter (a dbt Cloud job's environment variables), and wins over
+    # the process's own value for the run only.
+    monkeypatch.setenv("WG_FORCE_FAILURE", "0")
     state = run_dbt_wg.with_options(retries=0)(
         command="build",
         target="local",
         profiles_strategy="local",
         select="+assert_orders_forced_failure",
+        env_vars={"WG_FORCE_FAILURE": "1"},
         return_state=True,
     )
     assert state.is_failed()
     assert "test.dbt_williamgrant.assert_orders_forced_failure" in str(state.message)
+    assert os.environ["WG_FORCE_FAILURE"] == "0"
 
 
 def test_flow_retry_reruns_from_the_point_of_failure(

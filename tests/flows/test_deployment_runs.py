@@ -26,7 +26,7 @@ from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
 from migration.emit import render_prefect_yaml
 from migration.export import load_inventory
-from migration.translate import build_plan, schedule_slug
+from migration.translate import plan_inventory, schedule_slug
 from sandbox.runs import DeploymentRun, run_deployment_now
 from sandbox.stack import on_process_pool
 from sandbox.worker import ProcessWorker
@@ -50,7 +50,10 @@ def _git_repository(folder: Path) -> None:
 def _spec(tenant: TenantSettings, name: str) -> DeploymentSpec:
     inventory = load_inventory(SEED)
     tenant = tenant.model_copy(update={"deployment_name": name})
-    return build_deployment(build_plan(inventory.job_models(), tenant, inventory.environment_models()), tenant)
+    return build_deployment(
+        plan_inventory(inventory, tenant),
+        tenant,
+    )
 
 
 def _prefect_deploy(spec: DeploymentSpec, cwd: Path, folder: Path) -> None:

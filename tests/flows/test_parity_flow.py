@@ -16,17 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
+from prefect.blocks.system import Secret
 from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
 from flows.dbt_wg_flow import run_dbt_wg
 from flows.parity_flow import parity_report
+from migration.env_vars import secret_block_name
 from parity.model import ParityReport
 from parity.store import load_latest_report, load_latest_verdicts
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.warehouse import database_path
 
 HOURLY = 70403103936340
+SECRET = "DBT_ENV_SECRET_FX_API_KEY"
 FX_MODEL = "model.dbt_williamgrant.fct_fx_rates"
 PROD_ONLY = "model.dbt_williamgrant.audit_prod_run_log"
 REVENUE = "model.dbt_williamgrant.rpt_revenue_by_currency"
@@ -59,6 +64,9 @@ def sandbox(tenant_copy: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         baseline = cloud.app.run_job(HOURLY, cause="parity baseline")
         assert baseline["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in baseline["run_steps"]]
         run_dbt_wg(command="run", select="+tag:hourly", target="parity", per_node_tasks=False)  # warm-up only
+        # The hourly job's secret (masked by dbt Cloud) as a person saves it after reading the plan.
+        secret = secret_block_name(tenant_copy.settings.blocks.profile_prefix, SECRET, "Production", HOURLY)
+        Secret(value="stand-in").save(secret, overwrite=True)
         saved = os.environ.get("DBT_CLOUD_API_TOKEN")
         os.environ["DBT_CLOUD_API_TOKEN"] = cloud.token
         try:
@@ -79,8 +87,21 @@ def passing(sandbox: Sandbox) -> ParityReport:
     return report
 
 
-def test_same_job_on_parity_passes_and_explains_the_prod_only_model(passing: ParityReport) -> None:
+def _regions(tenant_copy: Any, database: str) -> list[tuple[str]]:
+    path = str(database_path(database, tenant_copy.warehouse))
+    try:
+        db = duckdb.connect(path, read_only=True)
+    except duckdb.ConnectionException:  # dbt-duckdb in this process still holds the file open read-write
+        db = duckdb.connect(path)
+    with db:
+        return db.execute("select distinct reporting_region from marts_finance.fct_fx_rates").fetchall()
+
+
+def test_same_job_on_parity_passes_and_explains_the_prod_only_model(tenant_copy: Any, passing: ParityReport) -> None:
     job = passing.job(HOURLY)
+    # fct_fx_rates reads env_var('DBT_WG_REGION'): both sides built it with the hourly job's override, not the
+    # project default or the Production value.
+    assert _regions(tenant_copy, "prod") == [("uk",)] and _regions(tenant_copy, "parity") == [("uk",)]
     assert job.baseline.system == "dbt_cloud" and job.baseline.command == "build"
     assert job.candidate.system == "prefect" and job.candidate.target == "parity"
     assert job.candidate.location and (Path(job.candidate.location) / "manifest.json").is_file()  # for the notebook

@@ -16,7 +16,7 @@ from dbt2prefect.tenant import load_tenant
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.export import export_inventory
 from migration.switch_context import field_differences
-from migration.translate import build_plan
+from migration.translate import plan_inventory
 from sandbox.dbt_cloud import SEED_JOBS, SandboxDbtCloud
 
 SEED = json.loads(SEED_JOBS.read_text())["data"]
@@ -65,7 +65,7 @@ def test_export_and_plan_survive_the_corpus(cloud: SandboxDbtCloud) -> None:
         inventory = export_inventory(client)
     assert len(inventory.jobs) == len(corpus())
     assert inventory.missing_environments == [GONE_ENVIRONMENT]
-    plan = build_plan(inventory.job_models(), load_tenant(), inventory.environment_models())
+    plan = plan_inventory(inventory, load_tenant())
     status = {j.job_id: j.status for j in plan.jobs}
     assert status[GONE_ENV] == "not_migrated"
     assert {status[NULLS], status[MISSING], status[EXTRA]} <= {"scheduled", "blocked"}

@@ -17,6 +17,7 @@ from migration.export import Inventory, export_inventory, load_inventory, write_
 from sandbox.dbt_cloud import SEED_JOBS, SandboxDbtCloud
 
 NIGHTLY = 70403103936332
+HOURLY = 70403103936340
 FAST_RETRY = RetryPolicy(max_attempts=10, backoff_base=0.01, backoff_max=0.05, deadline=20.0)
 
 
@@ -37,6 +38,10 @@ def test_export_writes_jobs_environments_and_latest_runs(
     assert inventory.host == cloud.url and inventory.account_id == cloud.account_id
     nightly = next(j for j in inventory.jobs if j.raw["id"] == NIGHTLY)
     assert nightly.raw == cloud.app.state.get_job(NIGHTLY)  # the raw API dict, untouched
+    variables = inventory.environment_variable_models()
+    assert variables is not None and set(variables.projects) == {nightly.raw["project_id"]}
+    assert set(variables.jobs) == {j.raw["id"] for j in inventory.jobs if not j.job.is_deleted}
+    assert variables.jobs[HOURLY].variables["DBT_WG_REGION"]["job"].value == "uk"
     path = write_inventory(inventory, tmp_path / "out" / "inventory.json")
     assert load_inventory(path) == inventory
     assert cloud.token not in path.read_text()
@@ -63,6 +68,14 @@ def test_load_inventory_accepts_a_saved_jobs_list_response() -> None:
     assert inventory.account_id == 70403103922125 and inventory.project_id == 70403103926818
     assert len(inventory.job_models()) == 9
     assert all(j.latest_successful_run_id is None for j in inventory.jobs)
+
+
+def test_an_inventory_written_before_environment_variables_were_exported_loads(tmp_path: Path) -> None:
+    doc = Inventory(account_id=1, jobs=[]).model_dump(mode="json", exclude={"environment_variables"})
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    assert "environment_variables" not in path.read_text()
+    assert load_inventory(path).environment_variable_models() is None
 
 
 @pytest.mark.parametrize(

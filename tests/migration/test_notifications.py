@@ -29,7 +29,9 @@ def _notifications(*extra: dict[str, object]) -> list[Notification]:
 
 def _plan(notifications: list[Notification]) -> MigrationPlan:
     inventory = load_inventory(SEED / "seed_jobs.json")
-    return build_plan(inventory.job_models(), load_tenant(), inventory.environment_models(), notifications)
+    return build_plan(
+        inventory.job_models(), load_tenant(), inventory.environment_models(), notifications=notifications
+    )
 
 
 def _found(plan: MigrationPlan) -> list[Finding]:

@@ -24,6 +24,7 @@ from migration.apply import apply_deployment
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.models import RunStatus
 from migration.deployment import build_deployment
+from migration.export import read_job_context
 from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
 from parity.store import write_report
@@ -53,7 +54,10 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
         deployment = f"dbt_wg_status_{uuid.uuid4().hex[:8]}"
         tenant = on_process_pool(base, "wg-test-process", deployment_name=deployment)
         with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
-            plan = build_plan(list(client.iter_jobs(state="all")), tenant)
+            jobs = list(client.iter_jobs(state="all"))
+            # As `plan` and `cutover` plan them: with the jobs' environments and environment variables.
+            environments, variables = read_job_context(client, jobs)
+            plan = build_plan(jobs, tenant, environments, variables=variables)
         apply_deployment(build_deployment(plan, tenant), create_pool=True)
         derive_tenant_file(
             tmp_path / "tenant.toml",

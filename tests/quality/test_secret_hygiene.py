@@ -2,7 +2,8 @@
 
 Recognisable fake secrets go through every path that touches one: export against the sandbox dbt Cloud server
 (good token and a rejected one), `dbt2prefect blocks register` from SNOWFLAKE_* variables, and a real
-`run_dbt_wg` run on target dev (DuckDB) with all the secrets set in the environment. Then every file under the
+`run_dbt_wg` run on target dev (DuckDB) with all the secrets set in the environment and a dbt Cloud secret
+environment variable read from the Secret block that the plan's command saved. Then every file under the
 test's folders, the run-artifact store, the Prefect artifacts and the flow-run logs (read back through the Prefect
 client), the captured log records and the console output are scanned for them.
 """
@@ -11,6 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -29,6 +34,7 @@ from dbt2prefect.cli.app import app
 from dbt2prefect.profiles import DbtTargetProfile
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudAuthError
+from migration.env_vars import store_secret_command
 from sandbox.dbt_cloud import SandboxDbtCloud
 
 FAKE_TOKEN = "dbtc_FAKEhygieneTOKEN0123456789abcdefXYZ"
@@ -37,12 +43,15 @@ FAKE_PASSWORD = "Pw-FAKE-hygiene-Snowflake-5up3r-s3cr3t"
 PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAKEHYGIENEKEYBODYwggSjAgEAAoIBAQC7"
 FAKE_PEM = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\nQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n-----END PRIVATE KEY-----\n"
 FAKE_PASSPHRASE = "FAKE-hygiene-passphrase-42"
+FAKE_DBT_SECRET = "FAKE-hygiene-dbt-env-secret-0451"
+DBT_SECRET_NAME = "DBT_ENV_SECRET_FX_API_KEY"
 SECRETS = {
     "dbt Cloud token": FAKE_TOKEN,
     "rejected dbt Cloud token": WRONG_TOKEN,
     "Snowflake password": FAKE_PASSWORD,
     "private key": PEM_BODY,
     "key passphrase": FAKE_PASSPHRASE,
+    "dbt Cloud secret environment variable": FAKE_DBT_SECRET,
 }
 SNOWFLAKE_ENV = {
     "SNOWFLAKE_ACCOUNT": "wg-test.eu-west-1",
@@ -214,18 +223,44 @@ def _prefect_artifacts(flow_run_id: UUID) -> list[str]:
     return [json.dumps(a.model_dump(mode="json"), default=str) for a in artifacts]
 
 
+@pytest.fixture(scope="module")
+def secret_block(quality_tenant: Any) -> str:
+    """The Secret block of a dbt Cloud secret, saved by the command the plan's `env_var_secret` finding gives."""
+    from prefect.blocks.system import Secret
+    from prefect.settings import get_current_settings
+
+    name = "quality-wg-dbt-env-secret-fx-api-key-production"
+    command = shlex.split(store_secret_command(DBT_SECRET_NAME, name))
+    assert _leaks(" ".join(command)) == []  # the value is read from the environment, never on the command line
+    env = {**os.environ, DBT_SECRET_NAME: FAKE_DBT_SECRET, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    done = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _leaks(done.stdout + done.stderr) == []
+    assert Secret.load(name).get() == FAKE_DBT_SECRET
+    return name
+
+
 def test_a_dev_run_and_everything_it_leaves_hold_no_secret(
     quality_tenant: Any,
     secret_env: None,
     exported: dict[str, Any],
     registered: dict[str, Any],
+    secret_block: str,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     from flows.dbt_wg_flow import run_dbt_wg
 
     with _capture_logs() as records:
-        state = run_dbt_wg(command="run", target="dev", select="+stg_erp__orders", return_state=True)
+        state = run_dbt_wg(
+            command="run",
+            target="dev",
+            select="+stg_erp__orders",
+            env_vars={"DBT_WG_REGION": "uk"},
+            secret_env_vars={DBT_SECRET_NAME: secret_block},
+            return_state=True,
+        )
     assert state.is_completed(), state.message
+    assert DBT_SECRET_NAME not in os.environ, "the secret is set for dbt during the run only"
     result = state.result()
     flow_run_id = state.state_details.flow_run_id
     assert result["counts"].get("success", 0) >= 1

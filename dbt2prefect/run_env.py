@@ -1,0 +1,68 @@
+"""The environment variables a run gives dbt: the `env_vars` parameter, and secrets read from Secret blocks.
+
+dbt runs in the flow-run process, so the values go into that process's environment while dbt runs and are
+taken out again afterwards. dbt keeps the values of `DBT_ENV_SECRET*` variables out of its logs and artifacts;
+this module never logs a value, and an error names the variable and its block only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+from dbt2prefect.errors import ParameterError
+
+if TYPE_CHECKING:
+    from dbt2prefect.params import RunParameters
+
+SECRET_ENV_PREFIX = "DBT_ENV_SECRET"
+"""dbt keeps the values of variables named so out of its logs and artifacts; dbt Cloud's API masks them."""
+
+
+def read_secret(name: str, block: str) -> str:
+    """The value of secret variable `name` from Prefect Secret block `block`.
+
+    Raises:
+        ParameterError: the block does not exist, is not a Secret block, or is empty.
+    """
+    from prefect.blocks.system import Secret
+
+    try:
+        # `_sync=True` runs the sync implementation even under an event loop.
+        value = cast("Secret[Any]", Secret.load(block, _sync=True)).get()  # type: ignore[call-arg]
+    except Exception as exc:
+        # A missing block raises ValueError, an unreachable API httpx/Prefect errors. Only the type is kept,
+        # so that no response payload can reach the message.
+        raise ParameterError(
+            f"parameter 'secret_env_vars': {name} names Prefect Secret block {block!r}, which could not be read "
+            f"({type(exc).__name__}); save the value as that block (the plan's `env_var_secret` finding has the "
+            "command)"
+        ) from None
+    if not isinstance(value, str) or not value:
+        raise ParameterError(f"parameter 'secret_env_vars': Secret block {block!r} of {name} holds no text value")
+    return value
+
+
+def run_environment(params: RunParameters) -> dict[str, str]:
+    """Every variable the run sets for dbt: `env_vars` as given, then each secret from its block."""
+    values = dict(params.env_vars or {})
+    for name, block in (params.secret_env_vars or {}).items():
+        values[name] = read_secret(name, block)
+    return values
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in the process environment while the block runs; restore what was there afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
