@@ -134,16 +134,28 @@ def desired_automation(spec: DeploymentSpec, trigger: TriggerSpec, deployment_id
     return deployment_trigger.as_automation()
 
 
+def _normalized(value: Any) -> Any:
+    """A JSON dump with its lists of strings sorted: sets (a trigger's `expect`, resource ids) dump in any order."""
+    if isinstance(value, dict):
+        return {key: _normalized(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_normalized(item) for item in value]
+        return sorted(items) if all(isinstance(item, str) for item in items) else items
+    return value
+
+
 def _automation_fields(current: Automation, desired: AutomationCore) -> list[str]:
     """Names of what differs between an automation on the server and the desired one (enabled is not compared)."""
     fields = []
     if current.description != desired.description:
         fields.append("description")
-    if current.trigger.model_dump(mode="json", exclude={"id"}) != desired.trigger.model_dump(
-        mode="json", exclude={"id"}
+    if _normalized(current.trigger.model_dump(mode="json", exclude={"id"})) != _normalized(
+        desired.trigger.model_dump(mode="json", exclude={"id"})
     ):
         fields.append("trigger")
-    if [a.model_dump(mode="json") for a in current.actions] != [a.model_dump(mode="json") for a in desired.actions]:
+    if _normalized([a.model_dump(mode="json") for a in current.actions]) != _normalized(
+        [a.model_dump(mode="json") for a in desired.actions]
+    ):
         fields.append("actions")
     return fields
 
@@ -352,7 +364,9 @@ async def _apply_triggers(
         elif change.status == "changed":
             existing = current[change.slug]
             desired = desired_automation(spec, spec.trigger(change.slug), deployment_id)
-            await client.update_automation(existing.id, desired.model_copy(update={"enabled": existing.enabled}))
+            # The update body has no owner: the automation keeps the one it was created with.
+            update = desired.model_dump(exclude={"owner_resource"}) | {"enabled": existing.enabled}
+            await client.update_automation(existing.id, type(desired).model_validate(update))
         elif change.status == "removed":
             await client.delete_automation(current[change.slug].id)
 

@@ -24,6 +24,11 @@ def _tenant(deployment: str) -> TenantSettings:
     return on_process_pool(load_tenant(), "wg-test-process", deployment_name=deployment)
 
 
+def _plan_jobs() -> list[Job]:
+    raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())
+    return [Job.from_api(item) for item in raw["data"]]
+
+
 def _plan(deployment: str, *, drop: set[int] | None = None) -> MigrationPlan:
     raw = json.loads((FIXTURES / "jobs_edge_cases.json").read_text())
     jobs = [Job.from_api(item) for item in raw["data"] if item["id"] not in (drop or set())]
@@ -168,3 +173,30 @@ def test_the_settings_templates_placeholder_repository_is_refused_before_any_cha
     with pytest.raises(ApplyError, match=r"\[tenant.code_storage\] repository .*OWNER/REPO.*git URL") as caught:
         apply_deployment(build_deployment(plan, tenant), dry_run=True)
     assert caught.value.exit_code == 2
+
+
+def test_a_changed_chained_job_updates_its_trigger_in_place(applied: MigrationPlan) -> None:
+    from prefect.client.orchestration import get_client
+
+    from migration.apply import deployment_triggers
+
+    async def triggers() -> dict[str, Any]:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("run_dbt_wg/dbt_wg_apply_test")
+            return await deployment_triggers(client, deployment.id)
+
+    jobs = [
+        j.model_copy(update={"settings": j.settings.model_copy(update={"threads": 12})}) if j.id == 111 else j
+        for j in _plan_jobs()  # job 111 is chained to job 102
+    ]
+    apply_plan(build_plan(_plan_jobs(), _tenant("dbt_wg_apply_test")))  # as the fixture applied it
+    before = asyncio.run(triggers())
+    name = "job-111-after-job-102"
+    assert name in before, sorted(before)
+    diff = apply_plan(build_plan(jobs, _tenant("dbt_wg_apply_test")))
+    change = next(c for c in diff.triggers if c.slug == name)
+    assert (change.status, change.fields) == ("changed", ["actions"])
+    after = asyncio.run(triggers())[name]
+    assert after.id == before[name].id and after.enabled == before[name].enabled
+    assert after.actions[0].parameters["threads"] == 12  # type: ignore[union-attr]
+    assert not apply_plan(build_plan(jobs, _tenant("dbt_wg_apply_test"))).has_changes
