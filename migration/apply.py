@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec
+from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec, TriggerSpec
 from migration.errors import MigrationError
 from migration.plan import PlannedSchedule
 from migration.translate import is_job_slug, is_trigger_name
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
-
-
-PLACEHOLDER_REPOSITORY = "OWNER/REPO"
-"""What a settings template has in place of the team's repository."""
 
 
 class ApplyError(MigrationError):

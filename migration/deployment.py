@@ -186,6 +186,10 @@ def _tenant_file_value(tenant: TenantSettings) -> str:
     return str(settings)
 
 
+PLACEHOLDER_REPOSITORY = "OWNER/REPO"
+"""What the shipped settings and commands have in place of the team's GitHub repository; `apply` refuses it."""
+
+
 def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:
     """The steps a worker runs before the flow: fetch the code, then (for `requirements`) install the pins.
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from dbt2prefect.files import write_text_atomic
-from migration.deployment import DeploymentSpec, ScheduleSpec
+from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
 
 REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json --allow-blockers"
@@ -89,7 +89,7 @@ def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python
         "",
     )
     match = _GITHUB.match(repository)
-    source = match.group("path") if match else "OWNER/REPO"
+    source = match.group("path") if match else PLACEHOLDER_REPOSITORY
     args = ["uvx", "prefect-cloud", "deploy", spec.entrypoint, "--from", source, "--name", spec.name]
     args += ["--with-python", python]
     for name, version in sorted(versions.items()):
