@@ -74,7 +74,7 @@ def emit_run_warned(summary: RunSummary, job_id: int | None) -> Event | None:
     from prefect.runtime import deployment
 
     context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
+    if context is None or context.flow_run is None or context.flow is None:
         return None
     flow_run = context.flow_run
     deployment_name = deployment.name if flow_run.deployment_id is not None else None
