@@ -33,33 +33,40 @@ async def notification_automations(client: PrefectClient, deployment_name: str) 
     return {a.name: a for a in found if is_notification_name(a.name) and _watches(a, deployment_name)}
 
 
+async def block_problem(client: PrefectClient, reference: str) -> tuple[UUID | None, str | None]:
+    """The block document id of notification block `reference` (`<slug>/<name>`), or what is wrong with it."""
+    from prefect.exceptions import ObjectNotFound
+
+    slug, _, name = reference.partition("/")
+    try:
+        document = await client.read_block_document_by_name(name, slug, include_secrets=False)
+    except ObjectNotFound:
+        return None, (
+            f"notification block {reference!r} does not exist on this Prefect API; save it first "
+            f"(`prefect block create {slug}`, name {name!r}) or name an existing block in [tenant.notifications]"
+        )
+    capabilities = document.block_schema.capabilities if document.block_schema else []
+    if "notify" not in capabilities:
+        return None, (
+            f"block {reference!r} cannot send notifications (a {slug!r} block has no notify capability); name a "
+            "notification block in [tenant.notifications], e.g. 'slack-webhook/<name>' or 'custom-webhook/<name>'"
+        )
+    return document.id, None
+
+
 async def notification_blocks(client: PrefectClient, spec: DeploymentSpec) -> dict[str, UUID]:
-    """The block document id of each notification block the description sends through (`<slug>/<name>`).
+    """The block document id of each notification block the description sends through.
 
     Raises:
         ApplyError: a block does not exist, or cannot send notifications; the message says how to fix it.
     """
-    from prefect.exceptions import ObjectNotFound
-
     ids: dict[str, UUID] = {}
     for reference in sorted({n.block for n in spec.notifications}):
-        slug, _, name = reference.partition("/")
-        users = sorted({n.name for n in spec.notifications if n.block == reference})
-        try:
-            document = await client.read_block_document_by_name(name, slug, include_secrets=False)
-        except ObjectNotFound:
-            raise ApplyError(
-                f"notification block {reference!r} ([tenant.notifications], used by {', '.join(users)}) does not "
-                f"exist on this Prefect API; save it first (`prefect block create {slug}`, name {name!r}) or "
-                "name an existing block in [tenant.notifications]"
-            ) from None
-        capabilities = document.block_schema.capabilities if document.block_schema else []
-        if "notify" not in capabilities:
-            raise ApplyError(
-                f"block {reference!r} ([tenant.notifications]) cannot send notifications (a {slug!r} block has no "
-                "notify capability); name a notification block, e.g. 'slack-webhook/<name>' or 'custom-webhook/<name>'"
-            )
-        ids[reference] = document.id
+        block_id, problem = await block_problem(client, reference)
+        if block_id is None:
+            users = ", ".join(sorted(n.name for n in spec.notifications if n.block == reference))
+            raise ApplyError(f"{problem} (it sends {users})")
+        ids[reference] = block_id
     return ids
 
 

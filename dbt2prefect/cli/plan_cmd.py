@@ -234,10 +234,9 @@ def apply(
         + ", ".join(f"{sum(1 for c in changes if c.status == s)} {s}" for s in ("added", "changed", "removed"))
         for what, changes in parts.items()
     )
-    console.print(
-        f"Applied: deployment {result.deployment.status}; {summary}"
-        + ("" if activate else "; new schedules and automations are inactive until cutover (the ledger's flag).")
-    )
+    console.print(f"Applied: deployment {result.deployment.status}; {summary}.")
+    if not activate:
+        console.print("New schedules and automations are inactive until cutover (the ledger's flag).")
     console.print(f"Runs need a worker polling work pool {spec.work_pool!r} (see README, 'Run it on Prefect Cloud').")
 
 
@@ -296,6 +295,12 @@ def emit(
         console.print(
             f"Wrote {written} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to .github/workflows/ "
             "and add the repository secrets its header names."
+        )
+    if spec.notifications:
+        console.print(
+            f"{len(spec.notifications)} notification automation(s) are not in the file (prefect.yaml carries only "
+            "triggers that run the deployment): `dbt2prefect apply` creates them, through the blocks that "
+            "[tenant.notifications] names."
         )
     console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
     console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")

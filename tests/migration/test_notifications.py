@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from pydantic import ValidationError
 
 from dbt2prefect.run_events import RUN_WARNED_EVENT
@@ -146,6 +145,6 @@ def test_without_notifications_the_plan_has_none() -> None:
     ],
 )
 def test_a_bad_notifications_setting_names_itself_and_the_form(setting: dict[str, str], named: str) -> None:
-    with pytest.raises(ValidationError, match="tenant.notifications") as caught:
+    with pytest.raises(ValidationError, match=r"tenant\.notifications") as caught:
         TenantSettings.model_validate({**load_tenant().model_dump(), "notifications": setting})
     assert named in str(caught.value)
