@@ -21,6 +21,8 @@ from dbt2prefect.gc_tuning import fewer_collections
 from dbt2prefect.params import BUILDING, Invocation
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
+WARN_STATUS = "warn"
+"""The status of a data test or source freshness check that warned (dbt Cloud's run "succeeded with warnings")."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,10 @@ def _dbt_output(path: Path) -> Any:
 
 
 def _node_results(target_path: Path, step: int) -> list[NodeResult]:
-    path = target_path / "run_results.json"
-    if not path.is_file():
+    # `dbt source freshness` writes its results (pass, warn, error, runtime error) to sources.json, and no
+    # run_results.json; every other command writes run_results.json.
+    path = next((target_path / n for n in ("run_results.json", "sources.json") if (target_path / n).is_file()), None)
+    if path is None:
         return []
     data = _dbt_output(path)
     manifest_nodes: dict[str, Any] = {}
@@ -124,7 +128,7 @@ def _node_results(target_path: Path, step: int) -> list[NodeResult]:
                 name=str(node.get("name") or uid.rsplit(".", 1)[-1]),
                 status=str(item.get("status", "")),
                 execution_time=float(item.get("execution_time") or 0.0),
-                message=str(item.get("message") or ""),
+                message=str(item.get("message") or item.get("error") or ""),
                 step=step,
                 relation=node.get("relation_name"),
             )

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from dbt2prefect.dbt_run import FAILED_STATUSES, NodeResult, StepOutcome
+from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class RunSummary:
     slowest: list[NodeResult]
     nodes: list[NodeResult]
     seconds: float
+
+    @property
+    def warned(self) -> list[NodeResult]:
+        """The node results that warned, in run order (a node that warned in two steps appears twice)."""
+        return [node for node in self.nodes if node.status == WARN_STATUS]
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -145,6 +145,25 @@ class SandboxSettings(BaseModel):
         return self
 
 
+NOTIFICATION_DESTINATIONS = ("slack", "email", "user", "webhook")
+"""How `[tenant.notifications]` keys name a dbt Cloud destination: `slack:<channel name or id>`,
+`email:<address>`, `user:<dbt Cloud user id>` (an internal user's email), `webhook:<notification id>`."""
+
+
+def _notification_problem(destination: str, block: str) -> str | None:
+    kind, _, label = destination.partition(":")
+    if kind not in NOTIFICATION_DESTINATIONS or not label:
+        kinds = ", ".join(f"'{k}:...'" for k in NOTIFICATION_DESTINATIONS)
+        return f"[tenant.notifications] key {destination!r} must be one of {kinds}, e.g. 'slack:#data-alerts'"
+    slug, _, name = block.partition("/")
+    if not slug or not name or "/" in name:
+        return (
+            f"[tenant.notifications] {destination!r} = {block!r} must name a Prefect notification block as "
+            "'<block-type-slug>/<block-name>', e.g. 'slack-webhook/data-alerts'"
+        )
+    return None
+
+
 class TenantSettings(BaseModel):
     """Everything that differs between tenants. Paths are resolved against the settings file's folder."""
 
@@ -173,6 +192,13 @@ class TenantSettings(BaseModel):
         description="Blocker findings a person has reviewed, as '<reason_code>:<job_id>'.",
     )
     settings_file: Path | None = None
+    notifications: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "dbt Cloud notification destination (e.g. 'slack:#data-alerts', 'email:oncall@example.com', "
+            "'user:<id>') → the Prefect notification block that sends to it, '<block-type-slug>/<block-name>'."
+        ),
+    )
     dbt_cloud_environments: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -209,6 +235,15 @@ class TenantSettings(BaseModel):
             problem = segment_problem(name)
             if problem is not None:
                 raise ValueError(f"target {problem}")
+        return value
+
+    @field_validator("notifications")
+    @classmethod
+    def _notification_blocks(cls, value: dict[str, str]) -> dict[str, str]:
+        for destination, block in value.items():
+            problem = _notification_problem(destination, block)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     def block_name(self, target: str) -> str:

@@ -18,6 +18,7 @@ from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
 from dbt2prefect.job_identity import job_label, job_tag
 from dbt2prefect.params import validate
+from dbt2prefect.run_events import emit_run_warned
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
 from dbt2prefect.tenant import load_tenant
@@ -89,6 +90,7 @@ def run_dbt_wg(
     A failed node fails the flow; the flow's retry reruns from the point of failure with `dbt retry`.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
     the run. Artifacts go to the tenant's run-artifact store; a summary is published as Prefect artifacts.
+    A successful run in which a node warned emits `dbt2prefect.run.warned` (see `dbt2prefect.run_events`).
     """
     raw = dict(locals())
     logger = get_run_logger()
@@ -122,6 +124,8 @@ def run_dbt_wg(
     )
     if outcome.failure is not None:
         raise DbtRunError(outcome.failure)
+    # A run that warned ends Completed like a clean one: the event tells the two apart (dbt Cloud's "Warns").
+    emit_run_warned(outcome.summary, params.dbt_cloud_job_id)
     return {
         "flow_run_id": run_id,
         "target": outcome.target,

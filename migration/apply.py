@@ -6,7 +6,9 @@ POST /deployments/ replaces all of its schedules. Schedules are matched by slug:
 this tool, so schedules added by hand survive every apply. A new schedule starts with the active flag of the
 description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it). The
 deployment's triggers (chained jobs) are automations matched the same way, by name `job-<id>-after-job-<id>`,
-built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too.
+built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too. So are the
+notification automations (`job-<id>-notify-<id>`), which send through the notification blocks the tenant settings
+name; a missing block stops apply before any change.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec, TriggerSpec
-from migration.errors import MigrationError
+from migration.errors import ApplyError
+from migration.notification_automations import desired_notification, notification_automations, notification_blocks
 from migration.plan import PlannedSchedule
 from migration.translate import is_job_slug, is_trigger_name
 
@@ -33,10 +36,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
-
-
-class ApplyError(MigrationError):
-    """The plan cannot be applied as asked (e.g. the work pool is missing); the message says how to fix it."""
 
 
 class PrefectApiError(ExternalServiceError):
@@ -70,13 +69,14 @@ class ApplyDiff(_DiffModel):
     deployment: DeploymentChange
     schedules: list[ScheduleChange]
     triggers: list[ScheduleChange] = Field(default_factory=list)
+    notifications: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
 
     @property
     def has_changes(self) -> bool:
         """True when applying would change anything."""
         return self.deployment.status != "unchanged" or any(
-            s.status in ("added", "changed", "removed") for s in [*self.schedules, *self.triggers]
+            s.status in ("added", "changed", "removed") for s in [*self.schedules, *self.triggers, *self.notifications]
         )
 
 
@@ -165,27 +165,63 @@ async def deployment_triggers(client: PrefectClient, deployment_id: UUID) -> dic
     return {a.name: a for a in related if is_trigger_name(a.name)}
 
 
-async def _trigger_changes(
-    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID, prune: bool
-) -> list[ScheduleChange]:
-    current = await deployment_triggers(client, deployment_id)
+Desired = dict[str, tuple["AutomationCore", bool]]
+"""Automations the description wants, by name: each with the enabled flag a new one starts with."""
+
+
+def _automation_changes(current: dict[str, Automation], desired: Desired, prune: bool) -> list[ScheduleChange]:
     changes: list[ScheduleChange] = []
-    for trigger in spec.triggers:
-        existing = current.get(trigger.name)
+    for name, (automation, enabled) in desired.items():
+        existing = current.get(name)
         if existing is None:
-            changes.append(ScheduleChange(slug=trigger.name, status="added", active=trigger.enabled))
+            changes.append(ScheduleChange(slug=name, status="added", active=enabled))
             continue
-        fields = _automation_fields(existing, desired_automation(spec, trigger, deployment_id))
+        fields = _automation_fields(existing, automation)
         status: ChangeStatus = "changed" if fields else "unchanged"
-        changes.append(ScheduleChange(slug=trigger.name, status=status, fields=fields, active=existing.enabled))
-    planned = {t.name for t in spec.triggers}
+        changes.append(ScheduleChange(slug=name, status=status, fields=fields, active=existing.enabled))
     for name, existing in sorted(current.items()):
-        if name not in planned:
+        if name not in desired:
             removable = prune and not existing.enabled
             changes.append(
                 ScheduleChange(slug=name, status="removed" if removable else "orphaned", active=existing.enabled)
             )
     return sorted(changes, key=lambda c: c.slug)
+
+
+async def _triggers(
+    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID
+) -> tuple[dict[str, Automation], Desired]:
+    """The deployment's triggers on the server and as the description wants them."""
+    current = await deployment_triggers(client, deployment_id)
+    return current, {t.name: (desired_automation(spec, t, deployment_id), t.enabled) for t in spec.triggers}
+
+
+async def _notifications(client: PrefectClient, spec: DeploymentSpec) -> tuple[dict[str, Automation], Desired]:
+    """The notification automations on the server and as the description wants them.
+
+    Raises:
+        ApplyError: a notification block is missing or cannot notify.
+    """
+    blocks = await notification_blocks(client, spec)
+    current = await notification_automations(client, spec.name)
+    desired = {n.name: (desired_notification(spec, n, blocks[n.block]), n.enabled) for n in spec.notifications}
+    return current, desired
+
+
+async def _apply_automations(
+    client: PrefectClient, current: dict[str, Automation], desired: Desired, changes: list[ScheduleChange]
+) -> None:
+    """Create, update (keeping the enabled flag: cutover owns it) or delete automations by name."""
+    for change in changes:
+        if change.status == "added":
+            await client.create_automation(desired[change.slug][0])
+        elif change.status == "changed":
+            existing, (automation, _) = current[change.slug], desired[change.slug]
+            # The update body has no owner: the automation keeps the one it was created with.
+            update = automation.model_dump(exclude={"owner_resource"}) | {"enabled": existing.enabled}
+            await client.update_automation(existing.id, type(automation).model_validate(update))
+        elif change.status == "removed":
+            await client.delete_automation(current[change.slug].id)
 
 
 def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
@@ -223,12 +259,14 @@ async def compute_diff(
 ) -> ApplyDiff:
     """Compare the description with the Prefect API without changing anything."""
     name = spec.full_name
+    notifications = await _notifications(client, spec)
     deployment = await _read_deployment(client, spec)
     if deployment is None:
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
             schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
             triggers=[ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.triggers],
+            notifications=_automation_changes(*notifications, prune),
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
@@ -254,7 +292,8 @@ async def compute_diff(
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
-        triggers=await _trigger_changes(client, spec, deployment.id, prune),
+        triggers=_automation_changes(*await _triggers(client, spec, deployment.id), prune),
+        notifications=_automation_changes(*notifications, prune),
     )
 
 
@@ -314,7 +353,8 @@ async def _apply(
         deployment_id: UUID = await client.create_deployment(
             flow_id=flow_id, name=spec.name, schedules=creates, **settings
         )
-        await _apply_triggers(client, spec, deployment_id, diff.triggers)
+        await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
+        await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
         return diff.model_copy(update={"applied": True})
     deployment = await _read_deployment(client, spec)
     deployment_id = deployment.id
@@ -345,26 +385,9 @@ async def _apply(
             )
         elif change.status == "removed":
             await client.delete_deployment_schedule(deployment_id, current[change.slug].id)
-    await _apply_triggers(client, spec, deployment_id, diff.triggers)
+    await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
+    await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
     return diff.model_copy(update={"applied": True})
-
-
-async def _apply_triggers(
-    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID, changes: list[ScheduleChange]
-) -> None:
-    """Create, update (keeping the enabled flag: cutover owns it) or delete the deployment's automations."""
-    current = await deployment_triggers(client, deployment_id)
-    for change in changes:
-        if change.status == "added":
-            await client.create_automation(desired_automation(spec, spec.trigger(change.slug), deployment_id))
-        elif change.status == "changed":
-            existing = current[change.slug]
-            desired = desired_automation(spec, spec.trigger(change.slug), deployment_id)
-            # The update body has no owner: the automation keeps the one it was created with.
-            update = desired.model_dump(exclude={"owner_resource"}) | {"enabled": existing.enabled}
-            await client.update_automation(existing.id, type(desired).model_validate(update))
-        elif change.status == "removed":
-            await client.delete_automation(current[change.slug].id)
 
 
 def apply_deployment(

@@ -8,7 +8,8 @@ crash at any point finishes the job without repeating side effects):
    original.
 2. dbt Cloud: `triggers.schedule = false`, posted as the full body of writable fields (never state=2).
 3. Prefect: the `job-<id>` schedule active, sent together with its parameters (see `prefect_switch`), and the
-   triggers of the jobs chained to it (`job-*-after-job-<id>`) enabled.
+   triggers of the jobs chained to it (`job-*-after-job-<id>`) and its notification automations
+   (`job-<id>-notify-*`) enabled.
 4. verify: both sides read back; the result is a new `cutover_verified` record.
 
 Nothing happens to any job unless every requested job passes the gate: a PASS parity verdict (or `force` with a
@@ -33,7 +34,7 @@ from migration.ledger import (
     new_operation_id,
 )
 from migration.plan import MigrationPlan, PlannedSchedule
-from migration.prefect_switch import PrefectTriggers
+from migration.prefect_switch import PrefectTriggers, automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, chained_children, schedule_on
 from parity.model import Verdict
 
@@ -148,9 +149,9 @@ def _verify(planned: PlannedSchedule, ctx: SwitchContext) -> Verification:
             problems.append(f"Prefect schedule {planned.slug} is paused")
         if schedule.parameters != planned.parameters:
             problems.append(f"Prefect schedule {planned.slug} parameters differ from the plan")
-    for name, enabled in PrefectTriggers(ctx.prefect.deployment).after_job(planned.job_id).items():
+    for name, enabled in PrefectTriggers(ctx.prefect.deployment).switched_with(planned.job_id).items():
         if not enabled:
-            problems.append(f"Prefect trigger {name} (a job chained to this one) is disabled")
+            problems.append(f"{automation_role(name)} is disabled")
     return Verification(
         ok=not problems,
         dbt_cloud_schedule_on=schedule_on(job),
@@ -203,7 +204,7 @@ def _cut_over_one(
     if schedule is not None and (not schedule.active or schedule.parameters != planned.parameters):
         ctx.prefect.set_active(schedule, True, planned.parameters)
     triggers = PrefectTriggers(ctx.prefect.deployment)
-    for name, enabled in triggers.after_job(job_id).items():
+    for name, enabled in triggers.switched_with(job_id).items():
         if not enabled:
             triggers.set_enabled(name, True)
     ctx.checkpoint(job_id, "verify")

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from dbt2prefect.job_identity import run_name_prefix
+from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.errors import MigrationError
 from migration.ledger import Ledger, LedgerState
@@ -82,6 +83,56 @@ class TriggerSpec(_Spec):
         }
 
 
+_EVENT_WORDS = (
+    "{{ event.event | replace('prefect.flow-run.', '') | replace('"
+    + RUN_WARNED_EVENT
+    + "', 'Completed with warnings') }}"
+)
+
+
+class NotificationSpec(_Spec):
+    """A notification automation: send through a notification block when a run of a job (named `job-<id> ...`)
+    on this deployment enters one of `states` or emits one of `events`. Not part of the deployment in Prefect's
+    API (an automation of its own), so `apply` creates it and prefect.yaml cannot carry it."""
+
+    name: str
+    description: str
+    enabled: bool
+    job_id: int
+    run_name: str
+    states: list[str]
+    events: list[str]
+    block: str
+    subject: str
+    body: str
+
+    def automation(self, deployment_name: str, block_document_id: str) -> dict[str, Any]:
+        """The automation as Prefect's API takes it (`AutomationCore`, also the shape `prefect automation create`
+        reads), sending through the block document `block_document_id`."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            "trigger": {
+                "type": "event",
+                "posture": "Reactive",
+                "match": {"prefect.resource.id": "prefect.flow-run.*", "prefect.resource.name": f"{self.run_name}*"},
+                "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment_name},
+                "expect": [*(f"prefect.flow-run.{state}" for state in self.states), *self.events],
+                "threshold": 1,
+                "within": 0,
+            },
+            "actions": [
+                {
+                    "type": "send-notification",
+                    "block_document_id": block_document_id,
+                    "subject": self.subject,
+                    "body": self.body,
+                }
+            ],
+        }
+
+
 class DeploymentSpec(_Spec):
     """Everything Prefect stores about the deployment that this toolkit decides."""
 
@@ -98,6 +149,7 @@ class DeploymentSpec(_Spec):
     job_variables: dict[str, Any]
     schedules: list[ScheduleSpec]
     triggers: list[TriggerSpec] = []
+    notifications: list[NotificationSpec] = []
 
     @property
     def full_name(self) -> str:
@@ -109,6 +161,9 @@ class DeploymentSpec(_Spec):
 
     def trigger(self, name: str) -> TriggerSpec:
         return next(t for t in self.triggers if t.name == name)
+
+    def notification(self, name: str) -> NotificationSpec:
+        return next(n for n in self.notifications if n.name == name)
 
 
 def pinned_versions(constraints: str, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
@@ -251,8 +306,8 @@ def build_deployment(
         plan: the migration plan (schedules and their parameters).
         tenant: the tenant settings (code storage, runtime, work pool).
         versions: runtime pins; default this checkout's (see `runtime_versions`).
-        active: job id -> its schedule on, and the triggers of the jobs chained to it (see
-            `ledger_active_flags`); a job not listed is off.
+        active: job id -> its schedule on, its notification automations on and the triggers of the jobs chained
+            to it (see `ledger_active_flags`); a job not listed is off.
 
     Raises:
         DeploymentError: the tenant lacks code storage or the settings file is out of the worker's reach.
@@ -282,6 +337,28 @@ def build_deployment(
         )
         for t in plan.triggers
     ]
+    full_name = f"{plan.flow_name}/{plan.deployment_name}"
+    notifications = [
+        NotificationSpec(
+            name=n.name,
+            description=f"dbt Cloud notification {n.notification_id} of job {n.job_id} ({n.job_name}) to "
+            f"{n.destination}: {', '.join(n.outcomes)}",
+            enabled=bool(flags.get(n.switch_job_id, False)),
+            job_id=n.job_id,
+            run_name=run_name_prefix(n.job_id),
+            states=list(n.states),
+            events=list(n.events),
+            block=n.block,
+            subject=f"dbt job {n.job_name}: {_EVENT_WORDS}",
+            body=(
+                f"Run {{{{ flow_run.name }}}} of {full_name}: {_EVENT_WORDS}.\n"
+                "{{ flow_run.state.message or '' }}\n{{ (flow_run|ui_url) or '' }}\n"
+                f"It runs dbt Cloud job {n.job_id} ({n.job_name}); dbt Cloud notification {n.notification_id} "
+                f"sent this to {n.destination}."
+            ),
+        )
+        for n in plan.notifications
+    ]
     return DeploymentSpec(
         tenant=plan.tenant,
         flow_name=plan.flow_name,
@@ -295,6 +372,7 @@ def build_deployment(
         job_variables=job_variables(tenant, runtime_versions() if versions is None else versions),
         schedules=schedules,
         triggers=triggers,
+        notifications=notifications,
     )
 
 
@@ -304,7 +382,13 @@ def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: 
     Args:
         activate: every schedule on, whatever the ledger says (a tenant that skips the cutover gate).
     """
-    job_ids = list(dict.fromkeys([s.job_id for s in plan.schedules] + [t.upstream_job_id for t in plan.triggers]))
+    job_ids = list(
+        dict.fromkeys(
+            [s.job_id for s in plan.schedules]
+            + [t.upstream_job_id for t in plan.triggers]
+            + [n.switch_job_id for n in plan.notifications]
+        )
+    )
     if activate:
         flags = dict.fromkeys(job_ids, True)
     else:

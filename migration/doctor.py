@@ -88,8 +88,25 @@ def diagnose(tenant: TenantSettings) -> DoctorReport:
         checks.append(
             profile_check(tenant, target) if api_ok else _skipped(f"profile {target}", "needs the Prefect API")
         )
+    for destination in sorted(tenant.notifications):
+        name = f"notification {destination}"
+        checks.append(notification_check(tenant, destination) if api_ok else _skipped(name, "needs the Prefect API"))
     checks += storage_checks(tenant)
     return DoctorReport(tenant=tenant.name, checks=checks)
+
+
+def notification_check(tenant: TenantSettings, destination: str) -> Check:
+    """The notification block `[tenant.notifications]` names for `destination` exists and can notify."""
+    from migration.apply import run_with_client
+    from migration.notification_automations import block_problem
+
+    reference = tenant.notifications[destination]
+    _, problem = run_with_client(lambda client: block_problem(client, reference))
+    name = f"notification {destination}"
+    if problem is None:
+        return _ok(name, f"block {reference} can send")
+    detail, _, fix = problem.partition("; ")
+    return _fail(name, detail, fix)
 
 
 def dbt_cloud_checks(tenant: TenantSettings) -> list[Check]:

@@ -13,6 +13,10 @@ class InventoryError(MigrationError):
     """An inventory file is missing, unreadable or in neither accepted shape."""
 
 
+class ApplyError(MigrationError):
+    """The plan cannot be applied as asked (e.g. the work pool is missing); the message says how to fix it."""
+
+
 class LedgerError(MigrationError):
     """The cutover ledger cannot be read or written (a record is unreadable, the store refuses a write)."""
 

@@ -1,21 +1,24 @@
-"""dbt Cloud job notifications (v2 `notifications/`) → plan findings, one per job and destination. Pure.
+"""dbt Cloud job notifications (v2 `notifications/`) → Prefect automations on the jobs' runs. Pure.
 
 A notification setting names one destination (an internal user, an external email address, a Slack channel) and,
-per run outcome, the jobs whose runs tell it. Under Prefect the same is an automation on the job's flow runs
-(named `job-<id> ...`, see `dbt2prefect.job_identity`) entering the outcome's states, whose action sends through a
-notification block for that destination; each finding gives those exact parts. An internal user's email has no
-address in the API: that finding names the user and the jobs, so a person can look the address up.
+per run outcome, the jobs whose runs tell it. Under Prefect the same is one automation per setting and job,
+`job-<id>-notify-<setting id>`: its trigger is the job's flow runs (named `job-<id> ...`, see
+`dbt2prefect.job_identity`) of the deployment entering the outcomes' states, or emitting `dbt2prefect.run.warned`
+(a run that ends Completed with warnings), and its action sends through the notification block that
+`[tenant.notifications]` names for the destination. A destination with no block there is a finding that says
+which line to add; an internal user's email has no address in the API, so that finding names the user and jobs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from dbt2prefect.job_identity import run_name_prefix
+from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Job, Notification, NotificationType
-from migration.plan import Finding, Severity
+from migration.plan import Finding, PlannedJob, PlannedNotification, Severity
 
 ACTIVE = 1
 OUTCOME_STATES: dict[str, tuple[str, ...]] = {
@@ -24,41 +27,73 @@ OUTCOME_STATES: dict[str, tuple[str, ...]] = {
     "on_cancel": ("Cancelled",),
 }
 """dbt Cloud run outcome → the final Prefect states of a flow run that dbt Cloud would report with it."""
+OUTCOME_EVENTS: dict[str, tuple[str, ...]] = {"on_warning": (RUN_WARNED_EVENT,)}
+"""dbt Cloud run outcome → the events the flow emits for it (a Completed run with warnings has no state of its own)."""
 _OUTCOME_WORDS = {"on_success": "succeeds", "on_failure": "fails", "on_cancel": "is cancelled", "on_warning": "warns"}
 _OUTCOMES = ("on_success", "on_failure", "on_warning", "on_cancel")
+_EXAMPLE_BLOCK = {
+    "slack": "slack-webhook",
+    "email": "sendgrid-email",
+    "user": "sendgrid-email",
+    "webhook": "custom-webhook",
+}
+_NAME = re.compile(r"job-\d+-notify-\d+")
+
+
+def notification_name(job_id: int, notification_id: int) -> str:
+    """The stable name of the automation of one notification setting for one job; apply matches on it."""
+    return f"job-{job_id}-notify-{notification_id}"
+
+
+def is_notification_name(name: str | None) -> bool:
+    """True for names `job-<digits>-notify-<digits>` (automations this tool created)."""
+    return bool(name) and _NAME.fullmatch(name or "") is not None
 
 
 @dataclass(frozen=True)
 class _Destination:
-    kind: str
+    keys: tuple[str, ...]
+    """How `[tenant.notifications]` may name it, preferred first."""
     label: str
-    resolved: bool
+    address_known: bool
 
 
 def _destination(notification: Notification) -> _Destination:
     kind = notification.type
     if kind in (NotificationType.SLACK, NotificationType.SLACK_V2):
-        channel = notification.slack_channel_name or notification.slack_channel_id or "?"
-        return _Destination("Slack", f"Slack channel {channel}", True)
+        names = [n for n in (notification.slack_channel_name, notification.slack_channel_id) if n]
+        channel = names[0] if names else "?"
+        return _Destination(tuple(f"slack:{n}" for n in names), f"Slack channel {channel}", bool(names))
     if kind == NotificationType.EXTERNAL_EMAIL and notification.external_email:
-        return _Destination("email", f"email {notification.external_email}", True)
+        return _Destination((f"email:{notification.external_email}",), f"email {notification.external_email}", True)
     if kind == NotificationType.INTERNAL_EMAIL:
-        return _Destination("email", f"dbt Cloud user {notification.user_id} (internal email)", False)
+        user = f"user:{notification.user_id}"
+        return _Destination((user,), f"dbt Cloud user {notification.user_id} (internal email)", False)
     if kind == NotificationType.WEBHOOK:
-        return _Destination("webhook", f"webhook notification {notification.id} (deprecated type)", True)
-    return _Destination("unknown", f"notification {notification.id} of type {kind}", False)
+        hook = f"webhook:{notification.id}"
+        return _Destination((hook,), f"webhook notification {notification.id} (deprecated type)", True)
+    return _Destination((f"webhook:{notification.id}",), f"notification {notification.id} of type {kind}", False)
 
 
-def notification_findings(
-    notifications: Iterable[Notification], jobs: Mapping[int, Job], tenant: TenantSettings
-) -> list[Finding]:
-    """One finding per job and destination of the active notification settings (ordered by job, then setting).
+def plan_notifications(
+    notifications: Iterable[Notification],
+    jobs: Mapping[int, Job],
+    planned: Mapping[int, PlannedJob],
+    tenant: TenantSettings,
+    upstream: Mapping[int, int] | None = None,
+) -> tuple[list[PlannedNotification], list[Finding]]:
+    """Each active setting's outcomes per job: an automation when the job runs on the deployment and the
+    destination has a block, and one finding per job and setting that says what became of it.
 
     Args:
         notifications: the account's notification settings (deleted ones are skipped).
         jobs: the inventory's jobs by id; a job a setting names that is not there is named by id.
-        tenant: gives the deployment the automations watch.
+        planned: what the plan made of each job (only jobs with parameters run on the deployment).
+        tenant: its `[tenant.notifications]` names the blocks; the deployment the automations watch.
+        upstream: chained job id -> its upstream job id (the plan's triggers): a job that only runs chained
+            is notified once its upstream job is cut over, since from then on its runs are Prefect's.
     """
+    automations: list[PlannedNotification] = []
     findings: list[Finding] = []
     for notification in sorted(notifications, key=lambda n: n.id):
         if notification.state != ACTIVE:
@@ -72,41 +107,86 @@ def notification_findings(
             job = jobs.get(job_id)
             if job is not None and job.is_deleted:
                 continue
-            findings.append(_finding(job_id, job, outcomes, destination, notification, tenant))
-    return sorted(findings, key=lambda f: f.job_id)
+            entry = planned.get(job_id)
+            chained = entry is not None and entry.status == "chained"
+            switch = (upstream or {}).get(job_id, job_id) if chained else job_id
+            automation, finding = _plan_one(job_id, job, entry, outcomes, destination, notification, tenant, switch)
+            findings.append(finding)
+            if automation is not None:
+                automations.append(automation)
+    return sorted(automations, key=lambda a: (a.job_id, a.name)), sorted(findings, key=lambda f: f.job_id)
 
 
-def _finding(
+def _plan_one(
     job_id: int,
     job: Job | None,
+    planned: PlannedJob | None,
     outcomes: list[str],
     destination: _Destination,
     notification: Notification,
     tenant: TenantSettings,
-) -> Finding:
+    switch_job_id: int,
+) -> tuple[PlannedNotification | None, Finding]:
     when = " or ".join(_OUTCOME_WORDS[o] for o in outcomes)
     message = f"dbt Cloud tells {destination.label} when the job's run {when} (notification {notification.id})"
-    states = [state for o in outcomes for state in OUTCOME_STATES.get(o, ())]
-    automation = (
-        f"create a Prefect automation: trigger on flow runs named '{run_name_prefix(job_id)}*' of deployment "
-        f"{tenant.flow_name}/{tenant.deployment_name} entering {', '.join(states) or '-'}; action 'Send a "
-        f"notification' through a notification block ({destination.kind}) for {destination.label}"
-    )
-    if "on_warning" in outcomes:
-        automation += (
-            "; a run with warnings ends Completed in Prefect (no state of its own): cover it with the "
-            "Completed trigger or drop it"
+    job_name = job.name if job is not None else "not in this inventory"
+    name = notification_name(job_id, notification.id)
+
+    def finding(code: str, severity: Severity, detail: str, step: str) -> Finding:
+        return Finding(
+            reason_code=code,
+            severity=severity,
+            job_id=job_id,
+            job_name=job_name,
+            message=f"{message}; {detail}",
+            manual_step=step,
         )
-    if destination.resolved:
-        code, step = "notification", automation
-    else:
-        code = "notification_unresolved"
-        step = f"look up the address of {destination.label} in dbt Cloud (Account settings > Users), then {automation}"
-    return Finding(
-        reason_code=code,
-        severity=Severity.WARNING,
+
+    if planned is None or planned.parameters is None:
+        status = "it is not in this inventory" if planned is None else f"its plan status is {planned.status}"
+        return None, finding(
+            "notification",
+            Severity.WARNING,
+            f"not migrated: the job does not run on the deployment ({status})",
+            "nothing runs this job under Prefect, so nothing notifies; drop the notification, or migrate the job "
+            "first and plan again",
+        )
+    block = next((tenant.notifications[k] for k in destination.keys if k in tenant.notifications), None)
+    key = destination.keys[0]
+    settings = str(tenant.settings_file) if tenant.settings_file else "the tenant settings file"
+    if block is None:
+        add = (
+            f'add "{key}" = "{_EXAMPLE_BLOCK[key.partition(":")[0]]}/<block-name>" under [tenant.notifications] in '
+            f"{settings}, save that Prefect notification block (prefect block create "
+            f"{_EXAMPLE_BLOCK[key.partition(':')[0]]}), and plan again: apply then creates the automation {name}"
+        )
+        if not destination.address_known:
+            return None, finding(
+                "notification_unresolved",
+                Severity.WARNING,
+                "the API gives no address for it",
+                f"look up the address of {destination.label} in dbt Cloud (Account settings > Users), then {add}",
+            )
+        return None, finding("notification_block", Severity.WARNING, "no notification block is named for it", add)
+    states = [state for o in outcomes for state in OUTCOME_STATES.get(o, ())]
+    events = [event for o in outcomes for event in OUTCOME_EVENTS.get(o, ())]
+    automation = PlannedNotification(
+        name=name,
         job_id=job_id,
-        job_name=job.name if job is not None else "not in this inventory",
-        message=message,
-        manual_step=step,
+        job_name=job_name,
+        notification_id=notification.id,
+        destination=key,
+        outcomes=outcomes,
+        states=states,
+        events=events,
+        block=block,
+        switch_job_id=switch_job_id,
+    )
+    watched = ", ".join([*states, *(["a run with warnings"] if events else [])])
+    return automation, finding(
+        "notification",
+        Severity.INFO,
+        f"migrated as the automation {name} (runs of the job on {tenant.flow_name}/{tenant.deployment_name} "
+        f"entering {watched} send through block {block})",
+        "nothing to do; cutover and rollback switch the automation with the job",
     )

@@ -84,6 +84,27 @@ class PlannedTrigger(_PlanModel):
     parameters: dict[str, Any]
 
 
+class PlannedNotification(_PlanModel):
+    """A dbt Cloud notification setting's outcomes for one job, as a Prefect automation on the job's runs.
+
+    It sends through `block` (a notification block, `<block-type-slug>/<block-name>`) when a run of the job
+    (named `job-<id> ...`) on the deployment enters one of `states`, or emits `events` (a run with warnings).
+    """
+
+    name: str
+    job_id: int
+    job_name: str
+    notification_id: int
+    destination: str = Field(description="The destination as `[tenant.notifications]` names it, e.g. 'slack:#x'.")
+    outcomes: list[str] = Field(description="dbt Cloud's outcomes: on_success, on_failure, on_warning, on_cancel.")
+    states: list[str]
+    events: list[str] = Field(default_factory=list)
+    block: str
+    switch_job_id: int = Field(
+        description="The job whose cutover turns it on: the job, or for a job that only runs chained, its upstream."
+    )
+
+
 class PlannedCiJob(_PlanModel):
     """A dbt Cloud CI job (pull requests) or merge job (pushes to the main branch) as a job of the repository's
     GitHub Actions workflow, its steps in slim CI form (`--defer --state` on the latest successful run of
@@ -126,6 +147,7 @@ class MigrationPlan(_PlanModel):
     schedules: list[PlannedSchedule]
     triggers: list[PlannedTrigger] = Field(default_factory=list)
     ci_jobs: list[PlannedCiJob] = Field(default_factory=list)
+    notifications: list[PlannedNotification] = Field(default_factory=list)
     findings: list[Finding]
     acknowledged: list[str] = Field(default_factory=list)
 

@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict
 
 from migration.apply import _schedule_fields, deployment_triggers, run_with_client
 from migration.ledger import PrefectScheduleState
+from migration.notification_automations import notification_automations
+from migration.notifications import is_notification_name
 from migration.plan import PlannedSchedule
+from migration.translate import schedule_slug
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -160,10 +163,12 @@ class PrefectSchedules:
 
 
 class PrefectTriggers:
-    """The triggers (automations) of one deployment, addressed by name: what starts a chained job.
+    """The automations that follow one deployment's runs, addressed by name: the triggers that start chained
+    jobs and the notification automations.
 
-    A chained job's trigger is switched with its upstream job: once the upstream job is cut over it no longer
-    runs in dbt Cloud (so dbt Cloud no longer starts the chained job), and its Prefect runs must.
+    Both are switched with a job (`switched_with`): a chained job's trigger with its upstream job (once that is
+    cut over it no longer runs in dbt Cloud, so dbt Cloud no longer starts the chained job, and its Prefect runs
+    must); a job's notifications with the job itself (dbt Cloud no longer runs it, so no longer notifies).
 
     Args:
         deployment: the deployment's full name, `<flow>/<deployment>`.
@@ -188,6 +193,31 @@ class PrefectTriggers:
 
         return run_with_client(call)
 
+    def notifications_of(self, job_id: int) -> dict[str, bool]:
+        """The notification automations of job `job_id` (`job-<id>-notify-*`) on this deployment: name -> enabled."""
+
+        async def call(client: PrefectClient) -> dict[str, bool]:
+            found = await notification_automations(client, self._name)
+            prefix = f"job-{job_id}-notify-"
+            return {name: bool(a.enabled) for name, a in sorted(found.items()) if name.startswith(prefix)}
+
+        return run_with_client(call)
+
+    def switched_with(self, job_id: int) -> dict[str, bool]:
+        """Every automation cutover and rollback switch with job `job_id`: name -> enabled.
+
+        These are the triggers of the jobs chained to it, its own notification automations, and those of each
+        chained job that has no schedule of its own (its runs are Prefect's once this job is cut over).
+        """
+        chained = self.after_job(job_id)
+        found = {**chained, **self.notifications_of(job_id)}
+        scheduled = set(PrefectSchedules(self.deployment).read_all() or {})
+        for name in chained:
+            downstream = int(name.split("-")[1])
+            if schedule_slug(downstream) not in scheduled:
+                found.update(self.notifications_of(downstream))
+        return found
+
     def set_enabled(self, name: str, enabled: bool) -> None:
         """Switch the trigger on or off (nothing happens when it does not exist: read it back to know)."""
 
@@ -205,6 +235,19 @@ class PrefectTriggers:
     async def _deployment_id(self, client: PrefectClient) -> UUID | None:
         return await PrefectSchedules(self.deployment)._deployment_id(client)
 
+    @property
+    def _name(self) -> str:
+        return self.deployment.rpartition("/")[2]
+
     async def _find(self, client: PrefectClient, name: str) -> Any:
+        if is_notification_name(name):
+            return (await notification_automations(client, self._name)).get(name)
         deployment_id = await self._deployment_id(client)
         return None if deployment_id is None else (await deployment_triggers(client, deployment_id)).get(name)
+
+
+def automation_role(name: str) -> str:
+    """How cutover's and rollback's problems name an automation: what it does for the job."""
+    if is_notification_name(name):
+        return f"Prefect notification automation {name}"
+    return f"Prefect trigger {name} (a job chained to this one)"

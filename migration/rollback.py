@@ -20,7 +20,7 @@ from typing import Any
 
 from migration.errors import CutoverRefusedError, CutoverVerificationError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification, new_operation_id
-from migration.prefect_switch import PrefectTriggers
+from migration.prefect_switch import PrefectTriggers, automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, field_differences, schedule_on
 from migration.translate import schedule_slug
 
@@ -34,9 +34,9 @@ def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verifica
         problems.append(f"dbt Cloud job differs from the recorded original in {', '.join(differences)}")
     if schedule is not None and schedule.active:
         problems.append(f"Prefect schedule {slug} is still active")
-    for name, enabled in PrefectTriggers(ctx.prefect.deployment).after_job(int(original["id"])).items():
+    for name, enabled in PrefectTriggers(ctx.prefect.deployment).switched_with(int(original["id"])).items():
         if enabled:
-            problems.append(f"Prefect trigger {name} (a job chained to this one) is still enabled")
+            problems.append(f"{automation_role(name)} is still enabled")
     return Verification(
         ok=not problems,
         dbt_cloud_schedule_on=schedule_on(job),
@@ -82,7 +82,7 @@ def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState,
         parameters = recorded.parameters if recorded is not None and recorded.parameters else schedule.parameters
         ctx.prefect.set_active(schedule, False, parameters)
     triggers = PrefectTriggers(ctx.prefect.deployment)
-    for trigger, enabled in triggers.after_job(job_id).items():
+    for trigger, enabled in triggers.switched_with(job_id).items():
         if enabled:
             triggers.set_enabled(trigger, False)
     ctx.checkpoint(job_id, "dbt_cloud")

@@ -17,7 +17,7 @@ from dbt2prefect.job_identity import job_parameters
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
 from migration.env_vars import AccountVariables, JobVariables, job_variables, store_secret_command
-from migration.notifications import notification_findings
+from migration.notifications import plan_notifications
 from migration.plan import (
     Finding,
     JobStatus,
@@ -698,7 +698,9 @@ def build_plan(
             ci_jobs.append(ci_job)
             if planned[job.id].status == "not_migrated":  # a CI job with a schedule too keeps "scheduled"
                 planned[job.id] = planned[job.id].model_copy(update={"status": "ci_workflow"})
-    findings.extend(notification_findings(notifications, by_id, tenant))
+    upstream = {t.job_id: t.upstream_job_id for t in triggers}
+    automations, notification_findings = plan_notifications(notifications, by_id, planned, tenant, upstream)
+    findings.extend(notification_findings)
     return MigrationPlan(
         tenant=tenant.name,
         deployment_name=tenant.deployment_name,
@@ -710,6 +712,7 @@ def build_plan(
         schedules=schedules,
         triggers=triggers,
         ci_jobs=ci_jobs,
+        notifications=automations,
         findings=findings,
         acknowledged=sorted(tenant.acknowledged_findings),
     )

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.notification_sink import NotificationSink, register_notification_blocks
 from sandbox.runs import DeploymentRun
 from sandbox.stack import (
     PrefectServer,
@@ -532,7 +533,8 @@ def _start_stack(
     cloud, prefect, tenant_file = runner.step(
         "servers", "Start the sandbox dbt Cloud API and a Prefect server", servers
     )
-    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True)
+    sink = stop.enter_context(NotificationSink.start(paths.notifications))
+    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True, notifications=sink)
     if job_ids is None:
         active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
         job_ids = list(source.sandbox.demo_jobs) or active
@@ -543,7 +545,8 @@ def _start_stack(
         prefect.wait_ready(ready_timeout)
         with prefect_api(prefect.api_url):
             blocks = register_profile_blocks(stack.tenant, paths.warehouse)
+            blocks += register_notification_blocks(stack.tenant, sink)
         return f"Prefect API {prefect.api_url} healthy; blocks {', '.join(blocks)}", blocks
 
-    blocks = runner.step("prefect", "Wait for the Prefect API and register profile blocks", ready)
-    return SandboxStack(paths, cloud, prefect, tenant_file, tuple(blocks), True), chosen
+    blocks = runner.step("prefect", "Wait for the Prefect API and register profile and notification blocks", ready)
+    return dataclasses.replace(stack, blocks=tuple(blocks)), chosen

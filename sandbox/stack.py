@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -40,6 +41,7 @@ from dbt2prefect.run_env import environment
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
+from sandbox.notification_sink import NotificationSink, register_notification_blocks, sandbox_notification_blocks
 from sandbox.process import ChildProcess, spawn
 from sandbox.warehouse import ENV_VAR as WAREHOUSE_ENV_VAR
 from sandbox.warehouse import RAW_DB, database_path, duckdb_output
@@ -57,6 +59,7 @@ BLOCK_TARGETS: tuple[str, ...] = ("dev", "prod", "parity")
 RUNS_ENV_VAR = "DBT2PREFECT_RUNS_DIR"
 TENANT_ENV_VAR = "DBT2PREFECT_TENANT_FILE"
 WORK_POOL = "sandbox-process"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 """The sandbox's work pool: a process pool served by the stack's own worker."""
 
 
@@ -117,6 +120,11 @@ class StackPaths:
     @property
     def reports(self) -> Path:
         return self.root / "parity"
+
+    @property
+    def notifications(self) -> Path:
+        """What the sandbox's notification blocks sent, one JSON line each."""
+        return self.root / "notifications.jsonl"
 
     @property
     def inventory(self) -> Path:
@@ -298,13 +306,17 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+
+
 def _toml_tables(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     lines: list[str] = []
     scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
     tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
     if prefix:
         lines.append(f"[{prefix}]")
-    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in scalars.items()]
     for key, table in tables.items():
         if lines:
             lines.append("")
@@ -357,8 +369,9 @@ def write_tenant_file(
     """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
 
     The artifact store and ledger move into the work folder, dbt Cloud points at the sandbox server, the
-    deployment runs on the process pool `pool` (`sandbox_deployment_settings`), and `acknowledged` findings are
-    added (see `derive_tenant_file`).
+    deployment runs on the process pool `pool` (`sandbox_deployment_settings`), notifications go through blocks
+    that post to the sandbox's sink (`sandbox_notification_blocks`), and `acknowledged` findings are added (see
+    `derive_tenant_file`).
     """
     source_file = Path(source) if source is not None else settings_path()
     original = load_tenant(source_file)
@@ -367,6 +380,7 @@ def write_tenant_file(
         "ledger_url": str(paths.ledger),
         "acknowledged_findings": sorted({*original.acknowledged_findings, *acknowledged}),
         "dbt_cloud": {"host": dbt_cloud.url, "account_id": dbt_cloud.account_id},
+        "notifications": sandbox_notification_blocks(original),
         **sandbox_deployment_settings(pool),
     }
     header = [
@@ -471,6 +485,8 @@ class SandboxStack:
     blocks: tuple[str, ...]
     data_generated: bool
     worker: ProcessWorker | None = None
+    notifications: NotificationSink | None = None
+    """Where the tenant's notification blocks post (see `sandbox.notification_sink`)."""
 
     @property
     def tenant(self) -> TenantSettings:
@@ -586,10 +602,11 @@ def sandbox_stack(
         say("waiting for the Prefect API")
         prefect.wait_ready(ready_timeout)
         tenant = load_tenant(written)
+        sink = stop.enter_context(NotificationSink.start(paths.notifications))
         with prefect_api(prefect.api_url):
-            say("registering profile blocks")
-            blocks = register_profile_blocks(tenant, paths.warehouse)
-        stack = SandboxStack(paths, cloud, prefect, written, tuple(blocks), generated)
+            say("registering profile and notification blocks")
+            blocks = register_profile_blocks(tenant, paths.warehouse) + register_notification_blocks(tenant, sink)
+        stack = SandboxStack(paths, cloud, prefect, written, tuple(blocks), generated, notifications=sink)
         say("starting a process worker")
         worker = stop.enter_context(stack.start_worker())
         worker.wait_ready(ready_timeout)

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def doctor(json_output: JsonFlag = False, tenant_file: TenantFile = None) -> None:
     """Check dbt Cloud (host, token, account), Prefect (API, work pool, a worker polling it), the profile block of
-    every target (its warehouse answers `select 1`), and that the artifact store and the ledger are writable.
+    every target (its warehouse answers `select 1`), each notification block of [tenant.notifications] (it exists
+    and can notify), and that the artifact store and the ledger are writable.
 
     Each failure comes with a one-line fix. Exits 0 when nothing fails, 1 otherwise.
     """

@@ -182,9 +182,9 @@ def plan(
 
 def _render_diff(diff: ApplyDiff) -> None:
     table = Table(title=f"Deployment {diff.deployment.name}: {diff.deployment.status}")
-    for column in ("schedule / trigger", "change", "fields", "active"):
+    for column in ("schedule / automation", "change", "fields", "active"):
         table.add_column(column)
-    for change in [*diff.schedules, *diff.triggers]:
+    for change in [*diff.schedules, *diff.triggers, *diff.notifications]:
         active = "-" if change.active is None else str(change.active).lower()
         table.add_row(escape(change.slug), change.status, escape(", ".join(change.fields)), active)
     console.print(table)
@@ -228,14 +228,15 @@ def apply(
     if json_output:
         typer.echo(result.model_dump_json(indent=2))
         return
-    counts = {s: sum(1 for c in result.schedules if c.status == s) for s in ("added", "changed", "removed")}
-    triggers = {s: sum(1 for c in result.triggers if c.status == s) for s in ("added", "changed", "removed")}
-    console.print(
-        f"Applied: deployment {result.deployment.status}; schedules {counts['added']} added, "
-        f"{counts['changed']} changed, {counts['removed']} removed; triggers {triggers['added']} added, "
-        f"{triggers['changed']} changed, {triggers['removed']} removed"
-        + ("" if activate else "; new schedules are inactive until cutover (the ledger's flag).")
+    parts = {"schedules": result.schedules, "triggers": result.triggers, "notifications": result.notifications}
+    summary = "; ".join(
+        f"{what} "
+        + ", ".join(f"{sum(1 for c in changes if c.status == s)} {s}" for s in ("added", "changed", "removed"))
+        for what, changes in parts.items()
     )
+    console.print(f"Applied: deployment {result.deployment.status}; {summary}.")
+    if not activate:
+        console.print("New schedules and automations are inactive until cutover (the ledger's flag).")
     console.print(f"Runs need a worker polling work pool {spec.work_pool!r} (see README, 'Run it on Prefect Cloud').")
 
 
@@ -294,6 +295,12 @@ def emit(
         console.print(
             f"Wrote {written} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to .github/workflows/ "
             "and add the repository secrets its header names."
+        )
+    if spec.notifications:
+        console.print(
+            f"{len(spec.notifications)} notification automation(s) are not in the file (prefect.yaml carries only "
+            "triggers that run the deployment): `dbt2prefect apply` creates them, through the blocks that "
+            "[tenant.notifications] names."
         )
     console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
     console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")

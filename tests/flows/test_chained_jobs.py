@@ -1,8 +1,12 @@
-"""A chained dbt Cloud job as a deployment trigger, on the session's Prefect server with its real worker.
+"""A chained dbt Cloud job as a deployment trigger, and job notifications as automations, on the session's Prefect
+server with its real worker.
 
 Two jobs shaped like the seed's nightly → 'Supply chain after nightly' chain (success only), with cheap `dbt ls`
-steps: translated, applied, the trigger switched on as cutover of the upstream job does, then the upstream job's deployment
-run fails once (the downstream job must not start) and completes once (it must start, with its parameters).
+steps: translated, applied, the trigger and the notifications switched on as cutover of the upstream job does, then
+the upstream job's deployment run fails once (the downstream job must not start; the upstream's failure
+notification is sent) and completes once (the downstream job must start, with its parameters, and its success
+notification is sent). Notifications go through `custom-webhook` blocks to a sink on loopback, the sandbox's
+stand-in for Slack and email: the server's own action sends them.
 """
 
 from __future__ import annotations
@@ -10,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dbt2prefect.job_identity import job_tag
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
-from migration.apply import apply_deployment, deployment_triggers
-from migration.dbt_cloud.models import Job
+from migration.apply import ApplyError, apply_deployment, deployment_triggers
+from migration.dbt_cloud.models import Job, Notification
 from migration.deployment import build_deployment
-from migration.prefect_switch import PrefectTriggers
+from migration.notifications import notification_name
+from migration.prefect_switch import PrefectSchedules, PrefectTriggers
 from migration.translate import build_plan, trigger_name
+from sandbox.notification_sink import NotificationSink, register_notification_blocks
 from sandbox.runs import run_deployment_now, wait_for_job_run
 from sandbox.stack import on_process_pool
 from sandbox.worker import ProcessWorker
@@ -68,35 +75,86 @@ def _automations(deployment: str) -> dict[str, Any]:
     return asyncio.run(read())
 
 
+NOTIFY_FAILED, NOTIFY_DONE = 880101, 880102
+NOTIFICATIONS = [
+    {"id": NOTIFY_FAILED, "type": 2, "slack_channel_name": "#wg-chain", "on_failure": [UPSTREAM]},
+    {"id": NOTIFY_DONE, "type": 4, "external_email": "ops@example.com", "on_success": [DOWNSTREAM]},
+]
+
+
 @pytest.fixture(scope="module")
-def chain_tenant(tenant_copy: Any) -> TenantSettings:
-    return on_process_pool(tenant_copy.settings, POOL).model_copy(update={"deployment_name": "dbt_wg_chain"})
+def sink() -> Iterator[NotificationSink]:
+    with NotificationSink.start() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def chain_tenant(tenant_copy: Any, sink: NotificationSink) -> TenantSettings:
+    blocks = {
+        "slack:#wg-chain": "custom-webhook/wg-chain-slack",
+        "email:ops@example.com": "custom-webhook/wg-chain-ops",
+    }
+    tenant = on_process_pool(tenant_copy.settings, POOL).model_copy(
+        update={"deployment_name": "dbt_wg_chain", "notifications": blocks}
+    )
+    register_notification_blocks(tenant, sink)
+    return tenant
+
+
+def test_apply_refuses_a_missing_notification_block_before_any_change(chain_tenant: TenantSettings) -> None:
+    tenant = chain_tenant.model_copy(
+        update={"deployment_name": "dbt_wg_no_block", "notifications": {"slack:#wg-chain": "custom-webhook/absent"}}
+    )
+    spec = build_deployment(build_plan(_jobs(), tenant, notifications=_notifications()), tenant, versions={})
+    with pytest.raises(
+        ApplyError, match=r"notification block 'custom-webhook/absent' .*prefect block create custom-webhook"
+    ):
+        apply_deployment(spec, create_pool=True)
+    assert PrefectSchedules(spec.full_name).read_all() is None  # nothing was created
+
+
+def _notifications() -> list[Notification]:
+    return [Notification.from_api(n) for n in NOTIFICATIONS]
 
 
 def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_one_does_not(
-    chain_tenant: TenantSettings, process_worker: ProcessWorker
+    chain_tenant: TenantSettings, process_worker: ProcessWorker, sink: NotificationSink
 ) -> None:
-    plan = build_plan(_jobs(), chain_tenant)
+    plan = build_plan(_jobs(), chain_tenant, notifications=_notifications())
     [trigger] = plan.triggers
+    failed_name, done_name = (notification_name(UPSTREAM, NOTIFY_FAILED), notification_name(DOWNSTREAM, NOTIFY_DONE))
+    assert [(n.name, n.switch_job_id) for n in plan.notifications] == [(failed_name, UPSTREAM), (done_name, UPSTREAM)]
     assert trigger.name == trigger_name(DOWNSTREAM, UPSTREAM) and trigger.states == ["Completed"]
     assert next(j for j in plan.jobs if j.job_id == DOWNSTREAM).status == "chained"
     # Created as the ledger says (the upstream job not cut over: off); apply after its cutover keeps the flag.
     off = build_deployment(plan, chain_tenant, versions={})
-    assert apply_deployment(off, create_pool=True).triggers[0].status == "added"
+    created = apply_deployment(off, create_pool=True)
+    assert created.triggers[0].status == "added"
+    assert [(c.slug, c.status, c.active) for c in created.notifications] == [
+        (failed_name, "added", False),
+        (done_name, "added", False),
+    ]
     assert _automations(off.full_name)[trigger.name].enabled is False
     on = build_deployment(plan, chain_tenant, versions={}, active={UPSTREAM: True})
     again = apply_deployment(on)
     assert [(c.status, c.active) for c in again.triggers] == [("unchanged", False)]  # apply never flips it
+    assert [(c.status, c.active) for c in again.notifications] == [("unchanged", False)] * 2
     switch = PrefectTriggers(on.full_name)
-    assert switch.after_job(UPSTREAM) == {trigger.name: False}
-    switch.set_enabled(trigger.name, True)  # what cutover of the upstream job does
+    off_now = {trigger.name: False, failed_name: False, done_name: False}
+    assert switch.switched_with(UPSTREAM) == off_now and switch.switched_with(DOWNSTREAM) == {done_name: False}
+    for name in off_now:  # what cutover of the upstream job does
+        switch.set_enabled(name, True)
     assert switch.after_job(UPSTREAM) == {trigger.name: True} and switch.after_job(DOWNSTREAM) == {}
+    assert all(switch.switched_with(UPSTREAM).values())
 
     upstream = next(j for j in plan.jobs if j.job_id == UPSTREAM).parameters
     assert upstream is not None
     # A bad parameter fails the run at once (no retry), already named after its job: what the trigger matches.
     failed = run_deployment_now(on.full_name, {**upstream, "timeout_seconds": 0}, timeout=300)
     assert failed.state == "Failed" and failed.name.startswith(f"job-{UPSTREAM} Upstream ("), failed.name
+    told = sink.wait_for(lambda n: failed.name in n.get("body", ""), timeout=120)
+    assert told is not None, f"no notification of {failed.name}: {sink.received()}"
+    assert told["destination"] == "slack:#wg-chain" and told["subject"] == "dbt job Upstream: Failed", told
     completed = run_deployment_now(on.full_name, upstream, timeout=300)
     assert completed.completed, f"{completed.state}: {completed.message}\n{process_worker.log_tail(40)}"
     assert job_tag(UPSTREAM) in completed.tags
@@ -107,3 +165,9 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     assert job_tag(DOWNSTREAM) in downstream.tags
     # Events are evaluated in order: had the failed run fired the trigger, its run would exist by now.
     assert len(_job_runs(on.full_name, DOWNSTREAM)) == 1
+    done = sink.wait_for(lambda n: downstream.name in n.get("body", ""), timeout=120)
+    assert done is not None, f"no notification of {downstream.name}: {sink.received()}"
+    assert done["destination"] == "email:ops@example.com" and done["subject"] == "dbt job After upstream: Completed"
+    assert f"dbt Cloud job {DOWNSTREAM}" in done["body"] and "None" not in done["body"], done["body"]
+    # Only what the settings ask for: the upstream's completed run (no on_success for it) told nobody.
+    assert not [n for n in sink.received() if completed.name in n.get("body", "")]

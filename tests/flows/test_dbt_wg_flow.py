@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.events import Event
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.events.worker import EventsWorker
 from prefect.states import State
 
 from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.run_job import parse_cache_dir
 from flows.dbt_wg_flow import run_dbt_wg
 from sandbox.stack import derive_tenant_file
@@ -217,6 +221,49 @@ def test_steps_run_in_order_and_stop_at_the_first_failure(
     )
     assert failed.is_failed()
     assert "step 0" in str(failed.message)
+
+
+def _warned_events(flow_run_ids: list[str]) -> list[Event]:
+    resources = [f"prefect.flow-run.{flow_run_id}" for flow_run_id in flow_run_ids]
+    events = EventFilter(event=EventNameFilter(name=[RUN_WARNED_EVENT]), resource=EventResourceFilter(id=resources))
+    with get_client(sync_client=True) as client:
+        return client.read_events(events, limit=50).events
+
+
+def test_a_run_in_which_a_test_warned_emits_one_warned_event(tenant_copy: Any, failing_project: Path) -> None:
+    # The sandbox data has an 'inactive' distributor: the accepted_values test of severity warn on
+    # stg_crm__distributors.distributor_status warns; the sales reps' tests pass.
+    flow = run_dbt_wg.with_options(retries=0)
+    job = {"dbt_cloud_job_id": 4216, "dbt_cloud_job_name": "Distributor checks"}
+    lean = {"command": "test", "target": "local", "profiles_strategy": "local", "per_node_tasks": False, **job}
+    clean = flow(select="stg_crm__sales_reps", **lean, return_state=True)
+    warned = flow(select="stg_crm__distributors", **lean, return_state=True)
+    assert clean.is_completed(), clean.message
+    assert warned.is_completed(), warned.message
+    runs = {name: str(state.state_details.flow_run_id) for name, state in (("clean", clean), ("warned", warned))}
+    assert set(_record(tenant_copy, "local", runs["clean"])["summary"]["counts"]) == {"pass"}
+
+    EventsWorker.drain_all(timeout=30, at_exit=False)  # the flow's events are sent in the background
+    deadline = time.monotonic() + 30  # and the server records them asynchronously
+    while not (events := _warned_events(list(runs.values()))) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (event,) = events
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(warned.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert run.name.startswith("job-4216 Distributor checks ("), run.name
+    assert event.resource.root == {
+        "prefect.resource.id": f"prefect.flow-run.{run.id}",
+        "prefect.resource.name": run.name,
+    }
+    related = {resource.role: resource for resource in event.related}
+    assert "deployment" not in related, "the flow function was called directly: no deployment"
+    assert related["flow"].id == f"prefect.flow.{run.flow_id}" and related["flow"].name == "run_dbt_wg"
+    assert "prefect.tag.dbt-cloud-job-4216" in {r.id for r in event.related if r.role == "tag"}
+    assert event.payload["warned_nodes"] == 1 and event.payload["dbt_cloud_job_id"] == 4216
+    (unique_id,) = event.payload["unique_ids"]
+    assert unique_id.startswith("test.dbt_williamgrant.accepted_values_stg_crm__distributors_distributor_status")
+    counts = _record(tenant_copy, "local", runs["warned"])["summary"]["counts"]
+    assert counts["warn"] == 1 and set(counts) == {"pass", "warn"}
 
 
 def test_checkbox_steps_do_not_fail_the_run(tenant_copy: Any) -> None:

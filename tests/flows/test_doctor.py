@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
@@ -57,6 +58,8 @@ def test_doctor_passes_on_a_ready_stack_and_names_each_broken_part_with_its_fix(
         _register_block(target, warehouse)
     asyncio.run(_create_idle_pool())
     (tmp_path / "a-file").write_text("not a folder")
+    CustomWebhookNotificationBlock(name="doctor", url="http://127.0.0.1:9/doctor").save("doctor-alerts", overwrite=True)
+    alerts = {"slack:#doctor": "custom-webhook/doctor-alerts"}
     with SandboxDbtCloud.start() as cloud:
 
         def tenant_file(name: str, **overrides: Any) -> Path:
@@ -74,7 +77,7 @@ def test_doctor_passes_on_a_ready_stack_and_names_each_broken_part_with_its_fix(
             return derive_tenant_file(tmp_path / f"{name}.toml", tenant_copy.settings_file, overrides=settings)
 
         good = {"DBT_CLOUD_API_TOKEN": cloud.token}
-        healthy = _doctor(tenant_file("healthy", work_pool=WORKER_POOL), good, exit_code=0)
+        healthy = _doctor(tenant_file("healthy", work_pool=WORKER_POOL, notifications=alerts), good, exit_code=0)
         assert healthy.pop("profile local")["status"] == "skipped"  # no block; only the local profiles.yml has it
         assert {name: c["status"] for name, c in healthy.items()} == {
             "dbt Cloud host": "ok",
@@ -86,6 +89,7 @@ def test_doctor_passes_on_a_ready_stack_and_names_each_broken_part_with_its_fix(
             "profile dev": "ok",
             "profile prod": "ok",
             "profile parity": "ok",
+            "notification slack:#doctor": "ok",
             "artifact store": "ok",
             "ledger": "ok",
         }, healthy
@@ -94,7 +98,12 @@ def test_doctor_passes_on_a_ready_stack_and_names_each_broken_part_with_its_fix(
         assert not list((tmp_path / "ledger" / "dbt_williamgrant").iterdir()), "the probe file is removed"
 
         _register_block("parity", tmp_path / "elsewhere", create=False)  # a database no run has created
-        broken = tenant_file("broken", work_pool="wg-doctor-missing", ledger_url=str(tmp_path / "a-file" / "ledger"))
+        broken = tenant_file(
+            "broken",
+            work_pool="wg-doctor-missing",
+            ledger_url=str(tmp_path / "a-file" / "ledger"),
+            notifications={"slack:#doctor": "custom-webhook/doctor-absent"},
+        )
         result = runner.invoke(app, ["doctor", "--tenant-file", str(broken)], env={"DBT_CLOUD_API_TOKEN": WRONG_TOKEN})
         assert result.exit_code == 1 and "check(s) failed" in result.stdout
         checks = _doctor(broken, {"DBT_CLOUD_API_TOKEN": WRONG_TOKEN}, exit_code=1)
@@ -109,10 +118,15 @@ def test_doctor_passes_on_a_ready_stack_and_names_each_broken_part_with_its_fix(
         assert checks["artifact store"]["status"] == "ok"
         assert "does not exist" in checks["profile parity"]["detail"]
         assert "blocks register --target parity" in checks["profile parity"]["fix"]
+        missing = checks["notification slack:#doctor"]
+        assert missing["status"] == "fail" and "'custom-webhook/doctor-absent' does not exist" in missing["detail"]
+        assert "prefect block create custom-webhook" in missing["fix"]
         assert all(c["fix"] and "\n" not in c["fix"] for c in checks.values() if c["status"] == "fail")
         assert WRONG_TOKEN not in result.stdout + json.dumps(checks)
 
-        idle = tenant_file("idle", work_pool=IDLE_POOL, dbt_cloud={"account_id": cloud.account_id + 1})
+        idle = tenant_file(
+            "idle", work_pool=IDLE_POOL, dbt_cloud={"account_id": cloud.account_id + 1}, notifications=alerts
+        )
         checks = _doctor(idle, good, exit_code=1)
         assert checks["work pool"]["status"] == "ok"
         assert checks["worker"]["status"] == "fail" and "no worker has ever polled it" in checks["worker"]["detail"]

@@ -1,18 +1,23 @@
-"""dbt Cloud job notifications → plan findings (sandbox/dbt_cloud/seed_notifications.json, the API's shape)."""
+"""dbt Cloud job notifications → planned automations and findings (sandbox/dbt_cloud/seed_notifications.json, the
+API's shape, with the blocks of tenants/dbt_williamgrant.toml)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from pydantic import ValidationError
 
-from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from dbt2prefect.run_events import RUN_WARNED_EVENT
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
 from migration.dbt_cloud.models import Notification
+from migration.deployment import build_deployment, pinned_versions
 from migration.export import load_inventory
-from migration.plan import Finding, MigrationPlan, Severity
+from migration.plan import Finding, MigrationPlan, PlannedNotification, Severity
 from migration.translate import build_plan
 
 SEED = REPO_ROOT / "sandbox" / "dbt_cloud"
+VERSIONS = pinned_versions((REPO_ROOT / "constraints.txt").read_text())
 NIGHTLY, HOURLY, WEEKLY, CHAINED, LEGACY = (
     70403103936332,
     70403103936340,
@@ -47,24 +52,74 @@ def plan() -> MigrationPlan:
     return _plan(_notifications(*extra))
 
 
-def test_each_job_and_destination_is_one_finding_with_the_automation_to_create(plan: MigrationPlan) -> None:
-    nightly = [f for f in _found(plan) if f.job_id == NIGHTLY]
-    assert len(nightly) == 2 and all(f.severity == Severity.WARNING for f in nightly)
-    slack = next(f for f in nightly if "#data-alerts" in f.message)
-    assert "fails or is cancelled" in slack.message
-    assert "'job-70403103936332 *'" in slack.manual_step and "run_dbt_wg/dbt_wg" in slack.manual_step
-    assert "Failed, Crashed, Cancelled" in slack.manual_step
-    email = next(f for f in nightly if "data-oncall@williamgrant.example" in f.message)
-    assert "warns" in email.message and "no state of its own" in email.manual_step
-    chained = next(f for f in _found(plan) if f.job_id == CHAINED)
-    assert "Completed, Failed, Crashed" in chained.manual_step
+def _automations(plan: MigrationPlan, job_id: int) -> dict[str, PlannedNotification]:
+    return {n.destination: n for n in plan.notifications if n.job_id == job_id}
 
 
-def test_an_internal_email_names_the_user_and_the_job(plan: MigrationPlan) -> None:
+def test_each_job_and_destination_with_a_block_becomes_an_automation_and_an_info_finding(plan: MigrationPlan) -> None:
+    nightly = _automations(plan, NIGHTLY)
+    slack, email = nightly["slack:#data-alerts"], nightly["email:data-oncall@williamgrant.example"]
+    assert slack.name == "job-70403103936332-notify-70403103950002" and slack.block == "slack-webhook/wg-data-alerts"
+    assert slack.states == ["Failed", "Crashed", "Cancelled"] and slack.events == []
+    assert email.outcomes == ["on_failure", "on_warning"] and email.states == ["Failed", "Crashed"]
+    assert email.events == [RUN_WARNED_EVENT] and email.switch_job_id == NIGHTLY
+    infos = [f for f in _found(plan) if f.job_id == NIGHTLY]
+    assert len(infos) == 2 and all(f.severity == Severity.INFO and f.reason_code == "notification" for f in infos)
+    assert any(slack.name in f.message and "fails or is cancelled" in f.message for f in infos)
+    assert any("a run with warnings" in f.message and "sendgrid-email/wg-data-oncall" in f.message for f in infos)
+
+
+def test_a_job_that_only_runs_chained_is_notified_from_its_upstream_jobs_cutover(plan: MigrationPlan) -> None:
+    chained = _automations(plan, CHAINED)["slack:#data-alerts"]
+    assert chained.states == ["Completed", "Failed", "Crashed"] and chained.switch_job_id == NIGHTLY
+    spec = build_deployment(plan, load_tenant(), versions=VERSIONS, active={NIGHTLY: True})
+    switched = {n.name: n.enabled for n in spec.notifications}
+    assert switched[chained.name] and switched[_automations(plan, NIGHTLY)["slack:#data-alerts"].name]
+    assert not switched[_automations(plan, HOURLY)["email:data-oncall@williamgrant.example"].name]
+
+
+def test_the_automation_is_what_the_prefect_api_takes_and_follows_the_jobs_runs(plan: MigrationPlan) -> None:
+    from prefect.events.schemas.automations import AutomationCore
+
+    spec = build_deployment(plan, load_tenant(), versions=VERSIONS)
+    email = next(n for n in spec.notifications if n.job_id == NIGHTLY and n.events)
+    body = email.automation(spec.name, "00000000-0000-0000-0000-000000000001")
+    automation = AutomationCore.model_validate(body)
+    trigger = automation.trigger.model_dump(mode="json")
+    assert trigger["match"] == {
+        "prefect.resource.id": "prefect.flow-run.*",
+        "prefect.resource.name": "job-70403103936332 *",
+    }
+    assert trigger["match_related"] == {"prefect.resource.role": "deployment", "prefect.resource.name": "dbt_wg"}
+    assert sorted(trigger["expect"]) == sorted(
+        ["prefect.flow-run.Failed", "prefect.flow-run.Crashed", RUN_WARNED_EVENT]
+    )
+    assert not automation.enabled  # nothing is cut over: dbt Cloud still notifies
+    [action] = automation.actions
+    assert action.type == "send-notification" and "Nightly production build" in action.subject
+
+
+def test_an_internal_email_names_the_user_the_job_and_the_line_that_resolves_it(plan: MigrationPlan) -> None:
     unresolved = [f for f in _found(plan) if f.reason_code == "notification_unresolved"]
     assert [(f.job_id, f.job_name) for f in unresolved] == [(WEEKLY, "Weekly supply chain full refresh")]
     assert "dbt Cloud user 70403103911002" in unresolved[0].message
     assert "look up the address" in unresolved[0].manual_step
+    assert '"user:70403103911002" = "sendgrid-email/<block-name>"' in unresolved[0].manual_step
+    tenant = load_tenant().model_copy(update={"notifications": {"user:70403103911002": "sendgrid-email/ops"}})
+    inventory = load_inventory(SEED / "seed_jobs.json")
+    resolved = build_plan(inventory.job_models(), tenant, notifications=_notifications())
+    assert [n.block for n in resolved.notifications if n.job_id == WEEKLY] == ["sendgrid-email/ops"]
+
+
+def test_a_destination_without_a_block_says_which_setting_to_add() -> None:
+    inventory = load_inventory(SEED / "seed_jobs.json")
+    tenant = load_tenant().model_copy(update={"notifications": {}})
+    plan = build_plan(inventory.job_models(), tenant, notifications=_notifications())
+    assert plan.notifications == []
+    missing = [f for f in _found(plan) if f.reason_code == "notification_block" and f.job_id == NIGHTLY]
+    assert len(missing) == 2 and all(f.severity == Severity.WARNING for f in missing)
+    assert any('"slack:#data-alerts" = "slack-webhook/<block-name>"' in f.manual_step for f in missing)
+    assert all("[tenant.notifications]" in f.manual_step for f in missing)
 
 
 def test_deleted_settings_and_deleted_jobs_are_skipped_and_unknown_jobs_named(plan: MigrationPlan) -> None:
@@ -73,7 +128,23 @@ def test_deleted_settings_and_deleted_jobs_are_skipped_and_unknown_jobs_named(pl
     assert not any(f.job_id == LEGACY for f in _found(plan))  # the job is deleted
     unknown = next(f for f in _found(plan) if f.job_id == 42)
     assert unknown.job_name == "not in this inventory" and "old@example.com" in unknown.message
+    assert "not migrated" in unknown.message and not any(n.job_id == 42 for n in plan.notifications)
 
 
 def test_without_notifications_the_plan_has_none() -> None:
-    assert _found(_plan([])) == []
+    empty = _plan([])
+    assert _found(empty) == [] and empty.notifications == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ({"teams:#x": "slack-webhook/a"}, "'teams:#x'"),
+        ({"slack:#x": "a-block-without-a-type"}, "'<block-type-slug>/<block-name>'"),
+        ({"slack:": "slack-webhook/a"}, "'slack:'"),
+    ],
+)
+def test_a_bad_notifications_setting_names_itself_and_the_form(setting: dict[str, str], named: str) -> None:
+    with pytest.raises(ValidationError, match=r"tenant\.notifications") as caught:
+        TenantSettings.model_validate({**load_tenant().model_dump(), "notifications": setting})
+    assert named in str(caught.value)

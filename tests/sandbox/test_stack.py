@@ -72,8 +72,14 @@ def test_tenant_settings_point_at_the_sandbox_and_keep_the_project(tmp_path: Pat
         "preinstalled",
     )
     assert tenant.code_storage is not None and tenant.code_storage.directory == REPO_ROOT
+    # Notifications keep their destinations and block names; the blocks post to the sandbox's sink.
+    assert tenant.notifications == {
+        destination: f"custom-webhook/{block.partition('/')[2]}"
+        for destination, block in original.notifications.items()
+    }
+    assert original.notifications, "the tenant names notification blocks"
     changed = {"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings", "settings_file"}
-    changed |= {"work_pool", "code_storage", "runtime"}
+    changed |= {"work_pool", "code_storage", "runtime", "notifications"}
     assert tenant.model_dump(exclude=changed) == original.model_dump(exclude=changed)
     parity = settings_path().with_name(f"{settings_path().stem}.parity.toml")
     if parity.exists():

@@ -1,0 +1,78 @@
+"""The deployment's notification automations on the Prefect API: found by name, their blocks resolved by name.
+
+A notification automation (`job-<id>-notify-<setting id>`, see `migration.notifications`) is not owned by the
+deployment: Prefect's deployment triggers can only run deployments. It is ours when its name has that form and its
+trigger watches runs of this deployment (`match_related` names it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from migration.deployment import DeploymentSpec, NotificationSpec
+from migration.errors import ApplyError
+from migration.notifications import is_notification_name
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.events.schemas.automations import Automation, AutomationCore
+
+
+def _watches(automation: Automation, deployment_name: str) -> bool:
+    related = automation.trigger.model_dump(mode="json").get("match_related") or []
+    for spec in related if isinstance(related, list) else [related]:
+        if spec.get("prefect.resource.role") == "deployment" and spec.get("prefect.resource.name") == deployment_name:
+            return True
+    return False
+
+
+async def notification_automations(client: PrefectClient, deployment_name: str) -> dict[str, Automation]:
+    """The automations named `job-<id>-notify-<id>` that watch runs of deployment `deployment_name`, by name."""
+    found = await client.read_automations()
+    return {a.name: a for a in found if is_notification_name(a.name) and _watches(a, deployment_name)}
+
+
+async def block_problem(client: PrefectClient, reference: str) -> tuple[UUID | None, str | None]:
+    """The block document id of notification block `reference` (`<slug>/<name>`), or what is wrong with it."""
+    from prefect.exceptions import ObjectNotFound
+
+    slug, _, name = reference.partition("/")
+    try:
+        document = await client.read_block_document_by_name(name, slug, include_secrets=False)
+    except ObjectNotFound:
+        return None, (
+            f"notification block {reference!r} does not exist on this Prefect API; save it first "
+            f"(`prefect block create {slug}`, name {name!r}) or name an existing block in [tenant.notifications]"
+        )
+    capabilities = document.block_schema.capabilities if document.block_schema else []
+    if "notify" not in capabilities:
+        return None, (
+            f"block {reference!r} cannot send notifications (a {slug!r} block has no notify capability); name a "
+            "notification block in [tenant.notifications], e.g. 'slack-webhook/<name>' or 'custom-webhook/<name>'"
+        )
+    return document.id, None
+
+
+async def notification_blocks(client: PrefectClient, spec: DeploymentSpec) -> dict[str, UUID]:
+    """The block document id of each notification block the description sends through.
+
+    Raises:
+        ApplyError: a block does not exist, or cannot send notifications; the message says how to fix it.
+    """
+    ids: dict[str, UUID] = {}
+    for reference in sorted({n.block for n in spec.notifications}):
+        block_id, problem = await block_problem(client, reference)
+        if block_id is None:
+            users = ", ".join(sorted(n.name for n in spec.notifications if n.block == reference))
+            raise ApplyError(f"{problem} (it sends {users})")
+        ids[reference] = block_id
+    return ids
+
+
+def desired_notification(spec: DeploymentSpec, notification: NotificationSpec, block_id: UUID) -> AutomationCore:
+    """The automation of one notification, sending through the block document `block_id`."""
+    from prefect.events.schemas.automations import AutomationCore
+
+    body: dict[str, Any] = notification.automation(spec.name, str(block_id))
+    return AutomationCore.model_validate(body)
