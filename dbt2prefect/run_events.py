@@ -8,13 +8,15 @@ automations that follow a job match.
 
 from __future__ import annotations
 
-from typing import Any
-
-from prefect.client.schemas.objects import FlowRun
-from prefect.events import Event, emit_event
+from typing import TYPE_CHECKING, Any
 
 from dbt2prefect.job_identity import job_tag
-from dbt2prefect.summary import RunSummary
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.events import Event
+
+    from dbt2prefect.summary import RunSummary
 
 RUN_WARNED_EVENT = "dbt2prefect.run.warned"
 LISTED_NODES = 20
@@ -33,6 +35,8 @@ def warned_event(
     The payload holds the number of warned nodes, the first `LISTED_NODES` of their unique ids and the dbt Cloud
     job id (None for a run of no job): never node messages, which can quote data.
     """
+    from prefect.events import Event
+
     unique_ids = list(dict.fromkeys(node.unique_id for node in summary.warned))
     if not summary.success or not unique_ids:
         return None
@@ -71,6 +75,7 @@ def emit_run_warned(summary: RunSummary, job_id: int | None) -> Event | None:
     (and drains before the process exits) and adds the run's other related resources (work pool, queue, tags).
     """
     from prefect.context import FlowRunContext
+    from prefect.events import emit_event
     from prefect.runtime import deployment
 
     context = FlowRunContext.get()
