@@ -188,5 +188,10 @@ def _plan_one(
         Severity.INFO,
         f"migrated as the automation {name} (runs of the job on {tenant.flow_name}/{tenant.deployment_name} "
         f"entering {watched} send through block {block})",
-        "nothing to do; cutover and rollback switch the automation with the job",
+        "nothing to do; cutover and rollback switch the automation with the job"
+        + (
+            ""
+            if switch_job_id == job_id
+            else f" it is chained to ({switch_job_id}): from then on its runs are Prefect's"
+        ),
     )
