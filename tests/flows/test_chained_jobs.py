@@ -171,3 +171,17 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     assert f"dbt Cloud job {DOWNSTREAM}" in done["body"] and "None" not in done["body"], done["body"]
     # Only what the settings ask for: the upstream's completed run (no on_success for it) told nobody.
     assert not [n for n in sink.received() if completed.name in n.get("body", "")]
+
+    # dbt Cloud's setting changes (its failures too): the automation is updated in place, still on (cutover's flag);
+    # a setting dropped from dbt Cloud leaves an enabled automation, which apply reports and never prunes.
+    changed = [NOTIFICATIONS[0], {**NOTIFICATIONS[1], "on_failure": [DOWNSTREAM]}]
+    replan = build_plan(_jobs(), chain_tenant, notifications=[Notification.from_api(n) for n in changed])
+    updated = apply_deployment(build_deployment(replan, chain_tenant, versions={}, active={UPSTREAM: True}))
+    assert [(c.slug, c.status, c.fields, c.active) for c in updated.notifications] == [
+        (failed_name, "unchanged", [], True),
+        (done_name, "changed", ["description", "trigger"], True),
+    ]
+    assert switch.notifications_of(DOWNSTREAM) == {done_name: True}
+    dropped = build_plan(_jobs(), chain_tenant, notifications=[Notification.from_api(NOTIFICATIONS[0])])
+    pruned = apply_deployment(build_deployment(dropped, chain_tenant, versions={}, active={UPSTREAM: True}), prune=True)
+    assert [(c.slug, c.status) for c in pruned.notifications] == [(failed_name, "unchanged"), (done_name, "orphaned")]
