@@ -4,8 +4,8 @@
 those results. The story: raw data → the sandbox dbt Cloud API and a real Prefect server → the dbt Cloud baseline
 jobs → a process worker in a folder of its own → export → plan → apply (deployment with code storage and one
 schedule per job) → candidate deployment runs of each job's schedule parameters on the `parity` target, executed
-by the worker → parity → cutover → one activated schedule fires and the worker runs it → status → rollback →
-status. Everything lives in one work folder that is emptied first, so a rerun starts clean.
+by the worker → parity → cutover → one activated schedule fires and the worker runs it → when that job has
+chained jobs, their triggers start them after its run and the worker runs them → status → rollback → status. Everything lives in one work folder that is emptied first, so a rerun starts clean.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ DEFAULT_WORKDIR = REPO_ROOT / ".dbt2prefect" / "demo"
 
 RUN_TIMEOUT = 900.0
 """How long a deployment run may take on a busy machine before the step fails."""
+
+CHAIN_START_TIMEOUT = 120.0
+"""How long a chained job's trigger may take to start its run after the upstream run ended."""
 
 SUCCESS = 10
 
@@ -241,6 +244,50 @@ def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
 
+def chained_triggers(plan: Any, upstream: WorkerRun) -> list[Any]:
+    """The plan's triggers (PlannedTrigger) that the finished run `upstream` fires: its job's chained jobs on its state."""
+    return [t for t in plan.triggers if t.upstream_job_id == upstream.job_id and upstream.run.state in t.states]
+
+
+def run_chained(
+    plan: Any, spec: Any, upstream: WorkerRun, earlier: Sequence[WorkerRun] = ()
+) -> tuple[str, list[WorkerRun]]:
+    """The deployment runs that the triggers of the jobs chained to `upstream`'s job started after it ended,
+    each waited for until the worker finished it.
+
+    Args:
+        earlier: runs that existed before `upstream` (they never count as a chained run).
+    """
+    from sandbox.runs import DeploymentRunError, wait_for_job_run
+
+    exclude = frozenset(run.run.flow_run_id for run in (*earlier, upstream))
+    runs: list[WorkerRun] = []
+    lines = []
+    for trigger in chained_triggers(plan, upstream):
+        after = f"after run {upstream.run.name} of job {upstream.job_id} ended {upstream.run.state}"
+        try:
+            run = wait_for_job_run(
+                spec.full_name,
+                trigger.job_id,
+                exclude=exclude,
+                timeout=RUN_TIMEOUT,
+                start_timeout=CHAIN_START_TIMEOUT,
+            )
+        except DeploymentRunError as exc:
+            raise StepFailed(
+                f"trigger {trigger.name} (enabled by cutover of job {upstream.job_id}) {after}: {exc}", runs
+            ) from exc
+        done = _worker_run(trigger.job_id, run, f"the run started by trigger {trigger.name}")
+        ended = upstream.run.end_time
+        if run.start_time is None or ended is None or run.start_time < ended:
+            raise StepFailed(
+                f"run {run.name} of job {trigger.job_id} started at {run.start_time}, not {after} at {ended}", runs
+            )
+        runs.append(done)
+        lines.append(f"trigger {trigger.name} started {run.name}: {run.state} ({done.ui_url})")
+    return "; ".join(lines), runs
+
+
 def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
     """One sandbox dbt Cloud run per job, in order; stops at the first that fails."""
     runs = []
@@ -384,6 +431,9 @@ def _rollback(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
 
 
 def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
+    """Every job's dbt Cloud schedule, Prefect schedule, ledger state and the triggers of the jobs chained to it
+    (enabled while it is cut over), as expected."""
+    from migration.prefect_switch import PrefectTriggers
     from migration.status import collect_status
     from parity.store import load_latest_verdicts
 
@@ -392,6 +442,7 @@ def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -
     report = collect_status(plan, switch.client, switch.context.prefect, switch.context.ledger, verdicts)
     rows = {row.job_id: row for row in report.jobs}
     expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
+    triggers = PrefectTriggers(switch.context.prefect.deployment)
     lines = []
     for job_id in job_ids:
         row = rows.get(job_id)
@@ -399,8 +450,12 @@ def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -
             raise StepFailed(f"status has no row for job {job_id}", report)
         seen = (row.dbt_cloud_schedule_on, row.prefect_schedule, row.ledger_state.value)
         cloud = {True: "on", False: "off", None: "-"}[row.dbt_cloud_schedule_on]
-        lines.append(f"{job_id}: dbt Cloud {cloud}, Prefect {row.prefect_schedule}, ledger {row.ledger_state.value}")
-        if seen != expected:
+        chained = triggers.after_job(job_id)
+        lines.append(
+            f"{job_id}: dbt Cloud {cloud}, Prefect {row.prefect_schedule}, ledger {row.ledger_state.value}"
+            + "".join(f", trigger {name} {'on' if on else 'off'}" for name, on in chained.items())
+        )
+        if seen != expected or any(on is not expect_cut_over for on in chained.values()):
             raise StepFailed(f"unexpected state, {lines[-1]}", report)
     return "; ".join(lines), report
 
@@ -435,7 +490,8 @@ def run_demo(
         job_ids: the dbt Cloud jobs run as baselines and compared (default: the tenant's `demo_jobs`, else
             every active job).
         fired_job: the cut-over job whose schedule fires once (default: the tenant's `demo_fired_job`; skipped
-            when not in `job_ids`).
+            when not in `job_ids`). When the plan has jobs chained to it, the demo then waits for the runs their
+            triggers start.
 
     Returns:
         Every step's result; `failed` names the step that stopped the story, if any.
@@ -482,11 +538,18 @@ def run_demo(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
         if fired is not None and fired in jobs:
-            runner.step(
+            upstream = runner.step(
                 "scheduled_run",
                 "An activated schedule fires: the worker runs it",
                 lambda: _fire(spec, fired),
             )
+            if chained_triggers(plan, upstream):
+                runner.step(
+                    "chained_run",
+                    "The upstream job's run completes: its chained job's trigger starts the chained job, "
+                    "the worker runs it",
+                    lambda: run_chained(plan, spec, upstream, candidates),
+                )
         runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
         runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))
         runner.step(
