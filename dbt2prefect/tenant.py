@@ -129,13 +129,7 @@ class SandboxSettings(BaseModel):
     demo_jobs: tuple[int, ...] = Field(
         default=(), description="Jobs the demo runs in dbt Cloud and compares (default: every active job)."
     )
-    demo_fired_job: int | None = Field(
-        default=None,
-        description=(
-            "The cut-over job whose schedule the demo fires; the demo then waits for the runs that the triggers "
-            "of the jobs chained to it start."
-        ),
-    )
+    demo_fired_job: int | None = Field(default=None, description="The cut-over job whose schedule the demo fires.")
     demo_acknowledged: tuple[str, ...] = Field(
         default=(), description="Blocker findings the demo acknowledges, as '<reason_code>:<job_id>'."
     )

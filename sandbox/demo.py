@@ -4,8 +4,9 @@
 those results. The story: raw data → the sandbox dbt Cloud API and a real Prefect server → the dbt Cloud baseline
 jobs → a process worker in a folder of its own → export → plan → apply (deployment with code storage and one
 schedule per job) → candidate deployment runs of each job's schedule parameters on the `parity` target, executed
-by the worker → parity → cutover → one activated schedule fires and the worker runs it → when that job has
-chained jobs, their triggers start them after its run and the worker runs them → status → rollback → status. Everything lives in one work folder that is emptied first, so a rerun starts clean.
+by the worker → parity → cutover → one activated schedule fires and the worker runs it → each cut-over job that
+others are chained to runs, and the triggers start the chained jobs, run by the worker → status → rollback → status.
+Everything lives in one work folder that is emptied first, so a rerun starts clean.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ class WorkerRun:
     job_id: int
     run: DeploymentRun
     ui_url: str
+
+
+@dataclass(frozen=True)
+class ChainedRun:
+    """A run of a chained job that its trigger started after a run of its upstream job ended; both by the worker."""
+
+    trigger: str
+    upstream: WorkerRun
+    run: WorkerRun
 
 
 @dataclass(frozen=True)
@@ -244,48 +254,64 @@ def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
 
-def chained_triggers(plan: Any, upstream: WorkerRun) -> list[Any]:
-    """The plan's triggers (PlannedTrigger) that the finished run `upstream` fires: its job's chained jobs on its state."""
-    return [t for t in plan.triggers if t.upstream_job_id == upstream.job_id and upstream.run.state in t.states]
+def _on_completion(plan: Any, job_id: int) -> list[Any]:
+    """The plan's triggers (PlannedTrigger) that a completed run of job `job_id` fires."""
+    return [t for t in plan.triggers if t.upstream_job_id == job_id and "Completed" in t.states]
 
 
-def run_chained(
-    plan: Any, spec: Any, upstream: WorkerRun, earlier: Sequence[WorkerRun] = ()
-) -> tuple[str, list[WorkerRun]]:
-    """The deployment runs that the triggers of the jobs chained to `upstream`'s job started after it ended,
-    each waited for until the worker finished it.
+def chained_upstreams(plan: Any, job_ids: Sequence[int]) -> list[int]:
+    """The jobs among `job_ids` that the plan chains other jobs to, on a completed run."""
+    return [job_id for job_id in job_ids if _on_completion(plan, job_id)]
+
+
+def run_chains(
+    plan: Any, spec: Any, job_ids: Sequence[int], earlier: Sequence[WorkerRun] = ()
+) -> tuple[str, list[ChainedRun]]:
+    """Per cut-over job that others are chained to: a deployment run of its schedule's parameters, then the runs
+    that the triggers of its chained jobs started after it ended, each waited for until the worker finished it.
 
     Args:
-        earlier: runs that existed before `upstream` (they never count as a chained run).
+        job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
+        earlier: runs that existed before (they never count as a chained run).
     """
-    from sandbox.runs import DeploymentRunError, wait_for_job_run
+    from migration.translate import schedule_slug
+    from sandbox.runs import DeploymentRunError, run_deployment_now, wait_for_job_run
 
-    exclude = frozenset(run.run.flow_run_id for run in (*earlier, upstream))
-    runs: list[WorkerRun] = []
+    exclude = {run.run.flow_run_id for run in earlier}
+    done: list[ChainedRun] = []
     lines = []
-    for trigger in chained_triggers(plan, upstream):
-        after = f"after run {upstream.run.name} of job {upstream.job_id} ended {upstream.run.state}"
-        try:
-            run = wait_for_job_run(
-                spec.full_name,
-                trigger.job_id,
-                exclude=exclude,
-                timeout=RUN_TIMEOUT,
-                start_timeout=CHAIN_START_TIMEOUT,
+    for upstream_id in chained_upstreams(plan, job_ids):
+        parameters = spec.schedule(schedule_slug(upstream_id)).parameters
+        upstream = _worker_run(
+            upstream_id, run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT), "the upstream run"
+        )
+        exclude.add(upstream.run.flow_run_id)
+        after = f"after run {upstream.run.name} of job {upstream_id} completed"
+        for trigger in _on_completion(plan, upstream_id):
+            try:
+                run = wait_for_job_run(
+                    spec.full_name,
+                    trigger.job_id,
+                    exclude=frozenset(exclude),
+                    timeout=RUN_TIMEOUT,
+                    start_timeout=CHAIN_START_TIMEOUT,
+                )
+            except DeploymentRunError as exc:
+                raise StepFailed(
+                    f"trigger {trigger.name} (enabled by cutover of job {upstream_id}) {after}: {exc}", done
+                ) from exc
+            chained = _worker_run(trigger.job_id, run, f"the run started by trigger {trigger.name}")
+            ended = upstream.run.end_time
+            if run.start_time is None or ended is None or run.start_time < ended:
+                raise StepFailed(
+                    f"run {run.name} of job {trigger.job_id} started at {run.start_time}, not {after}", done
+                )
+            done.append(ChainedRun(trigger.name, upstream, chained))
+            lines.append(
+                f"{upstream.run.name} {upstream.run.state}, then trigger {trigger.name} started {run.name}: "
+                f"{run.state} ({chained.ui_url})"
             )
-        except DeploymentRunError as exc:
-            raise StepFailed(
-                f"trigger {trigger.name} (enabled by cutover of job {upstream.job_id}) {after}: {exc}", runs
-            ) from exc
-        done = _worker_run(trigger.job_id, run, f"the run started by trigger {trigger.name}")
-        ended = upstream.run.end_time
-        if run.start_time is None or ended is None or run.start_time < ended:
-            raise StepFailed(
-                f"run {run.name} of job {trigger.job_id} started at {run.start_time}, not {after} at {ended}", runs
-            )
-        runs.append(done)
-        lines.append(f"trigger {trigger.name} started {run.name}: {run.state} ({done.ui_url})")
-    return "; ".join(lines), runs
+    return "; ".join(lines), done
 
 
 def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
@@ -490,8 +516,7 @@ def run_demo(
         job_ids: the dbt Cloud jobs run as baselines and compared (default: the tenant's `demo_jobs`, else
             every active job).
         fired_job: the cut-over job whose schedule fires once (default: the tenant's `demo_fired_job`; skipped
-            when not in `job_ids`). When the plan has jobs chained to it, the demo then waits for the runs their
-            triggers start.
+            when not in `job_ids`).
 
     Returns:
         Every step's result; `failed` names the step that stopped the story, if any.
@@ -537,19 +562,21 @@ def run_demo(
         runner.step(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
+        earlier = list(candidates)
         if fired is not None and fired in jobs:
-            upstream = runner.step(
-                "scheduled_run",
-                "An activated schedule fires: the worker runs it",
-                lambda: _fire(spec, fired),
-            )
-            if chained_triggers(plan, upstream):
+            earlier.append(
                 runner.step(
-                    "chained_run",
-                    "The upstream job's run completes: its chained job's trigger starts the chained job, "
-                    "the worker runs it",
-                    lambda: run_chained(plan, spec, upstream, candidates),
+                    "scheduled_run",
+                    "An activated schedule fires: the worker runs it",
+                    lambda: _fire(spec, fired),
                 )
+            )
+        if chained_upstreams(plan, jobs):
+            runner.step(
+                "chained_run",
+                "The upstream job's run completes: its chained job's trigger starts the chained job, the worker runs it",
+                lambda: run_chains(plan, spec, jobs, earlier),
+            )
         runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
         runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))
         runner.step(

@@ -26,7 +26,7 @@ BASELINE_JOBS = load_tenant().sandbox.demo_jobs
 NIGHTLY = 70403103936332
 FRESHNESS_STEP, BUILD_STEP, DOCS_STEP = 4, 5, 6
 FIRED_JOB = load_tenant().sandbox.demo_fired_job
-CHAINED_JOB = 70403103936373  # 'Supply chain after nightly', chained to the fired job (success only)
+CHAINED_JOB = 70403103936373  # 'Supply chain after nightly', chained to the nightly job (success only)
 
 STORY = [
     "data",
@@ -119,26 +119,30 @@ def test_a_fired_schedule_is_a_completed_scheduler_run(demo: DemoResult) -> None
     assert row.prefect_last_run is not None and row.prefect_last_run.id == fired.run.flow_run_id
 
 
-def test_the_fired_run_starts_its_chained_job_through_the_deployment_trigger(demo: DemoResult) -> None:
+def test_a_completed_run_of_the_nightly_job_starts_its_chained_job_through_the_trigger(demo: DemoResult) -> None:
     plan = demo.step("plan").value
     _, spec = demo.step("apply").value
-    fired = demo.step("scheduled_run").value
-    (trigger,) = [t for t in plan.triggers if t.upstream_job_id == FIRED_JOB]
-    assert (trigger.job_id, trigger.name) == (CHAINED_JOB, f"job-{CHAINED_JOB}-after-job-{FIRED_JOB}")
-    (chained,) = demo.step("chained_run").value
+    (trigger,) = [t for t in plan.triggers if t.upstream_job_id == NIGHTLY]
+    assert (trigger.job_id, trigger.name) == (CHAINED_JOB, f"job-{CHAINED_JOB}-after-job-{NIGHTLY}")
+    step = demo.step("chained_run")
+    (chain,) = step.value
+    assert chain.trigger == trigger.name and trigger.name in step.summary and chain.run.ui_url in step.summary
+    upstream, chained = chain.upstream, chain.run
+    assert upstream.job_id == NIGHTLY and upstream.run.completed
+    assert upstream.run.parameters == {**spec.parameters, **spec.schedule(f"job-{NIGHTLY}").parameters}
     assert chained.job_id == CHAINED_JOB and chained.run.completed
-    assert trigger.name in demo.step("chained_run").summary and chained.ui_url in demo.step("chained_run").summary
     # The chained job's own parameters (its command line), as the applied trigger carries them.
     assert chained.run.parameters == {**spec.parameters, **spec.trigger(trigger.name).parameters}
     assert chained.run.parameters["dbt_cloud_job_id"] == CHAINED_JOB
     assert (chained.run.parameters["selector"], chained.run.parameters["target"]) == ("supply_chain", "prod")
     assert chained.run.name.startswith(f"job-{CHAINED_JOB} ")
-    assert fired.run.end_time is not None and chained.run.start_time is not None
-    assert chained.run.start_time >= fired.run.end_time
-    # A deployment run that the demo's worker picked up (it set the process id), not one run in-process.
-    run = _read_prefect(demo, lambda c: c.read_flow_run(chained.run.flow_run_id))
-    assert str(run.deployment_id) == fired.run.deployment_id and run.work_pool_name == spec.work_pool
-    assert run.infrastructure_pid and run.state.is_completed()
+    assert upstream.run.end_time is not None and chained.run.start_time is not None
+    assert chained.run.start_time >= upstream.run.end_time
+    # Deployment runs that the demo's worker picked up (it records the process it started), not in-process calls.
+    for done in (upstream, chained):
+        run = _read_prefect(demo, lambda c, run_id=done.run.flow_run_id: c.read_flow_run(run_id))
+        assert str(run.deployment_id) == done.run.deployment_id and run.work_pool_name == spec.work_pool
+        assert run.infrastructure_pid and run.state.is_completed()
 
 
 def test_baselines_are_successful_dbt_cloud_runs(demo: DemoResult) -> None:
