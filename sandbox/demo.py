@@ -270,6 +270,9 @@ def run_chains(
     """Per cut-over job that others are chained to: a deployment run of its schedule's parameters, then the runs
     that the triggers of its chained jobs started after it ended, each waited for until the worker finished it.
 
+    The upstream run is started through the API, not fired from its schedule: Prefect's triggers would see a fired
+    scheduler run's events only after 15 minutes (see `sandbox.runs.fire_schedule`).
+
     Args:
         job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
         earlier: runs that existed before (they never count as a chained run).

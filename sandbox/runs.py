@@ -97,6 +97,10 @@ def fire_schedule(
 ) -> DeploymentRun:
     """Run the next scheduler-made run of schedule `slug` now, and wait until a worker has finished it.
 
+    Prefect's scheduler writes the run's first state without an event, and the events of the state changes that
+    follow within minutes name it as their predecessor: Prefect's triggers hold them for up to 15 minutes. A trigger
+    on this run (a chained job's) therefore fires late; start the upstream run of a chain with `run_deployment_now`.
+
     Raises:
         DeploymentRunError: the schedule is missing or inactive, the scheduler made no run in time, or the run did
             not finish within `timeout`.
