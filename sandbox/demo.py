@@ -270,8 +270,8 @@ def run_chains(
     """Per cut-over job that others are chained to: a deployment run of its schedule's parameters, then the runs
     that the triggers of its chained jobs started after it ended, each waited for until the worker finished it.
 
-    The upstream run is started through the API, not fired from its schedule: Prefect's triggers would see a fired
-    scheduler run's events only after 15 minutes (see `sandbox.runs.fire_schedule`).
+    The upstream run is started through the API, not fired from its schedule: Prefect's triggers may see a fired
+    scheduler run's events up to 15 minutes late (see `sandbox.runs.fire_schedule`).
 
     Args:
         job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
