@@ -4,8 +4,9 @@
 those results. The story: raw data → the sandbox dbt Cloud API and a real Prefect server → the dbt Cloud baseline
 jobs → a process worker in a folder of its own → export → plan → apply (deployment with code storage and one
 schedule per job) → candidate deployment runs of each job's schedule parameters on the `parity` target, executed
-by the worker → parity → cutover → one activated schedule fires and the worker runs it → status → rollback →
-status. Everything lives in one work folder that is emptied first, so a rerun starts clean.
+by the worker → parity → cutover → one activated schedule fires and the worker runs it → each cut-over job that
+others are chained to runs, and the triggers start the chained jobs, run by the worker → status → rollback → status.
+Everything lives in one work folder that is emptied first, so a rerun starts clean.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ DEFAULT_WORKDIR = REPO_ROOT / ".dbt2prefect" / "demo"
 RUN_TIMEOUT = 900.0
 """How long a deployment run may take on a busy machine before the step fails."""
 
+CHAIN_START_TIMEOUT = 120.0
+"""How long a chained job's trigger may take to start its run after the upstream run ended."""
+
 SUCCESS = 10
 
 
@@ -74,6 +78,15 @@ class WorkerRun:
     job_id: int
     run: DeploymentRun
     ui_url: str
+
+
+@dataclass(frozen=True)
+class ChainedRun:
+    """A run of a chained job that its trigger started after a run of its upstream job ended; both by the worker."""
+
+    trigger: str
+    upstream: WorkerRun
+    run: WorkerRun
 
 
 @dataclass(frozen=True)
@@ -242,6 +255,69 @@ def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
 
+def _on_completion(plan: Any, job_id: int) -> list[Any]:
+    """The plan's triggers (PlannedTrigger) that a completed run of job `job_id` fires."""
+    return [t for t in plan.triggers if t.upstream_job_id == job_id and "Completed" in t.states]
+
+
+def chained_upstreams(plan: Any, job_ids: Sequence[int]) -> list[int]:
+    """The jobs among `job_ids` that the plan chains other jobs to, on a completed run."""
+    return [job_id for job_id in job_ids if _on_completion(plan, job_id)]
+
+
+def run_chains(
+    plan: Any, spec: Any, job_ids: Sequence[int], earlier: Sequence[WorkerRun] = ()
+) -> tuple[str, list[ChainedRun]]:
+    """Per cut-over job that others are chained to: a deployment run of its schedule's parameters, then the runs
+    that the triggers of its chained jobs started after it ended, each waited for until the worker finished it.
+
+    The upstream run is started through the API, not fired from its schedule: Prefect's triggers may see a fired
+    scheduler run's events up to 15 minutes late (see `sandbox.runs.fire_schedule`).
+
+    Args:
+        job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
+        earlier: runs that existed before (they never count as a chained run).
+    """
+    from migration.translate import schedule_slug
+    from sandbox.runs import DeploymentRunError, run_deployment_now, wait_for_job_run
+
+    exclude = {run.run.flow_run_id for run in earlier}
+    done: list[ChainedRun] = []
+    lines = []
+    for upstream_id in chained_upstreams(plan, job_ids):
+        parameters = spec.schedule(schedule_slug(upstream_id)).parameters
+        upstream = _worker_run(
+            upstream_id, run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT), "the upstream run"
+        )
+        exclude.add(upstream.run.flow_run_id)
+        after = f"after run {upstream.run.name} of job {upstream_id} completed"
+        for trigger in _on_completion(plan, upstream_id):
+            try:
+                run = wait_for_job_run(
+                    spec.full_name,
+                    trigger.job_id,
+                    exclude=frozenset(exclude),
+                    timeout=RUN_TIMEOUT,
+                    start_timeout=CHAIN_START_TIMEOUT,
+                )
+            except DeploymentRunError as exc:
+                raise StepFailed(
+                    f"trigger {trigger.name} (enabled by cutover of job {upstream_id}) {after}: {exc}", done
+                ) from exc
+            chained = _worker_run(trigger.job_id, run, f"the run started by trigger {trigger.name}")
+            ended = upstream.run.end_time
+            if run.start_time is None or ended is None or run.start_time < ended:
+                raise StepFailed(
+                    f"run {run.name} of job {trigger.job_id} started at {run.start_time}, not {after}", done
+                )
+            done.append(ChainedRun(trigger.name, upstream, chained))
+            lines.append(
+                f"{upstream.run.name} {upstream.run.state}, then trigger {trigger.name} started {run.name}: "
+                f"{run.state} ({chained.ui_url})"
+            )
+    return "; ".join(lines), done
+
+
 def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
     """One sandbox dbt Cloud run per job, in order; stops at the first that fails."""
     runs = []
@@ -385,6 +461,9 @@ def _rollback(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
 
 
 def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
+    """Every job's dbt Cloud schedule, Prefect schedule, ledger state and the triggers of the jobs chained to it
+    (enabled while it is cut over), as expected."""
+    from migration.prefect_switch import PrefectTriggers
     from migration.status import collect_status
     from parity.store import load_latest_verdicts
 
@@ -393,6 +472,7 @@ def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -
     report = collect_status(plan, switch.client, switch.context.prefect, switch.context.ledger, verdicts)
     rows = {row.job_id: row for row in report.jobs}
     expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
+    triggers = PrefectTriggers(switch.context.prefect.deployment)
     lines = []
     for job_id in job_ids:
         row = rows.get(job_id)
@@ -400,8 +480,12 @@ def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -
             raise StepFailed(f"status has no row for job {job_id}", report)
         seen = (row.dbt_cloud_schedule_on, row.prefect_schedule, row.ledger_state.value)
         cloud = {True: "on", False: "off", None: "-"}[row.dbt_cloud_schedule_on]
-        lines.append(f"{job_id}: dbt Cloud {cloud}, Prefect {row.prefect_schedule}, ledger {row.ledger_state.value}")
-        if seen != expected:
+        chained = triggers.after_job(job_id)
+        lines.append(
+            f"{job_id}: dbt Cloud {cloud}, Prefect {row.prefect_schedule}, ledger {row.ledger_state.value}"
+            + "".join(f", trigger {name} {'on' if on else 'off'}" for name, on in chained.items())
+        )
+        if seen != expected or any(on is not expect_cut_over for on in chained.values()):
             raise StepFailed(f"unexpected state, {lines[-1]}", report)
     return "; ".join(lines), report
 
@@ -482,11 +566,20 @@ def run_demo(
         runner.step(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
+        earlier = list(candidates)
         if fired is not None and fired in jobs:
+            earlier.append(
+                runner.step(
+                    "scheduled_run",
+                    "An activated schedule fires: the worker runs it",
+                    lambda: _fire(spec, fired),
+                )
+            )
+        if chained_upstreams(plan, jobs):
             runner.step(
-                "scheduled_run",
-                "An activated schedule fires: the worker runs it",
-                lambda: _fire(spec, fired),
+                "chained_run",
+                "The upstream job's run completes: its chained job's trigger starts the chained job, the worker runs it",
+                lambda: run_chains(plan, spec, jobs, earlier),
             )
         runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
         runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))

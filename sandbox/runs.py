@@ -38,6 +38,8 @@ class DeploymentRun:
     deployment_id: str
     parameters: dict[str, Any]
     tags: tuple[str, ...]
+    start_time: datetime | None = None
+    end_time: datetime | None = None
 
     @property
     def completed(self) -> bool:
@@ -54,6 +56,8 @@ def _summary(run: FlowRun) -> DeploymentRun:
         deployment_id=str(run.deployment_id),
         parameters=dict(run.parameters or {}),
         tags=tuple(run.tags or ()),
+        start_time=run.start_time,
+        end_time=run.end_time,
     )
 
 
@@ -92,6 +96,10 @@ def fire_schedule(
     deployment: str, slug: str, *, wait_for_scheduler: float = 120.0, timeout: float = 900.0
 ) -> DeploymentRun:
     """Run the next scheduler-made run of schedule `slug` now, and wait until a worker has finished it.
+
+    Prefect's scheduler writes the run's first state without an event, and the events of the state changes that
+    follow within minutes name it as their predecessor: Prefect's triggers hold them for up to 15 minutes. A trigger
+    on this run (a chained job's) therefore fires late; start the upstream run of a chain with `run_deployment_now`.
 
     Raises:
         DeploymentRunError: the schedule is missing or inactive, the scheduler made no run in time, or the run did
@@ -143,16 +151,23 @@ def fire_schedule(
 
 
 def wait_for_job_run(
-    deployment: str, job_id: int, *, exclude: frozenset[str] = frozenset(), timeout: float = 300.0
+    deployment: str,
+    job_id: int,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    timeout: float = 300.0,
+    start_timeout: float | None = None,
 ) -> DeploymentRun:
     """Wait for a run of `deployment` with `dbt_cloud_job_id == job_id` (one an automation starts), then until a
     worker has finished it.
 
     Args:
         exclude: flow-run ids that do not count (runs of the job that existed before).
+        timeout: how long the run may take to appear and finish.
+        start_timeout: how long it may take to appear (default `timeout`).
 
     Raises:
-        DeploymentRunError: no such run appeared, or it did not finish, within `timeout`.
+        DeploymentRunError: no such run appeared within `start_timeout`, or it did not finish within `timeout`.
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -160,7 +175,8 @@ def wait_for_job_run(
     async def go() -> DeploymentRun:
         async with get_client() as client:
             found = await client.read_deployment_by_name(deployment)
-            deadline = time.monotonic() + timeout
+            begun = time.monotonic()
+            deadline, appear_by = begun + timeout, begun + min(timeout, start_timeout or timeout)
             while True:
                 runs = await client.read_flow_runs(
                     deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id]))
@@ -172,8 +188,9 @@ def wait_for_job_run(
                 ]
                 if mine:
                     return _summary(await _wait_final(client, mine[0].id, max(deadline - time.monotonic(), 1.0)))
-                if time.monotonic() > deadline:
-                    raise DeploymentRunError(f"no run of job {job_id} on {deployment} started within {timeout:.0f}s")
+                if time.monotonic() > appear_by:
+                    waited = appear_by - begun
+                    raise DeploymentRunError(f"no run of job {job_id} on {deployment} started within {waited:.0f}s")
                 await asyncio.sleep(1.0)
 
     return asyncio.run(go())

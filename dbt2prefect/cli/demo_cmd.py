@@ -72,8 +72,10 @@ class _Screen:
             from dbt2prefect.cli.plan_cmd import _render_plan
 
             _render_plan(result.value)
-        if result.key in ("candidates", "scheduled_run") and result.value is not None:
+        if result.key in ("candidates", "scheduled_run", "chained_run") and result.value is not None:
             runs = result.value if isinstance(result.value, list) else [result.value]
+            if result.key == "chained_run":
+                runs = [run for chain in runs for run in (chain.upstream, chain.run)]
             for run in runs:
                 console.print(
                     f"       job {run.job_id}: {run.run.state} in the Prefect UI: {run.ui_url}",
@@ -105,7 +107,7 @@ def demo(
 ) -> None:
     """Rehearse the migration end to end on the sandbox, then stop what it started.
 
-    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, status, rollback, status. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
+    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, a run of each job that others are chained to and the runs their triggers start, status, rollback, status. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
     """
     from sandbox.demo import run_demo
 

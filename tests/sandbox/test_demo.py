@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from migration.apply import deployment_triggers
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.models import Run, RunStatus
 from migration.export import export_inventory
@@ -25,6 +26,7 @@ BASELINE_JOBS = load_tenant().sandbox.demo_jobs
 NIGHTLY = 70403103936332
 FRESHNESS_STEP, BUILD_STEP, DOCS_STEP = 4, 5, 6
 FIRED_JOB = load_tenant().sandbox.demo_fired_job
+CHAINED_JOB = 70403103936373  # 'Supply chain after nightly', chained to the nightly job (success only)
 
 STORY = [
     "data",
@@ -39,6 +41,7 @@ STORY = [
     "parity",
     "cutover",
     "scheduled_run",
+    "chained_run",
     "status",
     "rollback",
     "status_after_rollback",
@@ -114,6 +117,32 @@ def test_a_fired_schedule_is_a_completed_scheduler_run(demo: DemoResult) -> None
     assert fired.run.parameters == {**spec.parameters, **spec.schedule(f"job-{FIRED_JOB}").parameters}
     row = next(r for r in demo.step("status").value.jobs if r.job_id == FIRED_JOB)
     assert row.prefect_last_run is not None and row.prefect_last_run.id == fired.run.flow_run_id
+
+
+def test_a_completed_run_of_the_nightly_job_starts_its_chained_job_through_the_trigger(demo: DemoResult) -> None:
+    plan = demo.step("plan").value
+    _, spec = demo.step("apply").value
+    (trigger,) = [t for t in plan.triggers if t.upstream_job_id == NIGHTLY]
+    assert (trigger.job_id, trigger.name) == (CHAINED_JOB, f"job-{CHAINED_JOB}-after-job-{NIGHTLY}")
+    step = demo.step("chained_run")
+    (chain,) = step.value
+    assert chain.trigger == trigger.name and trigger.name in step.summary and chain.run.ui_url in step.summary
+    upstream, chained = chain.upstream, chain.run
+    assert upstream.job_id == NIGHTLY and upstream.run.completed
+    assert upstream.run.parameters == {**spec.parameters, **spec.schedule(f"job-{NIGHTLY}").parameters}
+    assert chained.job_id == CHAINED_JOB and chained.run.completed
+    # The chained job's own parameters (its command line), as the applied trigger carries them.
+    assert chained.run.parameters == {**spec.parameters, **spec.trigger(trigger.name).parameters}
+    assert chained.run.parameters["dbt_cloud_job_id"] == CHAINED_JOB
+    assert (chained.run.parameters["selector"], chained.run.parameters["target"]) == ("supply_chain", "prod")
+    assert chained.run.name.startswith(f"job-{CHAINED_JOB} ")
+    assert upstream.run.end_time is not None and chained.run.start_time is not None
+    assert chained.run.start_time >= upstream.run.end_time
+    # Deployment runs that the demo's worker picked up (it records the process it started), not in-process calls.
+    for done in (upstream, chained):
+        run = _read_prefect(demo, lambda c, run_id=done.run.flow_run_id: c.read_flow_run(run_id))
+        assert str(run.deployment_id) == done.run.deployment_id and run.work_pool_name == spec.work_pool
+        assert run.infrastructure_pid and run.state.is_completed()
 
 
 def test_baselines_are_successful_dbt_cloud_runs(demo: DemoResult) -> None:
@@ -202,6 +231,17 @@ def test_cutover_then_rollback_switch_both_sides_and_back(demo: DemoResult) -> N
         assert (after_cut[job_id].dbt_cloud_schedule_on, after_cut[job_id].prefect_schedule) == (False, "active")
         assert after_cut[job_id].parity_verdict == "PASS"
         assert (after_back[job_id].dbt_cloud_schedule_on, after_back[job_id].prefect_schedule) == (True, "paused")
+    # The chained job's trigger follows its upstream job: on while it is cut over, off again after rollback.
+    trigger = f"job-{CHAINED_JOB}-after-job-{NIGHTLY}"
+    assert f"trigger {trigger} on" in demo.step("status").summary
+    assert f"trigger {trigger} off" in demo.step("status_after_rollback").summary
+    _, spec = demo.step("apply").value
+
+    async def triggers(client: Any) -> Any:
+        found = await client.read_deployment_by_name(spec.full_name)
+        return await deployment_triggers(client, found.id)
+
+    assert _read_prefect(demo, triggers)[trigger].enabled is False
 
 
 def test_the_prefect_ui_shows_the_deployment_schedules_and_run_logs(demo: DemoResult) -> None:
