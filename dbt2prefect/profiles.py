@@ -12,28 +12,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import yaml
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from dbt2prefect.errors import ProfileError
-
-Adapter = Literal["snowflake", "duckdb"]
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "snowflake": ("account", "user", "database", "warehouse", "schema"),
-    "duckdb": ("path",),
-}
-SNOWFLAKE_ENV = {
-    "account": "SNOWFLAKE_ACCOUNT",
-    "user": "SNOWFLAKE_USER",
-    "role": "SNOWFLAKE_ROLE",
-    "warehouse": "SNOWFLAKE_WAREHOUSE",
-    "database": "SNOWFLAKE_DATABASE",
-    "schema": "SNOWFLAKE_SCHEMA",
-    "authenticator": "SNOWFLAKE_AUTHENTICATOR",
-}
+from dbt2prefect.profile_fields import REQUIRED, SNOWFLAKE_ENV, Adapter
 
 
 class DbtTargetProfile(Block):

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dbt2prefect.dbt_cli import ParsedStep
-from dbt2prefect.profiles import SNOWFLAKE_ENV
+from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.plan import MigrationPlan, PlannedCiJob
 from migration.steps import STATE_OPTIONS

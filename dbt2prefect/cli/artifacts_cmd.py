@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import ParameterError
 
@@ -25,6 +24,8 @@ def fetch(
     tenant_file: TenantFile = None,
 ) -> None:
     """Copy the artifacts of the latest successful run on TARGET into a folder, for `dbt ... --defer --state`."""
+    from dbt2prefect.artifact_store import ArtifactStore
+
     tenant = tenant_from(tenant_file)
     if target not in tenant.targets:
         raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")

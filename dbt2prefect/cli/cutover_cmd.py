@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -27,14 +27,16 @@ from dbt2prefect.cli.common import (
     tenant_from,
 )
 from dbt2prefect.tenant import TenantSettings
-from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.models import Job
-from migration.ledger import Ledger
 from migration.plan import MigrationPlan
-from migration.prefect_switch import PrefectSchedules
-from migration.status import StatusReport
-from migration.switch_context import SwitchContext, SwitchReport
 from parity.model import Verdict
+
+if TYPE_CHECKING:
+    from migration.dbt_cloud.client import DbtCloudClient
+    from migration.dbt_cloud.models import Job
+    from migration.ledger import Ledger
+    from migration.prefect_switch import PrefectSchedules
+    from migration.status import StatusReport
+    from migration.switch_context import SwitchReport
 
 JobOption = Annotated[
     list[int] | None,
@@ -68,7 +70,10 @@ class _Session:
 @contextmanager
 def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Session]:
     from migration.dbt_cloud.auth import resolve_token
+    from migration.dbt_cloud.client import DbtCloudClient
     from migration.dbt_cloud.settings import RetryPolicy
+    from migration.ledger import Ledger
+    from migration.prefect_switch import PrefectSchedules
 
     tenant = tenant_from(tenant_file)
     settings = tenant.dbt_cloud
@@ -129,6 +134,7 @@ def cutover(
     """
     from migration.cutover import CutoverRequest
     from migration.cutover import cutover as run_cutover
+    from migration.switch_context import SwitchContext
 
     with _session(tenant_file, ledger_url) as session:
         jobs, plan = _plan(session)
@@ -155,6 +161,7 @@ def rollback(
 ) -> None:
     """Pause the jobs' Prefect schedules and restore their dbt Cloud definitions exactly as the ledger recorded."""
     from migration.rollback import rollback as run_rollback
+    from migration.switch_context import SwitchContext
 
     with _session(tenant_file, ledger_url) as session:
         ctx = SwitchContext(

@@ -10,10 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
 from dbt2prefect.tenant import REPO_ROOT
-from migration.dbt_cloud.auth import resolve_token
-from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.settings import RetryPolicy
-from migration.export import export_inventory, write_inventory
 
 DEFAULT_OUTPUT = REPO_ROOT / ".dbt2prefect" / "inventory.json"
 
@@ -39,6 +35,11 @@ def export(
     tenant_file: TenantFile = None,
 ) -> None:
     """Export every dbt Cloud job (raw API objects), its environment and latest successful run id."""
+    from migration.dbt_cloud.auth import resolve_token
+    from migration.dbt_cloud.client import DbtCloudClient
+    from migration.dbt_cloud.settings import RetryPolicy
+    from migration.export import export_inventory, write_inventory
+
     tenant = tenant_from(tenant_file)
     settings = tenant.dbt_cloud
     env_name = token_env or settings.token_env

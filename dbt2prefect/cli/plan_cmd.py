@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -23,12 +23,10 @@ from dbt2prefect.cli.common import (
     tenant_from,
 )
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, settings_path
-from migration.apply import ApplyDiff, apply_deployment
-from migration.ci_workflow import render_workflow, workflow_file_name
-from migration.deployment import runtime_versions, tenant_deployment
-from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml, write_prefect_yaml
 from migration.plan import MigrationPlan, Severity
-from migration.translate import plan_inventory
+
+if TYPE_CHECKING:
+    from migration.apply import ApplyDiff
 
 FromFile = Annotated[
     Path | None,
@@ -50,6 +48,7 @@ def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
     from migration.cutover import jobs_as_planned
     from migration.export import Inventory, export_inventory, load_inventory
     from migration.ledger import Ledger
+    from migration.translate import plan_inventory
 
     inventory: Inventory
     if from_file is not None:
@@ -210,6 +209,9 @@ def apply(
     New schedules start as the cutover ledger says (off until cutover); existing schedules keep their active flag;
     schedules without a job-<id> slug are never touched.
     """
+    from migration.apply import apply_deployment
+    from migration.deployment import tenant_deployment
+
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
     if _blocked(migration_plan):
@@ -274,6 +276,10 @@ def emit(
     Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
     tenant settings, unless --allow-blockers.
     """
+    from migration.ci_workflow import render_workflow, workflow_file_name
+    from migration.deployment import runtime_versions, tenant_deployment
+    from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml, write_prefect_yaml
+
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
     hint = "" if allow_blockers else " Nothing was written (--allow-blockers writes the file anyway)."

@@ -12,7 +12,6 @@ from rich.markup import escape
 from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
-from dbt2prefect.profiles import block_from_env
 
 # The commands a run accepts, as choices in --help (values: dbt's spelling, e.g. "source freshness").
 DbtCommand = enum.Enum("DbtCommand", {name.replace(" ", "_"): name for name in COMMANDS})  # type: ignore[misc]
@@ -102,6 +101,8 @@ def register_block(
 
     Secrets are read from the environment and never echoed.
     """
+    from dbt2prefect.profiles import block_from_env
+
     tenant = tenant_from(tenant_file)
     if target not in tenant.targets:
         raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")

@@ -22,6 +22,30 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.strip() == f"dbt2prefect {__version__}"
 
 
+# Runs in a fresh interpreter: the test process has loaded Prefect and dbt long before.
+_START_UP_PROBE = """
+import sys
+from dbt2prefect.cli.app import app
+for args in (["--version"], ["--help"], ["plan", "--help"], ["cutover", "--help"], ["run", "--help"]):
+    try:
+        app(args, prog_name="dbt2prefect")
+    except SystemExit as exc:
+        assert exc.code == 0, (args, exc.code)
+print(sorted({m.split(".")[0] for m in sys.modules} & {"prefect", "prefect_dbt", "dbt", "httpx", "fsspec"}))
+"""
+
+
+def test_version_and_help_load_neither_prefect_nor_dbt() -> None:
+    # Commands import Prefect, dbt and the HTTP and storage clients when they run, so a start stays quick.
+    proc = subprocess.run(
+        [sys.executable, "-c", _START_UP_PROBE], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"dbt2prefect {__version__}"
+    assert lines[-1] == "[]", f"imported at start: {lines[-1]}"
+
+
 def test_options_with_fixed_choices_list_them_and_flags_have_no_metavar() -> None:
     run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).stdout
     assert "--profiles-strategy <blocks|local>" in run_help
