@@ -6,6 +6,8 @@ run's name and tags, not its parameters or schedule; so the flow names its run `
 and tags it `dbt-cloud-job-<id>` when it starts (for the UI's filters). Automations that follow a job (chained
 jobs) match the run's name: Prefect's server caches a run's related resources (its tags among them) from the
 run's first event for minutes, so a tag added at run time is missing from the events of that run.
+A parity candidate run of a job (parameter `parity_candidate`) is named `parity-job-<id> ...`, so those
+automations ignore it: after cutover, checking parity again must not start chained jobs or notify anyone.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 JOB_TAG_PREFIX = "dbt-cloud-job-"
+PARITY_PREFIX = "parity-"
+"""What a parity candidate run's name starts with, before `job-<id>`."""
 
 
 def job_tag(job_id: int) -> str:
@@ -27,12 +31,14 @@ def run_name_prefix(job_id: int) -> str:
 
 
 def job_label(parameters: Mapping[str, Any]) -> str | None:
-    """`job-<id> <name>` of the job the parameters belong to, or None for a run of no job."""
+    """`job-<id> <name>` of the job the parameters belong to (`parity-job-<id> <name>` for a parity candidate run
+    of it), or None for a run of no job."""
     job_id = parameters.get("dbt_cloud_job_id")
     if job_id is None:
         return None
     name = parameters.get("dbt_cloud_job_name")
-    return f"{run_name_prefix(int(job_id))}{name}" if name else f"job-{job_id}"
+    label = f"{run_name_prefix(int(job_id))}{name}" if name else f"job-{job_id}"
+    return f"{PARITY_PREFIX}{label}" if parameters.get("parity_candidate") else label
 
 
 def job_parameters(job_id: int, job_name: str) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class RunParameters(BaseModel):
     target whose profile block supplies the connection (the job's dbt Cloud environment). Without
     `connection`, the target's own block is used. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the dbt Cloud
     job a schedule replaces; they change nothing in the dbt commands, only how the run is named and tagged.
+    `parity_candidate` marks a parity run of the job (named `parity-job-<id> ...`: nothing that follows the job's
+    runs, chained jobs' triggers or notifications, reacts to it).
     `env_vars` are set in dbt's environment for the run (a dbt Cloud job's resolved environment variables);
     `secret_env_vars` maps each secret variable (`DBT_ENV_SECRET*`) to the Prefect Secret block holding its value.
     """
@@ -76,6 +78,7 @@ class RunParameters(BaseModel):
     per_node_tasks: bool = True
     dbt_cloud_job_id: int | None = Field(default=None, ge=1)
     dbt_cloud_job_name: str | None = None
+    parity_candidate: bool = False
     env_vars: dict[str, str] | None = None
     secret_env_vars: dict[str, str] | None = None
 

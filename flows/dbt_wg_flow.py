@@ -75,6 +75,7 @@ def run_dbt_wg(
     per_node_tasks: bool = True,
     dbt_cloud_job_id: int | None = None,
     dbt_cloud_job_name: str | None = None,
+    parity_candidate: bool = False,
     env_vars: dict[str, str] | None = None,
     secret_env_vars: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -83,6 +84,8 @@ def run_dbt_wg(
     `target` is dbt's target.name; `connection` names the tenant target whose profile block connects (a dbt
     Cloud job's environment), when it is not the target's own. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the
     dbt Cloud job a schedule replaces: the run is named and tagged `dbt-cloud-job-<id>` after it.
+    `parity_candidate` marks a parity run of that job: named `parity-job-<id> ...`, it starts no chained job and
+    sends no notification.
     `env_vars` (name -> value) are set for dbt during the run, as dbt Cloud sets a job's environment variables;
     `secret_env_vars` (name -> Prefect Secret block) are read from their blocks at run time and set the same way,
     never logged.

@@ -23,6 +23,7 @@ _IGNORED_PARAMETERS = frozenset(
         "timeout_seconds",
         "dbt_cloud_job_id",
         "dbt_cloud_job_name",
+        "parity_candidate",
     }
 )
 LATEST_RUN = "latest"

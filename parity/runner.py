@@ -37,9 +37,10 @@ class JobSpec:
 
     def candidate_parameters(self, candidate_target: str) -> dict[str, Any]:
         """The job's parameters with the target switched to the parity target (and its own connection: the
-        job's environment block would point the parity run at that environment's warehouse)."""
+        job's environment block would point the parity run at that environment's warehouse), marked as a parity
+        candidate (see `dbt2prefect.job_identity`)."""
         kept = {k: v for k, v in self.parameters.items() if k != "connection"}
-        return {**kept, "target": candidate_target}
+        return {**kept, "target": candidate_target, "parity_candidate": True}
 
 
 ProfileOutputs = Callable[[str], Mapping[str, Any]]

@@ -4,8 +4,8 @@ server with its real worker.
 Two jobs shaped like the seed's nightly → 'Supply chain after nightly' chain (success only), with cheap `dbt ls`
 steps: translated, applied, the trigger and the notifications switched on as cutover of the upstream job does, then
 the upstream job's deployment run fails once (the downstream job must not start; the upstream's failure
-notification is sent) and completes once (the downstream job must start, with its parameters, and its success
-notification is sent). Notifications go through `custom-webhook` blocks to a sink on loopback, the sandbox's
+notification is sent), completes once as a parity candidate (nothing follows it) and once as the job (the
+downstream job must start, with its parameters, and both jobs' success notifications are sent). Notifications go through `custom-webhook` blocks to a sink on loopback, the sandbox's
 stand-in for Slack and email: the server's own action sends them.
 """
 
@@ -27,6 +27,7 @@ from migration.deployment import build_deployment
 from migration.notifications import notification_name
 from migration.prefect_switch import PrefectSchedules, PrefectTriggers
 from migration.translate import build_plan, trigger_name
+from parity.runner import JobSpec
 from sandbox.notification_sink import NotificationSink, register_notification_blocks
 from sandbox.runs import run_deployment_now, wait_for_job_run
 from sandbox.stack import on_process_pool
@@ -77,7 +78,13 @@ def _automations(deployment: str) -> dict[str, Any]:
 
 NOTIFY_FAILED, NOTIFY_DONE = 880101, 880102
 NOTIFICATIONS = [
-    {"id": NOTIFY_FAILED, "type": 2, "slack_channel_name": "#wg-chain", "on_failure": [UPSTREAM]},
+    {
+        "id": NOTIFY_FAILED,
+        "type": 2,
+        "slack_channel_name": "#wg-chain",
+        "on_failure": [UPSTREAM],
+        "on_success": [UPSTREAM],
+    },
     {"id": NOTIFY_DONE, "type": 4, "external_email": "ops@example.com", "on_success": [DOWNSTREAM]},
 ]
 
@@ -155,6 +162,10 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     told = sink.wait_for(lambda n: failed.name in n.get("body", ""), timeout=120)
     assert told is not None, f"no notification of {failed.name}: {sink.received()}"
     assert told["destination"] == "slack:#wg-chain" and told["subject"] == "dbt job Upstream: Failed", told
+    # A parity candidate run of the upstream job (as `parity` starts it) completes too, but is named apart.
+    candidate = JobSpec(job_id=UPSTREAM, parameters=upstream).candidate_parameters("dev")
+    checked = run_deployment_now(on.full_name, candidate, timeout=300)
+    assert checked.completed and checked.name.startswith(f"parity-job-{UPSTREAM} Upstream ("), checked.name
     completed = run_deployment_now(on.full_name, upstream, timeout=300)
     assert completed.completed, f"{completed.state}: {completed.message}\n{process_worker.log_tail(40)}"
     assert job_tag(UPSTREAM) in completed.tags
@@ -163,14 +174,16 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     assert downstream.completed, f"{downstream.state}: {downstream.message}\n{process_worker.log_tail(40)}"
     assert downstream.parameters == trigger.parameters
     assert job_tag(DOWNSTREAM) in downstream.tags
-    # Events are evaluated in order: had the failed run fired the trigger, its run would exist by now.
+    # Events are evaluated in order: had the failed run or the parity run fired the trigger, its run would exist now.
     assert len(_job_runs(on.full_name, DOWNSTREAM)) == 1
     done = sink.wait_for(lambda n: downstream.name in n.get("body", ""), timeout=120)
     assert done is not None, f"no notification of {downstream.name}: {sink.received()}"
     assert done["destination"] == "email:ops@example.com" and done["subject"] == "dbt job After upstream: Completed"
     assert f"dbt Cloud job {DOWNSTREAM}" in done["body"] and "None" not in done["body"], done["body"]
-    # Only what the settings ask for: the upstream's completed run (no on_success for it) told nobody.
-    assert not [n for n in sink.received() if completed.name in n.get("body", "")]
+    told = sink.wait_for(lambda n: completed.name in n.get("body", ""), timeout=120)
+    assert told is not None and told["subject"] == "dbt job Upstream: Completed", sink.received()
+    # The parity run of the upstream job, which completed before it, told nobody.
+    assert not [n for n in sink.received() if checked.name in n.get("body", "")]
 
     # dbt Cloud's setting changes (its failures too): the automation is updated in place, still on (cutover's flag);
     # a setting dropped from dbt Cloud leaves an enabled automation, which apply reports and never prunes.
