@@ -7,9 +7,10 @@ route, slowest response) and a probe that loads the UI page and lists flow runs 
   flow per-node   `dbt2prefect run` (a task run per dbt node), target parity
 Then parity of the bare run (local database) against the per-node run (parity database), through compare_job with
 every check (node sets, statuses, row counts, schema, value fingerprints), and selector resolution of 50
-selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s.
+selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s;
+CPU is the user + system time of each command (with the processes it waited for) and of the server meanwhile.
 
-Usage: .venv/bin/python bench/scale.py --models 1000
+Usage: .venv/bin/python bench/scale.py --models 1000 [--flow lean] [--flow per-node] [--no-parity] [--no-selection]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -139,18 +141,25 @@ def stats(api: str, reset: bool) -> dict[str, Any]:
 def measured(
     command: list[str], env: dict[str, str], cwd: Path, server: psutil.Process, api: str | None
 ) -> dict[str, Any]:
+    server_cpu = sum(server.cpu_times()[:2])
+    children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = Sampler(server, psutil.Process(process.pid), api)
     sampler.start()
     output, _ = process.communicate()
     elapsed = time.perf_counter() - started
+    # CPU seconds of the command and the processes it waited for, and of the server meanwhile: less sensitive to
+    # the machine's load than wall time, which on a shared machine moves with everyone else's work.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children_cpu.ru_utime - children_cpu.ru_stime
+    server_cpu = sum(server.cpu_times()[:2]) - server_cpu
     sampler.stop.set()
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
-    return {"seconds": elapsed, "peak_rss": sampler.command_peak, "server_peak": sampler.server_peak,
-            "probe": sampler.probe_slowest}  # fmt: skip
+    return {"seconds": elapsed, "cpu": cpu, "server_cpu": server_cpu, "peak_rss": sampler.command_peak,
+            "server_peak": sampler.server_peak, "probe": sampler.probe_slowest}  # fmt: skip
 
 
 def node_count(run_results: Path) -> int:
@@ -172,18 +181,74 @@ def selections(project: Path) -> list[Any]:
     return chosen[:50]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=1000)
-    args = parser.parse_args()
-
+def parity(work: Path, warehouse: Path) -> str:
+    """Parity of the bare run (database local) against the per-node run (database parity), every check."""
     from dbt2prefect.artifact_store import ArtifactStore
     from dbt2prefect.warehouse import DuckDBWarehouse
     from parity.artifacts import RunArtifacts, parse_manifest, parse_run_results
     from parity.compare import JobInputs, compare_job
     from parity.model import RunRef
-    from parity.selection import SelectionResolver
     from parity.settings import ParitySettings
+
+    store = ArtifactStore(str(work / "artifacts"))
+    key = store.latest("bench", "dbt_wg", "parity")
+    folder = store.local_path(key) if key is not None else None
+    assert key is not None and folder is not None, "the per-node flow run stored no artifacts"
+    bare_art = RunArtifacts(
+        label="baseline",
+        manifest=parse_manifest(json.loads((work / "bare-target" / "manifest.json").read_text())),
+        run_results=parse_run_results(json.loads((work / "bare-target" / "run_results.json").read_text())),
+        target="local",
+    )
+    flow_art = RunArtifacts(
+        label="candidate",
+        manifest=parse_manifest(json.loads((folder / "manifest.json").read_text())),
+        run_results=parse_run_results(json.loads((folder / "run_results.json").read_text())),
+        target="parity",
+    )
+    inputs = JobInputs(
+        1, bare_art, RunRef(system="files", run_id="bare"), flow_art, RunRef(system="files", run_id=key.flow_run_id)
+    )
+    started = time.perf_counter()
+    with DuckDBWarehouse(warehouse / "local.duckdb") as base, DuckDBWarehouse(warehouse / "parity.duckdb") as cand:
+        job = compare_job(inputs, ParitySettings(), base, cand)
+    seconds = time.perf_counter() - started
+    return (
+        f"parity bare vs per-node: {job.verdict.value} in {seconds:.1f} s, queries per database "
+        f"{job.queries_issued} (drill-down {job.drill_down_queries}); {job.nodes_matched} nodes matched, "
+        f"{len(job.row_counts)} row counts, {len(job.value_checks)} value checks, errors {[f.reason for f in job.errors()][:5]}"
+    )
+
+
+def selection(project: Path, work: Path) -> str:
+    """Resolution of 50 selections on one parsed manifest (a first, full parse)."""
+    from parity.selection import SelectionResolver
+
+    chosen = selections(project)
+    started = time.perf_counter()
+    with SelectionResolver(project, cache_dir=work / "selection-cache") as resolver:
+        resolver.manifest("local")
+        parsed = time.perf_counter()
+        sizes = [len(resolver.resolve(step, "local")) for step in chosen]
+    finished = time.perf_counter()
+    return (
+        f"selector resolution: {len(chosen)} selections in {finished - started:.1f} s = {parsed - started:.1f} s parse "
+        f"+ {finished - parsed:.2f} s resolving ({(finished - parsed) / len(chosen) * 1000:.0f} ms each); "
+        f"nodes per selection min {min(sizes)} max {max(sizes)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument(
+        "--flow", action="append", choices=["lean", "per-node"], help="flow variants to run (default both; repeatable)"
+    )
+    parser.add_argument("--no-parity", action="store_true", help="skip parity of bare dbt against the per-node run")
+    parser.add_argument("--no-selection", action="store_true", help="skip the selector resolution")
+    args = parser.parse_args()
+    flows = args.flow or ["lean", "per-node"]
+
     from sandbox.stack import derive_tenant_file
 
     load = os.getloadavg()
@@ -228,6 +293,7 @@ def main() -> None:
             "flow lean": ([*flow, "--target", "parity", "--lean"], api),
             "flow per-node": ([*flow, "--target", "parity"], api),
         }
+        variants = {name: v for name, v in variants.items() if name == "bare dbt" or name.split()[1] in flows}
         for name, (command, probe_api) in variants.items():
             stats(api, reset=True)
             print(f"running {name} ...", flush=True)
@@ -239,40 +305,12 @@ def main() -> None:
         server_process.wait(timeout=60)
 
     nodes = node_count(work / "bare-target" / "run_results.json")
-    store = ArtifactStore(str(work / "artifacts"))
-    key = store.latest("bench", "dbt_wg", "parity")
-    folder = store.local_path(key) if key is not None else None
-    assert key is not None and folder is not None, "the per-node flow run stored no artifacts"
-    bare_art = RunArtifacts(
-        label="baseline",
-        manifest=parse_manifest(json.loads((work / "bare-target" / "manifest.json").read_text())),
-        run_results=parse_run_results(json.loads((work / "bare-target" / "run_results.json").read_text())),
-        target="local",
-    )
-    flow_art = RunArtifacts(
-        label="candidate",
-        manifest=parse_manifest(json.loads((folder / "manifest.json").read_text())),
-        run_results=parse_run_results(json.loads((folder / "run_results.json").read_text())),
-        target="parity",
-    )
-    inputs = JobInputs(
-        1, bare_art, RunRef(system="files", run_id="bare"), flow_art, RunRef(system="files", run_id=key.flow_run_id)
-    )
-    started = time.perf_counter()
-    with DuckDBWarehouse(warehouse / "local.duckdb") as base, DuckDBWarehouse(warehouse / "parity.duckdb") as cand:
-        job = compare_job(inputs, ParitySettings(), base, cand)
-    parity_seconds = time.perf_counter() - started
-
-    chosen = selections(project)
-    started = time.perf_counter()
-    with SelectionResolver(project, cache_dir=work / "selection-cache") as resolver:
-        resolver.manifest("local")
-        parsed = time.perf_counter()
-        sizes = [len(resolver.resolve(step, "local")) for step in chosen]
-    finished = time.perf_counter()
+    parity_line = parity(work, warehouse) if "flow per-node" in results and not args.no_parity else None
+    selection_line = selection(project, work) if not args.no_selection else None
 
     mib = 1024 * 1024
     bare_s = results["bare dbt"]["seconds"]
+    bare_cpu = results["bare dbt"]["cpu"]
     print(f"\n{args.models} models: {counts}; {nodes} nodes in run_results; load average before: {load}")
     for name, r in results.items():
         requests = r["requests"]
@@ -282,6 +320,9 @@ def main() -> None:
         line += (
             f"  overhead/node {(r['seconds'] - bare_s) / nodes * 1000:6.1f} ms  peak RSS {r['peak_rss'] / mib:6.0f} MiB"
         )
+        line += (
+            f"\n{'':14s} CPU {r['cpu']:7.1f} s (ratio {r['cpu'] / bare_cpu:5.2f}x), server CPU {r['server_cpu']:.1f} s"
+        )
         if name != "bare dbt":
             slowest_s, slowest_route = requests["slowest"]
             line += f"\n{'':14s} API requests {total} ({total / nodes:.2f}/node) + websocket messages {messages} ({messages / nodes:.2f}/node), server peak RSS {r['server_peak'] / mib:.0f} MiB,"
@@ -289,16 +330,9 @@ def main() -> None:
             top = Counter(requests["routes"]).most_common(4)
             line += f"\n{'':14s} top routes {top}"
         print(line)
-    print(
-        f"parity bare vs per-node: {job.verdict.value} in {parity_seconds:.1f} s, queries per database "
-        f"{job.queries_issued} (drill-down {job.drill_down_queries}); {job.nodes_matched} nodes matched, "
-        f"{len(job.row_counts)} row counts, {len(job.value_checks)} value checks, errors {[f.reason for f in job.errors()][:5]}"
-    )
-    print(
-        f"selector resolution: {len(chosen)} selections in {finished - started:.1f} s = {parsed - started:.1f} s parse "
-        f"+ {finished - parsed:.2f} s resolving ({(finished - parsed) / len(chosen) * 1000:.0f} ms each); "
-        f"nodes per selection min {min(sizes)} max {max(sizes)}"
-    )
+    for extra in (parity_line, selection_line):
+        if extra is not None:
+            print(extra)
     print(f"load average after: {os.getloadavg()}")
 
 
