@@ -1,9 +1,10 @@
 """Where the time of one run goes: bare `dbt build`, `dbt2prefect run --lean` or a per-node run, under cProfile.
 
-The variant runs in a child process of this script, profiled from its first import to its exit, every thread with
-its own profiler: the main thread on the wall clock (its phases add up to the run's wall time), every other thread
-(dbt's node threads, prefect-dbt's callback and task threads, Prefect's event loop) on its own CPU clock, so that
-threads which mostly wait do not count their waiting. The report gives
+The variant runs in a child process of this script, profiled from its first import to its exit: the main thread on
+the wall clock (its phases add up to the run's wall time) and, with --threads, every other thread (dbt's node
+threads, prefect-dbt's callback and task threads, Prefect's event loop) with a profiler of its own on its own CPU
+clock, so that threads which mostly wait do not count their waiting. Reading a thread's CPU clock at every call
+costs a system call: with --threads a 1,000-model bare build runs several times slower. The report gives
   - the main thread's landmarks (cumulative wall seconds): imports, dbt's parse and node execution, artifact
     writing, the flow's own work around dbt (node results, summary, artifact store, Prefect artifacts);
   - self time by package for the main thread (wall) and for the other threads (CPU), a C function's time
@@ -12,7 +13,7 @@ threads which mostly wait do not count their waiting. The report gives
 cProfile slows Python code down (often 1.5-2x for dbt), so absolute figures are above an unprofiled run's; the
 shares are what to read. The raw profiles (main.prof, threads.prof) stay in the work folder for pstats or snakeviz.
 
-Usage: PYTHONPATH=. .venv/bin/python bench/profile_flow.py --models 1000 --variant lean [--variant bare ...]
+Usage: PYTHONPATH=. .venv/bin/python bench/profile_flow.py --models 1000 --variant lean [--variant bare ...] [--threads]
 """
 
 from __future__ import annotations
@@ -175,10 +176,10 @@ def report(folder: Path, top: int) -> None:
         print(f"top {top} functions by self time ({title}):")
         for seconds, calls, func in top_self(stats, top):
             print(f"  {seconds:7.2f} s {calls:9d}x  {short(func)}")
-    print(f"profiles: {folder}/main.prof, {folder}/threads.prof")
+    print("profiles:", ", ".join(str(f) for f in (folder / "main.prof", folder / "threads.prof") if f.is_file()))
 
 
-def child(variant: str, folder: Path, command: list[str]) -> None:
+def child(variant: str, folder: Path, command: list[str], threads: bool) -> None:
     """Run `command` in this process under one profiler per thread; write main.prof, threads.prof, meta.json.
 
     The profiles are written by the exit handler registered first, which runs last: after Prefect's own handlers
@@ -218,7 +219,8 @@ def child(variant: str, folder: Path, command: list[str]) -> None:
         (folder / "meta.json").write_text(json.dumps(meta))
 
     atexit.register(finish)
-    threading.setprofile(start_thread_profile)
+    if threads:
+        threading.setprofile(start_thread_profile)
     sys.argv = command
     started = time.perf_counter()
     main.enable()
@@ -241,12 +243,13 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--variant", action="append", choices=["bare", "lean", "per-node"])
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--threads", action="store_true", help="profile every thread on its CPU clock (slow)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, help="print the report of an earlier run's profile folder")
     args, rest = parser.parse_known_args()
     if args.child:
-        child(args.child, args.out, rest[1:] if rest[:1] == ["--"] else rest)
+        child(args.child, args.out, rest[1:] if rest[:1] == ["--"] else rest, args.threads)
         return
     if args.report:
         report(args.report, args.top)
@@ -302,7 +305,8 @@ def main() -> None:
             folder.mkdir()
             print(f"profiling {variant} ...", flush=True)
             subprocess.run(
-                [sys.executable, __file__, "--child", variant, "--out", str(folder), "--", *commands[variant]],
+                [sys.executable, __file__, "--child", variant, "--out", str(folder), *(["--threads"] if args.threads else []),
+                 "--", *commands[variant]],
                 env=env, cwd=work, check=True, stdout=(folder / "output.log").open("w"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             report(folder, args.top)
