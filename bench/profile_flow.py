@@ -27,7 +27,6 @@ import pstats
 import resource
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 Func = tuple[str, int, str]
 
@@ -171,8 +169,8 @@ def report(folder: Path, top: int) -> None:
         totals, waiting = by_package(stats)
         total = sum(totals.values())
         print(f"self time by package ({title}): {total:.1f} s outside waits (+ {waiting:.1f} s waiting)")
-        for name, seconds in totals.most_common(12):
-            print(f"  {name:28s} {seconds:8.1f} s  {seconds / total * 100:5.1f} %")
+        for name, share in totals.most_common(12):
+            print(f"  {name:28s} {share:8.1f} s  {share / total * 100:5.1f} %")
         print(f"top {top} functions by self time ({title}):")
         for seconds, calls, func in top_self(stats, top):
             print(f"  {seconds:7.2f} s {calls:9d}x  {short(func)}")
@@ -191,7 +189,7 @@ def child(variant: str, folder: Path, command: list[str], threads: bool) -> None
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
     main = cProfile.Profile()
-    exit_code: list[object] = [0]
+    exit_code: list[str | int | None] = [0]
 
     def start_thread_profile(*_: Any) -> None:
         profile = cProfile.Profile(time.thread_time)
@@ -256,34 +254,13 @@ def main() -> None:
         return
     sys.path.insert(0, str(REPO))
     from bench.flow_overhead import free_port, wait_healthy
-    from bench.generate_project import generate
-    from bench.scale import SERVER
-    from sandbox.stack import derive_tenant_file
+    from bench.scale import SERVER, BenchProject
 
-    work = Path(tempfile.mkdtemp(prefix="dbt2prefect-profile-"))
-    project, warehouse = work / "project", work / "warehouse"
-    counts = generate(project, args.models, warehouse)
-    print(f"{args.models} models: {counts}; work folder {work}", flush=True)
-    tenant_file = derive_tenant_file(
-        work / "bench.toml",
-        overrides={
-            "name": "bench", "project_dir": str(project), "profile_name": "bench",
-            "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"], "default_target": "local",
-            "artifact_store_url": str(work / "artifacts"), "ledger_url": str(work / "ledger"),
-            "dbt_cloud_environments": {}, "acknowledged_findings": [],
-        },
-    )  # fmt: skip
+    bench = BenchProject.create(args.models, "dbt2prefect-profile-")
+    work, env = bench.work, bench.env
+    print(f"{args.models} models: {bench.counts}; work folder {work}", flush=True)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(work / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT2PREFECT_RUNS_DIR": str(work / "runs"),
-        "PYTHONPATH": str(REPO),
-    }
     variants = args.variant or ["lean"]
     server = None
     if set(variants) - {"bare"}:
@@ -291,12 +268,7 @@ def main() -> None:
             [sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         env["PREFECT_API_URL"] = api
-    bare = [
-        "dbt", "build", "--project-dir", str(project), "--profiles-dir", str(project / "profiles"),
-        "--target", "local", "--target-path", str(work / "bare-target"), "--log-path", str(work / "bare-logs"),
-    ]  # fmt: skip
-    flow = ["dbt2prefect", "run", "--tenant-file", str(tenant_file), "--profiles-strategy", "local", "--target"]
-    commands = {"bare": bare, "lean": [*flow, "parity", "--lean"], "per-node": [*flow, "parity"]}
+    commands = {"bare": "bare dbt", "lean": "flow lean", "per-node": "flow per-node"}
     try:
         if server is not None:
             wait_healthy(api, timeout=300)
@@ -306,7 +278,7 @@ def main() -> None:
             print(f"profiling {variant} ...", flush=True)
             subprocess.run(
                 [sys.executable, __file__, "--child", variant, "--out", str(folder), *(["--threads"] if args.threads else []),
-                 "--", *commands[variant]],
+                 "--", *bench.commands()[commands[variant]]],
                 env=env, cwd=work, check=True, stdout=(folder / "output.log").open("w"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             report(folder, args.top)

@@ -4,7 +4,8 @@ Against a local Prefect server that this script starts on loopback, with a count
 route, slowest response) and a probe that loads the UI page and lists flow runs every 2 s while a flow runs:
   bare dbt        `dbt build` in a subprocess, target local
   flow lean       `dbt2prefect run --lean` (per_node_tasks=False), target parity
-  flow per-node   `dbt2prefect run` (a task run per dbt node), target parity
+  flow per-node   `dbt2prefect run` (a task run per dbt node), target parity; it reuses the partial parse the
+                  lean run stored (same project and target), while bare dbt and the lean run parse from scratch
 Then parity of the bare run (local database) against the per-node run (parity database), through compare_job with
 every check (node sets, statuses, row counts, schema, value fingerprints), and selector resolution of 50
 selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s;
@@ -27,6 +28,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,58 @@ class Counting:
 
 uvicorn.run(Counting(create_app(final=True)), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
+
+
+@dataclass(frozen=True)
+class BenchProject:
+    """A generated project in a new work folder, with the tenant file and environment every variant runs with."""
+
+    work: Path
+    project: Path
+    warehouse: Path
+    counts: dict[str, int]
+    tenant_file: Path
+    env: dict[str, str]
+
+    @classmethod
+    def create(cls, models: int, prefix: str) -> BenchProject:
+        from sandbox.stack import derive_tenant_file
+
+        work = Path(tempfile.mkdtemp(prefix=prefix))
+        project, warehouse = work / "project", work / "warehouse"
+        counts = generate(project, models, warehouse)
+        tenant_file = derive_tenant_file(
+            work / "bench.toml",
+            overrides={
+                "name": "bench", "project_dir": str(project), "profile_name": "bench",
+                "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"],
+                "default_target": "local", "artifact_store_url": str(work / "artifacts"),
+                "ledger_url": str(work / "ledger"), "dbt_cloud_environments": {}, "acknowledged_findings": [],
+            },
+        )  # fmt: skip
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(work / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT2PREFECT_RUNS_DIR": str(work / "runs"),
+            "PYTHONPATH": str(REPO),
+        }
+        return cls(work, project, warehouse, counts, tenant_file, env)
+
+    def commands(self) -> dict[str, list[str]]:
+        """The command line of each variant: bare dbt on target local, the two flow variants on target parity."""
+        bare = [
+            str(BIN / "dbt"), "build", "--project-dir", str(self.project), "--profiles-dir",
+            str(self.project / "profiles"), "--target", "local", "--target-path", str(self.work / "bare-target"),
+            "--log-path", str(self.work / "bare-logs"),
+        ]  # fmt: skip
+        flow = [
+            str(BIN / "dbt2prefect"), "run", "--tenant-file", str(self.tenant_file), "--profiles-strategy", "local",
+            "--target", "parity",
+        ]  # fmt: skip
+        return {"bare dbt": bare, "flow lean": [*flow, "--lean"], "flow per-node": flow}
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -249,32 +303,11 @@ def main() -> None:
     args = parser.parse_args()
     flows = args.flow or ["lean", "per-node"]
 
-    from sandbox.stack import derive_tenant_file
-
     load = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="dbt2prefect-scale-"))
-    project, warehouse = work / "project", work / "warehouse"
-    counts = generate(project, args.models, warehouse)
-    tenant_file = derive_tenant_file(
-        work / "bench.toml",
-        overrides={
-            "name": "bench", "project_dir": str(project), "profile_name": "bench",
-            "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"], "default_target": "local",
-            "artifact_store_url": str(work / "artifacts"), "ledger_url": str(work / "ledger"),
-            "dbt_cloud_environments": {}, "acknowledged_findings": [],
-        },
-    )  # fmt: skip
+    bench = BenchProject.create(args.models, "dbt2prefect-scale-")
+    work, project, warehouse, counts, env = bench.work, bench.project, bench.warehouse, bench.counts, bench.env
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(work / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT2PREFECT_RUNS_DIR": str(work / "runs"),
-        "PYTHONPATH": str(REPO),
-    }
     server_process = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -283,17 +316,11 @@ def main() -> None:
     try:
         wait_healthy(api, timeout=180)
         env["PREFECT_API_URL"] = api
-        bare = [
-            str(BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir", str(project / "profiles"),
-            "--target", "local", "--target-path", str(work / "bare-target"), "--log-path", str(work / "bare-logs"),
-        ]  # fmt: skip
-        flow = [str(BIN / "dbt2prefect"), "run", "--tenant-file", str(tenant_file), "--profiles-strategy", "local"]
         variants = {
-            "bare dbt": (bare, None),
-            "flow lean": ([*flow, "--target", "parity", "--lean"], api),
-            "flow per-node": ([*flow, "--target", "parity"], api),
+            name: (command, None if name == "bare dbt" else api)
+            for name, command in bench.commands().items()
+            if name == "bare dbt" or name.split()[1] in flows
         }
-        variants = {name: v for name, v in variants.items() if name == "bare dbt" or name.split()[1] in flows}
         for name, (command, probe_api) in variants.items():
             stats(api, reset=True)
             print(f"running {name} ...", flush=True)
