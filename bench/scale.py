@@ -4,12 +4,14 @@ Against a local Prefect server that this script starts on loopback, with a count
 route, slowest response) and a probe that loads the UI page and lists flow runs every 2 s while a flow runs:
   bare dbt        `dbt build` in a subprocess, target local
   flow lean       `dbt2prefect run --lean` (per_node_tasks=False), target parity
-  flow per-node   `dbt2prefect run` (a task run per dbt node), target parity
+  flow per-node   `dbt2prefect run` (a task run per dbt node), target parity; it reuses the partial parse the
+                  lean run stored (same project and target), while bare dbt and the lean run parse from scratch
 Then parity of the bare run (local database) against the per-node run (parity database), through compare_job with
 every check (node sets, statuses, row counts, schema, value fingerprints), and selector resolution of 50
-selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s.
+selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s;
+CPU is the user + system time of each command (with the processes it waited for) and of the server meanwhile.
 
-Usage: .venv/bin/python bench/scale.py --models 1000
+Usage: .venv/bin/python bench/scale.py --models 1000 [--flow lean] [--flow per-node] [--no-parity] [--no-selection]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,58 @@ class Counting:
 
 uvicorn.run(Counting(create_app(final=True)), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
+
+
+@dataclass(frozen=True)
+class BenchProject:
+    """A generated project in a new work folder, with the tenant file and environment every variant runs with."""
+
+    work: Path
+    project: Path
+    warehouse: Path
+    counts: dict[str, int]
+    tenant_file: Path
+    env: dict[str, str]
+
+    @classmethod
+    def create(cls, models: int, prefix: str) -> BenchProject:
+        from sandbox.stack import derive_tenant_file
+
+        work = Path(tempfile.mkdtemp(prefix=prefix))
+        project, warehouse = work / "project", work / "warehouse"
+        counts = generate(project, models, warehouse)
+        tenant_file = derive_tenant_file(
+            work / "bench.toml",
+            overrides={
+                "name": "bench", "project_dir": str(project), "profile_name": "bench",
+                "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"],
+                "default_target": "local", "artifact_store_url": str(work / "artifacts"),
+                "ledger_url": str(work / "ledger"), "dbt_cloud_environments": {}, "acknowledged_findings": [],
+            },
+        )  # fmt: skip
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(work / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT2PREFECT_RUNS_DIR": str(work / "runs"),
+            "PYTHONPATH": str(REPO),
+        }
+        return cls(work, project, warehouse, counts, tenant_file, env)
+
+    def commands(self) -> dict[str, list[str]]:
+        """The command line of each variant: bare dbt on target local, the two flow variants on target parity."""
+        bare = [
+            str(BIN / "dbt"), "build", "--project-dir", str(self.project), "--profiles-dir",
+            str(self.project / "profiles"), "--target", "local", "--target-path", str(self.work / "bare-target"),
+            "--log-path", str(self.work / "bare-logs"),
+        ]  # fmt: skip
+        flow = [
+            str(BIN / "dbt2prefect"), "run", "--tenant-file", str(self.tenant_file), "--profiles-strategy", "local",
+            "--target", "parity",
+        ]  # fmt: skip
+        return {"bare dbt": bare, "flow lean": [*flow, "--lean"], "flow per-node": flow}
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -139,18 +195,25 @@ def stats(api: str, reset: bool) -> dict[str, Any]:
 def measured(
     command: list[str], env: dict[str, str], cwd: Path, server: psutil.Process, api: str | None
 ) -> dict[str, Any]:
+    server_cpu = sum(server.cpu_times()[:2])
+    children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = Sampler(server, psutil.Process(process.pid), api)
     sampler.start()
     output, _ = process.communicate()
     elapsed = time.perf_counter() - started
+    # CPU seconds of the command and the processes it waited for, and of the server meanwhile: less sensitive to
+    # the machine's load than wall time, which on a shared machine moves with everyone else's work.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children_cpu.ru_utime - children_cpu.ru_stime
+    server_cpu = sum(server.cpu_times()[:2]) - server_cpu
     sampler.stop.set()
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
-    return {"seconds": elapsed, "peak_rss": sampler.command_peak, "server_peak": sampler.server_peak,
-            "probe": sampler.probe_slowest}  # fmt: skip
+    return {"seconds": elapsed, "cpu": cpu, "server_cpu": server_cpu, "peak_rss": sampler.command_peak,
+            "server_peak": sampler.server_peak, "probe": sampler.probe_slowest}  # fmt: skip
 
 
 def node_count(run_results: Path) -> int:
@@ -172,73 +235,15 @@ def selections(project: Path) -> list[Any]:
     return chosen[:50]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=1000)
-    args = parser.parse_args()
-
+def parity(work: Path, warehouse: Path) -> str:
+    """Parity of the bare run (database local) against the per-node run (database parity), every check."""
     from dbt2prefect.artifact_store import ArtifactStore
     from dbt2prefect.warehouse import DuckDBWarehouse
     from parity.artifacts import RunArtifacts, parse_manifest, parse_run_results
     from parity.compare import JobInputs, compare_job
     from parity.model import RunRef
-    from parity.selection import SelectionResolver
     from parity.settings import ParitySettings
-    from sandbox.stack import derive_tenant_file
 
-    load = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="dbt2prefect-scale-"))
-    project, warehouse = work / "project", work / "warehouse"
-    counts = generate(project, args.models, warehouse)
-    tenant_file = derive_tenant_file(
-        work / "bench.toml",
-        overrides={
-            "name": "bench", "project_dir": str(project), "profile_name": "bench",
-            "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"], "default_target": "local",
-            "artifact_store_url": str(work / "artifacts"), "ledger_url": str(work / "ledger"),
-            "dbt_cloud_environments": {}, "acknowledged_findings": [],
-        },
-    )  # fmt: skip
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(work / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT2PREFECT_RUNS_DIR": str(work / "runs"),
-        "PYTHONPATH": str(REPO),
-    }
-    server_process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    server = psutil.Process(server_process.pid)
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        wait_healthy(api, timeout=180)
-        env["PREFECT_API_URL"] = api
-        bare = [
-            str(BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir", str(project / "profiles"),
-            "--target", "local", "--target-path", str(work / "bare-target"), "--log-path", str(work / "bare-logs"),
-        ]  # fmt: skip
-        flow = [str(BIN / "dbt2prefect"), "run", "--tenant-file", str(tenant_file), "--profiles-strategy", "local"]
-        variants = {
-            "bare dbt": (bare, None),
-            "flow lean": ([*flow, "--target", "parity", "--lean"], api),
-            "flow per-node": ([*flow, "--target", "parity"], api),
-        }
-        for name, (command, probe_api) in variants.items():
-            stats(api, reset=True)
-            print(f"running {name} ...", flush=True)
-            results[name] = measured(command, env, work, server, probe_api)
-            results[name]["requests"] = stats(api, reset=False)
-            print(f"  {results[name]['seconds']:.1f} s", flush=True)
-    finally:
-        server_process.terminate()
-        server_process.wait(timeout=60)
-
-    nodes = node_count(work / "bare-target" / "run_results.json")
     store = ArtifactStore(str(work / "artifacts"))
     key = store.latest("bench", "dbt_wg", "parity")
     folder = store.local_path(key) if key is not None else None
@@ -261,7 +266,17 @@ def main() -> None:
     started = time.perf_counter()
     with DuckDBWarehouse(warehouse / "local.duckdb") as base, DuckDBWarehouse(warehouse / "parity.duckdb") as cand:
         job = compare_job(inputs, ParitySettings(), base, cand)
-    parity_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return (
+        f"parity bare vs per-node: {job.verdict.value} in {seconds:.1f} s, queries per database "
+        f"{job.queries_issued} (drill-down {job.drill_down_queries}); {job.nodes_matched} nodes matched, "
+        f"{len(job.row_counts)} row counts, {len(job.value_checks)} value checks, errors {[f.reason for f in job.errors()][:5]}"
+    )
+
+
+def selection(project: Path, work: Path) -> str:
+    """Resolution of 50 selections on one parsed manifest (a first, full parse)."""
+    from parity.selection import SelectionResolver
 
     chosen = selections(project)
     started = time.perf_counter()
@@ -270,9 +285,59 @@ def main() -> None:
         parsed = time.perf_counter()
         sizes = [len(resolver.resolve(step, "local")) for step in chosen]
     finished = time.perf_counter()
+    return (
+        f"selector resolution: {len(chosen)} selections in {finished - started:.1f} s = {parsed - started:.1f} s parse "
+        f"+ {finished - parsed:.2f} s resolving ({(finished - parsed) / len(chosen) * 1000:.0f} ms each); "
+        f"nodes per selection min {min(sizes)} max {max(sizes)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument(
+        "--flow", action="append", choices=["lean", "per-node"], help="flow variants to run (default both; repeatable)"
+    )
+    parser.add_argument("--no-parity", action="store_true", help="skip parity of bare dbt against the per-node run")
+    parser.add_argument("--no-selection", action="store_true", help="skip the selector resolution")
+    args = parser.parse_args()
+    flows = args.flow or ["lean", "per-node"]
+
+    load = os.getloadavg()
+    bench = BenchProject.create(args.models, "dbt2prefect-scale-")
+    work, project, warehouse, counts, env = bench.work, bench.project, bench.warehouse, bench.counts, bench.env
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    server_process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    server = psutil.Process(server_process.pid)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        wait_healthy(api, timeout=180)
+        env["PREFECT_API_URL"] = api
+        variants = {
+            name: (command, None if name == "bare dbt" else api)
+            for name, command in bench.commands().items()
+            if name == "bare dbt" or name.split()[1] in flows
+        }
+        for name, (command, probe_api) in variants.items():
+            stats(api, reset=True)
+            print(f"running {name} ...", flush=True)
+            results[name] = measured(command, env, work, server, probe_api)
+            results[name]["requests"] = stats(api, reset=False)
+            print(f"  {results[name]['seconds']:.1f} s", flush=True)
+    finally:
+        server_process.terminate()
+        server_process.wait(timeout=60)
+
+    nodes = node_count(work / "bare-target" / "run_results.json")
+    parity_line = parity(work, warehouse) if "flow per-node" in results and not args.no_parity else None
+    selection_line = selection(project, work) if not args.no_selection else None
 
     mib = 1024 * 1024
     bare_s = results["bare dbt"]["seconds"]
+    bare_cpu = results["bare dbt"]["cpu"]
     print(f"\n{args.models} models: {counts}; {nodes} nodes in run_results; load average before: {load}")
     for name, r in results.items():
         requests = r["requests"]
@@ -282,6 +347,9 @@ def main() -> None:
         line += (
             f"  overhead/node {(r['seconds'] - bare_s) / nodes * 1000:6.1f} ms  peak RSS {r['peak_rss'] / mib:6.0f} MiB"
         )
+        line += (
+            f"\n{'':14s} CPU {r['cpu']:7.1f} s (ratio {r['cpu'] / bare_cpu:5.2f}x), server CPU {r['server_cpu']:.1f} s"
+        )
         if name != "bare dbt":
             slowest_s, slowest_route = requests["slowest"]
             line += f"\n{'':14s} API requests {total} ({total / nodes:.2f}/node) + websocket messages {messages} ({messages / nodes:.2f}/node), server peak RSS {r['server_peak'] / mib:.0f} MiB,"
@@ -289,16 +357,9 @@ def main() -> None:
             top = Counter(requests["routes"]).most_common(4)
             line += f"\n{'':14s} top routes {top}"
         print(line)
-    print(
-        f"parity bare vs per-node: {job.verdict.value} in {parity_seconds:.1f} s, queries per database "
-        f"{job.queries_issued} (drill-down {job.drill_down_queries}); {job.nodes_matched} nodes matched, "
-        f"{len(job.row_counts)} row counts, {len(job.value_checks)} value checks, errors {[f.reason for f in job.errors()][:5]}"
-    )
-    print(
-        f"selector resolution: {len(chosen)} selections in {finished - started:.1f} s = {parsed - started:.1f} s parse "
-        f"+ {finished - parsed:.2f} s resolving ({(finished - parsed) / len(chosen) * 1000:.0f} ms each); "
-        f"nodes per selection min {min(sizes)} max {max(sizes)}"
-    )
+    for extra in (parity_line, selection_line):
+        if extra is not None:
+            print(extra)
     print(f"load average after: {os.getloadavg()}")
 
 
