@@ -99,6 +99,7 @@ class NotificationSpec(_Spec):
     description: str
     enabled: bool
     job_id: int
+    destination: str
     run_name: str
     states: list[str]
     events: list[str]
@@ -345,6 +346,7 @@ def build_deployment(
             f"{n.destination}: {', '.join(n.outcomes)}",
             enabled=bool(flags.get(n.switch_job_id, False)),
             job_id=n.job_id,
+            destination=n.destination,
             run_name=run_name_prefix(n.job_id),
             states=list(n.states),
             events=list(n.events),

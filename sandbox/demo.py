@@ -44,6 +44,8 @@ RUN_TIMEOUT = 900.0
 """How long a deployment run may take on a busy machine before the step fails."""
 
 CHAIN_START_TIMEOUT = 120.0
+NOTIFY_TIMEOUT = 120.0
+"""How long the demo waits for a notification an automation owes (the server's actions service sends it)."""
 """How long a chained job's trigger may take to start its run after the upstream run ended."""
 
 SUCCESS = 10
@@ -318,6 +320,36 @@ def run_chains(
     return "; ".join(lines), done
 
 
+def check_notifications(
+    spec: Any, sink: NotificationSink, runs: Sequence[WorkerRun], timeout: float = NOTIFY_TIMEOUT
+) -> tuple[str, list[dict[str, Any]]]:
+    """What the enabled notification automations sent about `runs` (runs after cutover), read at the sandbox's
+    sink: each automation of a run's job that watches the state the run ended in must have sent one.
+
+    Returns every notification that names one of the runs (also those on events, e.g. a run that warned).
+    """
+    from migration.prefect_switch import PrefectTriggers
+
+    switch = PrefectTriggers(spec.full_name)
+    missing = []
+    for done in runs:
+        enabled = switch.notifications_of(done.job_id)
+        for notification in spec.notifications:
+            if not enabled.get(notification.name) or done.run.state not in notification.states:
+                continue
+
+            def sent(item: dict[str, Any], n: Any = notification, r: WorkerRun = done) -> bool:
+                return item.get("destination") == n.destination and r.run.name in str(item.get("body", ""))
+
+            if sink.wait_for(sent, timeout) is None:
+                missing.append(f"{notification.name} ({done.run.name} {done.run.state} to {notification.destination})")
+    about = [item for item in sink.received() if any(r.run.name in str(item.get("body", "")) for r in runs)]
+    if missing:
+        raise StepFailed(f"no notification within {timeout:.0f} s from {', '.join(missing)}", about)
+    told = "; ".join(f"{item['destination']}: {item.get('subject', '')!r}" for item in about)
+    return f"{len(about)} notification(s) sent: {told or 'none owed'}", about
+
+
 def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
     """One sandbox dbt Cloud run per job, in order; stops at the first that fails."""
     runs = []
@@ -575,11 +607,20 @@ def run_demo(
                     lambda: _fire(spec, fired),
                 )
             )
+        after_cutover = earlier[len(candidates) :]
         if chained_upstreams(plan, jobs):
-            runner.step(
+            chains = runner.step(
                 "chained_run",
                 "The upstream job's run completes: its chained job's trigger starts the chained job, the worker runs it",
                 lambda: run_chains(plan, spec, jobs, earlier),
+            )
+            after_cutover += [run for chain in chains for run in (chain.upstream, chain.run)]
+        sink = stack.notifications
+        if spec.notifications and sink is not None:
+            runner.step(
+                "notifications",
+                "The cut-over jobs' notifications reach their destinations (the sandbox's stand-in for Slack and email)",
+                lambda: check_notifications(spec, sink, after_cutover),
             )
         runner.step("status", "Status after cutover", lambda: _status(switch, jobs, expect_cut_over=True))
         runner.step("rollback", "Roll back from the ledger", lambda: _rollback(switch, jobs))

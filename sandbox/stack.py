@@ -227,6 +227,8 @@ def _server_environment(home: Path, api_url: str) -> dict[str, str]:
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
             # The UI calls this API, not 127.0.0.1:4200 (another local server's data, or nothing).
             "PREFECT_UI_API_URL": api_url,
+            # Links in notifications (the `ui_url` template filter) point at this server's UI.
+            "PREFECT_UI_URL": api_url.removesuffix("/api"),
             # An activated schedule gets its runs within seconds, as a person watching the rehearsal expects.
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         }

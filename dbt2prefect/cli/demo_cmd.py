@@ -107,7 +107,7 @@ def demo(
 ) -> None:
     """Rehearse the migration end to end on the sandbox, then stop what it started.
 
-    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, a run of each job that others are chained to and the runs their triggers start, status, rollback, status. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
+    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, a run of each job that others are chained to and the runs their triggers start, the notifications those runs send, status, rollback, status. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
     """
     from sandbox.demo import run_demo
 

@@ -94,7 +94,7 @@ class SandboxState:
         envs_path = environments_file or (SEED_ENVIRONMENTS if jobs_file is None else None)
         envs = read_list_file(envs_path, "environments") if envs_path else []
         state = cls(jobs, envs, omitted_fields)
-        if jobs_file is None:
+        if jobs_file is None or Path(jobs_file).resolve() == SEED_JOBS.resolve():
             # The bundled account also has notifications and environment variables.
             state.notifications = read_list_file(SEED_NOTIFICATIONS, "notifications")
             state.environment_variables = json.loads(SEED_ENVIRONMENT_VARIABLES.read_text(encoding="utf-8"))

@@ -29,6 +29,7 @@ from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
 from parity.store import write_report
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.notification_sink import NotificationSink, register_notification_blocks, sandbox_notification_blocks
 from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
 
 RUNBOOK = REPO_ROOT / "docs" / "runbook.md"
@@ -71,6 +72,7 @@ def _tenant_file(tmp_path: Path, cloud: SandboxDbtCloud, deployment: str) -> Pat
         "artifact_store_url": str(tmp_path / "artifacts"),
         "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
         "acknowledged_findings": blockers,
+        "notifications": sandbox_notification_blocks(tenant),
         **sandbox_deployment_settings(WORK_POOL),
     }
     return derive_tenant_file(tmp_path / "tenant.toml", overrides=overrides)
@@ -91,7 +93,9 @@ def test_runbook_commands_run_against_the_sandbox(tmp_path: Path) -> None:
     from prefect.settings import PREFECT_API_URL
 
     asyncio.run(_ensure_pool())  # in production the pool exists before the runbook starts
-    with SandboxDbtCloud.start() as cloud:
+    with SandboxDbtCloud.start() as cloud, NotificationSink.start() as sink:
+        # In production the tenant's notification blocks exist before `apply` (see "Notifications").
+        register_notification_blocks(load_tenant(), sink)
         deployment = f"dbt_wg_runbook_{uuid.uuid4().hex[:8]}"
         parity_dir = tmp_path / "parity"
         write_report(

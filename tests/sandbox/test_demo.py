@@ -42,6 +42,7 @@ STORY = [
     "cutover",
     "scheduled_run",
     "chained_run",
+    "notifications",
     "status",
     "rollback",
     "status_after_rollback",
@@ -103,7 +104,10 @@ def test_parity_compares_deployment_runs_that_the_worker_executed(demo: DemoResu
     for candidate in candidates:
         run = _read_prefect(demo, lambda c, run_id=candidate.run.flow_run_id: c.read_flow_run(run_id))
         assert str(run.deployment_id) == candidate.run.deployment_id and run.state.is_completed()
-        assert run.parameters == {**spec.schedule(f"job-{candidate.job_id}").parameters, "target": "parity"}
+        schedule = spec.schedule(f"job-{candidate.job_id}").parameters
+        assert run.parameters == {**schedule, "target": "parity", "parity_candidate": True}
+        # Named apart from the job's own runs: no trigger or notification of the job follows a parity run.
+        assert run.name.startswith(f"parity-job-{candidate.job_id} "), run.name
         assert compared[candidate.job_id] == candidate.run.flow_run_id
         artifacts = demo.workdir / "artifacts" / spec.tenant / "dbt_wg" / "parity" / candidate.run.flow_run_id
         assert (artifacts / "run_results.json").is_file()
@@ -143,6 +147,27 @@ def test_a_completed_run_of_the_nightly_job_starts_its_chained_job_through_the_t
         run = _read_prefect(demo, lambda c, run_id=done.run.flow_run_id: c.read_flow_run(run_id))
         assert str(run.deployment_id) == done.run.deployment_id and run.work_pool_name == spec.work_pool
         assert run.infrastructure_pid and run.state.is_completed()
+
+
+def test_the_cut_over_jobs_notifications_reach_their_destinations(demo: DemoResult) -> None:
+    from migration.notification_automations import notification_automations
+
+    _, spec = demo.step("apply").value
+    (chain,) = demo.step("chained_run").value
+    sent = {(n["destination"], n["subject"]): n["body"] for n in demo.step("notifications").value}
+    # The chained job's success (Slack, switched with its upstream job) and the nightly run's warnings (email, on
+    # the run's dbt2prefect.run.warned event: a data test of the nightly selector warns on the sandbox's data).
+    slack = sent[("slack:#data-alerts", "dbt job Supply chain after nightly: Completed")]
+    email = sent[
+        ("email:data-oncall@williamgrant.example", "dbt job Nightly production build: Completed with warnings")
+    ]
+    assert chain.run.run.name in slack and chain.upstream.run.name in email
+    assert "/runs/flow-run/" in slack, slack  # a link to the run in the sandbox's Prefect UI
+    assert demo.workdir.joinpath("notifications.jsonl").read_text().count("\n") >= len(sent)
+    # apply made one automation per job and destination; rollback switched them all off again.
+    found = _read_prefect(demo, lambda c: notification_automations(c, spec.name))
+    assert set(found) == {n.name for n in spec.notifications} and len(found) == 4
+    assert not any(a.enabled for a in found.values())
 
 
 def test_baselines_are_successful_dbt_cloud_runs(demo: DemoResult) -> None:
