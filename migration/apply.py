@@ -47,7 +47,7 @@ class _DiffModel(BaseModel):
 
 
 class ScheduleChange(_DiffModel):
-    """What apply does (or did) to one schedule slug, or to one trigger (automation) by name."""
+    """What apply does (or did) to one schedule slug, or to one automation (trigger or notification) by name."""
 
     slug: str
     status: ChangeStatus
