@@ -51,6 +51,20 @@ class ScheduleSpec(_Spec):
     parameters: dict[str, Any]
 
 
+def job_runs_trigger(run_name: str, deployment_name: str, expect: list[str]) -> dict[str, Any]:
+    """An event trigger on the runs of one job (flow runs named `run_name...`) of the deployment, firing on each
+    event in `expect`: what chained jobs' triggers and notification automations both follow."""
+    return {
+        "type": "event",
+        "posture": "Reactive",
+        "match": {"prefect.resource.id": "prefect.flow-run.*", "prefect.resource.name": f"{run_name}*"},
+        "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment_name},
+        "expect": expect,
+        "threshold": 1,
+        "within": 0,
+    }
+
+
 class TriggerSpec(_Spec):
     """A deployment trigger (one Prefect automation): run the deployment with a chained job's parameters when a
     run of its upstream job (named `job-<id> ...`, see `dbt2prefect.job_identity`), on this deployment, enters one
@@ -69,16 +83,7 @@ class TriggerSpec(_Spec):
             "name": self.name,
             "description": self.description,
             "enabled": self.enabled,
-            "type": "event",
-            "posture": "Reactive",
-            "match": {
-                "prefect.resource.id": "prefect.flow-run.*",
-                "prefect.resource.name": f"{self.upstream_run_name}*",
-            },
-            "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment_name},
-            "expect": [f"prefect.flow-run.{state}" for state in self.states],
-            "threshold": 1,
-            "within": 0,
+            **job_runs_trigger(self.upstream_run_name, deployment_name, [f"prefect.flow-run.{s}" for s in self.states]),
             "parameters": self.parameters,
         }
 
@@ -114,15 +119,9 @@ class NotificationSpec(_Spec):
             "name": self.name,
             "description": self.description,
             "enabled": self.enabled,
-            "trigger": {
-                "type": "event",
-                "posture": "Reactive",
-                "match": {"prefect.resource.id": "prefect.flow-run.*", "prefect.resource.name": f"{self.run_name}*"},
-                "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment_name},
-                "expect": [*(f"prefect.flow-run.{state}" for state in self.states), *self.events],
-                "threshold": 1,
-                "within": 0,
-            },
+            "trigger": job_runs_trigger(
+                self.run_name, deployment_name, [*(f"prefect.flow-run.{state}" for state in self.states), *self.events]
+            ),
             "actions": [
                 {
                     "type": "send-notification",
@@ -162,9 +161,6 @@ class DeploymentSpec(_Spec):
 
     def trigger(self, name: str) -> TriggerSpec:
         return next(t for t in self.triggers if t.name == name)
-
-    def notification(self, name: str) -> NotificationSpec:
-        return next(n for n in self.notifications if n.name == name)
 
 
 def pinned_versions(constraints: str, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:

@@ -7,7 +7,7 @@ trigger watches runs of this deployment (`match_related` names it).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from migration.deployment import DeploymentSpec, NotificationSpec
@@ -74,5 +74,4 @@ def desired_notification(spec: DeploymentSpec, notification: NotificationSpec, b
     """The automation of one notification, sending through the block document `block_id`."""
     from prefect.events.schemas.automations import AutomationCore
 
-    body: dict[str, Any] = notification.automation(spec.name, str(block_id))
-    return AutomationCore.model_validate(body)
+    return AutomationCore.model_validate(notification.automation(spec.name, str(block_id)))

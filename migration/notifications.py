@@ -155,10 +155,11 @@ def _plan_one(
     key = destination.keys[0]
     settings = str(tenant.settings_file) if tenant.settings_file else "the tenant settings file"
     if block is None:
+        example = _EXAMPLE_BLOCK[key.partition(":")[0]]
         add = (
-            f'add "{key}" = "{_EXAMPLE_BLOCK[key.partition(":")[0]]}/<block-name>" under [tenant.notifications] in '
-            f"{settings}, save that Prefect notification block (prefect block create "
-            f"{_EXAMPLE_BLOCK[key.partition(':')[0]]}), and plan again: apply then creates the automation {name}"
+            f'add "{key}" = "{example}/<block-name>" under [tenant.notifications] in {settings}, save that Prefect '
+            f"notification block (prefect block create {example}), and plan again: apply then creates the "
+            f"automation {name}"
         )
         if not destination.address_known:
             return None, finding(

@@ -18,7 +18,7 @@ from migration.ledger import PrefectScheduleState
 from migration.notification_automations import notification_automations
 from migration.notifications import is_notification_name
 from migration.plan import PlannedSchedule
-from migration.translate import schedule_slug
+from migration.translate import schedule_slug, trigger_jobs
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -188,8 +188,7 @@ class PrefectTriggers:
             if deployment_id is None:
                 return {}
             found = await deployment_triggers(client, deployment_id)
-            suffix = f"-after-job-{job_id}"
-            return {name: bool(a.enabled) for name, a in sorted(found.items()) if name.endswith(suffix)}
+            return {name: bool(a.enabled) for name, a in sorted(found.items()) if _upstream(name) == job_id}
 
         return run_with_client(call)
 
@@ -213,9 +212,9 @@ class PrefectTriggers:
         found = {**chained, **self.notifications_of(job_id)}
         scheduled = set(PrefectSchedules(self.deployment).read_all() or {})
         for name in chained:
-            downstream = int(name.split("-")[1])
-            if schedule_slug(downstream) not in scheduled:
-                found.update(self.notifications_of(downstream))
+            jobs = trigger_jobs(name)
+            if jobs is not None and schedule_slug(jobs[0]) not in scheduled:
+                found.update(self.notifications_of(jobs[0]))
         return found
 
     def set_enabled(self, name: str, enabled: bool) -> None:
@@ -244,6 +243,11 @@ class PrefectTriggers:
             return (await notification_automations(client, self._name)).get(name)
         deployment_id = await self._deployment_id(client)
         return None if deployment_id is None else (await deployment_triggers(client, deployment_id)).get(name)
+
+
+def _upstream(name: str) -> int | None:
+    jobs = trigger_jobs(name)
+    return None if jobs is None else jobs[1]
 
 
 def automation_role(name: str) -> str:

@@ -50,12 +50,17 @@ def trigger_name(job_id: int, upstream_job_id: int) -> str:
     return f"job-{job_id}-after-job-{upstream_job_id}"
 
 
+def trigger_jobs(name: str | None) -> tuple[int, int] | None:
+    """(chained job id, upstream job id) of a trigger name `job-<digits>-after-job-<digits>`, else None."""
+    if name is None or not name.startswith("job-"):
+        return None
+    downstream, sep, upstream = name[4:].partition("-after-job-")
+    return (int(downstream), int(upstream)) if sep and downstream.isdigit() and upstream.isdigit() else None
+
+
 def is_trigger_name(name: str | None) -> bool:
     """True for names `job-<digits>-after-job-<digits>` (triggers this tool created)."""
-    if name is None or not name.startswith("job-"):
-        return False
-    downstream, sep, upstream = name[4:].partition("-after-job-")
-    return bool(sep) and downstream.isdigit() and upstream.isdigit()
+    return trigger_jobs(name) is not None
 
 
 def schedule_slug(job_id: int) -> str:
