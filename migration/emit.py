@@ -16,10 +16,37 @@ from typing import Any
 import yaml
 
 from dbt2prefect.files import write_text_atomic
+from dbt2prefect.tenant import REPO_ROOT, settings_path
 from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
 
 REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json --allow-blockers"
+
+
+def emit_command(
+    from_file: Path | None, tenant_file: Path | None, *, allow_blockers: bool = False, activate: bool = False
+) -> str:
+    """The `dbt2prefect emit` line that regenerates a file, naming the inventory it was emitted from (none: a live
+    export of the tenant's dbt Cloud account) and the tenant file; paths inside the repository relative to it."""
+
+    def shown(path: Path) -> str:
+        try:
+            return path.resolve().relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    args = ["dbt2prefect", "emit"]
+    if from_file is not None:
+        args += ["--from-file", shown(from_file)]
+    if tenant_file is not None and tenant_file.resolve() != settings_path().resolve():
+        args += ["--tenant-file", shown(tenant_file)]
+    if activate:
+        args.append("--activate")
+    if allow_blockers:
+        args.append("--allow-blockers")
+    return shlex.join(args)
+
+
 _GITHUB = re.compile(r"^https://github\.com/(?P<path>[^/]+/[^/]+?)(?:\.git)?/?$")
 
 

@@ -105,19 +105,46 @@ class PlannedNotification(_PlanModel):
     )
 
 
+class PlannedCiStep(_PlanModel):
+    """One dbt command of a CI or merge job, as the workflow runs it."""
+
+    line: str = Field(description="The job's own command line, with dbt Cloud's deferral (`--defer --state`) added.")
+    checkbox: bool = Field(
+        default=False,
+        description="dbt Cloud's 'generate docs' or 'source freshness' checkbox: its failure does not fail the run.",
+    )
+
+
 class PlannedCiJob(_PlanModel):
-    """A dbt Cloud CI job (pull requests) or merge job (pushes to the main branch) as a job of the repository's
-    GitHub Actions workflow, its steps in slim CI form (`--defer --state` on the latest successful run of
-    `state_target`)."""
+    """A dbt Cloud CI job (pull requests) or merge job (pushes to the branch it watches) as a job of the
+    repository's GitHub Actions workflow: the job's own commands, deferring to the latest successful run on
+    `state_target` (`--defer --state`, nothing narrowed)."""
 
     job_id: int
     job_name: str
     event: Literal["pull_request", "push"]
+    branch: str = Field(description="The pull requests' base branch (CI), or the branch whose pushes run it (merge).")
+    draft_pr: bool = Field(default=False, description="Run on draft pull requests too (`triggers_on_draft_pr`).")
     target: str = Field(description="The dbt target name the job's runs use (target.name).")
     connection: str = Field(description="The tenant target whose connection the job uses (its secrets' prefix).")
-    state_target: str = Field(description="The tenant target whose latest successful run's manifest is the state.")
-    steps: list[str]
+    state_target: str | None = Field(
+        description="The tenant target whose latest successful run's manifest is the state; None: no deferral."
+    )
+    steps: list[PlannedCiStep]
+    threads: int = 1
     timeout_seconds: int = 0
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Non-secret environment variables.")
+    secret_env_vars: dict[str, str] = Field(
+        default_factory=dict, description="Secret environment variable -> the repository secret holding its value."
+    )
+    account_id: int = 0
+    project_id: int = 0
+    environment_id: int = 0
+    schema_isolated: bool = Field(
+        default=True,
+        description="False when the project's generate_schema_name puts some nodes outside the pull request's "
+        "schema: its pull requests then run one at a time (a finding says so).",
+    )
 
 
 JobStatus = Literal["scheduled", "chained", "on_demand", "ci_workflow", "not_migrated", "blocked"]

@@ -23,6 +23,7 @@ from migration.plan import (
     JobStatus,
     MigrationPlan,
     PlannedCiJob,
+    PlannedCiStep,
     PlannedJob,
     PlannedSchedule,
     PlannedTrigger,
@@ -167,14 +168,6 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
             )
             continue
         parsed.append(step)
-        if step.command == "run-operation" and "args" in step.options:
-            found.add(
-                "run_operation_args",
-                Severity.BLOCKER,
-                f"step {line!r} runs a macro with --args; it will run unattended under Prefect as written",
-                "review the macro and its arguments, then acknowledge "
-                f"'run_operation_args:{job.id}' in the tenant settings",
-            )
         state_flags = sorted(step.flags[name] for name in STATE_OPTIONS if name in step.options)
         if state_flags:
             found.add(
@@ -285,6 +278,7 @@ def _feature_findings(
         )
     if variables is not None:
         _variable_findings(variables, found)
+    _git_trigger_off_finding(job, found)
     if triggers.custom_branch_only or (environment is not None and environment.use_custom_branch):
         branch = environment.custom_branch if environment is not None else None
         found.add(
@@ -304,15 +298,31 @@ def _feature_findings(
         )
 
 
+def runs_on_pull_requests(job: Job) -> bool:
+    """True for a job that dbt Cloud runs on pull requests: one of its pull-request triggers is on.
+
+    `triggers_on_draft_pr` alone is not a trigger (it only widens one to drafts), nor is `job_type: ci`.
+    """
+    return job.triggers.github_webhook or job.triggers.git_provider_webhook
+
+
 def is_git_job(job: Job) -> bool:
-    """True for a job that dbt Cloud runs on git events: a CI job (pull requests) or a merge job."""
-    triggers = job.triggers
-    return (
-        triggers.github_webhook
-        or triggers.git_provider_webhook
-        or job.triggers_on_draft_pr
-        or triggers.on_merge
-        or job.job_type in ("ci", "merge")
+    """True for a job that dbt Cloud runs on git events: on pull requests (CI) or when one merges (merge)."""
+    return runs_on_pull_requests(job) or job.triggers.on_merge
+
+
+def _git_trigger_off_finding(job: Job, found: _Findings) -> None:
+    """A job that looks like a CI or merge job but that dbt Cloud never runs on a git event."""
+    if is_git_job(job) or not (job.job_type in ("ci", "merge") or job.triggers_on_draft_pr):
+        return
+    what = f"job_type {job.job_type!r}" if job.job_type in ("ci", "merge") else "triggers_on_draft_pr"
+    found.add(
+        "git_trigger_off",
+        Severity.INFO,
+        f"the job has {what} but its pull-request and merge triggers are off: dbt Cloud runs it on no pull request "
+        "and no merge, so it is not in the CI workflow",
+        "nothing to do; turn on the job's pull-request (or merge) trigger in dbt Cloud and export again if it "
+        "should run on pull requests",
     )
 
 
@@ -573,72 +583,123 @@ def _state_target(
     return tenant.environment_target(environment_id, environment.name if environment else None)
 
 
-def _ci_job(
+def _ci_jobs(
     job: Job,
     planned: PlannedJob,
     jobs: Mapping[int, Job],
     tenant: TenantSettings,
     environments: Mapping[int, Environment],
-) -> tuple[PlannedCiJob | None, Finding]:
-    """A CI or merge job as a job of the CI workflow (when its steps translate), and the finding that says so."""
-    from migration.ci_workflow import main_branch, slim_ci_line, workflow_file_name, workflow_job_id
+) -> tuple[list[PlannedCiJob], list[Finding]]:
+    """A CI or merge job as jobs of the CI workflow (one per git event it runs on, when its steps translate), and
+    the findings that say what became of it."""
+    from migration.ci_workflow import (
+        branch_problem,
+        deferred_line,
+        github_secret_name,
+        main_branch,
+        schema_isolation,
+        workflow_file_name,
+        workflow_job_id,
+    )
 
-    merge = job.triggers.on_merge or job.job_type == "merge"
-    code, event = ("merge_trigger", "push") if merge else ("ci_trigger", "pull_request")
-    branch = main_branch(tenant)
-    when = f"the job runs when a pull request merges into {branch}" if merge else "the job runs on pull requests (CI)"
+    found = _Findings(job)
+    environment = environments.get(job.environment_id)
+    branch = (
+        environment.custom_branch
+        if environment is not None and environment.use_custom_branch and environment.custom_branch
+        else main_branch(tenant)
+    )
     state_target = _state_target(job, jobs, tenant, environments)
+    defers = job.deferring_environment_id is not None or job.deferring_job_definition_id is not None
     params = planned.parameters
-
-    def finding(severity: Severity, message: str, manual_step: str) -> Finding:
-        return Finding(
-            reason_code=code,
-            severity=severity,
-            job_id=job.id,
-            job_name=job.name,
-            message=message,
-            manual_step=manual_step,
+    events = [e for e, on in (("pull_request", runs_on_pull_requests(job)), ("push", job.triggers.on_merge)) if on]
+    both = len(events) > 1
+    ci_jobs: list[PlannedCiJob] = []
+    for event in events:
+        merge = event == "push"
+        code = "merge_trigger" if merge else "ci_trigger"
+        drafts = ", drafts too" if job.triggers_on_draft_pr else ", not drafts"
+        when = (
+            f"the job runs when a pull request merges into {branch}"
+            if merge
+            else f"the job runs on pull requests to {branch} (CI{drafts})"
         )
-
-    if params is None or state_target is None:
-        why = (
+        problem = (
             "its steps did not translate (see its other findings)"
             if params is None
-            else "it defers to no environment mapped under [tenant.dbt_cloud_environments], so there is no "
-            "production state to compare with"
+            else "it defers to an environment not mapped under [tenant.dbt_cloud_environments], so there is no "
+            "state to defer to"
+            if state_target is None and defers
+            else branch_problem(branch)
         )
-        return None, finding(
-            Severity.WARNING,
-            f"{when}; it is not in the CI workflow: {why}",
-            "fix what is named here and emit again; until then run it in the git provider by hand "
-            "(`dbt build --select state:modified+ --defer --state <production manifest>`)",
+        if params is None or problem is not None:
+            found.add(
+                code,
+                Severity.WARNING,
+                f"{when}; it is not in the CI workflow: {problem}",
+                "fix what is named here and emit again; until then run the job's commands in the git provider by "
+                "hand, with `--defer --state <production manifest>`",
+            )
+            continue
+        defer = state_target is not None
+        steps = [
+            *([PlannedCiStep(line="dbt source freshness", checkbox=True)] if job.run_generate_sources else []),
+            *(PlannedCiStep(line=deferred_line(parse_step_line(line), defer)) for line in job.execute_steps),
+            *([PlannedCiStep(line=deferred_line(parse_step_line("dbt docs generate"), defer), checkbox=True)]
+              if job.generate_docs else []),
+        ]  # fmt: skip
+        env_vars = dict(params.get("env_vars", {}))
+        isolation = schema_isolation(tenant.project_dir, str(params["target"]), env_vars) if not merge else None
+        ci_job = PlannedCiJob(
+            job_id=job.id,
+            job_name=job.name,
+            event="push" if merge else "pull_request",
+            branch=branch,
+            draft_pr=job.triggers_on_draft_pr and not merge,
+            target=str(params["target"]),
+            connection=_connection(params),
+            state_target=state_target,
+            steps=steps,
+            threads=int(params.get("threads", job.settings.threads)),
+            timeout_seconds=int(params.get("timeout_seconds", 0)),
+            env_vars=env_vars,
+            secret_env_vars={
+                name: github_secret_name(block) for name, block in params.get("secret_env_vars", {}).items()
+            },
+            account_id=job.account_id,
+            project_id=job.project_id,
+            environment_id=job.environment_id,
+            schema_isolated=isolation is None or isolation.isolated,
         )
-    lines = [
-        slim_ci_line(parse_step_line(line))
-        for line in (
-            *(["dbt source freshness"] if job.run_generate_sources else []),
-            *job.execute_steps,
-            *(["dbt docs generate"] if job.generate_docs else []),
+        ci_jobs.append(ci_job)
+        name = workflow_job_id(job.id, ci_job.event, both=both)
+        on = f"pull requests to {branch}" if not merge else f"pushes to {branch}"
+        found.add(
+            code,
+            Severity.INFO,
+            f"{when}; migrated as job {name} of the GitHub Actions workflow {workflow_file_name(tenant.name)} that "
+            f"`emit` writes (on {on}; the job's own commands"
+            + (
+                f" with `--defer --state` on the latest successful run on {state_target})"
+                if defer
+                else ", without deferral, as the job defers to no environment)"
+            ),
+            "copy the workflow to .github/workflows/ and add the repository secrets its header names",
         )
-    ]
-    ci_job = PlannedCiJob(
-        job_id=job.id,
-        job_name=job.name,
-        event=event,
-        target=str(params["target"]),
-        connection=_connection(params),
-        state_target=state_target,
-        steps=lines,
-        timeout_seconds=int(params.get("timeout_seconds", 0)),
-    )
-    on = f"pull requests to {branch}" if event == "pull_request" else f"pushes to {branch}"
-    return ci_job, finding(
-        Severity.INFO,
-        f"{when}; migrated as job {workflow_job_id(job.id)} of the GitHub Actions workflow "
-        f"{workflow_file_name(tenant.name)} that `emit` writes (on {on}; state: the latest successful run on "
-        f"{state_target} in the artifact store)",
-        "copy the workflow to .github/workflows/ and add the repository secrets its header names",
-    )
+        if isolation is not None and not isolation.isolated:
+            schemas = f" ({', '.join(isolation.custom_schemas)})" if isolation.custom_schemas else ""
+            found.add(
+                "ci_isolation",
+                Severity.WARNING,
+                f"{isolation.reason}: those nodes{schemas} are built into the same schemas by every pull request of "
+                "this job, not into its own dbt_cloud_pr_<job id>_<pr number>, and the cleanup on close does not "
+                "drop them (dbt Cloud does the same with this macro); the workflow runs the job's pull requests "
+                "one at a time",
+                f"make generate_schema_name build into target.schema when target.name is {params['target']!r} "
+                "(e.g. target.schema ~ '_' ~ custom_schema_name), or map the CI environment to a target whose "
+                "profile block's database only CI uses; then emit again",
+            )
+    return ci_jobs, found.items
 
 
 def plan_inventory(inventory: Inventory, tenant: TenantSettings, jobs: Sequence[Job] | None = None) -> MigrationPlan:
@@ -697,12 +758,11 @@ def build_plan(
     for job in ordered:
         if job.is_deleted or not is_git_job(job):
             continue
-        ci_job, finding = _ci_job(job, planned[job.id], by_id, tenant, environments or {})
-        findings.append(finding)
-        if ci_job is not None:
-            ci_jobs.append(ci_job)
-            if planned[job.id].status == "not_migrated":  # a CI job with a schedule too keeps "scheduled"
-                planned[job.id] = planned[job.id].model_copy(update={"status": "ci_workflow"})
+        job_ci, job_findings = _ci_jobs(job, planned[job.id], by_id, tenant, environments or {})
+        findings.extend(job_findings)
+        ci_jobs.extend(job_ci)
+        if job_ci and planned[job.id].status == "not_migrated":  # a CI job with a schedule too keeps "scheduled"
+            planned[job.id] = planned[job.id].model_copy(update={"status": "ci_workflow"})
     upstream = {t.job_id: t.upstream_job_id for t in triggers}
     automations, notification_findings = plan_notifications(notifications, by_id, planned, tenant, upstream)
     findings.extend(notification_findings)

@@ -278,7 +278,7 @@ def emit(
     """
     from migration.ci_workflow import render_workflow, workflow_file_name
     from migration.deployment import runtime_versions, tenant_deployment
-    from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml, write_prefect_yaml
+    from migration.emit import emit_command, quickstart_command, render_prefect_yaml, write_prefect_yaml
 
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
@@ -287,13 +287,14 @@ def emit(
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
     versions = runtime_versions()
-    text = render_prefect_yaml(spec, versions["prefect"])
+    source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate)
+    text = render_prefect_yaml(spec, versions["prefect"], source=source)
     path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
     on = sum(1 for s in spec.schedules if s.active)
     console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
     if migration_plan.ci_jobs:
         workflow = render_workflow(
-            migration_plan, tenant, source=REGENERATE, tenant_file=tenant_file or settings_path(tenant.name)
+            migration_plan, tenant, source=source, tenant_file=tenant_file or settings_path(tenant.name)
         )
         written = write_prefect_yaml(
             workflow, ci_workflow or path.with_name(workflow_file_name(tenant.name)), option="--ci-workflow"
