@@ -84,7 +84,10 @@ CLEANUP_MACRO_SQL = f"""\
   {{%- if not prefix.startswith('{PR_SCHEMA_PREFIX}') -%}}
     {{{{ exceptions.raise_compiler_error("refusing to drop schema " ~ target.schema ~ ": not a pull request's") }}}}
   {{%- endif -%}}
-  {{%- for schema in adapter.list_schemas(target.database) -%}}
+  {{%- set listed = list_schemas(target.database) -%}}
+  {{%- set column = 'name' if 'name' in listed.column_names else listed.column_names[0] -%}}
+  {{%- for row in listed -%}}
+    {{%- set schema = row[column] -%}}
     {{%- if schema | lower == prefix or (schema | lower).startswith(prefix ~ '_') -%}}
       {{%- do log("dropping schema " ~ target.database ~ "." ~ schema, info=true) -%}}
       {{%- do adapter.drop_schema(api.Relation.create(database=target.database, schema=schema)) -%}}

@@ -13,7 +13,9 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -24,10 +26,12 @@ from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.cli.app import app
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.ci_workflow import render_workflow
+from migration.dbt_cloud.models import Job
 from migration.export import load_inventory
 from migration.translate import build_plan
 from sandbox.stack import derive_tenant_file
 from sandbox.warehouse import database_path
+from tests.migration.workflow_runner import jobs_started, pull_request_context, run_job
 from tests.parity.conftest import DBT, BuiltTenant
 
 MERGE_JOB = 70403103936369
@@ -111,3 +115,111 @@ def test_slim_ci_builds_only_the_changed_model_deferring_to_the_stored_prod_run(
     with duckdb.connect(str(ci_db), read_only=True) as con:
         built = {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
     assert CHANGED in built and "int_fx_rates_daily" not in built
+
+
+# --- Two pull requests of one CI job of the second tenant, run step by step as the runner would ---
+
+SHOP_CI_JOB = 5010
+
+
+def _shop_ci_job(**changes: object) -> dict[str, Any]:
+    base = json.loads((REPO_ROOT / "tests" / "tenants" / "shop.jobs.json").read_text())["data"][0]
+    return {
+        **base,
+        "id": SHOP_CI_JOB,
+        "name": "CI build",
+        "job_type": "ci",
+        "execute_steps": ["dbt build"],
+        "triggers": {"github_webhook": True, "git_provider_webhook": False, "schedule": False, "on_merge": False},
+        "deferring_environment_id": 3003,
+        "settings": {"threads": 3, "target_name": "ci"},
+        **changes,
+    }
+
+
+def _duckdb_profile(path: Path) -> str:
+    """The stand-in of the workflow's Snowflake profile: the same target and the same variables for schema and
+    threads, on a DuckDB file."""
+    output = {
+        "type": "duckdb",
+        "path": str(path),
+        "schema": "{{ env_var('SNOWFLAKE_SCHEMA') }}",
+        "threads": "{{ env_var('SNOWFLAKE_THREADS') | as_number }}",
+    }
+    return yaml.safe_dump({"default": {"target": "ci", "outputs": {"ci": output}}})
+
+
+def test_each_pull_request_builds_into_its_own_schema_and_closing_one_drops_it(tmp_path: Path) -> None:
+    tenant_file = REPO_ROOT / "tests" / "tenants" / "shop.toml"
+    plan = build_plan([Job.from_api(_shop_ci_job())], load_tenant(tenant_file))
+    workflow = yaml.safe_load(render_workflow(plan, load_tenant(tenant_file), source="test", tenant_file=tenant_file))
+    # The checkout: the tenant's files where the repository has them.
+    workspace = tmp_path / "checkout"
+    for name in ("shop", "shop_utils"):
+        shutil.copytree(REPO_ROOT / "tests" / "tenants" / name, workspace / "tests" / "tenants" / name,
+                        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))  # fmt: skip
+    shutil.copy(tenant_file, workspace / "tests" / "tenants" / "shop.toml")
+    project = workspace / "tests" / "tenants" / "shop"
+    warehouse = tmp_path / "ci.duckdb"
+
+    # The production run whose manifest the CI job defers to, in the artifact store the tenant file names.
+    env = {  # what `pip install` gives the runner: the toolkit and dbt on PATH
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(DBT).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    for args in (["deps"], ["parse", "--target", "local"]):
+        done = subprocess.run([DBT, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:]
+    tenant = load_tenant(workspace / "tests" / "tenants" / "shop.toml")
+    store = ArtifactStore(tenant.artifact_store_url)
+    prod_run = RunKey(tenant.name, tenant.deployment_name, "prod", "prod-run-1")
+    store.save_run(prod_run, project / "target", {"status": "COMPLETED"})
+    store.mark_latest(prod_run)
+    shutil.rmtree(project / "target")
+    shutil.rmtree(project / "dbt_packages")
+
+    def handler(step: Mapping[str, Any], step_env: dict[str, str]) -> bool:
+        if "uses" in step or step.get("name") == "Install the pinned toolkit":
+            return True  # the checkout is in place; this Python has the toolkit
+        if step.get("name") == "Write the profile (fields from the environment)":
+            done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=workspace, env=step_env, check=True)
+            written = workspace / step_env["DBT_PROFILES_DIR"] / "profiles.yml"
+            output = yaml.safe_load(written.read_text())["default"]["outputs"]["ci"]
+            assert output["schema"] == "{{ env_var('SNOWFLAKE_SCHEMA') }}" and done.returncode == 0
+            written.write_text(_duckdb_profile(warehouse))
+            return True
+        return False
+
+    def run(context: dict[str, Any]) -> list[str]:
+        started = jobs_started(workflow, "pull_request", context)
+        for name in started:
+            ok, runs = run_job(workflow["jobs"][name], context, workspace, handler=handler, base_env=env)
+            assert ok, "\n".join(f"{r.name}: {r.returncode}\n{r.output[-3000:]}" for r in runs)
+        return started
+
+    def schemas() -> dict[str, set[str]]:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rows = con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+        tables: dict[str, set[str]] = {}
+        for schema, table in rows:
+            tables.setdefault(schema, set()).add(table)
+        return tables
+
+    job = f"dbt-cloud-job-{SHOP_CI_JOB}"
+    assert run(pull_request_context("opened", 1)) == [job]
+    assert run(pull_request_context("opened", 2)) == [job]
+    built = schemas()
+    models = {"stg_customers", "stg_orders", "customer_orders", "orders_sample", "metricflow_time_spine"}
+    # `dbt build` selects nothing, so the whole project is built, into each pull request's schema.
+    assert models <= built["dbt_cloud_pr_5010_1"] and models <= built["dbt_cloud_pr_5010_2"]
+    results = json.loads((project / "target" / "run_results.json").read_text())["results"]
+    assert {r["unique_id"].split(".")[-1] for r in results if r["unique_id"].startswith("model.")} == models
+    # The seeds' custom schema is used as named by the tenant's macro: shared, and the plan says so.
+    assert {"raw_customers", "raw_orders"} <= built["raw"]
+    assert any(f.reason_code == "ci_isolation" and "raw" in f.message for f in plan.findings)
+
+    assert run(pull_request_context("closed", 1)) == [f"{job}-cleanup"]
+    after = schemas()
+    assert "dbt_cloud_pr_5010_1" not in after
+    assert after["dbt_cloud_pr_5010_2"] == built["dbt_cloud_pr_5010_2"] and after["raw"] == built["raw"]
