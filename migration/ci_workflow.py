@@ -418,7 +418,11 @@ def render_workflow(plan: MigrationPlan, tenant: TenantSettings, *, source: str,
 
 
 class _Dumper(yaml.SafeDumper):
-    """Writes a multi-line string as a literal block (`run: |`), as people write workflow scripts."""
+    """Writes a multi-line string as a literal block (`run: |`), as people write workflow scripts, and a value used
+    twice in full each time (no YAML anchors)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

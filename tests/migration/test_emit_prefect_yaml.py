@@ -32,8 +32,8 @@ def _spec(path: Path, active: dict[int, bool] | None = None) -> DeploymentSpec:
     return build_deployment(_plan(path), load_tenant(), versions=_versions(), active=active)
 
 
-def _render(spec: DeploymentSpec) -> str:
-    return render_prefect_yaml(spec, _versions()["prefect"])
+def _render(spec: DeploymentSpec, source: str = REGENERATE) -> str:
+    return render_prefect_yaml(spec, _versions()["prefect"], source=source)
 
 
 def test_committed_prefect_yaml_matches_the_seed_jobs() -> None:
@@ -152,4 +152,6 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     allowed = CliRunner().invoke(app, [*args, "--allow-blockers"])
     assert allowed.exit_code == 0, allowed.output
     assert "steps_empty:106" in allowed.stderr, "the blockers are still listed"
-    assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()))
+    # The header names the inventory it was emitted from, not the sandbox's.
+    source = "dbt2prefect emit --from-file tests/migration/fixtures/jobs_edge_cases.json --allow-blockers"
+    assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()), source)
