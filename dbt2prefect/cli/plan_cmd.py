@@ -269,8 +269,9 @@ def emit(
 ) -> None:
     """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
 
-    The dbt Cloud CI and merge jobs go into a GitHub Actions workflow (slim CI: each step with `--defer --state`
-    on the latest successful run in the artifact store), written to --ci-workflow.
+    The dbt Cloud CI and merge jobs go into a GitHub Actions workflow (each job's own commands with `--defer
+    --state` on the latest successful run in the artifact store, a schema per pull request), written to
+    --ci-workflow. Both files' headers name the command that regenerates them, with the inventory used.
 
     Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
     Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
