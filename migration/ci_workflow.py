@@ -458,6 +458,19 @@ class SchemaIsolation:
     reason: str = ""
     macro_file: str | None = None
     custom_schemas: tuple[str, ...] = ()
+    checked: bool = True
+    """False when the macro could not be evaluated outside dbt."""
+
+    def consequence(self) -> str:
+        """What the macro means for a CI job's pull requests, in words (for a finding)."""
+        if not self.checked:
+            return f"{self.reason}: whether pull requests build into their own schema is not known"
+        schemas = f" ({', '.join(self.custom_schemas)})" if self.custom_schemas else ""
+        return (
+            f"{self.reason}: those nodes{schemas} are built into the same schemas by every pull request, not into "
+            "its own dbt_cloud_pr_<job id>_<pr number>, and the cleanup on close does not drop them (dbt Cloud "
+            "does the same with this macro)"
+        )
 
 
 class _Return(Exception):
@@ -547,8 +560,10 @@ def _schema_isolation(project_dir: Path, target_name: str, env: tuple[tuple[str,
     except Exception as exc:  # the macro uses what only dbt provides: say it could not be checked
         return SchemaIsolation(
             isolated=False,
-            reason=f"{shown} could not be evaluated outside dbt ({type(exc).__name__}: {exc}); check it by hand",
+            reason=f"generate_schema_name in {shown} could not be evaluated outside dbt ({type(exc).__name__}: "
+            f"{exc}); check it by hand",
             macro_file=shown,
+            checked=False,
         )
     if _PROBE_SCHEMA not in default.lower():
         return SchemaIsolation(

@@ -1,4 +1,5 @@
-"""dbt Cloud jobs + tenant settings → MigrationPlan (pure: no I/O, no clock, deterministic order).
+"""dbt Cloud jobs + tenant settings → MigrationPlan (no clock, no service, deterministic order; the only file read
+is the tenant project's schema macro, for CI jobs' per-pull-request isolation).
 
 Every job ends up either as a schedule (slug `job-<id>`) or in the findings, usually both when something about it
 has no Prefect equivalent. Reason codes are stable strings that tenant settings use to acknowledge blockers.
@@ -625,7 +626,9 @@ def _ci_jobs(
             else f"the job runs on pull requests to {branch} (CI{drafts})"
         )
         problem = (
-            "its steps did not translate (see its other findings)"
+            "dbt Cloud has deactivated the job, so it runs on no pull request or merge"
+            if job.deactivated
+            else "its steps did not translate (see its other findings)"
             if params is None
             else "it defers to an environment not mapped under [tenant.dbt_cloud_environments], so there is no "
             "state to defer to"
@@ -687,14 +690,10 @@ def _ci_jobs(
             "copy the workflow to .github/workflows/ and add the repository secrets its header names",
         )
         if isolation is not None and not isolation.isolated:
-            schemas = f" ({', '.join(isolation.custom_schemas)})" if isolation.custom_schemas else ""
             found.add(
                 "ci_isolation",
                 Severity.WARNING,
-                f"{isolation.reason}: those nodes{schemas} are built into the same schemas by every pull request of "
-                "this job, not into its own dbt_cloud_pr_<job id>_<pr number>, and the cleanup on close does not "
-                "drop them (dbt Cloud does the same with this macro); the workflow runs the job's pull requests "
-                "one at a time",
+                f"{isolation.consequence()}; the workflow runs the job's pull requests one at a time",
                 f"make generate_schema_name build into target.schema when target.name is {params['target']!r} "
                 "(e.g. target.schema ~ '_' ~ custom_schema_name), or map the CI environment to a target whose "
                 "profile block's database only CI uses; then emit again",
