@@ -32,7 +32,8 @@ import yaml
 
 from dbt2prefect.dbt_cli import ParsedStep
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
-from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from dbt2prefect.tenant import TenantSettings
+from migration.emit import repo_path
 from migration.plan import MigrationPlan, PlannedCiJob
 from migration.steps import STATE_OPTIONS
 
@@ -183,13 +184,6 @@ def ci_profile(profile_name: str, target: str) -> dict[str, Any]:
     return {profile_name: {"target": target, "outputs": {target: output}}}
 
 
-def _repo_path(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def _uses(action: str, **with_: Any) -> dict[str, Any]:
     sha, _tag = ACTIONS[action]
     step: dict[str, Any] = {"uses": f"{action}@{sha}"}
@@ -228,7 +222,7 @@ def _job_env(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str) -> dict
     env = {name: literal(value) for name, value in sorted(ci.env_vars.items())}
     env |= {
         "DBT2PREFECT_TENANT_FILE": tenant_file,
-        "DBT_PROJECT_DIR": _repo_path(tenant.project_dir),
+        "DBT_PROJECT_DIR": repo_path(tenant.project_dir),
         "DBT_PROFILES_DIR": PROFILES_DIR,
         THREADS_ENV: str(ci.threads),
     }
@@ -269,7 +263,7 @@ def _concurrency(ci: PlannedCiJob, both: bool) -> dict[str, Any]:
 def _run_job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str, both: bool) -> dict[str, Any]:
     secrets = _secret_env(ci, tenant)
     state = {var: f"${{{{ secrets.{var} }}}}" for var in _state_secrets(tenant)}
-    project_dir = _repo_path(tenant.project_dir)
+    project_dir = repo_path(tenant.project_dir)
     pr = ci.event == "pull_request"
     checkout = {"ref": "${{ github.event.pull_request.head.sha }}"} if pr else {}
     steps = _setup_steps(ci, tenant, checkout)
@@ -321,7 +315,7 @@ def _run_job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str, both: b
 def _cleanup_job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str) -> dict[str, Any]:
     """Drops the pull request's schemas when it closes or merges (in the pull request's concurrency group: a running
     build of it is cancelled first)."""
-    macro_dir = f"{_repo_path(tenant.project_dir)}/{_macro_paths(tenant.project_dir)[0]}"
+    macro_dir = f"{repo_path(tenant.project_dir)}/{_macro_paths(tenant.project_dir)[0]}"
     steps = _setup_steps(ci, tenant, {"ref": "${{ github.event.pull_request.base.sha }}"})
     steps += [
         {
@@ -410,7 +404,7 @@ def render_workflow(plan: MigrationPlan, tenant: TenantSettings, *, source: str,
             f"# Job {ci.job_id}: the project's generate_schema_name puts some nodes outside the pull request's schema;"
         )
         header.append("#   its pull requests run one at a time (see the plan's ci_isolation finding).")
-    document = workflow_document(plan, tenant, _repo_path(tenant_file))
+    document = workflow_document(plan, tenant, repo_path(tenant_file))
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     for action, (sha, tag) in ACTIONS.items():
         body = body.replace(f"uses: {action}@{sha}\n", f"uses: {action}@{sha}  # {tag}\n")
@@ -552,7 +546,7 @@ def _schema_isolation(project_dir: Path, target_name: str, env: tuple[tuple[str,
     if not files:
         return SchemaIsolation(isolated=True)  # dbt's own macro: target.schema, or target.schema_<custom>
     path = files[0]
-    shown = _repo_path(path)
+    shown = repo_path(path)
     source = path.read_text(encoding="utf-8", errors="replace")
     try:
         default = _render_schema(source, target_name, None, dict(env))

@@ -20,7 +20,13 @@ from dbt2prefect.tenant import REPO_ROOT, settings_path
 from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
 
-REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json --allow-blockers"
+
+def repo_path(path: Path) -> str:
+    """A path as a file header or workflow writes it: relative to the repository root when inside it."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def emit_command(
@@ -29,22 +35,20 @@ def emit_command(
     """The `dbt2prefect emit` line that regenerates a file, naming the inventory it was emitted from (none: a live
     export of the tenant's dbt Cloud account) and the tenant file; paths inside the repository relative to it."""
 
-    def shown(path: Path) -> str:
-        try:
-            return path.resolve().relative_to(REPO_ROOT).as_posix()
-        except ValueError:
-            return path.as_posix()
-
     args = ["dbt2prefect", "emit"]
     if from_file is not None:
-        args += ["--from-file", shown(from_file)]
+        args += ["--from-file", repo_path(from_file)]
     if tenant_file is not None and tenant_file.resolve() != settings_path().resolve():
-        args += ["--tenant-file", shown(tenant_file)]
+        args += ["--tenant-file", repo_path(tenant_file)]
     if activate:
         args.append("--activate")
     if allow_blockers:
         args.append("--allow-blockers")
     return shlex.join(args)
+
+
+REGENERATE = emit_command(REPO_ROOT / "sandbox" / "dbt_cloud" / "seed_jobs.json", None, allow_blockers=True)
+"""The command that regenerates the committed example files (tenants/dbt_williamgrant.*)."""
 
 
 _GITHUB = re.compile(r"^https://github\.com/(?P<path>[^/]+/[^/]+?)(?:\.git)?/?$")
