@@ -463,3 +463,28 @@ def test_edge_case_jobs_translate_to_git_events(tmp_path: Path) -> None:
     assert [(c.job_id, c.event) for c in plan.ci_jobs] == [(112, "pull_request"), (112, "push")]
     workflow = yaml.safe_load(_render(plan))
     assert {"dbt-cloud-job-112", "dbt-cloud-job-112-merge", "dbt-cloud-job-112-cleanup"} == set(workflow["jobs"])
+
+
+def test_jobs_run_on_the_branch_their_environment_builds() -> None:
+    from migration.dbt_cloud.models import Environment
+
+    jobs = load_inventory(CORPUS).job_models()
+    ci, merge = next(j for j in jobs if j.id == 205), next(j for j in jobs if j.id == 204)
+    for branch, ok in (("release/2.0", True), ("x${{ secrets.A }}", False)):
+        environments = {
+            ci.environment_id: Environment(id=ci.environment_id, custom_branch=branch, use_custom_branch=True),
+            merge.environment_id: Environment(id=merge.environment_id, name="Production"),
+        }
+        plan = build_plan([*(j for j in jobs if j.id == 203), ci, merge], load_tenant(), environments)
+        if not ok:
+            finding = next(f for f in plan.findings if f.job_id == 205 and f.reason_code == "ci_trigger")
+            assert "not in the CI workflow" in finding.message and "has characters other than" in finding.message
+            assert [c.job_id for c in plan.ci_jobs] == [204]
+            continue
+        workflow = yaml.safe_load(_render(plan))
+        assert workflow["on"]["pull_request"]["branches"] == [branch]
+        assert workflow["on"]["push"]["branches"] == ["main"]
+        assert jobs_started(workflow, "pull_request", pull_request_context("opened", 1, base=branch)) == [
+            "dbt-cloud-job-205"
+        ]
+        assert jobs_started(workflow, "push", push_context("main")) == ["dbt-cloud-job-204"]
