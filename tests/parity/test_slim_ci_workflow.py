@@ -1,9 +1,11 @@
-"""The CI workflow's dbt commands, run against the sandbox's DuckDB with state from the run-artifact store.
+"""The CI workflow's steps, run against dbt on DuckDB.
 
-Here rather than under tests/migration/ because it reuses this folder's session fixture, a real `dbt run` of the
-hourly selection on prod, as the production run whose manifest the store holds. No workflow runner runs: the test
-takes the fetch line and the dbt lines out of the generated workflow and runs them as the runner would (the
-profile step writes a Snowflake profile; here a DuckDB profile of the same target name stands in).
+The first test reuses this folder's session fixture, a real `dbt run` of the hourly selection on prod, as the
+production run whose manifest the store holds: it takes the fetch line and the dbt lines out of the generated
+workflow and runs them as the runner would (the profile step writes a Snowflake profile; here a DuckDB profile of
+the same target name stands in). The second runs a CI job of the second tenant (tests/tenants/shop) step by step
+with tests/migration/workflow_runner.py: the events start the jobs their `if:` says, two pull requests build into
+two schemas, and closing one drops its schema.
 """
 
 from __future__ import annotations
