@@ -159,11 +159,6 @@ def validate_step(step: ParsedStep) -> None:
             parse_vars(str(step.options["vars"]))
         except ValueError as exc:
             raise DbtCommandError("step_bad_vars", f"{step.line!r}: --vars {exc}") from None
-    if step.sets("args"):  # run-operation's macro arguments: a YAML mapping, as for --vars
-        try:
-            parse_vars(str(step.options["args"]))
-        except ValueError as exc:
-            raise DbtCommandError("step_bad_args", f"{step.line!r}: --args {exc}") from None
     if step.sets("threads"):
         raw = step.options["threads"]
         if not str(raw).isdigit() or int(raw) < 1:

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from dbt2prefect.dbt_cli import parse_step_line
-from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
 from migration.ci_workflow import (
     ACTIONS,
@@ -313,10 +312,6 @@ def test_run_operation_with_args_is_a_valid_step(corpus: MigrationPlan, corpus_w
     assert not [f for f in corpus.blocking() if f.job_id == 204]
     lines = [s["run"] for s in _dbt_steps(corpus_workflow["jobs"]["dbt-cloud-job-204"])]
     assert "dbt run-operation grant_select --args '{role: reporter}' --defer --state state" in lines
-    with pytest.raises(DbtCommandError, match="--args must parse to a mapping"):
-        from dbt2prefect.dbt_cli import validate_step
-
-        validate_step(parse_step_line("dbt run-operation my_macro --args '[1, 2]'"))
 
 
 # 8. The header names the inventory used. 9. The state step reads dbt Cloud before the store has a run.
