@@ -65,6 +65,7 @@ class Reason(StrEnum):
     RELATION_MISSING_IN_CANDIDATE = "relation_missing_in_candidate"
     VALUES_DIFFER = "values_differ"
     COLUMNS_EXCLUDED = "columns_excluded"
+    COLUMN_NOT_HASHABLE = "column_not_hashable"
     FLOAT_PRECISION = "float_precision"
     VALUES_DISABLED = "values_disabled"
     VALUES_SKIPPED_RELATION_MISSING = "values_skipped_relation_missing"

@@ -65,15 +65,16 @@ class ParityContext:
 
 
 class _Warehouses:
-    def __init__(self, outputs: ProfileOutputs | None) -> None:
+    def __init__(self, outputs: ProfileOutputs | None, statement_timeout: int | None = None) -> None:
         self._outputs = outputs
+        self._timeout = statement_timeout
         self._open: dict[str, Warehouse] = {}
 
     def get(self, target: str | None) -> Warehouse | None:
         if self._outputs is None or not target:
             return None
         if target not in self._open:
-            self._open[target] = warehouse_from_profile_output(self._outputs(target))
+            self._open[target] = warehouse_from_profile_output(self._outputs(target), self._timeout)
         return self._open[target]
 
     def close(self) -> None:
@@ -149,7 +150,7 @@ def compare_one(
 
 def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
     """Parity of every job, sharing one parsed project and one connection per target across jobs."""
-    warehouses = _Warehouses(ctx.profile_outputs)
+    warehouses = _Warehouses(ctx.profile_outputs, ctx.settings.statement_timeout_seconds)
     resolver = (
         SelectionResolver(ctx.project_dir, cache_dir=runs_root() / "selection-cache")
         if ctx.project_dir is not None

@@ -132,6 +132,11 @@ class ParitySettings(BaseModel):
     values: ValueSettings = ValueSettings()
     timings: TimingSettings = TimingSettings()
     check_schema: bool = True
+    statement_timeout_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="Any parity statement running longer is cancelled (Snowflake: STATEMENT_TIMEOUT_IN_SECONDS).",
+    )
     accepted: tuple[str, ...] = Field(
         default=(),
         description="Reviewed differences that do not fail parity, as '<reason>:<unique_id glob>' (job-wide).",

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dbt2prefect.fingerprint_sql import CompareColumn, FingerprintSpec
+from dbt2prefect.fingerprint_sql import CompareColumn, Dialect, FingerprintSpec
 from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
 from parity.artifacts import Manifest
 from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
@@ -42,6 +42,7 @@ class ValuePlan:
     note: str | None = None
     excluded: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
+    unhashable: tuple[str, ...] = ()
 
 
 @dataclass
@@ -60,8 +61,10 @@ def plan_values(
     candidate: Mapping[Relation, RelationStats],
     settings: ParitySettings,
     same_engine: bool,
+    dialect: Dialect | None = None,
 ) -> list[ValuePlan]:
-    """Which columns of each pair enter the fingerprint (exclusions, float rounding), or the skip reason."""
+    """Which columns of each pair enter the fingerprint (exclusions, float rounding, the engine's unhashable and
+    semi-structured types), or the skip reason."""
     values = settings.values
     plans: list[ValuePlan] = []
     for pair in pairs:
@@ -76,15 +79,26 @@ def plan_values(
         rules = values.exclusions_for(pair.unique_id, pair.node.name, pair.node.all_tags)
         excluded: list[str] = []
         compared: list[str] = []
+        unhashable: list[str] = []
+        as_json: set[str] = set()
         for column in sorted(set(base_cols) & set(cand_cols)):
             source = next((src for glob, src in rules if fnmatch.fnmatchcase(column, glob)), None)
-            if source is None:
-                compared.append(column)
-            else:
+            kinds = {dialect.comparability(t) for t in (base_cols[column], cand_cols[column])} if dialect else set()
+            if source is not None:
                 excluded.append(f"{column} ({source})")
+            elif "unhashable" in kinds:
+                unhashable.append(f"{column} ({base_cols[column]}: not hashable)")
+            else:
+                compared.append(column)
+                if "json" in kinds:
+                    as_json.add(column)
         floats = [c for c in compared if _is_float(base_cols[c]) or _is_float(cand_cols[c])]
         if not compared:
-            plans.append(ValuePlan(pair, skip=Reason.VALUES_SKIPPED_NO_COLUMNS, excluded=tuple(excluded)))
+            plans.append(
+                ValuePlan(
+                    pair, skip=Reason.VALUES_SKIPPED_NO_COLUMNS, excluded=tuple(excluded), unhashable=tuple(unhashable)
+                )
+            )
             continue
         base_names = {name.lower(): name for name, _ in base.columns}
         cand_names = {name.lower(): name for name, _ in cand.columns}
@@ -93,18 +107,23 @@ def plan_values(
         plans.append(
             ValuePlan(
                 pair,
-                _spec(base_names, compared, floats, values.float_decimals),
-                _spec(cand_names, compared, floats, values.float_decimals),
+                _spec(base_names, compared, floats, values.float_decimals, as_json),
+                _spec(cand_names, compared, floats, values.float_decimals, as_json),
                 note=f"columns on one side only (schema check): {', '.join(only_one_side)}" if only_one_side else None,
                 excluded=tuple(excluded),
                 floats=tuple(floats),
+                unhashable=tuple(unhashable),
             )
         )
     return plans
 
 
-def _spec(names: Mapping[str, str], compared: list[str], floats: list[str], decimals: int) -> FingerprintSpec:
-    return FingerprintSpec.of([CompareColumn(names[c], decimals if c in floats else None) for c in compared])
+def _spec(
+    names: Mapping[str, str], compared: list[str], floats: list[str], decimals: int, as_json: set[str]
+) -> FingerprintSpec:
+    return FingerprintSpec.of(
+        [CompareColumn(names[c], decimals if c in floats else None, c in as_json) for c in compared]
+    )
 
 
 def fingerprint_specs(
@@ -234,7 +253,7 @@ def compare_values(
         common = {
             "unique_id": pair.unique_id,
             "materialized": pair.node.materialized,
-            "excluded_columns": list(plan.excluded),
+            "excluded_columns": [*plan.excluded, *plan.unhashable],
             "float_columns": list(plan.floats),
             "float_decimals": decimals if plan.floats else None,
             "note": plan.note,
@@ -242,6 +261,15 @@ def compare_values(
         if plan.excluded:
             result.findings.append(
                 _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(plan.excluded))
+            )
+        if plan.unhashable:
+            result.findings.append(
+                _info(
+                    Reason.COLUMN_NOT_HASHABLE,
+                    pair.unique_id,
+                    f"not compared: {', '.join(plan.unhashable)}; compare "
+                    "them by hand or add a column derived from them (e.g. ST_ASWKB) to the model",
+                )
             )
         if plan.floats:
             result.findings.append(
