@@ -92,6 +92,14 @@ class Dialect:
         parts = [f"{self.set_fingerprint([column])} as c{i}" for i, column in enumerate(spec.columns)]
         return f"select {', '.join(parts)} from {relation}"
 
+    def leave_one_out_fingerprints(self, relation: str, spec: FingerprintSpec) -> str:
+        """One statement: per compared column, the fingerprint of all the other columns, in spec order."""
+        parts = [
+            f"{self.set_fingerprint([c for c in spec.columns if c is not column])} as c{i}"
+            for i, column in enumerate(spec.columns)
+        ]
+        return f"select {', '.join(parts)} from {relation}"
+
     def bucket_fingerprints(
         self, relation: str, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
     ) -> str:

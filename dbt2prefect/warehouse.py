@@ -98,6 +98,8 @@ class Warehouse(Protocol):
 
     def column_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]: ...
 
+    def leave_one_out_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]: ...
+
     def bucket_fingerprints(
         self, stats: RelationStats, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
     ) -> dict[int, str]: ...
@@ -313,6 +315,11 @@ class _SqlWarehouse:
     def column_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]:
         """Fingerprint per compared column (keyed by the column's lower-case name)."""
         [row] = self._execute(self.dialect.column_fingerprints(self._qualified(stats), spec))
+        return {column.name.lower(): str(value) for column, value in zip(spec.columns, row, strict=True)}
+
+    def leave_one_out_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]:
+        """Per compared column (lower-case name), the fingerprint of every other column."""
+        [row] = self._execute(self.dialect.leave_one_out_fingerprints(self._qualified(stats), spec))
         return {column.name.lower(): str(value) for column, value in zip(spec.columns, row, strict=True)}
 
     def bucket_fingerprints(

@@ -20,8 +20,9 @@ from dbt2prefect.fingerprint_sql import CompareColumn, Dialect, FingerprintSpec
 from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
 from parity.artifacts import Manifest
 from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
+from parity.noise import excluded_noise_findings, node_noise, pairing_message, row_pairing
 from parity.rowcounts import RelationPair
-from parity.settings import ParitySettings
+from parity.settings import NONDETERMINISTIC_SOURCE, ParitySettings
 
 FLOAT_TYPES = frozenset({"FLOAT", "FLOAT4", "FLOAT8", "REAL", "DOUBLE", "DOUBLE PRECISION"})
 DIRECT_ROWS = 50_000  # relations up to this size skip the bucket step
@@ -258,10 +259,14 @@ def compare_values(
             "float_decimals": decimals if plan.floats else None,
             "note": plan.note,
         }
-        if plan.excluded:
+        noisy = [entry for entry in plan.excluded if f"({NONDETERMINISTIC_SOURCE}" in entry]
+        excluded = [entry for entry in plan.excluded if entry not in noisy]
+        if excluded:
             result.findings.append(
-                _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(plan.excluded))
+                _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(excluded))
             )
+        if noisy:
+            result.findings.append(excluded_noise_findings(pair.unique_id, noisy, manifest))
         if plan.unhashable:
             result.findings.append(
                 _info(
@@ -298,6 +303,7 @@ def compare_values(
             result.rows.append(ValueRow(status=ValueStatus.EQUAL, columns_compared=columns, **prints, **common))
             continue
         differing: list[str] = []
+        moved: list[str] = []
         samples: list[ValueSample] = []
         key_info = _key(pair, manifest, settings)
         key: list[str] = []
@@ -322,7 +328,12 @@ def compare_values(
             else:
                 notes.append("no key (configure parity.values.keys or add a unique test): no key sample")
             if not differing:
-                notes.append("no single column differs: the combination of values in rows differs")
+                found = row_pairing(baseline_wh, base, plan.baseline_spec, candidate_wh, cand, plan.candidate_spec)
+                moved = found or []
+                if found is None:
+                    notes.append("no single column differs: the combination of values in rows differs")
+                else:
+                    notes.append(pairing_message(moved, node_noise(manifest, pair.unique_id)))
         else:
             result.findings.append(
                 _info(
@@ -339,6 +350,7 @@ def compare_values(
             key=key,
             key_source=key_info[1] if key_info is not None and key else None,
             samples=samples,
+            moved_columns=moved,
             **prints,
             **{**common, "note": "; ".join(notes) or None},
         )
@@ -374,8 +386,12 @@ def _skip_message(reason: Reason, pair: RelationPair) -> str:
 
 
 def _differ_message(row: ValueRow) -> str:
-    columns = ", ".join(row.differing_columns) if row.differing_columns else "(no single column)"
-    text = f"{row.unique_id}: values differ in {columns}"
+    if row.differing_columns:
+        text = f"{row.unique_id}: values differ in {', '.join(row.differing_columns)}"
+    elif row.moved_columns:
+        text = f"{row.unique_id}: values differ by row pairing: {', '.join(row.moved_columns)} go to different rows"
+    else:
+        text = f"{row.unique_id}: values differ in (no single column: rows pair up differently)"
     if row.samples:
         keys = "; ".join(", ".join(f"{k}={v}" for k, v in s.key.items()) for s in row.samples)
         text += f"; sample keys ({', '.join(row.key)}): {keys}"
