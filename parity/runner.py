@@ -21,6 +21,7 @@ from parity.compare import JobInputs, compare_job
 from parity.errors import CandidateError, SelectionError
 from parity.model import Check, Finding, JobParity, ParityReport, Severity
 from parity.nodes import SelectionContext
+from parity.noise import calibrate
 from parity.selection import SelectionResolver, pick_step, selections_from_parameters
 from parity.settings import ParitySettings
 
@@ -119,16 +120,7 @@ def compare_one(
     """Baseline, candidate, selection, warehouses -> one job's parity."""
     cand_target = ctx.settings.candidate_target
     baseline = fetch_baseline(ctx.baselines, spec.job_id, spec.baseline_run_id, target=spec.parameters.get("target"))
-    run_id = spec.candidate_run_id
-    if run_id is None:
-        if ctx.start_candidate is None:
-            raise CandidateError(
-                f"job {spec.job_id}: no candidate run given; pass --candidate-run {spec.job_id}=FLOW_RUN_ID "
-                "or let parity start one"
-            )
-        run_id = ctx.start_candidate(spec, spec.candidate_parameters(cand_target))
-    elif run_id == LATEST_RUN:
-        run_id = job_candidate_run(ctx.store, ctx.tenant, ctx.deployment, cand_target, spec.job_id)
+    run_id = _candidate_run(spec, ctx, cand_target, spec.candidate_run_id)
     candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
     extra = parameter_findings(spec.parameters, candidate.record, cand_target)
     base_target = baseline.ref.target or spec.parameters.get("target")
@@ -146,6 +138,59 @@ def compare_one(
         extra_findings=tuple(extra + selection_findings),
     )
     return compare_job(inputs, ctx.settings, warehouses.get(base_target), warehouses.get(candidate.ref.target))
+
+
+def _candidate_run(spec: JobSpec, ctx: ParityContext, target: str, run_id: str | None) -> str:
+    """The flow-run id of the job's run on `target`: the given one, the latest stored one, or a new one."""
+    if run_id == LATEST_RUN:
+        return job_candidate_run(ctx.store, ctx.tenant, ctx.deployment, target, spec.job_id)
+    if run_id is not None:
+        return run_id
+    if ctx.start_candidate is None:
+        raise CandidateError(
+            f"job {spec.job_id}: no run on target {target!r} given; pass --candidate-run {spec.job_id}=FLOW_RUN_ID "
+            "or let parity start one"
+        )
+    return ctx.start_candidate(spec, spec.candidate_parameters(target))
+
+
+def calibrate_one(spec: JobSpec, ctx: ParityContext, warehouses: _Warehouses) -> JobParity:
+    """An A/A pair of one job: its run on the parity target and a new run on the calibration target, same code.
+
+    Every value or row-count difference between them is build noise (see `parity.noise.calibrate`). The settings'
+    `nondeterministic` columns are compared here, so the proposed lines cover all the noise, not only new noise.
+    """
+    settings = ctx.settings.model_copy(
+        update={"values": ctx.settings.values.model_copy(update={"nondeterministic": {}})}
+    )
+    first_target, second_target = settings.candidate_target, settings.calibration_target
+    first = load_candidate(
+        ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, first_target, spec.candidate_run_id)
+    )
+    second = load_candidate(ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, second_target, None))
+    extra = parameter_findings(spec.parameters, first.record, first_target)
+    extra += parameter_findings(spec.parameters, second.record, second_target)
+    inputs = JobInputs(
+        job_id=spec.job_id,
+        job_name=spec.name,
+        baseline=first.artifacts,
+        baseline_ref=first.ref,
+        candidate=second.artifacts,
+        candidate_ref=second.ref,
+        extra_findings=tuple(extra),
+    )
+    job = compare_job(inputs, settings, warehouses.get(first.ref.target), warehouses.get(second.ref.target))
+    return calibrate(job, second.artifacts.manifest)
+
+
+def calibrate_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
+    """Build noise of every job from A/A pairs (see `calibrate_one`); one connection per target across jobs."""
+    warehouses = _Warehouses(ctx.profile_outputs, ctx.settings.statement_timeout_seconds)
+    try:
+        jobs = [calibrate_one(spec, ctx, warehouses) for spec in specs]
+    finally:
+        warehouses.close()
+    return ParityReport.from_jobs(ctx.tenant, jobs)
 
 
 def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:

@@ -10,7 +10,7 @@ import fnmatch
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from parity.errors import ParitySettingsError
 from parity.model import Reason
@@ -140,6 +140,11 @@ class ParitySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     candidate_target: str = "parity"
+    calibration_target: str = Field(
+        default="parity_calibration",
+        description="Second target of a calibration (`parity --calibrate`): the job runs on the parity target and "
+        "on this one, from the same code, and the two are compared to learn the build noise.",
+    )
     row_counts: RowCountSettings = RowCountSettings()
     values: ValueSettings = ValueSettings()
     timings: TimingSettings = TimingSettings()
@@ -169,6 +174,15 @@ class ParitySettings(BaseModel):
                     "for every node of the job"
                 )
         return entries
+
+    @model_validator(mode="after")
+    def _calibration_target_differs(self) -> ParitySettings:
+        if self.calibration_target == self.candidate_target:
+            raise ValueError(
+                f"calibration_target {self.calibration_target!r} is the candidate_target: a calibration compares "
+                "two runs on two targets; name a target writing a database or schema of its own"
+            )
+        return self
 
     def is_accepted(self, reason: str, subject: str) -> bool:
         """True when a person has accepted this reason for this subject (glob on the subject)."""

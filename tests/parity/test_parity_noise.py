@@ -14,17 +14,20 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 import yaml
 
+from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.warehouse import DuckDBWarehouse
 from parity.artifacts import RunArtifacts, load_manifest, load_run_results
 from parity.compare import JobInputs, compare_job
 from parity.model import JobParity, ParityReport, Reason, RunRef, Severity, Verdict
 from parity.noise import calibrate, sql_noise
 from parity.render import report_markdown
+from parity.runner import JobSpec, ParityContext, calibrate_jobs
 from parity.settings import ParitySettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,3 +172,52 @@ def test_sql_noise_reads_snowflake_and_duckdb_sql() -> None:
     assert snowflake[2].ties == ("revenue",)  # rank() gives ties equal values: not flagged
     assert sql_noise("select id from t where x > 1", "duckdb") == []
     assert sql_noise("select ((( from", "duckdb") is None
+
+
+def test_calibrate_jobs_pairs_the_parity_run_with_a_new_run_on_the_calibration_target(
+    builds: Builds, tmp_path: Path
+) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    spec = JobSpec(job_id=7, parameters={"target": "prod", "dbt_cloud_job_id": 7, "command": "run"}, name="Noisy")
+    for build, target, run_id in (("a", "parity", "run-a"), ("b", "parity_calibration", "run-b")):
+        key = RunKey("noisy", "dbt_wg", target, run_id)
+        store.save_run(key, builds.folder / f"target-{build}", {"parameters": spec.candidate_parameters(target)})
+        store.mark_job_run(key, 7)
+    started: list[dict[str, Any]] = []
+
+    def start(job: JobSpec, parameters: dict[str, Any]) -> str:
+        started.append(parameters)
+        return "run-b"  # the run on the calibration target, finished (as `run_dbt_wg` would leave it)
+
+    def outputs(target: str) -> dict[str, Any]:
+        build = {"parity": "a", "parity_calibration": "b"}[target]
+        attach = [{"path": str(builds.folder / f"raw_{build}.duckdb"), "alias": "raw"}]
+        return {"type": "duckdb", "path": str(builds.folder / f"{build}.duckdb"), "attach": attach}
+
+    ctx = ParityContext(
+        tenant="noisy",
+        deployment="dbt_wg",
+        store=store,
+        baselines=None,  # type: ignore[arg-type]  # a calibration reads no dbt Cloud baseline
+        settings=ParitySettings.model_validate({"values": {"nondeterministic": {"orders_synced": ["synced_at"]}}}),
+        profile_outputs=outputs,
+        start_candidate=start,
+    )
+    report = calibrate_jobs([JobSpec(**{**spec.__dict__, "candidate_run_id": "latest"})], ctx)
+    assert [p["target"] for p in started] == ["parity_calibration"]
+    [job] = report.jobs
+    assert report.verdict is Verdict.PASS, job.errors()
+    assert (job.baseline.run_id, job.candidate.run_id) == ("run-a", "run-b")
+    assert job.calibration is not None
+    # Columns already in the settings are calibrated again: the proposal is the whole noise, not only new noise.
+    assert {e.unique_id: e.columns for e in job.calibration.entries} == {SYNCED: ["synced_at"], SEQ: ["order_seq"]}
+
+
+def test_the_calibration_target_must_differ_from_the_parity_target(tmp_path: Path) -> None:
+    from parity.errors import ParitySettingsError
+    from parity.settings import load_parity_settings
+
+    path = tmp_path / "t.parity.toml"
+    path.write_text('[parity]\ncalibration_target = "parity"\n', encoding="utf-8")
+    with pytest.raises(ParitySettingsError, match="calibration_target 'parity' is the candidate_target"):
+        load_parity_settings(path)
