@@ -290,3 +290,25 @@ def excluded_noise_findings(
         message=f"not compared, nondeterministic: {', '.join(entries)}",
         explanation=f"SQL: {causes}",
     )
+
+
+def differ_advice(unique_id: str, name: str, columns: Sequence[str], manifest: Manifest) -> str:
+    """What to do about a value difference: the noise the compiled SQL explains, else fix or accept it."""
+    noise = node_noise(manifest, unique_id) or []
+    lowered = {c.lower() for c in columns}
+    # An expression feeding a differing column; with no column named, any window over ties can reorder rows.
+    varying = [
+        n for n in noise if (n.column or "").lower() in lowered or (n.kind == "tie_prone_window" and not columns)
+    ]
+    accept = f'accepted = ["{Reason.VALUES_DIFFER.value}:{unique_id}"]'
+    if varying:
+        cols = ", ".join(_toml(c) for c in columns)
+        return (
+            f"likely build noise: {'; '.join(n.describe() for n in varying)}. Confirm with `dbt2prefect parity "
+            f"--calibrate`, then add under [parity.values.nondeterministic]: {_toml(name)} = [{cols}]; or make the "
+            "SQL deterministic"
+        )
+    return (
+        "fix the model or its inputs so both runs build the same values; if the difference is reviewed and "
+        f"expected, add under [parity]: {accept}"
+    )

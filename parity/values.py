@@ -20,7 +20,7 @@ from dbt2prefect.fingerprint_sql import CompareColumn, Dialect, FingerprintSpec
 from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
 from parity.artifacts import Manifest
 from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
-from parity.noise import excluded_noise_findings, node_noise, pairing_message, row_pairing
+from parity.noise import differ_advice, excluded_noise_findings, node_noise, pairing_message, row_pairing
 from parity.rowcounts import RelationPair
 from parity.settings import NONDETERMINISTIC_SOURCE, ParitySettings
 
@@ -363,7 +363,9 @@ def compare_values(
                 severity=Severity.EXPLAINED if accepted else Severity.ERROR,
                 subject=pair.unique_id,
                 message=_differ_message(row),
-                explanation="accepted in the parity settings" if accepted else None,
+                explanation="accepted in the parity settings"
+                if accepted
+                else differ_advice(pair.unique_id, pair.node.name, differing or moved, manifest),
             )
         )
     return result

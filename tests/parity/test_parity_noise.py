@@ -119,6 +119,9 @@ def test_the_same_code_built_twice_fails_without_calibration(builds: Builds) -> 
     assert rows[SEQ].differing_columns == [] and rows[SEQ].moved_columns == ["order_seq"]
     assert "order_seq go to different rows" in errors[SEQ].message
     assert rows[SEQ].note is not None and "rows tying on (customer_id, order_date)" in rows[SEQ].note
+    # Each failure says what to do: here, confirm the noise and the exact line to add.
+    assert '[parity.values.nondeterministic]: "orders_synced" = ["synced_at"]' in (errors[SYNCED].explanation or "")
+    assert "CURRENT_TIMESTAMP" in (errors[SYNCED].explanation or "")
 
 
 def test_calibration_names_the_noise_and_its_lines_make_the_pair_pass(builds: Builds) -> None:
@@ -153,6 +156,10 @@ def test_calibration_names_the_noise_and_its_lines_make_the_pair_pass(builds: Bu
     rows = {r.unique_id: r for r in changed.value_checks}
     assert rows[SYNCED].differing_columns == ["amount"] and rows[SEQ].differing_columns == ["amount"]
     assert rows[TOTALS].status.value == "equal"
+    # A change the SQL does not explain: fix it, or accept it with this exact line.
+    advice = next(f.explanation for f in changed.errors() if (f.subject, f.reason) == (SYNCED, "values_differ"))
+    advice = advice or ""
+    assert advice.startswith("fix the model") and f'accepted = ["values_differ:{SYNCED}"]' in advice
 
 
 def test_sql_noise_reads_snowflake_and_duckdb_sql() -> None:
