@@ -74,7 +74,7 @@ class SqlNoise:
         if self.kind == "clock":
             return f"{text} (the run's clock: differs on every run)"
         if self.kind == "random":
-            return f"{text} (a random value: differs on every run)"
+            return f"{text} (random: differs on every run)"
         ties = ", ".join(self.ties) if self.ties else "no ORDER BY"
         return f"{text} (rows tying on ({ties}) are numbered in any order; add a unique column to the ORDER BY)"
 
@@ -134,7 +134,7 @@ def sql_noise(compiled_sql: str | None, dialect: str) -> list[SqlNoise] | None:
             noise: SqlNoise | None = None
             if _is_clock(node):
                 noise = SqlNoise("clock", _output_column(node), _short(node, dialect))
-            elif isinstance(node, _RANDOM) or _name(node) in _RANDOM_NAMES:
+            elif isinstance(node, (*_RANDOM, exp.TableSample)) or _name(node) in _RANDOM_NAMES:
                 noise = SqlNoise("random", _output_column(node), _short(node, dialect))
             elif isinstance(node, exp.Window) and (
                 isinstance(node.this, _TIE_PRONE) or _name(node.this) in _TIE_PRONE_NAMES

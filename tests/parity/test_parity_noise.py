@@ -228,3 +228,65 @@ def test_the_calibration_target_must_differ_from_the_parity_target(tmp_path: Pat
     path.write_text('[parity]\ncalibration_target = "parity"\n', encoding="utf-8")
     with pytest.raises(ParitySettingsError, match="calibration_target 'parity' is the candidate_target"):
         load_parity_settings(path)
+
+
+def test_calibration_proposes_tolerances_and_accepted_lines_where_no_column_can_be_left_out() -> None:
+    from parity import synthetic as syn
+    from parity.artifacts import parse_manifest
+    from parity.model import Check, Finding, RowCountRow, RowCountStatus, ValueRow, ValueStatus
+
+    top = "model.p.top_customers"
+    sample = "model.p.sampled_orders"
+    data = syn.manifest([syn.node(top), syn.node(sample)])
+    data["metadata"]["adapter_type"] = "snowflake"
+    data["nodes"][top]["compiled_code"] = (
+        "select customer_id, revenue from rev qualify row_number() over (order by revenue desc) <= 10"
+    )
+    data["nodes"][sample]["compiled_code"] = "select * from orders sample (10)"
+    manifest = parse_manifest(data)
+
+    def error(check: Check, reason: str, subject: str, message: str) -> Finding:
+        return Finding(check=check, reason=reason, severity=Severity.ERROR, subject=subject, message=message)
+
+    ref = RunRef(system="prefect", run_id="r1", target="parity")
+    job = JobParity(
+        job_id=1,
+        verdict=Verdict.FAIL,
+        baseline=ref,
+        candidate=ref.model_copy(update={"run_id": "r2", "target": "parity_calibration"}),
+        value_checks=[ValueRow(unique_id=top, materialized="table", status=ValueStatus.DIFFERENT)],
+        row_counts=[
+            RowCountRow(
+                unique_id=sample,
+                materialized="table",
+                baseline_relation="a",
+                candidate_relation="b",
+                baseline_rows=100,
+                candidate_rows=97,
+                delta=-3,
+                relative_delta=-0.03,
+                tolerance_abs=0,
+                tolerance_rel=0,
+                tolerance_source="default",
+                status=RowCountStatus.DIFFERENT,
+            )
+        ],
+        findings=[
+            error(Check.VALUES, "values_differ", top, f"{top}: values differ in (no single column)"),
+            error(Check.ROW_COUNTS, "row_count_differs", sample, f"{sample}: 100 rows, 97 in the candidate"),
+            error(Check.STATUSES, "status_changed", "model.p.x", "success -> error"),
+        ],
+    )
+    calibrated = calibrate(job, manifest)
+    # Two runs of the same code must not differ in statuses: that stays an error.
+    assert calibrated.verdict is Verdict.FAIL and [f.reason for f in calibrated.errors()] == ["status_changed"]
+    assert calibrated.calibration is not None
+    entries = {e.unique_id: e for e in calibrated.calibration.entries}
+    assert entries[top].kind == "rows" and "rows tying on (revenue)" in entries[top].sql[0]
+    assert entries[sample].kind == "row_count" and "SAMPLE" in entries[sample].sql[0].upper()
+    assert calibrated.calibration.settings_lines() == (
+        f'[parity]\naccepted = ["values_differ:{top}"]  # merge with the entries already there\n\n'
+        '[parity.row_counts.models]\n"sampled_orders" = { abs = 3 }'
+    )
+    proposed = ParitySettings.model_validate(tomllib.loads(calibrated.calibration.settings_lines())["parity"])
+    assert proposed.is_accepted("values_differ", top) and proposed.row_counts.models["sampled_orders"].abs == 3
