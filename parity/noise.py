@@ -46,7 +46,6 @@ _CLOCK_NAMES = frozenset(
         "statement_timestamp",
         "clock_timestamp",
         "sysdatetime",
-        "convert_timezone",  # only with current_timestamp inside; see _is_clock
     }
 )
 _RANDOM = (exp.Rand, exp.Uuid)
@@ -276,14 +275,12 @@ def calibrate(job: JobParity, manifest: Manifest) -> JobParity:
     )
 
 
-def excluded_noise_findings(
-    unique_id: str, entries: Sequence[str], manifest: Manifest, check: Check = Check.VALUES
-) -> Finding:
+def excluded_noise_finding(unique_id: str, entries: Sequence[str], manifest: Manifest) -> Finding:
     """The INFO finding of columns left out as nondeterministic, with the SQL that explains them."""
     noise = node_noise(manifest, unique_id)
     causes = "; ".join(n.describe() for n in noise or []) or "no varying expression found in the compiled SQL"
     return Finding(
-        check=check,
+        check=Check.VALUES,
         reason=Reason.NONDETERMINISTIC.value,
         severity=Severity.INFO,
         subject=unique_id,
@@ -300,7 +297,7 @@ def differ_advice(unique_id: str, name: str, columns: Sequence[str], manifest: M
     varying = [
         n for n in noise if (n.column or "").lower() in lowered or (n.kind == "tie_prone_window" and not columns)
     ]
-    accept = f'accepted = ["{Reason.VALUES_DIFFER.value}:{unique_id}"]'
+    accept = f"accepted = [{_toml(f'{Reason.VALUES_DIFFER.value}:{unique_id}')}]"
     if varying:
         cols = ", ".join(_toml(c) for c in columns)
         return (

@@ -65,6 +65,10 @@ class ParityContext:
     start_candidate: CandidateStarter | None = None
 
 
+CALIBRATION_DRILL_DOWN = 100_000
+"""A calibration names the columns of every differing relation (parity itself stops at `max_drill_down`)."""
+
+
 class _Warehouses:
     def __init__(self, outputs: ProfileOutputs | None, statement_timeout: int | None = None) -> None:
         self._outputs = outputs
@@ -158,11 +162,11 @@ def calibrate_one(spec: JobSpec, ctx: ParityContext, warehouses: _Warehouses) ->
     """An A/A pair of one job: its run on the parity target and a new run on the calibration target, same code.
 
     Every value or row-count difference between them is build noise (see `parity.noise.calibrate`). The settings'
-    `nondeterministic` columns are compared here, so the proposed lines cover all the noise, not only new noise.
+    `nondeterministic` columns are compared here, so the proposed lines cover all the noise, not only new noise,
+    and every differing relation is drilled into, so each gets its columns named.
     """
-    settings = ctx.settings.model_copy(
-        update={"values": ctx.settings.values.model_copy(update={"nondeterministic": {}})}
-    )
+    values = ctx.settings.values.model_copy(update={"nondeterministic": {}, "max_drill_down": CALIBRATION_DRILL_DOWN})
+    settings = ctx.settings.model_copy(update={"values": values})
     first_target, second_target = settings.candidate_target, settings.calibration_target
     first = load_candidate(
         ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, first_target, spec.candidate_run_id)

@@ -20,7 +20,7 @@ from dbt2prefect.fingerprint_sql import CompareColumn, Dialect, FingerprintSpec
 from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
 from parity.artifacts import Manifest
 from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
-from parity.noise import differ_advice, excluded_noise_findings, node_noise, pairing_message, row_pairing
+from parity.noise import differ_advice, excluded_noise_finding, node_noise, pairing_message, row_pairing
 from parity.rowcounts import RelationPair
 from parity.settings import NONDETERMINISTIC_SOURCE, ParitySettings
 
@@ -44,6 +44,7 @@ class ValuePlan:
     excluded: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
     unhashable: tuple[str, ...] = ()
+    nondeterministic: tuple[str, ...] = ()
 
 
 @dataclass
@@ -79,13 +80,16 @@ def plan_values(
         base_cols, cand_cols = base.column_types(), cand.column_types()
         rules = values.exclusions_for(pair.unique_id, pair.node.name, pair.node.all_tags)
         excluded: list[str] = []
+        noisy: list[str] = []
         compared: list[str] = []
         unhashable: list[str] = []
         as_json: set[str] = set()
         for column in sorted(set(base_cols) & set(cand_cols)):
             source = next((src for glob, src in rules if fnmatch.fnmatchcase(column, glob)), None)
             kinds = {dialect.comparability(t) for t in (base_cols[column], cand_cols[column])} if dialect else set()
-            if source is not None:
+            if source is not None and source.startswith(NONDETERMINISTIC_SOURCE):
+                noisy.append(f"{column} ({source})")
+            elif source is not None:
                 excluded.append(f"{column} ({source})")
             elif "unhashable" in kinds:
                 unhashable.append(f"{column} ({base_cols[column]}: not hashable)")
@@ -97,7 +101,11 @@ def plan_values(
         if not compared:
             plans.append(
                 ValuePlan(
-                    pair, skip=Reason.VALUES_SKIPPED_NO_COLUMNS, excluded=tuple(excluded), unhashable=tuple(unhashable)
+                    pair,
+                    skip=Reason.VALUES_SKIPPED_NO_COLUMNS,
+                    excluded=tuple(excluded),
+                    unhashable=tuple(unhashable),
+                    nondeterministic=tuple(noisy),
                 )
             )
             continue
@@ -114,6 +122,7 @@ def plan_values(
                 excluded=tuple(excluded),
                 floats=tuple(floats),
                 unhashable=tuple(unhashable),
+                nondeterministic=tuple(noisy),
             )
         )
     return plans
@@ -254,19 +263,17 @@ def compare_values(
         common = {
             "unique_id": pair.unique_id,
             "materialized": pair.node.materialized,
-            "excluded_columns": [*plan.excluded, *plan.unhashable],
+            "excluded_columns": [*plan.excluded, *plan.nondeterministic, *plan.unhashable],
             "float_columns": list(plan.floats),
             "float_decimals": decimals if plan.floats else None,
             "note": plan.note,
         }
-        noisy = [entry for entry in plan.excluded if f"({NONDETERMINISTIC_SOURCE}" in entry]
-        excluded = [entry for entry in plan.excluded if entry not in noisy]
-        if excluded:
+        if plan.excluded:
             result.findings.append(
-                _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(excluded))
+                _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(plan.excluded))
             )
-        if noisy:
-            result.findings.append(excluded_noise_findings(pair.unique_id, noisy, manifest))
+        if plan.nondeterministic:
+            result.findings.append(excluded_noise_finding(pair.unique_id, plan.nondeterministic, manifest))
         if plan.unhashable:
             result.findings.append(
                 _info(
