@@ -172,3 +172,29 @@ def test_statement_timeout_is_a_parity_setting(tmp_path: Path) -> None:
         "QUERY_TAG": "dbt2prefect-parity",
         "STATEMENT_TIMEOUT_IN_SECONDS": 600,
     }
+
+
+def test_semi_structured_columns_described_and_read_as_json_through_the_connector() -> None:
+    """fakesnow has no HASH_AGG: the describe and the TO_JSON value expression run through the real connector."""
+    import fakesnow
+
+    with fakesnow.patch():
+        import snowflake.connector
+
+        cur = snowflake.connector.connect(database="PROD", schema="MARTS").cursor()
+        cur.execute("create table events (id int, payload variant, tags array)")
+        cur.execute("insert into events select 1, parse_json('{\"a\": 1}'), parse_json('[\"x\"]')")
+        warehouse = warehouse_from_profile_output({"type": "snowflake", "account": "wg", "user": "u"}, 60)
+        events = Relation("prod", "marts", "events")
+        stats = warehouse.describe([events])
+        node = parse_manifest(syn.manifest([syn.node("model.p.events")])).nodes["model.p.events"]
+        pair = RelationPair(node.unique_id, events, events, node)
+        [plan] = plan_values([pair], stats, stats, ParitySettings(), True, warehouse.dialect)
+        assert plan.baseline_spec is not None
+        json_columns = [c for c in plan.baseline_spec.columns if c.as_json]
+        assert [c.name for c in json_columns] == ["PAYLOAD", "TAGS"]
+        values = ", ".join(warehouse.dialect.value(c) for c in json_columns)
+        assert warehouse._execute(f"select {values} from {warehouse._qualified(stats[events])}") == [
+            ('{"a":1}', '["x"]')
+        ]
+        warehouse.close()
