@@ -185,6 +185,12 @@ def build_report(
     (the same code, an A/A pair) instead of its baseline: the report names the build noise and its settings lines.
     """
     settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    if calibrate and settings.calibration_target not in tenant.targets:
+        raise ConfigError(
+            f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
+            f"({', '.join(tenant.targets)}); add it to [tenant] targets and to the dbt profile (a database or "
+            "schema of its own), or set calibration_target to such a target"
+        )
     with dbt_cloud_client(tenant, dbt_cloud_host, dbt_cloud_account_id) as client:
         specs = job_specs(client, tenant, job_ids, candidate_runs)
         context = ParityContext(
