@@ -18,7 +18,7 @@ from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
 from parity.baseline import DbtCloudRuns, fetch_baseline
 from parity.candidate import LATEST_RUN, job_candidate_run, load_candidate, parameter_findings
 from parity.compare import JobInputs, compare_job
-from parity.errors import CandidateError, SelectionError
+from parity.errors import CandidateError, ParitySettingsError, SelectionError
 from parity.model import Check, Finding, JobParity, ParityReport, Severity
 from parity.nodes import SelectionContext
 from parity.noise import calibrate
@@ -188,7 +188,18 @@ def calibrate_one(spec: JobSpec, ctx: ParityContext, warehouses: _Warehouses) ->
 
 
 def calibrate_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
-    """Build noise of every job from A/A pairs (see `calibrate_one`); one connection per target across jobs."""
+    """Build noise of every job from A/A pairs (see `calibrate_one`); one connection per target across jobs.
+
+    Raises:
+        ParitySettingsError: the calibration target is a job's own (production) target: a calibration run there
+            would rebuild production.
+    """
+    writing_prod = sorted(str(s.job_id) for s in specs if s.parameters.get("target") == ctx.settings.calibration_target)
+    if writing_prod:
+        raise ParitySettingsError(
+            f"[parity] calibration_target {ctx.settings.calibration_target!r} is the target of job(s) "
+            f"{', '.join(writing_prod)}: a calibration run would rebuild it; name a target of its own"
+        )
     warehouses = _Warehouses(ctx.profile_outputs, ctx.settings.statement_timeout_seconds)
     try:
         jobs = [calibrate_one(spec, ctx, warehouses) for spec in specs]

@@ -24,6 +24,7 @@ from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.warehouse import DuckDBWarehouse
 from parity.artifacts import RunArtifacts, load_manifest, load_run_results
 from parity.compare import JobInputs, compare_job
+from parity.errors import ParitySettingsError
 from parity.model import JobParity, ParityReport, Reason, RunRef, Severity, Verdict
 from parity.noise import calibrate, sql_noise
 from parity.render import report_markdown
@@ -218,6 +219,12 @@ def test_calibrate_jobs_pairs_the_parity_run_with_a_new_run_on_the_calibration_t
     assert job.calibration is not None
     # Columns already in the settings are calibrated again: the proposal is the whole noise, not only new noise.
     assert {e.unique_id: e.columns for e in job.calibration.entries} == {SYNCED: ["synced_at"], SEQ: ["order_seq"]}
+
+    # A calibration never runs on a job's own target.
+    on_prod = ParityContext(**{**ctx.__dict__, "settings": ParitySettings(calibration_target="prod")})
+    with pytest.raises(ParitySettingsError, match="calibration_target 'prod' is the target of job"):
+        calibrate_jobs([spec], on_prod)
+    assert len(started) == 1
 
 
 def test_the_calibration_target_must_differ_from_the_parity_target(tmp_path: Path) -> None:
