@@ -3,11 +3,13 @@
 Query budget, whatever the number of relations:
 - `describe`: per database ONE information_schema query (which relations exist, table or view, their columns;
   on Snowflake also INFORMATION_SCHEMA.TABLES.ROW_COUNT, metadata without a scan).
-- `measure`: per database ONE batched `select count(*), <fingerprint> ... UNION ALL ...` over the relations that
-  need a count (DuckDB: all; Snowflake: views and anything fingerprinted) or a fingerprint.
-- Drill-down statements (`column_fingerprints`, `bucket_fingerprints`, `key_row_hashes`, `rows_for_keys`) run
-  only for the relations whose fingerprints differ, one statement each.
-Every statement is counted in `queries_issued` so benchmarks and reports can show it.
+- `measure`: per database one batched `select count(*), <fingerprint> ... UNION ALL ...` over the relations that
+  need a count (DuckDB: all; Snowflake: views and anything fingerprinted) or a fingerprint; on Snowflake split
+  into as many statements as keep each under its 1 MB statement limit (about 150 relations of 150 columns each).
+- Drill-down statements (`column_fingerprints`, `leave_one_out_fingerprints`, `bucket_fingerprints`,
+  `key_row_hashes`, `rows_for_keys`) run only for the relations whose fingerprints differ, one statement each.
+Every statement is counted in `queries_issued` so benchmarks and reports can show it. A statement timeout, when
+set, cancels any statement that runs longer.
 
 Connections come from a dbt profile output dict. Credentials are passed to the driver and kept nowhere
 else: not in reprs, errors or logs.
