@@ -7,6 +7,10 @@ A fingerprint is an aggregate of row hashes computed in the warehouse, so nothin
 Columns always enter in one canonical order (sorted by lower-case name), which makes the fingerprint independent
 of column order. Float columns enter rounded to a configured number of decimal places.
 
+Not every type hashes: Snowflake's HASH_AGG rejects GEOGRAPHY and GEOMETRY (such columns are left out, with a
+reason code, see `Dialect.comparability`) and semi-structured values (VARIANT, OBJECT, ARRAY) enter as their JSON
+text (`TO_JSON`), which compares them by content.
+
 The same two sides are always hashed by the same engine: fingerprints of different engines are not comparable.
 """
 
@@ -18,10 +22,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CompareColumn:
-    """One column as it enters a hash: its name in the warehouse, rounded when it is a float."""
+    """One column as it enters a hash: its name in the warehouse, rounded when it is a float, as JSON text when
+    it is semi-structured (`as_json`)."""
 
     name: str
     round_to: int | None = None
+    as_json: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,10 +49,24 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def base_type(data_type: str) -> str:
+    """`NUMBER(38,0)` -> `NUMBER`, `ARRAY(VARCHAR)` -> `ARRAY`: the type's name, upper case."""
+    return " ".join(data_type.upper().split("(", 1)[0].split())
+
+
 class Dialect:
-    """How one engine hashes; subclasses differ only in the aggregate and the modulo."""
+    """How one engine hashes; subclasses differ in the aggregate, the casts and the types they cannot hash."""
 
     name = "generic"
+    unhashable_types: frozenset[str] = frozenset()
+    json_types: frozenset[str] = frozenset()
+
+    def comparability(self, data_type: str) -> str:
+        """'hash' (as is), 'json' (as its JSON text) or 'unhashable' (left out of every hash, with a reason)."""
+        kind = base_type(data_type)
+        if kind in self.unhashable_types:
+            return "unhashable"
+        return "json" if kind in self.json_types else "hash"
 
     def value(self, column: CompareColumn) -> str:
         quoted = quote(column.name)
@@ -70,6 +90,14 @@ class Dialect:
     def column_fingerprints(self, relation: str, spec: FingerprintSpec) -> str:
         """One statement: a fingerprint per compared column, in spec order."""
         parts = [f"{self.set_fingerprint([column])} as c{i}" for i, column in enumerate(spec.columns)]
+        return f"select {', '.join(parts)} from {relation}"
+
+    def leave_one_out_fingerprints(self, relation: str, spec: FingerprintSpec) -> str:
+        """One statement: per compared column, the fingerprint of all the other columns, in spec order."""
+        parts = [
+            f"{self.set_fingerprint([c for c in spec.columns if c is not column])} as c{i}"
+            for i, column in enumerate(spec.columns)
+        ]
         return f"select {', '.join(parts)} from {relation}"
 
     def bucket_fingerprints(
@@ -125,6 +153,12 @@ class DuckDBDialect(Dialect):
 
 class SnowflakeDialect(Dialect):
     name = "snowflake"
+    # HASH/HASH_AGG reject the geospatial types; semi-structured values are hashed through their JSON text.
+    unhashable_types = frozenset({"GEOGRAPHY", "GEOMETRY"})
+    json_types = frozenset({"VARIANT", "OBJECT", "ARRAY"})
+
+    def value(self, column: CompareColumn) -> str:
+        return f"to_json({quote(column.name)})" if column.as_json else super().value(column)
 
     def set_fingerprint(self, columns: Sequence[CompareColumn]) -> str:
         return f"to_varchar(hash_agg({', '.join(self.value(c) for c in columns)}))"

@@ -3,11 +3,13 @@
 Query budget, whatever the number of relations:
 - `describe`: per database ONE information_schema query (which relations exist, table or view, their columns;
   on Snowflake also INFORMATION_SCHEMA.TABLES.ROW_COUNT, metadata without a scan).
-- `measure`: per database ONE batched `select count(*), <fingerprint> ... UNION ALL ...` over the relations that
-  need a count (DuckDB: all; Snowflake: views and anything fingerprinted) or a fingerprint.
-- Drill-down statements (`column_fingerprints`, `bucket_fingerprints`, `key_row_hashes`, `rows_for_keys`) run
-  only for the relations whose fingerprints differ, one statement each.
-Every statement is counted in `queries_issued` so benchmarks and reports can show it.
+- `measure`: per database one batched `select count(*), <fingerprint> ... UNION ALL ...` over the relations that
+  need a count (DuckDB: all; Snowflake: views and anything fingerprinted) or a fingerprint; on Snowflake split
+  into as many statements as keep each under its 1 MB statement limit (about 150 relations of 150 columns each).
+- Drill-down statements (`column_fingerprints`, `leave_one_out_fingerprints`, `bucket_fingerprints`,
+  `key_row_hashes`, `rows_for_keys`) run only for the relations whose fingerprints differ, one statement each.
+Every statement is counted in `queries_issued` so benchmarks and reports can show it. A statement timeout, when
+set, cancels any statement that runs longer.
 
 Connections come from a dbt profile output dict. Credentials are passed to the driver and kept nowhere
 else: not in reprs, errors or logs.
@@ -15,6 +17,7 @@ else: not in reprs, errors or logs.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,9 +35,11 @@ from dbt2prefect.fingerprint_sql import (
     quote,
 )
 
-# Snowflake caps statement text at 1 MB: 500 branches per UNION ALL keeps far below it (a fingerprint branch of
-# a wide relation is a few kB). DuckDB has no such cap.
+# Snowflake caps statement text at 1 MB (1,048,576 bytes): a batched statement takes up to 500 branches and stops
+# before 900,000 bytes (a fingerprint branch of a 150-column relation is about 6 kB, so 500 of them would not fit).
+# DuckDB has no such cap.
 SNOWFLAKE_UNION_CHUNK = 500
+SNOWFLAKE_STATEMENT_BYTES = 900_000
 DUCKDB_UNION_CHUNK = 20_000
 
 
@@ -95,6 +100,8 @@ class Warehouse(Protocol):
 
     def column_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]: ...
 
+    def leave_one_out_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]: ...
+
     def bucket_fingerprints(
         self, stats: RelationStats, spec: FingerprintSpec, key: Sequence[CompareColumn], buckets: int
     ) -> dict[int, str]: ...
@@ -121,9 +128,26 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+@dataclass(frozen=True)
+class Statement:
+    """One batched statement and the relations of its branches, in branch order (`idx` = position)."""
+
+    sql: str
+    relations: tuple[RelationStats, ...]
+
+
+def _batches(items: Sequence[tuple[RelationStats, int]], count: int, size: int | None) -> Iterable[list[RelationStats]]:
+    """Groups of at most `count` items and (when set) `size` bytes by the items' lengths; an item is never split."""
+    batch: list[RelationStats] = []
+    used = 0
+    for stats, length in items:
+        if batch and (len(batch) >= count or (size is not None and used + length > size)):
+            yield batch
+            batch, used = [], 0
+        batch.append(stats)
+        used += length
+    if batch:
+        yield batch
 
 
 class _SqlWarehouse:
@@ -131,10 +155,12 @@ class _SqlWarehouse:
 
     upper_case = False
     union_chunk = DUCKDB_UNION_CHUNK
+    statement_bytes: int | None = None
     dialect: Dialect = DuckDBDialect()
 
-    def __init__(self) -> None:
+    def __init__(self, statement_timeout: int | None = None) -> None:
         self.queries_issued = 0
+        self.statement_timeout = statement_timeout
         self._conn: Any = None
 
     # -- driver-specific ---------------------------------------------------------------------
@@ -149,19 +175,32 @@ class _SqlWarehouse:
         """True when the described row_count is exact for tables (Snowflake metadata)."""
         return False
 
+    def _run(self, sql: str) -> list[tuple[Any, ...]]:
+        """Execute one statement on the open connection (the driver enforces the statement timeout)."""
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def _timed_out(self, exc: Exception) -> bool:
+        """True when the driver cancelled the statement for the statement timeout."""
+        return False
+
     # -- shared ------------------------------------------------------------------------------
     def _execute(self, sql: str) -> list[tuple[Any, ...]]:
         if self._conn is None:
             self._conn = self._connect()
         self.queries_issued += 1
         try:
-            cursor = self._conn.cursor()
-            try:
-                cursor.execute(sql)
-                return list(cursor.fetchall())
-            finally:
-                cursor.close()
+            return self._run(sql)
         except Exception as exc:  # drivers raise their own hierarchies; name the statement kind, not the data
+            if self.statement_timeout is not None and self._timed_out(exc):
+                raise WarehouseError(
+                    f"{type(self).__name__}: a statement ran longer than {self.statement_timeout} s and was "
+                    "cancelled; raise [parity] statement_timeout_seconds or use a larger warehouse"
+                ) from None
             raise WarehouseError(f"{type(self).__name__}: query failed: {str(exc).splitlines()[0][:300]}") from None
 
     def ping(self) -> None:
@@ -183,15 +222,23 @@ class _SqlWarehouse:
             return str(schema).upper(), str(name).upper()
         return str(schema).lower(), str(name).lower()
 
+    def describe_statements(self, relations: Sequence[Relation]) -> list[tuple[list[Relation], str]]:
+        """(relations of one database, its INFORMATION_SCHEMA statement): one per database, the schemas in play.
+
+        Schemas are listed as the warehouse folds unquoted names and as dbt spells them (a quoted name keeps it).
+        """
+        statements = []
+        for database, group in sorted(self._group(relations).items()):
+            schemas = sorted({r.folded(self.upper_case)[1] for r in group} | {r.schema for r in group})
+            statements.append((group, self._describe_sql(database, schemas)))
+        return statements
+
     def describe(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]:
         """Existence, kind, columns (and on Snowflake tables the metadata row count): one query per database."""
         result: dict[Relation, RelationStats] = {}
-        for database, group in sorted(self._group(relations).items()):
-            schemas = sorted({r.folded(self.upper_case)[1] for r in group})
+        for group, sql in self.describe_statements(relations):
             found: dict[tuple[str, str], dict[str, Any]] = {}
-            for schema, name, kind, row_count, column, data_type in self._execute(
-                self._describe_sql(database, schemas)
-            ):
+            for schema, name, kind, row_count, column, data_type in self._execute(sql):
                 entry = found.setdefault(
                     self._key(schema, name),
                     {
@@ -230,23 +277,37 @@ class _SqlWarehouse:
     ) -> dict[Relation, RelationStats]:
         """Row counts where not known and fingerprints where asked: one batched query per database."""
         result = dict(described)
+        for statement in self.measure_statements(described, specs):
+            for index, count, fingerprint in self._execute(statement.sql):
+                stats = statement.relations[int(index)]
+                result[stats.relation] = replace(
+                    stats, row_count=int(count), fingerprint=None if fingerprint is None else str(fingerprint)
+                )
+        return result
+
+    def measure_statements(
+        self, described: Mapping[Relation, RelationStats], specs: Mapping[Relation, FingerprintSpec]
+    ) -> list[Statement]:
+        """The statements `measure` issues: per database, UNION ALL batches within the engine's statement limits."""
         pending = [
             stats
             for stats in described.values()
             if stats.exists and (stats.row_count is None or stats.relation in specs)
         ]
+        statements: list[Statement] = []
         for _, group in sorted(self._group(s.relation for s in pending).items()):
-            for chunk in _chunks([described[r] for r in group], self.union_chunk):
-                parts = [
+            # A branch's length with index 0: a later index adds a few digits, which the size margin covers.
+            sized = [
+                (stats, len(self.dialect.measure_part(0, self._qualified(stats), specs.get(stats.relation)).encode()))
+                for stats in (described[r] for r in group)
+            ]
+            for batch in _batches(sized, self.union_chunk, self.statement_bytes):
+                sql = "\nunion all\n".join(
                     self.dialect.measure_part(index, self._qualified(stats), specs.get(stats.relation))
-                    for index, stats in enumerate(chunk)
-                ]
-                for index, count, fingerprint in self._execute("\nunion all\n".join(parts)):
-                    stats = chunk[int(index)]
-                    result[stats.relation] = replace(
-                        stats, row_count=int(count), fingerprint=None if fingerprint is None else str(fingerprint)
-                    )
-        return result
+                    for index, stats in enumerate(batch)
+                )
+                statements.append(Statement(sql, tuple(batch)))
+        return statements
 
     def relation_stats(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]:
         """Existence, kind, columns and row count of every relation, with at most two queries per database."""
@@ -256,6 +317,11 @@ class _SqlWarehouse:
     def column_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]:
         """Fingerprint per compared column (keyed by the column's lower-case name)."""
         [row] = self._execute(self.dialect.column_fingerprints(self._qualified(stats), spec))
+        return {column.name.lower(): str(value) for column, value in zip(spec.columns, row, strict=True)}
+
+    def leave_one_out_fingerprints(self, stats: RelationStats, spec: FingerprintSpec) -> dict[str, str]:
+        """Per compared column (lower-case name), the fingerprint of every other column."""
+        [row] = self._execute(self.dialect.leave_one_out_fingerprints(self._qualified(stats), spec))
         return {column.name.lower(): str(value) for column, value in zip(spec.columns, row, strict=True)}
 
     def bucket_fingerprints(
@@ -304,8 +370,10 @@ class _SqlWarehouse:
 class DuckDBWarehouse(_SqlWarehouse):
     """One DuckDB file (read-only) plus its attached databases; the file's stem is its database name."""
 
-    def __init__(self, path: Path, attach: Sequence[Mapping[str, Any]] = ()) -> None:
-        super().__init__()
+    def __init__(
+        self, path: Path, attach: Sequence[Mapping[str, Any]] = (), statement_timeout: int | None = None
+    ) -> None:
+        super().__init__(statement_timeout)
         self.path = Path(path)
         self.attach = [dict(item) for item in attach]
 
@@ -331,8 +399,25 @@ class DuckDBWarehouse(_SqlWarehouse):
             raise WarehouseError(f"could not open DuckDB database {self.path}: {exc}") from None
         return conn
 
+    def _run(self, sql: str) -> list[tuple[Any, ...]]:
+        """DuckDB has no statement timeout setting: a timer interrupts the statement's cursor when one is set."""
+        cursor = self._conn.cursor()
+        timer = threading.Timer(self.statement_timeout, cursor.interrupt) if self.statement_timeout else None
+        try:
+            if timer is not None:
+                timer.start()
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            if timer is not None:
+                timer.cancel()
+            cursor.close()
+
+    def _timed_out(self, exc: Exception) -> bool:
+        return "INTERRUPT" in str(exc).upper()
+
     def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
-        in_list = ", ".join(literal(s) for s in schemas)
+        in_list = ", ".join(literal(s.lower()) for s in sorted({s.lower() for s in schemas}))
         return (
             "select t.table_schema, t.table_name, t.table_type, null as row_count, c.column_name, c.data_type "
             "from information_schema.tables t left join information_schema.columns c on "
@@ -347,11 +432,17 @@ class SnowflakeWarehouse(_SqlWarehouse):
 
     upper_case = True
     union_chunk = SNOWFLAKE_UNION_CHUNK
+    statement_bytes = SNOWFLAKE_STATEMENT_BYTES
     dialect: Dialect = SnowflakeDialect()
 
-    def __init__(self, connect_args: Mapping[str, Any]) -> None:
-        super().__init__()
+    def __init__(self, connect_args: Mapping[str, Any], statement_timeout: int | None = None) -> None:
+        super().__init__(statement_timeout)
         self._connect_args = dict(connect_args)
+        if statement_timeout is not None:
+            # Enforced by Snowflake on every statement of the session (error 000630 when reached).
+            parameters = dict(self._connect_args.get("session_parameters") or {})
+            parameters["STATEMENT_TIMEOUT_IN_SECONDS"] = int(statement_timeout)
+            self._connect_args["session_parameters"] = parameters
 
     def __repr__(self) -> str:
         # Only non-secret fields: never the password or key.
@@ -371,17 +462,22 @@ class SnowflakeWarehouse(_SqlWarehouse):
     def _counts_from_metadata(self) -> bool:
         return True
 
+    def _timed_out(self, exc: Exception) -> bool:
+        return getattr(exc, "errno", None) == 630 or "timeout" in str(exc).lower()
+
     def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
         in_list = ", ".join(literal(s) for s in schemas)
         db = quote(database.upper())
         # COLUMNS lists the columns of tables and views; TABLES adds the type and ROW_COUNT (metadata, no scan).
-        # The left join keeps a view correct where TABLES does not list views.
+        # The left join keeps a view correct where TABLES does not list views. Both views are filtered by plain
+        # predicates on TABLE_SCHEMA against the names as stored: a function on the column makes Snowflake list
+        # the whole database's INFORMATION_SCHEMA first (error 090030 on large databases).
         return (
             "select c.table_schema, c.table_name, coalesce(t.table_type, 'VIEW') as table_type, t.row_count, "
             f"c.column_name, c.data_type from {db}.information_schema.columns c "
             f"left join {db}.information_schema.tables t "
-            "on t.table_schema = c.table_schema and t.table_name = c.table_name "
-            f"where upper(c.table_schema) in ({in_list}) "
+            f"on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_schema in ({in_list}) "
+            f"where c.table_schema in ({in_list}) "
             "order by c.table_schema, c.table_name, c.ordinal_position"
         )
 
@@ -403,8 +499,11 @@ _SNOWFLAKE_KEYS = {
 }
 
 
-def warehouse_from_profile_output(output: Mapping[str, Any]) -> _SqlWarehouse:
+def warehouse_from_profile_output(output: Mapping[str, Any], statement_timeout: int | None = None) -> _SqlWarehouse:
     """A read-only warehouse handle for one dbt profile output (the dict under `outputs.<target>`).
+
+    `statement_timeout` (seconds) cancels any statement that runs longer (Snowflake: the session's
+    STATEMENT_TIMEOUT_IN_SECONDS; DuckDB: an interrupt).
 
     Raises:
         ConfigError: the adapter type is not supported or a required field is missing (no secret is shown).
@@ -414,7 +513,7 @@ def warehouse_from_profile_output(output: Mapping[str, Any]) -> _SqlWarehouse:
         path = output.get("path")
         if not path or path == ":memory:":
             raise ConfigError("the DuckDB profile output has no file `path`; parity needs a database file")
-        return DuckDBWarehouse(Path(str(path)), output.get("attach") or ())
+        return DuckDBWarehouse(Path(str(path)), output.get("attach") or (), statement_timeout)
     if kind == "snowflake":
         missing = [key for key in ("account", "user") if not output.get(key)]
         if missing:
@@ -424,7 +523,7 @@ def warehouse_from_profile_output(output: Mapping[str, Any]) -> _SqlWarehouse:
             args["private_key"] = _load_private_key(str(output["private_key"]), output.get("private_key_passphrase"))
             args.pop("private_key_file_pwd", None)
         args.setdefault("session_parameters", {"QUERY_TAG": "dbt2prefect-parity"})
-        return SnowflakeWarehouse(args)
+        return SnowflakeWarehouse(args, statement_timeout)
     raise ConfigError(f"parity supports duckdb and snowflake profile outputs, not {kind or 'an untyped output'!r}")
 
 

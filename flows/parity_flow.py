@@ -27,7 +27,7 @@ from migration.export import read_job_context
 from migration.translate import build_plan
 from parity.model import ParityReport
 from parity.render import report_markdown
-from parity.runner import JobSpec, ParityContext, ProfileOutputs, compare_jobs
+from parity.runner import JobSpec, ParityContext, ProfileOutputs, calibrate_jobs, compare_jobs
 from parity.settings import load_parity_settings, parity_settings_path
 from parity.store import DEFAULT_REPORT_ROOT, write_report
 
@@ -177,9 +177,20 @@ def build_report(
     profiles_strategy: ProfilesStrategy,
     dbt_cloud_host: str | None = None,
     dbt_cloud_account_id: int | None = None,
+    calibrate: bool = False,
 ) -> ParityReport:
-    """Parity of the tenant's jobs: baselines from dbt Cloud, candidates given or started as `run_dbt_wg` subflows."""
+    """Parity of the tenant's jobs: baselines from dbt Cloud, candidates given or started as `run_dbt_wg` subflows.
+
+    With `calibrate`, each job's run on the parity target is compared with a new run on the calibration target
+    (the same code, an A/A pair) instead of its baseline: the report names the build noise and its settings lines.
+    """
     settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    if calibrate and settings.calibration_target not in tenant.targets:
+        raise ConfigError(
+            f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
+            f"({', '.join(tenant.targets)}); add it to [tenant] targets and to the dbt profile (a database or "
+            "schema of its own), or set calibration_target to such a target"
+        )
     with dbt_cloud_client(tenant, dbt_cloud_host, dbt_cloud_account_id) as client:
         specs = job_specs(client, tenant, job_ids, candidate_runs)
         context = ParityContext(
@@ -192,7 +203,7 @@ def build_report(
             profile_outputs=profile_outputs(tenant, profiles_strategy),
             start_candidate=_start_candidate,
         )
-        return compare_jobs(specs, context)
+        return calibrate_jobs(specs, context) if calibrate else compare_jobs(specs, context)
 
 
 @flow(name="parity_report", log_prints=False)

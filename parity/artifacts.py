@@ -41,6 +41,7 @@ class ArtifactMetadata(_Lenient):
     generated_at: str | None = None
     invocation_id: str | None = None
     project_name: str | None = None
+    adapter_type: str | None = None
 
 
 class NodeConfig(_Lenient):
@@ -88,6 +89,7 @@ class ManifestNode(_Lenient):
     relation_name: str | None = None
     original_file_path: str = ""
     raw_code: str = ""
+    compiled_code: str | None = None
     tags: list[str] = Field(default_factory=list)
     config: NodeConfig = NodeConfig()
     checksum: Checksum = Checksum()

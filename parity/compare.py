@@ -141,7 +141,7 @@ def _warehouse_pass(
     plans = []
     if settings.values.enabled:
         same_engine = baseline_wh.dialect.name == candidate_wh.dialect.name
-        plans = plan_values(pairs, base_desc, cand_desc, settings, same_engine)
+        plans = plan_values(pairs, base_desc, cand_desc, settings, same_engine, baseline_wh.dialect)
     else:
         result.findings.append(
             Finding(

@@ -65,6 +65,8 @@ class Reason(StrEnum):
     RELATION_MISSING_IN_CANDIDATE = "relation_missing_in_candidate"
     VALUES_DIFFER = "values_differ"
     COLUMNS_EXCLUDED = "columns_excluded"
+    COLUMN_NOT_HASHABLE = "column_not_hashable"
+    NONDETERMINISTIC = "nondeterministic"
     FLOAT_PRECISION = "float_precision"
     VALUES_DISABLED = "values_disabled"
     VALUES_SKIPPED_RELATION_MISSING = "values_skipped_relation_missing"
@@ -208,6 +210,10 @@ class ValueRow(BaseModel):
     key_source: str | None = None
     samples: list[ValueSample] = Field(default_factory=list)
     note: str | None = None
+    moved_columns: list[str] = Field(
+        default_factory=list,
+        description="No single column differs: the columns whose values go to different rows (see parity.noise).",
+    )
 
 
 class SchemaRow(BaseModel):
@@ -239,6 +245,43 @@ class TimingSummary(BaseModel):
     nodes_compared: int
 
 
+class NoiseEntry(BaseModel):
+    """One relation's noise seen between two runs of the same code (see `parity.noise.calibrate`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unique_id: str
+    name: str
+    kind: Literal["columns", "row_pairing", "rows", "row_count"]
+    columns: list[str] = Field(default_factory=list)
+    evidence: str
+    sql: list[str] = Field(default_factory=list, description="Expressions of the compiled SQL that cause it.")
+    setting: str = Field(description="The parity settings line that leaves this noise out of later comparisons.")
+    section: str = Field(description="The TOML table the line goes under.")
+
+
+class Calibration(BaseModel):
+    """What an A/A pair (two runs of the same code) showed, and the settings lines it proposes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    first_run: str
+    second_run: str
+    entries: list[NoiseEntry] = Field(default_factory=list)
+
+    def settings_lines(self) -> str:
+        """The proposed lines under their TOML tables, ready to paste into `<tenant>.parity.toml`."""
+        sections: dict[str, list[str]] = {}
+        for entry in self.entries:
+            sections.setdefault(entry.section, []).append(entry.setting)
+        blocks = []
+        for section, lines in sorted(sections.items(), key=lambda item: (item[0] != "parity", item[0])):
+            if section == "parity":  # one `accepted` array
+                lines = [f"accepted = [{', '.join(lines)}]  # merge with the entries already there"]
+            blocks.append("\n".join([f"[{section}]", *lines]))
+        return "\n\n".join(blocks)
+
+
 class JobParity(BaseModel):
     """The comparison of one dbt Cloud job's baseline run with its Prefect candidate run."""
 
@@ -264,6 +307,9 @@ class JobParity(BaseModel):
     )
     drill_down_queries: dict[str, int] = Field(
         default_factory=dict, description="Warehouse queries per side spent naming differing columns and keys."
+    )
+    calibration: Calibration | None = Field(
+        default=None, description="Set when both sides are runs of the same code (an A/A pair): the build noise."
     )
 
     def errors(self) -> list[Finding]:

@@ -120,6 +120,7 @@ def job_blocks(job: JobParity) -> list[_Block]:
             )
         )
     blocks += _value_blocks(job)
+    blocks += _noise_blocks(job)
     if job.schema_diffs:
         blocks += [
             _Heading("Schema differences"),
@@ -203,6 +204,34 @@ def _value_blocks(job: JobParity) -> list[_Block]:
             _Heading("Value exclusions and float precision"),
             _Table(["node", "excluded columns (source)", "float columns", "decimal places"], tolerances),
         ]
+    return blocks
+
+
+def _noise_blocks(job: JobParity) -> list[_Block]:
+    """Calibration (an A/A pair): what differs between two runs of the same code, why, and the settings lines."""
+    if job.calibration is None:
+        return []
+    calibration = job.calibration
+    blocks: list[_Block] = [
+        _Heading(f"Build noise ({len(calibration.entries)} relations differ between two runs of the same code)"),
+        _Para(
+            f"Runs {calibration.first_run} and {calibration.second_run} built the same code. Their differences are "
+            "nondeterministic, not migration faults. To leave them out of later comparisons, add each line under "
+            "its table in the tenant's parity settings (a real change to other columns of these relations still "
+            "fails); better, make the SQL deterministic (a unique ORDER BY, no clock or random value in compared "
+            "columns)."
+        ),
+    ]
+    if calibration.entries:
+        blocks.append(
+            _Table(
+                ["node", "kind", "columns", "evidence", "SQL causing it", "table", "line"],
+                [
+                    [e.unique_id, e.kind, ", ".join(e.columns), e.evidence, "; ".join(e.sql), e.section, e.setting]
+                    for e in calibration.entries
+                ],
+            )
+        )
     return blocks
 
 

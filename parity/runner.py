@@ -18,9 +18,10 @@ from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
 from parity.baseline import DbtCloudRuns, fetch_baseline
 from parity.candidate import LATEST_RUN, job_candidate_run, load_candidate, parameter_findings
 from parity.compare import JobInputs, compare_job
-from parity.errors import CandidateError, SelectionError
+from parity.errors import CandidateError, ParitySettingsError, SelectionError
 from parity.model import Check, Finding, JobParity, ParityReport, Severity
 from parity.nodes import SelectionContext
+from parity.noise import calibrate
 from parity.selection import SelectionResolver, pick_step, selections_from_parameters
 from parity.settings import ParitySettings
 
@@ -64,16 +65,21 @@ class ParityContext:
     start_candidate: CandidateStarter | None = None
 
 
+CALIBRATION_DRILL_DOWN = 100_000
+"""A calibration names the columns of every differing relation (parity itself stops at `max_drill_down`)."""
+
+
 class _Warehouses:
-    def __init__(self, outputs: ProfileOutputs | None) -> None:
+    def __init__(self, outputs: ProfileOutputs | None, statement_timeout: int | None = None) -> None:
         self._outputs = outputs
+        self._timeout = statement_timeout
         self._open: dict[str, Warehouse] = {}
 
     def get(self, target: str | None) -> Warehouse | None:
         if self._outputs is None or not target:
             return None
         if target not in self._open:
-            self._open[target] = warehouse_from_profile_output(self._outputs(target))
+            self._open[target] = warehouse_from_profile_output(self._outputs(target), self._timeout)
         return self._open[target]
 
     def close(self) -> None:
@@ -118,16 +124,7 @@ def compare_one(
     """Baseline, candidate, selection, warehouses -> one job's parity."""
     cand_target = ctx.settings.candidate_target
     baseline = fetch_baseline(ctx.baselines, spec.job_id, spec.baseline_run_id, target=spec.parameters.get("target"))
-    run_id = spec.candidate_run_id
-    if run_id is None:
-        if ctx.start_candidate is None:
-            raise CandidateError(
-                f"job {spec.job_id}: no candidate run given; pass --candidate-run {spec.job_id}=FLOW_RUN_ID "
-                "or let parity start one"
-            )
-        run_id = ctx.start_candidate(spec, spec.candidate_parameters(cand_target))
-    elif run_id == LATEST_RUN:
-        run_id = job_candidate_run(ctx.store, ctx.tenant, ctx.deployment, cand_target, spec.job_id)
+    run_id = _candidate_run(spec, ctx, cand_target, spec.candidate_run_id)
     candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
     extra = parameter_findings(spec.parameters, candidate.record, cand_target)
     base_target = baseline.ref.target or spec.parameters.get("target")
@@ -147,9 +144,73 @@ def compare_one(
     return compare_job(inputs, ctx.settings, warehouses.get(base_target), warehouses.get(candidate.ref.target))
 
 
+def _candidate_run(spec: JobSpec, ctx: ParityContext, target: str, run_id: str | None) -> str:
+    """The flow-run id of the job's run on `target`: the given one, the latest stored one, or a new one."""
+    if run_id == LATEST_RUN:
+        return job_candidate_run(ctx.store, ctx.tenant, ctx.deployment, target, spec.job_id)
+    if run_id is not None:
+        return run_id
+    if ctx.start_candidate is None:
+        raise CandidateError(
+            f"job {spec.job_id}: no run on target {target!r} given; pass --candidate-run {spec.job_id}=FLOW_RUN_ID "
+            "or let parity start one"
+        )
+    return ctx.start_candidate(spec, spec.candidate_parameters(target))
+
+
+def calibrate_one(spec: JobSpec, ctx: ParityContext, warehouses: _Warehouses) -> JobParity:
+    """An A/A pair of one job: its run on the parity target and a new run on the calibration target, same code.
+
+    Every value or row-count difference between them is build noise (see `parity.noise.calibrate`). The settings'
+    `nondeterministic` columns are compared here, so the proposed lines cover all the noise, not only new noise,
+    and every differing relation is drilled into, so each gets its columns named.
+    """
+    values = ctx.settings.values.model_copy(update={"nondeterministic": {}, "max_drill_down": CALIBRATION_DRILL_DOWN})
+    settings = ctx.settings.model_copy(update={"values": values})
+    first_target, second_target = settings.candidate_target, settings.calibration_target
+    first = load_candidate(
+        ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, first_target, spec.candidate_run_id)
+    )
+    second = load_candidate(ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, second_target, None))
+    extra = parameter_findings(spec.parameters, first.record, first_target)
+    extra += parameter_findings(spec.parameters, second.record, second_target)
+    inputs = JobInputs(
+        job_id=spec.job_id,
+        job_name=spec.name,
+        baseline=first.artifacts,
+        baseline_ref=first.ref,
+        candidate=second.artifacts,
+        candidate_ref=second.ref,
+        extra_findings=tuple(extra),
+    )
+    job = compare_job(inputs, settings, warehouses.get(first.ref.target), warehouses.get(second.ref.target))
+    return calibrate(job, second.artifacts.manifest)
+
+
+def calibrate_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
+    """Build noise of every job from A/A pairs (see `calibrate_one`); one connection per target across jobs.
+
+    Raises:
+        ParitySettingsError: the calibration target is a job's own (production) target: a calibration run there
+            would rebuild production.
+    """
+    writing_prod = sorted(str(s.job_id) for s in specs if s.parameters.get("target") == ctx.settings.calibration_target)
+    if writing_prod:
+        raise ParitySettingsError(
+            f"[parity] calibration_target {ctx.settings.calibration_target!r} is the target of job(s) "
+            f"{', '.join(writing_prod)}: a calibration run would rebuild it; name a target of its own"
+        )
+    warehouses = _Warehouses(ctx.profile_outputs, ctx.settings.statement_timeout_seconds)
+    try:
+        jobs = [calibrate_one(spec, ctx, warehouses) for spec in specs]
+    finally:
+        warehouses.close()
+    return ParityReport.from_jobs(ctx.tenant, jobs)
+
+
 def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
     """Parity of every job, sharing one parsed project and one connection per target across jobs."""
-    warehouses = _Warehouses(ctx.profile_outputs)
+    warehouses = _Warehouses(ctx.profile_outputs, ctx.settings.statement_timeout_seconds)
     resolver = (
         SelectionResolver(ctx.project_dir, cache_dir=runs_root() / "selection-cache")
         if ctx.project_dir is not None

@@ -10,7 +10,7 @@ import fnmatch
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from parity.errors import ParitySettingsError
 from parity.model import Reason
@@ -61,6 +61,10 @@ def _matches(name: str, unique_id: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(unique_id, pattern)
 
 
+NONDETERMINISTIC_SOURCE = "nondeterministic:"
+"""Source prefix of an exclusion that comes from `[parity.values.nondeterministic]`."""
+
+
 class ValueSettings(BaseModel):
     """Value parity: in-warehouse fingerprints per relation, drill-down to columns and keys where they differ.
 
@@ -81,6 +85,11 @@ class ValueSettings(BaseModel):
         default_factory=dict,
         description="Model (name or unique_id glob) -> key columns; default: a column with a `unique` test.",
     )
+    nondeterministic: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Model (name or unique_id glob) -> column globs that differ between two runs of the same code "
+        "(see `dbt2prefect parity --calibrate`): left out of every hash, reported as nondeterministic.",
+    )
     sample_rows: int = Field(default=5, ge=0, le=100, description="Differing keys shown per relation.")
     sample_bytes: int = Field(default=8000, ge=0, description="Cap on the sample's size per relation.")
     max_drill_down: int = Field(default=20, ge=0, description="Differing relations drilled into per job.")
@@ -94,7 +103,7 @@ class ValueSettings(BaseModel):
         return keys
 
     def exclusions_for(self, unique_id: str, name: str, tags: frozenset[str]) -> list[tuple[str, str]]:
-        """(column glob, where it came from: 'default', 'model:<glob>' or 'tag:<tag>') of one node."""
+        """(column glob, where it came from: 'default', 'model:<glob>', 'tag:<tag>' or 'nondeterministic:<glob>')."""
         result = [(glob.lower(), "default") for glob in self.exclude_columns]
         for pattern, globs in sorted(self.exclude_by_model.items()):
             if _matches(name, unique_id, pattern):
@@ -102,6 +111,9 @@ class ValueSettings(BaseModel):
         for tag, globs in sorted(self.exclude_by_tag.items()):
             if any(fnmatch.fnmatchcase(t, tag) for t in tags):
                 result += [(glob.lower(), f"tag:{tag}") for glob in globs]
+        for pattern, globs in sorted(self.nondeterministic.items()):
+            if _matches(name, unique_id, pattern):
+                result += [(glob.lower(), f"{NONDETERMINISTIC_SOURCE}{pattern}") for glob in globs]
         return result
 
     def key_for(self, unique_id: str, name: str) -> tuple[list[str], str] | None:
@@ -128,10 +140,20 @@ class ParitySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     candidate_target: str = "parity"
+    calibration_target: str = Field(
+        default="parity_calibration",
+        description="Second target of a calibration (`parity --calibrate`): the job runs on the parity target and "
+        "on this one, from the same code, and the two are compared to learn the build noise.",
+    )
     row_counts: RowCountSettings = RowCountSettings()
     values: ValueSettings = ValueSettings()
     timings: TimingSettings = TimingSettings()
     check_schema: bool = True
+    statement_timeout_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="Any parity statement running longer is cancelled (Snowflake: STATEMENT_TIMEOUT_IN_SECONDS).",
+    )
     accepted: tuple[str, ...] = Field(
         default=(),
         description="Reviewed differences that do not fail parity, as '<reason>:<unique_id glob>' (job-wide).",
@@ -152,6 +174,15 @@ class ParitySettings(BaseModel):
                     "for every node of the job"
                 )
         return entries
+
+    @model_validator(mode="after")
+    def _calibration_target_differs(self) -> ParitySettings:
+        if self.calibration_target == self.candidate_target:
+            raise ValueError(
+                f"calibration_target {self.calibration_target!r} is the candidate_target: a calibration compares "
+                "two runs on two targets; name a target writing a database or schema of its own"
+            )
+        return self
 
     def is_accepted(self, reason: str, subject: str) -> bool:
         """True when a person has accepted this reason for this subject (glob on the subject)."""

@@ -16,12 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dbt2prefect.fingerprint_sql import CompareColumn, FingerprintSpec
+from dbt2prefect.fingerprint_sql import CompareColumn, Dialect, FingerprintSpec
 from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
 from parity.artifacts import Manifest
 from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
+from parity.noise import differ_advice, excluded_noise_finding, node_noise, pairing_message, row_pairing
 from parity.rowcounts import RelationPair
-from parity.settings import ParitySettings
+from parity.settings import NONDETERMINISTIC_SOURCE, ParitySettings
 
 FLOAT_TYPES = frozenset({"FLOAT", "FLOAT4", "FLOAT8", "REAL", "DOUBLE", "DOUBLE PRECISION"})
 DIRECT_ROWS = 50_000  # relations up to this size skip the bucket step
@@ -42,6 +43,8 @@ class ValuePlan:
     note: str | None = None
     excluded: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
+    unhashable: tuple[str, ...] = ()
+    nondeterministic: tuple[str, ...] = ()
 
 
 @dataclass
@@ -60,8 +63,10 @@ def plan_values(
     candidate: Mapping[Relation, RelationStats],
     settings: ParitySettings,
     same_engine: bool,
+    dialect: Dialect | None = None,
 ) -> list[ValuePlan]:
-    """Which columns of each pair enter the fingerprint (exclusions, float rounding), or the skip reason."""
+    """Which columns of each pair enter the fingerprint (exclusions, float rounding, the engine's unhashable and
+    semi-structured types), or the skip reason."""
     values = settings.values
     plans: list[ValuePlan] = []
     for pair in pairs:
@@ -75,16 +80,34 @@ def plan_values(
         base_cols, cand_cols = base.column_types(), cand.column_types()
         rules = values.exclusions_for(pair.unique_id, pair.node.name, pair.node.all_tags)
         excluded: list[str] = []
+        noisy: list[str] = []
         compared: list[str] = []
+        unhashable: list[str] = []
+        as_json: set[str] = set()
         for column in sorted(set(base_cols) & set(cand_cols)):
             source = next((src for glob, src in rules if fnmatch.fnmatchcase(column, glob)), None)
-            if source is None:
-                compared.append(column)
-            else:
+            kinds = {dialect.comparability(t) for t in (base_cols[column], cand_cols[column])} if dialect else set()
+            if source is not None and source.startswith(NONDETERMINISTIC_SOURCE):
+                noisy.append(f"{column} ({source})")
+            elif source is not None:
                 excluded.append(f"{column} ({source})")
+            elif "unhashable" in kinds:
+                unhashable.append(f"{column} ({base_cols[column]}: not hashable)")
+            else:
+                compared.append(column)
+                if "json" in kinds:
+                    as_json.add(column)
         floats = [c for c in compared if _is_float(base_cols[c]) or _is_float(cand_cols[c])]
         if not compared:
-            plans.append(ValuePlan(pair, skip=Reason.VALUES_SKIPPED_NO_COLUMNS, excluded=tuple(excluded)))
+            plans.append(
+                ValuePlan(
+                    pair,
+                    skip=Reason.VALUES_SKIPPED_NO_COLUMNS,
+                    excluded=tuple(excluded),
+                    unhashable=tuple(unhashable),
+                    nondeterministic=tuple(noisy),
+                )
+            )
             continue
         base_names = {name.lower(): name for name, _ in base.columns}
         cand_names = {name.lower(): name for name, _ in cand.columns}
@@ -93,18 +116,24 @@ def plan_values(
         plans.append(
             ValuePlan(
                 pair,
-                _spec(base_names, compared, floats, values.float_decimals),
-                _spec(cand_names, compared, floats, values.float_decimals),
+                _spec(base_names, compared, floats, values.float_decimals, as_json),
+                _spec(cand_names, compared, floats, values.float_decimals, as_json),
                 note=f"columns on one side only (schema check): {', '.join(only_one_side)}" if only_one_side else None,
                 excluded=tuple(excluded),
                 floats=tuple(floats),
+                unhashable=tuple(unhashable),
+                nondeterministic=tuple(noisy),
             )
         )
     return plans
 
 
-def _spec(names: Mapping[str, str], compared: list[str], floats: list[str], decimals: int) -> FingerprintSpec:
-    return FingerprintSpec.of([CompareColumn(names[c], decimals if c in floats else None) for c in compared])
+def _spec(
+    names: Mapping[str, str], compared: list[str], floats: list[str], decimals: int, as_json: set[str]
+) -> FingerprintSpec:
+    return FingerprintSpec.of(
+        [CompareColumn(names[c], decimals if c in floats else None, c in as_json) for c in compared]
+    )
 
 
 def fingerprint_specs(
@@ -234,7 +263,7 @@ def compare_values(
         common = {
             "unique_id": pair.unique_id,
             "materialized": pair.node.materialized,
-            "excluded_columns": list(plan.excluded),
+            "excluded_columns": [*plan.excluded, *plan.nondeterministic, *plan.unhashable],
             "float_columns": list(plan.floats),
             "float_decimals": decimals if plan.floats else None,
             "note": plan.note,
@@ -242,6 +271,17 @@ def compare_values(
         if plan.excluded:
             result.findings.append(
                 _info(Reason.COLUMNS_EXCLUDED, pair.unique_id, "not compared: " + ", ".join(plan.excluded))
+            )
+        if plan.nondeterministic:
+            result.findings.append(excluded_noise_finding(pair.unique_id, plan.nondeterministic, manifest))
+        if plan.unhashable:
+            result.findings.append(
+                _info(
+                    Reason.COLUMN_NOT_HASHABLE,
+                    pair.unique_id,
+                    f"not compared: {', '.join(plan.unhashable)}; compare "
+                    "them by hand or add a column derived from them (e.g. ST_ASWKB) to the model",
+                )
             )
         if plan.floats:
             result.findings.append(
@@ -270,6 +310,7 @@ def compare_values(
             result.rows.append(ValueRow(status=ValueStatus.EQUAL, columns_compared=columns, **prints, **common))
             continue
         differing: list[str] = []
+        moved: list[str] = []
         samples: list[ValueSample] = []
         key_info = _key(pair, manifest, settings)
         key: list[str] = []
@@ -294,7 +335,12 @@ def compare_values(
             else:
                 notes.append("no key (configure parity.values.keys or add a unique test): no key sample")
             if not differing:
-                notes.append("no single column differs: the combination of values in rows differs")
+                found = row_pairing(baseline_wh, base, plan.baseline_spec, candidate_wh, cand, plan.candidate_spec)
+                moved = found or []
+                if found is None:
+                    notes.append("no single column differs: the combination of values in rows differs")
+                else:
+                    notes.append(pairing_message(moved, node_noise(manifest, pair.unique_id)))
         else:
             result.findings.append(
                 _info(
@@ -311,6 +357,7 @@ def compare_values(
             key=key,
             key_source=key_info[1] if key_info is not None and key else None,
             samples=samples,
+            moved_columns=moved,
             **prints,
             **{**common, "note": "; ".join(notes) or None},
         )
@@ -323,7 +370,9 @@ def compare_values(
                 severity=Severity.EXPLAINED if accepted else Severity.ERROR,
                 subject=pair.unique_id,
                 message=_differ_message(row),
-                explanation="accepted in the parity settings" if accepted else None,
+                explanation="accepted in the parity settings"
+                if accepted
+                else differ_advice(pair.unique_id, pair.node.name, differing or moved, manifest),
             )
         )
     return result
@@ -346,8 +395,12 @@ def _skip_message(reason: Reason, pair: RelationPair) -> str:
 
 
 def _differ_message(row: ValueRow) -> str:
-    columns = ", ".join(row.differing_columns) if row.differing_columns else "(no single column)"
-    text = f"{row.unique_id}: values differ in {columns}"
+    if row.differing_columns:
+        text = f"{row.unique_id}: values differ in {', '.join(row.differing_columns)}"
+    elif row.moved_columns:
+        text = f"{row.unique_id}: values differ by row pairing: {', '.join(row.moved_columns)} go to different rows"
+    else:
+        text = f"{row.unique_id}: values differ in (no single column: rows pair up differently)"
     if row.samples:
         keys = "; ".join(", ".join(f"{k}={v}" for k, v in s.key.items()) for s in row.samples)
         text += f"; sample keys ({', '.join(row.key)}): {keys}"

@@ -55,6 +55,15 @@ def parity(
             "job's last stored run there (repeat).",
         ),
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Learn the build noise instead: compare each job's run on the parity target (--candidate-run or a "
+            "new one) with a new run on [parity] calibration_target, same code; print the settings lines that leave "
+            "the noise out. The report goes to <report dir>/calibration and never counts as a parity verdict.",
+        ),
+    ] = False,
     report_dir: ParityDir = None,
     profiles_strategy: Annotated[
         ProfilesStrategy,
@@ -77,19 +86,18 @@ def parity(
     chosen = output_format(format_, json_output)
     runs = parse_candidate_runs(candidate_run or [])
     tenant = tenant_from(tenant_file)
-    report = build_report(
-        tenant,
-        job or None,
-        runs,
-        profiles_strategy,
-        dbt_cloud_host,
-        account_id,
-    )
-    folder = write_report(report, report_dir or DEFAULT_REPORT_ROOT)
+    report = build_report(tenant, job or None, runs, profiles_strategy, dbt_cloud_host, account_id, calibrate)
+    root = report_dir or DEFAULT_REPORT_ROOT
+    # A calibration compares two candidate runs: its verdict must never become a job's parity verdict for cutover.
+    folder = write_report(report, root / "calibration" if calibrate else root)
     if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
     elif chosen == "table":
         _render_table(report, tenant.name)
+        for item in report.jobs:
+            if item.calibration is not None and item.calibration.entries:
+                console.print(f"Job {item.job_id}: add to {tenant.name}.parity.toml:", markup=False)
+                console.print(item.calibration.settings_lines(), markup=False, highlight=False)
         console.print(f"Report: {folder / 'report.html'}", markup=False)
     else:
         typer.echo(render_rows(_parity_rows(report), chosen), nl=False)
