@@ -165,10 +165,10 @@ class CodeStorage(BaseModel):
         if value is None:
             return None
         fix = "use an https:// or ssh:// URL (or git@host:path), e.g. 'https://github.com/acme/dbt.git'"
-        if not value or _unprintable(value) or value != value.strip() or " " in value:
-            raise ValueError(f"repository {value!r} must be one URL without spaces or line breaks; {fix}")
         if value.startswith("-") or "::" in value:
             raise ValueError(f"repository {value!r} would be read by git as an option or a remote helper; {fix}")
+        if not value or _unprintable(value) or value != value.strip() or " " in value:
+            raise ValueError(f"repository {value!r} must be one URL without spaces or line breaks; {fix}")
         if _SCP_LIKE.fullmatch(value):
             return value
         parts = urlsplit(value)

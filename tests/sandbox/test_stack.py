@@ -88,7 +88,7 @@ def test_tenant_settings_point_at_the_sandbox_and_keep_the_project(tmp_path: Pat
 
 def test_a_tenants_sandbox_settings_are_checked_with_what_to_fix(tmp_path: Path) -> None:
     from dbt2prefect.errors import ConfigError
-    from sandbox.stack import ensure_raw_data, start_dbt_cloud
+    from sandbox.stack import start_dbt_cloud
 
     def tenant_file(sandbox: str) -> Path:
         text = settings_path().read_text().split("[tenant.sandbox]")[0]
