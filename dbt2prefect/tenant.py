@@ -33,7 +33,8 @@ _IMAGE = re.compile(
 )
 _PYTHON = re.compile(r"3\.[0-9]{1,2}")
 _SCP_LIKE = re.compile(r"[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:[A-Za-z0-9_./~-]+")
-_REPOSITORY_SCHEMES = ("https", "ssh")
+_REPOSITORY_SCHEMES = ("https", "ssh", "file")
+"""git URLs a worker may clone: encrypted, or a repository on a disk it mounts (no git://, http://, ext::...)."""
 
 
 def _unprintable(value: str) -> bool:
@@ -164,7 +165,7 @@ class CodeStorage(BaseModel):
     def _repository(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        fix = "use an https:// or ssh:// URL (or git@host:path), e.g. 'https://github.com/acme/dbt.git'"
+        fix = "use an https:// or ssh:// URL (or git@host:path, or file:// for a local repository), e.g. 'https://github.com/acme/dbt.git'"
         if value.startswith("-") or "::" in value:
             raise ValueError(f"repository {value!r} would be read by git as an option or a remote helper; {fix}")
         if not value or _unprintable(value) or value != value.strip() or " " in value:
@@ -172,7 +173,7 @@ class CodeStorage(BaseModel):
         if _SCP_LIKE.fullmatch(value):
             return value
         parts = urlsplit(value)
-        if parts.scheme not in _REPOSITORY_SCHEMES or not parts.hostname:
+        if parts.scheme not in _REPOSITORY_SCHEMES or not (parts.hostname or parts.scheme == "file"):
             raise ValueError(f"repository {redact_url(value)!r} is not a git URL git may clone safely; {fix}")
         if parts.password is not None or (parts.username is not None and parts.scheme == "https"):
             raise ValueError(

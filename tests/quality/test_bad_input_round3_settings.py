@@ -107,8 +107,8 @@ SETTING_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         {REPOSITORY: 'repository = "ext::sh -c touch% /tmp/pwned"'},
         ("code_storage.repository", "https://"),
     ),
-    "repository on the local file system": (
-        {REPOSITORY: 'repository = "file:///etc"'},
+    "repository over plain git": (
+        {REPOSITORY: 'repository = "git://github.com/acme/dbt.git"'},
         ("code_storage.repository", "https://"),
     ),
     "repository with a token in it": (
