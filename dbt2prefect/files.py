@@ -58,6 +58,35 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{hidden}@{host}"))
 
 
+def overwrite_problem(path: Path, option: str, *, signature: str, what: str) -> str | None:
+    """Why a command must not write its output file to `path`, or None when it may.
+
+    The toolkit overwrites only what it wrote: `path` may be new, an empty file, or a file whose first 256 bytes
+    hold `signature` (the mark every file of that kind starts with). A folder is left to the write, which names it;
+    a symbolic link is refused (the file it points at may be anyone's).
+
+    Args:
+        option: the command-line option that chose the path, named with the fix.
+        what: what the command writes, for the message, e.g. "a file `dbt2prefect emit` wrote".
+    """
+    path = Path(path)
+    if path.is_symlink():
+        return f"{option} {path} is a symbolic link; pass the path of a regular file (or a new one)"
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(256)
+    except OSError as exc:
+        return f"{option} {path} cannot be read ({exc.strerror or exc}); pass another {option}"
+    if not head or signature.encode() in head:
+        return None
+    return (
+        f"{option} {path} exists and is not {what} (it lacks {signature!r}); dbt2prefect overwrites only files it "
+        f"wrote: pass another {option}, or move that file away first"
+    )
+
+
 DURABLE_PROTOCOLS = frozenset(
     {"file", "local", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "hdfs", "webhdfs", "sftp", "ssh", "smb"}
 )

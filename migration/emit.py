@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dbt2prefect.files import write_text_atomic
+from dbt2prefect.files import overwrite_problem, write_text_atomic
 from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec
 from migration.errors import MigrationError
 
@@ -103,29 +103,6 @@ def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python
     return shlex.join(args)
 
 
-def overwrite_problem(path: Path, option: str) -> str | None:
-    """Why `emit` must not write to `path`, or None: an existing file must be one `emit` wrote (or empty).
-
-    A folder is left to the write, which names it. A symbolic link is refused: the file it points at may be anyone's.
-    """
-    path = Path(path)
-    if path.is_symlink():
-        return f"{option} {path} is a symbolic link; pass the path of a regular file (or a new one)"
-    if not path.is_file():
-        return None
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(GENERATED_BY.encode()))
-    except OSError as exc:
-        return f"{option} {path} cannot be read ({exc.strerror or exc}); pass another {option}"
-    if not head or head == GENERATED_BY.encode():
-        return None
-    return (
-        f"{option} {path} exists and was not written by dbt2prefect (its first line is not '{GENERATED_BY}...'); "
-        f"emit overwrites only files it wrote: pass another {option}, or move that file away first"
-    )
-
-
 def check_outputs(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> None:
     """Refuse before writing anything: two outputs on one file, an output on an input, a file emit did not write.
 
@@ -146,7 +123,7 @@ def check_outputs(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> N
         for what, source in inputs.items():
             if source is not None and Path(source).expanduser().resolve() == resolved:
                 raise MigrationError(f"{option} {where} is {what}, which emit reads; pass another {option}")
-        problem = overwrite_problem(where, option)
+        problem = overwrite_problem(where, option, signature=GENERATED_BY, what="a file `dbt2prefect emit` wrote")
         if problem is not None:
             raise MigrationError(problem)
 
@@ -158,10 +135,10 @@ def write_prefect_yaml(text: str, path: Path, *, option: str = "--output") -> Pa
         option: the command-line option that picks the path, named in the error.
 
     Raises:
-        MigrationError: the file cannot be written there, or is a file emit did not write (see `overwrite_problem`;
-            the message names it); nothing is left behind.
+        MigrationError: the file cannot be written there, or is a file emit did not write
+            (`dbt2prefect.files.overwrite_problem`; the message names it); nothing is left behind.
     """
-    problem = overwrite_problem(Path(path), option)
+    problem = overwrite_problem(Path(path), option, signature=GENERATED_BY, what="a file `dbt2prefect emit` wrote")
     if problem is not None:
         raise MigrationError(problem)
     try:

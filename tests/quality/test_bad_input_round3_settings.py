@@ -491,7 +491,7 @@ def test_emit_over_a_file_it_did_not_write_is_refused(local_tenant: Path, tmp_pa
     link.symlink_to(victim)
     before = _snapshot(tmp_path)
     result = _emit(local_tenant, "-o", str(notes))
-    _assert_refused(result, "--output", str(notes), "was not written by dbt2prefect", "move that file away")
+    _assert_refused(result, "--output", str(notes), "overwrites only files it wrote", "move that file away")
     result = _emit(local_tenant, "-o", str(tmp_path / "deploy" / "new.yaml"), "--ci-workflow", str(link))
     _assert_refused(result, "--ci-workflow", "symbolic link")
     assert _snapshot(tmp_path) == before
@@ -682,3 +682,30 @@ def test_fetch_never_writes_through_a_link(tmp_path: Path) -> None:
     assert victim.read_text() == "do not overwrite"
     assert not (state / "manifest.json").is_symlink()
     assert json.loads((state / "manifest.json").read_text())["metadata"]["run"] == "run-2"
+
+
+# ------------------------------------------------------------------------------------------------ export output
+
+
+def test_export_over_a_file_it_did_not_write_is_refused_before_any_call(tmp_path: Path) -> None:
+    # The host answers nothing: a refusal that reached dbt Cloud would be exit 3 after retries, not 2.
+    tenant = _write(
+        tmp_path / "tenant.toml", _tenant_text(**{'host = "https://emea.dbt.com"': 'host = "http://127.0.0.1:9"'})
+    )
+    notes = _write(tmp_path / "notes.json", '{"mine": true}\n')
+    before = _snapshot(tmp_path)
+    for target in (tenant, notes):
+        result = _cli(["export", "--tenant-file", str(tenant), "-o", str(target)], env={"DBT_CLOUD_API_TOKEN": "t"})
+        _assert_refused(result, "--output", str(target), "overwrites only files it wrote")
+    assert _snapshot(tmp_path) == before
+
+
+def test_export_rewrites_its_own_inventory(cloud: SandboxDbtCloud, tmp_path: Path) -> None:
+    tenant = _cloud_tenant(tmp_path, cloud)
+    out = tmp_path / "inventory.json"
+    for _ in range(2):
+        result = _cli(
+            ["export", "--tenant-file", str(tenant), "-o", str(out)], env={"DBT_CLOUD_API_TOKEN": cloud.token}
+        )
+        assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["format"] == "dbt2prefect-inventory"
