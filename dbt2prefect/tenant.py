@@ -341,14 +341,14 @@ NOTIFICATION_DESTINATIONS = ("slack", "email", "user", "webhook")
 
 def _notification_problem(destination: str, block: str) -> str | None:
     kind, _, label = destination.partition(":")
-    if kind not in NOTIFICATION_DESTINATIONS or not label:
+    if kind not in NOTIFICATION_DESTINATIONS or not label.strip() or _unprintable(label):
         kinds = ", ".join(f"'{k}:...'" for k in NOTIFICATION_DESTINATIONS)
         return f"[tenant.notifications] key {destination!r} must be one of {kinds}, e.g. 'slack:#data-alerts'"
     slug, _, name = block.partition("/")
-    if not slug or not name or "/" in name:
+    if block_name_problem(slug) is not None or block_name_problem(name) is not None:
         return (
             f"[tenant.notifications] {destination!r} = {block!r} must name a Prefect notification block as "
-            "'<block-type-slug>/<block-name>', e.g. 'slack-webhook/data-alerts'"
+            "'<block-type-slug>/<block-name>' in lowercase letters, digits and '-', e.g. 'slack-webhook/data-alerts'"
         )
     return None
 

@@ -231,6 +231,15 @@ SETTING_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         {'host = "https://emea.dbt.com"': 'host = "https://emea.dbt.com/api/v2"'},
         ("dbt_cloud.host", "only scheme and host"),
     ),
+    # [tenant.notifications]
+    "notification block with a template": (
+        {'"slack-webhook/wg-data-alerts"': '"slack-webhook/x }} {{ flow_run.parameters"'},
+        ("notifications", "lowercase letters", "slack-webhook/data-alerts"),
+    ),
+    "notification destination on two lines": (
+        {'"slack:#data-alerts"': '"slack:#data-alerts\\nmore"'},
+        ("notifications", "slack:#data-alerts"),
+    ),
     # [tenant.sandbox]
     "raw loader naming os.system": (
         {'raw_loader = "sandbox.datagen:generate"': 'raw_loader = "os:system"'},
