@@ -165,7 +165,10 @@ class CodeStorage(BaseModel):
     def _repository(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        fix = "use an https:// or ssh:// URL (or git@host:path, or file:// for a local repository), e.g. 'https://github.com/acme/dbt.git'"
+        fix = (
+            "use an https:// or ssh:// URL (or git@host:path, or file:// for a local repository), "
+            "e.g. 'https://github.com/acme/dbt.git'"
+        )
         if value.startswith("-") or "::" in value:
             raise ValueError(f"repository {value!r} would be read by git as an option or a remote helper; {fix}")
         if not value or _unprintable(value) or value != value.strip() or " " in value:

@@ -174,22 +174,34 @@ def prepare_workdir(root: Path, *, fresh: bool) -> StackPaths:
     return StackPaths(root)
 
 
-def release_workdir(paths: StackPaths, *, existed: bool) -> None:
-    """Undo `prepare_workdir` of a folder that was new (`existed=False`: removed) or empty (emptied again).
+def release_workdir(paths: StackPaths, *, created: Path | None) -> None:
+    """Undo `prepare_workdir` for a start that failed: the folder is left as the user gave it, not the sandbox's.
 
-    For a start that failed: the folder is left as the user gave it, not marked as the sandbox's.
+    Args:
+        created: the highest folder `prepare_workdir` created (the work folder or a parent of it), removed with
+            everything in it; None when the work folder existed, empty: it is emptied again.
     """
     root = paths.root
     if not _owned(root):
         return
-    if not existed:
-        shutil.rmtree(root, ignore_errors=True)
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
         return
     for child in list(root.iterdir()):
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The highest of `folder` and its parents that does not exist yet (what mkdir(parents=True) would create)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
 
 
 def load_raw_data(tenant: TenantSettings, warehouse: Path) -> Any:
@@ -639,7 +651,7 @@ def sandbox_stack(
     say = progress or (lambda message: None)
     source = load_tenant(tenant_file)
     folder = Path(root or DEFAULT_ROOT).expanduser().resolve()
-    claiming, existed = unclaimed(folder), folder.exists()
+    claiming, created = unclaimed(folder), _first_missing(folder)
     paths = prepare_workdir(folder, fresh=fresh)
     started = False
     try:
@@ -651,7 +663,7 @@ def sandbox_stack(
     except BaseException:
         # A start that failed leaves a folder the user handed over as it was (not marked as the sandbox's).
         if claiming and not started:
-            release_workdir(paths, existed=existed)
+            release_workdir(paths, created=created)
         raise
 
 

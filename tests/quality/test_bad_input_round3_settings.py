@@ -406,7 +406,7 @@ def test_a_failed_start_leaves_a_new_folder_unmade(option: str, tmp_path: Path, 
     work = tmp_path / "new" / "work"
     result = _cli(["sandbox", "up", "--workdir", str(work), option, str(taken_port)])
     _assert_refused(result, option, "in use")
-    assert not work.exists()
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_failed_start_leaves_an_empty_folder_empty_and_unmarked(tmp_path: Path, taken_port: int) -> None:
