@@ -317,18 +317,18 @@ def test_valid_spellings_of_the_checked_settings_load(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ raw loaders
 
 
-def test_a_tenant_cannot_run_code_during_sandbox_up(tmp_path: Path) -> None:
-    pwned = tmp_path / "pwned"
-    text = _tenant_text(**{'raw_loader = "sandbox.datagen:generate"': 'raw_loader = "os:system"'})
+@pytest.mark.parametrize("callable_", ["os:system", "os:mkdir", "shutil:rmtree"])
+def test_a_tenant_cannot_run_code_during_sandbox_up(callable_: str, tmp_path: Path, taken_port: int) -> None:
+    # Before, the loader ran on the warehouse folder before the taken port stopped the start: `os:mkdir` made it.
+    text = _tenant_text(**{'raw_loader = "sandbox.datagen:generate"': f'raw_loader = "{callable_}"'})
     tenant = _write(tmp_path / "tenant.toml", text)
     before = _snapshot(tmp_path)
     work = tmp_path / "work"
     result = _cli(
-        ["sandbox", "up", "--workdir", str(work), "--tenant-file", str(tenant), "--prefect-port", "0"],
-        env={"PWNED": str(pwned)},
+        ["sandbox", "up", "--workdir", str(work), "--tenant-file", str(tenant), "--dbt-cloud-port", str(taken_port)]
     )
-    _assert_refused(result, "raw_loader", "'os:system'")
-    assert not pwned.exists() and not work.exists()
+    _assert_refused(result, "raw_loader", repr(callable_), "'<file>.py:<function>'")
+    assert not (work / "warehouse").exists() and not work.exists()
     assert _snapshot(tmp_path) == before
 
 
