@@ -160,6 +160,13 @@ class CodeStorage(BaseModel):
                 )
         return self
 
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"directory {value} is a file; point it at the folder that holds the flow's code")
+        return value
+
     @field_validator("repository")
     @classmethod
     def _repository(cls, value: str | None) -> str | None:
@@ -334,6 +341,11 @@ class SandboxSettings(BaseModel):
     def _loader_for_the_catalog(self) -> SandboxSettings:
         if self.raw_catalog is not None and self.raw_loader is None:
             raise ValueError("raw_catalog needs raw_loader: without a loader there is no raw database to attach")
+        if self.demo_jobs and self.demo_fired_job is not None and self.demo_fired_job not in self.demo_jobs:
+            raise ValueError(
+                f"demo_fired_job {self.demo_fired_job} is not one of demo_jobs; the demo fires the schedule of a job "
+                "it compared: add it to demo_jobs or pick one of them"
+            )
         return self
 
 

@@ -265,6 +265,14 @@ SETTING_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         {"demo_jobs = [70403103936332, 70403103936340]": "demo_jobs = [70403103936332, 70403103936332]"},
         ("demo_jobs", "twice"),
     ),
+    "fired job not among the demo jobs": (
+        {"demo_fired_job = 70403103936340": "demo_fired_job = 70403103936336"},
+        ("demo_fired_job", "not one of demo_jobs", "add it to demo_jobs"),
+    ),
+    "code directory that is a file": (
+        {REPOSITORY: f'directory = "{TENANT_TOML}"'},
+        ("code_storage.directory", "is a file"),
+    ),
     "negative fired job": (
         {"demo_fired_job = 70403103936340": "demo_fired_job = -5"},
         ("demo_fired_job", "positive"),
