@@ -103,6 +103,10 @@ def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python
     return shlex.join(args)
 
 
+def _output_problem(path: Path, option: str) -> str | None:
+    return overwrite_problem(path, option, signature=GENERATED_BY, what="a file `dbt2prefect emit` wrote")
+
+
 def check_outputs(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> None:
     """Refuse before writing anything: two outputs on one file, an output on an input, a file emit did not write.
 
@@ -123,7 +127,7 @@ def check_outputs(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> N
         for what, source in inputs.items():
             if source is not None and Path(source).expanduser().resolve() == resolved:
                 raise MigrationError(f"{option} {where} is {what}, which emit reads; pass another {option}")
-        problem = overwrite_problem(where, option, signature=GENERATED_BY, what="a file `dbt2prefect emit` wrote")
+        problem = _output_problem(where, option)
         if problem is not None:
             raise MigrationError(problem)
 
@@ -138,7 +142,7 @@ def write_prefect_yaml(text: str, path: Path, *, option: str = "--output") -> Pa
         MigrationError: the file cannot be written there, or is a file emit did not write
             (`dbt2prefect.files.overwrite_problem`; the message names it); nothing is left behind.
     """
-    problem = overwrite_problem(Path(path), option, signature=GENERATED_BY, what="a file `dbt2prefect emit` wrote")
+    problem = _output_problem(Path(path), option)
     if problem is not None:
         raise MigrationError(problem)
     try:
