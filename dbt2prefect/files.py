@@ -44,8 +44,11 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> Path:
 def redact_url(url: str) -> str:
     """`url` with the password (or a lone token) of its user part replaced by '***', for messages and logs.
 
-    `https://user:pw@host/x` → `https://user:***@host/x`; `https://token@host` → `https://***@host`.
+    `https://user:pw@host/x` → `https://user:***@host/x`; `https://token@host` → `https://***@host`; each link of
+    a chained fsspec URL (`simplecache::sftp://...`) likewise.
     """
+    if "::" in url:
+        return "::".join(redact_url(link) for link in url.split("::"))
     try:
         parts = urlsplit(url)
     except ValueError:

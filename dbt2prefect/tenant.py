@@ -41,6 +41,16 @@ def _unprintable(value: str) -> bool:
     return any(not ch.isprintable() for ch in value)
 
 
+def _no_password(url: str) -> None:
+    """Refuse a storage URL that carries a secret (settings files hold none; the backend reads its own)."""
+    links = [urlsplit(link) for link in url.split("::") if "://" in link]
+    if any(":" in link.netloc.rpartition("@")[0] for link in links):
+        raise ValueError(
+            f"{redact_url(url)!r} holds a password; remove it and give the storage backend its credentials in "
+            "the environment (e.g. AWS_* variables for s3://)"
+        )
+
+
 def block_name_problem(value: str) -> str | None:
     """Why `value` cannot be a Prefect block name (or block type slug), or None."""
     if _BLOCK_NAME.fullmatch(value):
@@ -461,6 +471,7 @@ class TenantSettings(BaseModel):
     @field_validator("artifact_store_url")
     @classmethod
     def _durable_store(cls, value: str) -> str:
+        _no_password(value)
         problem = durable_url_problem(value)
         if problem is not None:
             raise ValueError(f"the artifact store must outlive the runs that write it: {problem}")
@@ -469,6 +480,7 @@ class TenantSettings(BaseModel):
     @field_validator("ledger_url")
     @classmethod
     def _durable_ledger(cls, value: str) -> str:
+        _no_password(value)
         problem = durable_url_problem(value)
         if problem is not None:
             raise ValueError(f"the ledger must outlive the process that writes it: {problem}")

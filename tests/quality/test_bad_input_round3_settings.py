@@ -178,6 +178,14 @@ SETTING_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         {'artifact_store_url = "../.dbt2prefect/artifacts"': 'artifact_store_url = "memory://"'},
         ("artifact_store_url", "memory://", "outlive"),
     ),
+    "artifact store with a password": (
+        {'artifact_store_url = "../.dbt2prefect/artifacts"': f'artifact_store_url = "sftp://wg:{SECRET}@files/runs"'},
+        ("artifact_store_url", "holds a password", "in the environment"),
+    ),
+    "ledger with a password in a chained URL": (
+        {'ledger_url = "../.dbt2prefect/ledger"': f'ledger_url = "simplecache::sftp://wg:{SECRET}@files/ledger"'},
+        ("ledger_url", "holds a password"),
+    ),
     "work pool with a slash": (
         {'work_pool = "wg-managed"': 'work_pool = "wg/managed"'},
         ("work_pool", "work pool name"),
@@ -585,6 +593,7 @@ def test_urls_are_redacted() -> None:
     assert redact_url(f"https://wg:{SECRET}@h/x") == "https://wg:***@h/x"
     assert redact_url(f"s3://{SECRET}@bucket/runs") == "s3://***@bucket/runs"
     assert redact_url("https://emea.dbt.com") == "https://emea.dbt.com"
+    assert redact_url(f"simplecache::sftp://u:{SECRET}@h/x") == "simplecache::sftp://u:***@h/x"
 
 
 def test_an_unknown_demo_job_names_the_setting(tmp_path: Path) -> None:
