@@ -24,7 +24,7 @@ from typing import Any
 import fsspec
 
 from dbt2prefect.errors import ArtifactStoreError
-from dbt2prefect.files import segment_problem
+from dbt2prefect.files import segment_problem, write_bytes_atomic
 
 DBT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
 DBT_LOG = "dbt.log"
@@ -148,7 +148,8 @@ class ArtifactStore:
             path = f"{self.run_dir(key)}/{name}"
             if self._fs.exists(path):
                 with self._fs.open(path, "rb") as handle:
-                    (destination / name).write_bytes(handle.read())
+                    # Replaces a symbolic link in the folder; never writes through it.
+                    write_bytes_atomic(destination / name, handle.read())
         return destination
 
     def download_latest(self, tenant: str, deployment: str, target: str, destination: Path) -> RunKey:
@@ -162,6 +163,14 @@ class ArtifactStore:
             raise ArtifactStoreError(
                 f"no successful run of {deployment} on target {target!r} is stored in the artifact store {self.url}; "
                 "run the target's jobs once under Prefect first"
+            )
+        if not self.has(key, "manifest.json"):
+            # Nothing usable for --state: a run without a manifest, or a pointer to a run that is not stored.
+            where = "has no manifest.json" if self._fs.exists(self.run_dir(key)) else "is not stored"
+            raise ArtifactStoreError(
+                f"the latest successful run of {deployment} on target {target!r} ({key.flow_run_id}, named by "
+                f"{LATEST}) {where} in the artifact store {self.url}; nothing was fetched. Run a job that builds the "
+                f"project on {target!r} (its manifest is stored), or restore the run from a backup"
             )
         try:
             self.download(key, destination)

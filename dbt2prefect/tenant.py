@@ -5,18 +5,83 @@ A second tenant needs only `tenants/<name>/` (its dbt project) and `tenants/<nam
 
 from __future__ import annotations
 
+import re
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dbt2prefect.errors import ConfigError
-from dbt2prefect.files import durable_url_problem, segment_problem
+from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TENANTS_DIR = REPO_ROOT / "tenants"
 DEFAULT_TENANT = "dbt_williamgrant"
+
+BUNDLED_RAW_LOADERS = ("sandbox.datagen:generate",)
+"""Raw-data loaders a tenant may name by module (the sandbox's generator); any other loader is a Python file in
+the tenant's dbt project folder, `'<path>.py:<function>'`. A settings file never names an importable callable."""
+
+_BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+"""Prefect block document names (and block type slugs): lowercase letters, digits and dashes."""
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IMAGE = re.compile(
+    r"[a-z0-9][a-z0-9._/-]*(:[0-9]+/[a-z0-9._/-]+)?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?"
+)
+_PYTHON = re.compile(r"3\.[0-9]{1,2}")
+_SCP_LIKE = re.compile(r"[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:[A-Za-z0-9_./~-]+")
+_REPOSITORY_SCHEMES = ("https", "ssh", "file")
+"""git URLs a worker may clone: encrypted, or a repository on a disk it mounts (no git://, http://, ext::...)."""
+
+
+def _unprintable(value: str) -> bool:
+    return any(not ch.isprintable() for ch in value)
+
+
+def _no_password(url: str) -> None:
+    """Refuse a storage URL that carries a secret (settings files hold none; the backend reads its own)."""
+    links = [urlsplit(link) for link in url.split("::") if "://" in link]
+    if any(":" in link.netloc.rpartition("@")[0] for link in links):
+        raise ValueError(
+            f"{redact_url(url)!r} holds a password; remove it and give the storage backend its credentials in "
+            "the environment (e.g. AWS_* variables for s3://)"
+        )
+
+
+def block_name_problem(value: str) -> str | None:
+    """Why `value` cannot be a Prefect block name (or block type slug), or None."""
+    if _BLOCK_NAME.fullmatch(value):
+        return None
+    return f"{value!r} is not a Prefect block name: use lowercase letters, digits and '-' (e.g. 'dbt-wg')"
+
+
+def relative_path_problem(value: str, what: str) -> str | None:
+    """Why `value` is not a relative path that stays inside its folder (`what` names the folder), or None."""
+    if not value.strip() or _unprintable(value) or value != value.strip():
+        return f"{value!r} must be a non-empty path without line breaks or surrounding spaces"
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or value.startswith("~") or ":" in path.parts[0]:
+        return f"{value!r} must be a path relative to {what}, inside it (no leading '/', no '..')"
+    return None
+
+
+def acknowledgement_problem(value: str) -> str | None:
+    """Why `value` is not a finding key '<reason_code>:<job_id>' of a known reason code, or None."""
+    from migration.reasons import ReasonCode
+
+    code, _, job = value.partition(":")
+    codes = {c.value for c in ReasonCode}
+    if code not in codes:
+        return (
+            f"{value!r} is not '<reason_code>:<job_id>' with a reason code `plan` reports "
+            f"({', '.join(sorted(codes))}); copy the key from the plan's findings"
+        )
+    if not job.isdigit() or int(job) <= 0:
+        return f"{value!r}: the job id after ':' must be a positive dbt Cloud job id, e.g. '{code}:70403103936332'"
+    return None
 
 
 class BlockNames(BaseModel):
@@ -29,6 +94,14 @@ class BlockNames(BaseModel):
     )
     dbt_cloud_token_block: str = Field(description="Secret block holding the dbt Cloud API token.")
 
+    @field_validator("profile_prefix", "dbt_cloud_token_block")
+    @classmethod
+    def _block_names(cls, value: str) -> str:
+        problem = block_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class DbtCloudSettings(BaseModel):
     """Where the tenant's dbt Cloud account lives."""
@@ -36,8 +109,8 @@ class DbtCloudSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = "https://cloud.getdbt.com"
-    account_id: int = 0
-    project_id: int | None = None
+    account_id: int = Field(default=0, ge=0)
+    project_id: int | None = Field(default=None, gt=0)
     token_env: str = "DBT_CLOUD_API_TOKEN"
     rate_limit_minutes: float = Field(
         default=10.0,
@@ -45,6 +118,28 @@ class DbtCloudSettings(BaseModel):
         le=120,
         description="How long one API request may keep waiting on 429 answers (dbt Cloud's cooldown is 5 min).",
     )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        from migration.dbt_cloud.errors import DbtCloudConfigError
+        from migration.dbt_cloud.settings import normalize_host
+
+        try:
+            normalize_host(value)
+        except DbtCloudConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name: use letters, digits and '_', e.g. "
+                "'DBT_CLOUD_API_TOKEN'"
+            )
+        return value
 
 
 class CodeStorage(BaseModel):
@@ -68,11 +163,64 @@ class CodeStorage(BaseModel):
             raise ValueError("set exactly one of `repository` (production) and `directory` (a local folder)")
         if self.credentials_block is not None:
             kind, _, name = self.credentials_block.partition("/")
-            if not kind or not name or "/" in name:
+            if block_name_problem(kind) is not None or block_name_problem(name) is not None:
                 raise ValueError(
-                    "credentials_block must be '<block-type-slug>/<block-name>', e.g. 'github-credentials/wg-repo'"
+                    f"credentials_block {self.credentials_block!r} must be '<block-type-slug>/<block-name>' in "
+                    "lowercase letters, digits and '-', e.g. 'github-credentials/wg-repo'"
                 )
         return self
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"directory {value} is a file; point it at the folder that holds the flow's code")
+        return value
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        fix = (
+            "use an https:// or ssh:// URL (or git@host:path, or file:// for a local repository), "
+            "e.g. 'https://github.com/acme/dbt.git'"
+        )
+        if value.startswith("-") or "::" in value:
+            raise ValueError(f"repository {value!r} would be read by git as an option or a remote helper; {fix}")
+        if not value or _unprintable(value) or value != value.strip() or " " in value:
+            raise ValueError(f"repository {value!r} must be one URL without spaces or line breaks; {fix}")
+        if _SCP_LIKE.fullmatch(value):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in _REPOSITORY_SCHEMES or not (parts.hostname or parts.scheme == "file"):
+            raise ValueError(f"repository {redact_url(value)!r} is not a git URL git may clone safely; {fix}")
+        if parts.password is not None or (parts.username is not None and parts.scheme == "https"):
+            raise ValueError(
+                f"repository {redact_url(value)!r} holds credentials; remove them from the URL and name the "
+                "Prefect block that holds them in credentials_block"
+            )
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        bad = (
+            not value
+            or _unprintable(value)
+            or any(ch in value for ch in " ~^:?*[\\")
+            or value.startswith(("-", "/", "."))
+            or value.endswith(("/", ".", ".lock"))
+            or ".." in value
+            or "//" in value
+            or "@{" in value
+        )
+        if bad:
+            raise ValueError(
+                f"branch {value!r} is not a git branch name: one line without spaces, '..', '~^:?*[\\' or a "
+                "leading '-', e.g. 'main'"
+            )
+        return value
 
 
 class Runtime(BaseModel):
@@ -89,6 +237,24 @@ class Runtime(BaseModel):
     dependencies: Literal["pip_packages", "requirements", "image", "preinstalled"] = "pip_packages"
     image: str | None = Field(default=None, description="Default: prefecthq/prefect-client:3-python<image_python>.")
     requirements_file: str = "requirements.txt"
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE.fullmatch(value):
+            raise ValueError(
+                f"image {value!r} is not a container image reference: '[registry/]name[:tag][@sha256:digest]' in "
+                "lowercase, e.g. 'ghcr.io/acme/dbt-runner:1.4'"
+            )
+        return value
+
+    @field_validator("requirements_file")
+    @classmethod
+    def _requirements_file(cls, value: str) -> str:
+        problem = relative_path_problem(value, "the repository's root")
+        if problem is not None:
+            raise ValueError(f"requirements_file {problem}")
+        return value
 
     @model_validator(mode="after")
     def _fits_the_pool(self) -> Runtime:
@@ -134,14 +300,62 @@ class SandboxSettings(BaseModel):
         default=(), description="Blocker findings the demo acknowledges, as '<reason_code>:<job_id>'."
     )
 
+    @field_validator("raw_loader")
+    @classmethod
+    def _raw_loader(cls, value: str | None) -> str | None:
+        if value is None or value in BUNDLED_RAW_LOADERS:
+            return value
+        module, _, function = value.rpartition(":")
+        if not module.endswith(".py") or not function.isidentifier():
+            raise ValueError(
+                f"raw_loader {value!r} must be '<file>.py:<function>', a Python file in the tenant's dbt project "
+                f"folder (or one of {', '.join(repr(n) for n in BUNDLED_RAW_LOADERS)}); a settings file does not "
+                "name importable modules"
+            )
+        return value
+
+    @field_validator("raw_catalog")
+    @classmethod
+    def _raw_catalog(cls, value: str | None) -> str | None:
+        if value is not None and not _IDENTIFIER.fullmatch(value):
+            raise ValueError(f"raw_catalog {value!r} must be a SQL identifier (letters, digits, '_'), e.g. 'raw'")
+        return value
+
+    @field_validator("demo_jobs")
+    @classmethod
+    def _demo_jobs(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [job for job in value if job <= 0]
+        if bad:
+            raise ValueError(f"demo_jobs: {bad[0]} is not a dbt Cloud job id (a positive number)")
+        if len(set(value)) != len(value):
+            raise ValueError("demo_jobs lists a job twice; list each job once")
+        return value
+
+    @field_validator("demo_fired_job")
+    @classmethod
+    def _fired_job(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"demo_fired_job {value} is not a dbt Cloud job id (a positive number)")
+        return value
+
+    @field_validator("demo_acknowledged")
+    @classmethod
+    def _demo_acknowledged(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            problem = acknowledgement_problem(key)
+            if problem is not None:
+                raise ValueError(f"demo_acknowledged: {problem}")
+        return value
+
     @model_validator(mode="after")
     def _loader_for_the_catalog(self) -> SandboxSettings:
-        if self.raw_loader is not None:
-            module, _, function = self.raw_loader.partition(":")
-            if not module or not function.isidentifier():
-                raise ValueError(f"raw_loader {self.raw_loader!r} must be 'module:function', e.g. 'mypkg.load:main'")
         if self.raw_catalog is not None and self.raw_loader is None:
             raise ValueError("raw_catalog needs raw_loader: without a loader there is no raw database to attach")
+        if self.demo_jobs and self.demo_fired_job is not None and self.demo_fired_job not in self.demo_jobs:
+            raise ValueError(
+                f"demo_fired_job {self.demo_fired_job} is not one of demo_jobs; the demo fires the schedule of a job "
+                "it compared: add it to demo_jobs or pick one of them"
+            )
         return self
 
 
@@ -152,14 +366,14 @@ NOTIFICATION_DESTINATIONS = ("slack", "email", "user", "webhook")
 
 def _notification_problem(destination: str, block: str) -> str | None:
     kind, _, label = destination.partition(":")
-    if kind not in NOTIFICATION_DESTINATIONS or not label:
+    if kind not in NOTIFICATION_DESTINATIONS or not label.strip() or _unprintable(label):
         kinds = ", ".join(f"'{k}:...'" for k in NOTIFICATION_DESTINATIONS)
         return f"[tenant.notifications] key {destination!r} must be one of {kinds}, e.g. 'slack:#data-alerts'"
     slug, _, name = block.partition("/")
-    if not slug or not name or "/" in name:
+    if block_name_problem(slug) is not None or block_name_problem(name) is not None:
         return (
             f"[tenant.notifications] {destination!r} = {block!r} must name a Prefect notification block as "
-            "'<block-type-slug>/<block-name>', e.g. 'slack-webhook/data-alerts'"
+            "'<block-type-slug>/<block-name>' in lowercase letters, digits and '-', e.g. 'slack-webhook/data-alerts'"
         )
     return None
 
@@ -218,12 +432,65 @@ class TenantSettings(BaseModel):
             raise ValueError(problem)
         return value
 
+    @field_validator("profile_name", "flow_name")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        problem = segment_problem(value)
+        if problem is not None:
+            raise ValueError(problem.replace("cannot be a folder name", "is not a name"))
+        return value
+
+    @field_validator("work_pool")
+    @classmethod
+    def _work_pool(cls, value: str) -> str:
+        if not value.strip() or value != value.strip() or _unprintable(value) or any(c in value for c in "/%&<>"):
+            raise ValueError(
+                f"work_pool {value!r} is not a Prefect work pool name: one line, no surrounding spaces, no '/%&<>'"
+            )
+        return value
+
+    @field_validator("image_python")
+    @classmethod
+    def _image_python(cls, value: str) -> str:
+        if not _PYTHON.fullmatch(value):
+            raise ValueError(f"image_python {value!r} must be a Python version such as '3.12'")
+        return value
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint(cls, value: str) -> str:
+        path, _, function = value.rpartition(":")
+        problem = relative_path_problem(path, "the repository's root") if path else None
+        if not path.endswith(".py") or not function.isidentifier() or problem is not None:
+            raise ValueError(
+                f"entrypoint {value!r} must be '<file>.py:<flow function>' relative to the repository's root, "
+                f"inside it, e.g. 'flows/dbt_wg_flow.py:run_dbt_wg'{f' ({problem})' if problem else ''}"
+            )
+        return value
+
+    @field_validator("artifact_store_url")
+    @classmethod
+    def _durable_store(cls, value: str) -> str:
+        _no_password(value)
+        problem = durable_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"the artifact store must outlive the runs that write it: {problem}")
+        return value
+
     @field_validator("ledger_url")
     @classmethod
     def _durable_ledger(cls, value: str) -> str:
+        _no_password(value)
         problem = durable_url_problem(value)
         if problem is not None:
             raise ValueError(f"the ledger must outlive the process that writes it: {problem}")
+        return value
+
+    @field_validator("local_profiles_dir")
+    @classmethod
+    def _profiles_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file; point it at the folder that holds profiles.yml")
         return value
 
     @field_validator("targets")
@@ -235,6 +502,25 @@ class TenantSettings(BaseModel):
             problem = segment_problem(name)
             if problem is not None:
                 raise ValueError(f"target {problem}")
+        if len(set(value)) != len(value):
+            raise ValueError("a target is listed twice; list each target once")
+        return value
+
+    @field_validator("acknowledged_findings")
+    @classmethod
+    def _acknowledged(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            problem = acknowledgement_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("dbt_cloud_environments")
+    @classmethod
+    def _environment_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.strip() or key != key.strip() or _unprintable(key):
+                raise ValueError(f"key {key!r} must be a dbt Cloud environment id or name, without surrounding spaces")
         return value
 
     @field_validator("notifications")
@@ -249,6 +535,20 @@ class TenantSettings(BaseModel):
     def block_name(self, target: str) -> str:
         """Name of the profile block for one target."""
         return f"{self.blocks.profile_prefix}-{target}"
+
+    @model_validator(mode="after")
+    def _loader_in_the_project(self) -> TenantSettings:
+        loader = self.sandbox.raw_loader
+        if loader is None or loader in BUNDLED_RAW_LOADERS:
+            return self
+        file = Path(loader.rpartition(":")[0])
+        project = self.project_dir.resolve()
+        if not file.is_absolute() or not file.resolve().is_relative_to(project) or not file.resolve().is_file():
+            raise ValueError(
+                f"[tenant.sandbox] raw_loader {loader!r} must name a Python file inside the tenant's dbt project "
+                f"folder {project} (relative to the settings file), e.g. '{project.name}/loaders/raw.py:load'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _environments_use_known_targets(self) -> TenantSettings:
@@ -328,6 +628,10 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
     sandbox = tenant.get("sandbox")
     if isinstance(sandbox, dict):
         files = {key: _resolve(base, sandbox[key]) for key in ("jobs_file", "environments_file") if key in sandbox}
+        loader = sandbox.get("raw_loader")
+        if isinstance(loader, str) and loader.rpartition(":")[0].endswith(".py"):
+            module, _, function = loader.rpartition(":")
+            files["raw_loader"] = f"{_resolve(base, module)}:{function}"
         tenant["sandbox"] = {**sandbox, **files}
     storage = tenant.get("code_storage")
     if isinstance(storage, dict) and "directory" in storage:

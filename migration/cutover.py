@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from migration.dbt_cloud.models import Job
-from migration.errors import CutoverRefusedError, CutoverVerificationError
+from migration.errors import CutoverRefusedError, CutoverRequestError, CutoverVerificationError
 from migration.ledger import (
     Ledger,
     LedgerRecord,
@@ -73,6 +73,13 @@ class CutoverRequest:
     force: bool = False
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        bad = [job_id for job_id in self.job_ids if job_id <= 0]
+        if bad:
+            raise CutoverRequestError(f"--job {bad[0]} is not a dbt Cloud job id; pass a positive job id")
+        if self.force and not (self.reason or "").strip():
+            raise CutoverRequestError("--force needs --reason '...': the reason is recorded in the ledger")
+
 
 def _select(plan: MigrationPlan, job_ids: Sequence[int]) -> tuple[list[PlannedSchedule], dict[int, str]]:
     by_job = {s.job_id: s for s in plan.schedules}
@@ -86,8 +93,12 @@ def _select(plan: MigrationPlan, job_ids: Sequence[int]) -> tuple[list[PlannedSc
             chosen.append(by_job[job_id])
         elif job_id in statuses:
             refusals[job_id] = f"has no schedule in the plan (status {statuses[job_id]}); nothing to cut over"
-        else:
-            refusals[job_id] = "is not in the dbt Cloud inventory; check the job id"
+    unknown = [job_id for job_id in dict.fromkeys(job_ids) if job_id not in statuses and job_id not in by_job]
+    if unknown:
+        raise CutoverRequestError(
+            f"cutover refused, nothing changed: --job {', '.join(map(str, unknown))} is not a job of the dbt Cloud "
+            "account's inventory; check the job id (`dbt2prefect plan` lists them)"
+        )
     return chosen, refusals
 
 
@@ -250,12 +261,11 @@ def cutover(
         What happened per job, with warnings about chained jobs.
 
     Raises:
+        CutoverRequestError: a requested job is not in the inventory (nothing was changed).
         CutoverRefusedError: a job fails the gate (nothing was changed for any job).
         CutoverVerificationError: a job was switched but reading back did not confirm it.
         DbtCloudApiError, PrefectApiError, LedgerError: a service failed; rerun to resume.
     """
-    if request.force and not (request.reason or "").strip():
-        raise CutoverRefusedError("--force needs --reason '...': the reason is recorded in the ledger")
     chosen, refusals = _select(plan, request.job_ids)
     if not chosen and not refusals:
         raise CutoverRefusedError("the plan has no scheduled jobs; nothing to cut over")

@@ -42,6 +42,12 @@ class CutoverRefusedError(MigrationError):
     exit_code = 1
 
 
+class CutoverRequestError(CutoverRefusedError):
+    """The cutover or rollback request itself is bad input (a job id nobody knows, --force without --reason): exit 2."""
+
+    exit_code = 2
+
+
 class CutoverVerificationError(MigrationError):
     """A cutover or rollback ran, but reading both sides back did not show the expected state."""
 

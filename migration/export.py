@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dbt2prefect.files import write_text_atomic
+from dbt2prefect.files import overwrite_problem, write_text_atomic
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError, DbtCloudResponseError
 from migration.dbt_cloud.models import Environment, EnvironmentVariables, Job, Notification
@@ -206,8 +206,27 @@ def read_job_context(client: DbtCloudClient, jobs: list[Job]) -> tuple[dict[int,
     return environments, variables
 
 
-def write_inventory(inventory: Inventory, path: Path) -> Path:
-    """Write the inventory atomically (temp file in the same folder, then os.replace)."""
+INVENTORY_SIGNATURE = '"format": "dbt2prefect-inventory"'
+"""What the start of every inventory file holds: `write_inventory` overwrites only such files."""
+
+
+def inventory_output_problem(path: Path, option: str = "--output") -> str | None:
+    """Why `write_inventory` would refuse `path` (a file that is not an inventory), or None."""
+    return overwrite_problem(
+        Path(path), option, signature=INVENTORY_SIGNATURE, what="an inventory `dbt2prefect export` wrote"
+    )
+
+
+def write_inventory(inventory: Inventory, path: Path, *, option: str = "--output") -> Path:
+    """Write the inventory atomically (temp file in the same folder, then os.replace).
+
+    Raises:
+        InventoryError: `path` is a file that is not an inventory (see `dbt2prefect.files.overwrite_problem`), or it
+            cannot be written; nothing was written.
+    """
+    problem = inventory_output_problem(path, option)
+    if problem is not None:
+        raise InventoryError(problem)
     try:
         return write_text_atomic(Path(path), inventory.model_dump_json(indent=2) + "\n")
     except OSError as exc:

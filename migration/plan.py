@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from migration.reasons import ReasonCode
+
 
 class Severity(StrEnum):
     """How much a finding matters: a blocker stops `plan` (exit 1) until acknowledged in tenant settings."""
@@ -26,7 +28,7 @@ class _PlanModel(BaseModel):
 class Finding(_PlanModel):
     """Something about a job that has no Prefect equivalent, or that a person must check."""
 
-    reason_code: str
+    reason_code: ReasonCode
     severity: Severity
     job_id: int
     job_name: str

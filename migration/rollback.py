@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from migration.errors import CutoverRefusedError, CutoverVerificationError
+from migration.errors import CutoverRefusedError, CutoverRequestError, CutoverVerificationError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification, new_operation_id
 from migration.prefect_switch import PrefectTriggers, automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, field_differences, schedule_on
@@ -116,7 +116,7 @@ def rollback(job_ids: Sequence[int], ctx: SwitchContext) -> SwitchReport:
         What happened per job.
 
     Raises:
-        CutoverRefusedError: a requested job has no cutover in the ledger.
+        CutoverRequestError: a requested job has no cutover in the ledger (bad input: exit 2).
         CutoverVerificationError: a job was restored but reading back did not confirm it.
         DbtCloudApiError, PrefectApiError, LedgerError: a service failed; rerun to resume.
     """
@@ -130,7 +130,7 @@ def rollback(job_ids: Sequence[int], ctx: SwitchContext) -> SwitchReport:
             missing.append(job_id)
         prepared.append((job_id, records, state))
     if missing and job_ids:
-        raise CutoverRefusedError(
+        raise CutoverRequestError(
             "rollback refused, nothing changed: no cutover in the ledger "
             f"{ctx.ledger.url} for job(s) {', '.join(map(str, missing))}; check the job ids and the ledger_url"
         )

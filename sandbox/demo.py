@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from dbt2prefect.errors import Dbt2PrefectError
+from dbt2prefect.errors import ConfigError, Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.notification_sink import NotificationSink, register_notification_blocks
@@ -671,6 +671,13 @@ def _start_stack(
     stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True, notifications=sink)
     if job_ids is None:
         active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
+        unknown = [job for job in source.sandbox.demo_jobs if job not in cloud.app.state.jobs]
+        if unknown:
+            served = source.sandbox.jobs_file or "the bundled jobs file"
+            raise ConfigError(
+                f"tenant settings {source.settings_file}: [tenant.sandbox] demo_jobs names job {unknown[0]}, which "
+                f"is not in {served}; list ids of jobs in that file (or remove demo_jobs to run every active job)"
+            )
         job_ids = list(source.sandbox.demo_jobs) or active
     chosen = job_ids
     runner.step("baselines", "Run the dbt Cloud baseline jobs", lambda: run_baselines(cloud, chosen))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -38,7 +39,7 @@ import httpx
 from dbt2prefect.compat import Target, applies
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.run_env import environment
-from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
+from dbt2prefect.tenant import BUNDLED_RAW_LOADERS, REPO_ROOT, TenantSettings, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
 from sandbox.notification_sink import NotificationSink, register_notification_blocks, sandbox_notification_blocks
@@ -131,22 +132,37 @@ class StackPaths:
         return self.root / "inventory.json"
 
 
+def _owned(root: Path) -> bool:
+    """True when `root` holds the sandbox's marker file (a regular file, not a link to one)."""
+    marker = root / MARKER
+    return marker.is_file() and not marker.is_symlink()
+
+
+def unclaimed(root: Path) -> bool:
+    """True when `root` does not exist or is an empty folder: a folder the sandbox may make its own."""
+    root = Path(root).expanduser().resolve()
+    return not root.exists() or (root.is_dir() and not any(root.iterdir()))
+
+
 def prepare_workdir(root: Path, *, fresh: bool) -> StackPaths:
-    """Create (or, with `fresh`, empty and recreate) the work folder.
+    """Make `root` the sandbox's work folder (or, with `fresh`, empty it first), and mark it as ours.
+
+    Ownership is decided before anything is written: only a new folder, an empty one, or one the sandbox already
+    marked may be used; `fresh` empties only a marked folder.
 
     Raises:
-        WorkdirError: `fresh` was asked for a non-empty folder that is not a sandbox work folder, or the folder
-            cannot be created.
+        WorkdirError: the folder is a file, holds files the sandbox did not make, or cannot be created.
     """
     root = Path(root).expanduser().resolve()
-    if fresh and root.exists():
-        if not root.is_dir():
-            raise WorkdirError(f"work folder {root} is a file; pass a folder as --workdir")
-        if any(root.iterdir()) and not (root / MARKER).exists():
-            raise WorkdirError(
-                f"work folder {root} is not empty and was not made by dbt2prefect; "
-                "pass an empty or new folder as --workdir"
-            )
+    if root.exists() and not root.is_dir():
+        raise WorkdirError(f"work folder {root} is a file; pass a folder as --workdir")
+    ours = root.is_dir() and _owned(root)
+    if not ours and not unclaimed(root):
+        raise WorkdirError(
+            f"work folder {root} is not empty and was not made by dbt2prefect; "
+            "pass an empty or new folder as --workdir (the sandbox never writes into or empties a folder of yours)"
+        )
+    if fresh and ours:
         shutil.rmtree(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -158,22 +174,64 @@ def prepare_workdir(root: Path, *, fresh: bool) -> StackPaths:
     return StackPaths(root)
 
 
+def release_workdir(paths: StackPaths, *, created: Path | None) -> None:
+    """Undo `prepare_workdir` for a start that failed: the folder is left as the user gave it, not the sandbox's.
+
+    Args:
+        created: the highest folder `prepare_workdir` created (the work folder or a parent of it), removed with
+            everything in it; None when the work folder existed, empty: it is emptied again.
+    """
+    root = paths.root
+    if not _owned(root):
+        return
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for child in list(root.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The highest of `folder` and its parents that does not exist yet (what mkdir(parents=True) would create)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
 def load_raw_data(tenant: TenantSettings, warehouse: Path) -> Any:
     """Call the tenant's raw-data loader (`[tenant.sandbox] raw_loader`) on `warehouse`; returns what it returns.
 
+    The loader is one of `BUNDLED_RAW_LOADERS` or a function of a Python file in the tenant's dbt project folder
+    (the settings loader refuses anything else): a settings file never names an importable module.
+
     Raises:
-        ConfigError: the loader cannot be imported.
+        ConfigError: the loader cannot be loaded.
     """
     loader = tenant.sandbox.raw_loader
     if loader is None:
         return None
-    module_name, _, function = loader.partition(":")
+    source, _, function = loader.rpartition(":")
     try:
-        target = getattr(importlib.import_module(module_name), function)
-    except (ImportError, AttributeError) as exc:
+        if loader in BUNDLED_RAW_LOADERS:
+            module = importlib.import_module(source)
+        else:
+            spec = importlib.util.spec_from_file_location(f"_dbt2prefect_raw_loader_{tenant.name}", source)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{source} is not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        target = getattr(module, function)
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
         raise ConfigError(
-            f"tenant settings {tenant.settings_file}: [tenant.sandbox] raw_loader {loader!r} cannot be imported "
-            f"({exc}); name a function as 'module:function' on the Python path"
+            f"tenant settings {tenant.settings_file}: [tenant.sandbox] raw_loader {loader!r} cannot be loaded "
+            f"({type(exc).__name__}: {exc}); name a function of a Python file in the tenant's dbt project folder "
+            "as '<file>.py:<function>'"
         ) from None
     return target(warehouse)
 
@@ -591,8 +649,36 @@ def sandbox_stack(
         WorkdirError, PortInUseError, ServerStartError: see the functions above.
     """
     say = progress or (lambda message: None)
-    paths = prepare_workdir(root or DEFAULT_ROOT, fresh=fresh)
     source = load_tenant(tenant_file)
+    folder = Path(root or DEFAULT_ROOT).expanduser().resolve()
+    claiming, created = unclaimed(folder), _first_missing(folder)
+    paths = prepare_workdir(folder, fresh=fresh)
+    started = False
+    try:
+        with _started_stack(
+            paths, source, prefect_port, dbt_cloud_port, tenant_file, acknowledged, token, say, ready_timeout
+        ) as stack:
+            started = True
+            yield stack
+    except BaseException:
+        # A start that failed leaves a folder the user handed over as it was (not marked as the sandbox's).
+        if claiming and not started:
+            release_workdir(paths, created=created)
+        raise
+
+
+@contextlib.contextmanager
+def _started_stack(
+    paths: StackPaths,
+    source: TenantSettings,
+    prefect_port: int,
+    dbt_cloud_port: int,
+    tenant_file: Path | None,
+    acknowledged: Sequence[str],
+    token: str | None,
+    say: Progress,
+    ready_timeout: float,
+) -> Iterator[SandboxStack]:
     with contextlib.ExitStack() as stop:
         say("starting the Prefect server")
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home, port=prefect_port))

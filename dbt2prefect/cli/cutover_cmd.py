@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 JobOption = Annotated[
     list[int] | None,
-    typer.Option("--job", help="dbt Cloud job id (repeat); default: every job with a schedule in the plan."),
+    typer.Option("--job", min=1, help="dbt Cloud job id (repeat); default: every job with a schedule in the plan."),
 ]
 LedgerUrl = Annotated[
     str | None,
@@ -136,12 +136,12 @@ def cutover(
     from migration.cutover import cutover as run_cutover
     from migration.switch_context import SwitchContext
 
+    request = CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)  # bad input: before any call
     with _session(tenant_file, ledger_url) as session:
         jobs, plan = _plan(session)
         ctx = SwitchContext(
             session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
         )
-        request = CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)
         report = run_cutover(plan, jobs, _verdicts(report_dir), ctx, request)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
@@ -152,7 +152,8 @@ def cutover(
 @handle_errors
 def rollback(
     job: Annotated[
-        list[int] | None, typer.Option("--job", help="dbt Cloud job id (repeat); default: every job in the ledger.")
+        list[int] | None,
+        typer.Option("--job", min=1, help="dbt Cloud job id (repeat); default: every job in the ledger."),
     ] = None,
     by: By = None,
     ledger_url: LedgerUrl = None,

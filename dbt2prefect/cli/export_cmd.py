@@ -38,9 +38,13 @@ def export(
     from migration.dbt_cloud.auth import resolve_token
     from migration.dbt_cloud.client import DbtCloudClient
     from migration.dbt_cloud.settings import RetryPolicy
-    from migration.export import export_inventory, write_inventory
+    from migration.errors import InventoryError
+    from migration.export import export_inventory, inventory_output_problem, write_inventory
 
     tenant = tenant_from(tenant_file)
+    problem = inventory_output_problem(output)  # before any call to dbt Cloud
+    if problem is not None:
+        raise InventoryError(problem)
     settings = tenant.dbt_cloud
     env_name = token_env or settings.token_env
     token, source = resolve_token(env_name, tenant.blocks.dbt_cloud_token_block)

@@ -279,10 +279,21 @@ def emit(
     """
     from migration.ci_workflow import render_workflow, workflow_file_name
     from migration.deployment import runtime_versions, tenant_deployment
-    from migration.emit import emit_command, quickstart_command, render_prefect_yaml, write_prefect_yaml
+    from migration.emit import (
+        check_outputs,
+        emit_command,
+        quickstart_command,
+        render_prefect_yaml,
+        write_prefect_yaml,
+    )
 
     tenant = tenant_from(tenant_file)
     migration_plan = _load_plan(tenant, from_file)
+    target = output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml"
+    workflow_target = ci_workflow or target.with_name(workflow_file_name(tenant.name))
+    outputs = {"--output": target, **({"--ci-workflow": workflow_target} if migration_plan.ci_jobs else {})}
+    inputs = {"the tenant settings file": tenant.settings_file, "the inventory (--from-file)": from_file}
+    check_outputs(outputs, inputs)
     hint = "" if allow_blockers else " Nothing was written (--allow-blockers writes the file anyway)."
     if _blocked(migration_plan, hint) and not allow_blockers:
         raise typer.Exit(1)
@@ -290,16 +301,14 @@ def emit(
     versions = runtime_versions()
     source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate)
     text = render_prefect_yaml(spec, versions["prefect"], source=source)
-    path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
+    path = write_prefect_yaml(text, target)
     on = sum(1 for s in spec.schedules if s.active)
     console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
     if migration_plan.ci_jobs:
         workflow = render_workflow(
             migration_plan, tenant, source=source, tenant_file=tenant_file or settings_path(tenant.name)
         )
-        written = write_prefect_yaml(
-            workflow, ci_workflow or path.with_name(workflow_file_name(tenant.name)), option="--ci-workflow"
-        )
+        written = write_prefect_yaml(workflow, workflow_target, option="--ci-workflow")
         console.print(
             f"Wrote {written} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to .github/workflows/ "
             "and add the repository secrets its header names."

@@ -20,8 +20,15 @@ class TokenAuth(httpx.Auth):
 
     def __init__(self, token: SecretStr | str, source: str = "token") -> None:
         secret = token if isinstance(token, SecretStr) else SecretStr(token)
-        if not secret.get_secret_value().strip():
+        value = secret.get_secret_value().strip()
+        if not value:
             raise DbtCloudConfigError(f"the dbt Cloud API token from {source} is empty; set a service token there")
+        if not value.isascii() or not value.isprintable() or " " in value:
+            # It could never be sent in a header: httpx refuses it as a protocol error, which looks like a network fault.
+            raise DbtCloudConfigError(
+                f"the dbt Cloud API token from {source} contains a line break, a space or another character a "
+                "token never holds; set it again to the token alone (e.g. without a pasted newline)"
+            )
         self._token = secret
         self.source = source
 

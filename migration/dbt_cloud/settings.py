@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from dbt2prefect.files import redact_url
 from migration.dbt_cloud.errors import DbtCloudConfigError
 
 LOOPBACK_NAMES = ("localhost",)
@@ -86,20 +87,29 @@ def normalize_host(host: str) -> str:
         raise DbtCloudConfigError("dbt Cloud host setting is empty; set [tenant.dbt_cloud] host or --host")
     if "://" not in value:
         value = f"https://{value}"
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DbtCloudConfigError(f"dbt Cloud host {host!r} is not a URL like https://emea.dbt.com")
+    shown = redact_url(host)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise DbtCloudConfigError(f"dbt Cloud host {shown!r} is not a URL like https://emea.dbt.com") from None
+    if "@" in parts.netloc:
+        raise DbtCloudConfigError(
+            f"dbt Cloud host {shown!r} must not contain credentials; put the token in the environment variable "
+            "named by token_env (or the Prefect Secret block), and only scheme and host in the host setting"
+        )
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise DbtCloudConfigError(f"dbt Cloud host {shown!r} is not a URL like https://emea.dbt.com")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise DbtCloudConfigError(
-            f"dbt Cloud host {host!r} must be only scheme and host (e.g. https://cloud.getdbt.com), "
+            f"dbt Cloud host {shown!r} must be only scheme and host (e.g. https://cloud.getdbt.com), "
             "without /api/... or other path"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(hostname):
         raise DbtCloudConfigError(
-            f"dbt Cloud host {host!r} uses plain http; use https (plain http is allowed only on loopback)"
+            f"dbt Cloud host {shown!r} uses plain http; use https (plain http is allowed only on loopback)"
         )
-    if parts.username or parts.password:
-        raise DbtCloudConfigError("dbt Cloud host must not contain credentials; the token goes in an env var")
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -200,10 +200,10 @@ def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path
     )
 
 
-def test_rollback_of_unknown_job_and_bad_force_are_exit_1(setup: dict[str, Any]) -> None:
+def test_rollback_of_unknown_job_and_bad_force_are_bad_input(setup: dict[str, Any]) -> None:
     env = setup["env"]
     unknown = runner.invoke(app, ["rollback", "--job", "123"], env=env)
-    assert unknown.exit_code == 1 and "no cutover in the ledger" in unknown.output
+    assert unknown.exit_code == 2 and "no cutover in the ledger" in unknown.output
     no_reason = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--force"], env=env)
-    assert no_reason.exit_code == 1 and "--force needs --reason" in no_reason.output
+    assert no_reason.exit_code == 2 and "--force needs --reason" in no_reason.output
     assert setup["cloud"].token not in unknown.output + no_reason.output
