@@ -25,7 +25,6 @@ class ReasonCode(StrEnum):
     STEP_BAD_THREADS = "step_bad_threads"
     STEP_BAD_TARGET = "step_bad_target"
     STEP_STATE_FLAG = "step_state_flag"
-    RUN_OPERATION_ARGS = "run_operation_args"
     PARAMETERS_INVALID = "parameters_invalid"
     # dbt Cloud features without a Prefect equivalent, or that a person must check.
     DEFERRAL = "deferral"
@@ -47,6 +46,8 @@ class ReasonCode(StrEnum):
     SCHEDULE_RRULE = "schedule_rrule"
     JOB_CHAINING = "job_chaining"
     CI_TRIGGER = "ci_trigger"
+    GIT_TRIGGER_OFF = "git_trigger_off"
+    CI_ISOLATION = "ci_isolation"
     MERGE_TRIGGER = "merge_trigger"
     # Notifications.
     NOTIFICATION = "notification"
