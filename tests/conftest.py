@@ -33,7 +33,17 @@ LONGEST_FIRST = (
 """The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together."""
 
 
+E2E_FIXTURES = frozenset({"prefect_api", "tenant_copy", "process_worker", "built_tenant", "quality_tenant"})
+"""Session fixtures that start a Prefect server or build dbt databases: a test using any of them is marked `e2e`."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    e2e = pytest.mark.e2e
+    for item in items:
+        # `slow` (a real dbt build) implies `e2e`; modules that start their own servers mark themselves.
+        if item.get_closest_marker("slow") or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(e2e)
+
     def rank(item: pytest.Item) -> int:
         module = item.nodeid.split("::", 1)[0]
         return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
