@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,28 +36,33 @@ LONGEST_FIRST = (
 E2E_FIXTURES = frozenset({"prefect_api", "tenant_copy", "process_worker", "built_tenant", "quality_tenant"})
 """Session fixtures that start a Prefect server or build dbt databases: a test using any of them is marked `e2e`."""
 
-SHARED_FIXTURES = {"tenant_copy": "tenant-copy", "process_worker": "tenant-copy", "built_tenant": "built-tenant"}
-"""Per-worker session fixtures that are expensive to build (a tenant copy with its worker process, two dbt-built
-databases): every module using one is in one `xdist_group`, so `--dist loadgroup` builds each once per session."""
+SHARED_FOLDERS = ("tests/flows/", "tests/parity/")
+"""Folders whose conftest has a per-worker session fixture that is expensive to build (tests/flows: the tenant copy
+and its Prefect worker process; tests/parity: two dbt-built databases). With `--dist loadfile` each folder is one
+unit of work, so one worker builds the fixture once instead of each worker that gets one of its modules."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with each of SHARED_FOLDERS scheduled as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return next((folder for folder in SHARED_FOLDERS if module.startswith(folder)), module)
+
+    return SharedFixtureScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     e2e = pytest.mark.e2e
-    groups: dict[str, str] = {}
     for item in items:
-        fixtures = getattr(item, "fixturenames", ())
         # `slow` (a real dbt build) implies `e2e`; modules that start their own servers mark themselves.
-        if item.get_closest_marker("slow") or E2E_FIXTURES.intersection(fixtures):
+        if item.get_closest_marker("slow") or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(e2e)
-        shared = [group for name, group in SHARED_FIXTURES.items() if name in fixtures]
-        if shared:
-            groups.setdefault(_module(item), shared[0])
-    for item in items:
-        # One group per module unless it shares a session fixture: `--dist loadgroup` then keeps a module's
-        # tests (and its module-scoped fixtures) on one worker, as `--dist loadfile` does. A test's own
-        # `xdist_group` mark wins.
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(groups.get(_module(item), _module(item))))
 
     def rank(item: pytest.Item) -> int:
         module = _module(item)
