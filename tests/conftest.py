@@ -22,16 +22,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LONGEST_FIRST = (
     "tests/flows/test_second_tenant.py",
     "tests/sandbox/test_demo.py",
+    "tests/docs/test_tenant_guide.py",
+    "tests/docs/test_runbook.py",
     "tests/migration/test_cutover_faults.py",
     "tests/flows/test_dbt_wg_flow.py",
-    "tests/docs/test_runbook.py",
     "tests/flows/test_deployment_runs.py",
     "tests/flows/test_parity_flow.py",
     "tests/flows/test_chained_jobs.py",
-    "tests/docs/test_tenant_guide.py",
     "tests/flows/test_doctor.py",
 )
-"""The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together."""
+"""The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together.
+
+Each worker starts with two units of work: the first worker gets `tests/flows/` (one unit, see SHARED_FOLDERS) and
+a short module, the second the demo and the runbook; the other units go to whichever worker frees up first."""
 
 E2E_FIXTURES = frozenset({"prefect_api", "tenant_copy", "process_worker", "built_tenant", "quality_tenant"})
 """Session fixtures that start a Prefect server or build dbt databases: a test using any of them is marked `e2e`."""
