@@ -33,8 +33,8 @@ LONGEST_FIRST = (
 )
 """The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together.
 
-Each worker starts with two units of work: the first worker gets `tests/flows/` (one unit, see SHARED_FOLDERS) and
-a short module, the second the demo and the runbook; the other units go to whichever worker frees up first."""
+pytest-xdist gives each worker one unit of work (the first `tests/flows/`, one unit, see SHARED_FOLDERS; the second
+the demo), then the next unit in this order whenever a worker has at most two tests of its units left."""
 
 E2E_FIXTURES = frozenset({"prefect_api", "tenant_copy", "process_worker", "built_tenant", "quality_tenant"})
 """Session fixtures that start a Prefect server or build dbt databases: a test using any of them is marked `e2e`."""
