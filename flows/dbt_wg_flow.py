@@ -23,8 +23,9 @@ from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
 from dbt2prefect.tenant import load_tenant
 
-# Flow runs of this module return as soon as they end, not up to a second later (see prefect_heartbeat).
-prefect_heartbeat.install()
+# A deployment's flow run (the process a worker started for it) returns as soon as it ends, not up to a second later;
+# importing the module anywhere else patches nothing (see prefect_heartbeat).
+prefect_heartbeat.install_in_flow_run_process()
 
 
 def _artifact_key(name: str) -> str:

@@ -71,8 +71,10 @@ def run(
     from dbt2prefect.prefect_api import ensure_api
 
     ensure_api()
+    from dbt2prefect import prefect_heartbeat
     from flows.dbt_wg_flow import run_dbt_wg
 
+    prefect_heartbeat.install()  # this process runs the flow: its run returns as soon as it ends
     state = run_dbt_wg(**raw, return_state=True)
     if state.is_completed():
         result = state.result()

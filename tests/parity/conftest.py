@@ -1,7 +1,7 @@
 """Two DuckDB databases built by real dbt runs of the tenant project: `prod` (baseline) and `parity` (candidate).
 
-Built once per session (two `dbt run`s of the hourly selection in a dbt subprocess, so no DuckDB file stays open in
-the test process); tests that change a side work on a copy of its file, so every test starts from the same two
+Built once per session (two `dbt run`s of the hourly selection, side by side in dbt subprocesses, so no DuckDB
+file stays open in the test process); tests that change a side work on a copy of its file, so every test starts from the same two
 real databases.
 """
 
@@ -78,13 +78,19 @@ def built_tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltTena
     (profiles / "profiles.yml").write_text(
         yaml.safe_dump({"dbt_williamgrant": {"target": "prod", "outputs": outputs}}), encoding="utf-8"
     )
-    artifacts: dict[str, RunArtifacts] = {}
+    # The two runs at the same time: each writes its own database and target folder, and reads the raw database
+    # read-only (DuckDB lets several processes open a file read-only).
+    runs: dict[str, subprocess.Popen[str]] = {}
     for target in ("prod", "parity"):
+        args = ["--quiet", "--log-path", str(root / f"logs-{target}"), "run", "--select", SELECT, "--target", target]
+        args += ["--project-dir", str(project), "--profiles-dir", str(profiles)]
+        args += ["--target-path", str(root / f"target-{target}")]
+        runs[target] = subprocess.Popen([DBT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    artifacts: dict[str, RunArtifacts] = {}
+    for target, process in runs.items():
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, f"dbt run --target {target}: " + out[-3000:] + err[-3000:]
         target_path = root / f"target-{target}"
-        args = ["--quiet", "--log-path", str(root / "logs"), "run", "--select", SELECT, "--target", target]
-        args += ["--project-dir", str(project), "--profiles-dir", str(profiles), "--target-path", str(target_path)]
-        done = subprocess.run([DBT, *args], capture_output=True, text=True, check=False, timeout=600)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         artifacts[target] = RunArtifacts(
             label=target,
             manifest=load_manifest(target_path / "manifest.json"),

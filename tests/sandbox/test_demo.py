@@ -28,6 +28,8 @@ FRESHNESS_STEP, BUILD_STEP, DOCS_STEP = 4, 5, 6
 FIRED_JOB = load_tenant().sandbox.demo_fired_job
 CHAINED_JOB = 70403103936373  # 'Supply chain after nightly', chained to the nightly job (success only)
 
+pytestmark = pytest.mark.e2e  # the demo starts its own Prefect server and worker and builds with dbt
+
 STORY = [
     "data",
     "servers",
