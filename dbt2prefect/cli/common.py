@@ -83,7 +83,8 @@ def render_rows(rows: Sequence[Mapping[str, object]], format_: Literal["markdown
     columns = list(rows[0])
     if format_ == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        # RFC 4180 line ends: the writer then quotes a cell holding a CR too, so no cell can split a row.
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
         writer.writeheader()
         writer.writerows({column: csv_cell(value) for column, value in row.items()} for row in rows)
         return buffer.getvalue()
