@@ -148,7 +148,7 @@ def test_apply_refuses_a_plan_with_a_cycle(tmp_path: Path) -> None:
 
 def test_a_deleted_job_breaks_the_chain(tmp_path: Path) -> None:
     jobs = [_job(201, after=202), _job(202, after=201, state=2)]
-    result, plan = _plan(_write(tmp_path / "inv.json", _inventory(jobs)))
+    _result, plan = _plan(_write(tmp_path / "inv.json", _inventory(jobs)))
     assert plan is not None and not [f for f in plan["findings"] if f["reason_code"] == "job_chain_cycle"]
 
 
