@@ -246,8 +246,8 @@ def _check_complete(extra: Any, saved: int, path: Path) -> None:
     would leave the other jobs out without a word."""
     if not isinstance(extra, dict):
         return  # a bare response without `extra` says nothing about other pages
-    pagination = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else {}
-    filters = extra.get("filters") if isinstance(extra.get("filters"), dict) else {}
+    pagination: dict[str, Any] = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else {}
+    filters: dict[str, Any] = extra.get("filters") if isinstance(extra.get("filters"), dict) else {}
     total = pagination.get("total_count")
     fix = (
         "export every page with `dbt2prefect export --output <file>` (it reads all pages, the environments and "
@@ -347,8 +347,9 @@ def load_inventory(path: Path | str) -> Inventory:
         # Compared as the typed id: 123 and "123" are one job.
         if job.id in seen:
             raise InventoryError(
-                f"inventory {file}: job #{index} ({job.name!r}) has id {job.id}, like job #{seen[job.id]}; each "
-                "dbt Cloud job appears once: export again (`dbt2prefect export`), or remove the duplicate"
+                f"inventory {file}: job #{index} has id {job.id}, like job #{seen[job.id]} (this one named "
+                f"{job.name!r}); each dbt Cloud job appears once: export again (`dbt2prefect export`), or remove "
+                "the duplicate"
             )
         seen[job.id] = index
     for key in inventory.environment_variables or {}:
