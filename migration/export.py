@@ -246,8 +246,9 @@ def _check_complete(extra: Any, saved: int, path: Path) -> None:
     would leave the other jobs out without a word."""
     if not isinstance(extra, dict):
         return  # a bare response without `extra` says nothing about other pages
-    pagination: dict[str, Any] = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else {}
-    filters: dict[str, Any] = extra.get("filters") if isinstance(extra.get("filters"), dict) else {}
+    pagination, filters = (
+        {} if not isinstance(part, dict) else part for part in (extra.get("pagination"), extra.get("filters"))
+    )
     total = pagination.get("total_count")
     fix = (
         "export every page with `dbt2prefect export --output <file>` (it reads all pages, the environments and "
