@@ -13,7 +13,6 @@ job's connection (`DBT_WG_DEV_SNOWFLAKE_ACCOUNT` for block `dbt-wg-dev`).
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from dbt2prefect.dbt_cli import ParsedStep
+from dbt2prefect.escaping import shell_line
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.plan import MigrationPlan, PlannedCiJob
@@ -63,10 +63,10 @@ def slim_ci_line(step: ParsedStep, state_dir: str = STATE_DIR) -> str:
     written (translation reports those flags), as is any other command (`source freshness`, `run-operation`)."""
     args = ["dbt", *step.args]
     if step.command not in SLIM_COMMANDS or any(step.sets(name) for name in STATE_OPTIONS):
-        return shlex.join(args)
+        return shell_line(args)
     if not any(step.sets(name) for name in _SELECTIONS):
         args += ["--select", SLIM_SELECTION]
-    return shlex.join([*args, "--defer", "--state", state_dir])
+    return shell_line([*args, "--defer", "--state", state_dir])
 
 
 def secret_name(tenant: TenantSettings, connection: str, variable: str) -> str:
@@ -113,7 +113,7 @@ def _job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str) -> dict[str
         {"name": "Install the pinned toolkit", "run": "pip install -c constraints.txt ."},
         {
             "name": f"Fetch the state: the latest successful run on {ci.state_target}",
-            "run": shlex.join(
+            "run": shell_line(
                 ["dbt2prefect", "artifacts", "fetch", "--target", ci.state_target, "--to", f"{project_dir}/{STATE_DIR}"]
             ),
         },

@@ -7,6 +7,7 @@ has no Prefect equivalent. Reason codes are stable strings that tenant settings 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from dbt2prefect.run_env import env_name_problem
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
 from migration.env_vars import AccountVariables, JobVariables, job_variables, secret_setup_command
+from migration.errors import InventoryError
 from migration.notifications import plan_notifications
 from migration.plan import (
     Finding,
@@ -749,6 +751,13 @@ def build_plan(
         notifications: the account's job notification settings, when the inventory has them.
         variables: the exported environment variables, when the inventory has them.
     """
+    twice = sorted(job_id for job_id, count in Counter(job.id for job in jobs).items() if count > 1)
+    if twice:
+        # Two schedules would get one slug: refused here whatever read the jobs.
+        raise InventoryError(
+            f"job id(s) {', '.join(map(str, twice))} appear more than once among the jobs to plan; each dbt Cloud "
+            "job is planned once: export again (`dbt2prefect export`)"
+        )
     ordered = sorted(jobs, key=lambda j: j.id)
     planned: dict[int, PlannedJob] = {}
     schedules: list[PlannedSchedule] = []

@@ -195,6 +195,15 @@ def test_ids_are_one_int_at_the_model_boundary() -> None:
     assert notification.on_success == [301, 302]
 
 
+def test_the_plan_itself_refuses_one_job_twice() -> None:
+    from dbt2prefect.tenant import load_tenant
+    from migration.errors import InventoryError
+    from migration.translate import build_plan
+
+    with pytest.raises(InventoryError, match="301 appear more than once"):
+        build_plan([Job.from_api(_job(301)), Job.from_api(_job(0, id="301"))], load_tenant())
+
+
 # ------------------------------------------------------------------------------------------------ 3. saved pages
 
 
