@@ -11,6 +11,7 @@ variable is read, and the result depends on the line alone.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,17 @@ class ParsedStep:
     def sets(self, name: str) -> bool:
         """True when the line sets click parameter `name` (e.g. 'target', 'threads', 'state')."""
         return name in self.options
+
+
+@functools.cache
+def reserved_env_names() -> frozenset[str]:
+    """The environment variables through which dbt reads the options of `RESERVED_OPTIONS` (`DBT_PROFILES_DIR`,
+    `DBT_ENGINE_PROFILES_DIR`, ...), as dbt's own CLI declares them."""
+    names: set[str] = set()
+    for param in _cli().commands["build"].params:
+        if param.name in RESERVED_OPTIONS and param.envvar:
+            names.update([param.envvar] if isinstance(param.envvar, str) else param.envvar)
+    return frozenset(names)
 
 
 def _cli() -> click.Group:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from dbt2prefect.dbt_cli import ParsedStep, check_selection, parse_step_line, parse_vars, validate_step
 from dbt2prefect.errors import DbtCommandError, ParameterError
-from dbt2prefect.run_env import SECRET_ENV_PREFIX
+from dbt2prefect.run_env import SECRET_ENV_PREFIX, env_name_problem
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "build": ("build",),
@@ -40,8 +40,6 @@ THREADED = (SELECTING - {"ls"}) | {"retry"}
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 
 ProfilesStrategy = Literal["blocks", "local"]
-OWN_ENV_PREFIXES = ("PREFECT_", "DBT2PREFECT_")
-"""Variables that configure the flow run's own process, not dbt's project."""
 
 
 class RunParameters(BaseModel):
@@ -89,10 +87,9 @@ class RunParameters(BaseModel):
             return None
         secret = info.field_name == "secret_env_vars"
         for name, item in value.items():
-            if not name.isidentifier() or not name.isascii():
-                raise ValueError(f"{name!r} is not an environment variable name (letters, digits, underscores)")
-            if name.upper().startswith(OWN_ENV_PREFIXES):
-                raise ValueError(f"{name!r} configures the run itself; it cannot be set per run")
+            problem = env_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
             if name.startswith(SECRET_ENV_PREFIX) != secret:
                 raise ValueError(
                     f"{name!r} must be in env_vars (only {SECRET_ENV_PREFIX}* names are secrets)"

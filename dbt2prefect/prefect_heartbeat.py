@@ -1,4 +1,4 @@
-"""Flow-run heartbeats that stop at once when the flow run ends.
+"""Flow-run heartbeats that stop at once when the flow run ends, and when the worker that started the run is gone.
 
 Prefect 3.9's heartbeat thread sleeps in one-second steps and the flow engine joins it when the run ends, so every
 flow run waits up to a second (half a second on average) after its final state before it returns. This is the same
@@ -11,13 +11,21 @@ runs the flow installs it first: `dbt2prefect run` calls `install()`, and the fl
 `install_in_flow_run_process()`, which installs only in a process Prefect started to execute one flow run (a
 worker's or a runner's); a process that only imports the flow (the CLI reading its parameters, a notebook) keeps
 Prefect's own heartbeat.
+
+A process started by a worker for one flow run (`PREFECT__FLOW_RUN_ID`) that outlives the worker (SIGKILL, OOM)
+is an orphan: its output goes to a dead pipe, and prefect-dbt's runner then waits forever for its event queue.
+Heartbeats from it would keep the run Running for good, hiding it from Prefect's zombie detection. So when the
+process's parent changes, the heartbeats stop (zombie detection then marks the run Crashed within its window),
+and the process gets SIGTERM, which Prefect's engine turns into a Crashed state before the process exits.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,13 +45,16 @@ _stock: list[Any] = []
 
 @contextmanager
 def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
-    """Emit a heartbeat event every `heartbeat_frequency` seconds while the flow runs (as Prefect's own does)."""
-    seconds = engine.heartbeat_seconds
-    if seconds is None:
+    """Emit a heartbeat event every `heartbeat_frequency` seconds while the flow runs (as Prefect's own does), and,
+    in a process a worker started for the run, end the run as Crashed when that worker is gone (heartbeats or not).
+    """
+    heartbeat = engine.heartbeat_seconds
+    parent = _watched_parent(engine)
+    if heartbeat is None and parent is None:
         yield
         return
-    seconds = max(seconds, flow_engine.MINIMUM_HEARTBEAT_INTERVAL)
-    resource, related = engine._build_heartbeat_event_template()
+    seconds = max(heartbeat or 0, flow_engine.MINIMUM_HEARTBEAT_INTERVAL)
+    template = engine._build_heartbeat_event_template() if heartbeat is not None else None
     stop = threading.Event()
 
     def beat() -> None:
@@ -51,11 +62,16 @@ def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
             run = engine.flow_run
             if run is not None and run.state is not None and run.state.is_final():
                 return
-            try:
-                engine._emit_flow_run_heartbeat(resource, related)
-            except Exception:
-                engine.logger.debug("Failed to emit heartbeat", exc_info=True)
-            stop.wait(seconds)
+            if template is not None:
+                try:
+                    engine._emit_flow_run_heartbeat(*template)
+                except Exception:
+                    engine.logger.debug("Failed to emit heartbeat", exc_info=True)
+            if parent is None:
+                stop.wait(seconds)
+            elif _wait_or_orphaned(stop, seconds, parent):
+                _end_orphan(engine, parent)
+                return
 
     # The thread runs in a copy of this context, so it sees the flow run's settings (API URL) as Prefect's does.
     thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True)
@@ -66,6 +82,40 @@ def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
         stop.set()
         if join_on_exit:
             thread.join(timeout=2)
+
+
+PARENT_CHECK_SECONDS = 1.0
+"""How often a run started by a worker checks that its worker still runs."""
+
+
+def _watched_parent(engine: Any) -> int | None:
+    """The pid of the worker that started this process for this flow run, or None when the process was not
+    started for it (a flow called in-process, as `dbt2prefect run` does, may outlive its shell on purpose)."""
+    run = engine.flow_run
+    if run is None or os.environ.get("PREFECT__FLOW_RUN_ID") != str(run.id):
+        return None
+    return os.getppid()
+
+
+def _wait_or_orphaned(stop: threading.Event, seconds: float, parent: int) -> bool:
+    """Wait up to `seconds` for `stop`; True as soon as the process's parent is no longer `parent`."""
+    deadline = time.monotonic() + seconds
+    while not stop.wait(min(PARENT_CHECK_SECONDS, max(deadline - time.monotonic(), 0))):
+        if os.getppid() != parent:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+    return False
+
+
+def _end_orphan(engine: Any, parent: int) -> None:
+    """No more heartbeats; SIGTERM to this process, which Prefect's engine reports as Crashed."""
+    engine.logger.error(
+        "The worker process (pid %s) that started this flow run is gone: the run's heartbeats stop and the run "
+        "ends as Crashed (start it again from a running worker)",
+        parent,
+    )
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _targets() -> list[Target]:

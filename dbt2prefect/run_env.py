@@ -12,13 +12,39 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
+from dbt2prefect.dbt_cli import reserved_env_names
 from dbt2prefect.errors import ParameterError
 
 if TYPE_CHECKING:
     from dbt2prefect.params import RunParameters
 
 SECRET_ENV_PREFIX = "DBT_ENV_SECRET"
-"""dbt keeps the values of variables named so out of its logs and artifacts; dbt Cloud's API masks them."""
+"""dbt keeps the values of variables named so out of its logs and artifacts; dbt Cloud's API masks them.
+
+dbt Cloud's documentation spells the prefix `DBT_ENV_SECRET_`; dbt-core masks every name starting with
+`DBT_ENV_SECRET`, so the shorter prefix is the one that decides whether a value may be shown."""
+ENV_NAME_PREFIX = "DBT_"
+"""dbt Cloud accepts only environment variable names that start with this (its keys are upper case)."""
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def env_name_problem(name: str) -> str | None:
+    """Why `name` may not be set for a dbt run, or None when it may: the one check of variable names, used by the
+    plan (a job's dbt Cloud variables) and by the flow (its `env_vars` and `secret_env_vars`) before dbt starts.
+
+    As dbt Cloud: `DBT_` and then capital letters, digits and underscores, so that no run can change the
+    process's `PATH`, `LD_PRELOAD`, `PYTHONPATH`, proxies or cloud credentials. Nor dbt's own settings that the
+    flow sets for every run (`DBT_PROFILES_DIR`, `DBT_PROJECT_DIR`, `DBT_TARGET_PATH`, ...).
+    """
+    if not (name.startswith(ENV_NAME_PREFIX) and len(name) > len(ENV_NAME_PREFIX) and set(name) <= _NAME_CHARS):
+        return (
+            f"{name!r} is not a name dbt Cloud accepts for an environment variable: it must start with "
+            f"{ENV_NAME_PREFIX} and hold only capital letters, digits and underscores (rename it in dbt Cloud, "
+            f"e.g. DBT_{''.join(c for c in name.upper() if c in _NAME_CHARS).removeprefix('DBT_') or 'NAME'})"
+        )
+    if name in reserved_env_names():
+        return f"{name!r} is dbt's own setting, which the flow sets for every run (its own paths and profile)"
+    return None
 
 
 def read_secret(name: str, block: str) -> str:
@@ -50,6 +76,10 @@ def run_environment(params: RunParameters) -> dict[str, str]:
     values = dict(params.env_vars or {})
     for name, block in (params.secret_env_vars or {}).items():
         values[name] = read_secret(name, block)
+    for name in values:  # again here, whatever built the parameters: nothing else reaches the process environment
+        problem = env_name_problem(name)
+        if problem is not None:
+            raise ParameterError(f"parameter 'env_vars': {problem}")
     return values
 
 

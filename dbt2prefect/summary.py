@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
+from dbt2prefect.escaping import markdown_cell
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,6 @@ def summarize(target: str, outcomes: list[StepOutcome], success: bool, slowest: 
     )
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
     verdict = "succeeded" if summary.success else "FAILED"
     lines = [f"# dbt run on `{summary.target}` {verdict}", ""]
@@ -67,11 +64,13 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
     lines += ["## Steps", "", "| # | step | result | nodes | seconds |", "|---|---|---|---|---|"]
     for step in summary.steps:
         result = "ok" if step["success"] else ("failed" if step["fails_run"] else "failed (does not fail the run)")
-        lines.append(f"| {step['index']} | `{_cell(step['label'])}` | {result} | {step['nodes']} | {step['seconds']} |")
+        lines.append(
+            f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
+        )
     if summary.failures:
         lines += ["", "## Failures", "", "| node | status | message |", "|---|---|---|"]
         for node in summary.failures:
-            lines.append(f"| `{node.unique_id}` | {node.status} | {_cell(node.message[:500])} |")
+            lines.append(f"| `{node.unique_id}` | {node.status} | {markdown_cell(node.message[:500])} |")
     if summary.slowest:
         lines += ["", "## Slowest nodes", "", "| node | seconds |", "|---|---|"]
         lines += [f"| `{node.unique_id}` | {node.execution_time:.2f} |" for node in summary.slowest]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +30,7 @@ from typing import Any
 import yaml
 
 from dbt2prefect.dbt_cli import ParsedStep
+from dbt2prefect.escaping import shell_line, shell_word
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.tenant import TenantSettings
 from migration.emit import repo_path
@@ -141,8 +141,8 @@ def deferred_line(step: ParsedStep, defer: bool = True, state_dir: str = STATE_D
     as written (translation reports those flags), as is any other command (`source freshness`, `deps`)."""
     args = ["dbt", *step.args]
     if not defer or step.command not in DEFER_COMMANDS or any(step.sets(name) for name in STATE_OPTIONS):
-        return shlex.join(args)
-    return shlex.join([*args, "--defer", "--state", state_dir])
+        return shell_line(args)
+    return shell_line([*args, "--defer", "--state", state_dir])
 
 
 def secret_name(tenant: TenantSettings, connection: str, variable: str) -> str:
@@ -273,7 +273,7 @@ def _run_job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str, both: b
             {
                 "name": f"Fetch the state: the latest successful run on {ci.state_target}",
                 "env": state,
-                "run": shlex.join(
+                "run": shell_line(
                     [
                         "dbt2prefect",
                         "artifacts",
@@ -320,7 +320,7 @@ def _cleanup_job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str) -> 
     steps += [
         {
             "name": "Write the cleanup macro",
-            "run": f"set -o noclobber\ncat > {shlex.quote(f'{macro_dir}/{CLEANUP_MACRO}.sql')} <<'EOF'\n"
+            "run": f"set -o noclobber\ncat > {shell_word(f'{macro_dir}/{CLEANUP_MACRO}.sql')} <<'EOF'\n"
             f"{CLEANUP_MACRO_SQL}EOF\n",
         },
         {

@@ -8,9 +8,11 @@ Prefect Secret block that a person fills once, one block per variable and scope 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dbt2prefect.escaping import shell_line, shell_word
 from migration.dbt_cloud.models import SECRET_PREFIX, EnvironmentVariables, Job
 
 
@@ -70,6 +72,15 @@ def store_secret_command(name: str, block: str) -> str:
     """
     code = (
         "import os; from prefect.blocks.system import Secret; "
-        f"Secret(value=os.environ[{name!r}]).save({block!r}, overwrite=True)"
+        f"Secret(value=os.environ[{json.dumps(name)}]).save({json.dumps(block)}, overwrite=True)"
     )
-    return f'python -c "{code}"'
+    return shell_line(["python", "-c", code])
+
+
+def secret_setup_command(name: str, block: str) -> str:
+    """The shell line a person pastes to type a secret's value (not echoed) and save it as its Secret block.
+
+    Every word from data is quoted by the one shell escape, so the line runs exactly what it shows.
+    """
+    word = shell_word(name)
+    return f"read -rs {word} && export {word} && {store_secret_command(name, block)}"

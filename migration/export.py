@@ -256,6 +256,52 @@ def _check_jobs(raws: list[dict[str, Any]], path: Path) -> None:
             raise InventoryError(f"inventory {path}: job #{index} (id {raw.get('id')}): {problem}")
 
 
+_SUBSET_FILTERS = ("offset", "pk", "name__icontains", "environment_id", "triggers_schedule", "dbt_version__in")
+"""Filters of GET /jobs/ that leave jobs of the project out, echoed in a saved response's `extra.filters`."""
+
+
+def _check_complete(extra: Any, saved: int, path: Path) -> None:
+    """Refuse a saved jobs list that is one page of more, or a filtered part of the account's jobs: a plan of it
+    would leave the other jobs out without a word."""
+    if not isinstance(extra, dict):
+        return  # a bare response without `extra` says nothing about other pages
+    pagination, filters = (
+        {} if not isinstance(part, dict) else part for part in (extra.get("pagination"), extra.get("filters"))
+    )
+    total = pagination.get("total_count")
+    fix = (
+        "export every page with `dbt2prefect export --output <file>` (it reads all pages, the environments and "
+        "the environment variables) and plan that file"
+    )
+    if isinstance(total, int) and not isinstance(total, bool) and total > saved:
+        raise InventoryError(
+            f"inventory {path} holds {saved} of the {total} jobs the response counts (extra.pagination."
+            f"total_count): it is one page of a longer list; {fix}"
+        )
+    subset = {name: filters[name] for name in _SUBSET_FILTERS if filters.get(name) not in (None, 0, "0", "")}
+    if subset:
+        shown = ", ".join(f"{name}={value!r}" for name, value in subset.items())
+        raise InventoryError(
+            f"inventory {path} was saved with the filter(s) {shown} (extra.filters): it holds only part of the "
+            f"account's jobs; {fix}"
+        )
+
+
+def check_account(inventory: Inventory, account_id: int, path: Path | str, tenant: str) -> None:
+    """Refuse an inventory of another dbt Cloud account than the tenant's.
+
+    Raises:
+        InventoryError: naming both account ids and the file.
+    """
+    if inventory.account_id != account_id:
+        raise InventoryError(
+            f"inventory {path} holds jobs of dbt Cloud account {inventory.account_id}, but tenant {tenant} is "
+            f"account {account_id} ([tenant.dbt_cloud] account_id): export the tenant's own account "
+            "(`dbt2prefect export`), or name the settings of account "
+            f"{inventory.account_id} with --tenant-file"
+        )
+
+
 def _from_jobs_list(doc: dict[str, Any], path: Path) -> Inventory:
     data = doc["data"]
     if not isinstance(data, list) or not all(isinstance(j, dict) for j in data):
@@ -263,6 +309,7 @@ def _from_jobs_list(doc: dict[str, Any], path: Path) -> Inventory:
     if not data:
         raise InventoryError(f"inventory {path}: the jobs list is empty; save a response that has jobs")
     _check_jobs(data, path)  # before reading ids from the jobs, so a bad id is reported, not a crash
+    _check_complete(doc.get("extra"), len(data), path)
     jobs = [Job.from_api(j) for j in data]
     account_ids = {j.account_id for j in jobs}
     project_ids = {j.project_id for j in jobs}
@@ -278,11 +325,11 @@ def _from_jobs_list(doc: dict[str, Any], path: Path) -> Inventory:
 
 def load_inventory(path: Path | str) -> Inventory:
     """Read an inventory written by `export`, or a raw jobs list response saved from
-    GET /api/v2/accounts/{id}/jobs/ (`{"status": ..., "data": [...], "extra": ...}`).
+    GET /api/v2/accounts/{id}/jobs/ (`{"status": ..., "data": [...], "extra": ...}`) holding every job.
 
     Raises:
-        InventoryError: the file is missing, not JSON, neither shape, or a job is malformed (the message
-            names the file and the job).
+        InventoryError: the file is missing, not JSON, neither shape, a job is malformed or appears twice, or a
+            saved jobs list is one page of more (the message names the file, the job, and how to fix it).
     """
     file = Path(path)
     try:
@@ -315,15 +362,22 @@ def load_inventory(path: Path | str) -> Inventory:
             "saved from GET /api/v2/accounts/{account_id}/jobs/ ({status, data: [...], extra})"
         )
     _check_jobs([item.raw for item in inventory.jobs], file)
-    seen: set[Any] = set()
-    for index, item in enumerate(inventory.jobs):
-        job_id = item.raw.get("id")
-        if job_id in seen:
+    seen: dict[int, int] = {}
+    for index, job in enumerate(inventory.job_models()):
+        # Compared as the typed id: 123 and "123" are one job.
+        if job.id in seen:
             raise InventoryError(
-                f"inventory {file}: job #{index} has id {job_id}, like an earlier job; each dbt Cloud job appears "
-                "once: export again, or remove the duplicate"
+                f"inventory {file}: job #{index} has id {job.id}, like job #{seen[job.id]} (this one named "
+                f"{job.name!r}); each dbt Cloud job appears once: export again (`dbt2prefect export`), or remove "
+                "the duplicate"
             )
-        seen.add(job_id)
+        seen[job.id] = index
+    for key in inventory.environment_variables or {}:
+        if not (key.isascii() and key.isdigit()):
+            raise InventoryError(
+                f"inventory {file}: environment_variables has the key {key!r}, which is not a dbt Cloud project id "
+                "(a number): export again (`dbt2prefect export`), or fix the key"
+            )
     for index, notification in enumerate(inventory.notifications):
         try:
             Notification.from_api(notification)

@@ -36,6 +36,7 @@ class ReasonCode(StrEnum):
     DBT_VERSION_PINNED = "dbt_version_pinned"
     ENV_VARS = "env_vars"
     ENV_VAR_SECRET = "env_var_secret"
+    ENV_VAR_NAME = "env_var_name"
     ENVIRONMENT_UNMAPPED = "environment_unmapped"
     # The job's state and triggers.
     JOB_DELETED = "job_deleted"
@@ -45,6 +46,7 @@ class ReasonCode(StrEnum):
     SCHEDULE_NOT_EQUIVALENT = "schedule_not_equivalent"
     SCHEDULE_RRULE = "schedule_rrule"
     JOB_CHAINING = "job_chaining"
+    JOB_CHAIN_CYCLE = "job_chain_cycle"
     CI_TRIGGER = "ci_trigger"
     GIT_TRIGGER_OFF = "git_trigger_off"
     CI_ISOLATION = "ci_isolation"

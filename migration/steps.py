@@ -6,10 +6,10 @@ the same one the flow validates its `steps` with and parity selects nodes with.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from dbt2prefect.dbt_cli import ParsedStep, flatten
+from dbt2prefect.escaping import shell_line
 
 # dbt command path (as typed after `dbt`) → the flow's `command` parameter.
 FLOW_COMMANDS: dict[str, str] = {
@@ -75,4 +75,4 @@ def render_step(params: dict[str, Any]) -> str:
         args.append("--full-refresh")
     if params.get("threads") is not None:
         args += ["--threads", str(params["threads"])]
-    return shlex.join(args)
+    return shell_line(args)

@@ -8,16 +8,20 @@ has no Prefect equivalent. Reason codes are stable strings that tenant settings 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
+from dbt2prefect.escaping import shell_line
 from dbt2prefect.job_identity import job_parameters
+from dbt2prefect.run_env import env_name_problem
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
-from migration.env_vars import AccountVariables, JobVariables, job_variables, store_secret_command
+from migration.env_vars import AccountVariables, JobVariables, job_variables, secret_setup_command
+from migration.errors import InventoryError
 from migration.notifications import plan_notifications
 from migration.plan import (
     Finding,
@@ -327,6 +331,30 @@ def _git_trigger_off_finding(job: Job, found: _Findings) -> None:
     )
 
 
+def _allowed_variables(variables: JobVariables, found: _Findings) -> JobVariables:
+    """The job's variables without those whose names no run may set (one blocker finding names them all)."""
+    problems = {
+        name: problem
+        for name in [*variables.env_vars, *variables.secret_blocks]
+        if (problem := env_name_problem(name)) is not None
+    }
+    if not problems:
+        return variables
+    found.add(
+        "env_var_name",
+        Severity.BLOCKER,
+        f"{len(problems)} of the job's environment variables are left out of its parameters: "
+        + "; ".join(problems.values()),
+        "rename them in dbt Cloud and export again; or, to run the job without them, acknowledge "
+        f"'env_var_name:{found.job.id}' in the tenant settings",
+    )
+    return JobVariables(
+        env_vars={k: v for k, v in variables.env_vars.items() if k not in problems},
+        secret_blocks={k: v for k, v in variables.secret_blocks.items() if k not in problems},
+        secret_scopes={k: v for k, v in variables.secret_scopes.items() if k not in problems},
+    )
+
+
 def _variable_findings(variables: JobVariables, found: _Findings) -> None:
     if variables.env_vars:
         found.add(
@@ -344,8 +372,7 @@ def _variable_findings(variables: JobVariables, found: _Findings) -> None:
             Severity.WARNING,
             f"secret {name} ({which}) is masked by dbt Cloud; the flow reads it from Prefect Secret block "
             f"{block!r} at run time, and runs fail until that block exists",
-            f"copy {which} of {name} from dbt Cloud, then in a shell: `read -rs {name} && export {name} && "
-            f"{store_secret_command(name, block)}`",
+            f"copy {which} of {name} from dbt Cloud, then in a shell: `{secret_setup_command(name, block)}`",
         )
 
 
@@ -365,7 +392,8 @@ def _same_dbt_minor(pinned: str) -> bool:
 
 
 def _run_command(plan_ref: str, params: dict[str, Any]) -> str:
-    return f"prefect deployment run '{plan_ref}' --params '{json.dumps(params, sort_keys=True)}'"
+    # The parameters hold the job's name: quoted by the one shell escape, so a pasted line runs only this command.
+    return shell_line(["prefect", "deployment", "run", plan_ref, "--params", json.dumps(params, sort_keys=True)])
 
 
 def translate_job(
@@ -399,6 +427,8 @@ def translate_job(
             job.id,
         )
     )
+    if variables is not None:
+        variables = _allowed_variables(variables, found)
     params = _job_parameters(job, found, connection, variables)
     _feature_findings(job, found, environment, variables)
     schedule: PlannedSchedule | None = None
@@ -570,6 +600,57 @@ def _chain(job: Job, planned: PlannedJob, upstream: PlannedJob | None) -> tuple[
     )
 
 
+def _chain_cycles(jobs: Sequence[Job]) -> dict[int, list[int]]:
+    """Job id -> the cycle of chained jobs it is on (in chain order, from its smallest id), for every job whose
+    completion trigger leads back to itself: a job chained to itself, or jobs chained to each other.
+
+    Deleted jobs never run, so they break a chain. Each job has at most one upstream job, so following the
+    upstream ids from any job either ends or enters exactly one cycle.
+    """
+    upstream = {
+        job.id: job.job_completion_trigger_condition.condition.job_id
+        for job in jobs
+        if job.job_completion_trigger_condition is not None and not job.is_deleted
+    }
+    cycles: dict[int, list[int]] = {}
+    done: set[int] = set()
+    for start in upstream:
+        path: list[int] = []
+        node: int | None = start
+        while node is not None and node in upstream and node not in done and node not in path:
+            path.append(node)
+            node = upstream[node]
+        if node is not None and node in path:
+            # The chain runs downstream against the upstream pointers: reverse them for the order runs take.
+            cycle = list(reversed(path[path.index(node) :]))
+            first = cycle.index(min(cycle))
+            cycle = cycle[first:] + cycle[:first]
+            cycles.update(dict.fromkeys(cycle, cycle))
+        done.update(path)
+    return cycles
+
+
+def _cycle_findings(cycles: Mapping[int, list[int]], planned: Mapping[int, PlannedJob]) -> list[Finding]:
+    """One blocker per job on a cycle of chained jobs, naming every job of the cycle."""
+    findings: list[Finding] = []
+    for job_id, cycle in sorted(cycles.items()):
+        names = [f"job {member} ({planned[member].job_name})" for member in [*cycle, cycle[0]]]
+        chained = "is chained to itself" if len(cycle) == 1 else "is on a cycle of chained jobs"
+        findings.append(
+            Finding(
+                reason_code="job_chain_cycle",
+                severity=Severity.BLOCKER,
+                job_id=job_id,
+                job_name=planned[job_id].job_name,
+                message=f"the job {chained}: {' -> '.join(names)}; as deployment triggers each run would start "
+                "the next, forever, so no trigger is planned for " + ("it" if len(cycle) == 1 else "these jobs"),
+                manual_step="remove the completion trigger of one job of the cycle in dbt Cloud and export again; "
+                f"or acknowledge 'job_chain_cycle:{job_id}' to migrate the job without its trigger",
+            )
+        )
+    return findings
+
+
 def _state_target(
     job: Job, jobs: Mapping[int, Job], tenant: TenantSettings, environments: Mapping[int, Environment]
 ) -> str | None:
@@ -730,6 +811,13 @@ def build_plan(
         notifications: the account's job notification settings, when the inventory has them.
         variables: the exported environment variables, when the inventory has them.
     """
+    twice = sorted(job_id for job_id, count in Counter(job.id for job in jobs).items() if count > 1)
+    if twice:
+        # Two schedules would get one slug: refused here whatever read the jobs.
+        raise InventoryError(
+            f"job id(s) {', '.join(map(str, twice))} appear more than once among the jobs to plan; each dbt Cloud "
+            "job is planned once: export again (`dbt2prefect export`)"
+        )
     ordered = sorted(jobs, key=lambda j: j.id)
     planned: dict[int, PlannedJob] = {}
     schedules: list[PlannedSchedule] = []
@@ -742,9 +830,11 @@ def build_plan(
             schedules.append(schedule)
         findings.extend(job_findings)
     triggers: list[PlannedTrigger] = []
+    cycles = _chain_cycles(ordered)
+    findings.extend(_cycle_findings(cycles, planned))
     for job in ordered:
         entry = planned[job.id]
-        if job.job_completion_trigger_condition is None or entry.status == "not_migrated":
+        if job.job_completion_trigger_condition is None or entry.status == "not_migrated" or job.id in cycles:
             continue
         trigger, finding = _chain(job, entry, planned.get(job.job_completion_trigger_condition.condition.job_id))
         findings.append(finding)

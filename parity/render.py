@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from dbt2prefect.escaping import markdown_cell, markdown_text
 from parity.model import Check, JobParity, ParityReport, RowCountStatus, Severity, ValueStatus
 
 MAX_ROWS = 50
@@ -262,14 +263,9 @@ def _summary_table(report: ParityReport) -> _Table:
 # -- Markdown --------------------------------------------------------------------------------
 
 
-def _md_text(value: object) -> str:
-    """Text from dbt Cloud or dbt (job names, messages) as inert Markdown: HTML escaped, one line."""
-    text = "" if value is None else str(value)
-    return " ".join(escape(text, quote=False).splitlines())
-
-
-def _md_cell(value: object) -> str:
-    return _md_text(value).replace("|", "\\|")
+# Text from dbt Cloud or dbt (job names, messages) goes through the toolkit's one Markdown escape.
+_md_text = markdown_text
+_md_cell = markdown_cell
 
 
 def _md_table(headers: list[str], rows: Sequence[Sequence[object]]) -> list[str]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dbt2prefect.errors import Dbt2PrefectError
+from dbt2prefect.escaping import csv_cell, markdown_cell
 from dbt2prefect.tenant import TenantSettings, load_tenant
 
 console = Console()
@@ -72,22 +73,23 @@ def output_format(format_: OutputFormat | None, json_output: bool) -> OutputForm
 
 
 def render_rows(rows: Sequence[Mapping[str, object]], format_: Literal["markdown", "csv"]) -> str:
-    """Rows (one mapping per row, same keys) as a Markdown table or CSV, for reports and spreadsheets."""
+    """Rows (one mapping per row, same keys) as a Markdown table or CSV, for reports and spreadsheets.
+
+    Every cell goes through the format's one escape function (`dbt2prefect.escaping`): no HTML in Markdown, no
+    formula in CSV.
+    """
     if not rows:
         return ""
     columns = list(rows[0])
     if format_ == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        # RFC 4180 line ends: the writer then quotes a cell holding a CR too, so no cell can split a row.
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({column: csv_cell(value) for column, value in row.items()} for row in rows)
         return buffer.getvalue()
-
-    def cell(value: object) -> str:
-        return " ".join(str(value).split()).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(markdown_cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

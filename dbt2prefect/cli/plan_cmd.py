@@ -46,13 +46,14 @@ def register(app: typer.Typer) -> None:
 
 def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
     from migration.cutover import jobs_as_planned
-    from migration.export import Inventory, export_inventory, load_inventory
+    from migration.export import Inventory, check_account, export_inventory, load_inventory
     from migration.ledger import Ledger
     from migration.translate import plan_inventory
 
     inventory: Inventory
     if from_file is not None:
         inventory = load_inventory(from_file)
+        check_account(inventory, tenant.dbt_cloud.account_id, from_file, tenant.name)
     else:
         from migration.dbt_cloud.auth import resolve_token
         from migration.dbt_cloud.client import DbtCloudClient

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,6 +13,7 @@ from rich.markup import escape
 
 from dbt2prefect.cli.common import TenantFile, console, handle_errors, terminate_as_interrupt
 from dbt2prefect.errors import ExternalServiceError
+from dbt2prefect.escaping import shell_word
 
 if TYPE_CHECKING:
     from sandbox.stack import SandboxStack
@@ -88,7 +88,7 @@ def _print_addresses(stack: SandboxStack, *, token_given: bool) -> None:
         console.print(f"  worker          pool {stack.worker.pool} (log {stack.worker.log_path})", highlight=False)
     console.print("In another shell:", highlight=False)
     for key, value in stack.environment().items():
-        console.print(f"  export {key}={shlex.quote(value)}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  export {key}={shell_word(value)}", highlight=False, markup=False, soft_wrap=True)
     if token_given:
         console.print(f"  # {stack.token_env}: the sandbox accepts the value already in your environment")
     else:

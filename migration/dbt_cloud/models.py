@@ -11,11 +11,32 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import IntEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from dbt2prefect.run_env import SECRET_ENV_PREFIX
+
+
+def _api_id(value: Any) -> Any:
+    """An object id as one int, however the JSON spelled it: 123 and "123" are the same job.
+
+    dbt Cloud's ids are positive integers; anything else (true, 1.5, "1_000", "-3", "12a") is refused here, so
+    that no later comparison sees two spellings of one id.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a dbt Cloud id: a positive whole number")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError(f"must be a dbt Cloud id (a positive whole number), not {value!r}")
+        value = int(value)
+    if value < 1:
+        raise ValueError(f"must be a dbt Cloud id (a positive whole number), not {value}")
+    return value
+
+
+ApiId = Annotated[int, BeforeValidator(_api_id)]
+"""The id of a dbt Cloud object (job, account, project, environment, run, notification), normalised to an int."""
 
 
 class _ApiModel(BaseModel):
@@ -84,8 +105,8 @@ class JobExecution(_ApiModel):
 
 
 class CompletionCondition(_ApiModel):
-    job_id: int
-    project_id: int | None = None
+    job_id: ApiId
+    project_id: ApiId | None = None
     statuses: list[int] = Field(default_factory=list)
 
 
@@ -105,10 +126,10 @@ def _usable_chain(value: Any) -> Any:
 class Job(_ApiModel):
     """A dbt Cloud job definition (HumanReadableJobDefinitionResponse)."""
 
-    id: int
-    account_id: int
-    project_id: int
-    environment_id: int
+    id: ApiId
+    account_id: ApiId
+    project_id: ApiId
+    environment_id: ApiId
     name: str = ""
     description: str = ""
     dbt_version: str | None = None
@@ -121,8 +142,8 @@ class Job(_ApiModel):
     generate_docs: bool = False
     run_generate_sources: bool = False
     generate_sources: bool = False
-    deferring_job_definition_id: int | None = None
-    deferring_environment_id: int | None = None
+    deferring_job_definition_id: ApiId | None = None
+    deferring_environment_id: ApiId | None = None
     job_type: str | None = None
     triggers_on_draft_pr: bool = False
     run_compare_changes: bool = False
@@ -171,9 +192,9 @@ class EnvironmentCredentials(_ApiModel):
 class Environment(_ApiModel):
     """A dbt Cloud environment (v3)."""
 
-    id: int
-    account_id: int | None = None
-    project_id: int | None = None
+    id: ApiId
+    account_id: ApiId | None = None
+    project_id: ApiId | None = None
     name: str = ""
     type: str | None = None
     deployment_type: str | None = None
@@ -208,11 +229,11 @@ class RunStep(_ApiModel):
 class Run(_ApiModel):
     """A dbt Cloud run. Run timestamps use a space instead of `T`; fromisoformat (3.11+) reads both."""
 
-    id: int
-    account_id: int | None = None
-    job_definition_id: int | None = None
-    environment_id: int | None = None
-    project_id: int | None = None
+    id: ApiId
+    account_id: ApiId | None = None
+    job_definition_id: ApiId | None = None
+    environment_id: ApiId | None = None
+    project_id: ApiId | None = None
     status: RunStatus
     status_message: str | None = None
     git_sha: str | None = None
@@ -260,17 +281,17 @@ class NotificationType(IntEnum):
 class Notification(_ApiModel):
     """One notification setting: who is told, and the jobs whose runs tell them, per outcome."""
 
-    id: int
+    id: ApiId
     user_id: int | None = None
     type: int
     state: int = 1
     external_email: str | None = None
     slack_channel_id: str | None = None
     slack_channel_name: str | None = None
-    on_success: list[int] = Field(default_factory=list)
-    on_failure: list[int] = Field(default_factory=list)
-    on_warning: list[int] = Field(default_factory=list)
-    on_cancel: list[int] = Field(default_factory=list)
+    on_success: list[ApiId] = Field(default_factory=list)
+    on_failure: list[ApiId] = Field(default_factory=list)
+    on_warning: list[ApiId] = Field(default_factory=list)
+    on_cancel: list[ApiId] = Field(default_factory=list)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Notification:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from dbt2prefect.dbt_packages import dbt_executable, has_packages, private_copy, project_profile
+from dbt2prefect.escaping import shell_line
 from sandbox.dbt_cloud.clock import hms, run_timestamp, utcnow
 from sandbox.warehouse import RAW_DB, duckdb_output
 
@@ -252,7 +253,7 @@ class JobRunner:
             started_at=started_at,
             finished_at=_now(),
             duration=hms(time.monotonic() - started),
-            dbt_command=("dbt " + shlex.join(step.args)) if step.args else None,
+            dbt_command=("dbt " + shell_line(step.args)) if step.args else None,
             artifact_dir=artifact_dir,
         )
 

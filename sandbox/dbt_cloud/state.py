@@ -39,11 +39,14 @@ _STATE_FILTERS = {"active": {1}, "1": {1}, "deleted": {2}, "2": {2}, "all": {1, 
 
 
 def read_list_file(path: Path, what: str) -> list[dict[str, Any]]:
-    """The `data` list of a file saved from a list endpoint (or a bare list)."""
+    """The `data` list of a file saved from a list endpoint (or a bare list); for jobs, also the jobs of an
+    inventory that `dbt2prefect export` wrote."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{what} file {path} is not readable JSON: {exc}") from None
+    if what == "jobs" and isinstance(doc, dict) and doc.get("format") == "dbt2prefect-inventory":
+        doc = {"data": [item.get("raw") if isinstance(item, dict) else item for item in doc.get("jobs") or []]}
     data = doc.get("data") if isinstance(doc, dict) else doc
     if not isinstance(data, list) or not all(isinstance(item, dict) and "id" in item for item in data):
         raise ValueError(

@@ -26,7 +26,7 @@ from dbt2prefect.run_job import parse_cache_dir
 from flows.dbt_wg_flow import run_dbt_wg
 from sandbox.stack import derive_tenant_file
 
-FAILING_TEST = "select * from {{ ref('stg_erp__orders') }} where {{ env_var('WG_FORCE_FAILURE', '0') }} = 1\n"
+FAILING_TEST = "select * from {{ ref('stg_erp__orders') }} where {{ env_var('DBT_WG_FORCE_FAILURE', '0') }} = 1\n"
 
 
 def _run(**params: Any) -> State[Any]:
@@ -157,30 +157,30 @@ def failing_project(tenant_copy: Any) -> Path:
 def test_failing_test_fails_the_flow_and_names_the_node(failing_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The variable comes from the `env_vars` parameter (a dbt Cloud job's environment variables), and wins over
     # the process's own value for the run only.
-    monkeypatch.setenv("WG_FORCE_FAILURE", "0")
+    monkeypatch.setenv("DBT_WG_FORCE_FAILURE", "0")
     state = run_dbt_wg.with_options(retries=0)(
         command="build",
         target="local",
         profiles_strategy="local",
         select="+assert_orders_forced_failure",
-        env_vars={"WG_FORCE_FAILURE": "1"},
+        env_vars={"DBT_WG_FORCE_FAILURE": "1"},
         return_state=True,
     )
     assert state.is_failed()
     assert "test.dbt_williamgrant.assert_orders_forced_failure" in str(state.message)
-    assert os.environ["WG_FORCE_FAILURE"] == "0"
+    assert os.environ["DBT_WG_FORCE_FAILURE"] == "0"
 
 
 def test_flow_retry_reruns_from_the_point_of_failure(
     tenant_copy: Any, failing_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WG_FORCE_FAILURE", "1")
+    monkeypatch.setenv("DBT_WG_FORCE_FAILURE", "1")
     attempts: list[int] = []
 
     def fix_between_attempts(flow: Any, flow_run: Any, state: Any) -> None:
         attempts.append(flow_run.run_count)
         if len(attempts) > 1:
-            os.environ["WG_FORCE_FAILURE"] = "0"
+            os.environ["DBT_WG_FORCE_FAILURE"] = "0"
 
     flow = run_dbt_wg.with_options(retries=1, retry_delay_seconds=0, on_running=[fix_between_attempts])
     state = flow(
@@ -202,7 +202,7 @@ def test_flow_retry_reruns_from_the_point_of_failure(
 def test_steps_run_in_order_and_stop_at_the_first_failure(
     tenant_copy: Any, failing_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WG_FORCE_FAILURE", "1")
+    monkeypatch.setenv("DBT_WG_FORCE_FAILURE", "1")
     flow = run_dbt_wg.with_options(retries=0)
     ok = flow(
         steps=["dbt seed", "dbt run --select staging"], target="local", profiles_strategy="local", return_state=True

@@ -85,7 +85,7 @@ def _inventory(jobs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {
         "format": "dbt2prefect-inventory",
         "version": 1,
-        "account_id": 1,
+        "account_id": _job()["account_id"],  # the tenant's: another account's inventory is refused
         "jobs": [{"raw": j} for j in jobs],
         **extra,
     }
