@@ -428,6 +428,22 @@ def warehouse_from_profile_output(output: Mapping[str, Any]) -> _SqlWarehouse:
     raise ConfigError(f"parity supports duckdb and snowflake profile outputs, not {kind or 'an untyped output'!r}")
 
 
+def output_location(output: Mapping[str, Any]) -> str | None:
+    """Where a dbt profile output writes: the DuckDB file, or the Snowflake account, database and schema.
+
+    Two outputs with the same location write the same relations (no secret is part of it); None when the
+    output does not say (an in-memory DuckDB, an adapter parity does not read).
+    """
+    kind = str(output.get("type", "")).lower()
+    if kind == "duckdb":
+        path = output.get("path")
+        return None if not path or path == ":memory:" else f"duckdb:{Path(str(path)).resolve()}"
+    if kind == "snowflake" and output.get("account") and output.get("database"):
+        parts = (output["account"], output["database"], output.get("schema") or "")
+        return "snowflake:" + ".".join(str(part).upper() for part in parts)
+    return None
+
+
 def _load_private_key(pem: str, passphrase: Any) -> bytes:
     """DER bytes of a PEM private key, as the Snowflake connector expects (never logged)."""
     from cryptography.hazmat.primitives import serialization

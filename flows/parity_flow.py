@@ -28,7 +28,12 @@ from migration.translate import build_plan
 from parity.model import ParityReport
 from parity.render import report_markdown
 from parity.runner import JobSpec, ParityContext, ProfileOutputs, compare_jobs
-from parity.settings import load_parity_settings, parity_settings_path
+from parity.settings import (
+    load_parity_settings,
+    parity_settings_path,
+    production_targets,
+    refuse_production_candidate,
+)
 from parity.store import DEFAULT_REPORT_ROOT, write_report
 
 ProfilesStrategy = Literal["blocks", "local"]
@@ -179,7 +184,10 @@ def build_report(
     dbt_cloud_account_id: int | None = None,
 ) -> ParityReport:
     """Parity of the tenant's jobs: baselines from dbt Cloud, candidates given or started as `run_dbt_wg` subflows."""
-    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
+    settings = load_parity_settings(settings_file)
+    # Refused before dbt Cloud is asked anything; the jobs' own targets are checked once they are known.
+    refuse_production_candidate(settings, production_targets(tenant.dbt_cloud_environments), settings_file)
     with dbt_cloud_client(tenant, dbt_cloud_host, dbt_cloud_account_id) as client:
         specs = job_specs(client, tenant, job_ids, candidate_runs)
         context = ParityContext(
@@ -191,6 +199,8 @@ def build_report(
             project_dir=tenant.project_dir,
             profile_outputs=profile_outputs(tenant, profiles_strategy),
             start_candidate=_start_candidate,
+            environments=tenant.dbt_cloud_environments,
+            settings_source=settings_file,
         )
         return compare_jobs(specs, context)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.run_job import runs_root
-from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
+from dbt2prefect.errors import ConfigError
+from dbt2prefect.warehouse import Warehouse, output_location, warehouse_from_profile_output
 from parity.baseline import DbtCloudRuns, fetch_baseline
 from parity.candidate import LATEST_RUN, job_candidate_run, load_candidate, parameter_findings
 from parity.compare import JobInputs, compare_job
@@ -22,7 +23,7 @@ from parity.errors import CandidateError, SelectionError
 from parity.model import Check, Finding, JobParity, ParityReport, Severity
 from parity.nodes import SelectionContext
 from parity.selection import SelectionResolver, pick_step, selections_from_parameters
-from parity.settings import ParitySettings
+from parity.settings import ParitySettings, production_targets, refuse_production_candidate
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,36 @@ class ParityContext:
     project_dir: Path | None = None
     profile_outputs: ProfileOutputs | None = None
     start_candidate: CandidateStarter | None = None
+    environments: Mapping[str, str] = field(default_factory=dict)
+    """The tenant's dbt Cloud environment -> target map: those targets are production, never a candidate."""
+    settings_source: Path | str | None = None
+
+
+def guard_candidate_target(specs: Sequence[JobSpec], ctx: ParityContext) -> None:
+    """Refuse a candidate target that production uses, by name or by the database its profile writes.
+
+    Raises:
+        ParitySettingsError: the candidate target is a production target or writes a production database.
+    """
+    production = production_targets(ctx.environments, [(spec.job_id, spec.parameters) for spec in specs])
+    refuse_production_candidate(ctx.settings, production, ctx.settings_source)
+    if ctx.profile_outputs is None:
+        return
+    candidate = ctx.settings.candidate_target
+    where = output_location(ctx.profile_outputs(candidate))
+    if where is None:
+        return
+    for target, why in sorted(production.items()):
+        try:
+            output = ctx.profile_outputs(target)
+        except ConfigError:
+            continue  # a target.name without a profile output of its own (e.g. "default") writes no database
+        if output_location(output) == where:
+            refuse_production_candidate(
+                ctx.settings,
+                {candidate: f"its profile writes the same database as {target!r}, {why}"},
+                ctx.settings_source,
+            )
 
 
 class _Warehouses:
@@ -129,7 +160,7 @@ def compare_one(
     elif run_id == LATEST_RUN:
         run_id = job_candidate_run(ctx.store, ctx.tenant, ctx.deployment, cand_target, spec.job_id)
     candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
-    extra = parameter_findings(spec.parameters, candidate.record, cand_target)
+    extra = parameter_findings(spec.parameters, candidate.record, cand_target, candidate.ref.target)
     base_target = baseline.ref.target or spec.parameters.get("target")
     selection, selection_findings = _selection(
         resolver, spec, baseline.artifacts.run_results.command, base_target, cand_target
@@ -149,6 +180,7 @@ def compare_one(
 
 def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
     """Parity of every job, sharing one parsed project and one connection per target across jobs."""
+    guard_candidate_target(specs, ctx)
     warehouses = _Warehouses(ctx.profile_outputs)
     resolver = (
         SelectionResolver(ctx.project_dir, cache_dir=runs_root() / "selection-cache")
