@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.artifact_store import ArtifactStore
-from dbt2prefect.run_job import runs_root
 from dbt2prefect.errors import ConfigError
+from dbt2prefect.run_job import runs_root
 from dbt2prefect.warehouse import Warehouse, output_location, warehouse_from_profile_output
 from parity.baseline import DbtCloudRuns, fetch_baseline
 from parity.candidate import LATEST_RUN, job_candidate_run, load_candidate, parameter_findings
