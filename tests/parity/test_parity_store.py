@@ -76,7 +76,7 @@ def test_a_swap_fails_when_the_file_changed_since_it_was_read(tmp_path: Path) ->
 def test_a_lock_left_by_a_dead_writer_expires_and_a_live_one_is_waited_for(tmp_path: Path) -> None:
     pointer = LocalVersionedFile(tmp_path / "latest.json", expiry=30, wait=0.2)
     pointer.lock.write_text("4242")
-    with pytest.raises(ReportStoreError, match="latest.json.lock"):
+    with pytest.raises(ReportStoreError, match=r"latest\.json\.lock"):
         pointer.replace(b"{}", None)
     old = time.time() - 60
     os.utime(pointer.lock, (old, old))
