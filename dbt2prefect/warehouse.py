@@ -107,7 +107,9 @@ class Warehouse(Protocol):
         buckets: int,
         in_buckets: Sequence[int] | None,
         limit: int,
-    ) -> dict[int, str]: ...
+        columns: Sequence[CompareColumn] = (),
+        numbers: Sequence[CompareColumn] = (),
+    ) -> dict[int, tuple[Any, ...]]: ...
 
     def rows_for_keys(
         self,
@@ -272,9 +274,17 @@ class _SqlWarehouse:
         buckets: int,
         in_buckets: Sequence[int] | None,
         limit: int,
-    ) -> dict[int, str]:
-        sql = self.dialect.key_row_hashes(self._qualified(stats), spec, key, buckets, in_buckets, limit)
-        return {int(kh): str(fp) for kh, fp in self._execute(sql)}
+        columns: Sequence[CompareColumn] = (),
+        numbers: Sequence[CompareColumn] = (),
+    ) -> dict[int, tuple[Any, ...]]:
+        """Per key hash: (row fingerprint, a fingerprint per column of `columns`, the largest of each `numbers`)."""
+        sql = self.dialect.key_row_hashes(
+            self._qualified(stats), spec, key, buckets, in_buckets, limit, columns, numbers
+        )
+        return {
+            int(row[0]): (str(row[1]), *(str(v) for v in row[2 : 2 + len(columns)]), *row[2 + len(columns) :])
+            for row in self._execute(sql)
+        }
 
     def rows_for_keys(
         self,

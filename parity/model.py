@@ -181,7 +181,11 @@ class ValueStatus(StrEnum):
 
 
 class ValueSample(BaseModel):
-    """One differing key: its values, and the differing columns' values on each side (as text, truncated)."""
+    """One differing key: its values, and values on each side (as text, truncated).
+
+    A `changed` sample belongs to one `column` and holds that column's two values, which always differ; a key
+    found on one side only holds that side's values of the shown columns.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -189,6 +193,20 @@ class ValueSample(BaseModel):
     key: dict[str, str | None]
     baseline: dict[str, str | None] = Field(default_factory=dict)
     candidate: dict[str, str | None] = Field(default_factory=dict)
+    column: str | None = None
+
+
+class ColumnDiff(BaseModel):
+    """One differing column of a relation: how many keys' values differ in it, and by how much at most."""
+
+    model_config = ConfigDict(frozen=True)
+
+    column: str
+    unequal_rows: int = Field(description="Keys on both sides whose value in this column differs.")
+    complete: bool = Field(
+        default=True, description="False when counted over the first differing key buckets only (a lower bound)."
+    )
+    max_abs_diff: float | None = Field(default=None, description="Largest |baseline - candidate| (numbers only).")
 
 
 class ValueRow(BaseModel):
@@ -210,6 +228,10 @@ class ValueRow(BaseModel):
     key: list[str] = Field(default_factory=list)
     key_source: str | None = None
     samples: list[ValueSample] = Field(default_factory=list)
+    column_diffs: list[ColumnDiff] = Field(default_factory=list)
+    rows_changed: int | None = Field(default=None, description="Keys on both sides whose rows differ.")
+    rows_only_in_baseline: int | None = None
+    rows_only_in_candidate: int | None = None
     note: str | None = None
 
 

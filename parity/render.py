@@ -175,6 +175,25 @@ def _value_blocks(job: JobParity) -> list[_Block]:
                 ],
             )
         )
+    columns = [
+        [
+            r.unique_id,
+            d.column,
+            f"{d.unequal_rows}" + ("" if d.complete else " or more"),
+            d.max_abs_diff,
+            r.rows_changed,
+            f"{r.rows_only_in_baseline}/{r.rows_only_in_candidate}",
+        ]
+        for r in job.value_checks
+        for d in r.column_diffs
+    ]
+    if columns:
+        blocks += [
+            _Heading("Differing columns (keys whose value differs)"),
+            _Table(
+                ["node", "column", "unequal rows", "largest difference", "changed keys", "keys only in b/c"], columns
+            ),
+        ]
     samples = [
         [
             r.unique_id,

@@ -114,6 +114,7 @@ def test_frames_have_one_frame_per_check(report: ParityReport) -> None:
         "statuses",
         "row_counts",
         "values",
+        "value_columns",
         "value_samples",
         "schema",
         "timings",
