@@ -44,18 +44,26 @@ class WarehouseError(ExternalServiceError):
 
 @dataclass(frozen=True, order=True)
 class Relation:
-    """database.schema.identifier of one table or view (as dbt names it in the manifest)."""
+    """database.schema.identifier of one table or view (as dbt names it in the manifest).
+
+    `quoted` says which parts dbt quotes (its quoting config, as the manifest's relation_name shows it): on
+    Snowflake an unquoted name resolves to upper case and a quoted one keeps its case.
+    """
 
     database: str
     schema: str
     identifier: str
+    quoted: tuple[bool, bool, bool] = (False, False, False)
 
     def __str__(self) -> str:
         return f"{self.database}.{self.schema}.{self.identifier}"
 
     def folded(self, upper: bool) -> tuple[str, str, str]:
+        """The parts as the warehouse resolves them: upper-case unless quoted (Snowflake), else lower case."""
         parts = (self.database, self.schema, self.identifier)
-        return tuple(p.upper() if upper else p.lower() for p in parts)  # type: ignore[return-value]
+        if upper:
+            return tuple(p if q else p.upper() for p, q in zip(parts, self.quoted, strict=True))  # type: ignore[return-value]
+        return tuple(p.lower() for p in parts)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,15 @@ class RelationStats:
     columns: tuple[tuple[str, str], ...] = ()
     located: tuple[str, str] | None = None
     fingerprint: str | None = None
+    case_sensitive: bool = False
 
     def column_types(self) -> dict[str, str]:
         """Column name (lower case) to data type, in ordinal order."""
         return {name.lower(): data_type for name, data_type in self.columns}
+
+    def resolved_columns(self) -> dict[str, str]:
+        """Column name as the warehouse resolves it (as stored where names are case-sensitive) to full type."""
+        return {(name if self.case_sensitive else name.lower()): data_type for name, data_type in self.columns}
 
 
 class Warehouse(Protocol):
@@ -175,14 +188,15 @@ class _SqlWarehouse:
         self._execute("select 1")
 
     def _group(self, relations: Iterable[Relation]) -> dict[str, list[Relation]]:
+        """Relations by database, as the warehouse resolves its name."""
         by_db: dict[str, list[Relation]] = defaultdict(list)
         for relation in relations:
-            by_db[relation.database].append(relation)
+            by_db[relation.folded(self.upper_case)[0]].append(relation)
         return by_db
 
     def _key(self, schema: Any, name: Any) -> tuple[str, str]:
-        if self.upper_case:
-            return str(schema).upper(), str(name).upper()
+        if self.upper_case:  # INFORMATION_SCHEMA spells names as resolved: compare them exactly
+            return str(schema), str(name)
         return str(schema).lower(), str(name).lower()
 
     def describe(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]:
@@ -219,12 +233,13 @@ class _SqlWarehouse:
                     int(metadata_rows) if exact else None,
                     tuple(located["columns"]),
                     located["located"],
+                    case_sensitive=self.upper_case,
                 )
         return result
 
     def _qualified(self, stats: RelationStats) -> str:
         assert stats.located is not None, "only existing relations are queried"
-        database = stats.relation.database.upper() if self.upper_case else stats.relation.database
+        database = stats.relation.folded(True)[0] if self.upper_case else stats.relation.database
         return ".".join(quote(part) for part in (database, *stats.located))
 
     def measure(
@@ -352,6 +367,16 @@ class DuckDBWarehouse(_SqlWarehouse):
         )
 
 
+SNOWFLAKE_FULL_TYPE = (
+    "c.data_type || case when c.data_type = 'NUMBER' and c.numeric_precision is not null "
+    "then '(' || c.numeric_precision || ',' || coalesce(c.numeric_scale, 0) || ')' "
+    "when c.character_maximum_length is not null then '(' || c.character_maximum_length || ')' "
+    "else '' end"
+)
+"""INFORMATION_SCHEMA.COLUMNS.DATA_TYPE names the base type only (NUMBER, TEXT): the full type adds precision and
+scale and length, so a NUMBER(38,2) -> NUMBER(38,3) or VARCHAR(16) -> VARCHAR(32) change shows."""
+
+
 class SnowflakeWarehouse(_SqlWarehouse):
     """Snowflake through snowflake-connector-python; table row counts from metadata, fingerprints by HASH_AGG."""
 
@@ -383,15 +408,15 @@ class SnowflakeWarehouse(_SqlWarehouse):
 
     def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
         in_list = ", ".join(literal(s) for s in schemas)
-        db = quote(database.upper())
+        db = quote(database)  # as resolved: upper case unless dbt quotes it
         # COLUMNS lists the columns of tables and views; TABLES adds the type and ROW_COUNT (metadata, no scan).
         # The left join keeps a view correct where TABLES does not list views.
         return (
             "select c.table_schema, c.table_name, coalesce(t.table_type, 'VIEW') as table_type, t.row_count, "
-            f"c.column_name, c.data_type from {db}.information_schema.columns c "
+            f"c.column_name, {SNOWFLAKE_FULL_TYPE} as data_type from {db}.information_schema.columns c "
             f"left join {db}.information_schema.tables t "
             "on t.table_schema = c.table_schema and t.table_name = c.table_name "
-            f"where upper(c.table_schema) in ({in_list}) "
+            f"where c.table_schema in ({in_list}) "  # resolved names: no function on the column
             "order by c.table_schema, c.table_name, c.ordinal_position"
         )
 

@@ -21,11 +21,13 @@ from parity.store import load_latest_report, load_latest_verdicts, write_report
 STG, FCT, INC = "model.p.stg", "model.p.fct", "model.p.inc_events"
 
 
-def _db(path: Path, fct_rows: int, inc_rows: int) -> Path:
+def _db(path: Path, fct_rows: int, inc_rows: int, amount_type: str = "DOUBLE") -> Path:
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema marts")
         conn.execute("create table marts.stg as select range as id from range(50)")
-        conn.execute(f"create table marts.fct as select range as id, 1.0 as amount from range({fct_rows})")
+        conn.execute(
+            f"create table marts.fct as select range as id, 1.0::{amount_type} as amount from range({fct_rows})"
+        )
         conn.execute(f"create table marts.inc_events as select range as id from range({inc_rows})")
     return path
 
@@ -47,7 +49,7 @@ def _side(label: str, database: str, catalog_type: str = "DOUBLE") -> RunArtifac
 
 def _job(tmp_path: Path, fct_rows: int, settings: ParitySettings, catalog_type: str = "DOUBLE"):  # type: ignore[no-untyped-def]
     base_wh = DuckDBWarehouse(_db(tmp_path / "prod.duckdb", 200, 1000))
-    cand_wh = DuckDBWarehouse(_db(tmp_path / "parity.duckdb", fct_rows, 1003))
+    cand_wh = DuckDBWarehouse(_db(tmp_path / "parity.duckdb", fct_rows, 1003, catalog_type))
     inputs = JobInputs(
         job_id=101,
         job_name="daily",
