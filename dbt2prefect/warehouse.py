@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,11 @@ from dbt2prefect.fingerprint_sql import (
 # a wide relation is a few kB). DuckDB has no such cap.
 SNOWFLAKE_UNION_CHUNK = 500
 DUCKDB_UNION_CHUNK = 20_000
+
+
+def time_travel_clause(as_of: datetime) -> str:
+    """Snowflake Time Travel: a table as it was at `as_of` (within the table's DATA_RETENTION_TIME_IN_DAYS)."""
+    return f"at(timestamp => {literal(as_of.isoformat())}::timestamp_tz)"
 
 
 class WarehouseError(ExternalServiceError):
@@ -97,6 +103,8 @@ class Warehouse(Protocol):
 
     queries_issued: int
     dialect: Dialect
+    time_travel: bool
+    as_of: datetime | None
 
     def describe(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]: ...
 
@@ -147,10 +155,13 @@ class _SqlWarehouse:
     upper_case = False
     union_chunk = DUCKDB_UNION_CHUNK
     dialect: Dialect = DuckDBDialect()
+    time_travel = False
+    """True when tables can be read as of a past time (`as_of`)."""
 
     def __init__(self) -> None:
         self.queries_issued = 0
         self._conn: Any = None
+        self.as_of: datetime | None = None
 
     # -- driver-specific ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -238,9 +249,16 @@ class _SqlWarehouse:
         return result
 
     def _qualified(self, stats: RelationStats) -> str:
+        return self.relation_sql(stats)
+
+    def relation_sql(self, stats: RelationStats) -> str:
+        """How statements name an existing relation: quoted as resolved, with Time Travel when `as_of` is set."""
         assert stats.located is not None, "only existing relations are queried"
         database = stats.relation.folded(True)[0] if self.upper_case else stats.relation.database
-        return ".".join(quote(part) for part in (database, *stats.located))
+        name = ".".join(quote(part) for part in (database, *stats.located))
+        if self.as_of is not None and stats.kind == "table":
+            name += " " + time_travel_clause(self.as_of)
+        return name
 
     def measure(
         self, described: Mapping[Relation, RelationStats], specs: Mapping[Relation, FingerprintSpec]
@@ -381,6 +399,7 @@ class SnowflakeWarehouse(_SqlWarehouse):
     """Snowflake through snowflake-connector-python; table row counts from metadata, fingerprints by HASH_AGG."""
 
     upper_case = True
+    time_travel = True
     union_chunk = SNOWFLAKE_UNION_CHUNK
     dialect: Dialect = SnowflakeDialect()
 
@@ -404,7 +423,7 @@ class SnowflakeWarehouse(_SqlWarehouse):
             ) from None
 
     def _counts_from_metadata(self) -> bool:
-        return True
+        return self.as_of is None  # ROW_COUNT is now, not as of the run: count tables read with Time Travel
 
     def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
         in_list = ", ".join(literal(s) for s in schemas)

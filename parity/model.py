@@ -77,6 +77,7 @@ class Reason(StrEnum):
     CANDIDATE_WRONG_CONNECTION = "candidate_wrong_connection"
     CANDIDATE_DATA_STALE = "candidate_data_stale"
     BASELINE_MOVED = "baseline_moved"
+    REWRITTEN_BY_SAME_JOB = "rewritten_by_same_job"
     CANDIDATE_PARAMETERS_DIFFER = "candidate_parameters_differ"
     COLUMN_ADDED = "column_added"
     COLUMN_REMOVED = "column_removed"
@@ -112,6 +113,10 @@ class RunRef(BaseModel):
     dbt_version: str | None = None
     location: str | None = None
     """Where the run's artifacts are kept (a folder or fsspec URL holding manifest.json), for readers of the report."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    read_as_of: datetime | None = None
+    """Set when the run's tables were read as of its end (Snowflake Time Travel), not as they are now."""
 
 
 class NodeCountRow(BaseModel):
