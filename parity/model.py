@@ -86,6 +86,20 @@ class Reason(StrEnum):
     STEP_COMMAND_DIFFERS = "step_command_differs"
 
 
+NEVER_ACCEPTED = frozenset(
+    {
+        Reason.CANDIDATE_WRONG_TARGET,
+        Reason.CANDIDATE_WRONG_CONNECTION,
+        Reason.CANDIDATE_DATA_STALE,
+        Reason.BASELINE_MOVED,
+        Reason.CANDIDATE_PARAMETERS_DIFFER,
+        Reason.STEP_COMMAND_DIFFERS,
+        Reason.SELECTION_NOT_RESOLVED,
+    }
+)
+"""Reasons that say the comparison itself is invalid (wrong or stale data, wrong run): fixed, never accepted."""
+
+
 class Finding(BaseModel):
     """One difference (or noteworthy fact) with its reason code and, when known, its cause."""
 

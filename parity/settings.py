@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parity.errors import ParitySettingsError
-from parity.model import Reason
+from parity.model import NEVER_ACCEPTED, Reason
 
 
 class Tolerance(BaseModel):
@@ -148,6 +148,11 @@ class ParitySettings(BaseModel):
             reason, colon, pattern = entry.partition(":")
             if reason not in known:
                 raise ValueError(f"{entry!r}: unknown reason {reason!r}; reasons are {', '.join(known)}")
+            if reason in NEVER_ACCEPTED:
+                raise ValueError(
+                    f"{entry!r}: {reason} says parity compared the wrong data or run; it cannot be accepted, "
+                    "fix it as the report says"
+                )
             if not colon or not pattern.strip():
                 raise ValueError(
                     f"{entry!r} names no subjects; write '{reason}:<unique_id glob>', or '{reason}:*' to accept it "
