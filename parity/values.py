@@ -269,7 +269,8 @@ def _drill_keys(base: _Side, cand: _Side, key: list[str], listed: list[str], set
                     max_abs_diff=None if largest is None else float(largest),
                 )
             )
-    unlisted = [k for k in changed if not any(k in keys for keys in per_column.values())]
+    in_listed = set().union(*per_column.values()) if per_column else set()
+    unlisted = [k for k in changed if k not in in_listed]
     if unlisted and listed:
         drill.notes.append(f"{len(unlisted)} changed key(s) differ only in columns not listed here")
     only_b: list[int] = []
