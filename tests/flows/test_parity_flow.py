@@ -216,6 +216,7 @@ def test_a_run_started_by_hand_on_parity_makes_the_named_candidate_stale(sandbox
     job = _gate(sandbox, named, tmp_path)
     [stale] = [f for f in job["findings"] if f["reason"] == "candidate_data_stale"]
     assert stale["subject"] == by_hand and FX_MODEL in stale["message"] and stale["severity"] == "error"
+    assert REVENUE not in stale["message"]  # the writer record names the nodes the run wrote, nothing more
     assert job["candidate"]["run_id"] == named and job["candidate"]["finished_at"]
 
 
