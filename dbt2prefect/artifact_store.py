@@ -8,6 +8,12 @@ Layout (local folder by default, object storage in production)::
                                                      /run.json                     (parameters, status, times)
     <url>/<tenant>/<deployment>/<target>/latest.json   {"flow_run_id": ...} of the last successful run
     <url>/<tenant>/<deployment>/<target>/jobs/<dbt Cloud job id>.json   {"flow_run_id": ...} of the job's last run
+    <url>/<tenant>/<deployment>/<target>/writers/<flow_run_id>.json     who wrote the target's database, when
+
+A writer record is written when a run starts (`running`, with the time after which a run that never reported
+its end counts as dead) and again when it ends (its status and the nodes it wrote). Each run writes only its own
+record, so concurrent runs never race on one file; parity reads them all to prove that no later run rewrote
+the data it compares (see `parity.binding`).
 
 Writes go to a temporary name first and are then moved into place, so a reader never sees half a file.
 """
@@ -18,6 +24,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,47 @@ RUN_FILES = (*DBT_ARTIFACTS, DBT_LOG)
 LATEST = "latest.json"
 RUN_RECORD = "run.json"
 JOBS_DIR = "jobs"
+WRITERS_DIR = "writers"
+
+
+@dataclass(frozen=True)
+class WriterRecord:
+    """One run that wrote (or is writing) a target's database.
+
+    `finished_at` is None while the run is running; `nodes` the unique_ids it wrote (None: unknown, i.e. any).
+    """
+
+    flow_run_id: str
+    started_at: datetime
+    expires_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    job_id: int | None = None
+    nodes: frozenset[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow_run_id": self.flow_run_id,
+            "started_at": self.started_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "status": self.status,
+            "job_id": self.job_id,
+            "nodes": sorted(self.nodes) if self.nodes is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WriterRecord:
+        nodes = data.get("nodes")
+        return cls(
+            flow_run_id=str(data["flow_run_id"]),
+            started_at=datetime.fromisoformat(str(data["started_at"])),
+            expires_at=datetime.fromisoformat(str(data["expires_at"])),
+            finished_at=datetime.fromisoformat(str(data["finished_at"])) if data.get("finished_at") else None,
+            status=str(data.get("status") or "running"),
+            job_id=int(data["job_id"]) if data.get("job_id") is not None else None,
+            nodes=frozenset(str(n) for n in nodes) if isinstance(nodes, list) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -133,6 +181,33 @@ class ArtifactStore:
 
     def _job_pointer(self, tenant: str, deployment: str, target: str, job_id: int) -> str:
         return f"{self.target_dir(tenant, deployment, target)}/{JOBS_DIR}/{int(job_id)}.json"
+
+    def record_writer(self, key: RunKey, record: WriterRecord) -> None:
+        """Record (again) that run `key` writes the database of `key.target`."""
+        path = f"{self.target_dir(key.tenant, key.deployment, key.target)}/{WRITERS_DIR}/{key.flow_run_id}.json"
+        self._write_bytes(path, json.dumps(record.to_json(), indent=2).encode())
+
+    def writers(self, tenant: str, deployment: str, target: str) -> list[WriterRecord]:
+        """Every recorded writer of a target's database, oldest start first.
+
+        Raises:
+            ArtifactStoreError: a record is unreadable (the message names it).
+        """
+        folder = f"{self.target_dir(tenant, deployment, target)}/{WRITERS_DIR}"
+        if not self._fs.exists(folder):
+            return []
+        records = []
+        for path in self._fs.ls(folder, detail=False):
+            if not str(path).endswith(".json") or str(path).rsplit("/", 1)[-1].startswith(".tmp-"):
+                continue
+            data = self._read_json_path(str(path))
+            try:
+                records.append(WriterRecord.from_json(data))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ArtifactStoreError(
+                    f"{path} in the artifact store {self.url} is not a writer record ({exc}); restore or delete it"
+                ) from None
+        return sorted(records, key=lambda record: record.started_at)
 
     def has(self, key: RunKey, name: str) -> bool:
         return bool(self._fs.exists(f"{self.run_dir(key)}/{name}"))

@@ -117,13 +117,21 @@ class Dialect:
         buckets: int,
         in_buckets: Sequence[int] | None,
         limit: int,
+        columns: Sequence[CompareColumn] = (),
+        numbers: Sequence[CompareColumn] = (),
     ) -> str:
-        """Per key hash, the fingerprint of its rows (a key may repeat); only the given buckets when set."""
+        """Per key hash, the fingerprint of its rows (a key may repeat); only the given buckets when set.
+
+        `columns` add one fingerprint per column (which columns differ for this key), `numbers` the largest
+        value of each (the value itself for a unique key: the size of a numeric difference).
+        """
         where = ""
         if in_buckets is not None:
             where = f" where {self.bucket(key, buckets)} in ({', '.join(str(int(b)) for b in in_buckets)})"
+        extra = "".join(f", {self.set_fingerprint([c])} as c{i}" for i, c in enumerate(columns))
+        extra += "".join(f", max({self.value(c)}) as n{i}" for i, c in enumerate(numbers))
         return (
-            f"select {self.row_hash(key)} as kh, {self.set_fingerprint(spec.columns)} as fp "
+            f"select {self.row_hash(key)} as kh, {self.set_fingerprint(spec.columns)} as fp{extra} "
             f"from {relation}{where} group by 1 limit {int(limit)}"
         )
 

@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey
+from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey, WriterRecord
 from dbt2prefect.dbt_packages import prepared_project
 from dbt2prefect.dbt_run import (
     Invoker,
@@ -177,6 +177,32 @@ def _stage_artifacts(outcomes: list[StepOutcome], staging: Path, log_path: Path)
                 shutil.copyfile(outcome.target_path / name, staging / name)
 
 
+READ_ONLY_COMMANDS = frozenset(
+    {"test", "ls", "list", "compile", "docs", "source", "deps", "clean", "parse", "debug", "show"}
+)
+"""dbt commands that write no relation (`docs generate` and `source freshness` only read)."""
+WRITER_EXPIRY_SECONDS = 12 * 3600
+"""A run without timeout_seconds that never reported its end (a killed worker) counts as writing this long."""
+KNOWN_WRITERS = frozenset({"build", "run", "seed", "snapshot", "retry"})
+
+
+def _writes(command: str) -> bool:
+    return (command.split() or [""])[0] not in READ_ONLY_COMMANDS
+
+
+def written_nodes(outcomes: list[StepOutcome]) -> frozenset[str] | None:
+    """The nodes whose relations the run's steps wrote; None when a step may have written anything
+    (`run-operation`: a macro can write any relation)."""
+    nodes: set[str] = set()
+    for outcome in outcomes:
+        if not _writes(outcome.command):
+            continue
+        if outcome.command not in KNOWN_WRITERS:
+            return None
+        nodes |= {n.unique_id for n in outcome.nodes if n.resource_type != "test" and n.status != "skipped"}
+    return frozenset(nodes)
+
+
 def execute(
     params: RunParameters,
     tenant: TenantSettings,
@@ -215,6 +241,17 @@ def execute(
         step_targets(params),
     )
     started = datetime.now(UTC)
+    store = ArtifactStore(tenant.artifact_store_url)
+    key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
+    writes = any(_writes(i.command) for i in invocations)
+    writer = WriterRecord(
+        flow_run_id,
+        started,
+        started + timedelta(seconds=params.timeout_seconds or WRITER_EXPIRY_SECONDS),
+        job_id=params.dbt_cloud_job_id,
+    )
+    if writes:  # before dbt connects: parity must see a run that is writing the database now
+        store.record_writer(key, writer)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
     # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
     dbt_project = prepared_project(project_dir, run_root / "project", package_cache_dir())
@@ -229,7 +266,12 @@ def execute(
             if dbt_project != project_dir
             else parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
         )
-        outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
+        try:
+            outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
+        except BaseException:
+            if writes:  # it wrote an unknown part of the database
+                store.record_writer(key, replace(writer, finished_at=datetime.now(UTC), status="crashed"))
+            raise
     failure = failure_message(outcomes)
     summary = summarize(target, outcomes, success=failure is None)
     if failure is not None:
@@ -240,8 +282,6 @@ def execute(
             failure = f"{failure} (first attempt: {first})"
         progress = {"failed_step": failed, "first_failure": first if isinstance(first, str) else failure}
         (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
-    store = ArtifactStore(tenant.artifact_store_url)
-    key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
     staging = run_root / "artifacts"
     _stage_artifacts(outcomes, staging, paths.log_path)
     record = {
@@ -258,6 +298,14 @@ def execute(
         "summary": summary.to_record(),
     }
     artifact_dir = store.save_run(key, staging, record)
+    if writes:
+        finished = replace(
+            writer,
+            finished_at=datetime.now(UTC),
+            status="success" if failure is None else "failed",
+            nodes=written_nodes(outcomes),
+        )
+        store.record_writer(key, finished)
     if params.dbt_cloud_job_id is not None:
         store.mark_job_run(key, params.dbt_cloud_job_id)
     if failure is None:

@@ -21,6 +21,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,24 +44,37 @@ SNOWFLAKE_STATEMENT_BYTES = 900_000
 DUCKDB_UNION_CHUNK = 20_000
 
 
+def time_travel_clause(as_of: datetime) -> str:
+    """Snowflake Time Travel: a table as it was at `as_of` (within the table's DATA_RETENTION_TIME_IN_DAYS)."""
+    return f"at(timestamp => {literal(as_of.isoformat())}::timestamp_tz)"
+
+
 class WarehouseError(ExternalServiceError):
     """A warehouse query failed."""
 
 
 @dataclass(frozen=True, order=True)
 class Relation:
-    """database.schema.identifier of one table or view (as dbt names it in the manifest)."""
+    """database.schema.identifier of one table or view (as dbt names it in the manifest).
+
+    `quoted` says which parts dbt quotes (its quoting config, as the manifest's relation_name shows it): on
+    Snowflake an unquoted name resolves to upper case and a quoted one keeps its case.
+    """
 
     database: str
     schema: str
     identifier: str
+    quoted: tuple[bool, bool, bool] = (False, False, False)
 
     def __str__(self) -> str:
         return f"{self.database}.{self.schema}.{self.identifier}"
 
     def folded(self, upper: bool) -> tuple[str, str, str]:
+        """The parts as the warehouse resolves them: upper-case unless quoted (Snowflake), else lower case."""
         parts = (self.database, self.schema, self.identifier)
-        return tuple(p.upper() if upper else p.lower() for p in parts)  # type: ignore[return-value]
+        if upper:
+            return tuple(p if q else p.upper() for p, q in zip(parts, self.quoted, strict=True))  # type: ignore[return-value]
+        return tuple(p.lower() for p in parts)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,15 @@ class RelationStats:
     columns: tuple[tuple[str, str], ...] = ()
     located: tuple[str, str] | None = None
     fingerprint: str | None = None
+    case_sensitive: bool = False
 
     def column_types(self) -> dict[str, str]:
         """Column name (lower case) to data type, in ordinal order."""
         return {name.lower(): data_type for name, data_type in self.columns}
+
+    def resolved_columns(self) -> dict[str, str]:
+        """Column name as the warehouse resolves it (as stored where names are case-sensitive) to full type."""
+        return {(name if self.case_sensitive else name.lower()): data_type for name, data_type in self.columns}
 
 
 class Warehouse(Protocol):
@@ -89,6 +108,8 @@ class Warehouse(Protocol):
 
     queries_issued: int
     dialect: Dialect
+    time_travel: bool
+    as_of: datetime | None
 
     def describe(self, relations: Sequence[Relation]) -> dict[Relation, RelationStats]: ...
 
@@ -114,7 +135,9 @@ class Warehouse(Protocol):
         buckets: int,
         in_buckets: Sequence[int] | None,
         limit: int,
-    ) -> dict[int, str]: ...
+        columns: Sequence[CompareColumn] = (),
+        numbers: Sequence[CompareColumn] = (),
+    ) -> dict[int, tuple[Any, ...]]: ...
 
     def rows_for_keys(
         self,
@@ -157,11 +180,14 @@ class _SqlWarehouse:
     union_chunk = DUCKDB_UNION_CHUNK
     statement_bytes: int | None = None
     dialect: Dialect = DuckDBDialect()
+    time_travel = False
+    """True when tables can be read as of a past time (`as_of`)."""
 
     def __init__(self, statement_timeout: int | None = None) -> None:
         self.queries_issued = 0
         self.statement_timeout = statement_timeout
         self._conn: Any = None
+        self.as_of: datetime | None = None
 
     # -- driver-specific ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -212,14 +238,15 @@ class _SqlWarehouse:
         self._execute("select 1")
 
     def _group(self, relations: Iterable[Relation]) -> dict[str, list[Relation]]:
+        """Relations by database, as the warehouse resolves its name."""
         by_db: dict[str, list[Relation]] = defaultdict(list)
         for relation in relations:
-            by_db[relation.database].append(relation)
+            by_db[relation.folded(self.upper_case)[0]].append(relation)
         return by_db
 
     def _key(self, schema: Any, name: Any) -> tuple[str, str]:
-        if self.upper_case:
-            return str(schema).upper(), str(name).upper()
+        if self.upper_case:  # INFORMATION_SCHEMA spells names as resolved: compare them exactly
+            return str(schema), str(name)
         return str(schema).lower(), str(name).lower()
 
     def describe_statements(self, relations: Sequence[Relation]) -> list[tuple[list[Relation], str]]:
@@ -264,13 +291,21 @@ class _SqlWarehouse:
                     int(metadata_rows) if exact else None,
                     tuple(located["columns"]),
                     located["located"],
+                    case_sensitive=self.upper_case,
                 )
         return result
 
     def _qualified(self, stats: RelationStats) -> str:
+        return self.relation_sql(stats)
+
+    def relation_sql(self, stats: RelationStats) -> str:
+        """How statements name an existing relation: quoted as resolved, with Time Travel when `as_of` is set."""
         assert stats.located is not None, "only existing relations are queried"
-        database = stats.relation.database.upper() if self.upper_case else stats.relation.database
-        return ".".join(quote(part) for part in (database, *stats.located))
+        database = stats.relation.folded(True)[0] if self.upper_case else stats.relation.database
+        name = ".".join(quote(part) for part in (database, *stats.located))
+        if self.as_of is not None and stats.kind == "table":
+            name += " " + time_travel_clause(self.as_of)
+        return name
 
     def measure(
         self, described: Mapping[Relation, RelationStats], specs: Mapping[Relation, FingerprintSpec]
@@ -338,9 +373,17 @@ class _SqlWarehouse:
         buckets: int,
         in_buckets: Sequence[int] | None,
         limit: int,
-    ) -> dict[int, str]:
-        sql = self.dialect.key_row_hashes(self._qualified(stats), spec, key, buckets, in_buckets, limit)
-        return {int(kh): str(fp) for kh, fp in self._execute(sql)}
+        columns: Sequence[CompareColumn] = (),
+        numbers: Sequence[CompareColumn] = (),
+    ) -> dict[int, tuple[Any, ...]]:
+        """Per key hash: (row fingerprint, a fingerprint per column of `columns`, the largest of each `numbers`)."""
+        sql = self.dialect.key_row_hashes(
+            self._qualified(stats), spec, key, buckets, in_buckets, limit, columns, numbers
+        )
+        return {
+            int(row[0]): (str(row[1]), *(str(v) for v in row[2 : 2 + len(columns)]), *row[2 + len(columns) :])
+            for row in self._execute(sql)
+        }
 
     def rows_for_keys(
         self,
@@ -427,10 +470,21 @@ class DuckDBWarehouse(_SqlWarehouse):
         )
 
 
+SNOWFLAKE_FULL_TYPE = (
+    "c.data_type || case when c.data_type = 'NUMBER' and c.numeric_precision is not null "
+    "then '(' || c.numeric_precision || ',' || coalesce(c.numeric_scale, 0) || ')' "
+    "when c.character_maximum_length is not null then '(' || c.character_maximum_length || ')' "
+    "else '' end"
+)
+"""INFORMATION_SCHEMA.COLUMNS.DATA_TYPE names the base type only (NUMBER, TEXT): the full type adds precision and
+scale and length, so a NUMBER(38,2) -> NUMBER(38,3) or VARCHAR(16) -> VARCHAR(32) change shows."""
+
+
 class SnowflakeWarehouse(_SqlWarehouse):
     """Snowflake through snowflake-connector-python; table row counts from metadata, fingerprints by HASH_AGG."""
 
     upper_case = True
+    time_travel = True
     union_chunk = SNOWFLAKE_UNION_CHUNK
     statement_bytes = SNOWFLAKE_STATEMENT_BYTES
     dialect: Dialect = SnowflakeDialect()
@@ -460,21 +514,21 @@ class SnowflakeWarehouse(_SqlWarehouse):
             ) from None
 
     def _counts_from_metadata(self) -> bool:
-        return True
+        return self.as_of is None  # ROW_COUNT is now, not as of the run: count tables read with Time Travel
 
     def _timed_out(self, exc: Exception) -> bool:
         return getattr(exc, "errno", None) == 630 or "timeout" in str(exc).lower()
 
     def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
         in_list = ", ".join(literal(s) for s in schemas)
-        db = quote(database.upper())
+        db = quote(database)  # as resolved: upper case unless dbt quotes it
         # COLUMNS lists the columns of tables and views; TABLES adds the type and ROW_COUNT (metadata, no scan).
         # The left join keeps a view correct where TABLES does not list views. Both views are filtered by plain
         # predicates on TABLE_SCHEMA against the names as stored: a function on the column makes Snowflake list
         # the whole database's INFORMATION_SCHEMA first (error 090030 on large databases).
         return (
             "select c.table_schema, c.table_name, coalesce(t.table_type, 'VIEW') as table_type, t.row_count, "
-            f"c.column_name, c.data_type from {db}.information_schema.columns c "
+            f"c.column_name, {SNOWFLAKE_FULL_TYPE} as data_type from {db}.information_schema.columns c "
             f"left join {db}.information_schema.tables t "
             f"on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_schema in ({in_list}) "
             f"where c.table_schema in ({in_list}) "
@@ -525,6 +579,22 @@ def warehouse_from_profile_output(output: Mapping[str, Any], statement_timeout: 
         args.setdefault("session_parameters", {"QUERY_TAG": "dbt2prefect-parity"})
         return SnowflakeWarehouse(args, statement_timeout)
     raise ConfigError(f"parity supports duckdb and snowflake profile outputs, not {kind or 'an untyped output'!r}")
+
+
+def output_location(output: Mapping[str, Any]) -> str | None:
+    """Where a dbt profile output writes: the DuckDB file, or the Snowflake account, database and schema.
+
+    Two outputs with the same location write the same relations (no secret is part of it); None when the
+    output does not say (an in-memory DuckDB, an adapter parity does not read).
+    """
+    kind = str(output.get("type", "")).lower()
+    if kind == "duckdb":
+        path = output.get("path")
+        return None if not path or path == ":memory:" else f"duckdb:{Path(str(path)).resolve()}"
+    if kind == "snowflake" and output.get("account") and output.get("database"):
+        parts = (output["account"], output["database"], output.get("schema") or "")
+        return "snowflake:" + ".".join(str(part).upper() for part in parts)
+    return None
 
 
 def _load_private_key(pem: str, passphrase: Any) -> bytes:

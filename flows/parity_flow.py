@@ -28,7 +28,12 @@ from migration.translate import build_plan
 from parity.model import ParityReport
 from parity.render import report_markdown
 from parity.runner import JobSpec, ParityContext, ProfileOutputs, calibrate_jobs, compare_jobs
-from parity.settings import load_parity_settings, parity_settings_path
+from parity.settings import (
+    load_parity_settings,
+    parity_settings_path,
+    production_targets,
+    refuse_production_candidate,
+)
 from parity.store import DEFAULT_REPORT_ROOT, write_report
 
 ProfilesStrategy = Literal["blocks", "local"]
@@ -184,7 +189,10 @@ def build_report(
     With `calibrate`, each job's run on the parity target is compared with a new run on the calibration target
     (the same code, an A/A pair) instead of its baseline: the report names the build noise and its settings lines.
     """
-    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
+    settings = load_parity_settings(settings_file)
+    # Refused before dbt Cloud is asked anything; the jobs' own targets are checked once they are known.
+    refuse_production_candidate(settings, production_targets(tenant.dbt_cloud_environments), settings_file)
     if calibrate and settings.calibration_target not in tenant.targets:
         raise ConfigError(
             f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
@@ -202,6 +210,8 @@ def build_report(
             project_dir=tenant.project_dir,
             profile_outputs=profile_outputs(tenant, profiles_strategy),
             start_candidate=_start_candidate,
+            environments=tenant.dbt_cloud_environments,
+            settings_source=settings_file,
         )
         return calibrate_jobs(specs, context) if calibrate else compare_jobs(specs, context)
 

@@ -24,6 +24,8 @@ class DbtCloudRuns(Protocol):
 
     def latest_successful_run(self, job_id: int) -> Any: ...
 
+    def list_runs(self, *, environment_id: int | None = None, order_by: str = "-id", limit: int = 100) -> Any: ...
+
     def get_run(self, run_id: int, include_related: Sequence[str] = ("run_steps",)) -> Any: ...
 
     def get_run_artifact(self, run_id: int, path: str, *, step: int | None) -> Any: ...
@@ -33,6 +35,7 @@ class DbtCloudRuns(Protocol):
 class Baseline:
     artifacts: RunArtifacts
     ref: RunRef
+    environment_id: int | None = None
 
 
 def _artifact(client: DbtCloudRuns, run_id: int, name: str, step: int) -> Any | None:
@@ -91,8 +94,10 @@ def fetch_baseline(client: DbtCloudRuns, job_id: int, run_id: int | None = None,
             target=base_target,
             generated_at=results.metadata.generated_at,
             dbt_version=results.metadata.dbt_version,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
         )
-        return Baseline(artifacts=artifacts, ref=ref)
+        return Baseline(artifacts=artifacts, ref=ref, environment_id=run.environment_id)
     raise BaselineError(
         f"no step of dbt Cloud run {run_id} (job {job_id}) produced run_results.json of a building command "
         "(build, run, test, seed, snapshot)"

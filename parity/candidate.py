@@ -95,12 +95,18 @@ def job_candidate_run(store: ArtifactStore, tenant: str, deployment: str, target
     return key.flow_run_id
 
 
-def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], candidate_target: str) -> list[Finding]:
-    """Differences between the job's translated parameters and the parameters the candidate run recorded."""
+def parameter_findings(
+    expected: Mapping[str, Any], record: Mapping[str, Any], candidate_target: str, stored_under: str | None = None
+) -> list[Finding]:
+    """Differences between the job's translated parameters and the parameters the candidate run recorded.
+
+    `stored_under` is the target folder the run's artifacts were stored under: its connection, which decides
+    the warehouse the run wrote (a run with `target=parity` and `connection=prod` rebuilt prod).
+    """
     findings: list[Finding] = []
     recorded = record.get("parameters")
     if not isinstance(recorded, Mapping):
-        return findings
+        recorded = {}
     if recorded.get("target") not in (None, candidate_target):
         findings.append(
             Finding(
@@ -112,6 +118,23 @@ def parameter_findings(expected: Mapping[str, Any], record: Mapping[str, Any], c
                 explanation="parity compares a run on the parity target; prod must never be written by parity",
             )
         )
+    connections = {recorded.get("connection"), stored_under} - {None, candidate_target}
+    if connections:
+        used = ", ".join(sorted(repr(str(c)) for c in connections))
+        findings.append(
+            Finding(
+                check=Check.ARTIFACTS,
+                reason=Reason.CANDIDATE_WRONG_CONNECTION.value,
+                severity=Severity.ERROR,
+                subject="connection",
+                message=f"the candidate run connected to {used}, not to the parity target {candidate_target!r}: "
+                "it wrote that warehouse, not the parity one",
+                explanation=f"rerun the job with target={candidate_target} and no connection parameter (or "
+                f"connection={candidate_target}); never pass a run that wrote another target as a candidate",
+            )
+        )
+    if not recorded:
+        return findings
     expected_job, recorded_job = expected.get("dbt_cloud_job_id"), recorded.get("dbt_cloud_job_id")
     if recorded_job is not None and expected_job is not None and recorded_job != expected_job:
         findings.append(

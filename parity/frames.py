@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from parity.model import ParityReport
 
 FRAME_NAMES = (
-    "jobs", "node_counts", "node_sets", "statuses", "row_counts", "values", "value_samples", "schema", "timings",
-    "findings",
+    "jobs", "node_counts", "node_sets", "statuses", "row_counts", "values", "value_columns", "value_samples",
+    "schema", "timings", "findings",
 )  # fmt: skip
+COLUMN_DIFF_COLUMNS = ["job_id", "unique_id", "column", "unequal_rows", "complete", "max_abs_diff"]
 SAMPLE_COLUMNS = ["job_id", "unique_id", "kind", "key", "column", "baseline", "candidate"]
 
 
@@ -42,6 +43,17 @@ def _rows(report: ParityReport, attr: str) -> list[tuple[int, BaseModel]]:
         items: Sequence[BaseModel] = getattr(job, attr)
         result += [(job.job_id, item) for item in items]
     return result
+
+
+def _value_columns(report: ParityReport) -> pd.DataFrame:
+    """One row per differing column of a relation: unequal rows and the largest numeric difference."""
+    records = [
+        {"job_id": job.job_id, "unique_id": row.unique_id, **diff.model_dump()}
+        for job in report.jobs
+        for row in job.value_checks
+        for diff in row.column_diffs
+    ]
+    return pd.DataFrame.from_records(records, columns=COLUMN_DIFF_COLUMNS)
 
 
 def _value_samples(report: ParityReport) -> pd.DataFrame:
@@ -103,7 +115,8 @@ def report_frames(report: ParityReport) -> dict[str, pd.DataFrame]:
         "node_sets": _frame(NodeSetRow, _rows(report, "node_sets")),
         "statuses": _frame(StatusRow, _rows(report, "statuses")),
         "row_counts": _frame(RowCountRow, _rows(report, "row_counts")),
-        "values": _frame(ValueRow, _rows(report, "value_checks")).drop(columns=["samples"]),
+        "values": _frame(ValueRow, _rows(report, "value_checks")).drop(columns=["samples", "column_diffs"]),
+        "value_columns": _value_columns(report),
         "value_samples": _value_samples(report),
         "schema": _frame(SchemaRow, _rows(report, "schema_diffs")),
         "timings": _frame(TimingRow, _rows(report, "timings")),

@@ -76,12 +76,30 @@ class Reason(StrEnum):
     VALUES_CHECKED_THROUGH_CHILDREN = "values_checked_through_children"
     VALUES_NOT_DRILLED = "values_not_drilled"
     CANDIDATE_WRONG_TARGET = "candidate_wrong_target"
+    CANDIDATE_WRONG_CONNECTION = "candidate_wrong_connection"
+    CANDIDATE_DATA_STALE = "candidate_data_stale"
+    BASELINE_MOVED = "baseline_moved"
+    REWRITTEN_BY_SAME_JOB = "rewritten_by_same_job"
     CANDIDATE_PARAMETERS_DIFFER = "candidate_parameters_differ"
     COLUMN_ADDED = "column_added"
     COLUMN_REMOVED = "column_removed"
     COLUMN_TYPE_CHANGED = "column_type_changed"
     SLOWER_THAN_BASELINE = "slower_than_baseline"
     STEP_COMMAND_DIFFERS = "step_command_differs"
+
+
+NEVER_ACCEPTED = frozenset(
+    {
+        Reason.CANDIDATE_WRONG_TARGET,
+        Reason.CANDIDATE_WRONG_CONNECTION,
+        Reason.CANDIDATE_DATA_STALE,
+        Reason.BASELINE_MOVED,
+        Reason.CANDIDATE_PARAMETERS_DIFFER,
+        Reason.STEP_COMMAND_DIFFERS,
+        Reason.SELECTION_NOT_RESOLVED,
+    }
+)
+"""Reasons that say the comparison itself is invalid (wrong or stale data, wrong run): fixed, never accepted."""
 
 
 class Finding(BaseModel):
@@ -111,6 +129,10 @@ class RunRef(BaseModel):
     dbt_version: str | None = None
     location: str | None = None
     """Where the run's artifacts are kept (a folder or fsspec URL holding manifest.json), for readers of the report."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    read_as_of: datetime | None = None
+    """Set when the run's tables were read as of its end (Snowflake Time Travel), not as they are now."""
 
 
 class NodeCountRow(BaseModel):
@@ -180,7 +202,11 @@ class ValueStatus(StrEnum):
 
 
 class ValueSample(BaseModel):
-    """One differing key: its values, and the differing columns' values on each side (as text, truncated)."""
+    """One differing key: its values, and values on each side (as text, truncated).
+
+    A `changed` sample belongs to one `column` and holds that column's two values, which always differ; a key
+    found on one side only holds that side's values of the shown columns.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -188,6 +214,20 @@ class ValueSample(BaseModel):
     key: dict[str, str | None]
     baseline: dict[str, str | None] = Field(default_factory=dict)
     candidate: dict[str, str | None] = Field(default_factory=dict)
+    column: str | None = None
+
+
+class ColumnDiff(BaseModel):
+    """One differing column of a relation: how many keys' values differ in it, and by how much at most."""
+
+    model_config = ConfigDict(frozen=True)
+
+    column: str
+    unequal_rows: int = Field(description="Keys on both sides whose value in this column differs.")
+    complete: bool = Field(
+        default=True, description="False when counted over the first differing key buckets only (a lower bound)."
+    )
+    max_abs_diff: float | None = Field(default=None, description="Largest |baseline - candidate| (numbers only).")
 
 
 class ValueRow(BaseModel):
@@ -209,6 +249,10 @@ class ValueRow(BaseModel):
     key: list[str] = Field(default_factory=list)
     key_source: str | None = None
     samples: list[ValueSample] = Field(default_factory=list)
+    column_diffs: list[ColumnDiff] = Field(default_factory=list)
+    rows_changed: int | None = Field(default=None, description="Keys on both sides whose rows differ.")
+    rows_only_in_baseline: int | None = None
+    rows_only_in_candidate: int | None = None
     note: str | None = None
     moved_columns: list[str] = Field(
         default_factory=list,

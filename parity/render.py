@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from html import escape
 
 from dbt2prefect.escaping import markdown_cell, markdown_text
-from parity.model import Check, JobParity, ParityReport, RowCountStatus, Severity, ValueStatus
+from parity.model import (
+    NEVER_ACCEPTED,
+    Check,
+    Finding,
+    JobParity,
+    ParityReport,
+    Reason,
+    RowCountStatus,
+    Severity,
+    ValueStatus,
+)
 
 MAX_ROWS = 50
 
@@ -72,8 +82,8 @@ def job_blocks(job: JobParity) -> list[_Block]:
         blocks += [
             _Heading("Findings"),
             _Table(
-                ["severity", "check", "reason", "subject", "message", "explanation"],
-                [[f.severity.value, f.check.value, f.reason, f.subject, f.message, f.explanation] for f in gating],
+                ["severity", "check", "reason", "subject", "message", "what to do"],
+                [[f.severity.value, f.check.value, f.reason, f.subject, f.message, what_to_do(f)] for f in gating],
             ),
         ]
     blocks += [
@@ -110,13 +120,15 @@ def job_blocks(job: JobParity) -> list[_Block]:
         ]
     off = [r for r in job.row_counts if r.status is not RowCountStatus.EQUAL]
     blocks.append(_Heading(f"Row counts ({len(job.row_counts) - len(off)} of {len(job.row_counts)} equal)"))
-    if off:
+    if job.row_counts:
+        # Every relation's counts, differing ones first: a reviewer sees the numbers, not only how many match.
+        ordered = off + [r for r in job.row_counts if r.status is RowCountStatus.EQUAL]
         blocks.append(
             _Table(
                 ["node", "baseline", "candidate", "delta", "status", "tolerance"],
                 [
                     [r.unique_id, r.baseline_rows, r.candidate_rows, r.delta, r.status.value, r.tolerance_source]
-                    for r in off
+                    for r in ordered
                 ],
             )
         )
@@ -140,14 +152,61 @@ def job_blocks(job: JobParity) -> list[_Block]:
             ),
         ]
     if job.timing_summary is not None:
-        t = job.timing_summary
+        blocks += _timing_blocks(job)
+    return blocks
+
+
+def _timing_blocks(job: JobParity) -> list[_Block]:
+    t = job.timing_summary
+    assert t is not None
+    ratio = "n/a (the baseline recorded no time)" if t.ratio is None else f"{t.ratio}"
+    meaning = (
+        ""
+        if t.ratio is None
+        else f": the candidate took {t.ratio:.2f} times as long"
+        + (" (slower)" if t.ratio > 1 else " (faster)" if t.ratio < 1 else "")
+    )
+    blocks: list[_Block] = [
+        _Para(
+            f"Timing (informational unless gated): baseline {t.baseline_seconds:.1f} s, candidate "
+            f"{t.candidate_seconds:.1f} s, ratio {ratio}{meaning}. The ratio is candidate / baseline of the compared "
+            "dbt step's elapsed time (run_results.json), over "
+            f"{t.nodes_compared} nodes run on both sides; it reflects each side's warehouse size, threads, queueing "
+            "and cold caches as much as the orchestrator (dbt Cloud's time excludes its own queue and clone). "
+            "It fails parity only with [parity.timings] gate = true, above max_total_ratio."
+        )
+    ]
+    slowest = sorted(job.timings, key=lambda r: r.candidate_seconds - r.baseline_seconds, reverse=True)[:5]
+    slowest = [r for r in slowest if r.candidate_seconds > r.baseline_seconds]
+    if slowest:
         blocks.append(
-            _Para(
-                f"Timing (informational unless gated): baseline {t.baseline_seconds:.1f} s, candidate "
-                f"{t.candidate_seconds:.1f} s, ratio {t.ratio if t.ratio is not None else 'n/a'}."
+            _Table(
+                ["node (largest added time)", "baseline s", "candidate s", "ratio"],
+                [[r.unique_id, r.baseline_seconds, r.candidate_seconds, r.ratio] for r in slowest],
             )
         )
     return blocks
+
+
+_FIXES = {
+    Reason.VALUES_DIFFER.value: "find the cause in the differing columns below; a column that differs between two "
+    "runs of the same code (a run timestamp) is excluded under [parity.values.exclude_by_model]",
+    Reason.ROW_COUNT_DIFFERS.value: "compare the model's inputs and filters on both sides; an incremental lookback "
+    "is tolerated under [parity.row_counts.tags.<tag>]",
+    Reason.SLOWER_THAN_BASELINE.value: "find the slow nodes below (threads, warehouse size); or raise "
+    "[parity.timings] max_total_ratio",
+}
+
+
+def what_to_do(finding: Finding) -> str:
+    """The fix of a gating finding and, where a person may accept it, the exact `[parity]` line that does."""
+    fix = finding.explanation or _FIXES.get(finding.reason, "")
+    if finding.severity is not Severity.ERROR or finding.reason in NEVER_ACCEPTED:
+        return fix
+    if finding.reason == Reason.SLOWER_THAN_BASELINE.value:
+        return fix
+    accept = f'accept after review: [parity] accepted = ["{finding.reason}:{finding.subject}"]'
+    return f"{fix}; or {accept}" if fix else accept
 
 
 def _value_blocks(job: JobParity) -> list[_Block]:
@@ -177,6 +236,25 @@ def _value_blocks(job: JobParity) -> list[_Block]:
                 ],
             )
         )
+    columns = [
+        [
+            r.unique_id,
+            d.column,
+            f"{d.unequal_rows}" + ("" if d.complete else " or more"),
+            d.max_abs_diff,
+            r.rows_changed,
+            f"{r.rows_only_in_baseline}/{r.rows_only_in_candidate}",
+        ]
+        for r in job.value_checks
+        for d in r.column_diffs
+    ]
+    if columns:
+        blocks += [
+            _Heading("Differing columns (keys whose value differs)"),
+            _Table(
+                ["node", "column", "unequal rows", "largest difference", "changed keys", "keys only in b/c"], columns
+            ),
+        ]
     samples = [
         [
             r.unique_id,

@@ -21,11 +21,45 @@ class RelationPair:
     node: ManifestNode
 
 
+def quoted_parts(relation_name: str | None) -> tuple[bool, bool, bool]:
+    """Which of database, schema and identifier the manifest's `relation_name` quotes (dbt's quoting config).
+
+    `"MyDb".marts.orders` -> (True, False, False); anything but three dotted parts -> all unquoted.
+    """
+    if not relation_name:
+        return (False, False, False)
+    flags: list[bool] = []
+    index, text = 0, relation_name.strip()
+    while index <= len(text):
+        if text.startswith('"', index):
+            end = index + 1
+            while True:  # "" inside a quoted name is one quote
+                end = text.find('"', end)
+                if end < 0:
+                    return (False, False, False)
+                if text.startswith('""', end):
+                    end += 2
+                    continue
+                break
+            flags.append(True)
+            index = end + 1
+        else:
+            end = text.find(".", index)
+            flags.append(False)
+            index = len(text) if end < 0 else end
+        if index >= len(text):
+            break
+        if text[index] != ".":
+            return (False, False, False)
+        index += 1
+    return (flags[0], flags[1], flags[2]) if len(flags) == 3 else (False, False, False)
+
+
 def relation_of(node: ManifestNode) -> Relation | None:
     """The warehouse relation of a node, None when the manifest does not place it (ephemeral, tests)."""
     if not node.has_relation or not node.database or not node.schema_:
         return None
-    return Relation(node.database, node.schema_, node.relation_identifier)
+    return Relation(node.database, node.schema_, node.relation_identifier, quoted_parts(node.relation_name))
 
 
 def relation_pairs(baseline: RunArtifacts, candidate: RunArtifacts) -> list[RelationPair]:

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.artifact_store import ArtifactStore, WriterRecord
+from dbt2prefect.errors import ConfigError
 from dbt2prefect.run_job import runs_root
-from dbt2prefect.warehouse import Warehouse, warehouse_from_profile_output
-from parity.baseline import DbtCloudRuns, fetch_baseline
-from parity.candidate import LATEST_RUN, job_candidate_run, load_candidate, parameter_findings
+from dbt2prefect.warehouse import Warehouse, output_location, warehouse_from_profile_output
+from parity.baseline import Baseline, DbtCloudRuns, fetch_baseline
+from parity.binding import Write, binding_findings, cloud_writes, own_record, store_writes
+from parity.candidate import LATEST_RUN, Candidate, job_candidate_run, load_candidate, parameter_findings
 from parity.compare import JobInputs, compare_job
 from parity.errors import CandidateError, ParitySettingsError, SelectionError
-from parity.model import Check, Finding, JobParity, ParityReport, Severity
+from parity.model import Check, Finding, JobParity, ParityReport, Reason, Severity, Verdict
 from parity.nodes import SelectionContext
 from parity.noise import calibrate
+from parity.rowcounts import relation_pairs
 from parity.selection import SelectionResolver, pick_step, selections_from_parameters
-from parity.settings import ParitySettings
+from parity.settings import ParitySettings, production_targets, refuse_production_candidate
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,36 @@ class ParityContext:
     project_dir: Path | None = None
     profile_outputs: ProfileOutputs | None = None
     start_candidate: CandidateStarter | None = None
+    environments: Mapping[str, str] = field(default_factory=dict)
+    """The tenant's dbt Cloud environment -> target map: those targets are production, never a candidate."""
+    settings_source: Path | str | None = None
+
+
+def guard_candidate_target(specs: Sequence[JobSpec], ctx: ParityContext) -> None:
+    """Refuse a candidate target that production uses, by name or by the database its profile writes.
+
+    Raises:
+        ParitySettingsError: the candidate target is a production target or writes a production database.
+    """
+    production = production_targets(ctx.environments, [(spec.job_id, spec.parameters) for spec in specs])
+    refuse_production_candidate(ctx.settings, production, ctx.settings_source)
+    if ctx.profile_outputs is None:
+        return
+    candidate = ctx.settings.candidate_target
+    where = output_location(ctx.profile_outputs(candidate))
+    if where is None:
+        return
+    for target, why in sorted(production.items()):
+        try:
+            output = ctx.profile_outputs(target)
+        except ConfigError:
+            continue  # a target.name without a profile output of its own (e.g. "default") writes no database
+        if output_location(output) == where:
+            refuse_production_candidate(
+                ctx.settings,
+                {candidate: f"its profile writes the same database as {target!r}, {why}"},
+                ctx.settings_source,
+            )
 
 
 CALIBRATION_DRILL_DOWN = 100_000
@@ -126,8 +160,20 @@ def compare_one(
     baseline = fetch_baseline(ctx.baselines, spec.job_id, spec.baseline_run_id, target=spec.parameters.get("target"))
     run_id = _candidate_run(spec, ctx, cand_target, spec.candidate_run_id)
     candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
-    extra = parameter_findings(spec.parameters, candidate.record, cand_target)
+    extra = parameter_findings(spec.parameters, candidate.record, cand_target, candidate.ref.target)
     base_target = baseline.ref.target or spec.parameters.get("target")
+    base_wh, cand_wh = warehouses.get(base_target), warehouses.get(candidate.ref.target)
+    own = own_record(ctx.store, ctx.tenant, ctx.deployment, str(candidate.ref.target), run_id)
+    candidate_ref = candidate.ref.model_copy(
+        update={"started_at": own.started_at, "finished_at": own.finished_at} if own else {}
+    )
+    baseline_ref = baseline.ref
+    if base_wh is not None:
+        # Read the baseline's tables as they were when its run ended where the warehouse can (Time Travel) and
+        # another run has written its environment since; elsewhere a rewrite is detected below and fails.
+        moved = baseline.ref.finished_at is not None and bool(_baseline_writes(ctx, baseline))
+        base_wh.as_of = baseline.ref.finished_at if base_wh.time_travel and moved else None
+        baseline_ref = baseline.ref.model_copy(update={"read_as_of": base_wh.as_of})
     selection, selection_findings = _selection(
         resolver, spec, baseline.artifacts.run_results.command, base_target, cand_target
     )
@@ -135,13 +181,71 @@ def compare_one(
         job_id=spec.job_id,
         job_name=spec.name,
         baseline=baseline.artifacts,
-        baseline_ref=baseline.ref,
+        baseline_ref=baseline_ref,
         candidate=candidate.artifacts,
-        candidate_ref=candidate.ref,
+        candidate_ref=candidate_ref,
         selection=selection,
         extra_findings=tuple(extra + selection_findings),
     )
-    return compare_job(inputs, ctx.settings, warehouses.get(base_target), warehouses.get(candidate.ref.target))
+    job = compare_job(inputs, ctx.settings, base_wh, cand_wh)
+    if base_wh is None or cand_wh is None:
+        return job  # no data read: nothing to bind
+    # After the reads: a run that wrote while parity read has ended after the compared run started, or runs now.
+    return _with_findings(job, _binding(ctx, spec.job_id, baseline, candidate, own, base_wh.as_of is not None))
+
+
+def _baseline_writes(ctx: ParityContext, baseline: Baseline) -> list[Write]:
+    """Runs that wrote the baseline's database after its run started: dbt Cloud runs of its environment, and
+    Prefect runs recorded on the target that environment maps to."""
+    since = baseline.ref.started_at or baseline.ref.finished_at
+    if since is None:
+        return []
+    writes: list[Write] = []
+    if baseline.environment_id is not None:
+        writes += cloud_writes(ctx.baselines, baseline.environment_id, int(baseline.ref.run_id), since)
+        target = ctx.environments.get(str(baseline.environment_id))
+        if target is not None:
+            writes += store_writes(ctx.store, ctx.tenant, ctx.deployment, target, since, datetime.now(UTC))
+    return writes
+
+
+def _binding(
+    ctx: ParityContext,
+    job_id: int,
+    baseline: Baseline,
+    candidate: Candidate,
+    own: WriterRecord | None,
+    time_travel: bool,
+) -> list[Finding]:
+    """Findings on data rewritten after the compared runs (see `parity.binding`)."""
+    run_id = candidate.ref.run_id
+    if own is None or own.finished_at is None:
+        why = "has no writer record in the artifact store" if own is None else "had not recorded its end"
+        return [
+            Finding(
+                check=Check.ARTIFACTS,
+                reason=Reason.CANDIDATE_DATA_STALE.value,
+                severity=Severity.ERROR,
+                subject=run_id,
+                message=f"the candidate run {run_id} {why}: nothing proves the parity tables hold what it left",
+                explanation=f"rerun parity without --candidate-run {job_id}=... so that it starts a candidate run "
+                "(runs record when they write), or wait until the run ends",
+            )
+        ]
+    now = datetime.now(UTC)
+    target = str(candidate.ref.target)
+    cand_writes = store_writes(ctx.store, ctx.tenant, ctx.deployment, target, own.started_at, now, exclude=run_id)
+    pairs = relation_pairs(baseline.artifacts, candidate.artifacts)
+    relations = [(pair.unique_id, pair.node.materialized) for pair in pairs]
+    return binding_findings(relations, _baseline_writes(ctx, baseline), cand_writes, time_travel, run_id, job_id)
+
+
+def _with_findings(job: JobParity, findings: list[Finding]) -> JobParity:
+    if not findings:
+        return job
+    merged = [*job.findings, *findings]
+    failed = any(finding.severity is Severity.ERROR for finding in merged)
+    return job.model_copy(update={"findings": merged, "verdict": Verdict.FAIL if failed else Verdict.PASS})
 
 
 def _candidate_run(spec: JobSpec, ctx: ParityContext, target: str, run_id: str | None) -> str:
@@ -210,6 +314,7 @@ def calibrate_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport
 
 def compare_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport:
     """Parity of every job, sharing one parsed project and one connection per target across jobs."""
+    guard_candidate_target(specs, ctx)
     warehouses = _Warehouses(ctx.profile_outputs, ctx.settings.statement_timeout_seconds)
     resolver = (
         SelectionResolver(ctx.project_dir, cache_dir=runs_root() / "selection-cache")

@@ -1,4 +1,4 @@
-"""Columns and types per relation: catalog.json when both sides have one, else information_schema."""
+"""Columns and full types per relation: information_schema as the warehouse resolves names, else catalog.json."""
 
 from __future__ import annotations
 
@@ -54,28 +54,28 @@ def compare_schemas(
 ) -> tuple[list[SchemaRow], list[Finding], int]:
     """Schema differences of every pair; returns rows, findings and the number of relations compared.
 
-    Columns come from catalog.json when both sides have one, else from the warehouse's `describe` (already
-    fetched for row counts and fingerprints: no extra query).
+    Columns come from the warehouse's `describe` (already fetched for row counts and fingerprints: no extra
+    query) with full types (length, precision, scale) and names as the warehouse resolves them (case kept on
+    Snowflake, where a quoted "Amount" and AMOUNT are two columns); from catalog.json only where a side was not
+    described (no warehouse connection).
     """
     rows: list[SchemaRow] = []
-    pending: list[RelationPair] = []
     compared = 0
     for pair in pairs:
+        base_stats = baseline_described.get(pair.baseline) if baseline_described is not None else None
+        cand_stats = candidate_described.get(pair.candidate) if candidate_described is not None else None
+        if base_stats is not None and cand_stats is not None:
+            if not base_stats.exists or not cand_stats.exists:
+                continue  # a missing relation is already a row-count finding
+            rows += diff_columns(
+                pair.unique_id, base_stats.resolved_columns(), cand_stats.resolved_columns(), "information_schema"
+            )
+            compared += 1
+            continue
         base_cols = baseline_catalog.columns(pair.unique_id) if baseline_catalog else None
         cand_cols = candidate_catalog.columns(pair.unique_id) if candidate_catalog else None
         if base_cols is not None and cand_cols is not None:
             rows += diff_columns(pair.unique_id, base_cols, cand_cols, "catalog")
-            compared += 1
-        else:
-            pending.append(pair)
-    if pending and baseline_described is not None and candidate_described is not None:
-        for pair in pending:
-            base_stats, cand_stats = baseline_described.get(pair.baseline), candidate_described.get(pair.candidate)
-            if base_stats is None or cand_stats is None or not base_stats.exists or not cand_stats.exists:
-                continue  # a missing relation is already a row-count finding
-            rows += diff_columns(
-                pair.unique_id, base_stats.column_types(), cand_stats.column_types(), "information_schema"
-            )
             compared += 1
     findings = []
     for row in rows:

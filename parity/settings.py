@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from parity.errors import ParitySettingsError
-from parity.model import Reason
+from parity.model import NEVER_ACCEPTED, Reason
 
 
 class Tolerance(BaseModel):
@@ -168,6 +170,11 @@ class ParitySettings(BaseModel):
             reason, colon, pattern = entry.partition(":")
             if reason not in known:
                 raise ValueError(f"{entry!r}: unknown reason {reason!r}; reasons are {', '.join(known)}")
+            if reason in NEVER_ACCEPTED:
+                raise ValueError(
+                    f"{entry!r}: {reason} says parity compared the wrong data or run; it cannot be accepted, "
+                    "fix it as the report says"
+                )
             if not colon or not pattern.strip():
                 raise ValueError(
                     f"{entry!r} names no subjects; write '{reason}:<unique_id glob>', or '{reason}:*' to accept it "
@@ -191,6 +198,44 @@ class ParitySettings(BaseModel):
             if accepted_reason == reason and fnmatch.fnmatchcase(subject, pattern):
                 return True
         return False
+
+
+def production_targets(
+    environments: Mapping[str, str], jobs: Iterable[tuple[int, Mapping[str, Any]]] = ()
+) -> dict[str, str]:
+    """Targets and connections that production runs use -> why each is production.
+
+    Args:
+        environments: the tenant's `[tenant.dbt_cloud_environments]` (dbt Cloud environment -> target).
+        jobs: (job id, translated `run_dbt_wg` parameters) of the migrated jobs: their target and connection.
+    """
+    why: dict[str, list[str]] = {}
+    for environment, target in sorted(environments.items()):
+        why.setdefault(target, []).append(f"dbt Cloud environment {environment} runs on it")
+    for job_id, parameters in jobs:
+        for name in ("connection", "target"):
+            value = parameters.get(name)
+            if isinstance(value, str) and value:
+                why.setdefault(value, []).append(f"job {job_id}'s {name}")
+    return {target: "; ".join(dict.fromkeys(reasons)) for target, reasons in why.items()}
+
+
+def refuse_production_candidate(
+    settings: ParitySettings, production: Mapping[str, str], source: Path | str | None = None
+) -> None:
+    """The candidate rebuilds its target: refuse a candidate target that production runs use.
+
+    Raises:
+        ParitySettingsError: `candidate_target` is one of `production` (see `production_targets`).
+    """
+    target = settings.candidate_target
+    if target in production:
+        where = f" in {source}" if source else ""
+        raise ParitySettingsError(
+            f"[parity] candidate_target = {target!r}{where} is a production target ({production[target]}): "
+            "a candidate run would rebuild it and parity would compare production with itself; set "
+            'candidate_target to a target of its own (e.g. "parity", with its own profile block and database)'
+        )
 
 
 def parity_settings_path(tenant_settings_file: Path) -> Path:

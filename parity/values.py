@@ -14,12 +14,13 @@ import fnmatch
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from dbt2prefect.fingerprint_sql import CompareColumn, Dialect, FingerprintSpec
 from dbt2prefect.warehouse import Relation, RelationStats, Warehouse
 from parity.artifacts import Manifest
-from parity.model import Check, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
+from parity.model import Check, ColumnDiff, Finding, Reason, Severity, ValueRow, ValueSample, ValueStatus
 from parity.noise import differ_advice, excluded_noise_finding, node_noise, pairing_message, row_pairing
 from parity.rowcounts import RelationPair
 from parity.settings import NONDETERMINISTIC_SOURCE, ParitySettings
@@ -29,7 +30,12 @@ DIRECT_ROWS = 50_000  # relations up to this size skip the bucket step
 ROWS_PER_BUCKET = 2_000
 MAX_BUCKETS = 8_192
 VALUE_CHARS = 120  # sampled values are cut to this many characters
-SHOWN_COLUMNS = 8  # sampled columns when no single differing column was identified
+SHOWN_COLUMNS = 8  # columns shown for a key found on one side only
+LISTED_COLUMNS = 32  # columns checked key by key when no single column differs over the whole relation
+NUMBER_TYPES = frozenset(
+    {"NUMBER", "DECIMAL", "NUMERIC", "INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BYTEINT", "HUGEINT",
+     "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "UHUGEINT"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,11 @@ class ValueResult:
 
 def _is_float(data_type: str) -> bool:
     return " ".join(data_type.upper().split()) in FLOAT_TYPES
+
+
+def _is_number(data_type: str) -> bool:
+    base = " ".join(data_type.upper().split("(")[0].split())
+    return base in NUMBER_TYPES or base in FLOAT_TYPES
 
 
 def plan_values(
@@ -190,58 +201,161 @@ def _key(pair: RelationPair, manifest: Manifest, settings: ParitySettings) -> tu
     return ([unique[0]], "test:unique") if unique else None
 
 
-def _sample(
-    base: _Side, cand: _Side, key: list[str], shown: list[str], settings: ParitySettings
-) -> tuple[list[ValueSample], str | None]:
-    """Differing keys with their values: buckets when large, key hashes in differing buckets, rows of a few keys."""
+@dataclass
+class _Drill:
+    """What the key listing found: per-column counts and samples, and row-level counts."""
+
+    samples: list[ValueSample] = field(default_factory=list)
+    columns: list[ColumnDiff] = field(default_factory=list)
+    changed: int = 0
+    only_in_baseline: int | None = None
+    only_in_candidate: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _number(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _pair_text(baseline: Any, candidate: Any) -> tuple[str | None, str | None]:
+    """Both values as text; where cutting at VALUE_CHARS would make them look equal, cut around the first
+    difference instead, so a changed value never shows as equal."""
+    b, c = _text(baseline), _text(candidate)
+    if b != c or baseline is None or candidate is None:
+        return b, c
+    full_b, full_c = str(baseline), str(candidate)
+    at = next(
+        (i for i, (x, y) in enumerate(zip(full_b, full_c, strict=False)) if x != y), min(len(full_b), len(full_c))
+    )
+    start = max(0, at - 20)
+    return "…" + full_b[start : start + VALUE_CHARS - 2] + "…", "…" + full_c[start : start + VALUE_CHARS - 2] + "…"
+
+
+def _drill_keys(base: _Side, cand: _Side, key: list[str], listed: list[str], settings: ParitySettings) -> _Drill:
+    """Per differing column, how many keys differ in it (and by how much for numbers) and up to
+    `sample_rows` of them with both values; keys found on one side only.
+
+    Statements per side: key-hash buckets (large relations only), then per key hash the row's fingerprint, a
+    fingerprint per listed column and the largest value of each numeric one, then the values of the sampled keys.
+    """
     limit = settings.values.sample_rows
+    drill = _Drill()
     base_key = [CompareColumn(base.column(k).name) for k in key]
     cand_key = [CompareColumn(cand.column(k).name) for k in key]
     rows = max(base.stats.row_count or 0, cand.stats.row_count or 0)
-    buckets, chosen_buckets, fetch = 1, None, DIRECT_ROWS
+    buckets, chosen_buckets, fetch, complete = 1, None, DIRECT_ROWS, True
     if rows > DIRECT_ROWS:
         buckets = min(MAX_BUCKETS, max(2, rows // ROWS_PER_BUCKET))
         b_fp = base.warehouse.bucket_fingerprints(base.stats, base.spec, base_key, buckets)
         c_fp = cand.warehouse.bucket_fingerprints(cand.stats, cand.spec, cand_key, buckets)
-        chosen_buckets = sorted(b for b in set(b_fp) | set(c_fp) if b_fp.get(b) != c_fp.get(b))[: max(limit, 1)]
+        differing_buckets = sorted(b for b in set(b_fp) | set(c_fp) if b_fp.get(b) != c_fp.get(b))
+        chosen_buckets = differing_buckets[: max(1, DIRECT_ROWS // ROWS_PER_BUCKET)]
+        complete = len(chosen_buckets) == len(differing_buckets)
+        drill.notes.append(
+            f"keys listed from {len(chosen_buckets)} of {len(differing_buckets)} differing key-hash buckets"
+            + ("" if complete else ": counts are lower bounds")
+        )
         fetch = ROWS_PER_BUCKET * 8 * max(len(chosen_buckets), 1)
-    b_keys = base.warehouse.key_row_hashes(base.stats, base.spec, base_key, buckets, chosen_buckets, fetch + 1)
-    c_keys = cand.warehouse.key_row_hashes(cand.stats, cand.spec, cand_key, buckets, chosen_buckets, fetch + 1)
+    types = base.stats.column_types(), cand.stats.column_types()
+    numbers = [c for c in listed if _is_number(types[0].get(c, "")) and _is_number(types[1].get(c, ""))]
+    b_keys = base.warehouse.key_row_hashes(
+        base.stats, base.spec, base_key, buckets, chosen_buckets, fetch + 1,
+        [base.column(c) for c in listed], [base.column(c) for c in numbers],
+    )  # fmt: skip
+    c_keys = cand.warehouse.key_row_hashes(
+        cand.stats, cand.spec, cand_key, buckets, chosen_buckets, fetch + 1,
+        [cand.column(c) for c in listed], [cand.column(c) for c in numbers],
+    )  # fmt: skip
     truncated = len(b_keys) > fetch or len(c_keys) > fetch
-    changed = sorted(k for k in set(b_keys) & set(c_keys) if b_keys[k] != c_keys[k])
-    kinds: dict[int, Literal["changed", "only_in_baseline", "only_in_candidate"]] = dict.fromkeys(changed, "changed")
+    if truncated:
+        complete = False
+        drill.notes.append("key listing cut off: counts are lower bounds, keys on one side only are not listed")
+    changed = sorted(k for k in set(b_keys) & set(c_keys) if b_keys[k][0] != c_keys[k][0])
+    drill.changed = len(changed)
+    per_column = {
+        column: [k for k in changed if b_keys[k][1 + i] != c_keys[k][1 + i]] for i, column in enumerate(listed)
+    }
+    for column in listed:
+        largest: Decimal | None = None
+        if column in numbers:
+            at = 1 + len(listed) + numbers.index(column)
+            for kh in per_column[column]:
+                b_num, c_num = _number(b_keys[kh][at]), _number(c_keys[kh][at])
+                if b_num is not None and c_num is not None and (largest is None or abs(b_num - c_num) > largest):
+                    largest = abs(b_num - c_num)
+        if per_column[column]:
+            drill.columns.append(
+                ColumnDiff(
+                    column=column,
+                    unequal_rows=len(per_column[column]),
+                    complete=complete,
+                    max_abs_diff=None if largest is None else float(largest),
+                )
+            )
+    in_listed = set().union(*per_column.values()) if per_column else set()
+    unlisted = [k for k in changed if k not in in_listed]
+    if unlisted and listed:
+        drill.notes.append(f"{len(unlisted)} changed key(s) differ only in columns not listed here")
+    only_b: list[int] = []
+    only_c: list[int] = []
     if not truncated:  # with a cut-off listing, a key missing from one listing may only have been cut off
-        kinds.update(dict.fromkeys(sorted(set(b_keys) - set(c_keys)), "only_in_baseline"))
-        kinds.update(dict.fromkeys(sorted(set(c_keys) - set(b_keys)), "only_in_candidate"))
-    chosen = list(kinds)[:limit]
-    b_rows = base.warehouse.rows_for_keys(base.stats, base_key, [base.column(c) for c in shown], chosen, limit * 4)
-    c_rows = cand.warehouse.rows_for_keys(cand.stats, cand_key, [cand.column(c) for c in shown], chosen, limit * 4)
+        only_b, only_c = sorted(set(b_keys) - set(c_keys)), sorted(set(c_keys) - set(b_keys))
+        drill.only_in_baseline, drill.only_in_candidate = len(only_b), len(only_c)
+    if not limit:
+        return drill
+    chosen = list(
+        dict.fromkeys([k for column in listed for k in per_column[column][:limit]] + only_b[:limit] + only_c[:limit])
+    )
+    shown = listed[:SHOWN_COLUMNS]
+    b_rows = base.warehouse.rows_for_keys(
+        base.stats, base_key, [base.column(c) for c in listed], chosen, len(chosen) * 4
+    )
+    c_rows = cand.warehouse.rows_for_keys(
+        cand.stats, cand_key, [cand.column(c) for c in listed], chosen, len(chosen) * 4
+    )
 
-    def by_hash(found: list[tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:
-        return {int(row[0]): row[1:] for row in reversed(found)}  # first row per key wins
+    def by_hash(found: list[tuple[Any, ...]]) -> dict[int, dict[str, Any]]:
+        # first row per key wins
+        return {int(row[0]): dict(zip([*key, *listed], row[1:], strict=True)) for row in reversed(found)}
 
     b_map, c_map = by_hash(b_rows), by_hash(c_rows)
-    samples: list[ValueSample] = []
+    candidates: list[ValueSample] = []
+    for column in listed:
+        for kh in per_column[column][:limit]:
+            b, c = b_map.get(kh), c_map.get(kh)
+            if b is None or c is None:
+                continue
+            b_text, c_text = _pair_text(b[column], c[column])
+            if b_text == c_text:
+                continue  # a repeated key whose first rows agree in this column: nothing to show
+            key_values = {k: _text(b[k]) for k in key}
+            candidates.append(
+                ValueSample(
+                    kind="changed", column=column, key=key_values, baseline={column: b_text}, candidate={column: c_text}
+                )
+            )
+    for kh in only_b[:limit]:
+        if (found := b_map.get(kh)) is not None:
+            key_values, row_values = {k: _text(found[k]) for k in key}, {c: _text(found[c]) for c in shown}
+            candidates.append(ValueSample(kind="only_in_baseline", key=key_values, baseline=row_values))
+    for kh in only_c[:limit]:
+        if (found := c_map.get(kh)) is not None:
+            key_values, row_values = {k: _text(found[k]) for k in key}, {c: _text(found[c]) for c in shown}
+            candidates.append(ValueSample(kind="only_in_candidate", key=key_values, candidate=row_values))
     size = 0
-    for kh in chosen:
-        either = b_map.get(kh) or c_map.get(kh)
-        if either is None:
-            continue
-        b, c = b_map.get(kh), c_map.get(kh)
-        sample = ValueSample(
-            kind=kinds[kh],
-            key={k: _text(v) for k, v in zip(key, either[: len(key)], strict=True)},
-            baseline={col: _text(v) for col, v in zip(shown, b[len(key) :], strict=True)} if b else {},
-            candidate={col: _text(v) for col, v in zip(shown, c[len(key) :], strict=True)} if c else {},
-        )
+    for sample in candidates:
         size += len(json.dumps(sample.model_dump()))
         if size > settings.values.sample_bytes:
-            return samples, f"sample cut at {settings.values.sample_bytes} bytes"
-        samples.append(sample)
-    note = "sample from the first differing key-hash buckets" if chosen_buckets is not None else None
-    if truncated:
-        note = (note + "; " if note else "") + "key listing cut off: only changed keys are shown"
-    return samples, note
+            drill.notes.append(f"sample cut at {settings.values.sample_bytes} bytes")
+            break
+        drill.samples.append(sample)
+    return drill
 
 
 def compare_values(
@@ -312,6 +426,8 @@ def compare_values(
         differing: list[str] = []
         moved: list[str] = []
         samples: list[ValueSample] = []
+        column_diffs: list[ColumnDiff] = []
+        row_counts: dict[str, int | None] = {}
         key_info = _key(pair, manifest, settings)
         key: list[str] = []
         notes = [plan.note] if plan.note else []
@@ -325,10 +441,14 @@ def compare_values(
             compared = [c.name.lower() for c in plan.baseline_spec.columns]
             if key_info is not None and all(k in compared for k in key_info[0]):
                 key = key_info[0]
-                shown = [c for c in (differing or compared) if c not in key][:SHOWN_COLUMNS]
-                if settings.values.sample_rows:
-                    samples, note = _sample(b_side, c_side, key, shown, settings)
-                    notes += [note] if note else []
+                listed = [c for c in (differing or compared) if c not in key][:LISTED_COLUMNS]
+                drill = _drill_keys(b_side, c_side, key, listed, settings)
+                samples, column_diffs, notes = drill.samples, drill.columns, notes + drill.notes
+                row_counts = {
+                    "rows_changed": drill.changed,
+                    "rows_only_in_baseline": drill.only_in_baseline,
+                    "rows_only_in_candidate": drill.only_in_candidate,
+                }
             elif key_info is not None:
                 notes.append(f"key {', '.join(key_info[0])} ({key_info[1]}) is not compared: no key sample")
                 key_info = None
@@ -358,6 +478,8 @@ def compare_values(
             key_source=key_info[1] if key_info is not None and key else None,
             samples=samples,
             moved_columns=moved,
+            column_diffs=column_diffs,
+            **row_counts,
             **prints,
             **{**common, "note": "; ".join(notes) or None},
         )

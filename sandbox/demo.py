@@ -233,16 +233,25 @@ def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) ->
     """One deployment run per job: its schedule's parameters on the parity target, executed by a worker."""
     from migration.translate import schedule_slug
     from parity.runner import JobSpec
-    from parity.settings import load_parity_settings, parity_settings_path
+    from parity.settings import (
+        load_parity_settings,
+        parity_settings_path,
+        production_targets,
+        refuse_production_candidate,
+    )
     from sandbox.runs import run_deployment_now
 
-    settings = load_parity_settings(parity_settings_path(tenant.settings_file) if tenant.settings_file else None)
+    settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
+    settings = load_parity_settings(settings_file)
+    jobs = [JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).parameters) for job_id in job_ids]
+    production = production_targets(tenant.dbt_cloud_environments, [(job.job_id, job.parameters) for job in jobs])
+    refuse_production_candidate(settings, production, settings_file)
     runs = []
-    for job_id in job_ids:
-        job = JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).parameters)
-        parameters = job.candidate_parameters(settings.candidate_target)
-        run = run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT)
-        runs.append(_worker_run(job_id, run, "the parity run"))
+    for job in jobs:
+        run = run_deployment_now(
+            spec.full_name, job.candidate_parameters(settings.candidate_target), timeout=RUN_TIMEOUT
+        )
+        runs.append(_worker_run(job.job_id, run, "the parity run"))
     names = "; ".join(f"job {r.job_id}: {r.run.name} {r.run.state}" for r in runs)
     return f"{len(runs)} deployment runs on parity by the worker ({names})", runs
 

@@ -23,6 +23,7 @@ from dbt2prefect.cli.common import (
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.params import ProfilesStrategy
 from parity.model import ParityReport
+from parity.render import what_to_do
 
 
 def register(app: typer.Typer) -> None:
@@ -140,3 +141,4 @@ def _render_table(report: ParityReport, tenant: str) -> None:
                 f"  job {item.job_id} [red]{escape(str(finding.reason))}[/] {escape(finding.message)}",
                 highlight=False,
             )
+            console.print(f"    what to do: {escape(what_to_do(finding))}", highlight=False)

@@ -199,3 +199,43 @@ def test_changed_rate_with_the_same_row_count_fails_on_values(sandbox: Sandbox, 
     assert gate.exit_code == 1, gate.output
     values = json.loads(gate.stdout)["jobs"][0]["value_checks"]
     assert [v["differing_columns"] for v in values if v["status"] == "different"] == [["units_per_gbp"]]
+
+
+def _gate(sandbox: Sandbox, run: str, reports: Path) -> dict[str, Any]:
+    args = ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}={run}", "--report-dir", str(reports)]
+    args += ["--dbt-cloud-host", sandbox.cloud.url, "--account-id", str(sandbox.cloud.account_id), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    job: dict[str, Any] = json.loads(result.stdout)["jobs"][0]
+    return job
+
+
+def test_a_run_started_by_hand_on_parity_makes_the_named_candidate_stale(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The README's "try one run" (`--param target=parity`, without the job's environment variables) rebuilds
+    the parity tables after the job's candidate run: naming that run fails instead of blaming it."""
+    result = sandbox.run()
+    report = load_latest_report(sandbox.reports)
+    assert result["verdict"] == "PASS" and report is not None
+    named = report.job(HOURLY).candidate.run_id
+    state = run_dbt_wg(command="run", select="fct_fx_rates", target="parity", per_node_tasks=False, return_state=True)
+    by_hand = str(state.state_details.flow_run_id)
+    job = _gate(sandbox, named, tmp_path)
+    [stale] = [f for f in job["findings"] if f["reason"] == "candidate_data_stale"]
+    assert stale["subject"] == by_hand and FX_MODEL in stale["message"] and stale["severity"] == "error"
+    assert REVENUE not in stale["message"]  # the writer record names the nodes the run wrote, nothing more
+    assert job["candidate"]["run_id"] == named and job["candidate"]["finished_at"]
+
+
+def test_a_later_dbt_cloud_run_of_the_environment_moves_the_baseline(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Another job of the baseline's environment rebuilds one of its relations after the baseline run: on DuckDB
+    (no Time Travel) parity fails naming that run, whatever the candidate holds."""
+    result = sandbox.run()
+    report = load_latest_report(sandbox.reports)
+    assert result["verdict"] == "PASS" and report is not None
+    nightly = 70403103936332
+    later = sandbox.cloud.app.run_job(nightly, cause="hourly rebuild", steps_override=["dbt run --select fct_fx_rates"])
+    assert later["status"] == 10
+    job = _gate(sandbox, report.job(HOURLY).candidate.run_id, tmp_path)
+    [moved] = [f for f in job["findings"] if f["reason"] == "baseline_moved"]
+    assert moved["subject"] == str(later["id"]) and FX_MODEL in moved["message"]
+    assert f"of job {nightly}" in moved["message"] and REVENUE not in moved["message"]

@@ -21,11 +21,13 @@ from parity.store import load_latest_report, load_latest_verdicts, write_report
 STG, FCT, INC = "model.p.stg", "model.p.fct", "model.p.inc_events"
 
 
-def _db(path: Path, fct_rows: int, inc_rows: int) -> Path:
+def _db(path: Path, fct_rows: int, inc_rows: int, amount_type: str = "DOUBLE") -> Path:
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema marts")
         conn.execute("create table marts.stg as select range as id from range(50)")
-        conn.execute(f"create table marts.fct as select range as id, 1.0 as amount from range({fct_rows})")
+        conn.execute(
+            f"create table marts.fct as select range as id, 1.0::{amount_type} as amount from range({fct_rows})"
+        )
         conn.execute(f"create table marts.inc_events as select range as id from range({inc_rows})")
     return path
 
@@ -47,7 +49,7 @@ def _side(label: str, database: str, catalog_type: str = "DOUBLE") -> RunArtifac
 
 def _job(tmp_path: Path, fct_rows: int, settings: ParitySettings, catalog_type: str = "DOUBLE"):  # type: ignore[no-untyped-def]
     base_wh = DuckDBWarehouse(_db(tmp_path / "prod.duckdb", 200, 1000))
-    cand_wh = DuckDBWarehouse(_db(tmp_path / "parity.duckdb", fct_rows, 1003))
+    cand_wh = DuckDBWarehouse(_db(tmp_path / "parity.duckdb", fct_rows, 1003, catalog_type))
     inputs = JobInputs(
         job_id=101,
         job_name="daily",
@@ -114,6 +116,7 @@ def test_frames_have_one_frame_per_check(report: ParityReport) -> None:
         "statuses",
         "row_counts",
         "values",
+        "value_columns",
         "value_samples",
         "schema",
         "timings",
@@ -179,3 +182,33 @@ def test_store_writes_files_and_keeps_latest_verdict_per_job(tmp_path: Path, rep
     latest = load_latest_report(root)
     assert latest is not None and [j.job_id for j in latest.jobs] == [102]
     assert load_latest_verdicts(tmp_path / "nothing") == {}
+
+
+def test_report_says_what_to_do_shows_every_row_count_and_explains_the_time_ratio(report: ParityReport) -> None:
+    markdown = report_markdown(report)
+    failing = report.job(101)
+    [differs] = [f for f in failing.errors() if f.reason == "row_count_differs"]
+    line = f'[parity] accepted = ["row_count_differs:{differs.subject}"]'
+    assert "| what to do |" in markdown and line in markdown and line in report_html(report).replace("&quot;", '"')
+    # Equal counts are shown with their numbers too, not only counted.
+    equal = next(r for r in failing.row_counts if r.status is RowCountStatus.EQUAL)
+    assert f"| {equal.unique_id} | {equal.baseline_rows} | {equal.candidate_rows} | 0 | equal |" in markdown
+    assert "ratio is candidate / baseline of the compared dbt step's elapsed time" in markdown
+    assert "[parity.timings] gate = true" in markdown
+
+
+def test_a_finding_about_the_wrong_data_offers_no_acceptance() -> None:
+    from parity.model import Check, Finding, Severity
+    from parity.render import what_to_do
+
+    stale = Finding(
+        check=Check.ARTIFACTS,
+        reason="candidate_data_stale",
+        severity=Severity.ERROR,
+        subject="run-2",
+        message="rewritten",
+        explanation="rerun parity",
+    )
+    assert what_to_do(stale) == "rerun parity"
+    with pytest.raises(ValueError, match="cannot be accepted"):
+        ParitySettings(accepted=("baseline_moved:*",))

@@ -252,3 +252,35 @@ def test_bad_value_settings_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ParitySettingsError) as raised:
         load_parity_settings(path)
     assert "parity.values.float_decimals" in str(raised.value) and "fct_orders lists no column" in str(raised.value)
+
+
+def test_drill_down_per_column_shows_only_keys_that_differ_in_that_column(
+    built_tenant: BuiltTenant, tmp_path: Path
+) -> None:
+    # Three keys differ in reporting_region only; two others in units_per_gbp only (by 0.5 and by 2).
+    with duckdb.connect(str(built_tenant.database("parity")), read_only=True) as conn:
+        keys = [str(k) for (k,) in conn.execute(f"select fx_rate_key from {FX_TABLE} order by 1 limit 5").fetchall()]
+    region = (
+        f"update {FX_TABLE} set reporting_region = 'UK' where fx_rate_key in ('{keys[0]}', '{keys[1]}', '{keys[2]}')"
+    )
+    rate = "update {t} set units_per_gbp = units_per_gbp + {d} where fx_rate_key = '{k}'"
+    candidate = built_tenant.candidate_copy(
+        tmp_path, region, rate.format(t=FX_TABLE, d=0.5, k=keys[3]), rate.format(t=FX_TABLE, d=2, k=keys[4])
+    )
+    row = _row(_compare(built_tenant, candidate), FX)
+    assert row.differing_columns == ["reporting_region", "units_per_gbp"]
+    by_column = {diff.column: diff for diff in row.column_diffs}
+    assert by_column["reporting_region"].unequal_rows == 3 and by_column["reporting_region"].max_abs_diff is None
+    assert by_column["units_per_gbp"].unequal_rows == 2 and by_column["units_per_gbp"].complete
+    assert by_column["units_per_gbp"].max_abs_diff == pytest.approx(2.0)
+    assert (row.rows_changed, row.rows_only_in_baseline, row.rows_only_in_candidate) == (5, 0, 0)
+    sampled = {(s.column, s.key["fx_rate_key"]) for s in row.samples}
+    assert sampled == {("reporting_region", k) for k in keys[:3]} | {("units_per_gbp", k) for k in keys[3:]}
+    for sample in row.samples:  # a changed sample holds its own column, with two different values
+        assert sample.kind == "changed" and set(sample.baseline) == set(sample.candidate) == {sample.column}
+        assert sample.baseline != sample.candidate
+    report = ParityReport.from_jobs("dbt_williamgrant", [_compare(built_tenant, candidate)])
+    markdown = report_markdown(report)
+    assert "| reporting_region | 3 |" in markdown.replace(f"| {FX} ", "")
+    samples = report.to_frames()["value_samples"]
+    assert (samples["baseline"] != samples["candidate"]).all() and len(samples) == 5

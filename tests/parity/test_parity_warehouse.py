@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import fakesnow
 import pytest
 
 from dbt2prefect.errors import ConfigError
-from dbt2prefect.warehouse import DuckDBWarehouse, Relation, warehouse_from_profile_output
+from dbt2prefect.warehouse import DuckDBWarehouse, Relation, RelationStats, warehouse_from_profile_output
 
 
 def _duckdb(path: Path, statements: list[str]) -> Path:
@@ -105,8 +106,9 @@ def test_snowflake_tables_from_metadata_views_by_one_count(tmp_path: Path) -> No
         ]
         # One INFORMATION_SCHEMA query for the database, one count(*) for the single view.
         assert warehouse.queries_issued == 2
-        assert stats[relations[0]].column_types() == {"id": "NUMBER", "amount": "NUMBER"}
-        assert stats[relations[1]].column_types() == {"id": "NUMBER", "amount": "NUMBER"}
+        # Full types: precision and scale (INFORMATION_SCHEMA's DATA_TYPE alone says NUMBER).
+        assert stats[relations[0]].column_types() == {"id": "NUMBER(38,0)", "amount": "NUMBER(10,2)"}
+        assert stats[relations[1]].column_types() == {"id": "NUMBER(38,0)", "amount": "NUMBER(10,2)"}
         warehouse.close()
 
 
@@ -177,7 +179,10 @@ def test_snowflake_value_statements_run_where_fakesnow_supports_them() -> None:
         )
         orders = Relation("prod", "marts", "orders")
         stats = warehouse.relation_stats([orders])[orders]
-        assert (stats.row_count, stats.columns) == (3, (("ID", "NUMBER"), ("AMOUNT", "FLOAT"), ("NOTE", "TEXT")))
+        assert (stats.row_count, stats.columns) == (
+            3,
+            (("ID", "NUMBER(38,0)"), ("AMOUNT", "FLOAT"), ("NOTE", "TEXT(16777216)")),
+        )
         cur.execute("select hash(id) from orders where id = 2 or id is null order by id nulls last")
         hashes = [int(h) for (h,) in cur.fetchall()]
         found = warehouse.rows_for_keys(stats, [CompareColumn("ID")], [CompareColumn("NOTE")], hashes, 10)
@@ -212,3 +217,63 @@ def test_snowflake_fingerprint_sql_shape() -> None:
     )
     # Column order never matters: the spec sorts by name.
     assert FingerprintSpec.of(list(reversed(spec.columns))) == spec
+
+
+def _node(database: str, relation_name: str) -> Any:
+    from parity import synthetic as syn
+    from parity.artifacts import parse_manifest
+
+    raw = {**syn.node("model.p.orders", database=database, schema="marts"), "relation_name": relation_name}
+    node = parse_manifest(syn.manifest([raw])).get("model.p.orders")
+    assert node is not None
+    return node
+
+
+def test_snowflake_schema_compares_full_types_and_resolves_quoted_names() -> None:
+    """A scale-only change with equal values and a VARCHAR length change are schema differences; a database
+    that dbt quotes keeps its mixed case, unquoted names resolve to upper case."""
+    from parity.rowcounts import RelationPair, relation_of
+    from parity.schema import compare_schemas
+    from parity.settings import ParitySettings
+
+    with fakesnow.patch():
+        import snowflake.connector
+
+        cur = snowflake.connector.connect().cursor()
+        cur.execute("create database PROD")
+        cur.execute("create schema PROD.MARTS")
+        cur.execute("create table PROD.MARTS.ORDERS (id int, amount number(10,2), note varchar(16))")
+        cur.execute('create database "MyParity"')
+        cur.execute('create schema "MyParity".MARTS')
+        cur.execute('create table "MyParity".MARTS.ORDERS (id int, amount number(10,3), note varchar(32))')
+        for database in ("PROD", '"MyParity"'):
+            cur.execute(f"insert into {database}.MARTS.ORDERS values (1, 1.5, 'a'), (2, 2.25, 'b')")
+        warehouse = warehouse_from_profile_output({"type": "snowflake", "account": "wg", "user": "u"})
+        base_node = _node("prod", "prod.marts.orders")
+        cand_node = _node("MyParity", '"MyParity".marts.orders')
+        base, cand = relation_of(base_node), relation_of(cand_node)
+        assert base is not None and cand is not None and cand.quoted == (True, False, False)
+        stats = warehouse.relation_stats([base, cand])
+        assert (stats[base].row_count, stats[cand].row_count) == (2, 2)
+        assert stats[cand].located == ("MARTS", "ORDERS")
+        pair = RelationPair("model.p.orders", base, cand, cand_node)
+        rows, findings, compared = compare_schemas([pair], None, None, stats, stats, ParitySettings())
+        warehouse.close()
+    assert compared == 1
+    assert [(r.column, r.baseline_type, r.candidate_type, r.status) for r in rows] == [
+        ("AMOUNT", "NUMBER(10,2)", "NUMBER(10,3)", "type_changed"),
+        ("NOTE", "TEXT(16)", "TEXT(32)", "type_changed"),
+    ]
+    assert {f.reason for f in findings} == {"column_type_changed"}
+
+
+def test_columns_differing_only_by_case_stay_apart_where_the_warehouse_keeps_case() -> None:
+    """On Snowflake a quoted "Amount" and AMOUNT are two columns; DuckDB resolves names case-insensitively."""
+    from parity.schema import diff_columns
+
+    snowflake = RelationStats(Relation("P", "M", "T"), True, columns=(("Amount", "NUMBER(10,2)"),), case_sensitive=True)
+    renamed = RelationStats(Relation("P", "M", "T"), True, columns=(("AMOUNT", "NUMBER(10,2)"),), case_sensitive=True)
+    rows = diff_columns("model.p.t", snowflake.resolved_columns(), renamed.resolved_columns(), "information_schema")
+    assert [(r.column, r.status) for r in rows] == [("AMOUNT", "added"), ("Amount", "removed")]
+    duck = [RelationStats(Relation("p", "m", "t"), True, columns=((name, "INTEGER"),)) for name in ("Amount", "AMOUNT")]
+    assert diff_columns("model.p.t", duck[0].resolved_columns(), duck[1].resolved_columns(), "information_schema") == []

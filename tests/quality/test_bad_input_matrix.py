@@ -291,6 +291,16 @@ def test_parity_with_bad_parity_settings(tmp_path: Path) -> None:
     assert not reports.exists()
 
 
+@pytest.mark.parametrize("target", ["prod", "dev"])
+def test_parity_refuses_a_production_candidate_target(tmp_path: Path, target: str) -> None:
+    # prod and dev are targets of the tenant's dbt Cloud environments: a candidate there would rebuild them.
+    tenant = _write(tmp_path / "t.toml", _tenant_text())
+    _write(tmp_path / "t.parity.toml", f'[parity]\ncandidate_target = "{target}"\n')
+    result = _cli(["parity", "--tenant-file", str(tenant), "--report-dir", str(tmp_path / "r")])
+    _assert_bad_input(result, "t.parity.toml", f"candidate_target = '{target}'", "dbt Cloud environment")
+    assert not (tmp_path / "r").exists()
+
+
 ACCEPTED_CASES = {
     "a bare reason": ('"values_differ"', "'values_differ:*' to accept it for every node"),
     "a reason with an empty glob": ('"row_count_differs:"', "names no subjects"),
