@@ -100,6 +100,23 @@ class Runtime(BaseModel):
         return self
 
 
+class RetrySettings(BaseModel):
+    """Automatic retries of a run whose failure is transient (`[tenant.retries]`).
+
+    Only a lock, a lost connection or a statement/warehouse timeout, as dbt's own messages say, is retried (from
+    the point of failure, with `dbt retry`); any other dbt error fails the run on its first attempt, as in dbt
+    Cloud. `transient = 0` turns automatic retries off. A person can still rerun from the point of failure with
+    a `command = "retry"` run or Prefect's Retry button.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transient: int = Field(
+        default=1, ge=0, le=5, strict=True, description="Retries after a transient failure (0 to 5)."
+    )
+    delay_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before each retry (0 to 3600 s).")
+
+
 class SandboxSettings(BaseModel):
     """How the sandbox stands in for the tenant's dbt Cloud account and source systems (`[tenant.sandbox]`)."""
 
@@ -186,6 +203,7 @@ class TenantSettings(BaseModel):
     dbt_cloud: DbtCloudSettings = DbtCloudSettings()
     code_storage: CodeStorage | None = None
     runtime: Runtime = Runtime()
+    retries: RetrySettings = RetrySettings()
     sandbox: SandboxSettings = SandboxSettings()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),
