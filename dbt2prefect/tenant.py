@@ -5,6 +5,7 @@ A second tenant needs only `tenants/<name>/` (its dbt project) and `tenants/<nam
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -13,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, segment_problem
+from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(==[A-Za-z0-9][A-Za-z0-9.+!_-]*)?")
 TENANTS_DIR = REPO_ROOT / "tenants"
 DEFAULT_TENANT = "dbt_williamgrant"
 
@@ -87,8 +90,40 @@ class Runtime(BaseModel):
 
     pool_type: Literal["process", "prefect:managed", "docker", "kubernetes"] = "prefect:managed"
     dependencies: Literal["pip_packages", "requirements", "image", "preinstalled"] = "pip_packages"
-    image: str | None = Field(default=None, description="Default: prefecthq/prefect-client:3-python<image_python>.")
+    image: str | None = Field(
+        default=None, description="Default: prefecthq/prefect-client:<pinned Prefect version>-python<image_python>."
+    )
     requirements_file: str = "requirements.txt"
+    adapters: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "dbt adapter types the tenant's targets use (their profile blocks' and profiles.yml's `type`), e.g. "
+            "['snowflake']; default: the types in the tenant's local profiles.yml."
+        ),
+    )
+    packages: tuple[str, ...] = Field(
+        default=(),
+        description="More packages for the runtime: a name pinned in constraints.txt, or 'name==version'.",
+    )
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in ADAPTER_PACKAGES]
+        if unknown:
+            raise ValueError(
+                f"unknown adapter {unknown[0]!r}; use one of {', '.join(ADAPTER_PACKAGES)}, or name its package "
+                "in `packages`"
+            )
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _package_specs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            if not _PACKAGE_SPEC.fullmatch(spec):
+                raise ValueError(f"package {spec!r} must be a name or 'name==version', e.g. 'dbt-bigquery==1.10.0'")
+        return value
 
     @model_validator(mode="after")
     def _fits_the_pool(self) -> Runtime:

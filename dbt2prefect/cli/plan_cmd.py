@@ -286,7 +286,7 @@ def emit(
     if _blocked(migration_plan, hint) and not allow_blockers:
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
-    versions = runtime_versions()
+    versions = runtime_versions(tenant)
     text = render_prefect_yaml(spec, versions["prefect"])
     path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
     on = sum(1 for s in spec.schedules if s.active)
