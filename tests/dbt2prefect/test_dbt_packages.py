@@ -45,4 +45,38 @@ def test_an_unreachable_package_hub_is_named_with_what_to_do(tmp_path: Path, mon
     monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")  # nothing listens on the discard port
     with pytest.raises(ExternalServiceError, match=r"could not reach the dbt package hub http://127\.0\.0\.1:9/"):
         install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
-    assert not (tmp_path / "cache").exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["logs"], "nothing cached, only dbt deps' output kept"
+
+
+def _project_with(tmp_path: Path, packages: str) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nconfig-version: 2\nprofile: default\n")
+    (project / "packages.yml").write_text(packages)
+    return project
+
+
+def test_a_vendored_packages_own_hub_dependency_is_named_and_the_log_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vendored = tmp_path / "vendored"
+    vendored.mkdir()
+    (vendored / "dbt_project.yml").write_text("name: vendored\nversion: '1.0'\nconfig-version: 2\n")
+    (vendored / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n")
+    project = _project_with(tmp_path, "packages:\n  - local: ../vendored\n")
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")
+    with pytest.raises(ExternalServiceError) as info:
+        install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
+    message = str(info.value)
+    assert f"hub package dbt-labs/dbt_utils 1.3.0 (from local package {vendored.resolve()})" in message
+    log = Path(message.rsplit("dbt deps output: ", 1)[1])
+    assert log.is_file() and "Max retries exceeded" in log.read_text()
+
+
+def test_an_unreachable_git_package_is_named_with_gits_reason(tmp_path: Path) -> None:
+    project = _project_with(tmp_path, "packages:\n  - git: https://127.0.0.1:9/team/macros.git\n    revision: main\n")
+    with pytest.raises(ExternalServiceError) as info:
+        install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
+    message = str(info.value)
+    assert "git package https://127.0.0.1:9/team/macros.git" in message and "fatal: unable to access" in message
+    assert Path(message.rsplit("dbt deps output: ", 1)[1]).is_file()
