@@ -6,14 +6,17 @@ through plain `dbtRunner` in lean mode (no per-node task runs; the summary is st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from dbt2prefect.errors import DbtInputError, DbtRunError
@@ -169,6 +172,41 @@ def dbt_log_level() -> str:
     )
 
 
+@dataclass
+class _Signal:
+    received: bool = False
+
+
+@contextlib.contextmanager
+def stop_dbt_on_sigterm() -> Iterator[_Signal]:
+    """While dbt runs in this process, SIGTERM reaches it as Ctrl-C, then goes on to the handler it replaced.
+
+    On Ctrl-C dbt cancels its open queries, stops its thread pool and writes run_results.json; any other exception
+    (Prefect's TerminationSignal for a cancelled or terminated run) leaves dbt's pool building the remaining nodes
+    while the process winds down. Once dbt has stopped, the signal is raised again for the previous handler
+    (Prefect's, which reports the run, or the default, which ends the process). Outside the main thread, where no
+    handler can be set, dbt runs as it would without this.
+    """
+    signal_state = _Signal()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal_state.received = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield signal_state
+        return
+    try:
+        yield signal_state
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if signal_state.received:
+            signal.raise_signal(signal.SIGTERM)
+            raise KeyboardInterrupt  # the previous handler ignored it: the run still stops here
+
+
 def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
     """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow."""
     from dbt_common.events.base_types import EventLevel
@@ -187,14 +225,14 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     )
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
     before = set(threading.enumerate())
-    with prefect_context.shared_client(), fewer_collections():
+    with prefect_context.shared_client(), fewer_collections(), stop_dbt_on_sigterm() as stopped:
         try:
             result = runner.invoke([*args, "--log-path", str(paths.log_path)])
         except ValueError as exc:
             return False, str(exc)
         finally:
-            # Inside the block: the threads use the shared client until they end.
-            _join_task_threads(before)
+            # Inside the block: the threads use the shared client until they end (stopped: only briefly).
+            _join_task_threads(before, timeout=5.0 if stopped.received else 120.0)
     check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
@@ -222,7 +260,7 @@ def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[b
         "--target-path", str(target_path),
         "--log-path", str(paths.log_path),
     ]  # fmt: skip
-    with fewer_collections():
+    with fewer_collections(), stop_dbt_on_sigterm():
         result = dbtRunner().invoke(full)
     check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)

@@ -33,6 +33,7 @@ def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folder
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # as a service manager or CI runner starts it: the signal is for the demo alone
     )
     assert demo.stdout is not None
     lines: list[str] = []
@@ -46,7 +47,7 @@ def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folder
                 break
         assert server_pid is not None, "".join(lines)
         assert _alive(server_pid)
-        time.sleep(2)  # the baselines have started: the sandbox dbt Cloud runs dbt in temporary folders
+        time.sleep(6)  # the baselines have started: the sandbox dbt Cloud runs dbt in temporary folders
         demo.send_signal(signal.SIGTERM)
         rest, _ = demo.communicate(timeout=300)
     finally:
