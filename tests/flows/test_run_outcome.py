@@ -8,6 +8,8 @@ DuckDB file that another process holds locked (a transient failure that passes o
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -240,3 +242,44 @@ def test_the_flow_reports_a_retried_success_in_its_state_and_the_cli(
         run = client.read_flow_run(record["flow_run_id"])
     assert run.state is not None and run.state.is_completed()
     assert "succeeded on attempt" in str(run.state.message) and "Could not set lock" in str(run.state.message)
+
+
+MODELS = 30
+
+
+def test_sigterm_stops_a_per_node_run_promptly(prefect_api: None, tmp_path: Path) -> None:
+    from prefect.settings import get_current_settings
+
+    slow = "{{ config(materialized='table') }}\nselect sum(hash(i)) as s from range(30000000) t(i)\n"
+    project = _project(tmp_path, {f"m{i:02d}": slow for i in range(MODELS)})
+    profiles = (project / "profiles.yml").read_text(encoding="utf-8")
+    (project / "profiles.yml").write_text(profiles + "      threads: 1\n", encoding="utf-8")
+    settings = _tenant(tmp_path, project)
+    runs = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBT2PREFECT_")}
+    # INFO: dbt logs each node's result at the level Prefect logs at.
+    env.update(PREFECT_API_URL=str(get_current_settings().api.url), DBT2PREFECT_RUNS_DIR=str(runs))
+    env.update(PREFECT_LOGGING_LEVEL="INFO")
+    command = ["run", "--command", "build", "--profiles-strategy", "local", "--tenant-file", str(settings)]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "dbt2prefect.cli", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 300
+        built_before = 0
+        while time.monotonic() < deadline and run.poll() is None and not built_before:
+            built_before = sum(p.read_text(errors="replace").count(f" of {MODELS} OK") for p in runs.rglob("dbt.log"))
+            time.sleep(0.1)
+        assert run.poll() is None, "the run ended before it could be stopped"
+        run.send_signal(signal.SIGTERM)
+        output, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != 0, output
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as warehouse:
+        (built,) = warehouse.execute("select count(*) from information_schema.tables").fetchone()  # type: ignore[misc]
+    # One thread: at most the node in flight when the signal came, and the one dbt may have started meanwhile.
+    assert built <= built_before + 2, f"dbt went on building after SIGTERM: {built} tables, {built_before} before"
+    (results,) = runs.rglob("run_results.json")
+    assert len(json.loads(results.read_text())["results"]) < MODELS, "dbt stopped as on Ctrl-C, writing its results"
