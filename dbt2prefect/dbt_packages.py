@@ -10,12 +10,14 @@ from a cache keyed by the package files, so only the first run with a given set 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +237,10 @@ def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> st
     return "dbt deps"
 
 
+MAX_SLOTS = 64
+"""Concurrent runs of one project each get a private copy of their own; more than this is a runaway."""
+
+
 def prepared_project(project_dir: Path, destination: Path, cache_root: Path) -> Path:
     """The folder dbt should run in: `project_dir` itself without packages, else a private copy with them installed.
 
@@ -247,3 +253,42 @@ def prepared_project(project_dir: Path, destination: Path, cache_root: Path) -> 
     copy = private_copy(project_dir, destination)
     install_packages(copy, cache_root)
     return copy
+
+
+@contextlib.contextmanager
+def prepared_project_in_place(project_dir: Path, slots_root: Path, cache_root: Path) -> Iterator[Path]:
+    """`prepared_project` in a folder that stays the same from run to run, locked while the block lasts.
+
+    The copy is made afresh for each run, in the first `slot-<n>` folder no other run of this project holds: dbt's
+    saved parse names the project's absolute path, so a stable folder lets the next run parse only what changed
+    (partial parsing), as for a project without packages. Concurrent runs get different folders.
+    """
+    if not has_packages(project_dir):
+        yield project_dir
+        return
+    folder = slots_root / hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    with _free_slot(folder) as slot:
+        yield prepared_project(project_dir, slot / "project", cache_root)
+
+
+@contextlib.contextmanager
+def _free_slot(folder: Path) -> Iterator[Path]:
+    """The first `slot-<n>` folder under `folder` whose lock no other process holds, locked until the block ends."""
+    for number in range(MAX_SLOTS):
+        lock_path = folder / f"slot-{number}.lock"
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield folder / f"slot-{number}"
+            return
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+    raise DbtRunError(
+        f"{MAX_SLOTS} runs of this project are using private copies under {folder} at once; wait for some to end"
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt2prefect.artifact_store import DBT_LOG, RUN_FILES, ArtifactStore, RunKey
-from dbt2prefect.dbt_packages import prepared_project
+from dbt2prefect.dbt_packages import prepared_project_in_place
 from dbt2prefect.dbt_run import (
     Invoker,
     RunPaths,
@@ -290,18 +290,19 @@ def execute(
     )
     started = datetime.now(UTC)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
-    # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
-    dbt_project = prepared_project(project_dir, run_root / "project", package_cache_dir())
-    with private_profiles_dir(profile) as profiles_dir, environment(variables):
+    # dbt deps empties the install path: packages go into a private copy, never the team's folder.
+    with (
+        prepared_project_in_place(project_dir, runs_root() / "projects", package_cache_dir()) as dbt_project,
+        private_profiles_dir(profile) as profiles_dir,
+        environment(variables),
+    ):
         paths = RunPaths(
             root=run_root,
             project_dir=dbt_project,
             profiles_dir=profiles_dir,
-            # dbt's saved parse names the project's absolute paths, so a private copy (a new folder per run)
-            # cannot reuse another run's; it parses from scratch.
-            parse_cache=None
-            if dbt_project != project_dir
-            else parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
+            # dbt's saved parse names the project's absolute path: kept per folder dbt runs in (the team's, or a
+            # private copy's, which stays the same from run to run).
+            parse_cache=parse_cache_dir(dbt_project, connection if connection == target else f"{connection}-{target}"),
         )
         attempts, outcomes, failure = _attempts(
             invocations, paths, invoke, tenant, resume, list(previous["attempts"]) if previous else [], on_retry

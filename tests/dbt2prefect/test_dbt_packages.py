@@ -80,3 +80,42 @@ def test_an_unreachable_git_package_is_named_with_gits_reason(tmp_path: Path) ->
     message = str(info.value)
     assert "git package https://127.0.0.1:9/team/macros.git" in message and "fatal: unable to access" in message
     assert Path(message.rsplit("dbt deps output: ", 1)[1]).is_file()
+
+
+def test_a_project_with_packages_parses_partially_on_its_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbt2prefect.dbt_run import lean_invoker
+    from dbt2prefect.params import validate
+    from dbt2prefect.run_job import execute
+    from dbt2prefect.tenant import load_tenant
+
+    tenants = tmp_path / "tenants"
+    for name in ("shop", "shop_utils"):
+        shutil.copytree(TENANTS / name, tenants / name, ignore=shutil.ignore_patterns("target", "dbt_packages"))
+    shutil.copy(TENANTS / "shop.toml", tenants / "shop.toml")
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    tenant = load_tenant(tenants / "shop.toml").model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate({"command": "ls", "profiles_strategy": "local", "target": "local"})
+    logs = []
+    for run in ("first", "second"):
+        assert execute(params, tenant, run, invoker=lean_invoker).success
+        logs.append((tmp_path / "store" / "shop" / "shop_dbt" / "local" / run / "dbt.log").read_text())
+    assert "Unable to do partial parsing because saved manifest not found" in logs[0]
+    assert "Unable to do partial parsing" not in logs[1] and "Partial parsing enabled" in logs[1]
+
+
+def test_concurrent_runs_get_copies_of_their_own(tmp_path: Path) -> None:
+    from dbt2prefect.dbt_packages import prepared_project_in_place
+
+    team = tmp_path / "team"
+    shutil.copytree(TENANTS / "shop", team / "shop", ignore=shutil.ignore_patterns("target", "dbt_packages"))
+    shutil.copytree(TENANTS / "shop_utils", team / "shop_utils")
+    slots, cache = tmp_path / "projects", tmp_path / "cache"
+    with (
+        prepared_project_in_place(team / "shop", slots, cache) as one,
+        prepared_project_in_place(team / "shop", slots, cache) as two,
+    ):
+        assert one != two and (one / "dbt_packages" / "shop_utils").exists() and (two / "dbt_project.yml").is_file()
+    with prepared_project_in_place(team / "shop", slots, cache) as again:
+        assert again == one, "a later run reuses the first free folder, so dbt's saved parse still fits"
