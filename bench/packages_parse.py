@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def main() -> None:
     (project / "packages.yml").write_text(f"packages:\n  - local: {package}\n", encoding="utf-8")
     os.environ["DBT2PREFECT_RUNS_DIR"] = str(work / "runs")
     os.environ["DBT2PREFECT_WAREHOUSE_DIR"] = str(work / "warehouse")
+    os.environ["DBT_QUIET"] = "true"  # not the node list on the screen; dbt.log keeps everything
 
     from dbt2prefect.dbt_run import lean_invoker
     from dbt2prefect.params import validate
@@ -84,6 +86,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         log = (work / "store" / "bench" / "bench_dbt" / "local" / f"{run}-run" / "dbt.log").read_text()
         print(f"{run} run: {seconds:.1f} s ({_parse_kind(log)}), success={outcome.success}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
