@@ -307,6 +307,11 @@ def runtime_versions(tenant: TenantSettings | None = None) -> dict[str, str]:
     return pinned_versions(_constraints_text(), RUNTIME_PACKAGES if tenant is None else runtime_packages(tenant))
 
 
+def _versions_for(tenant: TenantSettings) -> dict[str, str]:
+    """The tenant's runtime pins where the deployment installs packages; else only Prefect's (the image tag)."""
+    return runtime_versions(tenant if tenant.runtime.dependencies == "pip_packages" else None)
+
+
 def runtime_pins(tenant: TenantSettings, top: Mapping[str, str]) -> dict[str, str]:
     """Every pin the runtime installs: the top-level packages and all their pinned dependencies, so a run start
     installs the versions tested here, not whatever is newest that day."""
@@ -492,7 +497,7 @@ def build_deployment(
         pool_type=tenant.runtime.pool_type,
         parameters=dict(sorted(plan.deployment_parameters.items())),
         pull_steps=pull_steps(tenant),
-        job_variables=job_variables(tenant, runtime_versions(tenant) if versions is None else versions),
+        job_variables=job_variables(tenant, _versions_for(tenant) if versions is None else versions),
         schedules=schedules,
         triggers=triggers,
         notifications=notifications,

@@ -113,3 +113,10 @@ def test_emit_prints_the_tenants_adapter(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "--with dbt-snowflake==1.12.4" in result.output and "dbt-duckdb" not in result.output
+
+
+def test_a_tenant_that_installs_nothing_needs_no_adapter_named() -> None:
+    shop = load_tenant(SHOP)  # a process pool, packages preinstalled
+    unknown = shop.model_copy(update={"local_profiles_dir": None})
+    spec = build_deployment(_plan(SEED), unknown)
+    assert "pip_packages" not in spec.job_variables
