@@ -631,6 +631,9 @@ def run_demo(
         )
     except _Stop:
         pass
+    except BaseException:
+        keep = False  # interrupted (Ctrl-C, SIGTERM): stop what was started, whatever `keep` asked
+        raise
     finally:
         result.seconds = time.monotonic() - started
         if keep and result.stack is not None:

@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from dbt2prefect.tenant import REPO_ROOT
+
+SHOP = REPO_ROOT / "tests" / "tenants" / "shop.toml"
 
 
 def _alive(pid: int) -> bool:
@@ -21,13 +25,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folders(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep", [False, True])
+def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folders(keep: bool, tmp_path: Path) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DBT2PREFECT_"))}
     env.update(TMPDIR=str(temp), COLUMNS="300", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "dbt2prefect.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "dbt2prefect.cli", "demo", "--workdir", str(tmp_path / "demo")]
+        + ["--tenant-file", str(SHOP)]  # the smaller tenant: its one job's baseline is quick
+        + (["--keep"] if keep else []),
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -44,10 +51,13 @@ def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folder
             found = re.search(r"Prefect server starting on \S+ \(pid (\d+)\)", line)
             if found:
                 server_pid = int(found.group(1))
+            # Without --keep: during the baselines (the sandbox dbt Cloud runs dbt in temporary folders). With it:
+            # once the stack is complete, which --keep would otherwise leave running.
+            if server_pid is not None and (not keep or "Wait for the Prefect API" in line):
                 break
         assert server_pid is not None, "".join(lines)
         assert _alive(server_pid)
-        time.sleep(6)  # the baselines have started: the sandbox dbt Cloud runs dbt in temporary folders
+        time.sleep(3)
         demo.send_signal(signal.SIGTERM)
         rest, _ = demo.communicate(timeout=300)
     finally:
