@@ -119,3 +119,25 @@ def test_concurrent_runs_get_copies_of_their_own(tmp_path: Path) -> None:
         assert one != two and (one / "dbt_packages" / "shop_utils").exists() and (two / "dbt_project.yml").is_file()
     with prepared_project_in_place(team / "shop", slots, cache) as again:
         assert again == one, "a later run reuses the first free folder, so dbt's saved parse still fits"
+
+
+def test_a_sandbox_dbt_cloud_run_that_fails_at_deps_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from sandbox.dbt_cloud.app import SandboxApp
+    from sandbox.dbt_cloud.state import SandboxState
+    from sandbox.demo import StepFailed, run_baselines
+
+    project = tmp_path / "shop"
+    shutil.copytree(TENANTS / "shop", project, ignore=shutil.ignore_patterns("target", "dbt_packages"))
+    (project / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n")
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    state = SandboxState.from_files(TENANTS / "shop.jobs.json")
+    app = SandboxApp(state, project_dir=project, warehouse_base=tmp_path / "warehouse", raw_catalog=None)
+    try:
+        with pytest.raises(StepFailed) as info:
+            run_baselines(SimpleNamespace(app=app), [5001])  # type: ignore[arg-type]
+    finally:
+        app.close()
+    assert "failed at Invoke dbt with `dbt deps`: " in str(info.value)
+    assert "External connection exception" in str(info.value) and "127.0.0.1" in str(info.value)
