@@ -10,12 +10,14 @@ from a cache keyed by the package files, so only the first run with a given set 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,75 @@ def _cache_key(copy: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+def _declared(project: Path) -> list[dict[str, Any]]:
+    for name in PACKAGE_FILES:
+        file = project / name
+        if file.is_file():
+            try:
+                data = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                return []
+            packages = data.get("packages") if isinstance(data, dict) else None
+            return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    return []
+
+
+def remote_packages(copy: Path) -> list[str]:
+    """Every package `dbt deps` must fetch (hub, git, tarball), with the local package that asks for it.
+
+    Local packages are followed: a vendored package's own packages.yml can still need the hub.
+    """
+    found: list[str] = []
+    seen: set[Path] = set()
+    queue: list[tuple[Path, str]] = [(copy, "the project's packages.yml")]
+    while queue:
+        project, asker = queue.pop(0)
+        if project in seen:
+            continue
+        seen.add(project)
+        for package in _declared(project):
+            if isinstance(package.get("local"), str):
+                local = Path(package["local"])
+                local = local if local.is_absolute() else (project / local).resolve()
+                queue.append((local, f"local package {local}"))
+            elif "package" in package:
+                version = package.get("version")
+                found.append(f"hub package {package['package']} {version or ''}".rstrip() + f" (from {asker})")
+            elif "git" in package:
+                revision = f"@{package['revision']}" if package.get("revision") else ""
+                found.append(f"git package {package['git']}{revision} (from {asker})")
+            elif "tarball" in package:
+                found.append(f"tarball package {package['tarball']} (from {asker})")
+            elif "private" in package:
+                found.append(f"private package {package['private']} (from {asker})")
+    return found
+
+
+def deps_failure(copy: Path, output: str, log: Path) -> DbtRunError | ExternalServiceError:
+    """The error of a failed `dbt deps`: which package and why, and where its whole output is kept."""
+    remote = remote_packages(copy)
+    files = " / ".join(name for name in PACKAGE_FILES if (copy / name).is_file())
+    hub = os.environ.get("DBT_PACKAGE_HUB_URL", DEFAULT_HUB)
+    git = next((line for line in output.splitlines() if "for repo " in line), None)
+    if git is not None:
+        repository = git.split("for repo ", 1)[1].strip()
+        reason = next((line.strip() for line in output.splitlines() if line.strip().startswith("fatal:")), "")
+        return ExternalServiceError(
+            f"dbt deps could not fetch git package {repository} ({reason or 'git failed'}); give this machine "
+            "access to it (network, credentials), or vendor it as a `local:` package. dbt deps output: " + str(log)
+        )
+    if "External connection exception" in output or "Max retries exceeded" in output:
+        needed = [r for r in remote if r.startswith("hub package")] or remote
+        return ExternalServiceError(
+            f"dbt deps could not reach the dbt package hub {hub} for {'; '.join(needed) or files}: connect this "
+            "machine to it, set DBT_PACKAGE_HUB_URL to a private hub mirror, or vendor the packages as `local:` "
+            f"packages; a later run with the same packages installs them from the cache. dbt deps output: {log}"
+        )
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith(" " * 4)][-6:]
+    asked = f" (it fetches {'; '.join(remote)})" if remote else ""
+    return DbtRunError(f"dbt deps failed for {files}{asked}: " + " | ".join(lines) + f". dbt deps output: {log}")
+
+
 def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> str:
     """Install the packages of a private copy: from the cache, else with `dbt deps` (then cached).
 
@@ -123,8 +194,9 @@ def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> st
         "cache" or "dbt deps": where the packages came from.
 
     Raises:
-        ExternalServiceError: the package hub could not be reached (exit 3).
-        DbtRunError: `dbt deps` failed for another reason (its output is in the message).
+        ExternalServiceError: the package hub or a git package could not be reached (exit 3).
+        DbtRunError: `dbt deps` failed for another reason.
+        Both name the packages and keep dbt deps' whole output in `<cache_root>/logs/`.
     """
     install = copy / str(_project_config(copy).get("packages-install-path") or "dbt_packages")
     cached = cache_root / _cache_key(copy)
@@ -143,19 +215,16 @@ def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> st
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise DbtRunError(f"dbt deps did not finish within {timeout:.0f} s for {copy}") from None
+        raise DbtRunError(
+            f"dbt deps did not finish within {timeout:.0f} s for {copy}; it was installing "
+            + ("; ".join(remote_packages(copy)) or "local packages only")
+        ) from None
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
-        files = " / ".join(name for name in PACKAGE_FILES if (copy / name).is_file())
-        if "External connection exception" in output or "Max retries exceeded" in output:
-            hub = os.environ.get("DBT_PACKAGE_HUB_URL", DEFAULT_HUB)
-            raise ExternalServiceError(
-                f"dbt deps could not reach the dbt package hub {hub} to install the packages of {files}: connect "
-                "this machine to it, set DBT_PACKAGE_HUB_URL to a mirror, or vendor the packages as `local:` "
-                "packages; a later run with the same packages installs them from the cache"
-            )
-        lines = [line for line in output.splitlines() if line.strip()][-8:]
-        raise DbtRunError(f"dbt deps failed for {files}: " + " | ".join(lines))
+        log = cache_root / "logs" / f"dbt-deps-{cached.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(output, encoding="utf-8")
+        raise deps_failure(copy, output, log)
     cache_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".packages-", dir=cache_root))
     if install.is_dir():
@@ -166,6 +235,10 @@ def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> st
         os.rename(staging / "p", cached)
     shutil.rmtree(staging, ignore_errors=True)
     return "dbt deps"
+
+
+MAX_SLOTS = 64
+"""Concurrent runs of one project each get a private copy of their own; more than this is a runaway."""
 
 
 def prepared_project(project_dir: Path, destination: Path, cache_root: Path) -> Path:
@@ -180,3 +253,42 @@ def prepared_project(project_dir: Path, destination: Path, cache_root: Path) -> 
     copy = private_copy(project_dir, destination)
     install_packages(copy, cache_root)
     return copy
+
+
+@contextlib.contextmanager
+def prepared_project_in_place(project_dir: Path, slots_root: Path, cache_root: Path) -> Iterator[Path]:
+    """`prepared_project` in a folder that stays the same from run to run, locked while the block lasts.
+
+    The copy is made afresh for each run, in the first `slot-<n>` folder no other run of this project holds: dbt's
+    saved parse names the project's absolute path, so a stable folder lets the next run parse only what changed
+    (partial parsing), as for a project without packages. Concurrent runs get different folders.
+    """
+    if not has_packages(project_dir):
+        yield project_dir
+        return
+    folder = slots_root / hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    with _free_slot(folder) as slot:
+        yield prepared_project(project_dir, slot / "project", cache_root)
+
+
+@contextlib.contextmanager
+def _free_slot(folder: Path) -> Iterator[Path]:
+    """The first `slot-<n>` folder under `folder` whose lock no other process holds, locked until the block ends."""
+    for number in range(MAX_SLOTS):
+        lock_path = folder / f"slot-{number}.lock"
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield folder / f"slot-{number}"
+            return
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+    raise DbtRunError(
+        f"{MAX_SLOTS} runs of this project are using private copies under {folder} at once; wait for some to end"
+    )

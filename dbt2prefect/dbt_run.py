@@ -6,14 +6,17 @@ through plain `dbtRunner` in lean mode (no per-node task runs; the summary is st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from dbt2prefect.errors import DbtInputError, DbtRunError
@@ -108,7 +111,7 @@ def _dbt_output(path: Path) -> Any:
 def _node_results(target_path: Path, step: int) -> list[NodeResult]:
     # `dbt source freshness` writes its results (pass, warn, error, runtime error) to sources.json, and no
     # run_results.json; every other command writes run_results.json.
-    path = next((target_path / n for n in ("run_results.json", "sources.json") if (target_path / n).is_file()), None)
+    path = next((target_path / n for n in (RUN_RESULTS, "sources.json") if (target_path / n).is_file()), None)
     if path is None:
         return []
     data = _dbt_output(path)
@@ -169,6 +172,41 @@ def dbt_log_level() -> str:
     )
 
 
+@dataclass
+class _Signal:
+    received: bool = False
+
+
+@contextlib.contextmanager
+def stop_dbt_on_sigterm() -> Iterator[_Signal]:
+    """While dbt runs in this process, SIGTERM reaches it as Ctrl-C, then goes on to the handler it replaced.
+
+    On Ctrl-C dbt cancels its open queries, stops its thread pool and writes run_results.json; any other exception
+    (Prefect's TerminationSignal for a cancelled or terminated run) leaves dbt's pool building the remaining nodes
+    while the process winds down. Once dbt has stopped, the signal is raised again for the previous handler
+    (Prefect's, which reports the run, or the default, which ends the process). Outside the main thread, where no
+    handler can be set, dbt runs as it would without this.
+    """
+    signal_state = _Signal()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal_state.received = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield signal_state
+        return
+    try:
+        yield signal_state
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if signal_state.received:
+            signal.raise_signal(signal.SIGTERM)
+            raise KeyboardInterrupt  # the previous handler ignored it: the run still stops here
+
+
 def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
     """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow."""
     from dbt_common.events.base_types import EventLevel
@@ -187,14 +225,14 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     )
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
     before = set(threading.enumerate())
-    with prefect_context.shared_client(), fewer_collections():
+    with prefect_context.shared_client(), fewer_collections(), stop_dbt_on_sigterm() as stopped:
         try:
             result = runner.invoke([*args, "--log-path", str(paths.log_path)])
         except ValueError as exc:
             return False, str(exc)
         finally:
-            # Inside the block: the threads use the shared client until they end.
-            _join_task_threads(before)
+            # Inside the block: the threads use the shared client until they end (stopped: only briefly).
+            _join_task_threads(before, timeout=5.0 if stopped.received else 120.0)
     check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 
@@ -222,7 +260,7 @@ def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[b
         "--target-path", str(target_path),
         "--log-path", str(paths.log_path),
     ]  # fmt: skip
-    with fewer_collections():
+    with fewer_collections(), stop_dbt_on_sigterm():
         result = dbtRunner().invoke(full)
     check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
@@ -255,14 +293,17 @@ def run_invocations(
         label = invocation.label
         # `dbt retry` needs the failed attempt's run_results.json; a step that failed before dbt wrote it (a
         # lock, a missing state manifest, a lost connection) is run again as it was.
-        if (
+        retrying = (
             retry_first
             and index == start_at
             and invocation.command in BUILDING
-            and (target_path / "run_results.json").is_file()
-        ):
+            and (target_path / RUN_RESULTS).is_file()
+        )
+        before = None
+        if retrying:
             args = ["retry", *_target_flag(invocation.args)]
             label = f"dbt retry ({invocation.label})"
+            before = keep_attempt_results(target_path)
         outcome = StepOutcome(index, label, invocation.command, args, target_path, invocation.fails_run)
         _restore_parse(paths.parse_cache, target_path)
         started = time.perf_counter()
@@ -274,6 +315,8 @@ def run_invocations(
             outcome.success, outcome.error = invoke(args, paths, target_path)
         outcome.seconds = time.perf_counter() - started
         _keep_parse(paths.parse_cache, target_path)
+        if before is not None:
+            merge_retry_results(before, target_path)
         outcome.nodes = _node_results(target_path, index)
         outcomes.append(outcome)
         if not outcome.success and invocation.fails_run:
@@ -282,6 +325,56 @@ def run_invocations(
 
 
 PARTIAL_PARSE = "partial_parse.msgpack"
+RUN_RESULTS = "run_results.json"
+ATTEMPT_RESULTS = "run_results.attempt-{}.json"
+"""Each attempt's own run_results.json of a step that `dbt retry` reran, kept next to the merged one."""
+
+
+def attempt_results(target_path: Path) -> list[Path]:
+    """The per-attempt run results of a step, oldest first (none when the step ran once)."""
+    found = []
+    number = 1
+    while (target_path / ATTEMPT_RESULTS.format(number)).is_file():
+        found.append(target_path / ATTEMPT_RESULTS.format(number))
+        number += 1
+    return found
+
+
+def keep_attempt_results(target_path: Path) -> Path:
+    """Set the step's run results aside before `dbt retry` overwrites them; the first attempt's are kept for good."""
+    if not attempt_results(target_path):
+        shutil.copyfile(target_path / RUN_RESULTS, target_path / ATTEMPT_RESULTS.format(1))
+    before = target_path / f".{RUN_RESULTS}.before-retry"
+    shutil.copyfile(target_path / RUN_RESULTS, before)
+    return before
+
+
+def merge_retry_results(before: Path, target_path: Path) -> None:
+    """Make the step's run_results.json cover every node of every attempt after `dbt retry`.
+
+    dbt retry writes only the nodes it reran: the nodes that passed before would be missing from the run's
+    artifacts. The merged file holds the earlier attempts' result of each node the retry did not rerun, then
+    the retry's results (with its metadata and args); each attempt's own file stays next to it
+    (`run_results.attempt-<n>.json`), so which attempt a result came from stays visible.
+    """
+    latest = target_path / RUN_RESULTS
+    try:
+        if not latest.is_file() or latest.read_bytes() == before.read_bytes():
+            return  # dbt retry failed before writing results: the earlier file is still the latest
+        earlier, retried = _dbt_output(before), _dbt_output(latest)
+        shutil.copyfile(latest, target_path / ATTEMPT_RESULTS.format(len(attempt_results(target_path)) + 1))
+        rerun = {item.get("unique_id") for item in retried.get("results", [])}
+        kept = [item for item in earlier.get("results", []) if item.get("unique_id") not in rerun]
+        merged = {
+            **retried,
+            "results": [*kept, *retried.get("results", [])],
+            "elapsed_time": float(earlier.get("elapsed_time") or 0.0) + float(retried.get("elapsed_time") or 0.0),
+        }
+        temporary = target_path / f".{RUN_RESULTS}.merged"
+        temporary.write_text(json.dumps(merged), encoding="utf-8")
+        os.replace(temporary, latest)
+    finally:
+        before.unlink(missing_ok=True)
 
 
 def _clean_run_folders(paths: RunPaths, index: int) -> bool:
@@ -326,6 +419,75 @@ def failure_message(outcomes: list[StepOutcome]) -> str | None:
             return f"step {outcome.index} `{outcome.label}` failed: {names}"
         return f"step {outcome.index} `{outcome.label}` failed: {outcome.error or 'dbt reported failure'}"
     return None
+
+
+TRANSIENT_CAUSES: dict[str, tuple[str, ...]] = {
+    "lock": (
+        "could not set lock on file",
+        "conflicting lock is held",
+        "deadlock detected",
+        "lock wait timeout",
+        "could not obtain lock",
+        "due to lock timeout",
+        "number of waiters for this lock exceeds",
+        "has locked table",
+        "could not serialize access",
+        "transaction conflict",
+    ),
+    "lost connection": (
+        "connection reset",
+        "connection refused",
+        "connection aborted",
+        "broken pipe",
+        "server closed the connection unexpectedly",
+        "ssl syscall error",
+        "remote end closed connection",
+        "could not connect to snowflake backend",
+        "terminating connection due to administrator command",
+        "connection already closed",
+        "network is unreachable",
+        "temporary failure in name resolution",
+        "session no longer exists",
+        "authentication token has expired",
+    ),
+    "timeout": (
+        "statement reached its statement or warehouse timeout",
+        "canceling statement due to statement timeout",
+        "query execution timed out",
+        "read timed out",
+        "connection timed out",
+    ),
+}
+"""What dbt's messages say when a failure may pass on a second try without anyone changing anything: a lock
+held by another writer, a dropped connection, a statement or warehouse timeout (DuckDB, Snowflake, Postgres,
+Redshift, BigQuery and their drivers' wording). Matched in lower case anywhere in the message."""
+
+
+def _cause(message: str) -> str | None:
+    text = " ".join(message.lower().split())
+    return next((cause for cause, marks in TRANSIENT_CAUSES.items() if any(m in text for m in marks)), None)
+
+
+def transient_cause(outcomes: list[StepOutcome]) -> str | None:
+    """Why a failed run may pass on a second try ('lock', 'lost connection', 'timeout'), or None.
+
+    Only when every failure of the failed step is transient: one compilation or SQL error, one failing test, a
+    node that errored for any other reason, or an error dbt raised that names no transient cause makes the
+    failure deterministic, and a second try would pass only because the first one changed the warehouse.
+    """
+    failed = next((o for o in outcomes if not o.success and o.fails_run), None)
+    if failed is None:
+        return None
+    nodes = failed.failed_nodes
+    if any(node.status == "fail" for node in nodes):
+        return None  # a data test found rows: the data, not the infrastructure
+    messages = [node.message for node in nodes]
+    if failed.error or not nodes:
+        messages.append(failed.error or "")  # what dbt raised (a lock at connect time leaves no node results)
+    causes = {_cause(message) for message in messages}
+    if None in causes:
+        return None
+    return ", ".join(sorted(c for c in causes if c is not None))
 
 
 def raise_for_failure(outcomes: list[StepOutcome], log_path: Path) -> None:

@@ -22,3 +22,13 @@ SNOWFLAKE_ENV = {
     "schema": "SNOWFLAKE_SCHEMA",
     "authenticator": "SNOWFLAKE_AUTHENTICATOR",
 }
+
+ADAPTER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "snowflake": ("dbt-snowflake", "prefect-snowflake"),
+    "duckdb": ("dbt-duckdb",),
+    "bigquery": ("dbt-bigquery",),
+    "databricks": ("dbt-databricks",),
+    "redshift": ("dbt-redshift",),
+    "postgres": ("dbt-postgres",),
+}
+"""The packages a run needs for each dbt adapter type (a profile output's `type`)."""

@@ -10,24 +10,28 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dbt2prefect.artifact_store import DBT_LOG, ArtifactStore, RunKey, WriterRecord
-from dbt2prefect.dbt_packages import prepared_project
+from dbt2prefect.artifact_store import DBT_LOG, RUN_FILES, ArtifactStore, RunKey, WriterRecord
+from dbt2prefect.dbt_packages import prepared_project_in_place
 from dbt2prefect.dbt_run import (
     Invoker,
     RunPaths,
     StepOutcome,
+    attempt_results,
     failure_message,
     lean_invoker,
     prefect_invoker,
     run_invocations,
+    transient_cause,
 )
 from dbt2prefect.errors import ParameterError
-from dbt2prefect.params import BUILDING, RunParameters, plan_invocations, step_targets
+from dbt2prefect.params import BUILDING, Invocation, RunParameters, plan_invocations, step_targets
 from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.run_env import environment, run_environment
 from dbt2prefect.summary import RunSummary, summarize
@@ -84,6 +88,28 @@ class RunOutcome:
     @property
     def success(self) -> bool:
         return self.failure is None
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]:
+        """The failed attempts of this flow run, first first (empty when dbt passed at once)."""
+        return self.summary.attempts
+
+    @property
+    def note(self) -> str | None:
+        """What the run's state message adds to its verdict: the failed attempts before a success."""
+        if not self.attempts or self.failure is not None:
+            return None
+        return f"succeeded on attempt {len(self.attempts) + 1} after {describe_attempts(self.attempts)}"
+
+
+def describe_attempts(attempts: list[dict[str, Any]]) -> str:
+    """One line per failed attempt: its number, its failure and whether it was transient (hence retried)."""
+    return "; ".join(
+        f"attempt {a['attempt']} failed"
+        + (f" (transient: {a['transient']}, retried automatically)" if a.get("retried") else "")
+        + f": {a['failure']}"
+        for a in attempts
+    )
 
 
 def resolve_project_dir(params: RunParameters, tenant: TenantSettings) -> Path:
@@ -148,16 +174,21 @@ def connect_step_targets(profile: dict[str, Any], profile_name: str, target: str
 
 
 def _progress(run_root: Path, run_count: int) -> dict[str, Any] | None:
-    """What the previous attempt of this flow run left: its failed step and its failure."""
+    """What the previous attempts of this flow run left: the failed step and the attempts' failures."""
     progress = run_root / PROGRESS
     if run_count <= 1 or not progress.is_file():
         return None
     try:
         data = json.loads(progress.read_text(encoding="utf-8"))
         int(data["failed_step"])
-    except (ValueError, KeyError, TypeError):
+        attempts = [dict(a) for a in data.get("attempts", [])]
+        if not attempts and isinstance(data.get("first_failure"), str):  # left by a version without attempts
+            attempts = [{"attempt": 1, "failure": data["first_failure"], "transient": None, "retried": False}]
+        if not all(isinstance(a.get("failure"), str) for a in attempts):
+            raise TypeError("attempts")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None  # damaged: run from the start, which is always correct, only slower
-    return dict(data)
+    return {**data, "attempts": attempts}
 
 
 def _stage_artifacts(outcomes: list[StepOutcome], staging: Path, log_path: Path) -> None:
@@ -171,6 +202,8 @@ def _stage_artifacts(outcomes: list[StepOutcome], staging: Path, log_path: Path)
         for name in ("manifest.json", "run_results.json"):
             if (chosen.target_path / name).is_file():
                 shutil.copyfile(chosen.target_path / name, staging / name)
+        for path in attempt_results(chosen.target_path):
+            shutil.copyfile(path, staging / path.name)
     for outcome in outcomes:
         for name in ("catalog.json", "sources.json"):
             if (outcome.target_path / name).is_file():
@@ -203,14 +236,55 @@ def written_nodes(outcomes: list[StepOutcome]) -> frozenset[str] | None:
     return frozenset(nodes)
 
 
+def _attempts(
+    invocations: list[Invocation],
+    paths: RunPaths,
+    invoke: Invoker,
+    tenant: TenantSettings,
+    resume: int | None,
+    attempts: list[dict[str, Any]],
+    on_retry: Callable[[dict[str, Any]], None] | None,
+) -> tuple[list[dict[str, Any]], list[StepOutcome], str | None]:
+    """Run the invocations, retrying transient failures; return the failed attempts, the steps and the failure.
+
+    The steps of a retried run are the earlier steps as the first attempt left them plus the retry's; the
+    retried step's run results cover every node of every attempt (see `merge_retry_results`).
+    """
+    start_at, retry_first = resume or 0, resume is not None
+    outcomes: list[StepOutcome] = []
+    retries = 0
+    while True:
+        ran = run_invocations(invocations, paths, invoke, start_at=start_at, retry_first=retry_first)
+        outcomes = [o for o in outcomes if o.index < start_at] + ran
+        failure = failure_message(outcomes)
+        if failure is None:
+            return attempts, outcomes, None
+        cause = transient_cause(outcomes)
+        will_retry = cause is not None and retries < tenant.retries.transient
+        attempt = {"attempt": len(attempts) + 1, "failure": failure, "transient": cause, "retried": will_retry}
+        attempts.append(attempt)
+        if not will_retry:
+            return attempts, outcomes, failure
+        if on_retry is not None:
+            on_retry(attempt)
+        retries += 1
+        time.sleep(tenant.retries.delay_seconds)
+        start_at, retry_first = next(o.index for o in outcomes if not o.success and o.fails_run), True
+
+
 def execute(
     params: RunParameters,
     tenant: TenantSettings,
     flow_run_id: str,
     run_count: int = 1,
     invoker: Invoker | None = None,
+    on_retry: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
     """Run the dbt invocations that the parameters ask for and store their artifacts.
+
+    A failure whose every cause is transient (`transient_cause`) is retried from the point of failure with
+    `dbt retry`, up to `[tenant.retries] transient` times, `on_retry` being told of each failed attempt first;
+    any other failure ends the run. Every attempt's failure stays in the run record and the summary.
 
     Raises:
         ParameterError: a parameter is wrong in a way only visible now (project dir, state, target).
@@ -253,35 +327,38 @@ def execute(
     if writes:  # before dbt connects: parity must see a run that is writing the database now
         store.record_writer(key, writer)
     invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
-    # dbt deps empties the install path: packages go into the run's own copy, never the team's folder.
-    dbt_project = prepared_project(project_dir, run_root / "project", package_cache_dir())
-    with private_profiles_dir(profile) as profiles_dir, environment(variables):
+    # dbt deps empties the install path: packages go into a private copy, never the team's folder.
+    with (
+        prepared_project_in_place(project_dir, runs_root() / "projects", package_cache_dir()) as dbt_project,
+        private_profiles_dir(profile) as profiles_dir,
+        environment(variables),
+    ):
         paths = RunPaths(
             root=run_root,
             project_dir=dbt_project,
             profiles_dir=profiles_dir,
-            # dbt's saved parse names the project's absolute paths, so a private copy (a new folder per run)
-            # cannot reuse another run's; it parses from scratch.
-            parse_cache=None
-            if dbt_project != project_dir
-            else parse_cache_dir(project_dir, connection if connection == target else f"{connection}-{target}"),
+            # dbt's saved parse names the project's absolute path: kept per folder dbt runs in (the team's, or a
+            # private copy's, which stays the same from run to run).
+            parse_cache=parse_cache_dir(dbt_project, connection if connection == target else f"{connection}-{target}"),
         )
         try:
-            outcomes = run_invocations(invocations, paths, invoke, start_at=resume or 0, retry_first=resume is not None)
+            attempts, outcomes, failure = _attempts(
+                invocations, paths, invoke, tenant, resume, list(previous["attempts"]) if previous else [], on_retry
+            )
         except BaseException:
             if writes:  # it wrote an unknown part of the database
                 store.record_writer(key, replace(writer, finished_at=datetime.now(UTC), status="crashed"))
             raise
-    failure = failure_message(outcomes)
-    summary = summarize(target, outcomes, success=failure is None)
     if failure is not None:
         failed = next(o.index for o in outcomes if not o.success and o.fails_run)
         # The first failure is the cause; a retry's own failure is reported after it, never instead of it.
-        first = previous.get("first_failure") if previous is not None else None
-        if isinstance(first, str) and first != failure:
+        first = str(attempts[0]["failure"])
+        if len(attempts) > 1 and first != failure:
             failure = f"{failure} (first attempt: {first})"
-        progress = {"failed_step": failed, "first_failure": first if isinstance(first, str) else failure}
+        progress = {"failed_step": failed, "first_failure": first, "attempts": attempts}
         (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
+    failed_attempts = attempts if failure is None else attempts[:-1]
+    summary = summarize(target, outcomes, success=failure is None, attempts=failed_attempts)
     staging = run_root / "artifacts"
     _stage_artifacts(outcomes, staging, paths.log_path)
     record = {
@@ -294,10 +371,13 @@ def execute(
         "failure": failure,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
-        "attempt": run_count,
+        "attempt": len(attempts) + (1 if failure is None else 0),
+        "flow_run_count": run_count,
+        "attempts": attempts,
         "summary": summary.to_record(),
     }
-    artifact_dir = store.save_run(key, staging, record)
+    kept = [path.name for path in attempt_results(staging)]
+    artifact_dir = store.save_run(key, staging, record, files=[*RUN_FILES, *kept])
     if writes:
         finished = replace(
             writer,

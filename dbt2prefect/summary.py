@@ -6,7 +6,7 @@ prefect-dbt's runner makes no artifact of its own; these are published by the fl
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
@@ -25,6 +25,8 @@ class RunSummary:
     slowest: list[NodeResult]
     nodes: list[NodeResult]
     seconds: float
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """The attempts that failed before the last one (a retry after a transient failure), first first."""
 
     @property
     def warned(self) -> list[NodeResult]:
@@ -39,10 +41,18 @@ class RunSummary:
             "counts": self.counts,
             "failures": [f"{node.unique_id}: {node.status}" for node in self.failures],
             "seconds": round(self.seconds, 3),
+            "failed_attempts": self.attempts,
         }
 
 
-def summarize(target: str, outcomes: list[StepOutcome], success: bool, slowest: int = 10) -> RunSummary:
+def summarize(
+    target: str,
+    outcomes: list[StepOutcome],
+    success: bool,
+    slowest: int = 10,
+    attempts: list[dict[str, Any]] | None = None,
+) -> RunSummary:
+    """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`)."""
     nodes = [node for outcome in outcomes for node in outcome.nodes]
     return RunSummary(
         target=target,
@@ -53,12 +63,23 @@ def summarize(target: str, outcomes: list[StepOutcome], success: bool, slowest: 
         slowest=sorted(nodes, key=lambda node: node.execution_time, reverse=True)[:slowest],
         nodes=nodes,
         seconds=sum(outcome.seconds for outcome in outcomes),
+        attempts=list(attempts or []),
     )
 
 
 def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
     verdict = "succeeded" if summary.success else "FAILED"
+    if summary.attempts:
+        verdict += f" on attempt {len(summary.attempts) + 1}"
     lines = [f"# dbt run on `{summary.target}` {verdict}", ""]
+    if summary.attempts:
+        lines += ["## Earlier attempts", "", "| attempt | transient cause | failure |", "|---|---|---|"]
+        for attempt in summary.attempts:
+            cause = attempt.get("transient") or "none"
+            lines.append(
+                f"| {attempt['attempt']} | {markdown_cell(str(cause))} | {markdown_cell(str(attempt['failure'])[:500])} |"
+            )
+        lines.append("")
     counts = ", ".join(f"{status}: {count}" for status, count in summary.counts.items()) or "no nodes"
     lines += [f"**Nodes by status:** {counts}  ", f"**dbt time:** {summary.seconds:.1f} s", ""]
     lines += ["## Steps", "", "| # | step | result | nodes | seconds |", "|---|---|---|---|---|"]

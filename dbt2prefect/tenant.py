@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
+from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(==[A-Za-z0-9][A-Za-z0-9.+!_-]*)?")
 TENANTS_DIR = REPO_ROOT / "tenants"
 DEFAULT_TENANT = "dbt_williamgrant"
 
@@ -235,8 +237,40 @@ class Runtime(BaseModel):
 
     pool_type: Literal["process", "prefect:managed", "docker", "kubernetes"] = "prefect:managed"
     dependencies: Literal["pip_packages", "requirements", "image", "preinstalled"] = "pip_packages"
-    image: str | None = Field(default=None, description="Default: prefecthq/prefect-client:3-python<image_python>.")
+    image: str | None = Field(
+        default=None, description="Default: prefecthq/prefect-client:<pinned Prefect version>-python<image_python>."
+    )
     requirements_file: str = "requirements.txt"
+    adapters: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "dbt adapter types the tenant's targets use (their profile blocks' and profiles.yml's `type`), e.g. "
+            "['snowflake']; default: the types in the tenant's local profiles.yml."
+        ),
+    )
+    packages: tuple[str, ...] = Field(
+        default=(),
+        description="More packages for the runtime: a name pinned in constraints.txt, or 'name==version'.",
+    )
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in ADAPTER_PACKAGES]
+        if unknown:
+            raise ValueError(
+                f"unknown adapter {unknown[0]!r}; use one of {', '.join(ADAPTER_PACKAGES)}, or name its package "
+                "in `packages`"
+            )
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _package_specs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            if not _PACKAGE_SPEC.fullmatch(spec):
+                raise ValueError(f"package {spec!r} must be a name or 'name==version', e.g. 'dbt-bigquery==1.10.0'")
+        return value
 
     @field_validator("image")
     @classmethod
@@ -264,6 +298,23 @@ class Runtime(BaseModel):
                 "image; use 'preinstalled' or 'requirements', or another pool_type"
             )
         return self
+
+
+class RetrySettings(BaseModel):
+    """Automatic retries of a run whose failure is transient (`[tenant.retries]`).
+
+    Only a lock, a lost connection or a statement/warehouse timeout, as dbt's own messages say, is retried (from
+    the point of failure, with `dbt retry`); any other dbt error fails the run on its first attempt, as in dbt
+    Cloud. `transient = 0` turns automatic retries off. A person can still rerun from the point of failure with
+    a `command = "retry"` run or Prefect's Retry button.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transient: int = Field(
+        default=1, ge=0, le=5, strict=True, description="Retries after a transient failure (0 to 5)."
+    )
+    delay_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before each retry (0 to 3600 s).")
 
 
 class SandboxSettings(BaseModel):
@@ -400,6 +451,7 @@ class TenantSettings(BaseModel):
     dbt_cloud: DbtCloudSettings = DbtCloudSettings()
     code_storage: CodeStorage | None = None
     runtime: Runtime = Runtime()
+    retries: RetrySettings = RetrySettings()
     sandbox: SandboxSettings = SandboxSettings()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 from prefect.utilities.timeout import timeout
 
 from dbt2prefect import prefect_heartbeat
@@ -55,7 +55,9 @@ def _tag_run(job_id: int) -> None:
         context.flow_run.tags = [*tags, tag]
 
 
-@flow(name="run_dbt_wg", retries=1, retry_delay_seconds=5, log_prints=False, flow_run_name=_run_name)
+# No flow retries: a run retries itself only after a transient failure (see `execute`); Prefect's Retry button
+# still reruns a failed run from its point of failure.
+@flow(name="run_dbt_wg", log_prints=False, flow_run_name=_run_name)
 def run_dbt_wg(
     command: str = "build",
     target: str | None = None,
@@ -91,7 +93,10 @@ def run_dbt_wg(
     `secret_env_vars` (name -> Prefect Secret block) are read from their blocks at run time and set the same way,
     never logged.
 
-    A failed node fails the flow; the flow's retry reruns from the point of failure with `dbt retry`.
+    A failed node fails the flow, as it fails a dbt Cloud run. Only a transient failure (a lock, a lost
+    connection, a statement or warehouse timeout) is retried, from the point of failure with `dbt retry`, as
+    `[tenant.retries]` allows; the failed attempts stay in the run record, the summary and the state message.
+    A person reruns from the point of failure with `command="retry"` or Prefect's Retry button.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
     the run. Artifacts go to the tenant's run-artifact store; a summary is published as Prefect artifacts.
     A successful run in which a node warned emits `dbt2prefect.run.warned` (see `dbt2prefect.run_events`).
@@ -105,10 +110,9 @@ def run_dbt_wg(
             _tag_run(params.dbt_cloud_job_id)
         tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
         with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
-            outcome = execute(params, tenant, run_id, run_count=flow_run.run_count)
+            outcome = execute(params, tenant, run_id, run_count=flow_run.run_count, on_retry=_log_retry)
     except (ConfigError, ParameterError, ProfileError) as exc:
-        # Bad input fails the run at once: returning a Failed state (instead of raising) skips the flow's retries,
-        # which exist for dbt failures, not for parameters that will be just as wrong five seconds later.
+        # Bad input fails the run at once, with the message as the state's.
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
     label = job_label(raw)
@@ -130,9 +134,24 @@ def run_dbt_wg(
         raise DbtRunError(outcome.failure)
     # A run that warned ends Completed like a clean one: the event tells the two apart (dbt Cloud's "Warns").
     emit_run_warned(outcome.summary, params.dbt_cloud_job_id)
-    return {
+    result = {
         "flow_run_id": run_id,
         "target": outcome.target,
         "counts": outcome.summary.counts,
         "artifact_dir": outcome.artifact_dir,
+        "attempts": outcome.attempts,
     }
+    if outcome.note is not None:
+        # A success after a transient failure says so where people look first: the run's state message.
+        logger.warning("%s", outcome.note)
+        return Completed(message=outcome.note, data=result)  # type: ignore[return-value]
+    return result
+
+
+def _log_retry(attempt: dict[str, Any]) -> None:
+    get_run_logger().warning(
+        "attempt %s failed for a transient cause (%s); retrying from the point of failure: %s",
+        attempt["attempt"],
+        attempt["transient"],
+        attempt["failure"],
+    )

@@ -10,13 +10,18 @@ chained jobs after their upstream job's runs (on once the upstream job is cut ov
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict
 
 from dbt2prefect.job_identity import run_name_prefix
+from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.errors import MigrationError
@@ -25,9 +30,21 @@ from migration.plan import MigrationPlan
 
 TENANT_FILE_ENV = "DBT2PREFECT_TENANT_FILE"
 """The variable the flows read their tenant settings file from (relative to the code's folder, or absolute)."""
-IMAGE_TEMPLATE = "prefecthq/prefect-client:3-python{python}"
-RUNTIME_PACKAGES = ("prefect", "prefect-dbt", "prefect-snowflake", "dbt-core", "dbt-snowflake", "fsspec", "pyyaml")
-"""What the flow needs at run time beyond the code itself, pinned from constraints.txt."""
+IMAGE_TEMPLATE = "prefecthq/prefect-client:{prefect}-python{python}"
+"""The image of the exact pinned Prefect version: a floating `3-python3.12` would change under the runtime."""
+RUNTIME_PACKAGES = ("prefect", "prefect-dbt", "dbt-core", "fsspec", "pyyaml")
+"""What the flow needs at run time beyond the code itself, whatever the tenant; `runtime_packages` adds the
+adapters, the store's fsspec backend and the tenant's own packages. All pinned from constraints.txt."""
+STORE_BACKENDS = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+}
+"""The fsspec backend package of each URL scheme of an artifact store or ledger (`file` and paths need none)."""
 CLONE_STEP_ID = "clone"
 
 
@@ -163,36 +180,142 @@ class DeploymentSpec(_Spec):
         return next(t for t in self.triggers if t.name == name)
 
 
-def pinned_versions(constraints: str, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
-    """`name==version` pins for `packages` from the text of a constraints file (names compared normalised).
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
-    Raises:
-        DeploymentError: a package has no `==` pin.
-    """
+
+def _pins(constraints: str) -> dict[str, str]:
     pins: dict[str, str] = {}
     for raw in constraints.splitlines():
         line = raw.split("#", 1)[0].strip()
         if "==" in line:
             name, _, version = line.partition("==")
-            pins[name.strip().lower().replace("_", "-").replace(".", "-")] = version.split(";")[0].strip()
-    missing = [p for p in packages if p not in pins]
+            pins[_normalised(name)] = version.split(";")[0].strip()
+    return pins
+
+
+def pinned_versions(constraints: str, packages: Iterable[str] = RUNTIME_PACKAGES) -> dict[str, str]:
+    """`name==version` pins for `packages` from the text of a constraints file (names compared normalised).
+
+    A package given as `name==version` keeps its own version.
+
+    Raises:
+        DeploymentError: a package has no `==` pin.
+    """
+    pins = _pins(constraints)
+    wanted: dict[str, str | None] = {}
+    for package in packages:
+        name, _, version = package.partition("==")
+        wanted[_normalised(name)] = version or None
+    missing = [name for name, version in wanted.items() if version is None and name not in pins]
     if missing:
-        raise DeploymentError(f"constraints.txt has no '==' pin for {', '.join(missing)}; add them and retry")
-    return {p: pins[p] for p in packages}
+        raise DeploymentError(
+            f"constraints.txt has no '==' pin for {', '.join(missing)}; add them (or give 'name==version' in "
+            "[tenant.runtime] packages) and retry"
+        )
+    return {name: version or pins[name] for name, version in wanted.items()}
 
 
-def runtime_versions() -> dict[str, str]:
-    """The runtime pins of this checkout's constraints.txt.
+def tenant_adapters(tenant: TenantSettings) -> tuple[str, ...]:
+    """The dbt adapter types the tenant's runs need: `[tenant.runtime] adapters`, else its local profiles.yml's.
+
+    Raises:
+        DeploymentError: neither names one (the message says which setting to add).
+    """
+    if tenant.runtime.adapters:
+        return tenant.runtime.adapters
+    found: list[str] = []
+    profiles = None if tenant.local_profiles_dir is None else tenant.local_profiles_dir / "profiles.yml"
+    if profiles is not None and profiles.is_file():
+        try:
+            data = yaml.safe_load(profiles.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DeploymentError(f"cannot read the adapter types from {profiles}: {exc}") from None
+        body = data.get(tenant.profile_name) if isinstance(data, dict) else None
+        outputs = body.get("outputs") if isinstance(body, dict) else None
+        for output in (outputs or {}).values():
+            kind = output.get("type") if isinstance(output, dict) else None
+            if isinstance(kind, str) and kind not in found:
+                found.append(kind)
+    if not found:
+        raise DeploymentError(
+            f"tenant {tenant.name}: no adapter type is known for its runs; name them in {tenant.settings_file} as "
+            '[tenant.runtime] adapters = ["snowflake"] (the `type` of its targets\' profiles)'
+        )
+    unknown = [kind for kind in found if kind not in ADAPTER_PACKAGES]
+    if unknown:
+        raise DeploymentError(
+            f"tenant {tenant.name}: adapter {unknown[0]!r} of {profiles} has no known package; add it to "
+            "[tenant.runtime] packages (e.g. 'dbt-<adapter>') and set adapters to the known ones"
+        )
+    return tuple(found)
+
+
+def runtime_packages(tenant: TenantSettings) -> list[str]:
+    """What a run of the tenant needs: Prefect, dbt, its adapters, its store's fsspec backend, its own packages."""
+    names = [*RUNTIME_PACKAGES]
+    for adapter in tenant_adapters(tenant):
+        names += ADAPTER_PACKAGES[adapter]
+    for url in (tenant.artifact_store_url, tenant.ledger_url):
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme in STORE_BACKENDS:
+            names.append(STORE_BACKENDS[scheme])
+    names += tenant.runtime.packages
+    return list(dict.fromkeys(names))
+
+
+def _dependency_closure(top: dict[str, str], pins: Mapping[str, str], python: str) -> dict[str, str]:
+    """`top` plus every pinned package they depend on, as the installed distributions' metadata says.
+
+    A package not installed here contributes its own pin only (its dependencies are then resolved at run start).
+    """
+    environment = {"python_version": python, "python_full_version": f"{python}.0", "extra": ""}
+    versions = dict(top)
+    queue = list(top)
+    while queue:
+        name = queue.pop()
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            dependency = _normalised(requirement.name)
+            if dependency in versions or dependency not in pins:
+                continue
+            versions[dependency] = pins[dependency]
+            queue.append(dependency)
+    return dict(sorted(versions.items()))
+
+
+def _constraints_text() -> str:
+    path = REPO_ROOT / "constraints.txt"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeploymentError(f"cannot read pinned versions from {path}: {exc.strerror or exc}") from None
+
+
+def runtime_versions(tenant: TenantSettings | None = None) -> dict[str, str]:
+    """The top-level runtime pins of this checkout's constraints.txt: `RUNTIME_PACKAGES`, or the tenant's.
 
     Raises:
         DeploymentError: the file cannot be read or lacks a pin.
     """
-    path = REPO_ROOT / "constraints.txt"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeploymentError(f"cannot read pinned versions from {path}: {exc.strerror or exc}") from None
-    return pinned_versions(text)
+    return pinned_versions(_constraints_text(), RUNTIME_PACKAGES if tenant is None else runtime_packages(tenant))
+
+
+def _versions_for(tenant: TenantSettings) -> dict[str, str]:
+    """The tenant's runtime pins where the deployment installs packages; else only Prefect's (the image tag)."""
+    return runtime_versions(tenant if tenant.runtime.dependencies == "pip_packages" else None)
+
+
+def runtime_pins(tenant: TenantSettings, top: Mapping[str, str]) -> dict[str, str]:
+    """Every pin the runtime installs: the top-level packages and all their pinned dependencies, so a run start
+    installs the versions tested here, not whatever is newest that day."""
+    return _dependency_closure(dict(top), _pins(_constraints_text()), tenant.image_python)
 
 
 def ledger_active_flags(ledger: Ledger, job_ids: Iterable[int]) -> dict[int, bool]:
@@ -280,13 +403,20 @@ def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:
 
 
 def job_variables(tenant: TenantSettings, versions: Mapping[str, str]) -> dict[str, Any]:
-    """The worker's job variables: the tenant settings file, and the image and packages the runtime needs."""
+    """The worker's job variables: the tenant settings file, and the image and packages the runtime needs.
+
+    `versions` are the runtime's top-level pins; the packages installed at run start are those and every pinned
+    dependency of theirs (`runtime_pins`), and the image is that of the exact pinned Prefect version.
+    """
     variables: dict[str, Any] = {"env": {TENANT_FILE_ENV: _tenant_file_value(tenant)}}
     runtime = tenant.runtime
     if runtime.dependencies != "preinstalled" and runtime.pool_type != "process":
-        variables["image"] = runtime.image or IMAGE_TEMPLATE.format(python=tenant.image_python)
+        variables["image"] = runtime.image or IMAGE_TEMPLATE.format(
+            prefect=versions["prefect"], python=tenant.image_python
+        )
     if runtime.dependencies == "pip_packages":
-        variables["pip_packages"] = [f"{name}=={version}" for name, version in sorted(versions.items())]
+        pins = runtime_pins(tenant, versions)
+        variables["pip_packages"] = [f"{name}=={version}" for name, version in pins.items()]
     return variables
 
 
@@ -367,7 +497,7 @@ def build_deployment(
         pool_type=tenant.runtime.pool_type,
         parameters=dict(sorted(plan.deployment_parameters.items())),
         pull_steps=pull_steps(tenant),
-        job_variables=job_variables(tenant, runtime_versions() if versions is None else versions),
+        job_variables=job_variables(tenant, _versions_for(tenant) if versions is None else versions),
         schedules=schedules,
         triggers=triggers,
         notifications=notifications,

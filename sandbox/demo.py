@@ -359,6 +359,13 @@ def check_notifications(
     return f"{len(about)} notification(s) sent: {told or 'none owed'}", about
 
 
+def _log_reason(logs: str, lines: int = 2) -> str:
+    """The last lines of a step's log that say what went wrong (not traceback frames), or that it logged nothing."""
+    said = [line.strip() for line in logs.splitlines() if line.strip() and not line[:1].isspace()]
+    said = [line for line in said if not line.startswith(("Traceback", "During handling"))]
+    return " | ".join(said[-lines:]) or "the step logged nothing"
+
+
 def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, list[BaselineRun]]:
     """One sandbox dbt Cloud run per job, in order; stops at the first that fails."""
     runs = []
@@ -369,8 +376,9 @@ def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, 
         baseline = BaselineRun(job_id, job["name"], int(run["id"]), int(run["status"]), steps)
         runs.append(baseline)
         if not baseline.succeeded:
-            failed = next((name for name, status in steps if status != SUCCESS), "a step")
-            raise StepFailed(f"dbt Cloud run {baseline.run_id} of {job['name']!r} failed at {failed}", runs)
+            failed = next((step for step in run.get("run_steps", []) if int(step["status"]) != SUCCESS), None)
+            where = f"{failed['name']}: {_log_reason(str(failed.get('logs') or ''))}" if failed else "a step"
+            raise StepFailed(f"dbt Cloud run {baseline.run_id} of {job['name']!r} failed at {where}", runs)
     names = "; ".join(f"{r.job_name} (run {r.run_id}, {len(r.steps)} steps)" for r in runs)
     return f"{len(runs)} dbt Cloud runs succeeded: {names}", runs
 
@@ -640,6 +648,9 @@ def run_demo(
         )
     except _Stop:
         pass
+    except BaseException:
+        keep = False  # interrupted (Ctrl-C, SIGTERM): stop what was started, whatever `keep` asked
+        raise
     finally:
         result.seconds = time.monotonic() - started
         if keep and result.stack is not None:

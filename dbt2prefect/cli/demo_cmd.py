@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.status import Status
 
-from dbt2prefect.cli.common import TenantFile, console, err_console, handle_errors
+from dbt2prefect.cli.common import TenantFile, console, err_console, handle_errors, terminate_as_interrupt
 
 if TYPE_CHECKING:
     from sandbox.demo import DemoResult, StepResult
@@ -56,12 +56,16 @@ class _Screen:
         self._status = console.status(f"{self._number:>2}. {escape(title)} ...")
         self._status.start()
 
-    def finished(self, result: StepResult) -> None:
-        from sandbox.demo import StepStatus
-
+    def stop(self) -> None:
+        """Stop the spinner (a step ended, or the demo was interrupted)."""
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+    def finished(self, result: StepResult) -> None:
+        from sandbox.demo import StepStatus
+
+        self.stop()
         mark = "[green]✓[/]" if result.status is StepStatus.OK else "[bold red]✗[/]"
         console.print(
             f"{mark} {self._number:>2}. [bold]{escape(result.title)}[/] ({result.seconds:.1f} s): {escape(result.summary)}",
@@ -111,9 +115,23 @@ def demo(
     """
     from sandbox.demo import run_demo
 
-    with _quiet_prefect_console():
-        result = run_demo(workdir, keep=keep, observer=_Screen(), tenant_file=tenant_file)
-    _render_end(result)
+    # SIGTERM (a service manager, `kill`, CI cancelling the job) stops the demo as Ctrl-C does: the servers and
+    # the worker it started are stopped and its temporary folders removed, then exit 130.
+    with terminate_as_interrupt():
+        screen = _Screen()
+        try:
+            with _quiet_prefect_console():
+                result = run_demo(workdir, keep=keep, observer=screen, tenant_file=tenant_file)
+        finally:
+            screen.stop()
+        _render_end(result)
+        _keep_up(result, keep)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _keep_up(result: DemoResult, keep: bool) -> None:
+    """With --keep, wait for Ctrl-C or SIGTERM, then stop the servers; without it, they are already stopped."""
     try:
         if keep and result.stack is not None:
             stack = result.stack
@@ -128,5 +146,3 @@ def demo(
                 console.print("stopping the sandbox")
     finally:
         result.close()
-    if not result.ok:
-        raise typer.Exit(1)

@@ -299,7 +299,7 @@ def emit(
     if _blocked(migration_plan, hint) and not allow_blockers:
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
-    versions = runtime_versions()
+    versions = runtime_versions(tenant)
     source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate)
     text = render_prefect_yaml(spec, versions["prefect"], source=source)
     path = write_prefect_yaml(text, target)

@@ -80,6 +80,11 @@ def run(
         result = state.result()
         counts = ", ".join(f"{k} {v}" for k, v in result["counts"].items())
         console.print(f"[green]succeeded[/] on {escape(str(result['target']))}: {escape(counts)}")
+        if result.get("attempts"):
+            from dbt2prefect.run_job import describe_attempts
+
+            # Never a plain success: the failed attempts before it are what a person must see.
+            console.print(f"[yellow]{escape(describe_attempts(result['attempts']))}[/]")
         console.print(f"artifacts: {result['artifact_dir']}", markup=False)
         return
     try:

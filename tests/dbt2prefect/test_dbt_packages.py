@@ -45,4 +45,99 @@ def test_an_unreachable_package_hub_is_named_with_what_to_do(tmp_path: Path, mon
     monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")  # nothing listens on the discard port
     with pytest.raises(ExternalServiceError, match=r"could not reach the dbt package hub http://127\.0\.0\.1:9/"):
         install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
-    assert not (tmp_path / "cache").exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["logs"], "nothing cached, only dbt deps' output kept"
+
+
+def _project_with(tmp_path: Path, packages: str) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nconfig-version: 2\nprofile: default\n")
+    (project / "packages.yml").write_text(packages)
+    return project
+
+
+def test_a_vendored_packages_own_hub_dependency_is_named_and_the_log_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vendored = tmp_path / "vendored"
+    vendored.mkdir()
+    (vendored / "dbt_project.yml").write_text("name: vendored\nversion: '1.0'\nconfig-version: 2\n")
+    (vendored / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n")
+    project = _project_with(tmp_path, "packages:\n  - local: ../vendored\n")
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")
+    with pytest.raises(ExternalServiceError) as info:
+        install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
+    message = str(info.value)
+    assert f"hub package dbt-labs/dbt_utils 1.3.0 (from local package {vendored.resolve()})" in message
+    log = Path(message.rsplit("dbt deps output: ", 1)[1])
+    assert log.is_file() and "Max retries exceeded" in log.read_text()
+
+
+def test_an_unreachable_git_package_is_named_with_gits_reason(tmp_path: Path) -> None:
+    project = _project_with(tmp_path, "packages:\n  - git: https://127.0.0.1:9/team/macros.git\n    revision: main\n")
+    with pytest.raises(ExternalServiceError) as info:
+        install_packages(private_copy(project, tmp_path / "run"), tmp_path / "cache")
+    message = str(info.value)
+    assert "git package https://127.0.0.1:9/team/macros.git" in message and "fatal: unable to access" in message
+    assert Path(message.rsplit("dbt deps output: ", 1)[1]).is_file()
+
+
+def test_a_project_with_packages_parses_partially_on_its_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbt2prefect.dbt_run import lean_invoker
+    from dbt2prefect.params import validate
+    from dbt2prefect.run_job import execute
+    from dbt2prefect.tenant import load_tenant
+
+    tenants = tmp_path / "tenants"
+    for name in ("shop", "shop_utils"):
+        shutil.copytree(TENANTS / name, tenants / name, ignore=shutil.ignore_patterns("target", "dbt_packages"))
+    shutil.copy(TENANTS / "shop.toml", tenants / "shop.toml")
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    tenant = load_tenant(tenants / "shop.toml").model_copy(update={"artifact_store_url": str(tmp_path / "store")})
+    params = validate({"command": "ls", "profiles_strategy": "local", "target": "local"})
+    logs = []
+    for run in ("first", "second"):
+        assert execute(params, tenant, run, invoker=lean_invoker).success
+        logs.append((tmp_path / "store" / "shop" / "shop_dbt" / "local" / run / "dbt.log").read_text())
+    assert "Unable to do partial parsing because saved manifest not found" in logs[0]
+    assert "Unable to do partial parsing" not in logs[1] and "Partial parsing enabled" in logs[1]
+
+
+def test_concurrent_runs_get_copies_of_their_own(tmp_path: Path) -> None:
+    from dbt2prefect.dbt_packages import prepared_project_in_place
+
+    team = tmp_path / "team"
+    shutil.copytree(TENANTS / "shop", team / "shop", ignore=shutil.ignore_patterns("target", "dbt_packages"))
+    shutil.copytree(TENANTS / "shop_utils", team / "shop_utils")
+    slots, cache = tmp_path / "projects", tmp_path / "cache"
+    with (
+        prepared_project_in_place(team / "shop", slots, cache) as one,
+        prepared_project_in_place(team / "shop", slots, cache) as two,
+    ):
+        assert one != two and (one / "dbt_packages" / "shop_utils").exists() and (two / "dbt_project.yml").is_file()
+    with prepared_project_in_place(team / "shop", slots, cache) as again:
+        assert again == one, "a later run reuses the first free folder, so dbt's saved parse still fits"
+
+
+def test_a_sandbox_dbt_cloud_run_that_fails_at_deps_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from sandbox.dbt_cloud.app import SandboxApp
+    from sandbox.dbt_cloud.state import SandboxState
+    from sandbox.demo import StepFailed, run_baselines
+
+    project = tmp_path / "shop"
+    shutil.copytree(TENANTS / "shop", project, ignore=shutil.ignore_patterns("target", "dbt_packages"))
+    (project / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n")
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    state = SandboxState.from_files(TENANTS / "shop.jobs.json")
+    app = SandboxApp(state, project_dir=project, warehouse_base=tmp_path / "warehouse", raw_catalog=None)
+    try:
+        with pytest.raises(StepFailed) as info:
+            run_baselines(SimpleNamespace(app=app), [5001])  # type: ignore[arg-type]
+    finally:
+        app.close()
+    assert "failed at Invoke dbt with `dbt deps`: " in str(info.value)
+    assert "External connection exception" in str(info.value) and "127.0.0.1" in str(info.value)

@@ -54,7 +54,9 @@ def test_production_code_storage_clones_the_repository_and_pins_the_runtime() ->
     ]
     variables = deployment["work_pool"]["job_variables"]
     assert variables["env"] == {"DBT2PREFECT_TENANT_FILE": "tenants/dbt_williamgrant.toml"}
-    assert variables["image"] == "prefecthq/prefect-client:3-python3.12"
+    assert variables["image"] == "prefecthq/prefect-client:3.9.1-python3.12", (
+        "the exact Prefect version, not 3-python3.12"
+    )
     assert "prefect==3.9.1" in variables["pip_packages"] and "dbt-core==1.11.16" in variables["pip_packages"]
 
 
