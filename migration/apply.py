@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec, TriggerSpec
+from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, placeholder_problem
 from migration.errors import ApplyError
 from migration.notification_automations import desired_notification, notification_automations, notification_blocks
 from migration.plan import PlannedSchedule
@@ -416,13 +416,9 @@ def apply_deployment(
         ApplyError: the work pool is missing (and create_pool is False) or the flow cannot be loaded.
         PrefectApiError: the Prefect API failed.
     """
-    for step in spec.pull_steps:
-        repository = step.get("prefect.deployments.steps.git_clone", {}).get("repository", "")
-        if PLACEHOLDER_REPOSITORY in repository:
-            raise ApplyError(
-                f"[tenant.code_storage] repository is still the placeholder {repository!r}: workers would clone "
-                "nothing; set it to the git URL of the repository that holds this project and flows/"
-            )
+    problem = placeholder_problem(spec)
+    if problem is not None:
+        raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
 
     return run_with_client(

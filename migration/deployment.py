@@ -239,7 +239,31 @@ def _tenant_file_value(tenant: TenantSettings) -> str:
 
 
 PLACEHOLDER_REPOSITORY = "OWNER/REPO"
-"""What the shipped settings and commands have in place of the team's GitHub repository; `apply` refuses it."""
+"""What the shipped settings and commands have in place of the team's GitHub repository; `apply` and `emit`
+refuse it (see `placeholder_problem`)."""
+
+
+def cloned_repository(spec: DeploymentSpec) -> str | None:
+    """The git URL the deployment's `git_clone` pull step clones, or None (code in a local folder)."""
+    for step in spec.pull_steps:
+        clone = step.get("prefect.deployments.steps.git_clone")
+        if clone is not None:
+            return str(clone.get("repository", ""))
+    return None
+
+
+def placeholder_problem(spec: DeploymentSpec) -> str | None:
+    """What is wrong when the code storage still names the shipped placeholder repository, else None.
+
+    `apply` and `emit` refuse such a deployment: `prefect deploy` accepts it and every run then dies at `git_clone`.
+    """
+    repository = cloned_repository(spec)
+    if repository is None or PLACEHOLDER_REPOSITORY not in repository:
+        return None
+    return (
+        f"[tenant.code_storage] repository is still the placeholder {repository!r}: workers would clone "
+        "nothing; set it to the git URL of the repository that holds this project and flows/"
+    )
 
 
 def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:

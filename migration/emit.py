@@ -16,10 +16,11 @@ from typing import Any
 import yaml
 
 from dbt2prefect.files import write_text_atomic
-from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec
+from migration.deployment import DeploymentSpec, ScheduleSpec, cloned_repository, placeholder_problem
 from migration.errors import MigrationError
 
-REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json --allow-blockers"
+REGENERATE = "dbt2prefect emit --from-file sandbox/dbt_cloud/seed_jobs.json --allow-blockers --example"
+"""Regenerates the committed example files, rendered from the shipped tenant (whose repository is the placeholder)."""
 _GITHUB = re.compile(r"^https://github\.com/(?P<path>[^/]+/[^/]+?)(?:\.git)?/?$")
 
 
@@ -53,14 +54,24 @@ def prefect_yaml_document(spec: DeploymentSpec, prefect_version: str) -> dict[st
     return {"name": spec.tenant, "prefect-version": prefect_version, "deployments": [deployment]}
 
 
-def render_prefect_yaml(spec: DeploymentSpec, prefect_version: str, *, source: str = REGENERATE) -> str:
+def render_prefect_yaml(
+    spec: DeploymentSpec, prefect_version: str, *, source: str = REGENERATE, example: bool = False
+) -> str:
     """The prefect.yaml of the deployment (deterministic: same description, same bytes).
 
     Args:
         spec: the deployment description (see `migration.deployment.build_deployment`).
         prefect_version: the pinned Prefect version, written as `prefect-version`.
         source: the command that regenerates the file, named in its header.
+        example: render a deployment whose repository is still the shipped placeholder, as an example to read
+            (the header says that it cannot be deployed).
+
+    Raises:
+        MigrationError: the repository is the placeholder and `example` is False (as `apply` refuses it).
     """
+    problem = placeholder_problem(spec)
+    if problem is not None and not example:
+        raise MigrationError(f"{problem}; nothing was written")
     active = sum(1 for s in spec.schedules if s.active) + sum(1 for t in spec.triggers if t.enabled)
     switches = len(spec.schedules) + len(spec.triggers)
     header = (
@@ -69,28 +80,24 @@ def render_prefect_yaml(spec: DeploymentSpec, prefect_version: str, *, source: s
         "# re-emit after every cutover or rollback, before `prefect deploy`. Never add schedules with\n"
         "# `prefect-cloud schedule` (it deletes all of the deployment's schedules first).\n"
     )
+    if problem is not None:
+        header += "# EXAMPLE: the repository is the shipped placeholder; `prefect deploy` of this file would fail.\n"
     document = prefect_yaml_document(spec, prefect_version)
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     return header + body
 
 
-def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python: str) -> str:
+def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python: str) -> str | None:
     """The `uvx prefect-cloud deploy` line closest to the deployment: no schedules (see the module docstring).
 
     prefect-cloud deploys from GitHub only, to the first managed pool of the workspace; a private repository
-    needs `--credentials` (a GitHub token, which it stores in a Secret block).
+    needs `--credentials` (a GitHub token, which it stores in a Secret block). None when the code is not in a
+    GitHub repository (a local folder, another host, the shipped placeholder): no such line can deploy it.
     """
-    repository = next(
-        (
-            step["prefect.deployments.steps.git_clone"]["repository"]
-            for step in spec.pull_steps
-            if "prefect.deployments.steps.git_clone" in step
-        ),
-        "",
-    )
-    match = _GITHUB.match(repository)
-    source = match.group("path") if match else PLACEHOLDER_REPOSITORY
-    args = ["uvx", "prefect-cloud", "deploy", spec.entrypoint, "--from", source, "--name", spec.name]
+    match = _GITHUB.match(cloned_repository(spec) or "")
+    if match is None or placeholder_problem(spec) is not None:
+        return None
+    args = ["uvx", "prefect-cloud", "deploy", spec.entrypoint, "--from", match.group("path"), "--name", spec.name]
     args += ["--with-python", python]
     for name, version in sorted(versions.items()):
         args += ["--with", f"{name}=={version}"]

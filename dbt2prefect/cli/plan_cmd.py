@@ -265,6 +265,14 @@ def emit(
             help="GitHub Actions workflow for the CI and merge jobs. Default: <tenant>.dbt-ci.yml next to --output.",
         ),
     ] = None,
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help="Write the files although [tenant.code_storage] repository is the shipped placeholder "
+            "(an example to read: it cannot be deployed).",
+        ),
+    ] = False,
     tenant_file: TenantFile = None,
 ) -> None:
     """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
@@ -274,7 +282,8 @@ def emit(
 
     Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
     Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
-    tenant settings, unless --allow-blockers.
+    tenant settings, unless --allow-blockers. Like `apply`, exits 2 without writing anything while
+    [tenant.code_storage] repository is the shipped OWNER/REPO placeholder, unless --example.
     """
     from migration.ci_workflow import render_workflow, workflow_file_name
     from migration.deployment import runtime_versions, tenant_deployment
@@ -287,7 +296,7 @@ def emit(
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
     versions = runtime_versions()
-    text = render_prefect_yaml(spec, versions["prefect"])
+    text = render_prefect_yaml(spec, versions["prefect"], example=example)
     path = write_prefect_yaml(text, output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml")
     on = sum(1 for s in spec.schedules if s.active)
     console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
@@ -309,8 +318,11 @@ def emit(
             "[tenant.notifications] names."
         )
     console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
+    quickstart = quickstart_command(spec, versions, python=tenant.image_python)
+    if quickstart is None:
+        return
     console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")
-    console.print(quickstart_command(spec, versions, python=tenant.image_python), markup=False, soft_wrap=True)
+    console.print(quickstart, markup=False, soft_wrap=True)
     err_console.print(
         "[yellow]warning:[/] prefect-cloud deploys to the first managed work pool it finds (not necessarily "
         f"{spec.work_pool!r}); a private repository needs `--credentials <GitHub token>`. `prefect-cloud schedule` "

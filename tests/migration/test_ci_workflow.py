@@ -81,7 +81,7 @@ def test_emit_writes_the_workflow_where_asked(tmp_path: Path, plan: MigrationPla
 
     out, workflow = tmp_path / "prefect.yaml", tmp_path / "ci.yml"
     args = ["emit", "--from-file", str(SEED), "--tenant-file", str(settings_path()), "--output", str(out)]
-    result = CliRunner().invoke(app, [*args, "--ci-workflow", str(workflow)])
+    result = CliRunner().invoke(app, [*args, "--example", "--ci-workflow", str(workflow)])
     assert result.exit_code == 0, result.output
     assert workflow.read_text() == _render(plan)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ci.yml", "prefect.yaml"]
