@@ -25,7 +25,12 @@ from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, placeholder_problem
 from migration.errors import ApplyError
-from migration.notification_automations import desired_notification, notification_automations, notification_blocks
+from migration.notification_automations import (
+    desired_notification,
+    notification_automations,
+    notification_blocks,
+    template_problem,
+)
 from migration.plan import PlannedSchedule
 from migration.translate import is_job_slug, is_trigger_name
 
@@ -413,10 +418,11 @@ def apply_deployment(
         The diff, with `applied` True when changes were written.
 
     Raises:
-        ApplyError: the work pool is missing (and create_pool is False) or the flow cannot be loaded.
+        ApplyError: the work pool is missing (and create_pool is False), the flow cannot be loaded, the repository
+            is the placeholder or a notification template would be refused; nothing is changed.
         PrefectApiError: the Prefect API failed.
     """
-    problem = placeholder_problem(spec)
+    problem = placeholder_problem(spec) or template_problem(spec)
     if problem is not None:
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)

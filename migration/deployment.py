@@ -21,6 +21,7 @@ from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.errors import MigrationError
 from migration.ledger import Ledger, LedgerState
+from migration.notifications import jinja_text
 from migration.plan import MigrationPlan
 
 TENANT_FILE_ENV = "DBT2PREFECT_TENANT_FILE"
@@ -371,12 +372,12 @@ def build_deployment(
             states=list(n.states),
             events=list(n.events),
             block=n.block,
-            subject=f"dbt job {n.job_name}: {_EVENT_WORDS}",
+            subject=f"dbt job {jinja_text(n.job_name)}: {_EVENT_WORDS}",
             body=(
-                f"Run {{{{ flow_run.name }}}} of {full_name}: {_EVENT_WORDS}.\n"
+                f"Run {{{{ flow_run.name }}}} of {jinja_text(full_name)}: {_EVENT_WORDS}.\n"
                 "{{ flow_run.state.message or '' }}\n{{ (flow_run|ui_url) or '' }}\n"
-                f"It runs dbt Cloud job {n.job_id} ({n.job_name}); dbt Cloud notification {n.notification_id} "
-                f"sent this to {n.destination}."
+                f"It runs dbt Cloud job {n.job_id} ({jinja_text(n.job_name)}); dbt Cloud notification "
+                f"{n.notification_id} sent this to {jinja_text(n.destination)}."
             ),
         )
         for n in plan.notifications

@@ -70,6 +70,25 @@ async def notification_blocks(client: PrefectClient, spec: DeploymentSpec) -> di
     return ids
 
 
+def template_problem(spec: DeploymentSpec) -> str | None:
+    """What Prefect would refuse in the notification automations' subjects and bodies (their Jinja templates),
+    checked with Prefect's own template validator before anything is applied, else None."""
+    from jinja2 import TemplateError
+    from prefect.server.utilities.user_templates import TemplateSecurityError, validate_user_template
+
+    for notification in spec.notifications:
+        for field, template in (("subject", notification.subject), ("body", notification.body)):
+            try:
+                validate_user_template(template)
+            except (TemplateError, TemplateSecurityError) as exc:
+                return (
+                    f"the {field} of notification automation {notification.name} is not a template Prefect accepts "
+                    f"({exc}); nothing was changed. Rename the job or destination in dbt Cloud, or drop its line from "
+                    "[tenant.notifications], and plan again"
+                )
+    return None
+
+
 def desired_notification(spec: DeploymentSpec, notification: NotificationSpec, block_id: UUID) -> AutomationCore:
     """The automation of one notification, sending through the block document `block_id`."""
     from prefect.events.schemas.automations import AutomationCore

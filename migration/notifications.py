@@ -40,6 +40,15 @@ _EXAMPLE_BLOCK = {
 _NAME = re.compile(r"job-\d+-notify-\d+")
 
 
+def jinja_text(value: str) -> str:
+    """`value` as Jinja template text that renders to exactly `value`: the one escape for data (job names,
+    destinations, deployment names) that lands in a notification automation's subject or body.
+
+    Every Jinja tag (`{{`, `{%`, `{#`) starts with `{`, so each `{` becomes the expression `{{ '{' }}`.
+    """
+    return value.replace("{", "{{ '{' }}")
+
+
 def notification_name(job_id: int, notification_id: int) -> str:
     """The stable name of the automation of one notification setting for one job; apply matches on it."""
     return f"job-{job_id}-notify-{notification_id}"
