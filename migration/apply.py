@@ -26,9 +26,11 @@ from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, placeholder_problem
 from migration.errors import ApplyError
 from migration.notification_automations import (
+    all_notification_automations,
     desired_notification,
     notification_automations,
     notification_blocks,
+    one_per_name,
     template_problem,
 )
 from migration.plan import PlannedSchedule
@@ -161,13 +163,48 @@ def _automation_fields(current: Automation, desired: AutomationCore) -> list[str
     return fields
 
 
+async def _all_triggers(client: PrefectClient, deployment_id: UUID) -> list[Automation]:
+    related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
+    return [a for a in related if is_trigger_name(a.name)]
+
+
 async def deployment_triggers(client: PrefectClient, deployment_id: UUID) -> dict[str, Automation]:
-    """The deployment's triggers by name: its related automations named `job-<id>-after-job-<id>`.
+    """The deployment's triggers by name: its related automations named `job-<id>-after-job-<id>` (one per name,
+    see `one_per_name`).
 
     (The API answers related automations without saying which the deployment owns.)
     """
-    related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
-    return {a.name: a for a in related if is_trigger_name(a.name)}
+    return one_per_name(await _all_triggers(client, deployment_id))[0]
+
+
+async def _duplicates(
+    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID | None
+) -> tuple[list[Automation], list[Automation]]:
+    """The triggers and the notification automations that duplicate another of the same name."""
+    triggers = await _all_triggers(client, deployment_id) if deployment_id is not None else []
+    notifications = await all_notification_automations(client, spec.name)
+    return one_per_name(triggers)[1], one_per_name(notifications)[1]
+
+
+def _duplicate_changes(extras: list[Automation]) -> list[ScheduleChange]:
+    return [ScheduleChange(slug=a.name, status="removed", fields=["duplicate"], active=a.enabled) for a in extras]
+
+
+async def _remove_duplicates(client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID) -> None:
+    """Delete what duplicates an automation of ours by name: another apply running at the same time created it.
+
+    Run after this apply's own creations, so that of two concurrent applies the later one always sees both
+    copies; both keep the same one (`one_per_name`), and deleting what the other already deleted is no error.
+    """
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    triggers, notifications = await _duplicates(client, spec, deployment_id)
+    for automation in [*triggers, *notifications]:
+        try:
+            await client.delete_automation(automation.id)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:  # 404: the concurrent apply removed it first
+                raise
 
 
 Desired = dict[str, tuple["AutomationCore", bool]]
@@ -225,7 +262,7 @@ async def _apply_automations(
             # The update body has no owner: the automation keeps the one it was created with.
             update = automation.model_dump(exclude={"owner_resource"}) | {"enabled": existing.enabled}
             await client.update_automation(existing.id, type(automation).model_validate(update))
-        elif change.status == "removed":
+        elif change.status == "removed" and "duplicate" not in change.fields:
             await client.delete_automation(current[change.slug].id)
 
 
@@ -266,12 +303,13 @@ async def compute_diff(
     name = spec.full_name
     notifications = await _notifications(client, spec)
     deployment = await _read_deployment(client, spec)
+    extra_triggers, extra_notifications = await _duplicates(client, spec, deployment.id if deployment else None)
     if deployment is None:
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
             schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
             triggers=[ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.triggers],
-            notifications=_automation_changes(*notifications, prune),
+            notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
@@ -297,14 +335,15 @@ async def compute_diff(
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
-        triggers=_automation_changes(*await _triggers(client, spec, deployment.id), prune),
-        notifications=_automation_changes(*notifications, prune),
+        triggers=_automation_changes(*await _triggers(client, spec, deployment.id), prune)
+        + _duplicate_changes(extra_triggers),
+        notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
     )
 
 
 async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool: bool) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     pool, kind = spec.work_pool, spec.pool_type
     try:
@@ -317,12 +356,14 @@ async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool:
             ) from None
         try:
             await client.create_work_pool(WorkPoolCreate(name=pool, type=kind))
+            return
         except ObjectNotFound:
             raise ApplyError(
                 f"this Prefect API cannot create a {kind!r} work pool ({pool!r}); `prefect:managed` pools exist on "
                 "Prefect Cloud only: create the pool there, or set [tenant.runtime] pool_type"
             ) from None
-        return
+        except ObjectAlreadyExists:
+            existing = await client.read_work_pool(pool)  # another apply created it meanwhile: check its type
     if existing.type != kind:
         raise ApplyError(
             f"work pool {pool!r} is a {existing.type!r} pool but the tenant's runtime.pool_type is {kind!r}; "
@@ -360,6 +401,7 @@ async def _apply(
         )
         await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
         await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
+        await _remove_duplicates(client, spec, deployment_id)
         return diff.model_copy(update={"applied": True})
     deployment = await _read_deployment(client, spec)
     deployment_id = deployment.id
@@ -392,6 +434,7 @@ async def _apply(
             await client.delete_deployment_schedule(deployment_id, current[change.slug].id)
     await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
     await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
+    await _remove_duplicates(client, spec, deployment_id)
     return diff.model_copy(update={"applied": True})
 
 

@@ -52,6 +52,13 @@ def _spec(deployment: str, names: dict[int, str] | None = None) -> DeploymentSpe
 
 
 @pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    from migration.apply import flow_parameter_schema
+
+    return flow_parameter_schema(_spec("any").entrypoint)
+
+
+@pytest.fixture(scope="module")
 def blocks(prefect_api: None) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
@@ -93,14 +100,14 @@ def test_jinja_text_renders_to_itself_in_prefects_template_engine(name: str) -> 
     )
 
 
-def test_a_job_name_that_looks_like_jinja_is_sent_as_text(blocks: None) -> None:
+def test_a_job_name_that_looks_like_jinja_is_sent_as_text(blocks: None, schema: dict[str, Any]) -> None:
     from prefect.server.utilities.user_templates import register_user_template_filters, render_user_template_sync
 
     register_user_template_filters({"ui_url": lambda _: ""})  # what Prefect's actions register before rendering
 
     name = " ".join(HOSTILE_NAMES)
     spec = _spec("dbt_wg_jinja_names", {NIGHTLY: name})
-    diff = apply_deployment(spec, create_pool=True, parameter_schema={})
+    diff = apply_deployment(spec, create_pool=True, parameter_schema=schema)
     assert diff.applied and diff.deployment.status == "added"
     stored = asyncio.run(_automations(f"job-{NIGHTLY}-notify-"))
     assert stored, "the nightly job's notification automations exist"
@@ -112,10 +119,74 @@ def test_a_job_name_that_looks_like_jinja_is_sent_as_text(blocks: None) -> None:
         assert f"({name})" in render_user_template_sync(action.body, context)
 
 
-def test_a_template_prefect_would_refuse_stops_apply_before_any_change(blocks: None) -> None:
+def test_a_template_prefect_would_refuse_stops_apply_before_any_change(blocks: None, schema: dict[str, Any]) -> None:
     spec = _spec("dbt_wg_bad_template")
     broken = spec.notifications[0].model_copy(update={"body": "{% if %} {{"})
     spec = spec.model_copy(update={"notifications": [broken, *spec.notifications[1:]]})
     with pytest.raises(ApplyError, match=f"body of notification automation {broken.name} is not a template"):
-        apply_deployment(spec, create_pool=True, parameter_schema={})
+        apply_deployment(spec, create_pool=True, parameter_schema=schema)
     assert not _deployment_exists(spec.full_name), "nothing was created"
+
+
+def _names(automations: dict[str, Any] | list[Any]) -> list[str]:
+    return sorted(a.name for a in (automations.values() if isinstance(automations, dict) else automations))
+
+
+async def _all_of(deployment: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        deployment_id = (await client.read_deployment_by_name(f"run_dbt_wg/{deployment}")).id
+        related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
+        return [a for a in await client.read_automations() if "-notify-" in a.name] + [
+            a for a in related if a.name.startswith("job-") and "-after-" in a.name
+        ]
+
+
+def _watching(deployment: str) -> list[str]:
+    """Names of the notification automations watching `deployment` and of its triggers, duplicates included."""
+    from migration.notification_automations import watches
+
+    found = asyncio.run(_all_of(deployment))
+    unique = {str(a.id): a for a in found}.values()
+    return sorted(a.name for a in unique if "-after-" in a.name or watches(a, deployment))
+
+
+def test_two_applies_at_once_leave_one_automation_per_name(blocks: None, schema: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = _spec("dbt_wg_concurrent")
+    wanted = sorted([*(n.name for n in spec.notifications), *(t.name for t in spec.triggers)])
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(apply_deployment, spec, create_pool=True, parameter_schema=schema) for _ in range(2)]
+        for run in runs:
+            run.result()
+    assert _watching("dbt_wg_concurrent") == wanted
+    again = apply_deployment(spec, parameter_schema=schema)
+    assert not again.has_changes, again
+
+
+def test_apply_removes_a_duplicate_it_finds(blocks: None, schema: dict[str, Any]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.automations import AutomationCore
+
+    from migration.notification_automations import watches
+
+    spec = _spec("dbt_wg_duplicate")
+    apply_deployment(spec, create_pool=True, parameter_schema=schema)
+    original = spec.notifications[0].name
+
+    async def copy_one() -> None:
+        async with get_client() as client:
+            found = await client.read_automations()
+            [automation] = [a for a in found if a.name == original and watches(a, "dbt_wg_duplicate")]
+            await client.create_automation(AutomationCore.model_validate(automation.model_dump(exclude={"id"})))
+
+    asyncio.run(copy_one())
+    assert _watching("dbt_wg_duplicate").count(original) == 2
+    diff = apply_deployment(spec, parameter_schema=schema)
+    assert diff.applied and [(c.slug, c.status, c.fields) for c in diff.notifications if c.fields] == [
+        (original, "removed", ["duplicate"])
+    ]
+    assert _watching("dbt_wg_duplicate").count(original) == 1
+    assert not apply_deployment(spec, parameter_schema=schema).has_changes
