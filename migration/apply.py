@@ -78,6 +78,9 @@ class ApplyDiff(_DiffModel):
     triggers: list[ScheduleChange] = Field(default_factory=list)
     notifications: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
+    automations_only: bool = False
+    """Only the notification automations were compared (the deployment is `prefect deploy`'s: see
+    `apply_notifications`); the deployment and its schedules are reported unchanged, unread."""
 
     @property
     def has_changes(self) -> bool:
@@ -473,6 +476,38 @@ def apply_deployment(
     return run_with_client(
         lambda client: _apply(client, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
     )
+
+
+async def _apply_notifications(client: PrefectClient, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
+    current, desired = await _notifications(client, spec)
+    duplicates = one_per_name(await all_notification_automations(client, spec.name))[1]
+    changes = _automation_changes(current, desired, prune) + _duplicate_changes(duplicates)
+    diff = ApplyDiff(
+        deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
+        schedules=[],
+        notifications=changes,
+        automations_only=True,
+    )
+    if dry_run or not diff.has_changes:
+        return diff
+    await _apply_automations(client, current, desired, changes)
+    await _remove_duplicates(client, spec, None)
+    return diff.model_copy(update={"applied": True})
+
+
+def apply_notifications(spec: DeploymentSpec, *, prune: bool = False, dry_run: bool = False) -> ApplyDiff:
+    """Create or update only the notification automations: what `prefect deploy` of prefect.yaml cannot create
+    (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`.
+
+    Raises:
+        ApplyError: a notification block is missing or cannot notify, or a template would be refused; nothing is
+            changed.
+        PrefectApiError: the Prefect API failed.
+    """
+    problem = template_problem(spec)
+    if problem is not None:
+        raise ApplyError(problem)
+    return run_with_client(lambda client: _apply_notifications(client, spec, prune=prune, dry_run=dry_run))
 
 
 def run_with_client(call: Callable[[PrefectClient], Awaitable[T]]) -> T:

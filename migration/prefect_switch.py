@@ -202,6 +202,18 @@ class PrefectTriggers:
 
         return run_with_client(call)
 
+    def read_all(self) -> dict[str, bool]:
+        """Every trigger and notification automation of this deployment: name -> enabled."""
+
+        async def call(client: PrefectClient) -> dict[str, bool]:
+            found = dict(await notification_automations(client, self._name))
+            deployment_id = await self._deployment_id(client)
+            if deployment_id is not None:
+                found.update(await deployment_triggers(client, deployment_id))
+            return {name: bool(a.enabled) for name, a in sorted(found.items())}
+
+        return run_with_client(call)
+
     def switched_with(self, job_id: int) -> dict[str, bool]:
         """Every automation cutover and rollback switch with job `job_id`: name -> enabled.
 
