@@ -273,10 +273,6 @@ async def _read_notifications(read: Any, deployment: str) -> dict[str, bool]:
 async def _create_pool(name: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
 
     async with get_client() as client:
-        try:
-            await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
-        except ObjectAlreadyExists:
-            pass
+        await client.create_work_pool(WorkPoolCreate(name=name, type="process"), overwrite=True)
