@@ -193,7 +193,7 @@ def _duplicate_changes(extras: list[Automation]) -> list[ScheduleChange]:
     return [ScheduleChange(slug=a.name, status="removed", fields=["duplicate"], active=a.enabled) for a in extras]
 
 
-async def _remove_duplicates(client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID) -> None:
+async def _remove_duplicates(client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID | None) -> None:
     """Delete what duplicates an automation of ours by name: another apply running at the same time created it.
 
     Run after this apply's own creations, so that of two concurrent applies the later one always sees both
