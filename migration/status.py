@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError
 from migration.ledger import Ledger, LedgerState
+from migration.notifications import before_start_groups
 from migration.plan import MigrationPlan
 from migration.prefect_switch import FlowRunSummary, PrefectSchedules
 from migration.switch_context import schedule_on
@@ -95,6 +96,7 @@ def automations_disagreement(
     if state is not LedgerState.CUT_OVER:
         return None
     wanted = [n.name for n in plan.notifications if n.switch_job_id == job_id]
+    wanted += [g.name for g in before_start_groups(plan.notifications) if job_id in g.switch_job_ids]
     wanted += [t.name for t in plan.triggers if t.upstream_job_id == job_id]
     missing = sorted(name for name in wanted if name not in automations)
     paused = sorted(name for name in wanted if automations.get(name) is False)

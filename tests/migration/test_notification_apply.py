@@ -14,7 +14,7 @@ from migration.apply import ApplyError, apply_deployment
 from migration.dbt_cloud.models import Notification
 from migration.deployment import DeploymentSpec, build_deployment, pinned_versions
 from migration.export import load_inventory
-from migration.notifications import jinja_text
+from migration.notifications import is_notification_name, jinja_text
 from migration.plan import MigrationPlan
 from migration.translate import build_plan
 from sandbox.stack import on_process_pool
@@ -138,7 +138,7 @@ async def _all_of(deployment: str) -> list[Any]:
     async with get_client() as client:
         deployment_id = (await client.read_deployment_by_name(f"run_dbt_wg/{deployment}")).id
         related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
-        return [a for a in await client.read_automations() if "-notify-" in a.name] + [
+        return [a for a in await client.read_automations() if is_notification_name(a.name)] + [
             a for a in related if a.name.startswith("job-") and "-after-" in a.name
         ]
 
