@@ -401,6 +401,7 @@ class DbtCloudClient:
         self,
         *,
         job_definition_id: int | None = None,
+        environment_id: int | None = None,
         status: RunStatus | None = None,
         order_by: str = "-id",
         limit: int = PAGE_LIMIT,
@@ -411,6 +412,8 @@ class DbtCloudClient:
         params: dict[str, Any] = {"order_by": order_by, "limit": limit}
         if job_definition_id is not None:
             params["job_definition_id"] = job_definition_id
+        if environment_id is not None:
+            params["environment_id"] = environment_id
         if status is not None:
             params["status"] = int(status)
         data = self._get_data(self._v2("runs/"), params)
