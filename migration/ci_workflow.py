@@ -116,6 +116,8 @@ def _job(ci: PlannedCiJob, tenant: TenantSettings, tenant_file: str) -> dict[str
             "run": shlex.join(
                 ["dbt2prefect", "artifacts", "fetch", "--target", ci.state_target, "--to", f"{project_dir}/{STATE_DIR}"]
             ),
+            # Before the first cutover the store has no such run: the state is then dbt Cloud's latest one.
+            "env": {tenant.dbt_cloud.token_env: f"${{{{ secrets.{tenant.dbt_cloud.token_env} }}}}"},
         },
         {
             "name": "Write the profile (fields from the environment)",
@@ -161,6 +163,8 @@ def render_workflow(plan: MigrationPlan, tenant: TenantSettings, *, source: str,
         "# Repository secrets (Settings > Secrets and variables > Actions), the SNOWFLAKE_* values of each",
         "# connection's profile block (`dbt2prefect blocks register`); key-pair authentication:",
         *[f"#   {name}" for name in _wrapped(secrets)],
+        "# Until the first job is cut over, the state is the manifest of dbt Cloud's latest successful run in the",
+        f"# environment mapped to the target: add the dbt Cloud token as the secret {tenant.dbt_cloud.token_env}.",
         "# Reading the artifact store (the tenant's artifact_store_url) needs its fsspec backend's credentials",
         "# in the environment (e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://); add them to `env`.",
     ]
