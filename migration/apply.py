@@ -480,7 +480,7 @@ def apply_deployment(
 
 async def _apply_notifications(client: PrefectClient, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
     current, desired = await _notifications(client, spec)
-    duplicates = one_per_name(await all_notification_automations(client, spec.name))[1]
+    _, duplicates = await _duplicates(client, spec, None)
     changes = _automation_changes(current, desired, prune) + _duplicate_changes(duplicates)
     diff = ApplyDiff(
         deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
