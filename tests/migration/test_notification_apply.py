@@ -190,3 +190,18 @@ def test_apply_removes_a_duplicate_it_finds(blocks: None, schema: dict[str, Any]
     ]
     assert _watching("dbt_wg_duplicate").count(original) == 1
     assert not apply_deployment(spec, parameter_schema=schema).has_changes
+
+
+@pytest.mark.parametrize(
+    ("run_name", "unnamed"),
+    [("crafty-tiger", True), ("job-70403103936332 Nightly (crafty-tiger)", False), ("parity-job-1 x (y)", False)],
+)
+def test_before_start_automations_follow_only_runs_no_flow_has_named(run_name: str, unnamed: bool) -> None:
+    from prefect.server.events.schemas.events import matches
+
+    from dbt2prefect.job_identity import UNNAMED_RUN
+
+    spec = _spec("dbt_wg_unnamed")
+    early = [n for n in spec.notifications if n.name.endswith("-before-start")]
+    assert early and all(n.run_name == UNNAMED_RUN and n.states == ["Failed", "Crashed"] for n in early)
+    assert matches(UNNAMED_RUN, run_name) is unnamed
