@@ -30,6 +30,17 @@ def run_name_prefix(job_id: int) -> str:
     return f"job-{job_id} "
 
 
+def runs_of_job(job_id: int) -> str:
+    """The flow-run name pattern (Prefect event matching, fnmatch) of every run of job `job_id`."""
+    return f"{run_name_prefix(job_id)}*"
+
+
+UNNAMED_RUN = "!*job-[0-9]*"
+"""The flow-run name pattern of a run that no flow has named yet (neither `job-<id> ...` nor
+`parity-job-<id> ...`): a scheduled run keeps the name Prefect generated until the flow starts, so one that
+dies before (git clone, package install, infrastructure) is known only by this and its deployment."""
+
+
 def job_label(parameters: Mapping[str, Any]) -> str | None:
     """`job-<id> <name>` of the job the parameters belong to (`parity-job-<id> <name>` for a parity candidate run
     of it), or None for a run of no job."""

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr
 
 from dbt2prefect.errors import ProfileError
 from dbt2prefect.profile_fields import REQUIRED, SNOWFLAKE_ENV, Adapter
+from dbt2prefect.snowflake_key import normalized_private_key
 
 
 class DbtTargetProfile(Block):
@@ -84,7 +85,11 @@ def block_from_env(
     """Build a target block from environment variables (Snowflake) or a DuckDB profile output.
 
     Snowflake reads SNOWFLAKE_ACCOUNT, _USER, _ROLE, _WAREHOUSE, _DATABASE, _SCHEMA, _THREADS and either
-    SNOWFLAKE_PRIVATE_KEY_PATH / SNOWFLAKE_PRIVATE_KEY (+ _PASSPHRASE) or SNOWFLAKE_PASSWORD.
+    SNOWFLAKE_PRIVATE_KEY_PATH / SNOWFLAKE_PRIVATE_KEY (+ _PASSPHRASE) or SNOWFLAKE_PASSWORD. The key is kept
+    as dbt-snowflake loads it (see `dbt2prefect.snowflake_key.normalized_private_key`).
+
+    Raises:
+        ProfileError: a variable is missing or wrong, or the key does not load with the passphrase.
     """
     if adapter == "duckdb":
         if duckdb_output is None:
@@ -108,6 +113,12 @@ def block_from_env(
             "set SNOWFLAKE_PRIVATE_KEY_PATH (key-pair auth, preferred) or SNOWFLAKE_PASSWORD for the Snowflake block"
         )
     passphrase = env.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+    if key_text:
+        # Saved only as dbt-snowflake loads it: a key it cannot load would fail every run, and replace a good block.
+        source = (
+            "SNOWFLAKE_PRIVATE_KEY" if env.get("SNOWFLAKE_PRIVATE_KEY") else f"SNOWFLAKE_PRIVATE_KEY_PATH={key_path}"
+        )
+        key_text = normalized_private_key(key_text, passphrase, source=source)
     return DbtTargetProfile(
         adapter="snowflake",
         settings=settings,

@@ -35,6 +35,7 @@ from dbt2prefect.fingerprint_sql import (
     literal,
     quote,
 )
+from dbt2prefect.snowflake_key import private_key_der, private_key_file_der
 
 # Snowflake caps statement text at 1 MB (1,048,576 bytes): a batched statement takes up to 500 branches and stops
 # before 900,000 bytes (a fingerprint branch of a 150-column relation is about 6 kB, so 500 of them would not fit).
@@ -479,6 +480,9 @@ SNOWFLAKE_FULL_TYPE = (
 """INFORMATION_SCHEMA.COLUMNS.DATA_TYPE names the base type only (NUMBER, TEXT): the full type adds precision and
 scale and length, so a NUMBER(38,2) -> NUMBER(38,3) or VARCHAR(16) -> VARCHAR(32) change shows."""
 
+SESSION_NAMES = ("role", "warehouse", "database")
+"""What a Snowflake session needs to run dbt: `select 1` answers without any of them."""
+
 
 class SnowflakeWarehouse(_SqlWarehouse):
     """Snowflake through snowflake-connector-python; table row counts from metadata, fingerprints by HASH_AGG."""
@@ -519,6 +523,16 @@ class SnowflakeWarehouse(_SqlWarehouse):
     def _timed_out(self, exc: Exception) -> bool:
         return getattr(exc, "errno", None) == 630 or "timeout" in str(exc).lower()
 
+    def session_context(self, names: Sequence[str] = SESSION_NAMES) -> dict[str, str | None]:
+        """What the session runs as: `current_<name>()` for each name (role, warehouse, database), None when
+        Snowflake answers NULL (the user has no default and the profile sets none, or it is not granted).
+
+        Raises:
+            WarehouseError: it cannot connect or the query fails.
+        """
+        (row,) = self._execute("select " + ", ".join(f"current_{name}()" for name in names))
+        return {name: None if value is None else str(value) for name, value in zip(names, row, strict=True)}
+
     def _describe_sql(self, database: str, schemas: Sequence[str]) -> str:
         in_list = ", ".join(literal(s) for s in schemas)
         db = quote(database)  # as resolved: upper case unless dbt quotes it
@@ -545,8 +559,6 @@ _SNOWFLAKE_KEYS = {
     "database": "database",
     "schema": "schema",
     "authenticator": "authenticator",
-    "private_key_path": "private_key_file",
-    "private_key_passphrase": "private_key_file_pwd",
     "host": "host",
     "port": "port",
     "protocol": "protocol",
@@ -573,9 +585,13 @@ def warehouse_from_profile_output(output: Mapping[str, Any], statement_timeout: 
         if missing:
             raise ConfigError(f"the Snowflake profile output lacks {', '.join(missing)}")
         args = {target: output[source] for source, target in _SNOWFLAKE_KEYS.items() if output.get(source)}
+        passphrase = output.get("private_key_passphrase")
         if output.get("private_key"):
-            args["private_key"] = _load_private_key(str(output["private_key"]), output.get("private_key_passphrase"))
-            args.pop("private_key_file_pwd", None)
+            args["private_key"] = private_key_der(str(output["private_key"]), str(passphrase) if passphrase else None)
+        elif output.get("private_key_path"):
+            args["private_key"] = private_key_file_der(
+                str(output["private_key_path"]), str(passphrase) if passphrase else None
+            )
         args.setdefault("session_parameters", {"QUERY_TAG": "dbt2prefect-parity"})
         return SnowflakeWarehouse(args, statement_timeout)
     raise ConfigError(f"parity supports duckdb and snowflake profile outputs, not {kind or 'an untyped output'!r}")
@@ -595,22 +611,3 @@ def output_location(output: Mapping[str, Any]) -> str | None:
         parts = (output["account"], output["database"], output.get("schema") or "")
         return "snowflake:" + ".".join(str(part).upper() for part in parts)
     return None
-
-
-def _load_private_key(pem: str, passphrase: Any) -> bytes:
-    """DER bytes of a PEM private key, as the Snowflake connector expects (never logged)."""
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        key = serialization.load_pem_private_key(
-            pem.encode(), password=str(passphrase).encode() if passphrase else None
-        )
-    except (ValueError, TypeError):
-        raise ConfigError(
-            "the Snowflake profile's private_key is not a readable PEM key (or wrong passphrase)"
-        ) from None
-    return key.private_bytes(
-        encoding=serialization.Encoding.DER,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )

@@ -23,9 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import PLACEHOLDER_REPOSITORY, DeploymentSpec, ScheduleSpec, TriggerSpec
+from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, placeholder_problem
 from migration.errors import ApplyError
-from migration.notification_automations import desired_notification, notification_automations, notification_blocks
+from migration.notification_automations import (
+    all_notification_automations,
+    desired_notification,
+    notification_automations,
+    notification_blocks,
+    one_per_name,
+    template_problem,
+)
 from migration.plan import PlannedSchedule
 from migration.translate import is_job_slug, is_trigger_name
 
@@ -71,6 +78,9 @@ class ApplyDiff(_DiffModel):
     triggers: list[ScheduleChange] = Field(default_factory=list)
     notifications: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
+    automations_only: bool = False
+    """Only the notification automations were compared (the deployment is `prefect deploy`'s: see
+    `apply_notifications`); the deployment and its schedules are reported unchanged, unread."""
 
     @property
     def has_changes(self) -> bool:
@@ -156,13 +166,48 @@ def _automation_fields(current: Automation, desired: AutomationCore) -> list[str
     return fields
 
 
+async def _all_triggers(client: PrefectClient, deployment_id: UUID) -> list[Automation]:
+    related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
+    return [a for a in related if is_trigger_name(a.name)]
+
+
 async def deployment_triggers(client: PrefectClient, deployment_id: UUID) -> dict[str, Automation]:
-    """The deployment's triggers by name: its related automations named `job-<id>-after-job-<id>`.
+    """The deployment's triggers by name: its related automations named `job-<id>-after-job-<id>` (one per name,
+    see `one_per_name`).
 
     (The API answers related automations without saying which the deployment owns.)
     """
-    related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
-    return {a.name: a for a in related if is_trigger_name(a.name)}
+    return one_per_name(await _all_triggers(client, deployment_id))[0]
+
+
+async def _duplicates(
+    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID | None
+) -> tuple[list[Automation], list[Automation]]:
+    """The triggers and the notification automations that duplicate another of the same name."""
+    triggers = await _all_triggers(client, deployment_id) if deployment_id is not None else []
+    notifications = await all_notification_automations(client, spec.name)
+    return one_per_name(triggers)[1], one_per_name(notifications)[1]
+
+
+def _duplicate_changes(extras: list[Automation]) -> list[ScheduleChange]:
+    return [ScheduleChange(slug=a.name, status="removed", fields=["duplicate"], active=a.enabled) for a in extras]
+
+
+async def _remove_duplicates(client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID | None) -> None:
+    """Delete what duplicates an automation of ours by name: another apply running at the same time created it.
+
+    Run after this apply's own creations, so that of two concurrent applies the later one always sees both
+    copies; both keep the same one (`one_per_name`), and deleting what the other already deleted is no error.
+    """
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    triggers, notifications = await _duplicates(client, spec, deployment_id)
+    for automation in [*triggers, *notifications]:
+        try:
+            await client.delete_automation(automation.id)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:  # 404: the concurrent apply removed it first
+                raise
 
 
 Desired = dict[str, tuple["AutomationCore", bool]]
@@ -220,7 +265,7 @@ async def _apply_automations(
             # The update body has no owner: the automation keeps the one it was created with.
             update = automation.model_dump(exclude={"owner_resource"}) | {"enabled": existing.enabled}
             await client.update_automation(existing.id, type(automation).model_validate(update))
-        elif change.status == "removed":
+        elif change.status == "removed" and "duplicate" not in change.fields:
             await client.delete_automation(current[change.slug].id)
 
 
@@ -261,12 +306,13 @@ async def compute_diff(
     name = spec.full_name
     notifications = await _notifications(client, spec)
     deployment = await _read_deployment(client, spec)
+    extra_triggers, extra_notifications = await _duplicates(client, spec, deployment.id if deployment else None)
     if deployment is None:
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
             schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
             triggers=[ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.triggers],
-            notifications=_automation_changes(*notifications, prune),
+            notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
@@ -292,14 +338,15 @@ async def compute_diff(
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
-        triggers=_automation_changes(*await _triggers(client, spec, deployment.id), prune),
-        notifications=_automation_changes(*notifications, prune),
+        triggers=_automation_changes(*await _triggers(client, spec, deployment.id), prune)
+        + _duplicate_changes(extra_triggers),
+        notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
     )
 
 
 async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool: bool) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     pool, kind = spec.work_pool, spec.pool_type
     try:
@@ -312,12 +359,14 @@ async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool:
             ) from None
         try:
             await client.create_work_pool(WorkPoolCreate(name=pool, type=kind))
+            return
         except ObjectNotFound:
             raise ApplyError(
                 f"this Prefect API cannot create a {kind!r} work pool ({pool!r}); `prefect:managed` pools exist on "
                 "Prefect Cloud only: create the pool there, or set [tenant.runtime] pool_type"
             ) from None
-        return
+        except ObjectAlreadyExists:
+            existing = await client.read_work_pool(pool)  # another apply created it meanwhile: check its type
     if existing.type != kind:
         raise ApplyError(
             f"work pool {pool!r} is a {existing.type!r} pool but the tenant's runtime.pool_type is {kind!r}; "
@@ -355,6 +404,7 @@ async def _apply(
         )
         await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
         await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
+        await _remove_duplicates(client, spec, deployment_id)
         return diff.model_copy(update={"applied": True})
     deployment = await _read_deployment(client, spec)
     deployment_id = deployment.id
@@ -387,6 +437,7 @@ async def _apply(
             await client.delete_deployment_schedule(deployment_id, current[change.slug].id)
     await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
     await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
+    await _remove_duplicates(client, spec, deployment_id)
     return diff.model_copy(update={"applied": True})
 
 
@@ -413,21 +464,50 @@ def apply_deployment(
         The diff, with `applied` True when changes were written.
 
     Raises:
-        ApplyError: the work pool is missing (and create_pool is False) or the flow cannot be loaded.
+        ApplyError: the work pool is missing (and create_pool is False), the flow cannot be loaded, the repository
+            is the placeholder or a notification template would be refused; nothing is changed.
         PrefectApiError: the Prefect API failed.
     """
-    for step in spec.pull_steps:
-        repository = step.get("prefect.deployments.steps.git_clone", {}).get("repository", "")
-        if PLACEHOLDER_REPOSITORY in repository:
-            raise ApplyError(
-                f"[tenant.code_storage] repository is still the placeholder {repository!r}: workers would clone "
-                "nothing; set it to the git URL of the repository that holds this project and flows/"
-            )
+    problem = placeholder_problem(spec) or template_problem(spec)
+    if problem is not None:
+        raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
 
     return run_with_client(
         lambda client: _apply(client, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
     )
+
+
+async def _apply_notifications(client: PrefectClient, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
+    current, desired = await _notifications(client, spec)
+    _, duplicates = await _duplicates(client, spec, None)
+    changes = _automation_changes(current, desired, prune) + _duplicate_changes(duplicates)
+    diff = ApplyDiff(
+        deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
+        schedules=[],
+        notifications=changes,
+        automations_only=True,
+    )
+    if dry_run or not diff.has_changes:
+        return diff
+    await _apply_automations(client, current, desired, changes)
+    await _remove_duplicates(client, spec, None)
+    return diff.model_copy(update={"applied": True})
+
+
+def apply_notifications(spec: DeploymentSpec, *, prune: bool = False, dry_run: bool = False) -> ApplyDiff:
+    """Create or update only the notification automations: what `prefect deploy` of prefect.yaml cannot create
+    (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`.
+
+    Raises:
+        ApplyError: a notification block is missing or cannot notify, or a template would be refused; nothing is
+            changed.
+        PrefectApiError: the Prefect API failed.
+    """
+    problem = template_problem(spec)
+    if problem is not None:
+        raise ApplyError(problem)
+    return run_with_client(lambda client: _apply_notifications(client, spec, prune=prune, dry_run=dry_run))
 
 
 def run_with_client(call: Callable[[PrefectClient], Awaitable[T]]) -> T:

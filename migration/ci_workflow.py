@@ -396,6 +396,10 @@ def render_workflow(plan: MigrationPlan, tenant: TenantSettings, *, source: str,
         *[f"#   {name}" for name in _wrapped(secrets)],
         "# Merge jobs run under the GitHub environment `production`: keep their secrets there, limited to the",
         "# branch they watch (Settings > Environments).",
+        "# Until the first job is cut over, the state is the manifest of dbt Cloud's latest successful run in the",
+        f"# environment mapped to the target: add the dbt Cloud token as the secret {tenant.dbt_cloud.token_env}.",
+        "# Reading the artifact store (the tenant's artifact_store_url) needs its fsspec backend's credentials",
+        "# in the environment (e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://); add them to `env`.",
     ]
     if "://" not in tenant.artifact_store_url:
         header.append("# The artifact store is a local folder (artifact_store_url): the runner cannot read it.")

@@ -20,12 +20,13 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.job_identity import run_name_prefix
+from dbt2prefect.job_identity import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.errors import MigrationError
 from migration.ledger import Ledger, LedgerState
+from migration.notifications import BEFORE_START_STATES, before_start_groups, jinja_text
 from migration.plan import MigrationPlan
 
 TENANT_FILE_ENV = "DBT2PREFECT_TENANT_FILE"
@@ -68,13 +69,14 @@ class ScheduleSpec(_Spec):
     parameters: dict[str, Any]
 
 
-def job_runs_trigger(run_name: str, deployment_name: str, expect: list[str]) -> dict[str, Any]:
-    """An event trigger on the runs of one job (flow runs named `run_name...`) of the deployment, firing on each
-    event in `expect`: what chained jobs' triggers and notification automations both follow."""
+def job_runs_trigger(name_match: str, deployment_name: str, expect: list[str]) -> dict[str, Any]:
+    """An event trigger on the runs of the deployment whose name matches `name_match` (one job's runs, see
+    `dbt2prefect.job_identity.runs_of_job`), firing on each event in `expect`: what chained jobs' triggers and
+    notification automations both follow."""
     return {
         "type": "event",
         "posture": "Reactive",
-        "match": {"prefect.resource.id": "prefect.flow-run.*", "prefect.resource.name": f"{run_name}*"},
+        "match": {"prefect.resource.id": "prefect.flow-run.*", "prefect.resource.name": name_match},
         "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment_name},
         "expect": expect,
         "threshold": 1,
@@ -100,7 +102,9 @@ class TriggerSpec(_Spec):
             "name": self.name,
             "description": self.description,
             "enabled": self.enabled,
-            **job_runs_trigger(self.upstream_run_name, deployment_name, [f"prefect.flow-run.{s}" for s in self.states]),
+            **job_runs_trigger(
+                f"{self.upstream_run_name}*", deployment_name, [f"prefect.flow-run.{s}" for s in self.states]
+            ),
             "parameters": self.parameters,
         }
 
@@ -115,7 +119,12 @@ _EVENT_WORDS = (
 class NotificationSpec(_Spec):
     """A notification automation: send through a notification block when a run of a job (named `job-<id> ...`)
     on this deployment enters one of `states` or emits one of `events`. Not part of the deployment in Prefect's
-    API (an automation of its own), so `apply` creates it and prefect.yaml cannot carry it."""
+    API (an automation of its own), so `apply` creates it and prefect.yaml cannot carry it.
+
+    A before-start automation (`notify-<setting id>-before-start`) follows the runs no flow has named (they died
+    before the flow started) for the jobs of one setting that tell their failures: `job_id` is 0 and
+    `switch_job_ids` the jobs whose cutover turns it on (its tags name them).
+    """
 
     name: str
     description: str
@@ -123,11 +132,13 @@ class NotificationSpec(_Spec):
     job_id: int
     destination: str
     run_name: str
+    """The flow-run name pattern the trigger matches (`job-<id> *`, or `UNNAMED_RUN`)."""
     states: list[str]
     events: list[str]
     block: str
     subject: str
     body: str
+    switch_job_ids: list[int] = []
 
     def automation(self, deployment_name: str, block_document_id: str) -> dict[str, Any]:
         """The automation as Prefect's API takes it (`AutomationCore`, also the shape `prefect automation create`
@@ -136,6 +147,7 @@ class NotificationSpec(_Spec):
             "name": self.name,
             "description": self.description,
             "enabled": self.enabled,
+            "tags": [job_tag(job_id) for job_id in self.switch_job_ids],
             "trigger": job_runs_trigger(
                 self.run_name, deployment_name, [*(f"prefect.flow-run.{state}" for state in self.states), *self.events]
             ),
@@ -362,7 +374,31 @@ def _tenant_file_value(tenant: TenantSettings) -> str:
 
 
 PLACEHOLDER_REPOSITORY = "OWNER/REPO"
-"""What the shipped settings and commands have in place of the team's GitHub repository; `apply` refuses it."""
+"""What the shipped settings and commands have in place of the team's GitHub repository; `apply` and `emit`
+refuse it (see `placeholder_problem`)."""
+
+
+def cloned_repository(spec: DeploymentSpec) -> str | None:
+    """The git URL the deployment's `git_clone` pull step clones, or None (code in a local folder)."""
+    for step in spec.pull_steps:
+        clone = step.get("prefect.deployments.steps.git_clone")
+        if clone is not None:
+            return str(clone.get("repository", ""))
+    return None
+
+
+def placeholder_problem(spec: DeploymentSpec) -> str | None:
+    """What is wrong when the code storage still names the shipped placeholder repository, else None.
+
+    `apply` and `emit` refuse such a deployment: `prefect deploy` accepts it and every run then dies at `git_clone`.
+    """
+    repository = cloned_repository(spec)
+    if repository is None or PLACEHOLDER_REPOSITORY not in repository:
+        return None
+    return (
+        f"[tenant.code_storage] repository is still the placeholder {repository!r}: workers would clone "
+        "nothing; set it to the git URL of the repository that holds this project and flows/"
+    )
 
 
 def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:
@@ -473,20 +509,47 @@ def build_deployment(
             enabled=bool(flags.get(n.switch_job_id, False)),
             job_id=n.job_id,
             destination=n.destination,
-            run_name=run_name_prefix(n.job_id),
+            run_name=runs_of_job(n.job_id),
             states=list(n.states),
             events=list(n.events),
             block=n.block,
-            subject=f"dbt job {n.job_name}: {_EVENT_WORDS}",
+            subject=f"dbt job {jinja_text(n.job_name)}: {_EVENT_WORDS}",
             body=(
-                f"Run {{{{ flow_run.name }}}} of {full_name}: {_EVENT_WORDS}.\n"
+                f"Run {{{{ flow_run.name }}}} of {jinja_text(full_name)}: {_EVENT_WORDS}.\n"
                 "{{ flow_run.state.message or '' }}\n{{ (flow_run|ui_url) or '' }}\n"
-                f"It runs dbt Cloud job {n.job_id} ({n.job_name}); dbt Cloud notification {n.notification_id} "
-                f"sent this to {n.destination}."
+                f"It runs dbt Cloud job {n.job_id} ({jinja_text(n.job_name)}); dbt Cloud notification "
+                f"{n.notification_id} sent this to {jinja_text(n.destination)}."
             ),
         )
         for n in plan.notifications
     ]
+    for group in before_start_groups(plan.notifications):
+        jobs = ", ".join(f"{job_id} ({name})" for job_id, name in group.jobs)
+        notifications.append(
+            NotificationSpec(
+                name=group.name,
+                description=f"dbt Cloud notification {group.notification_id} to {group.destination}: runs of jobs "
+                f"{', '.join(str(j) for j, _ in group.jobs)} that die before the flow starts",
+                enabled=any(flags.get(j, False) for j in group.switch_job_ids),
+                job_id=0,
+                destination=group.destination,
+                run_name=UNNAMED_RUN,
+                states=list(BEFORE_START_STATES),
+                events=[],
+                block=group.block,
+                subject=f"dbt job {{{{ flow_run.parameters.dbt_cloud_job_name or flow_run.name }}}}: "
+                f"{_EVENT_WORDS} before the flow started",
+                body=(
+                    f"Run {{{{ flow_run.name }}}} of {jinja_text(full_name)}: {_EVENT_WORDS} before the flow "
+                    "started (fetching the code, installing packages or the infrastructure).\n"
+                    "{{ flow_run.state.message or '' }}\n{{ (flow_run|ui_url) or '' }}\n"
+                    "It runs dbt Cloud job {{ flow_run.parameters.dbt_cloud_job_id or '(none)' }}; dbt Cloud "
+                    f"notification {group.notification_id} sends the failures of jobs {jinja_text(jobs)} to "
+                    f"{jinja_text(group.destination)}."
+                ),
+                switch_job_ids=list(group.switch_job_ids),
+            )
+        )
     return DeploymentSpec(
         tenant=plan.tenant,
         flow_name=plan.flow_name,

@@ -1,13 +1,13 @@
 """Is everything a migration needs ready? One check per part, each failure with a one-line fix.
 
 dbt Cloud (host, token, account), Prefect (API, work pool, a worker polling it), the profile block of every
-target (its warehouse answers `select 1`), the artifact store and the ledger (writable). Nothing is printed.
+target (its warehouse answers `select 1`; a Snowflake session has a role, a warehouse and a database), the artifact store and the ledger (writable). Nothing is printed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.errors import Dbt2PrefectError, ProfileError
 from dbt2prefect.files import writable_problem
+from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.profiles import load_target_profile, profile_from_local
 from dbt2prefect.tenant import TenantSettings
-from dbt2prefect.warehouse import warehouse_from_profile_output
+from dbt2prefect.warehouse import SESSION_NAMES, SnowflakeWarehouse, warehouse_from_profile_output
 from migration.dbt_cloud.auth import resolve_token
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import (
@@ -258,8 +259,18 @@ async def _prefect_checks(tenant: TenantSettings, url: str, now: datetime) -> li
     return [*checks, _ok("worker", f"{recent} polling {pool_name!r}; {latest.name} {max(age, 0)} s ago")]
 
 
-def profile_check(tenant: TenantSettings, target: str) -> Check:
-    """The target's profile block exists and its warehouse answers `select 1`.
+def session_problem(context: Mapping[str, str | None]) -> str | None:
+    """What a Snowflake session lacks to run dbt (its `current_role()`, `current_warehouse()` or
+    `current_database()` is NULL), else None."""
+    missing = [name for name, value in context.items() if value is None]
+    if not missing:
+        return None
+    return "the session has no " + ", ".join(f"current_{name}()" for name in missing) + " (NULL)"
+
+
+def profile_check(tenant: TenantSettings, target: str, *, session: Sequence[str] = SESSION_NAMES) -> Check:
+    """The target's profile block exists and its warehouse answers `select 1`; on Snowflake, the session also has
+    a role, a warehouse and a database (`session`: which of them to ask for).
 
     A target without a block that the local profiles.yml holds (laptops, the sandbox's `local`) is skipped.
     """
@@ -270,16 +281,25 @@ def profile_check(tenant: TenantSettings, target: str) -> Check:
         if _in_local_profiles(tenant, target):
             return _skipped(check, f"no block {name!r}; runs with profiles_strategy='local' only")
         return _fail(check, str(exc), f"dbt2prefect blocks register --target {target}")
+    fix = f"fix the connection and re-register: dbt2prefect blocks register --target {target}"
     try:
         with warehouse_from_profile_output(block.output(name)) as warehouse:
             warehouse.ping()
+            if not isinstance(warehouse, SnowflakeWarehouse) or not session:
+                return _ok(check, f"block {name!r} ({block.adapter}) answers select 1")
+            context = warehouse.session_context(session)
     except Dbt2PrefectError as exc:
+        return _fail(check, f"block {name!r} ({block.adapter}): {exc}", fix)
+    problem = session_problem(context)
+    if problem is not None:
+        variables = " / ".join(SNOWFLAKE_ENV[n] for n in context if context[n] is None)
         return _fail(
             check,
-            f"block {name!r} ({block.adapter}): {exc}",
-            f"fix the connection and re-register: dbt2prefect blocks register --target {target}",
+            f"block {name!r} (snowflake) answers select 1, but {problem}: dbt could not run",
+            f"export {variables} (granted to the user) and re-register: dbt2prefect blocks register --target {target}",
         )
-    return _ok(check, f"block {name!r} ({block.adapter}) answers select 1")
+    found = ", ".join(f"{n} {v}" for n, v in context.items())
+    return _ok(check, f"block {name!r} (snowflake) answers select 1 as {found}")
 
 
 def _in_local_profiles(tenant: TenantSettings, target: str) -> bool:

@@ -7,6 +7,7 @@ trigger watches runs of this deployment (`match_related` names it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from prefect.events.schemas.automations import Automation, AutomationCore
 
 
-def _watches(automation: Automation, deployment_name: str) -> bool:
+def watches(automation: Automation, deployment_name: str) -> bool:
+    """True when the automation's trigger follows runs of deployment `deployment_name` (its `match_related`)."""
     related = automation.trigger.model_dump(mode="json").get("match_related") or []
     for spec in related if isinstance(related, list) else [related]:
         if spec.get("prefect.resource.role") == "deployment" and spec.get("prefect.resource.name") == deployment_name:
@@ -27,10 +29,34 @@ def _watches(automation: Automation, deployment_name: str) -> bool:
     return False
 
 
-async def notification_automations(client: PrefectClient, deployment_name: str) -> dict[str, Automation]:
-    """The automations named `job-<id>-notify-<id>` that watch runs of deployment `deployment_name`, by name."""
+def one_per_name(found: Iterable[Automation]) -> tuple[dict[str, Automation], list[Automation]]:
+    """The automation kept under each name, and the duplicates beside it (two applies at once each create one).
+
+    The kept one is an enabled one if any is (cutover switched it), then the lowest id: every apply that looks
+    picks the same one, so concurrent applies converge on it.
+    """
+    groups: dict[str, list[Automation]] = {}
+    for automation in found:
+        groups.setdefault(automation.name, []).append(automation)
+    kept: dict[str, Automation] = {}
+    extras: list[Automation] = []
+    for name, group in groups.items():
+        first, *rest = sorted(group, key=lambda a: (not a.enabled, str(a.id)))
+        kept[name] = first
+        extras += rest
+    return kept, extras
+
+
+async def all_notification_automations(client: PrefectClient, deployment_name: str) -> list[Automation]:
+    """Every automation named `job-<id>-notify-<id>` that watches runs of deployment `deployment_name`."""
     found = await client.read_automations()
-    return {a.name: a for a in found if is_notification_name(a.name) and _watches(a, deployment_name)}
+    return [a for a in found if is_notification_name(a.name) and watches(a, deployment_name)]
+
+
+async def notification_automations(client: PrefectClient, deployment_name: str) -> dict[str, Automation]:
+    """The automations named `job-<id>-notify-<id>` that watch runs of deployment `deployment_name`, by name
+    (one per name: see `one_per_name`)."""
+    return one_per_name(await all_notification_automations(client, deployment_name))[0]
 
 
 async def block_problem(client: PrefectClient, reference: str) -> tuple[UUID | None, str | None]:
@@ -68,6 +94,25 @@ async def notification_blocks(client: PrefectClient, spec: DeploymentSpec) -> di
             raise ApplyError(f"{problem} (it sends {users})")
         ids[reference] = block_id
     return ids
+
+
+def template_problem(spec: DeploymentSpec) -> str | None:
+    """What Prefect would refuse in the notification automations' subjects and bodies (their Jinja templates),
+    checked with Prefect's own template validator before anything is applied, else None."""
+    from jinja2 import TemplateError
+    from prefect.server.utilities.user_templates import TemplateSecurityError, validate_user_template
+
+    for notification in spec.notifications:
+        for field, template in (("subject", notification.subject), ("body", notification.body)):
+            try:
+                validate_user_template(template)
+            except (TemplateError, TemplateSecurityError) as exc:
+                return (
+                    f"the {field} of notification automation {notification.name} is not a template Prefect accepts "
+                    f"({exc}); nothing was changed. Rename the job or destination in dbt Cloud, or drop its line from "
+                    "[tenant.notifications], and plan again"
+                )
+    return None
 
 
 def desired_notification(spec: DeploymentSpec, notification: NotificationSpec, block_id: UUID) -> AutomationCore:

@@ -37,7 +37,18 @@ _EXAMPLE_BLOCK = {
     "user": "sendgrid-email",
     "webhook": "custom-webhook",
 }
-_NAME = re.compile(r"job-\d+-notify-\d+")
+_NAME = re.compile(r"job-\d+-notify-\d+|notify-\d+-before-start")
+BEFORE_START_STATES = ("Failed", "Crashed")
+"""The states of a run that died before its flow started (a failed pull step, a crashed process or container)."""
+
+
+def jinja_text(value: str) -> str:
+    """`value` as Jinja template text that renders to exactly `value`: the one escape for data (job names,
+    destinations, deployment names) that lands in a notification automation's subject or body.
+
+    Every Jinja tag (`{{`, `{%`, `{#`) starts with `{`, so each `{` becomes the expression `{{ '{' }}`.
+    """
+    return value.replace("{", "{{ '{' }}")
 
 
 def notification_name(job_id: int, notification_id: int) -> str:
@@ -45,9 +56,59 @@ def notification_name(job_id: int, notification_id: int) -> str:
     return f"job-{job_id}-notify-{notification_id}"
 
 
+def before_start_name(notification_id: int) -> str:
+    """The name of the automation that tells a setting's failure destination of runs that died before the flow
+    started (one per setting: such a run has no job's name yet, see `dbt2prefect.job_identity.UNNAMED_RUN`)."""
+    return f"notify-{notification_id}-before-start"
+
+
+def is_before_start_name(name: str | None) -> bool:
+    """True for names `notify-<digits>-before-start`."""
+    return bool(name) and re.fullmatch(r"notify-\d+-before-start", name or "") is not None
+
+
 def is_notification_name(name: str | None) -> bool:
-    """True for names `job-<digits>-notify-<digits>` (automations this tool created)."""
+    """True for names `job-<digits>-notify-<digits>` and `notify-<digits>-before-start` (automations this tool
+    created)."""
     return bool(name) and _NAME.fullmatch(name or "") is not None
+
+
+@dataclass(frozen=True)
+class BeforeStartGroup:
+    """The jobs of one notification setting whose failures it tells: one before-start automation."""
+
+    name: str
+    notification_id: int
+    destination: str
+    block: str
+    jobs: tuple[tuple[int, str], ...]
+    """(job id, job name) of each job."""
+    switch_job_ids: tuple[int, ...]
+    """The jobs whose cutover turns it on (a job that only runs chained: its upstream job)."""
+
+
+def before_start_groups(planned: Iterable[PlannedNotification]) -> list[BeforeStartGroup]:
+    """One group per notification setting with a job whose failures it tells, from the plan's automations.
+
+    A run that dies before the flow starts cannot be told apart by job in Prefect's events (its name is still
+    the generated one, a schedule gives its runs no tags of their own), so each setting that tells failures
+    gets one automation on all such runs of the deployment; its message names the job from the run's parameters.
+    """
+    by_setting: dict[int, list[PlannedNotification]] = {}
+    for automation in planned:
+        if "on_failure" in automation.outcomes:
+            by_setting.setdefault(automation.notification_id, []).append(automation)
+    return [
+        BeforeStartGroup(
+            name=before_start_name(notification_id),
+            notification_id=notification_id,
+            destination=group[0].destination,
+            block=group[0].block,
+            jobs=tuple(sorted({(a.job_id, a.job_name) for a in group})),
+            switch_job_ids=tuple(sorted({a.switch_job_id for a in group})),
+        )
+        for notification_id, group in sorted(by_setting.items())
+    ]
 
 
 @dataclass(frozen=True)

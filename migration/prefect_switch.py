@@ -7,16 +7,18 @@ loop). Prefect 3.9.1 resets a schedule's parameters to {} when PATCH /schedules/
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from dbt2prefect.job_identity import job_tag
 from migration.apply import _schedule_fields, deployment_triggers, run_with_client
 from migration.ledger import PrefectScheduleState
 from migration.notification_automations import notification_automations
-from migration.notifications import is_notification_name
+from migration.notifications import is_before_start_name, is_notification_name
 from migration.plan import PlannedSchedule
 from migration.translate import schedule_slug, trigger_jobs
 
@@ -202,14 +204,43 @@ class PrefectTriggers:
 
         return run_with_client(call)
 
-    def switched_with(self, job_id: int) -> dict[str, bool]:
+    def read_all(self) -> dict[str, bool]:
+        """Every trigger and notification automation of this deployment: name -> enabled."""
+
+        async def call(client: PrefectClient) -> dict[str, bool]:
+            found = dict(await notification_automations(client, self._name))
+            deployment_id = await self._deployment_id(client)
+            if deployment_id is not None:
+                found.update(await deployment_triggers(client, deployment_id))
+            return {name: bool(a.enabled) for name, a in sorted(found.items())}
+
+        return run_with_client(call)
+
+    def before_start_of(self, job_id: int, keep_on: Collection[int] = ()) -> dict[str, bool]:
+        """The before-start automations (`notify-<id>-before-start`) that job `job_id`'s cutover turns on (their tags
+        name it): name -> enabled. Those that also serve a job in `keep_on` (still cut over) are left out."""
+        kept = {job_tag(other) for other in keep_on if other != job_id}
+
+        async def call(client: PrefectClient) -> dict[str, bool]:
+            found = await notification_automations(client, self._name)
+            return {
+                name: bool(a.enabled)
+                for name, a in sorted(found.items())
+                if is_before_start_name(name) and job_tag(job_id) in (a.tags or []) and not kept & set(a.tags or [])
+            }
+
+        return run_with_client(call)
+
+    def switched_with(self, job_id: int, keep_on: Collection[int] = ()) -> dict[str, bool]:
         """Every automation cutover and rollback switch with job `job_id`: name -> enabled.
 
-        These are the triggers of the jobs chained to it, its own notification automations, and those of each
-        chained job that has no schedule of its own (its runs are Prefect's once this job is cut over).
+        These are the triggers of the jobs chained to it, its own notification automations, those of each
+        chained job that has no schedule of its own (its runs are Prefect's once this job is cut over), and the
+        before-start automations of its notification settings, except those that also serve a job of `keep_on`
+        (rollback passes the jobs that stay cut over: their runs still need them).
         """
         chained = self.after_job(job_id)
-        found = {**chained, **self.notifications_of(job_id)}
+        found = {**chained, **self.notifications_of(job_id), **self.before_start_of(job_id, keep_on)}
         scheduled = set(PrefectSchedules(self.deployment).read_all() or {})
         for name in chained:
             jobs = trigger_jobs(name)

@@ -25,6 +25,12 @@ from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, fi
 from migration.translate import schedule_slug
 
 
+def _still_cut_over(ctx: SwitchContext, job_id: int) -> list[int]:
+    """The other jobs the ledger holds cut over (or being cut over): automations they share stay on."""
+    live = (LedgerState.CUT_OVER, LedgerState.CUTOVER_IN_PROGRESS)
+    return [other for other in ctx.ledger.job_ids() if other != job_id and ctx.ledger.state(other) in live]
+
+
 def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verification:
     job = ctx.dbt_cloud.get_job_dict(int(original["id"]))
     schedule = ctx.prefect.read(slug)
@@ -34,7 +40,10 @@ def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verifica
         problems.append(f"dbt Cloud job differs from the recorded original in {', '.join(differences)}")
     if schedule is not None and schedule.active:
         problems.append(f"Prefect schedule {slug} is still active")
-    for name, enabled in PrefectTriggers(ctx.prefect.deployment).switched_with(int(original["id"])).items():
+    job_id = int(original["id"])
+    for name, enabled in (
+        PrefectTriggers(ctx.prefect.deployment).switched_with(job_id, _still_cut_over(ctx, job_id)).items()
+    ):
         if enabled:
             problems.append(f"{automation_role(name)} is still enabled")
     return Verification(
@@ -82,7 +91,7 @@ def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState,
         parameters = recorded.parameters if recorded is not None and recorded.parameters else schedule.parameters
         ctx.prefect.set_active(schedule, False, parameters)
     triggers = PrefectTriggers(ctx.prefect.deployment)
-    for trigger, enabled in triggers.switched_with(job_id).items():
+    for trigger, enabled in triggers.switched_with(job_id, _still_cut_over(ctx, job_id)).items():
         if enabled:
             triggers.set_enabled(trigger, False)
     ctx.checkpoint(job_id, "dbt_cloud")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError
 from migration.ledger import Ledger, LedgerState
+from migration.notifications import before_start_groups
 from migration.plan import MigrationPlan
 from migration.prefect_switch import FlowRunSummary, PrefectSchedules
 from migration.switch_context import schedule_on
@@ -45,7 +46,8 @@ class JobStatusRow(BaseModel):
     ledger_state: LedgerState
     ledger_updated: datetime | None
     disagreement: str | None = None
-    """Set when the Prefect schedule's active flag is not what the ledger says (a redeploy or a hand edit)."""
+    """Set when the Prefect schedule's active flag is not what the ledger says (a redeploy or a hand edit), or a
+    cut-over job's automations are missing or off."""
 
 
 _LEDGER_ACTIVE = {LedgerState.CUT_OVER: True, LedgerState.ROLLED_BACK: False, LedgerState.NONE: False}
@@ -82,17 +84,51 @@ class StatusReport(BaseModel):
         return [row for row in self.jobs if row.disagreement is not None]
 
 
+def automations_disagreement(
+    plan: MigrationPlan, job_id: int, state: LedgerState, automations: Mapping[str, bool]
+) -> str | None:
+    """Why a cut-over job's automations (its notification automations, the triggers of the jobs chained to it)
+    are not doing their part on Prefect, with the fix; None when they are there and on, or the job is not cut over.
+
+    Args:
+        automations: the deployment's triggers and notification automations on Prefect, name -> enabled.
+    """
+    if state is not LedgerState.CUT_OVER:
+        return None
+    wanted = [n.name for n in plan.notifications if n.switch_job_id == job_id]
+    wanted += [g.name for g in before_start_groups(plan.notifications) if job_id in g.switch_job_ids]
+    wanted += [t.name for t in plan.triggers if t.upstream_job_id == job_id]
+    missing = sorted(name for name in wanted if name not in automations)
+    paused = sorted(name for name in wanted if automations.get(name) is False)
+    problems = []
+    if missing:
+        problems.append(
+            f"cut over, but its automation(s) {', '.join(missing)} are missing on Prefect, so nobody hears of its "
+            "runs (or its chained jobs do not start): create them with `dbt2prefect apply --automations-only` "
+            "(after `prefect deploy`) or `dbt2prefect apply`"
+        )
+    if paused:
+        problems.append(
+            f"cut over, but its automation(s) {', '.join(paused)} are disabled: run `dbt2prefect cutover` for it "
+            "again (it switches them on)"
+        )
+    return "; ".join(problems) or None
+
+
 def collect_status(
     plan: MigrationPlan,
     client: DbtCloudClient,
     prefect: PrefectSchedules,
     ledger: Ledger,
     verdicts: Mapping[int, tuple[Verdict, datetime]],
+    automations: Mapping[str, bool] | None = None,
 ) -> StatusReport:
     """Read both sides, the parity verdicts and the ledger for every job of the plan, the ledger or Prefect.
 
     Args:
         plan: the plan (built from `cutover.jobs_as_planned`, so cut-over jobs keep their rows).
+        automations: the deployment's triggers and notification automations, name -> enabled (see
+            `PrefectTriggers.read_all`); when given, a cut-over job whose automations are missing or off disagrees.
     """
     names = {j.job_id: j.job_name for j in plan.jobs}
     params = {s.job_id: s.parameters for s in plan.schedules}
@@ -137,7 +173,15 @@ def collect_status(
                 prefect_last_run=prefect.latest_flow_run(parameters) if schedule is not None else None,
                 ledger_state=state,
                 ledger_updated=records[-1].at if records else None,
-                disagreement=ledger_disagreement(state, None if schedule is None else schedule.active),
+                disagreement="; ".join(
+                    problem
+                    for problem in (
+                        ledger_disagreement(state, None if schedule is None else schedule.active),
+                        None if automations is None else automations_disagreement(plan, job_id, state, automations),
+                    )
+                    if problem
+                )
+                or None,
             )
         )
     return StatusReport(tenant=ledger.tenant, deployment=prefect.deployment, ledger=ledger.url, jobs=rows)

@@ -23,11 +23,34 @@ def fetch(
     to: Annotated[Path, typer.Option("--to", help="Folder to copy manifest.json and the other artifacts into.")],
     tenant_file: TenantFile = None,
 ) -> None:
-    """Copy the artifacts of the latest successful run on TARGET into a folder, for `dbt ... --defer --state`."""
+    """Copy the artifacts of the latest successful run on TARGET into a folder, for `dbt ... --defer --state`.
+
+    Before any run of TARGET is in the store (no job of it cut over yet), the manifest of dbt Cloud's latest
+    successful run in an environment that [tenant.dbt_cloud_environments] maps to TARGET is fetched instead (the
+    state dbt Cloud's own CI defers to); the output names the run used. That needs the dbt Cloud token.
+    """
     from dbt2prefect.artifact_store import ArtifactStore
 
     tenant = tenant_from(tenant_file)
     if target not in tenant.targets:
         raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
-    key = ArtifactStore(tenant.artifact_store_url).download_latest(tenant.name, tenant.deployment_name, target, to)
+    store = ArtifactStore(tenant.artifact_store_url)
+    if store.latest(tenant.name, tenant.deployment_name, target) is None:
+        from migration.ci_state import fetch_dbt_cloud_state, target_environments
+        from migration.dbt_cloud.auth import resolve_token
+        from migration.dbt_cloud.client import DbtCloudClient
+
+        environments = target_environments(tenant, target)
+        settings = tenant.dbt_cloud
+        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
+        with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
+            state = fetch_dbt_cloud_state(client, environments, to)
+        console.print(
+            f"no run of {tenant.deployment_name} on target {target!r} is in the artifact store yet: fetched the "
+            f"manifest of {state.describe()} into {to}",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    key = store.download_latest(tenant.name, tenant.deployment_name, target, to)
     console.print(f"fetched run {key.flow_run_id} ({target}) into {to}", markup=False)

@@ -189,15 +189,20 @@ def status(
 ) -> None:
     """Per job: dbt Cloud schedule on/off, Prefect schedule, parity verdict, last run on each side, ledger state.
 
-    Exits 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying an old file).
+    Exits 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying an old file),
+    or a cut-over job's automations (notifications, chained jobs' triggers) are missing or off on Prefect.
     `--format markdown|csv` writes one row per job.
     """
+    from migration.prefect_switch import PrefectTriggers
     from migration.status import collect_status
 
     chosen = output_format(format_, json_output)
     with _session(tenant_file, ledger_url) as session:
         _, plan = _plan(session)
-        report = collect_status(plan, session.client, session.prefect, session.ledger, _verdicts(report_dir))
+        automations = PrefectTriggers(session.prefect.deployment).read_all()
+        report = collect_status(
+            plan, session.client, session.prefect, session.ledger, _verdicts(report_dir), automations
+        )
     if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
     elif chosen == "table":

@@ -181,7 +181,10 @@ def plan(
 
 
 def _render_diff(diff: ApplyDiff) -> None:
-    table = Table(title=f"Deployment {diff.deployment.name}: {diff.deployment.status}")
+    title = f"Deployment {diff.deployment.name}: {diff.deployment.status}"
+    if diff.automations_only:
+        title = f"Notification automations of deployment {diff.deployment.name}"
+    table = Table(title=title)
     for column in ("schedule / automation", "change", "fields", "active"):
         table.add_column(column)
     for change in [*diff.schedules, *diff.triggers, *diff.notifications]:
@@ -202,15 +205,24 @@ def apply(
         bool, typer.Option(help="Create the work pool (of the tenant's runtime.pool_type) if it does not exist.")
     ] = False,
     dry_run: Annotated[bool, typer.Option(help="Show the diff only.")] = False,
+    automations_only: Annotated[
+        bool,
+        typer.Option(
+            "--automations-only",
+            help="Only the notification automations: after `prefect deploy` of the emitted prefect.yaml, which "
+            "cannot carry them.",
+        ),
+    ] = False,
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
     """Create or update the deployment, its code storage and its schedules (matched by slug) through the Prefect API.
 
     New schedules start as the cutover ledger says (off until cutover); existing schedules keep their active flag;
-    schedules without a job-<id> slug are never touched.
+    schedules without a job-<id> slug are never touched. With --automations-only, only the notification
+    automations (the part of the deployment that `prefect deploy` of the emitted file does not create).
     """
-    from migration.apply import apply_deployment
+    from migration.apply import apply_deployment, apply_notifications
     from migration.deployment import tenant_deployment
 
     tenant = tenant_from(tenant_file)
@@ -218,7 +230,10 @@ def apply(
     if _blocked(migration_plan):
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
-    preview = apply_deployment(spec, prune=prune, dry_run=True)
+    if automations_only:
+        preview = apply_notifications(spec, prune=prune, dry_run=True)
+    else:
+        preview = apply_deployment(spec, prune=prune, dry_run=True)
     if not json_output:
         _render_diff(preview)
     if dry_run or not preview.has_changes:
@@ -227,17 +242,23 @@ def apply(
         else:
             console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
         return
-    result = apply_deployment(spec, prune=prune, create_pool=create_pool)
+    if automations_only:
+        result = apply_notifications(spec, prune=prune)
+    else:
+        result = apply_deployment(spec, prune=prune, create_pool=create_pool)
     if json_output:
         typer.echo(result.model_dump_json(indent=2))
         return
     parts = {"schedules": result.schedules, "triggers": result.triggers, "notifications": result.notifications}
+    if result.automations_only:
+        parts = {"notifications": result.notifications}
     summary = "; ".join(
         f"{what} "
         + ", ".join(f"{sum(1 for c in changes if c.status == s)} {s}" for s in ("added", "changed", "removed"))
         for what, changes in parts.items()
     )
-    console.print(f"Applied: deployment {result.deployment.status}; {summary}.")
+    done = "" if result.automations_only else f"deployment {result.deployment.status}; "
+    console.print(f"Applied: {done}{summary}.")
     if not activate:
         console.print("New schedules and automations are inactive until cutover (the ledger's flag).")
     console.print(f"Runs need a worker polling work pool {spec.work_pool!r} (see README, 'Run it on Prefect Cloud').")
@@ -266,6 +287,14 @@ def emit(
             help="GitHub Actions workflow for the CI and merge jobs. Default: <tenant>.dbt-ci.yml next to --output.",
         ),
     ] = None,
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help="Write the files although [tenant.code_storage] repository is the shipped placeholder "
+            "(an example to read: it cannot be deployed).",
+        ),
+    ] = False,
     tenant_file: TenantFile = None,
 ) -> None:
     """Write prefect.yaml for the deployment and print the closest `uvx prefect-cloud deploy` line.
@@ -276,7 +305,8 @@ def emit(
 
     Each schedule's `active` is the cutover ledger's, so `prefect deploy` of the file never changes who runs a job.
     Like `plan` and `apply`, exits 1 without writing anything when a blocker finding is not acknowledged in the
-    tenant settings, unless --allow-blockers.
+    tenant settings, unless --allow-blockers. Like `apply`, exits 2 without writing anything while
+    [tenant.code_storage] repository is the shipped OWNER/REPO placeholder, unless --example.
     """
     from migration.ci_workflow import render_workflow, workflow_file_name
     from migration.deployment import runtime_versions, tenant_deployment
@@ -300,8 +330,8 @@ def emit(
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
     versions = runtime_versions(tenant)
-    source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate)
-    text = render_prefect_yaml(spec, versions["prefect"], source=source)
+    source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate, example=example)
+    text = render_prefect_yaml(spec, versions["prefect"], source=source, example=example)
     path = write_prefect_yaml(text, target)
     on = sum(1 for s in spec.schedules if s.active)
     console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
@@ -314,15 +344,18 @@ def emit(
             f"Wrote {written} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to .github/workflows/ "
             "and add the repository secrets its header names."
         )
+    console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
     if spec.notifications:
         console.print(
-            f"{len(spec.notifications)} notification automation(s) are not in the file (prefect.yaml carries only "
-            "triggers that run the deployment): `dbt2prefect apply` creates them, through the blocks that "
-            "[tenant.notifications] names."
+            f"Then create its {len(spec.notifications)} notification automation(s), which prefect.yaml cannot "
+            "carry (it holds only triggers that run the deployment): dbt2prefect apply --automations-only"
+            + (f" --tenant-file {tenant_file}" if tenant_file else "")
         )
-    console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
+    quickstart = quickstart_command(spec, versions, python=tenant.image_python)
+    if quickstart is None:
+        return
     console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")
-    console.print(quickstart_command(spec, versions, python=tenant.image_python), markup=False, soft_wrap=True)
+    console.print(quickstart, markup=False, soft_wrap=True)
     err_console.print(
         "[yellow]warning:[/] prefect-cloud deploys to the first managed work pool it finds (not necessarily "
         f"{spec.work_pool!r}); a private repository needs `--credentials <GitHub token>`. `prefect-cloud schedule` "

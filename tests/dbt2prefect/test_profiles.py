@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 from dbt2prefect.cli.app import app
 from dbt2prefect.errors import ProfileError
 from dbt2prefect.profiles import block_from_env, private_profiles_dir, profile_from_block, profile_from_local
+from tests.snowflake_keys import pem_body_line, pem_key
 
-FAKE_KEY = "-----BEGIN PRIVATE KEY-----\nFAKEKEYMATERIAL-7f3a9c\n-----END PRIVATE KEY-----\n"
 FAKE_PASSPHRASE = "passphrase-5d2e8b"
+FAKE_KEY = pem_key(FAKE_PASSPHRASE)
+KEY_MATERIAL = pem_body_line(FAKE_KEY)
 SNOWFLAKE_ENV = {
     "SNOWFLAKE_ACCOUNT": "wg-eu1",
     "SNOWFLAKE_USER": "svc_dbt",
@@ -42,7 +44,7 @@ def test_key_pair_block_round_trip_builds_the_profile(prefect_api: None) -> None
 def test_block_repr_hides_secrets() -> None:
     block = block_from_env("snowflake", {**SNOWFLAKE_ENV, "SNOWFLAKE_PASSWORD": "pw-should-not-show"})
     text = repr(block) + str(block) + block.model_dump_json()
-    assert "FAKEKEYMATERIAL" not in text and FAKE_PASSPHRASE not in text and "pw-should-not-show" not in text
+    assert KEY_MATERIAL not in text and FAKE_PASSPHRASE not in text and "pw-should-not-show" not in text
 
 
 def test_missing_block_says_how_to_create_it(prefect_api: None) -> None:
@@ -89,7 +91,7 @@ def test_blocks_register_cli_never_echoes_secrets(prefect_api: None, monkeypatch
     result = CliRunner().invoke(app, ["blocks", "register", "--target", "prod"])
     assert result.exit_code == 0, result.output
     assert "dbt-wg-prod" in result.output
-    assert "FAKEKEYMATERIAL" not in result.output and FAKE_PASSPHRASE not in result.output
+    assert KEY_MATERIAL not in result.output and FAKE_PASSPHRASE not in result.output
     bad = CliRunner().invoke(app, ["blocks", "register", "--target", "staging"])
     assert bad.exit_code == 2 and "--target 'staging'" in bad.output
 

@@ -24,7 +24,7 @@ from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import ApplyError, apply_deployment, deployment_triggers
 from migration.dbt_cloud.models import Job, Notification
 from migration.deployment import build_deployment
-from migration.notifications import notification_name
+from migration.notifications import before_start_name, notification_name
 from migration.prefect_switch import PrefectSchedules, PrefectTriggers
 from migration.translate import build_plan, trigger_name
 from parity.runner import JobSpec
@@ -130,6 +130,8 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     plan = build_plan(_jobs(), chain_tenant, notifications=_notifications())
     [trigger] = plan.triggers
     failed_name, done_name = (notification_name(UPSTREAM, NOTIFY_FAILED), notification_name(DOWNSTREAM, NOTIFY_DONE))
+    # The failures setting also tells of runs that die before the flow starts (no job's name yet): one automation.
+    early_name = before_start_name(NOTIFY_FAILED)
     assert [(n.name, n.switch_job_id) for n in plan.notifications] == [(failed_name, UPSTREAM), (done_name, UPSTREAM)]
     assert trigger.name == trigger_name(DOWNSTREAM, UPSTREAM) and trigger.states == ["Completed"]
     assert next(j for j in plan.jobs if j.job_id == DOWNSTREAM).status == "chained"
@@ -140,14 +142,15 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     assert [(c.slug, c.status, c.active) for c in created.notifications] == [
         (failed_name, "added", False),
         (done_name, "added", False),
+        (early_name, "added", False),
     ]
     assert _automations(off.full_name)[trigger.name].enabled is False
     on = build_deployment(plan, chain_tenant, versions={}, active={UPSTREAM: True})
     again = apply_deployment(on)
     assert [(c.status, c.active) for c in again.triggers] == [("unchanged", False)]  # apply never flips it
-    assert [(c.status, c.active) for c in again.notifications] == [("unchanged", False)] * 2
+    assert [(c.status, c.active) for c in again.notifications] == [("unchanged", False)] * 3
     switch = PrefectTriggers(on.full_name)
-    off_now = {trigger.name: False, failed_name: False, done_name: False}
+    off_now = {trigger.name: False, failed_name: False, done_name: False, early_name: False}
     assert switch.switched_with(UPSTREAM) == off_now and switch.switched_with(DOWNSTREAM) == {done_name: False}
     for name in off_now:  # what cutover of the upstream job does
         switch.set_enabled(name, True)
@@ -193,8 +196,15 @@ def test_an_upstream_run_that_completes_starts_the_downstream_job_and_a_failed_o
     assert [(c.slug, c.status, c.fields, c.active) for c in updated.notifications] == [
         (failed_name, "unchanged", [], True),
         (done_name, "changed", ["description", "trigger"], True),
+        (early_name, "unchanged", [], True),
+        (before_start_name(NOTIFY_DONE), "added", [], True),
     ]
     assert switch.notifications_of(DOWNSTREAM) == {done_name: True}
     dropped = build_plan(_jobs(), chain_tenant, notifications=[Notification.from_api(NOTIFICATIONS[0])])
     pruned = apply_deployment(build_deployment(dropped, chain_tenant, versions={}, active={UPSTREAM: True}), prune=True)
-    assert [(c.slug, c.status) for c in pruned.notifications] == [(failed_name, "unchanged"), (done_name, "orphaned")]
+    assert [(c.slug, c.status) for c in pruned.notifications] == [
+        (failed_name, "unchanged"),
+        (done_name, "orphaned"),
+        (early_name, "unchanged"),
+        (before_start_name(NOTIFY_DONE), "orphaned"),
+    ]

@@ -326,7 +326,7 @@ def test_emit_names_the_inventory_it_read_in_both_headers(tmp_path: Path) -> Non
     shutil.copy(CORPUS, inventory)
     out, workflow = tmp_path / "prefect.yaml", tmp_path / "ci.yml"
     args = ["emit", "--from-file", str(inventory), "--tenant-file", str(settings_path()), "--output", str(out)]
-    result = CliRunner().invoke(app, [*args, "--ci-workflow", str(workflow), "--allow-blockers"])
+    result = CliRunner().invoke(app, [*args, "--ci-workflow", str(workflow), "--allow-blockers", "--example"])
     assert result.exit_code == 0, result.output
     command = shlex.join(["dbt2prefect", "emit", "--from-file", str(inventory), "--allow-blockers"])
     assert workflow.read_text() == _render(_plan_of(inventory), source=command)
@@ -351,8 +351,9 @@ def test_fetch_without_a_stored_run_or_with_an_unknown_target_says_so(tmp_path: 
 
     tenant_file = derive_tenant_file(tmp_path / "t.toml", overrides={"artifact_store_url": str(tmp_path / "store")})
     base = ["artifacts", "fetch", "--tenant-file", str(tenant_file), "--to", str(tmp_path / "state")]
-    empty = CliRunner().invoke(app, [*base, "--target", "prod"])
-    assert empty.exit_code == 2 and "no successful run of dbt_wg on target 'prod'" in empty.stderr
+    empty = CliRunner().invoke(app, [*base, "--target", "parity"])  # no dbt Cloud environment is mapped to it
+    assert empty.exit_code == 2 and "no successful run of dbt_wg on target 'parity'" in empty.stderr
+    assert "[tenant.dbt_cloud_environments]" in empty.stderr
     assert "Traceback" not in empty.output
     unknown = CliRunner().invoke(app, [*base, "--target", "nope"])
     assert unknown.exit_code == 2 and "'nope' is not one of" in unknown.stderr
@@ -482,3 +483,51 @@ def test_jobs_run_on_the_branch_their_environment_builds() -> None:
             "dbt-cloud-job-205"
         ]
         assert jobs_started(workflow, "push", push_context("main")) == ["dbt-cloud-job-204"]
+
+
+def test_fetch_before_the_first_cutover_takes_dbt_clouds_latest_production_manifest(tmp_path: Path) -> None:
+    """CI from day one: nothing of `prod` is in the store, so the state is dbt Cloud's (sandbox server, HTTP)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dbt2prefect.cli.app import app
+    from migration.dbt_cloud.models import RunStatus
+    from parity import synthetic as syn
+    from sandbox.dbt_cloud import SandboxDbtCloud
+    from sandbox.stack import derive_tenant_file
+
+    nightly = 70403103936332  # a job of the environment the tenant maps to `prod`
+    built = tmp_path / "built"
+    built.mkdir()
+    manifest = syn.manifest([syn.node("model.dbt_williamgrant.orders")])
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    (built / "run_results.json").write_text(json.dumps(syn.run_results({"model.dbt_williamgrant.orders": "success"})))
+    with SandboxDbtCloud.start() as cloud:
+        state = cloud.app.state
+        building = state.add_run_record(nightly, int(RunStatus.SUCCESS))
+        state.add_run_step(building["id"], {"index": 1, "name": "Invoke dbt with `dbt build`", "status": 10}, built)
+        state.add_run_record(nightly, int(RunStatus.SUCCESS))  # newer, but no step built anything
+        state.add_run_record(nightly, int(RunStatus.ERROR))
+        tenant_file = derive_tenant_file(
+            tmp_path / "t.toml",
+            overrides={
+                "artifact_store_url": str(tmp_path / "store"),
+                "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
+            },
+        )
+        args = [
+            "artifacts",
+            "fetch",
+            "--tenant-file",
+            str(tenant_file),
+            "--target",
+            "prod",
+            "--to",
+            str(tmp_path / "s"),
+        ]
+        fetched = CliRunner().invoke(app, args, env={"DBT_CLOUD_API_TOKEN": cloud.token})
+    assert fetched.exit_code == 0, fetched.output
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text()) == manifest
+    assert f"dbt Cloud run {building['id']} (job {nightly}, environment 70403103931988, step 1)" in fetched.stdout
+    assert "no run of dbt_wg on target 'prod' is in the artifact store yet" in fetched.stdout

@@ -33,7 +33,7 @@ def _spec(path: Path, active: dict[int, bool] | None = None) -> DeploymentSpec:
 
 
 def _render(spec: DeploymentSpec, source: str = REGENERATE) -> str:
-    return render_prefect_yaml(spec, _versions()["prefect"], source=source)
+    return render_prefect_yaml(spec, _versions()["prefect"], source=source, example=True)
 
 
 def test_committed_prefect_yaml_matches_the_seed_jobs() -> None:
@@ -132,6 +132,7 @@ def test_quickstart_line_pins_everything_and_has_no_schedule() -> None:
     storage = tenant.code_storage.model_copy(update={"repository": "https://github.com/wg/dbt-wg.git"})  # type: ignore[union-attr]
     spec = build_deployment(_plan(SEED), tenant.model_copy(update={"code_storage": storage}), versions=_versions())
     line = quickstart_command(spec, _versions(), python="3.12")
+    assert line is not None
     assert line.startswith("uvx prefect-cloud deploy flows/dbt_wg_flow.py:run_dbt_wg --from wg/dbt-wg ")
     assert "--with prefect==3.9.1" in line and "--with prefect-dbt==0.7.25" in line and "--with-python 3.12" in line
     assert "--env DBT2PREFECT_TENANT_FILE=tenants/dbt_williamgrant.toml" in line
@@ -146,6 +147,7 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     out = tmp_path / "prefect.yaml"
     edge_cases = Path(__file__).parent / "fixtures" / "jobs_edge_cases.json"
     args = ["emit", "--from-file", str(edge_cases), "--tenant-file", str(settings_path()), "--output", str(out)]
+    args.append("--example")
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 1, refused.output
     assert "steps_empty:106" in refused.stderr and "--allow-blockers" in refused.stderr
@@ -157,3 +159,44 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     # The header names the inventory it was emitted from, not the sandbox's.
     source = "dbt2prefect emit --from-file tests/migration/fixtures/jobs_edge_cases.json --allow-blockers"
     assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()), source)
+
+
+def _cloned_tenant(checkout: Path, repository: str) -> Path:
+    """The shipped tenant's settings with `repository` as code storage, in a checkout of that repository."""
+    from sandbox.stack import derive_tenant_file
+
+    (checkout / ".git").mkdir(parents=True)
+    storage = {"repository": repository, "branch": "main"}
+    return derive_tenant_file(checkout / "tenants" / "wg.toml", overrides={"code_storage": storage})
+
+
+def test_emit_refuses_the_placeholder_repository_like_apply(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dbt2prefect.cli.app import app
+    from migration.apply import apply_deployment
+    from migration.errors import ApplyError
+
+    out = tmp_path / "prefect.yaml"
+    args = ["emit", "--from-file", str(SEED), "--allow-blockers", "--output", str(out)]
+    refused = CliRunner().invoke(app, [*args, "--tenant-file", str(settings_path())])
+    assert refused.exit_code == 2, refused.output
+    assert "[tenant.code_storage] repository is still the placeholder" in refused.stderr
+    assert "Traceback" not in refused.output and "prefect-cloud deploy" not in refused.output
+    assert list(tmp_path.iterdir()) == []
+    # the same check as apply's
+    with pytest.raises(ApplyError, match="repository is still the placeholder"):
+        apply_deployment(_spec(SEED), dry_run=True, parameter_schema={})
+
+    tenant = _cloned_tenant(tmp_path / "checkout", "https://github.com/wg/dbt-wg.git")
+    written = CliRunner().invoke(app, [*args, "--tenant-file", str(tenant)])
+    assert written.exit_code == 0, written.output
+    assert "OWNER/REPO" not in out.read_text() and "OWNER/REPO" not in written.stdout
+    assert "--from wg/dbt-wg" in written.stdout
+
+
+def test_no_quickstart_line_for_code_outside_github(tmp_path: Path) -> None:
+    tenant = load_tenant(_cloned_tenant(tmp_path, "https://gitlab.example.com/wg/dbt-wg.git"))
+    spec = build_deployment(_plan(SEED), tenant, versions=_versions())
+    assert quickstart_command(spec, _versions(), python="3.12") is None
+    assert quickstart_command(_spec(SEED), _versions(), python="3.12") is None  # the placeholder

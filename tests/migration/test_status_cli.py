@@ -67,6 +67,7 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
                 "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
                 # The deployment `apply` made above: a process pool running this checkout in place.
                 **sandbox_deployment_settings("wg-test-process"),
+                "notifications": {},  # `apply` above made none (see the automations test below)
             },
         )
         env = {
@@ -207,3 +208,71 @@ def test_rollback_of_unknown_job_and_bad_force_are_bad_input(setup: dict[str, An
     no_reason = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--force"], env=env)
     assert no_reason.exit_code == 2 and "--force needs --reason" in no_reason.output
     assert setup["cloud"].token not in unknown.output + no_reason.output
+
+
+def test_the_prefect_deploy_path_gets_the_automations_and_status_names_missing_ones(
+    prefect_api: None, tmp_path: Path
+) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from migration.notification_automations import notification_automations
+
+    blocks = {"slack:#data-alerts": "st-slack", "email:data-oncall@williamgrant.example": "st-email"}
+    for name in blocks.values():
+        CustomWebhookNotificationBlock(name=name, url="http://127.0.0.1:9/notify").save(name, overwrite=True)
+    deployment = f"dbt_wg_deploy_{uuid.uuid4().hex[:8]}"
+    with SandboxDbtCloud.start() as cloud:
+        derive_tenant_file(
+            tmp_path / "tenant.toml",
+            overrides={
+                "deployment_name": deployment,
+                "ledger_url": str(tmp_path / "ledger"),
+                "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
+                **sandbox_deployment_settings("wg-test-process"),
+                "notifications": {key: f"custom-webhook/{name}" for key, name in blocks.items()},
+            },
+        )
+        env = {
+            "DBT2PREFECT_TENANT_FILE": str(tmp_path / "tenant.toml"),
+            "DBT_CLOUD_API_TOKEN": cloud.token,
+            "DBT2PREFECT_PARITY_DIR": str(tmp_path / "parity"),
+            "COLUMNS": "250",
+        }
+        emitted = runner.invoke(app, ["emit", "--output", str(tmp_path / "p.yaml"), "--allow-blockers"], env=env)
+        assert emitted.exit_code == 0, emitted.output
+        assert "dbt2prefect apply --automations-only" in emitted.stdout
+        asyncio.run(_create_pool("wg-test-process"))  # step 2 of "Run it on Prefect Cloud"
+        _prefect_deploy(tmp_path / "p.yaml")
+        _pass_verdict(NIGHTLY, tmp_path / "parity")
+        assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
+
+        missing = _status(env, exit_code=1)[NIGHTLY]["disagreement"]
+        assert f"job-{NIGHTLY}-notify-" in missing and "are missing on Prefect" in missing
+        assert "dbt2prefect apply --automations-only" in missing
+
+        applied = runner.invoke(app, ["apply", "--automations-only"], env=env)
+        assert applied.exit_code == 0, applied.output
+        assert "Notification automations of deployment" in applied.stdout
+        found = asyncio.run(_read_notifications(notification_automations, deployment))
+        assert found and {name: on for name, on in found.items() if name.startswith(f"job-{NIGHTLY}-")} == {
+            name: True for name in found if name.startswith(f"job-{NIGHTLY}-")
+        }, "created as the ledger says: the cut-over job's are on"
+        assert not any(on for name, on in found.items() if name.startswith(f"job-{HOURLY}-"))
+        assert _status(env)[NIGHTLY]["disagreement"] is None
+        again = runner.invoke(app, ["apply", "--automations-only"], env=env)
+        assert again.exit_code == 0 and "Nothing to change." in again.stdout
+
+
+async def _read_notifications(read: Any, deployment: str) -> dict[str, bool]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return {name: bool(a.enabled) for name, a in (await read(client, deployment)).items()}
+
+
+async def _create_pool(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=name, type="process"), overwrite=True)

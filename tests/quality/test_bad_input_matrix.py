@@ -226,7 +226,7 @@ def test_emit_with_bad_inventory_writes_no_prefect_yaml(tmp_path: Path) -> None:
 def test_emit_to_a_folder_is_a_clean_error(tmp_path: Path) -> None:
     folder = tmp_path / "out"
     folder.mkdir()
-    result = _cli(["emit", "--from-file", str(EDGE_JOBS), "--allow-blockers", "--output", str(folder)])
+    result = _cli(["emit", "--from-file", str(EDGE_JOBS), "--allow-blockers", "--example", "--output", str(folder)])
     _assert_bad_input(result, str(folder), "--output")
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 

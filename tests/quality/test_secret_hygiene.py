@@ -36,13 +36,14 @@ from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudAuthError
 from migration.env_vars import store_secret_command
 from sandbox.dbt_cloud import SandboxDbtCloud
+from tests.snowflake_keys import pem_body_line, pem_key
 
 FAKE_TOKEN = "dbtc_FAKEhygieneTOKEN0123456789abcdefXYZ"
 WRONG_TOKEN = "dbtc_FAKEwrongTOKEN9876543210zyxwvuQRS"
 FAKE_PASSWORD = "Pw-FAKE-hygiene-Snowflake-5up3r-s3cr3t"
-PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAKEHYGIENEKEYBODYwggSjAgEAAoIBAQC7"
-FAKE_PEM = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\nQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n-----END PRIVATE KEY-----\n"
 FAKE_PASSPHRASE = "FAKE-hygiene-passphrase-42"
+FAKE_PEM = pem_key(FAKE_PASSPHRASE)  # a real key: `blocks register` saves only keys dbt-snowflake can load
+PEM_BODY = pem_body_line(FAKE_PEM)
 FAKE_DBT_SECRET = "FAKE-hygiene-dbt-env-secret-0451"
 DBT_SECRET_NAME = "DBT_ENV_SECRET_FX_API_KEY"
 SECRETS = {

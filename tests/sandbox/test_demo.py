@@ -166,9 +166,11 @@ def test_the_cut_over_jobs_notifications_reach_their_destinations(demo: DemoResu
     assert chain.run.run.name in slack and chain.upstream.run.name in email
     assert "/runs/flow-run/" in slack, slack  # a link to the run in the sandbox's Prefect UI
     assert demo.workdir.joinpath("notifications.jsonl").read_text().count("\n") >= len(sent)
-    # apply made one automation per job and destination; rollback switched them all off again.
+    # apply made one automation per job and destination, and per setting that tells failures one for the runs that
+    # die before the flow starts; rollback switched them all off again.
     found = _read_prefect(demo, lambda c: notification_automations(c, spec.name))
-    assert set(found) == {n.name for n in spec.notifications} and len(found) == 4
+    assert set(found) == {n.name for n in spec.notifications}
+    assert len([name for name in found if name.endswith("-before-start")]) == 2 and len(found) == 6
     assert not any(a.enabled for a in found.values())
 
 
