@@ -157,7 +157,7 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     assert allowed.exit_code == 0, allowed.output
     assert "steps_empty:106" in allowed.stderr, "the blockers are still listed"
     # The header names the inventory it was emitted from, not the sandbox's.
-    source = "dbt2prefect emit --from-file tests/migration/fixtures/jobs_edge_cases.json --allow-blockers"
+    source = "dbt2prefect emit --from-file tests/migration/fixtures/jobs_edge_cases.json --allow-blockers --example"
     assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()), source)
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from dbt2prefect.cli.app import app
 from dbt2prefect.errors import ConfigError
-from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
+from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
 from migration.deployment import DeploymentError, build_deployment, job_variables, runtime_versions
 from migration.emit import quickstart_command
 from tests.migration.test_emit_prefect_yaml import SEED, _plan
@@ -100,15 +100,35 @@ def test_bad_runtime_settings_are_named(line: str, problem: str, tmp_path: Path)
 
 def test_the_quickstart_line_names_the_tenants_adapter() -> None:
     shop = _managed(load_tenant(SHOP))
+    shop = shop.model_copy(update={"code_storage": CodeStorage(repository="https://github.com/wg/shop.git")})
     spec = build_deployment(_plan(SEED), shop)
     line = quickstart_command(spec, runtime_versions(shop), python="3.12")
+    assert line is not None
     assert "--with dbt-duckdb==1.11.1" in line and "dbt-snowflake" not in line
+
+
+def _on_github(tmp_path: Path) -> Path:
+    """The shipped tenant's settings with its code on GitHub (a checkout of it), not the placeholder."""
+    from sandbox.stack import derive_tenant_file
+
+    (tmp_path / "checkout" / ".git").mkdir(parents=True)
+    storage = {"repository": "https://github.com/wg/dbt-wg.git", "branch": "main"}
+    return derive_tenant_file(tmp_path / "checkout" / "tenants" / "wg.toml", overrides={"code_storage": storage})
 
 
 def test_emit_prints_the_tenants_adapter(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["emit", "--from-file", str(SEED), "--allow-blockers", "--output", str(tmp_path / "p.yaml")],
+        [
+            "emit",
+            "--from-file",
+            str(SEED),
+            "--allow-blockers",
+            "--output",
+            str(tmp_path / "p.yaml"),
+            "--tenant-file",
+            str(_on_github(tmp_path)),
+        ],
         env={"COLUMNS": "2000"},
     )
     assert result.exit_code == 0, result.output
