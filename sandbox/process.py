@@ -67,29 +67,36 @@ class ChildProcess:
     ) -> None:
         """Poll `ready` (HTTP errors count as not ready) until it is true.
 
+        The process is stopped when the wait does not succeed (an error, a timeout, an interrupt): the caller
+        holds it only once it is ready.
+
         Raises:
-            ServerStartError: the process exited, or `ready` stayed false for `timeout` seconds (then the process
-                is stopped); the message says `what` was awaited and ends with the log's tail.
+            ServerStartError: the process exited, or `ready` stayed false for `timeout` seconds; the message says
+                `what` was awaited and ends with the log's tail.
         """
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                if self.exit_code() is not None:
-                    raise ServerStartError(
-                        f"{what}: the process exited with code {self.exit_code()}; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    if ready(client):
-                        return
-                except (httpx.HTTPError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ServerStartError(
-                        f"{what}: not ready after {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
-                    )
-                time.sleep(interval)
+        try:
+            with httpx.Client(timeout=5.0) as client:
+                while True:
+                    if self.exit_code() is not None:
+                        raise ServerStartError(
+                            f"{what}: the process exited with code {self.exit_code()}; "
+                            f"log {self.log_path}:\n{self.log_tail()}"
+                        )
+                    try:
+                        if ready(client):
+                            return
+                    except (httpx.HTTPError, ValueError):
+                        pass
+                    if time.monotonic() > deadline:
+                        raise ServerStartError(
+                            f"{what}: not ready after {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
+                        )
+                    time.sleep(interval)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed while waiting: nobody holds the process yet to stop it.
+            self.stop()
+            raise
 
     def stop(self, timeout: float = 20.0) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after `timeout`); safe to call twice."""

@@ -16,6 +16,21 @@ from dbt2prefect.tenant import REPO_ROOT
 
 SHOP = REPO_ROOT / "tests" / "tenants" / "shop.toml"
 
+pytestmark = pytest.mark.e2e  # it starts the demo's servers and worker
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is inside `folder` (the demo's worker runs in a folder of the workdir)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = (proc / "cwd").resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if proc.name.isdigit() and cwd.is_relative_to(folder.resolve()):
+            pids.append(int(proc.name))
+    return pids
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -70,4 +85,7 @@ def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folder
     while _alive(server_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(server_pid), "the demo's Prefect server outlived it"
+    while _processes_in(tmp_path / "demo") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_in(tmp_path / "demo") == [], "a process the demo started (its worker) outlived it"
     assert sorted(p.name for p in temp.iterdir() if p.name.startswith("dbt-cloud-sandbox")) == []
