@@ -6,7 +6,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,44 +19,26 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 LONGEST_FIRST = (
-    "tests/flows/test_second_tenant.py",
     "tests/sandbox/test_demo.py",
-    "tests/docs/test_tenant_guide.py",
+    "tests/flows/test_second_tenant.py",
+    "tests/flows/test_worker_loss.py",
     "tests/docs/test_runbook.py",
+    "tests/docs/test_tenant_guide.py",
     "tests/migration/test_cutover_faults.py",
     "tests/flows/test_dbt_wg_flow.py",
     "tests/flows/test_deployment_runs.py",
     "tests/flows/test_parity_flow.py",
     "tests/flows/test_chained_jobs.py",
+    "tests/parity/test_slim_ci_workflow.py",
+    "tests/flows/test_crash_before_start.py",
+    "tests/flows/test_run_outcome.py",
+    "tests/sandbox/test_demo_sigterm.py",
     "tests/flows/test_doctor.py",
 )
-"""The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together.
-
-pytest-xdist gives each worker one unit of work (the first `tests/flows/`, one unit, see SHARED_FOLDERS; the second
-the demo), then the next unit in this order whenever a worker has at most two tests of its units left."""
+"""The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together."""
 
 E2E_FIXTURES = frozenset({"prefect_api", "tenant_copy", "process_worker", "built_tenant", "quality_tenant"})
 """Session fixtures that start a Prefect server or build dbt databases: a test using any of them is marked `e2e`."""
-
-SHARED_FOLDERS = ("tests/flows/", "tests/parity/")
-"""Folders whose conftest has a per-worker session fixture that is expensive to build (tests/flows: the tenant copy
-and its Prefect worker process; tests/parity: two dbt-built databases). With `--dist loadfile` each folder is one
-unit of work, so one worker builds the fixture once instead of each worker that gets one of its modules."""
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile`, with each of SHARED_FOLDERS scheduled as one file."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadFileScheduling
-
-    class SharedFixtureScheduling(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = super()._split_scope(nodeid)
-            return next((folder for folder in SHARED_FOLDERS if module.startswith(folder)), module)
-
-    return SharedFixtureScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,7 +12,6 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,16 +59,11 @@ def sandbox(tenant_copy: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """Baseline: the hourly job run by the sandbox dbt Cloud on `prod`; `parity` warmed with the same upstream."""
     with SandboxDbtCloud.start(project_dir=tenant_copy.project_dir, warehouse_base=tenant_copy.warehouse) as cloud:
         # The hourly selector reads upstream models the nightly job builds; build them on both databases first.
-        def prod() -> list[dict[str, Any]]:
-            warm = cloud.app.run_job(HOURLY, cause="warm-up", steps_override=["dbt run --select +tag:hourly"])
-            return [warm, cloud.app.run_job(HOURLY, cause="parity baseline")]
-
-        # The baseline side (dbt subprocesses of the sandbox, on `prod`) runs while this thread warms `parity`.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            runs = pool.submit(prod)
-            run_dbt_wg(command="run", select="+tag:hourly", target="parity", per_node_tasks=False)  # warm-up only
-            for run in runs.result():
-                assert run["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in run["run_steps"]]
+        warm = cloud.app.run_job(HOURLY, cause="warm-up", steps_override=["dbt run --select +tag:hourly"])
+        assert warm["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in warm["run_steps"]]
+        baseline = cloud.app.run_job(HOURLY, cause="parity baseline")
+        assert baseline["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in baseline["run_steps"]]
+        run_dbt_wg(command="run", select="+tag:hourly", target="parity", per_node_tasks=False)  # warm-up only
         # The hourly job's secret (masked by dbt Cloud) as a person saves it after reading the plan.
         secret = secret_block_name(tenant_copy.settings.blocks.profile_prefix, SECRET, "Production", HOURLY)
         Secret(value="stand-in").save(secret, overwrite=True)
