@@ -21,6 +21,7 @@ and the process gets SIGTERM, which Prefect's engine turns into a Crashed state 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import signal
@@ -84,6 +85,10 @@ def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
             thread.join(timeout=2)
 
 
+ORPHAN_GRACE_SECONDS = 15.0
+"""How long an orphaned flow-run process has, after SIGTERM, before it exits without cleaning up."""
+ORPHAN_EXIT_CODE = 143  # as for SIGTERM
+
 PARENT_CHECK_SECONDS = 1.0
 """How often a run started by a worker checks that its worker still runs."""
 
@@ -109,13 +114,21 @@ def _wait_or_orphaned(stop: threading.Event, seconds: float, parent: int) -> boo
 
 
 def _end_orphan(engine: Any, parent: int) -> None:
-    """No more heartbeats; SIGTERM to this process, which Prefect's engine reports as Crashed."""
-    engine.logger.error(
-        "The worker process (pid %s) that started this flow run is gone: the run's heartbeats stop and the run "
-        "ends as Crashed (start it again from a running worker)",
-        parent,
-    )
+    """No more heartbeats; SIGTERM to this process, which Prefect's engine reports as Crashed; the process exits
+    ORPHAN_GRACE_SECONDS later whatever the handlers did (zombie detection then marks the run Crashed)."""
+    # SIGTERM lets the engine report the run, but a handler may turn it into Ctrl-C for dbt, and dbt may go on:
+    # an orphan must not finish the run nobody watches, so it ends for good after a grace period. Both come before
+    # the log line: the process's output went to the dead worker, and nothing may stop them.
+    ending = threading.Timer(ORPHAN_GRACE_SECONDS, os._exit, args=(ORPHAN_EXIT_CODE,))
+    ending.daemon = True
+    ending.start()
     os.kill(os.getpid(), signal.SIGTERM)
+    with contextlib.suppress(Exception):  # a log line to a dead pipe must not keep the orphan alive
+        engine.logger.error(
+            "The worker process (pid %s) that started this flow run is gone: the run's heartbeats stop and the "
+            "run ends as Crashed (start it again from a running worker)",
+            parent,
+        )
 
 
 def _targets() -> list[Target]:
