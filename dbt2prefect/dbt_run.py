@@ -177,6 +177,20 @@ class _Signal:
     received: bool = False
 
 
+SIGTERM_REPEAT_SECONDS = 1.0
+"""How often SIGTERM is raised again while dbt has not stopped after the first one."""
+
+
+def _ended(inside: threading.Event, seconds: float) -> bool:
+    """Wait `seconds`; True when the guarded block has ended meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not inside.is_set():
+            return True
+        time.sleep(0.05)
+    return not inside.is_set()
+
+
 @contextlib.contextmanager
 def stop_dbt_on_sigterm() -> Iterator[_Signal]:
     """While dbt runs in this process, SIGTERM reaches it as Ctrl-C, then goes on to the handler it replaced.
@@ -188,9 +202,18 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
     handler can be set, dbt runs as it would without this.
     """
     signal_state = _Signal()
+    inside = threading.Event()
+
+    def again() -> None:
+        # A KeyboardInterrupt that lands in code catching it (a callback, a logging handler) is lost, and dbt's
+        # pool would go on building: it comes again every second until the block has ended.
+        while not _ended(inside, SIGTERM_REPEAT_SECONDS):
+            signal.raise_signal(signal.SIGTERM)
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        signal_state.received = True
+        if not signal_state.received:
+            signal_state.received = True
+            threading.Thread(target=again, name="dbt2prefect-sigterm", daemon=True).start()
         raise KeyboardInterrupt
 
     try:
@@ -198,9 +221,11 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
     except ValueError:  # not the main thread
         yield signal_state
         return
+    inside.set()
     try:
         yield signal_state
     finally:
+        inside.clear()
         signal.signal(signal.SIGTERM, previous)
         if signal_state.received:
             signal.raise_signal(signal.SIGTERM)
