@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
@@ -520,22 +520,17 @@ class TenantSettings(BaseModel):
             )
         return value
 
-    @field_validator("artifact_store_url")
+    @field_validator("artifact_store_url", "ledger_url")
     @classmethod
-    def _durable_store(cls, value: str) -> str:
+    def _durable_url(cls, value: str, info: ValidationInfo) -> str:
         _no_password(value)
         problem = durable_url_problem(value)
         if problem is not None:
-            raise ValueError(f"the artifact store must outlive the runs that write it: {problem}")
-        return value
-
-    @field_validator("ledger_url")
-    @classmethod
-    def _durable_ledger(cls, value: str) -> str:
-        _no_password(value)
-        problem = durable_url_problem(value)
-        if problem is not None:
-            raise ValueError(f"the ledger must outlive the process that writes it: {problem}")
+            what = {
+                "artifact_store_url": "the artifact store must outlive the runs that write it",
+                "ledger_url": "the ledger must outlive the process that writes it",
+            }[str(info.field_name)]
+            raise ValueError(f"{what}: {problem}")
         return value
 
     @field_validator("local_profiles_dir")

@@ -36,14 +36,11 @@ def fetch(
         raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
     store = ArtifactStore(tenant.artifact_store_url)
     if store.latest(tenant.name, tenant.deployment_name, target) is None:
+        from flows.parity_flow import dbt_cloud_client
         from migration.ci_state import fetch_dbt_cloud_state, target_environments
-        from migration.dbt_cloud.auth import resolve_token
-        from migration.dbt_cloud.client import DbtCloudClient
 
         environments = target_environments(tenant, target)
-        settings = tenant.dbt_cloud
-        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
-        with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
+        with dbt_cloud_client(tenant) as client:  # the tenant's client, with its rate-limit retry policy
             state = fetch_dbt_cloud_state(client, environments, to)
         console.print(
             f"no run of {tenant.deployment_name} on target {target!r} is in the artifact store yet: fetched the "
