@@ -6,8 +6,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sandbox.s3_api import S3Api
 
 _HOME = Path(tempfile.mkdtemp(prefix="dbt2prefect-tests-"))
 os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
@@ -57,6 +61,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
+
+
+@pytest.fixture(scope="session")
+def s3_api() -> Iterator[S3Api]:
+    """One S3 API on loopback (the sandbox's, moto's server) with bucket `sandbox.s3_api.BUCKET`; the session's
+    environment points boto3/s3fs at it, as production's points them at S3."""
+    from sandbox.s3_api import S3Api
+
+    api = S3Api.start(_HOME / "s3-api")
+    api.wait_ready()
+    api.create_bucket()
+    saved = {key: os.environ.get(key) for key in api.environment()}
+    os.environ.update(api.environment())
+    try:
+        yield api
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        api.stop()
 
 
 @pytest.fixture(scope="session")
