@@ -445,6 +445,15 @@ class TenantSettings(BaseModel):
     local_profiles_dir: Path | None = None
     artifact_store_url: str
     ledger_url: str
+    parity_report_url: str | None = Field(
+        default=None,
+        description="Where parity reports and their latest.json live (default: <artifact_store_url>/<name>/parity).",
+    )
+    compare_and_swap: Literal["conditional", "lock"] = Field(
+        default="conditional",
+        description="How pointers in object storage are updated: conditional writes (S3 If-Match), or a lock object "
+        "for S3-compatible stores without them.",
+    )
     work_pool: str = "default"
     image_python: str = "3.12"
     blocks: BlockNames
@@ -520,15 +529,18 @@ class TenantSettings(BaseModel):
             )
         return value
 
-    @field_validator("artifact_store_url", "ledger_url")
+    @field_validator("artifact_store_url", "ledger_url", "parity_report_url")
     @classmethod
-    def _durable_url(cls, value: str, info: ValidationInfo) -> str:
+    def _durable_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         _no_password(value)
         problem = durable_url_problem(value)
         if problem is not None:
             what = {
                 "artifact_store_url": "the artifact store must outlive the runs that write it",
                 "ledger_url": "the ledger must outlive the process that writes it",
+                "parity_report_url": "parity reports must outlive the run that writes them",
             }[str(info.field_name)]
             raise ValueError(f"{what}: {problem}")
         return value
@@ -582,6 +594,11 @@ class TenantSettings(BaseModel):
     def block_name(self, target: str) -> str:
         """Name of the profile block for one target."""
         return f"{self.blocks.profile_prefix}-{target}"
+
+    @property
+    def parity_report_root(self) -> str:
+        """Where parity reports and their latest.json live: `parity_report_url`, else beside the run artifacts."""
+        return self.parity_report_url or f"{self.artifact_store_url.rstrip('/')}/{self.name}/parity"
 
     @model_validator(mode="after")
     def _loader_in_the_project(self) -> TenantSettings:
@@ -669,7 +686,7 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
     for key in ("project_dir", "local_profiles_dir"):
         if key in tenant:
             tenant[key] = _resolve(base, tenant[key])
-    for key in ("artifact_store_url", "ledger_url"):
+    for key in ("artifact_store_url", "ledger_url", "parity_report_url"):
         if key in tenant and isinstance(tenant[key], str) and "://" not in tenant[key]:
             tenant[key] = str(_resolve(base, tenant[key]))
     sandbox = tenant.get("sandbox")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -34,7 +33,7 @@ from parity.settings import (
     production_targets,
     refuse_production_candidate,
 )
-from parity.store import DEFAULT_REPORT_ROOT, write_report
+from parity.store import tenant_report_root, write_report
 
 ProfilesStrategy = Literal["blocks", "local"]
 
@@ -230,7 +229,7 @@ def parity_report(
     Args:
         job_ids: dbt Cloud job ids; default every scheduled job of the plan.
         candidate_runs: job id -> flow-run id of an existing candidate run; other jobs get a new subflow run.
-        report_dir: report folder root (default `.dbt2prefect/parity`).
+        report_dir: report root, a folder or an fsspec URL (default: the tenant's `parity_report_root`).
         profiles_strategy: where warehouse connections come from (`blocks` or `local`).
         dbt_cloud_host, dbt_cloud_account_id: override the tenant's dbt Cloud settings (the sandbox).
     """
@@ -238,11 +237,11 @@ def parity_report(
     logger = get_run_logger()
     runs = {int(job): run for job, run in (candidate_runs or {}).items()}
     report = build_report(tenant, job_ids, runs, profiles_strategy, dbt_cloud_host, dbt_cloud_account_id)
-    folder = write_report(report, Path(report_dir) if report_dir else DEFAULT_REPORT_ROOT)
+    folder = write_report(report, tenant_report_root(tenant, report_dir))
     publish(report)
     logger.info("parity %s for %d job(s); report in %s", report.verdict.value, len(report.jobs), folder)
     return {
         "verdict": report.verdict.value,
-        "report_dir": str(folder),
+        "report_dir": folder,
         "jobs": {str(job.job_id): job.verdict.value for job in report.jobs},
     }

@@ -7,28 +7,29 @@ Layout under the tenant's `ledger_url` (a local folder by default, an fsspec URL
                                   /000003-rollback_started.json    what is restored, from which record
                                   /000004-rollback_verified.json   both sides read back after the restore
 
-A record is never rewritten: each one goes to a new sequence number. On a local file system the bytes go to
-a temporary file, are fsynced, and are linked into place only if the name is still free (so a concurrent
-writer cannot overwrite an entry), then the folder is fsynced. Object stores write whole objects, so there the
-record is written directly after checking the name is free. Readers skip temporary files, so a crash at any
-point leaves either a complete record or none.
+A record is never rewritten: each one goes to a new sequence number, written only if that name is still free
+(`dbt2prefect.object_store.create_new`: a fsynced temporary file linked into place on a local folder, a
+conditional create on object storage), so of two operators or two CI pipelines racing for one sequence number
+exactly one wins and the other is told to rerun. Readers skip temporary files and list the store afresh, so a
+crash at any point leaves either a complete record or none, and a record another machine wrote is seen.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
-import fsspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dbt2prefect.files import durable_url_problem, segment_problem
+from dbt2prefect.object_store import create_new, open_url
 from migration.errors import LedgerDamagedError, LedgerError, LedgerSettingError
+
+CLAIM_EXPIRY_SECONDS = 120.0
+"""A sequence claim without its record, older than this, was left by a writer that died between the two writes."""
 
 LEDGER_FORMAT = "dbt2prefect-ledger"
 LEDGER_VERSION = 1
@@ -148,15 +149,13 @@ class Ledger:
         if bad_name is not None:
             raise LedgerSettingError(f"tenant name {bad_name}")
         try:
-            self._fs, root = fsspec.core.url_to_fs(self.url)
+            self._fs, root = open_url(self.url)
         except (ValueError, ImportError) as exc:
             raise LedgerSettingError(
                 f"ledger URL {url!r} is not usable ({exc}); set `ledger_url` in the tenant settings to a folder "
                 "or an fsspec URL such as s3://bucket/ledger"
             ) from None
         self._root = f"{root.rstrip('/')}/{tenant}"
-        protocol = self._fs.protocol
-        self._local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
 
     def __repr__(self) -> str:
         return f"Ledger(url={self.url!r}, tenant={self.tenant!r})"
@@ -257,52 +256,61 @@ class Ledger:
             LedgerError: the write failed, or another writer took the sequence number first.
         """
         existing = self.records(record.job_id)
-        stored = record.model_copy(update={"seq": (existing[-1].seq if existing else 0) + 1})
-        data = (stored.model_dump_json(indent=2) + "\n").encode("utf-8")
         folder = self.job_dir(record.job_id)
+        seq = self._claim(folder, (existing[-1].seq if existing else 0) + 1, record)
+        stored = record.model_copy(update={"seq": seq})
+        data = (stored.model_dump_json(indent=2) + "\n").encode("utf-8")
         path = f"{folder}/{stored.file_name}"
         try:
-            if self._local:
-                _write_new_local(Path(folder), stored.file_name, data)
-            else:
-                self._fs.makedirs(folder, exist_ok=True)
-                if self._fs.exists(path):
-                    raise FileExistsError(path)
-                self._fs.pipe_file(path, data)
+            create_new(self._fs, path, data)
         except FileExistsError:
-            raise LedgerError(
-                f"ledger record {path} already exists: another cutover or rollback of job {record.job_id} is "
-                "running; wait for it and rerun"
-            ) from None
+            raise self._busy(path, record.job_id) from None
         except OSError as exc:
             raise LedgerError(
                 f"cannot write ledger record {path}: {exc}; check `ledger_url` and its permissions"
             ) from None
         return stored
 
+    def _claim(self, folder: str, seq: int, record: LedgerRecord) -> int:
+        """Take sequence number `seq` of a job by a create-only claim; return the number taken.
 
-def _write_new_local(folder: Path, name: str, data: bytes) -> None:
-    """Write `folder/name` whole and durably, failing with FileExistsError if the name is taken."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        Record names carry their kind, so two writers could both write `seq` under different names: the claim
+        (`.claim-<seq>`, one name whatever the kind) lets exactly one of them have it. A claim with no record
+        that is older than `CLAIM_EXPIRY_SECONDS` was left by a writer that died in between: it is skipped.
+
+        Raises:
+            LedgerError: another writer holds the number (a cutover or rollback of the job is running).
+        """
+        body = json.dumps({"at": utcnow().isoformat(), "kind": record.kind.value, "by": record.by}).encode()
+        while True:
+            claim = f"{folder}/.claim-{seq:06d}"
+            try:
+                create_new(self._fs, claim, body)
+                return seq
+            except FileExistsError:
+                if self._claim_age(claim) < CLAIM_EXPIRY_SECONDS:
+                    raise self._busy(claim, record.job_id) from None
+                seq += 1
+            except OSError as exc:
+                raise LedgerError(
+                    f"cannot write ledger claim {claim}: {exc}; check `ledger_url` and its permissions"
+                ) from None
+
+    def _claim_age(self, claim: str) -> float:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # link() refuses an existing target, unlike rename(): an older entry is never overwritten.
-        os.link(tmp, folder / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+            at = datetime.fromisoformat(json.loads(self._fs.cat_file(claim))["at"])
+        except FileNotFoundError:
+            return 0.0
+        except (OSError, ValueError, KeyError, TypeError):
+            return CLAIM_EXPIRY_SECONDS  # unreadable: its writer died while writing it
+        return (utcnow() - at).total_seconds()
+
+    @staticmethod
+    def _busy(path: str, job_id: int) -> LedgerError:
+        return LedgerError(
+            f"ledger record {path} already exists: another cutover or rollback of job {job_id} is running; "
+            "wait for it and rerun"
+        )
 
 
 def record_json(record: LedgerRecord) -> dict[str, Any]:

@@ -37,7 +37,7 @@ PARITY_DIR_ENV = "DBT2PREFECT_PARITY_DIR"
 DEPRECATED_PARITY_DIR_ENV = "DBT2PREFECT_PARITY_REPORT_DIR"
 
 
-def _parity_dir(value: Path | None) -> Path | None:
+def _parity_dir(value: str | None) -> str | None:
     """The old variable name still works, with a message, when neither the option nor the new name is given."""
     old = os.environ.get(DEPRECATED_PARITY_DIR_ENV)
     if value is None and old:
@@ -45,17 +45,19 @@ def _parity_dir(value: Path | None) -> Path | None:
             f"[yellow]warning:[/] {DEPRECATED_PARITY_DIR_ENV} is deprecated; set {PARITY_DIR_ENV} instead.",
             highlight=False,
         )
-        return Path(old)
+        return old
     return value
 
 
 ParityDir = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--report-dir",
         envvar=PARITY_DIR_ENV,
         callback=_parity_dir,
-        help="Parity report root (default .dbt2prefect/parity).",
+        metavar="<folder or URL>",
+        help="Parity report root, a folder or an fsspec URL (default: the tenant's parity_report_url, else "
+        "<artifact_store_url>/<tenant>/parity).",
     ),
 ]
 OutputFormat = Literal["table", "json", "markdown", "csv"]

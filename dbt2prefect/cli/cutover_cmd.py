@@ -96,10 +96,10 @@ def _plan(session: _Session) -> tuple[list[Job], MigrationPlan]:
     return jobs, plan_inventory(inventory, session.tenant, jobs_as_planned(jobs, session.ledger))
 
 
-def _verdicts(report_dir: Path | None) -> dict[int, tuple[Verdict, datetime]]:
-    from parity.store import DEFAULT_REPORT_ROOT, load_latest_verdicts
+def _verdicts(tenant: TenantSettings, report_dir: str | None) -> dict[int, tuple[Verdict, datetime]]:
+    from parity.store import load_latest_verdicts, tenant_report_root
 
-    return dict(load_latest_verdicts(report_dir or DEFAULT_REPORT_ROOT))
+    return dict(load_latest_verdicts(tenant_report_root(tenant, report_dir)))
 
 
 def _render(report: SwitchReport) -> None:
@@ -142,7 +142,7 @@ def cutover(
         ctx = SwitchContext(
             session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
         )
-        report = run_cutover(plan, jobs, _verdicts(report_dir), ctx, request)
+        report = run_cutover(plan, jobs, _verdicts(session.tenant, report_dir), ctx, request)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -201,7 +201,7 @@ def status(
         _, plan = _plan(session)
         automations = PrefectTriggers(session.prefect.deployment).read_all()
         report = collect_status(
-            plan, session.client, session.prefect, session.ledger, _verdicts(report_dir), automations
+            plan, session.client, session.prefect, session.ledger, _verdicts(session.tenant, report_dir), automations
         )
     if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))

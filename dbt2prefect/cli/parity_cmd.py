@@ -82,15 +82,17 @@ def parity(
     `--format markdown|csv` writes one row per job with its counts of differences.
     """
     from flows.parity_flow import build_report
-    from parity.store import DEFAULT_REPORT_ROOT, write_report
+    from parity.store import ReportRoot, tenant_report_root, write_report
 
     chosen = output_format(format_, json_output)
     runs = parse_candidate_runs(candidate_run or [])
     tenant = tenant_from(tenant_file)
     report = build_report(tenant, job or None, runs, profiles_strategy, dbt_cloud_host, account_id, calibrate)
-    root = report_dir or DEFAULT_REPORT_ROOT
-    # A calibration compares two candidate runs: its verdict must never become a job's parity verdict for cutover.
-    folder = write_report(report, root / "calibration" if calibrate else root)
+    root = tenant_report_root(tenant, report_dir)
+    if calibrate:
+        # A calibration compares two candidate runs: its verdict must never become a job's parity verdict for cutover.
+        root = ReportRoot(f"{root.url}/calibration", root.swap)
+    folder = write_report(report, root)
     if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
     elif chosen == "table":
@@ -99,10 +101,10 @@ def parity(
             if item.calibration is not None and item.calibration.entries:
                 console.print(f"Job {item.job_id}: add to {tenant.name}.parity.toml:", markup=False)
                 console.print(item.calibration.settings_lines(), markup=False, highlight=False)
-        console.print(f"Report: {folder / 'report.html'}", markup=False)
+        console.print(f"Report: {folder}/report.html", markup=False)
     else:
         typer.echo(render_rows(_parity_rows(report), chosen), nl=False)
-        err_console.print(f"Report: {folder / 'report.html'}", markup=False)
+        err_console.print(f"Report: {folder}/report.html", markup=False)
     raise typer.Exit(0 if report.verdict.value == "PASS" else 1)
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from migration.errors import LedgerDamagedError, LedgerError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification
+from sandbox.s3_api import BUCKET, S3Api
 
 AT = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 
@@ -35,7 +39,7 @@ def test_records_get_consecutive_files_and_round_trip(tmp_path: Path) -> None:
     first = ledger.append(record(RecordKind.CUTOVER_STARTED))
     second = ledger.append(record(RecordKind.CUTOVER_VERIFIED, ok=True))
     assert (first.seq, second.seq) == (1, 2)
-    files = sorted(p.name for p in (tmp_path / "t" / "job-7").iterdir())
+    files = sorted(p.name for p in (tmp_path / "t" / "job-7").iterdir() if not p.name.startswith("."))
     assert files == ["000001-cutover_started.json", "000002-cutover_verified.json"]
     assert ledger.records(7) == [first, second]
     assert json.loads((tmp_path / "t" / "job-7" / files[0]).read_text())["original_job"]["name"] == "Nightly"
@@ -58,7 +62,38 @@ def test_an_existing_entry_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="already exists: another cutover or rollback"):
         ledger.append(record(RecordKind.CUTOVER_VERIFIED, ok=True))
     assert racing.read_text() == "other writer"
-    assert not [p for p in racing.parent.iterdir() if p.name.startswith(".")]
+    assert not [p for p in racing.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_two_writers_of_different_kinds_never_share_a_sequence_number(tmp_path: Path) -> None:
+    """Record names carry their kind: without the claim, a rollback and a cutover could both be record 2."""
+    ours, theirs = Ledger(str(tmp_path), "t"), Ledger(str(tmp_path), "t")
+    ours.append(record(RecordKind.CUTOVER_STARTED))
+    read_records = ours.records
+
+    def stale_records(job_id: int) -> list[LedgerRecord]:
+        seen = read_records(job_id)
+        theirs.append(record(RecordKind.CUTOVER_VERIFIED, ok=True))  # lands between our read and our write
+        return seen
+
+    ours.records = stale_records  # type: ignore[method-assign]
+    with pytest.raises(LedgerError, match="another cutover or rollback of job 7 is running"):
+        ours.append(record(RecordKind.ROLLBACK_STARTED))
+    assert [(r.seq, r.kind) for r in theirs.records(7)] == [
+        (1, RecordKind.CUTOVER_STARTED),
+        (2, RecordKind.CUTOVER_VERIFIED),
+    ]
+
+
+def test_a_claim_left_by_a_writer_that_died_is_skipped(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path), "t")
+    ledger.append(record(RecordKind.CUTOVER_STARTED))
+    folder = tmp_path / "t" / "job-7"
+    (folder / ".claim-000002").write_text(json.dumps({"at": "2020-01-01T00:00:00+00:00"}))
+    assert ledger.append(record(RecordKind.CUTOVER_VERIFIED, ok=True)).seq == 3
+    (folder / ".claim-000004").write_text(json.dumps({"at": datetime.now(UTC).isoformat()}))
+    with pytest.raises(LedgerError, match="is running; wait for it and rerun"):
+        ledger.append(record(RecordKind.ROLLBACK_STARTED))
 
 
 def test_temporary_files_of_an_interrupted_write_are_ignored(tmp_path: Path) -> None:
@@ -124,3 +159,46 @@ def test_a_ledger_that_would_not_outlive_the_process_is_refused(url: str) -> Non
 def test_unusable_url_names_the_setting() -> None:
     with pytest.raises(LedgerError, match="set `ledger_url`"):
         Ledger("nosuchprotocol://x", "t")
+
+
+def _append_many(url: str, writer: int, count: int, start: float) -> None:
+    ledger = Ledger(url, "t")
+    while time.time() < start:
+        time.sleep(0.001)
+    written = 0
+    while written < count:
+        try:
+            ledger.append(record(RecordKind.CUTOVER_STARTED).model_copy(update={"by": f"writer-{writer}"}))
+            written += 1
+        except LedgerError:
+            time.sleep(0.01)  # another writer holds the number: what an operator does on "wait and rerun"
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_writers_on_two_machines_lose_no_record(where: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two processes (each its own interpreter and S3 client, as two operators' laptops) append to one job."""
+    if where == "s3":
+        request.getfixturevalue("s3_api")
+    url = str(tmp_path) if where == "local" else f"s3://{BUCKET}/test-ledger/{tmp_path.name}"
+    start, count = time.time() + 1.0, 4
+    spawn = multiprocessing.get_context("spawn")
+    writers = [spawn.Process(target=_append_many, args=(url, w, count, start)) for w in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    records = Ledger(url, "t").records(7)
+    assert sorted(r.by for r in records) == ["writer-0"] * count + ["writer-1"] * count
+    assert [r.seq for r in records] == sorted({r.seq for r in records})  # one record per number
+
+
+def test_a_record_written_on_another_machine_is_seen_at_once(s3_api: S3Api, tmp_path: Path) -> None:
+    """s3fs caches listings per client: the ledger lists afresh, or it would miss the other machine's record."""
+    url = f"s3://{BUCKET}/test-ledger-fresh/{tmp_path.name}"
+    ledger = Ledger(url, "t")
+    assert ledger.records(7) == []  # the empty listing a cache would keep
+    other = fsspec.filesystem("s3", skip_instance_cache=True)
+    stored = record(RecordKind.CUTOVER_STARTED).model_copy(update={"seq": 1})
+    other.pipe_file(f"{url.removeprefix('s3://')}/t/job-7/{stored.file_name}", stored.model_dump_json().encode())
+    assert ledger.records(7) == [stored]
+    assert ledger.state(7) == LedgerState.CUTOVER_IN_PROGRESS
