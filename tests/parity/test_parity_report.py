@@ -170,7 +170,7 @@ def assert_html_shows_the_markdown(markdown: str, html: str) -> None:
 
 def test_store_writes_files_and_keeps_latest_verdict_per_job(tmp_path: Path, report: ParityReport) -> None:
     root = tmp_path / "reports"
-    folder = write_report(report, root)
+    folder = Path(write_report(report, root))
     assert {p.name for p in folder.iterdir()} == {"report.json", "report.md", "report.html"}
     only_102 = ParityReport.from_jobs(
         "dbt_williamgrant", [report.job(102).model_copy(update={"verdict": Verdict.FAIL})]
