@@ -55,15 +55,21 @@ def is_s3(fs: Any) -> bool:
     return bool({"s3", "s3a"} & set(_protocols(fs)))
 
 
+def is_local_url(url: str) -> bool:
+    """Whether `url` names a folder on this machine (a plain path, `file://` or `local://`)."""
+    if "://" not in url:
+        return True
+    return url.split("::")[-1].split("://", 1)[0].lower() in ("file", "local")
+
+
 def open_url(url: str) -> tuple[Any, str]:
     """The file system and root path of `url`, listing the store afresh on every call.
 
     Raises:
         ValueError, ImportError: the URL is not usable (fsspec's own errors; callers name the setting).
     """
-    protocol = url.split("::")[-1].split("://", 1)[0].lower() if "://" in url else "file"
     options: dict[str, Any] = {}
-    if protocol not in ("file", "local"):
+    if not is_local_url(url):
         # A cached listing would hide what another process wrote since (a ledger record, a pointer).
         options["use_listings_cache"] = False
     fs, root = fsspec.core.url_to_fs(url, **options)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, placeholder_problem
+from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
 from migration.errors import ApplyError
 from migration.notification_automations import (
     all_notification_automations,
@@ -465,10 +465,11 @@ def apply_deployment(
 
     Raises:
         ApplyError: the work pool is missing (and create_pool is False), the flow cannot be loaded, the repository
-            is the placeholder or a notification template would be refused; nothing is changed.
+            is the placeholder, a store is a local folder on a pool whose runs are containers, or a notification
+            template would be refused; nothing is changed.
         PrefectApiError: the Prefect API failed.
     """
-    problem = placeholder_problem(spec) or template_problem(spec)
+    problem = placeholder_problem(spec) or local_store_problem(spec) or template_problem(spec)
     if problem is not None:
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)

@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict
 
 from dbt2prefect.job_identity import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
+from dbt2prefect.object_store import is_local_url
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
@@ -179,6 +180,8 @@ class DeploymentSpec(_Spec):
     schedules: list[ScheduleSpec]
     triggers: list[TriggerSpec] = []
     notifications: list[NotificationSpec] = []
+    stores: dict[str, str] = {}
+    """Setting name -> URL of what runs, operators and CI share: artifact store, ledger, parity reports."""
 
     @property
     def full_name(self) -> str:
@@ -401,6 +404,26 @@ def placeholder_problem(spec: DeploymentSpec) -> str | None:
     )
 
 
+def local_store_problem(spec: DeploymentSpec) -> str | None:
+    """What is wrong when a store is a local folder but the deployment's runs happen elsewhere, else None.
+
+    A run on any pool but `process` is a container (managed, docker, kubernetes) whose folders vanish with it:
+    artifacts written there never reach parity, CI or the next run's `--state`. `apply`, `emit` and `doctor`
+    refuse it.
+    """
+    if spec.pool_type == "process":
+        return None
+    for setting, url in spec.stores.items():
+        if is_local_url(url):
+            return (
+                f"{setting} {url!r} is a local folder, but runs on the {spec.pool_type} pool {spec.work_pool!r} "
+                "happen in a container whose folders vanish with it; set it to object storage the runs, the "
+                "operators and CI all reach, e.g. s3://<bucket>/<path> (README, 'Run it on Prefect Cloud'), or "
+                "run on a process pool"
+            )
+    return None
+
+
 def pull_steps(tenant: TenantSettings) -> list[dict[str, Any]]:
     """The steps a worker runs before the flow: fetch the code, then (for `requirements`) install the pins.
 
@@ -564,6 +587,11 @@ def build_deployment(
         schedules=schedules,
         triggers=triggers,
         notifications=notifications,
+        stores={
+            "artifact_store_url": tenant.artifact_store_url,
+            "ledger_url": tenant.ledger_url,
+            "parity_report_url": tenant.parity_report_root,
+        },
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.errors import Dbt2PrefectError, ProfileError
 from dbt2prefect.files import writable_problem
+from dbt2prefect.object_store import is_local_url
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.profiles import load_target_profile, profile_from_local
 from dbt2prefect.tenant import TenantSettings
@@ -313,7 +314,8 @@ def _in_local_profiles(tenant: TenantSettings, target: str) -> bool:
 
 
 def storage_checks(tenant: TenantSettings) -> list[Check]:
-    """The artifact store and the ledger accept writes under the tenant's folder."""
+    """The artifact store, the ledger and the parity reports accept writes under the tenant's folder, and are
+    object storage when the deployment's runs are containers (any pool but `process`)."""
     stores: list[tuple[str, str, str, Callable[[], object]]] = [
         (
             "artifact store",
@@ -322,15 +324,28 @@ def storage_checks(tenant: TenantSettings) -> list[Check]:
             lambda: ArtifactStore(tenant.artifact_store_url),
         ),
         ("ledger", tenant.ledger_url, "ledger_url", lambda: Ledger(tenant.ledger_url, tenant.name)),
+        ("parity reports", tenant.parity_report_root, "parity_report_url", lambda: None),
     ]
     checks = []
+    pool_type = tenant.runtime.pool_type
     for name, url, setting, open_store in stores:
         fix = f"set `{setting}` in the tenant settings to a folder or fsspec URL this user can write"
+        if pool_type != "process" and is_local_url(url):
+            checks.append(
+                _fail(
+                    name,
+                    f"{url} is a local folder, but runs on the {pool_type} pool {tenant.work_pool!r} are containers "
+                    "whose folders vanish with them",
+                    f"set `{setting}` to object storage the runs, operators and CI all reach (e.g. s3://<bucket>/...)",
+                )
+            )
+            continue
         try:
             open_store()  # each store's own checks first: a usable URL, a durable ledger
         except Dbt2PrefectError as exc:
             checks.append(_fail(name, str(exc), fix))
             continue
-        problem = writable_problem(f"{url.rstrip('/')}/{tenant.name}")
+        target = url if setting == "parity_report_url" else f"{url.rstrip('/')}/{tenant.name}"
+        problem = writable_problem(target)
         checks.append(_fail(name, problem, fix) if problem else _ok(name, f"{url} is writable"))
     return checks

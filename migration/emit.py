@@ -17,7 +17,13 @@ import yaml
 
 from dbt2prefect.files import overwrite_problem, write_text_atomic
 from dbt2prefect.tenant import REPO_ROOT, settings_path
-from migration.deployment import DeploymentSpec, ScheduleSpec, cloned_repository, placeholder_problem
+from migration.deployment import (
+    DeploymentSpec,
+    ScheduleSpec,
+    cloned_repository,
+    local_store_problem,
+    placeholder_problem,
+)
 from migration.errors import MigrationError
 
 
@@ -104,13 +110,16 @@ def render_prefect_yaml(
         spec: the deployment description (see `migration.deployment.build_deployment`).
         prefect_version: the pinned Prefect version, written as `prefect-version`.
         source: the command that regenerates the file, named in its header.
-        example: render a deployment whose repository is still the shipped placeholder, as an example to read
-            (the header says that it cannot be deployed).
+        example: render a deployment whose repository is still the shipped placeholder, or whose stores are
+            local folders on a pool whose runs are containers, as an example to read (the header says that it
+            cannot be deployed).
 
     Raises:
-        MigrationError: the repository is the placeholder and `example` is False (as `apply` refuses it).
+        MigrationError: the repository is the placeholder or a store is local where runs are containers, and
+            `example` is False (as `apply` refuses it).
     """
-    problem = placeholder_problem(spec)
+    placeholder = placeholder_problem(spec)
+    problem = placeholder or local_store_problem(spec)
     if problem is not None and not example:
         raise MigrationError(f"{problem}; nothing was written")
     active = sum(1 for s in spec.schedules if s.active) + sum(1 for t in spec.triggers if t.enabled)
@@ -121,8 +130,10 @@ def render_prefect_yaml(
         "# re-emit after every cutover or rollback, before `prefect deploy`. Never add schedules with\n"
         "# `prefect-cloud schedule` (it deletes all of the deployment's schedules first).\n"
     )
-    if problem is not None:
+    if placeholder is not None:
         header += "# EXAMPLE: the repository is the shipped placeholder; `prefect deploy` of this file would fail.\n"
+    elif problem is not None:
+        header += "# EXAMPLE: a store is a local folder, which runs in containers cannot share; set object storage.\n"
     document = prefect_yaml_document(spec, prefect_version)
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     return header + body

@@ -92,6 +92,7 @@ def test_doctor_passes_on_a_ready_stack_and_names_each_broken_part_with_its_fix(
             "notification slack:#doctor": "ok",
             "artifact store": "ok",
             "ledger": "ok",
+            "parity reports": "ok",
         }, healthy
         assert "1 polling" in healthy["worker"]["detail"] and "select 1" in healthy["profile dev"]["detail"]
         assert (tmp_path / "ledger" / "dbt_williamgrant").is_dir()

@@ -161,15 +161,60 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()), source)
 
 
-def _cloned_tenant(checkout: Path, repository: str) -> Path:
+def _cloned_tenant(checkout: Path, repository: str, **overrides: object) -> Path:
     """The shipped tenant's settings with `repository` as code storage, in a checkout of that repository."""
     from sandbox.stack import derive_tenant_file
 
     (checkout / ".git").mkdir(parents=True)
     storage = {"repository": repository, "branch": "main"}
-    return derive_tenant_file(checkout / "tenants" / "wg.toml", overrides={"code_storage": storage})
+    return derive_tenant_file(checkout / "tenants" / "wg.toml", overrides={"code_storage": storage, **overrides})
 
 
+def _in_object_storage(tmp_path: Path) -> dict[str, str]:
+    """Stores on the S3 API on loopback (the `s3_api` fixture), as a managed pool's runs need them."""
+    from sandbox.s3_api import BUCKET
+
+    return {
+        "artifact_store_url": f"s3://{BUCKET}/{tmp_path.name}/artifacts",
+        "ledger_url": f"s3://{BUCKET}/{tmp_path.name}/ledger",
+    }
+
+
+def test_a_local_store_is_refused_where_runs_are_containers(tmp_path: Path) -> None:
+    """A managed pool's run is a throw-away container: artifacts written to its folders never reach parity or CI."""
+    from typer.testing import CliRunner
+
+    from dbt2prefect.cli.app import app
+    from migration.apply import apply_deployment
+    from migration.doctor import storage_checks
+    from migration.errors import ApplyError
+
+    local = _cloned_tenant(tmp_path / "checkout", "https://github.com/wg/dbt-wg.git")
+    out = tmp_path / "prefect.yaml"
+    args = ["emit", "--from-file", str(SEED), "--allow-blockers", "--output", str(out), "--tenant-file", str(local)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2, refused.output
+    assert "artifact_store_url" in refused.stderr and "is a local folder" in refused.stderr
+    assert "s3://" in refused.stderr and "Traceback" not in refused.output
+    assert not out.exists()
+    spec = build_deployment(_plan(SEED), load_tenant(local), versions=_versions())
+    with pytest.raises(ApplyError, match=r"artifact_store_url .* is a local folder"):
+        apply_deployment(spec, dry_run=True, parameter_schema={})
+    checks = {check.name: check for check in storage_checks(load_tenant(local))}
+    assert {name: check.status.value for name, check in checks.items()} == {
+        "artifact store": "fail",
+        "ledger": "fail",
+        "parity reports": "fail",
+    }
+    assert "s3://" in checks["ledger"].fix and "ledger_url" in checks["ledger"].fix
+
+    # A process pool's runs happen on this machine: the same folders are fine there.
+    process = {"work_pool": "local", "runtime": {"pool_type": "process", "dependencies": "preinstalled"}}
+    on_process = _cloned_tenant(tmp_path / "process", "https://github.com/wg/dbt-wg.git", **process)
+    assert {check.status.value for check in storage_checks(load_tenant(on_process))} == {"ok"}
+
+
+@pytest.mark.usefixtures("s3_api")
 def test_emit_refuses_the_placeholder_repository_like_apply(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -188,7 +233,7 @@ def test_emit_refuses_the_placeholder_repository_like_apply(tmp_path: Path) -> N
     with pytest.raises(ApplyError, match="repository is still the placeholder"):
         apply_deployment(_spec(SEED), dry_run=True, parameter_schema={})
 
-    tenant = _cloned_tenant(tmp_path / "checkout", "https://github.com/wg/dbt-wg.git")
+    tenant = _cloned_tenant(tmp_path / "checkout", "https://github.com/wg/dbt-wg.git", **_in_object_storage(tmp_path))
     written = CliRunner().invoke(app, [*args, "--tenant-file", str(tenant)])
     assert written.exit_code == 0, written.output
     assert "OWNER/REPO" not in out.read_text() and "OWNER/REPO" not in written.stdout
