@@ -164,7 +164,7 @@ def assert_ledger_whole(world: World) -> None:
     root = Path(world.tenant.ledger_url) / world.tenant.name
     for job_dir in root.glob("job-*"):
         names = sorted(p.name for p in job_dir.iterdir() if not p.name.startswith("."))
-        assert not [p for p in job_dir.iterdir() if p.name.startswith(".")], "temporary file left behind"
+        assert not [p for p in job_dir.iterdir() if p.name.endswith(".tmp")], "temporary file left behind"
         for name in names:
             json.loads((job_dir / name).read_text())
         records = world.ledger.records(int(job_dir.name[4:]))
