@@ -40,7 +40,12 @@ if TYPE_CHECKING:
 
 JobOption = Annotated[
     list[int] | None,
-    typer.Option("--job", min=1, help="dbt Cloud job id (repeat); default: every job with a schedule in the plan."),
+    typer.Option(
+        "--job",
+        min=1,
+        metavar="<job-id>",
+        help="dbt Cloud job id (repeat); default: every job with a schedule in the plan.",
+    ),
 ]
 LedgerUrl = Annotated[
     str | None,
@@ -153,7 +158,9 @@ def cutover(
 def rollback(
     job: Annotated[
         list[int] | None,
-        typer.Option("--job", min=1, help="dbt Cloud job id (repeat); default: every job in the ledger."),
+        typer.Option(
+            "--job", min=1, metavar="<job-id>", help="dbt Cloud job id (repeat); default: every job in the ledger."
+        ),
     ] = None,
     by: By = None,
     ledger_url: LedgerUrl = None,
