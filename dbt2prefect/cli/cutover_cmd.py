@@ -47,7 +47,7 @@ JobOption = Annotated[
         "--job",
         min=1,
         metavar="<job-id>",
-        help="dbt Cloud job id (repeat); default: every job with a schedule in the plan.",
+        help="dbt Cloud job id (repeat); --all for every job with a schedule in the plan.",
     ),
 ]
 LedgerUrl = Annotated[
@@ -62,6 +62,11 @@ STATUS_NOT_RUNNING_ONCE = 4
 """`status` exit code: a job runs nowhere or twice, or a switch of it is unfinished (1: other disagreements; 2 and
 3 are bad input and a failed service, as for every command)."""
 
+AllJobs = Annotated[bool, typer.Option("--all", help="Cut over every job with a schedule in the plan.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print what would be switched, per job, and change nothing (no ledger record)."),
+]
 By = Annotated[str | None, typer.Option("--by", help="Who runs this, for the ledger (default: the OS user).")]
 
 
@@ -115,6 +120,9 @@ def _verdicts(report_dir: Path | None) -> dict[int, tuple[Verdict, datetime]]:
 
 
 def _render(report: SwitchReport) -> None:
+    if report.dry_run:
+        _render_dry_run(report)
+        return
     table = Table(title=f"{report.operation.capitalize()}")
     for column in ("job", "name", "action", "ledger state", "read-back"):
         table.add_column(column, overflow="fold")
@@ -128,9 +136,24 @@ def _render(report: SwitchReport) -> None:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
+def _render_dry_run(report: SwitchReport) -> None:
+    """Per job, what the command would switch, one line per change (wrapped between words at any width)."""
+    console.print(Text(f"{report.operation.capitalize()} dry run: nothing changed.", style="bold"))
+    for job in report.jobs:
+        console.print()
+        head = Text.assemble(("job " + str(job.job_id), "bold"), f"  {job.job_name}: {job.action}")
+        console.print(head.append(f" (ledger: {job.state.value})"))
+        for change in job.changes:
+            console.print(Padding(Text(change), (0, 0, 0, 4), expand=False))
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
 @handle_errors
 def cutover(
     job: JobOption = None,
+    all_jobs: AllJobs = False,
+    dry_run: DryRun = False,
     force: Annotated[bool, typer.Option("--force", help="Cut over without a PASS parity verdict.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why --force; recorded in the ledger.")] = None,
     by: By = None,
@@ -141,20 +164,31 @@ def cutover(
 ) -> None:
     """Turn dbt Cloud schedule triggers off and the jobs' Prefect schedules on, ledger entry first.
 
-    Refuses (exit 1, nothing changed) unless each job's latest parity verdict is PASS and its schedule is
-    applied as planned. Rerun after any failure: finished steps are not repeated.
+    Name the jobs with --job (repeat), or pass --all for every job with a schedule in the plan; neither, or
+    both, is bad input (exit 2). Refuses (exit 1, nothing changed) unless each job's latest parity verdict is
+    PASS and its schedule is applied as planned. Rerun after any failure: finished steps are not repeated.
+    --dry-run checks the same and prints, per job, what would be switched (dbt Cloud schedule, Prefect
+    schedule, automations, ledger records) without changing anything.
     """
     from migration.cutover import CutoverRequest
     from migration.cutover import cutover as run_cutover
+    from migration.errors import CutoverRequestError
     from migration.switch_context import SwitchContext
 
+    if bool(job) == all_jobs:
+        raise CutoverRequestError(
+            "cutover needs the jobs to switch: pass --job N (repeat it for several jobs), or --all for every job "
+            "with a schedule in the plan"
+            if not job
+            else "pass either --job or --all, not both"
+        )
     request = CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)  # bad input: before any call
     with _session(tenant_file, ledger_url) as session:
         jobs, plan = _plan(session)
         ctx = SwitchContext(
             session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
         )
-        report = run_cutover(plan, jobs, _verdicts(report_dir), ctx, request)
+        report = run_cutover(plan, jobs, _verdicts(report_dir), ctx, request, dry_run=dry_run)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -169,12 +203,17 @@ def rollback(
             "--job", min=1, metavar="<job-id>", help="dbt Cloud job id (repeat); default: every job in the ledger."
         ),
     ] = None,
+    dry_run: DryRun = False,
     by: By = None,
     ledger_url: LedgerUrl = None,
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Pause the jobs' Prefect schedules and restore their dbt Cloud definitions exactly as the ledger recorded."""
+    """Pause the jobs' Prefect schedules and restore their dbt Cloud definitions exactly as the ledger recorded.
+
+    --dry-run prints, per job, what would be switched (Prefect schedule, automations, dbt Cloud job, ledger
+    records) without changing anything.
+    """
     from migration.rollback import rollback as run_rollback
     from migration.switch_context import SwitchContext
 
@@ -182,7 +221,7 @@ def rollback(
         ctx = SwitchContext(
             session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
         )
-        report = run_rollback(tuple(job or ()), ctx)
+        report = run_rollback(tuple(job or ()), ctx, dry_run=dry_run)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:

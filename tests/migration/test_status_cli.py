@@ -357,3 +357,66 @@ def test_status_says_where_each_job_runs_at_80_columns(setup: dict[str, Any], tm
     assert runner.invoke(app, ["rollback", "--job", str(NIGHTLY)], env=env).exit_code == 0
     rows, _, _ = _status_80(env, 0)
     assert (rows[NIGHTLY]["runs_on"], rows[CHAINED]["runs_on"]) == ("dbt Cloud", "dbt Cloud")
+
+
+def _everything(setup: dict[str, Any], ledger: Path) -> dict[str, Any]:
+    """What a switch could change: every dbt Cloud job, the deployment's schedules and automations, the ledger."""
+    from migration.prefect_switch import PrefectSchedules, PrefectTriggers
+
+    cloud = setup["cloud"]
+    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
+        jobs = {job.id: client.get_job_dict(job.id) for job in client.iter_jobs(state="all")}
+    schedules = PrefectSchedules(setup["deployment"]).read_all() or {}
+    return {
+        "dbt_cloud": jobs,
+        "prefect": {slug: state.model_dump() for slug, state in schedules.items()},
+        "automations": PrefectTriggers(setup["deployment"]).read_all(),
+        "ledger": {str(p.relative_to(ledger)): p.read_bytes() for p in sorted(ledger.rglob("*")) if p.is_file()}
+        if ledger.exists()
+        else {},
+    }
+
+
+def test_cutover_needs_job_or_all_and_dry_runs_change_nothing(setup: dict[str, Any], tmp_path: Path) -> None:
+    env, ledger = setup["env"], tmp_path / "ledger"
+    for args in (["cutover"], ["cutover", "--dry-run"], ["cutover", "--job", str(NIGHTLY), "--all"]):
+        bare = runner.invoke(app, args, env=env)
+        assert bare.exit_code == 2 and "--job" in bare.output and "--all" in bare.output, (args, bare.output)
+    _pass_verdict(NIGHTLY, tmp_path / "parity")
+    before = _everything(setup, ledger)
+
+    preview = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--dry-run"], env={**env, "COLUMNS": "80"})
+    assert preview.exit_code == 0, preview.output
+    _assert_fits_80_columns(preview.stdout, set(before["dbt_cloud"]))
+    text = " ".join(preview.stdout.split())
+    assert "Cutover dry run: nothing changed." in text and f"job {NIGHTLY}" in text and "would cut over" in text
+    assert "dbt Cloud schedule trigger: on -> off" in text
+    assert f"Prefect schedule job-{NIGHTLY}: paused -> active" in text
+    assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): off -> on" in text
+    assert "ledger: new cutover_started record" in text and "ledger: new cutover_verified record" in text
+    assert _everything(setup, ledger) == before
+
+    # --all: every scheduled job, gated as a real cutover would be (here forced: only NIGHTLY has a verdict).
+    refused = runner.invoke(app, ["cutover", "--all", "--dry-run"], env=env)
+    assert refused.exit_code == 1 and f"job {HOURLY}: has no parity verdict" in refused.output
+    every = runner.invoke(app, ["cutover", "--all", "--dry-run", "--force", "--reason", "preview", "--json"], env=env)
+    assert every.exit_code == 0, every.output
+    report = json.loads(every.stdout)
+    assert report["dry_run"] is True and {j["action"] for j in report["jobs"]} == {"would cut over"}
+    assert {NIGHTLY, HOURLY} <= {j["job_id"] for j in report["jobs"]}
+    assert _everything(setup, ledger) == before
+
+    assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
+    cut = _everything(setup, ledger)
+    assert cut != before
+    again = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--dry-run", "--json"], env=env)
+    assert [j["action"] for j in json.loads(again.stdout)["jobs"]] == ["already cut over"]
+    back = runner.invoke(app, ["rollback", "--dry-run"], env={**env, "COLUMNS": "80"})
+    assert back.exit_code == 0, back.output
+    _assert_fits_80_columns(back.stdout, set(before["dbt_cloud"]))
+    text = " ".join(back.stdout.split())
+    assert "Rollback dry run: nothing changed." in text and "would roll back" in text
+    assert f"Prefect schedule job-{NIGHTLY}: active -> paused" in text
+    assert "dbt Cloud schedule trigger: off -> on" in text and "ledger: new rollback_started record" in text
+    assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): on -> off" in text
+    assert _everything(setup, ledger) == cut
