@@ -241,12 +241,38 @@ def _cut_over_one(
     )
 
 
+def _preview_one(
+    planned: PlannedSchedule, live: dict[str, Any], records: list[LedgerRecord], state: LedgerState, ctx: SwitchContext
+) -> JobOutcome:
+    """What `_cut_over_one` would switch for this job, read from both sides; nothing is written."""
+    job_id = planned.job_id
+    if state == LedgerState.CUT_OVER and _verify(planned, ctx).ok:
+        return JobOutcome(job_id=job_id, job_name=planned.job_name, action="already cut over", state=state)
+    changes = []
+    started = Ledger.last_of(records, RecordKind.CUTOVER_STARTED)
+    if state not in (LedgerState.CUTOVER_IN_PROGRESS, LedgerState.CUT_OVER) or started is None:
+        changes.append(f"ledger: new {RecordKind.CUTOVER_STARTED.value} record (the job's definition as it is now)")
+    if schedule_on(live):
+        changes.append("dbt Cloud schedule trigger: on -> off")
+    schedule = ctx.prefect.read(planned.slug)
+    if schedule is not None and not schedule.active:
+        changes.append(f"Prefect schedule {planned.slug}: paused -> active")
+    if schedule is not None and schedule.parameters != planned.parameters:
+        changes.append(f"Prefect schedule {planned.slug}: parameters set to the plan's")
+    for name, enabled in PrefectTriggers(ctx.prefect.deployment).switched_with(job_id).items():
+        if not enabled:
+            changes.append(f"{automation_role(name)}: off -> on")
+    changes.append(f"ledger: new {RecordKind.CUTOVER_VERIFIED.value} record (both sides read back)")
+    return JobOutcome(job_id=job_id, job_name=planned.job_name, action="would cut over", state=state, changes=changes)
+
+
 def cutover(
     plan: MigrationPlan,
     jobs: Sequence[Job],
     verdicts: Mapping[int, tuple[Verdict, datetime]],
     ctx: SwitchContext,
     request: CutoverRequest,
+    dry_run: bool = False,
 ) -> SwitchReport:
     """Cut the requested jobs over from dbt Cloud to Prefect (see the module docstring for the steps).
 
@@ -256,9 +282,11 @@ def cutover(
         verdicts: latest parity verdict per job (`parity.store.load_latest_verdicts`).
         ctx: dbt Cloud client, Prefect schedules, ledger, who, hook.
         request: which jobs, and force/reason.
+        dry_run: check the gate and read both sides, change nothing (no ledger record either): each job's
+            `changes` say what would be switched.
 
     Returns:
-        What happened per job, with warnings about chained jobs.
+        What happened (or would happen) per job, with warnings about chained jobs.
 
     Raises:
         CutoverRequestError: a requested job is not in the inventory (nothing was changed).
@@ -284,11 +312,15 @@ def cutover(
     outcomes = []
     warnings = []
     for planned, live, records, state in prepared:
-        outcome = _cut_over_one(planned, live, records, state, verdicts, ctx, request)
+        if dry_run:
+            outcome = _preview_one(planned, live, records, state, ctx)
+        else:
+            outcome = _cut_over_one(planned, live, records, state, verdicts, ctx, request)
         children = chained_children(list(jobs), planned.job_id)
         switched = {int(t.job_id) for t in plan.triggers if t.upstream_job_id == planned.job_id}
         notes = [
-            f"job {c.id} ({c.name}) is chained to job {planned.job_id}: it now runs after that job's Prefect runs "
+            f"job {c.id} ({c.name}) is chained to job {planned.job_id}: it {'would then run' if dry_run else 'now runs'} "
+            "after that job's Prefect runs "
             "(the deployment's trigger); a run of that job started in dbt Cloud still starts it there too"
             if c.id in switched
             else f"job {c.id} ({c.name}) is chained to job {planned.job_id} in dbt Cloud and keeps firing there "
@@ -297,7 +329,7 @@ def cutover(
         ]
         warnings.extend(notes)
         outcomes.append(outcome.model_copy(update={"warnings": notes}))
-    report = SwitchReport(operation="cutover", jobs=outcomes, warnings=warnings)
+    report = SwitchReport(operation="cutover", jobs=outcomes, warnings=warnings, dry_run=dry_run)
     failed = [o for o in outcomes if o.verification is not None and not o.verification.ok]
     if failed:
         lines = [f"job {o.job_id}: {'; '.join(o.verification.problems)}" for o in failed if o.verification]

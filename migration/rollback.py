@@ -118,8 +118,47 @@ def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState,
     return JobOutcome(job_id=job_id, job_name=name, action="rolled back", state=final, verification=verification)
 
 
-def rollback(job_ids: Sequence[int], ctx: SwitchContext) -> SwitchReport:
+def _preview_one(job_id: int, records: list[LedgerRecord], state: LedgerState, ctx: SwitchContext) -> JobOutcome:
+    """What `_roll_back_one` would switch for this job, read from both sides; nothing is written."""
+    started = Ledger.last_of(records, RecordKind.CUTOVER_STARTED)
+    if started is None or started.original_job is None:
+        raise CutoverRefusedError(f"job {job_id}: the ledger has no cutover_started record to restore from")
+    original = started.original_job
+    name = str(original.get("name", ""))
+    slug = started.prefect_schedule.slug if started.prefect_schedule else schedule_slug(job_id)
+    if state == LedgerState.ROLLED_BACK and _verify(original, slug, ctx).ok:
+        return JobOutcome(job_id=job_id, job_name=name, action="already rolled back", state=state)
+    changes = []
+    begun = Ledger.last_of(records, RecordKind.ROLLBACK_STARTED)
+    if state != LedgerState.ROLLBACK_IN_PROGRESS or begun is None or begun.restores != started.seq:
+        changes.append(f"ledger: new {RecordKind.ROLLBACK_STARTED.value} record (both sides as they are now)")
+    schedule = ctx.prefect.read(slug)
+    if schedule is not None and schedule.active:
+        changes.append(f"Prefect schedule {slug}: active -> paused")
+    for trigger, enabled in (
+        PrefectTriggers(ctx.prefect.deployment).switched_with(job_id, _still_cut_over(ctx, job_id)).items()
+    ):
+        if enabled:
+            changes.append(f"{automation_role(trigger)}: on -> off")
+    live = ctx.dbt_cloud.get_job_dict(job_id)
+    flipped = schedule_on(live) != schedule_on(original)
+    if flipped:
+        changes.append(f"dbt Cloud schedule trigger: {_ON_OFF[schedule_on(live)]} -> {_ON_OFF[schedule_on(original)]}")
+    others = [field for field in field_differences(live, original) if not (flipped and field == "triggers")]
+    if others:
+        changes.append(f"dbt Cloud job: {', '.join(others)} restored as the ledger recorded")
+    changes.append(f"ledger: new {RecordKind.ROLLBACK_VERIFIED.value} record (both sides read back)")
+    return JobOutcome(job_id=job_id, job_name=name, action="would roll back", state=state, changes=changes)
+
+
+_ON_OFF = {True: "on", False: "off"}
+
+
+def rollback(job_ids: Sequence[int], ctx: SwitchContext, dry_run: bool = False) -> SwitchReport:
     """Undo cutovers recorded in the ledger (every job with a ledger entry when `job_ids` is empty).
+
+    With `dry_run`, both sides are read and nothing is changed (no ledger record either): each job's `changes` say
+    what would be switched.
 
     Returns:
         What happened per job.
@@ -148,8 +187,10 @@ def rollback(job_ids: Sequence[int], ctx: SwitchContext) -> SwitchReport:
         if state == LedgerState.NONE:
             outcomes.append(JobOutcome(job_id=job_id, job_name="", action="nothing to roll back", state=state))
             continue
-        outcomes.append(_roll_back_one(job_id, records, state, ctx))
-    report = SwitchReport(operation="rollback", jobs=outcomes)
+        outcomes.append(
+            _preview_one(job_id, records, state, ctx) if dry_run else _roll_back_one(job_id, records, state, ctx)
+        )
+    report = SwitchReport(operation="rollback", jobs=outcomes, dry_run=dry_run)
     failed = [o for o in outcomes if o.verification is not None and not o.verification.ok]
     if failed:
         lines = [f"job {o.job_id}: {'; '.join(o.verification.problems)}" for o in failed if o.verification]

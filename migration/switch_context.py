@@ -55,6 +55,8 @@ Action = Literal[
     "rolled back",
     "already rolled back",
     "nothing to roll back",
+    "would cut over",
+    "would roll back",
 ]
 
 
@@ -69,6 +71,8 @@ class JobOutcome(BaseModel):
     state: LedgerState
     verification: Verification | None = None
     warnings: list[str] = Field(default_factory=list)
+    changes: list[str] = Field(default_factory=list)
+    """A dry run's switches, in the order they would happen (e.g. 'dbt Cloud schedule trigger: on -> off')."""
 
 
 class SwitchReport(BaseModel):
@@ -79,6 +83,8 @@ class SwitchReport(BaseModel):
     operation: Literal["cutover", "rollback"]
     jobs: list[JobOutcome]
     warnings: list[str] = Field(default_factory=list)
+    dry_run: bool = False
+    """True when nothing was changed: each job's `changes` say what the command would do."""
 
     @property
     def ok(self) -> bool:

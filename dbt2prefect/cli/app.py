@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from dbt2prefect import __version__
+from dbt2prefect.cli.common import HelpGroup
 
 app = typer.Typer(
     name="dbt2prefect",
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # Click's own help layout: the same option lines as docs/cli.md, choices as [a|b], no type column for flags.
     rich_markup_mode=None,
+    cls=HelpGroup,  # commands in workflow order, summaries wrapped rather than cut
 )
 
 # Each module defines `register(app)`. Keep this list sorted; one line per command module.

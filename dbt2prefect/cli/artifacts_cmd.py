@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
-from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import ParameterError
 
 
 def register(app: typer.Typer) -> None:
-    artifacts = typer.Typer(help="The run-artifact store of the tenant's deployment.", no_args_is_help=True)
+    artifacts = typer.Typer(
+        help="The run-artifact store of the tenant's deployment.", no_args_is_help=True, cls=HelpGroup
+    )
     artifacts.command("fetch")(fetch)
     app.add_typer(artifacts, name="artifacts")
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.escaping import csv_cell, markdown_cell
@@ -93,6 +94,55 @@ def render_rows(rows: Sequence[Mapping[str, object]], format_: Literal["markdown
     lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(markdown_cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+WORKFLOW_ORDER = (
+    "sandbox",
+    "demo",
+    "doctor",
+    "export",
+    "plan",
+    "apply",
+    "emit",
+    "blocks",
+    "run",
+    "parity",
+    "cutover",
+    "rollback",
+    "status",
+    "artifacts",
+)
+"""The order `--help` and docs/cli.md list the top-level commands in: the order of a migration."""
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose `--help` lists commands in workflow order, each with its whole summary.
+
+    Click cuts a command's summary to the terminal width with "..."; here the first paragraph of its help is
+    wrapped instead, so nothing is cut at 80 columns. Names not in `WORKFLOW_ORDER` keep their registration order.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
+        return sorted(names, key=lambda name: (rank.get(name, len(rank)), names.index(name)))
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            rows.append((name, command_summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def command_summary(command: Any) -> str:
+    """A command's one-paragraph summary: its short help, else the first paragraph of its help, uncut."""
+    text = command.short_help or (command.help or "").strip().split("\n\n", 1)[0]
+    return " ".join(text.split())
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Write machine-readable JSON to stdout.")]

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from dbt2prefect.cli.common import (
     FormatOption,
@@ -35,12 +38,17 @@ if TYPE_CHECKING:
     from migration.dbt_cloud.models import Job
     from migration.ledger import Ledger
     from migration.prefect_switch import PrefectSchedules
-    from migration.status import StatusReport
+    from migration.status import JobStatusRow, StatusReport
     from migration.switch_context import SwitchReport
 
 JobOption = Annotated[
     list[int] | None,
-    typer.Option("--job", min=1, help="dbt Cloud job id (repeat); default: every job with a schedule in the plan."),
+    typer.Option(
+        "--job",
+        min=1,
+        metavar="<job-id>",
+        help="dbt Cloud job id (repeat); --all for every job with a schedule in the plan.",
+    ),
 ]
 LedgerUrl = Annotated[
     str | None,
@@ -49,6 +57,15 @@ LedgerUrl = Annotated[
         envvar="DBT2PREFECT_LEDGER_URL",
         help="Ledger folder or fsspec URL (default: tenant ledger_url).",
     ),
+]
+STATUS_NOT_RUNNING_ONCE = 4
+"""`status` exit code: a job runs nowhere or twice, or a switch of it is unfinished (1: other disagreements; 2 and
+3 are bad input and a failed service, as for every command)."""
+
+AllJobs = Annotated[bool, typer.Option("--all", help="Cut over every job with a schedule in the plan.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print what would be switched, per job, and change nothing (no ledger record)."),
 ]
 By = Annotated[str | None, typer.Option("--by", help="Who runs this, for the ledger (default: the OS user).")]
 
@@ -103,6 +120,9 @@ def _verdicts(tenant: TenantSettings, report_dir: str | None) -> dict[int, tuple
 
 
 def _render(report: SwitchReport) -> None:
+    if report.dry_run:
+        _render_dry_run(report)
+        return
     table = Table(title=f"{report.operation.capitalize()}")
     for column in ("job", "name", "action", "ledger state", "read-back"):
         table.add_column(column, overflow="fold")
@@ -116,9 +136,24 @@ def _render(report: SwitchReport) -> None:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
+def _render_dry_run(report: SwitchReport) -> None:
+    """Per job, what the command would switch, one line per change (wrapped between words at any width)."""
+    console.print(Text(f"{report.operation.capitalize()} dry run: nothing changed.", style="bold"))
+    for job in report.jobs:
+        console.print()
+        head = Text.assemble(("job " + str(job.job_id), "bold"), f"  {job.job_name}: {job.action}")
+        console.print(head.append(f" (ledger: {job.state.value})"))
+        for change in job.changes:
+            console.print(Padding(Text(change), (0, 0, 0, 4), expand=False))
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
 @handle_errors
 def cutover(
     job: JobOption = None,
+    all_jobs: AllJobs = False,
+    dry_run: DryRun = False,
     force: Annotated[bool, typer.Option("--force", help="Cut over without a PASS parity verdict.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why --force; recorded in the ledger.")] = None,
     by: By = None,
@@ -129,20 +164,31 @@ def cutover(
 ) -> None:
     """Turn dbt Cloud schedule triggers off and the jobs' Prefect schedules on, ledger entry first.
 
-    Refuses (exit 1, nothing changed) unless each job's latest parity verdict is PASS and its schedule is
-    applied as planned. Rerun after any failure: finished steps are not repeated.
+    Name the jobs with --job (repeat), or pass --all for every job with a schedule in the plan; neither, or
+    both, is bad input (exit 2). Refuses (exit 1, nothing changed) unless each job's latest parity verdict is
+    PASS and its schedule is applied as planned. Rerun after any failure: finished steps are not repeated.
+    --dry-run checks the same and prints, per job, what would be switched (dbt Cloud schedule, Prefect
+    schedule, automations, ledger records) without changing anything.
     """
     from migration.cutover import CutoverRequest
     from migration.cutover import cutover as run_cutover
+    from migration.errors import CutoverRequestError
     from migration.switch_context import SwitchContext
 
+    if bool(job) == all_jobs:
+        raise CutoverRequestError(
+            "cutover needs the jobs to switch: pass --job N (repeat it for several jobs), or --all for every job "
+            "with a schedule in the plan"
+            if not job
+            else "pass either --job or --all, not both"
+        )
     request = CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)  # bad input: before any call
     with _session(tenant_file, ledger_url) as session:
         jobs, plan = _plan(session)
         ctx = SwitchContext(
             session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
         )
-        report = run_cutover(plan, jobs, _verdicts(session.tenant, report_dir), ctx, request)
+        report = run_cutover(plan, jobs, _verdicts(session.tenant, report_dir), ctx, request, dry_run=dry_run)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -153,14 +199,21 @@ def cutover(
 def rollback(
     job: Annotated[
         list[int] | None,
-        typer.Option("--job", min=1, help="dbt Cloud job id (repeat); default: every job in the ledger."),
+        typer.Option(
+            "--job", min=1, metavar="<job-id>", help="dbt Cloud job id (repeat); default: every job in the ledger."
+        ),
     ] = None,
+    dry_run: DryRun = False,
     by: By = None,
     ledger_url: LedgerUrl = None,
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Pause the jobs' Prefect schedules and restore their dbt Cloud definitions exactly as the ledger recorded."""
+    """Pause the jobs' Prefect schedules and restore their dbt Cloud definitions exactly as the ledger recorded.
+
+    --dry-run prints, per job, what would be switched (Prefect schedule, automations, dbt Cloud job, ledger
+    records) without changing anything.
+    """
     from migration.rollback import rollback as run_rollback
     from migration.switch_context import SwitchContext
 
@@ -168,7 +221,7 @@ def rollback(
         ctx = SwitchContext(
             session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
         )
-        report = run_rollback(tuple(job or ()), ctx)
+        report = run_rollback(tuple(job or ()), ctx, dry_run=dry_run)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -187,11 +240,16 @@ def status(
     format_: FormatOption = None,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Per job: dbt Cloud schedule on/off, Prefect schedule, parity verdict, last run on each side, ledger state.
+    """Per job: where it runs, next run, both schedules and last runs, automations, parity, ledger state.
 
-    Exits 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying an old file),
-    or a cut-over job's automations (notifications, chained jobs' triggers) are missing or off on Prefect.
-    `--format markdown|csv` writes one row per job.
+    "runs on" is dbt Cloud, Prefect, both or nowhere (its own schedule, or for a chained job its trigger after the
+    job it runs after); its notification automations and chained-job trigger are on, off or missing on Prefect.
+    The table becomes one block per job when it would not fit the terminal (COLUMNS).
+
+    Exit codes: 4 when a job runs nowhere or on both sides, or its cutover or rollback is unfinished (ledger state
+    "in progress"); else 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying
+    an old file) or a cut-over job's automations are missing or off on Prefect; 3 when dbt Cloud or Prefect cannot
+    be read; else 0. Each problem is printed to stderr with its fix. `--format markdown|csv` writes one row per job.
     """
     from migration.prefect_switch import PrefectTriggers
     from migration.status import collect_status
@@ -210,8 +268,12 @@ def status(
     else:
         typer.echo(render_rows(_status_rows(report), chosen), nl=False)
     if chosen != "json":
-        for row in report.disagreements():
-            err_console.print(f"[bold red]job {row.job_id}:[/] {escape(row.disagreement or '')}", highlight=False)
+        for row in report.jobs:
+            for problem in (row.runs_problem, row.disagreement):
+                if problem:
+                    err_console.print(f"[bold red]job {row.job_id}:[/] {escape(problem)}", highlight=False)
+    if report.not_running_once():
+        raise typer.Exit(STATUS_NOT_RUNNING_ONCE)
     if report.disagreements():
         raise typer.Exit(1)
 
@@ -242,40 +304,90 @@ def _status_rows(report: StatusReport) -> list[dict[str, object]]:
                 "prefect_last_run_time": _iso(prefect_run.start_time) if prefect_run else "",
                 "ledger": row.ledger_state.value,
                 "ledger_updated": _iso(row.ledger_updated),
+                "runs_on": row.runs_on or "",
+                "triggered_by": row.triggered_by or "",
+                "trigger": row.trigger or "",
+                "automations": row.automations or "",
+                "next_run": _iso(row.next_run),
+                "runs_problem": row.runs_problem or "",
                 "disagreement": row.disagreement or "",
             }
         )
     return rows
 
 
-def _render_status(report: StatusReport) -> None:
-    table = Table(title=f"{report.tenant}: {report.deployment} (ledger {report.ledger})")
-    for column in (
-        "job",
-        "dbt Cloud schedule",
-        "Prefect schedule",
-        "parity",
-        "dbt Cloud last run",
-        "Prefect last run",
-        "ledger",
-    ):
-        table.add_column(column, overflow="fold")
+def _last_cloud(row: JobStatusRow) -> str:
+    run = row.dbt_cloud_last_run
+    return "-" if run is None else f"{run.status} {_when(run.finished_at or run.created_at)}"
+
+
+def _last_prefect(row: JobStatusRow) -> str:
+    run = row.prefect_last_run
+    return "-" if run is None else f"{run.state or '?'} {_when(run.start_time)}"
+
+
+_RUNS_ON_STYLE = {"both": "bold red", "nowhere": "bold red", "Prefect": "green"}
+
+
+def _runs_on(row: JobStatusRow) -> Text:
+    """Where the job runs, e.g. 'Prefect', 'nowhere', 'Prefect (triggered by job 123)', 'on demand'."""
+    text = Text(row.runs_on or "on demand", style=_RUNS_ON_STYLE.get(row.runs_on or "", ""))
+    if row.triggered_by is not None:
+        how = "chained to" if row.runs_on == "nowhere" else "triggered by"
+        text.append(f" ({how} job {row.triggered_by})")
+    return text
+
+
+def _automations(row: JobStatusRow) -> str:
+    parts = []
+    if row.trigger is not None:
+        parts.append(f"trigger {row.trigger}")
+    if row.automations is not None:
+        parts.append(f"alerts {row.automations}")
+    return ", ".join(parts) or "-"
+
+
+def _status_fields(row: JobStatusRow) -> list[tuple[str, Text | str]]:
+    """One job's fields, label -> value, as the table's columns and the blocks' lines show them."""
+    cloud = _ON_OFF[row.dbt_cloud_schedule_on] or "-"
+    parity = "-" if row.parity_verdict is None else f"{row.parity_verdict} {_when(row.parity_time)}"
+    ledger = row.ledger_state.value + ("" if row.ledger_updated is None else f" {_when(row.ledger_updated)}")
+    return [
+        ("runs on", _runs_on(row)),
+        ("next run", _when(row.next_run)),
+        ("dbt Cloud", f"schedule {cloud}, last run {_last_cloud(row)}"),
+        ("Prefect", f"schedule {row.prefect_schedule}, last run {_last_prefect(row)}"),
+        ("automations", _automations(row)),
+        ("parity", parity),
+        ("ledger", ledger),
+    ]
+
+
+def _status_table(report: StatusReport) -> Table:
+    table = Table(title=f"{report.tenant}: {report.deployment} (ledger {report.ledger}; times in UTC)", show_lines=True)
+    table.add_column("job", overflow="fold")
+    for label, _ in _status_fields(report.jobs[0]) if report.jobs else []:
+        table.add_column(label, overflow="fold")
     for row in report.jobs:
-        cloud = "-" if row.dbt_cloud_schedule_on is None else ("[red]on[/]" if row.dbt_cloud_schedule_on else "off")
-        prefect = {"active": "[green]active[/]", "paused": "paused"}.get(row.prefect_schedule, row.prefect_schedule)
-        parity = "-" if row.parity_verdict is None else f"{row.parity_verdict} {_when(row.parity_time)}"
-        last_cloud = (
-            "-"
-            if row.dbt_cloud_last_run is None
-            else f"{row.dbt_cloud_last_run.status} {_when(row.dbt_cloud_last_run.finished_at or row.dbt_cloud_last_run.created_at)}"
-        )
-        last_prefect = (
-            "-"
-            if row.prefect_last_run is None
-            else f"{row.prefect_last_run.state or '?'} {_when(row.prefect_last_run.start_time)}"
-        )
-        ledger = row.ledger_state.value + ("" if row.ledger_updated is None else f" {_when(row.ledger_updated)}")
-        table.add_row(
-            f"{row.job_id}\n{escape(row.job_name)}", cloud, prefect, parity, last_cloud, escape(last_prefect), ledger
-        )
-    console.print(table)
+        table.add_row(Text(f"{row.job_id}\n{row.job_name}"), *(value for _, value in _status_fields(row)))
+    return table
+
+
+def _render_status(report: StatusReport) -> None:
+    """A table when it fits the terminal without breaking a word (ids included), else one block per job."""
+    table = _status_table(report)
+    # Measured without the terminal's limit: the narrowest the table can be without folding a word.
+    if Measurement.get(console, console.options.update_width(10_000), table).minimum <= console.width:
+        console.print(table)
+        return
+    console.print(Text(f"{report.tenant}: {report.deployment}", style="bold"))
+    console.print(Text(f"ledger {report.ledger}; times in UTC"))
+    for row in report.jobs:
+        console.print()
+        console.print(Text.assemble((str(row.job_id), "bold"), "  ", row.job_name))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for label, value in _status_fields(row):
+            grid.add_row(label, value)
+        console.print(Padding(grid, (0, 0, 0, 2), expand=False))

@@ -24,7 +24,7 @@ REGENERATE = "python -m dbt2prefect.cli.docs > docs/cli.md"
 def _subcommands(command: Any, ctx: Any) -> list[tuple[str, Any]]:
     if not hasattr(command, "list_commands"):
         return []
-    found = [(name, command.get_command(ctx, name)) for name in sorted(command.list_commands(ctx))]
+    found = [(name, command.get_command(ctx, name)) for name in command.list_commands(ctx)]  # help's order
     return [(name, sub) for name, sub in found if sub is not None and not sub.hidden]
 
 

@@ -11,7 +11,11 @@ _MARK = {"ok": "[green]ok[/]  ", "fail": "[bold red]FAIL[/]", "skipped": "[dim]s
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)
+    app.command(
+        "doctor",
+        short_help="Check that dbt Cloud, Prefect, the profile and notification blocks, the artifact store and "
+        "the ledger answer.",
+    )(doctor)
 
 
 @handle_errors

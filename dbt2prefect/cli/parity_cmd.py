@@ -46,12 +46,14 @@ def parse_candidate_runs(values: list[str]) -> dict[int, str]:
 @handle_errors
 def parity(
     job: Annotated[
-        list[int] | None, typer.Option("--job", help="dbt Cloud job id (repeat); default all scheduled jobs.")
+        list[int] | None,
+        typer.Option("--job", metavar="<job-id>", help="dbt Cloud job id (repeat); default all scheduled jobs."),
     ] = None,
     candidate_run: Annotated[
         list[str] | None,
         typer.Option(
             "--candidate-run",
+            metavar="<job=run-id>",
             help="JOB=FLOW_RUN_ID of an existing run_dbt_wg run on the parity target, or JOB=latest for the "
             "job's last stored run there (repeat).",
         ),

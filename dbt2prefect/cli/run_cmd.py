@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from dbt2prefect.cli.common import TenantFile, console, handle_errors, tenant_from
+from dbt2prefect.cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
 
@@ -20,7 +20,9 @@ BUILD = DbtCommand("build")
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
-    blocks = typer.Typer(help="Prefect blocks that hold each target's dbt connection.", no_args_is_help=True)
+    blocks = typer.Typer(
+        help="Prefect blocks that hold each target's dbt connection.", no_args_is_help=True, cls=HelpGroup
+    )
     blocks.command("register")(register_block)
     app.add_typer(blocks, name="blocks")
 
@@ -40,7 +42,9 @@ def run(
     profiles_strategy: Annotated[
         ProfilesStrategy, typer.Option(help="Connections from Prefect blocks or a local profiles.yml.")
     ] = "blocks",
-    step: Annotated[list[str] | None, typer.Option("--step", help="A full dbt command line; repeatable.")] = None,
+    step: Annotated[
+        list[str] | None, typer.Option("--step", metavar="<command>", help="A full dbt command line; repeatable.")
+    ] = None,
     source_freshness: Annotated[bool, typer.Option(help="Run the freshness checkbox step first.")] = False,
     generate_docs: Annotated[bool, typer.Option(help="Run the docs checkbox step last.")] = False,
     lean: Annotated[bool, typer.Option("--lean", help="No per-node task runs (summary kept).")] = False,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dbt2prefect.cli.common import TenantFile, console, handle_errors, terminate_as_interrupt
+from dbt2prefect.cli.common import HelpGroup, TenantFile, console, handle_errors, terminate_as_interrupt
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.escaping import shell_word
 
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    sandbox = typer.Typer(help="The local sandbox: dbt Cloud API stand-in and Prefect server.", no_args_is_help=True)
+    sandbox = typer.Typer(
+        help="The local sandbox: dbt Cloud API stand-in and Prefect server.", no_args_is_help=True, cls=HelpGroup
+    )
     sandbox.command("up")(up)
     app.add_typer(sandbox, name="sandbox")
 

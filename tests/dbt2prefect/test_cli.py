@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import typer
+import typer.main
 from typer.testing import CliRunner
 
 from dbt2prefect import __version__
 from dbt2prefect.cli.app import app
-from dbt2prefect.cli.common import ParityDir
+from dbt2prefect.cli.common import WORKFLOW_ORDER, ParityDir
 
 runner = CliRunner()
 
@@ -112,3 +114,35 @@ def test_run_without_an_api_says_what_to_do_when_the_temporary_server_is_slow(tm
     assert proc.returncode == 2, out
     assert "did not start within 1 s" in out and "dbt2prefect sandbox up" in out and "PREFECT_API_URL" in out
     assert "Traceback" not in out
+
+
+def _all_commands() -> list[list[str]]:
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="dbt2prefect")
+    found: list[list[str]] = [[]]
+    for name in root.list_commands(ctx):  # type: ignore[attr-defined]
+        sub = root.get_command(ctx, name)  # type: ignore[attr-defined]
+        found.append([name])
+        if hasattr(sub, "list_commands"):
+            sub_ctx = sub.context_class(sub, info_name=name, parent=ctx)
+            found += [[name, child] for child in sub.list_commands(sub_ctx)]
+    return found
+
+
+def test_help_at_80_columns_shows_no_python_types_and_cuts_no_summary() -> None:
+    for path in _all_commands():
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (path, result.output)
+        text = result.stdout
+        assert not re.search(r"<[a-z]+\[", text), (path, text)  # <list[int]> and the like
+        cut = [line for line in text.splitlines() if line.endswith("...") and "COMMAND [ARGS]..." not in line]
+        assert not cut, (path, cut)  # Click cuts a summary with "..." at the line's end
+        if len(path) < 2 and path != ["run"]:  # run's --command lists a dozen choices on one line
+            assert max(len(line) for line in text.splitlines()) <= 80, (path, text)
+
+
+def test_commands_are_listed_in_workflow_order() -> None:
+    text = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).stdout
+    listed = re.findall(r"^  ([a-z]+)  ", text.split("Commands:", 1)[1], flags=re.MULTILINE)
+    assert listed == list(WORKFLOW_ORDER)
+    assert listed.index("plan") < listed.index("apply") < listed.index("parity") < listed.index("cutover")

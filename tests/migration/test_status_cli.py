@@ -136,11 +136,11 @@ def test_a_redeploy_keeps_every_schedule_as_the_ledger_says(setup: dict[str, Any
     assert rows[HOURLY]["prefect_schedule"] == "paused"
 
     _prefect_deploy(tmp_path / "before.prefect.yaml")  # an old file: it would pause production silently
-    flagged = _status(env, exit_code=1)[NIGHTLY]
-    assert flagged["prefect_schedule"] == "paused"
+    flagged = _status(env, exit_code=4)[NIGHTLY]  # 4: the job now runs nowhere
+    assert flagged["prefect_schedule"] == "paused" and flagged["runs_on"] == "nowhere"
     assert "ledger says cut over" in flagged["disagreement"]
     table = runner.invoke(app, ["status"], env=env)
-    assert table.exit_code == 1 and f"job {NIGHTLY}:" in table.stderr
+    assert table.exit_code == 4 and f"job {NIGHTLY}: runs nowhere" in table.stderr
     # The fix the message names: cutover again switches the schedule back on, as the ledger says.
     assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
     assert _status(env)[NIGHTLY]["prefect_schedule"] == "active"
@@ -276,3 +276,147 @@ async def _create_pool(name: str) -> None:
 
     async with get_client() as client:
         await client.create_work_pool(WorkPoolCreate(name=name, type="process"), overwrite=True)
+
+
+CHAINED = 70403103936373
+"""Chained to NIGHTLY in the sandbox account: it runs after NIGHTLY's runs."""
+
+
+def _assert_fits_80_columns(text: str, job_ids: set[int]) -> None:
+    """No line wider than 80 columns and every long number on a line is a whole job id (none split in two)."""
+    import re
+
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    numbers = {int(n) for line in lines for n in re.findall(r"\d{5,}", line)}
+    assert numbers <= job_ids, f"split ids: {sorted(numbers - job_ids)}\n{text}"
+
+
+def _status_80(env: dict[str, str], exit_code: int) -> tuple[dict[int, dict[str, Any]], str, str]:
+    rows = _status(env, exit_code)
+    shown = runner.invoke(app, ["status"], env={**env, "COLUMNS": "80"})
+    assert shown.exit_code == exit_code, shown.output
+    _assert_fits_80_columns(shown.stdout, set(rows))
+    _assert_fits_80_columns(shown.stderr, set(rows)) if shown.stderr.strip() else None
+    for job_id, row in rows.items():
+        assert str(job_id) in shown.stdout and row["job_name"].split()[0] in shown.stdout
+    return rows, shown.stdout, shown.stderr
+
+
+def test_status_says_where_each_job_runs_at_80_columns(setup: dict[str, Any], tmp_path: Path) -> None:
+    from migration.ledger import Ledger
+    from migration.prefect_switch import PrefectSchedules, PrefectTriggers
+    from migration.rollback import rollback
+    from migration.switch_context import SwitchContext
+
+    env, cloud = setup["env"], setup["cloud"]
+    rows, shown, _ = _status_80(env, 0)
+    assert (rows[NIGHTLY]["runs_on"], rows[CHAINED]["runs_on"]) == ("dbt Cloud", "dbt Cloud")
+    assert rows[CHAINED]["triggered_by"] == NIGHTLY and rows[CHAINED]["trigger"] == "off"
+    assert rows[NIGHTLY]["next_run"] is not None and rows[CHAINED]["next_run"] is None
+    assert "runs on" in shown and f"triggered by job {NIGHTLY})" in shown
+
+    _pass_verdict(NIGHTLY, tmp_path / "parity")
+    assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
+    rows, shown, _ = _status_80(env, 0)
+    assert (rows[NIGHTLY]["runs_on"], rows[CHAINED]["runs_on"]) == ("Prefect", "Prefect")
+    assert rows[CHAINED]["trigger"] == "on", "the chained job is triggered by NIGHTLY, not missing"
+    assert rows[NIGHTLY]["next_run"] is not None
+
+    # Its trigger switched off by hand: the chained job runs nowhere (NIGHTLY no longer runs in dbt Cloud).
+    triggers = PrefectTriggers(setup["deployment"])
+    (trigger,) = [name for name in triggers.after_job(NIGHTLY)]
+    triggers.set_enabled(trigger, False)
+    rows, _, problems = _status_80(env, 4)
+    assert rows[CHAINED]["runs_on"] == "nowhere" and rows[CHAINED]["trigger"] == "off"
+    assert f"job {CHAINED}:" in problems and f"dbt2prefect cutover --job {NIGHTLY}" in " ".join(problems.split())
+    assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0  # switches it back on
+    assert _status(env)[CHAINED]["runs_on"] == "Prefect"
+
+    # The dbt Cloud schedule switched back on by hand: NIGHTLY (and so its chained job) runs on both sides.
+    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
+        job = client.get_job_dict(NIGHTLY)
+        client.update_job({**job, "triggers": {**job["triggers"], "schedule": True}})
+        rows, _, problems = _status_80(env, 4)
+        assert (rows[NIGHTLY]["runs_on"], rows[CHAINED]["runs_on"]) == ("both", "both")
+        assert "runs twice" in problems
+
+        # A rollback that stopped half way (Prefect paused, dbt Cloud not yet restored): unfinished, exit 4.
+        def crash(job_id: int, step: str) -> None:
+            if step == "dbt_cloud":
+                raise RuntimeError("stopped")
+
+        tenant = load_tenant(tmp_path / "tenant.toml")
+        ledger = Ledger(str(tmp_path / "ledger"), tenant.name)
+        ctx = SwitchContext(tenant.name, client, PrefectSchedules(setup["deployment"]), ledger, "bob", crash)
+        with pytest.raises(RuntimeError):
+            rollback((NIGHTLY,), ctx)
+    rows, _, problems = _status_80(env, 4)
+    assert rows[NIGHTLY]["ledger_state"] == "rollback in progress"
+    assert f"dbt2prefect rollback --job {NIGHTLY}" in " ".join(problems.split())
+    assert runner.invoke(app, ["rollback", "--job", str(NIGHTLY)], env=env).exit_code == 0
+    rows, _, _ = _status_80(env, 0)
+    assert (rows[NIGHTLY]["runs_on"], rows[CHAINED]["runs_on"]) == ("dbt Cloud", "dbt Cloud")
+
+
+def _everything(setup: dict[str, Any], ledger: Path) -> dict[str, Any]:
+    """What a switch could change: every dbt Cloud job, the deployment's schedules and automations, the ledger."""
+    from migration.prefect_switch import PrefectSchedules, PrefectTriggers
+
+    cloud = setup["cloud"]
+    with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
+        jobs = {job.id: client.get_job_dict(job.id) for job in client.iter_jobs(state="all")}
+    schedules = PrefectSchedules(setup["deployment"]).read_all() or {}
+    return {
+        "dbt_cloud": jobs,
+        "prefect": {slug: state.model_dump() for slug, state in schedules.items()},
+        "automations": PrefectTriggers(setup["deployment"]).read_all(),
+        "ledger": {str(p.relative_to(ledger)): p.read_bytes() for p in sorted(ledger.rglob("*")) if p.is_file()}
+        if ledger.exists()
+        else {},
+    }
+
+
+def test_cutover_needs_job_or_all_and_dry_runs_change_nothing(setup: dict[str, Any], tmp_path: Path) -> None:
+    env, ledger = setup["env"], tmp_path / "ledger"
+    for args in (["cutover"], ["cutover", "--dry-run"], ["cutover", "--job", str(NIGHTLY), "--all"]):
+        bare = runner.invoke(app, args, env=env)
+        assert bare.exit_code == 2 and "--job" in bare.output and "--all" in bare.output, (args, bare.output)
+    _pass_verdict(NIGHTLY, tmp_path / "parity")
+    before = _everything(setup, ledger)
+
+    preview = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--dry-run"], env={**env, "COLUMNS": "80"})
+    assert preview.exit_code == 0, preview.output
+    _assert_fits_80_columns(preview.stdout, set(before["dbt_cloud"]))
+    text = " ".join(preview.stdout.split())
+    assert "Cutover dry run: nothing changed." in text and f"job {NIGHTLY}" in text and "would cut over" in text
+    assert "dbt Cloud schedule trigger: on -> off" in text
+    assert f"Prefect schedule job-{NIGHTLY}: paused -> active" in text
+    assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): off -> on" in text
+    assert "ledger: new cutover_started record" in text and "ledger: new cutover_verified record" in text
+    assert _everything(setup, ledger) == before
+
+    # --all: every scheduled job, gated as a real cutover would be (here forced: only NIGHTLY has a verdict).
+    refused = runner.invoke(app, ["cutover", "--all", "--dry-run"], env=env)
+    assert refused.exit_code == 1 and f"job {HOURLY}: has no parity verdict" in refused.output
+    every = runner.invoke(app, ["cutover", "--all", "--dry-run", "--force", "--reason", "preview", "--json"], env=env)
+    assert every.exit_code == 0, every.output
+    report = json.loads(every.stdout)
+    assert report["dry_run"] is True and {j["action"] for j in report["jobs"]} == {"would cut over"}
+    assert {NIGHTLY, HOURLY} <= {j["job_id"] for j in report["jobs"]}
+    assert _everything(setup, ledger) == before
+
+    assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
+    cut = _everything(setup, ledger)
+    assert cut != before
+    again = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--dry-run", "--json"], env=env)
+    assert [j["action"] for j in json.loads(again.stdout)["jobs"]] == ["already cut over"]
+    back = runner.invoke(app, ["rollback", "--dry-run"], env={**env, "COLUMNS": "80"})
+    assert back.exit_code == 0, back.output
+    _assert_fits_80_columns(back.stdout, set(before["dbt_cloud"]))
+    text = " ".join(back.stdout.split())
+    assert "Rollback dry run: nothing changed." in text and "would roll back" in text
+    assert f"Prefect schedule job-{NIGHTLY}: active -> paused" in text
+    assert "dbt Cloud schedule trigger: off -> on" in text and "ledger: new rollback_started record" in text
+    assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): on -> off" in text
+    assert _everything(setup, ledger) == cut

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,18 @@ def test_plan_table_shows_schedules_in_words_and_findings() -> None:
     assert "steps_empty" in result.stdout and "blocker" in result.stdout and "job_chaining" in result.stdout
 
 
-def test_plan_is_readable_at_80_columns_one_block_per_job() -> None:
-    result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE)], env={"COLUMNS": "80"})
-    data = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)
-    lines = result.stdout.splitlines()
-    assert max(len(line.rstrip()) for line in lines) <= 80
-    headers = [line for line in lines if line.startswith("job ")]
+@pytest.mark.parametrize("inventory", [FIXTURE, REPO_ROOT / "sandbox/dbt_cloud/seed_jobs.json"])
+def test_plan_is_readable_at_80_columns_one_block_per_job(inventory: Path) -> None:
+    result = runner.invoke(app, ["plan", "--from-file", str(inventory)], env={"COLUMNS": "80"})
+    wide = runner.invoke(app, ["plan", "--from-file", str(inventory)], env={"COLUMNS": "1000"})
+    data = json.loads(runner.invoke(app, ["plan", "--from-file", str(inventory), "--json"]).stdout)
+    lines = (result.stdout + result.stderr).splitlines()
+    assert max(len(line) for line in lines) <= 80, result.output
+    headers = [line for line in result.stdout.splitlines() if line.startswith("job ")]
     assert [int(line.split()[1]) for line in headers] == [job["job_id"] for job in data["jobs"]], "ids unbroken"
+    # Every id or other long number shown at 80 columns is whole: it is shown the same way on a wide terminal.
+    whole = set(re.findall(r"\d{5,}", wide.stdout + wide.stderr))
+    assert set(re.findall(r"\d{5,}", result.stdout + result.stderr)) <= whole
 
 
 def test_acknowledged_blockers_let_plan_pass(tmp_path: Path) -> None:
