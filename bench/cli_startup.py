@@ -1,6 +1,6 @@
 """CPU time of short `dbt2prefect` commands: --version, --help and a plan of a saved inventory.
 
-Each command runs as `python -m dbt2prefect.cli` in a new process, RUNS times; the script prints the median CPU
+Each command runs as `python -m cli` in a new process, RUNS times; the script prints the median CPU
 seconds (user + system) of each and the load average, which matters on a shared machine. `--repo` measures
 another checkout (for example an older commit exported to a folder) with the same interpreter.
 
@@ -27,7 +27,7 @@ COMMANDS = (
 def cpu_seconds(args: list[str], repo: Path) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
-        [sys.executable, "-m", "dbt2prefect.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(repo)},
         stdout=subprocess.DEVNULL,

@@ -228,7 +228,7 @@ def child(variant: str, folder: Path, command: list[str], threads: bool) -> None
 
             cli()
         else:
-            from dbt2prefect.cli.app import main as cli_main
+            from cli.app import main as cli_main
 
             cli_main()
     except SystemExit as exc:

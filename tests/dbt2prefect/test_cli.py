@@ -12,9 +12,9 @@ import typer
 import typer.main
 from typer.testing import CliRunner
 
+from cli.app import app
+from cli.common import WORKFLOW_ORDER, ParityDir
 from dbt2prefect import __version__
-from dbt2prefect.cli.app import app
-from dbt2prefect.cli.common import WORKFLOW_ORDER, ParityDir
 
 runner = CliRunner()
 
@@ -27,7 +27,7 @@ def test_version() -> None:
 # Runs in a fresh interpreter: the test process has loaded Prefect and dbt long before.
 _START_UP_PROBE = """
 import sys
-from dbt2prefect.cli.app import app
+from cli.app import app
 for args in (["--version"], ["--help"], ["plan", "--help"], ["cutover", "--help"], ["run", "--help"]):
     try:
         app(args, prog_name="dbt2prefect")
@@ -103,7 +103,7 @@ def test_run_without_an_api_says_what_to_do_when_the_temporary_server_is_slow(tm
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "dbt2prefect.cli", "run", "--select", "stg_orders"],
+        [sys.executable, "-m", "cli", "run", "--select", "stg_orders"],
         env=env,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.errors import ProfileError
 from dbt2prefect.profiles import block_from_env, private_profiles_dir, profile_from_block, profile_from_local
 from tests.snowflake_keys import pem_body_line, pem_key

@@ -8,7 +8,7 @@ import fakesnow
 import pytest
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.errors import ProfileError
 from dbt2prefect.profiles import DbtTargetProfile, block_from_env
 from dbt2prefect.snowflake_key import normalized_private_key, private_key_der

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from dbt2prefect.cli.app import app
-from dbt2prefect.cli.docs import REGENERATE, render
+from cli.app import app
+from cli.docs import REGENERATE, render
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 

@@ -291,7 +291,7 @@ def test_two_concurrent_runs_do_not_clobber_each_other(tenant_copy: Any) -> None
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     # Lean: the run folders, profiles and artifact keys at stake are the same with or without per-node tasks.
-    base = [sys.executable, "-m", "dbt2prefect.cli", "run", "--select", "staging", "--command", "run", "--lean"]
+    base = [sys.executable, "-m", "cli", "run", "--select", "staging", "--command", "run", "--lean"]
     procs = [
         subprocess.Popen(
             [*base, "--target", target], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

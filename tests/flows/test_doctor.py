@@ -13,7 +13,7 @@ import duckdb
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.profiles import block_from_env
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.stack import derive_tenant_file

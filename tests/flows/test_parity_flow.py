@@ -21,7 +21,7 @@ import pytest
 from prefect.blocks.system import Secret
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from flows.dbt_wg_flow import run_dbt_wg
 from flows.parity_flow import parity_report
 from migration.env_vars import secret_block_name

@@ -23,8 +23,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore
-from dbt2prefect.cli.app import app
 from dbt2prefect.dbt_run import lean_invoker
 from dbt2prefect.params import validate
 from dbt2prefect.run_job import execute
@@ -262,7 +262,7 @@ def test_sigterm_stops_a_per_node_run_promptly(prefect_api: None, tmp_path: Path
     env.update(PREFECT_LOGGING_LEVEL="INFO")
     command = ["run", "--command", "build", "--profiles-strategy", "local", "--tenant-file", str(settings)]
     run = subprocess.Popen(
-        [sys.executable, "-m", "dbt2prefect.cli", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 300

@@ -320,7 +320,7 @@ def test_run_operation_with_args_is_a_valid_step(corpus: MigrationPlan, corpus_w
 def test_emit_names_the_inventory_it_read_in_both_headers(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from dbt2prefect.cli.app import app
+    from cli.app import app
 
     inventory = tmp_path / "exported jobs.json"
     shutil.copy(CORPUS, inventory)
@@ -346,7 +346,7 @@ def test_the_state_step_can_read_dbt_clouds_latest_production_run(corpus_workflo
 def test_fetch_without_a_stored_run_or_with_an_unknown_target_says_so(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from dbt2prefect.cli.app import app
+    from cli.app import app
     from sandbox.stack import derive_tenant_file
 
     tenant_file = derive_tenant_file(tmp_path / "t.toml", overrides={"artifact_store_url": str(tmp_path / "store")})
@@ -491,7 +491,7 @@ def test_fetch_before_the_first_cutover_takes_dbt_clouds_latest_production_manif
 
     from typer.testing import CliRunner
 
-    from dbt2prefect.cli.app import app
+    from cli.app import app
     from migration.dbt_cloud.models import RunStatus
     from parity import synthetic as syn
     from sandbox.dbt_cloud import SandboxDbtCloud

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.settings import RetryPolicy
 from migration.errors import InventoryError

@@ -142,7 +142,7 @@ def test_quickstart_line_pins_everything_and_has_no_schedule() -> None:
 def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from dbt2prefect.cli.app import app
+    from cli.app import app
 
     out = tmp_path / "prefect.yaml"
     edge_cases = Path(__file__).parent / "fixtures" / "jobs_edge_cases.json"
@@ -184,7 +184,7 @@ def test_a_local_store_is_refused_where_runs_are_containers(tmp_path: Path) -> N
     """A managed pool's run is a throw-away container: artifacts written to its folders never reach parity or CI."""
     from typer.testing import CliRunner
 
-    from dbt2prefect.cli.app import app
+    from cli.app import app
     from migration.apply import apply_deployment
     from migration.doctor import storage_checks
     from migration.errors import ApplyError
@@ -218,7 +218,7 @@ def test_a_local_store_is_refused_where_runs_are_containers(tmp_path: Path) -> N
 def test_emit_refuses_the_placeholder_repository_like_apply(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from dbt2prefect.cli.app import app
+    from cli.app import app
     from migration.apply import apply_deployment
     from migration.errors import ApplyError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
 from migration.deployment import DeploymentError, build_deployment, job_variables, runtime_versions

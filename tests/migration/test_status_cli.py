@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.apply import apply_deployment
 from migration.dbt_cloud.client import DbtCloudClient

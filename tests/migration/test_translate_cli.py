@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.tenant import REPO_ROOT
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.stack import derive_tenant_file, sandbox_deployment_settings

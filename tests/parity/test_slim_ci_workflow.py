@@ -24,8 +24,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
-from dbt2prefect.cli.app import app
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.ci_workflow import render_workflow
 from migration.dbt_cloud.models import Job

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
-from dbt2prefect.cli.app import app
 from dbt2prefect.dbt_cli import flatten, parse_args
 from dbt2prefect.dbt_run import RunPaths, _node_results, check_input_error, lean_invoker, run_invocations
 from dbt2prefect.errors import ArtifactStoreError, DbtInputError, DbtRunError, ParameterError
@@ -341,7 +341,7 @@ def test_parity_with_unknown_parity_setting(tmp_path: Path) -> None:
 def _subprocess(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "dbt2prefect.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -1023,7 +1023,7 @@ def test_sigterm_runs_the_cleanup_that_stops_child_processes(tmp_path: Path) -> 
     marker = tmp_path / "stopped"
     code = (
         "import contextlib, sys, time\n"
-        "from dbt2prefect.cli.common import terminate_as_interrupt\n"
+        "from cli.common import terminate_as_interrupt\n"
         "try:\n"
         "    with terminate_as_interrupt(), contextlib.ExitStack() as stop:\n"
         f"        stop.callback(lambda: open({str(marker)!r}, 'w').write('x'))\n"

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from dbt2prefect.cli.app import app
-from dbt2prefect.cli.common import render_rows
+from cli.app import app
+from cli.common import render_rows
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.escaping import csv_cell, markdown_cell, shell_line
 from dbt2prefect.params import RunParameters, validate
@@ -387,7 +387,7 @@ def test_every_row_renderer_escapes_with_the_formats_one_function(fmt: str) -> N
         assert list(csv.reader(io.StringIO(out)))[1] == ["'=1+1", HTML, "-3"]
     else:
         assert "<img" not in out and markdown_cell(HTML) in out
-    for module in ("dbt2prefect/cli/plan_cmd.py", "dbt2prefect/cli/cutover_cmd.py", "dbt2prefect/cli/parity_cmd.py"):
+    for module in ("cli/plan_cmd.py", "cli/cutover_cmd.py", "cli/parity_cmd.py"):
         assert "render_rows(" in (REPO_ROOT / module).read_text(encoding="utf-8"), module
 
 

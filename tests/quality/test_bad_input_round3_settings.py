@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
-from dbt2prefect.cli.app import app
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import redact_url
 from dbt2prefect.tenant import REPO_ROOT, load_tenant

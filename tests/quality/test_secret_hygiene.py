@@ -30,7 +30,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFi
 from prefect.logging.handlers import APILogHandler
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.profiles import DbtTargetProfile
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudAuthError

@@ -47,7 +47,7 @@ def test_sigterm_stops_the_demos_prefect_server_and_removes_its_temporary_folder
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DBT2PREFECT_"))}
     env.update(TMPDIR=str(temp), COLUMNS="300", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "dbt2prefect.cli", "demo", "--workdir", str(tmp_path / "demo")]
+        [sys.executable, "-m", "cli", "demo", "--workdir", str(tmp_path / "demo")]
         + ["--tenant-file", str(SHOP)]  # the smaller tenant: its one job's baseline is quick
         + (["--keep"] if keep else []),
         cwd=REPO_ROOT,

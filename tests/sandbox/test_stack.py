@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dbt2prefect.cli.app import app
+from cli.app import app
 from dbt2prefect.tenant import REPO_ROOT, load_tenant, settings_path
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, WorkdirError

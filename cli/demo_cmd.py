@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.status import Status
 
-from dbt2prefect.cli.common import TenantFile, console, err_console, handle_errors, terminate_as_interrupt
+from cli.common import TenantFile, console, err_console, handle_errors, terminate_as_interrupt
 
 if TYPE_CHECKING:
     from sandbox.demo import DemoResult, StepResult
@@ -73,7 +73,7 @@ class _Screen:
             soft_wrap=True,
         )
         if result.key == "plan" and result.value is not None:
-            from dbt2prefect.cli.plan_cmd import _render_plan
+            from cli.plan_cmd import _render_plan
 
             _render_plan(result.value)
         if result.key in ("candidates", "scheduled_run", "chained_run") and result.value is not None:

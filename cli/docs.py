@@ -1,4 +1,4 @@
-"""Write the CLI reference (docs/cli.md) from the commands' own definitions: `python -m dbt2prefect.cli.docs`.
+"""Write the CLI reference (docs/cli.md) from the commands' own definitions: `python -m cli.docs`.
 
 The text is what `--help` shows (usage, description, options with defaults and environment variables), rendered
 as plain Markdown without colours or terminal-width wrapping, so the file is the same on every machine. Paths
@@ -16,7 +16,7 @@ import typer.main
 
 from dbt2prefect.tenant import REPO_ROOT
 
-REGENERATE = "python -m dbt2prefect.cli.docs > docs/cli.md"
+REGENERATE = "python -m cli.docs > docs/cli.md"
 """The command that regenerates the reference (the drift test prints it)."""
 
 
@@ -87,7 +87,7 @@ def render(app: typer.Typer) -> str:
 
 
 def main() -> None:
-    from dbt2prefect.cli.app import app
+    from cli.app import app
 
     sys.stdout.write(render(app))
 

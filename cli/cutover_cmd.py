@@ -17,7 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from dbt2prefect.cli.common import (
+from cli.common import (
     FormatOption,
     JsonFlag,
     ParityDir,

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dbt2prefect.cli.common import (
+from cli.common import (
     FormatOption,
     JsonFlag,
     ParityDir,

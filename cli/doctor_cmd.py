@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from dbt2prefect.cli.common import JsonFlag, TenantFile, console, handle_errors, tenant_from
+from cli.common import JsonFlag, TenantFile, console, handle_errors, tenant_from
 
 _MARK = {"ok": "[green]ok[/]  ", "fail": "[bold red]FAIL[/]", "skipped": "[dim]skip[/]"}
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from dbt2prefect.cli.common import (
+from cli.common import (
     FormatOption,
     JsonFlag,
     TenantFile,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from dbt2prefect.cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
+from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dbt2prefect.cli.common import HelpGroup, TenantFile, console, handle_errors, terminate_as_interrupt
+from cli.common import HelpGroup, TenantFile, console, handle_errors, terminate_as_interrupt
 from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.escaping import shell_word
 

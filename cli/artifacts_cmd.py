@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dbt2prefect.cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
+from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import ParameterError
 
 

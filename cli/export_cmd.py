@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dbt2prefect.cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
 from dbt2prefect.tenant import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / ".dbt2prefect" / "inventory.json"

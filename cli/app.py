@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from cli.common import HelpGroup
 from dbt2prefect import __version__
-from dbt2prefect.cli.common import HelpGroup
 
 app = typer.Typer(
     name="dbt2prefect",
@@ -25,15 +25,15 @@ app = typer.Typer(
 
 # Each module defines `register(app)`. Keep this list sorted; one line per command module.
 COMMAND_MODULES: list[str] = [
-    "dbt2prefect.cli.artifacts_cmd",
-    "dbt2prefect.cli.cutover_cmd",
-    "dbt2prefect.cli.demo_cmd",
-    "dbt2prefect.cli.doctor_cmd",
-    "dbt2prefect.cli.export_cmd",
-    "dbt2prefect.cli.parity_cmd",
-    "dbt2prefect.cli.plan_cmd",
-    "dbt2prefect.cli.run_cmd",
-    "dbt2prefect.cli.sandbox_cmd",
+    "cli.artifacts_cmd",
+    "cli.cutover_cmd",
+    "cli.demo_cmd",
+    "cli.doctor_cmd",
+    "cli.export_cmd",
+    "cli.parity_cmd",
+    "cli.plan_cmd",
+    "cli.run_cmd",
+    "cli.sandbox_cmd",
 ]
 
 

@@ -1,3 +1,0 @@
-from dbt2prefect.cli.app import main
-
-main()
