@@ -7,6 +7,7 @@ import re
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -124,6 +125,21 @@ def segment_problem(value: str) -> str | None:
     if _SEGMENT.fullmatch(value) and ".." not in value:
         return None
     return f"{value!r} cannot be a folder name: use letters, digits, '-', '_' and '.' (no '/', no '..')"
+
+
+def store_filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec file system and path of a store's URL (artifact store, ledger), with no cached directory listings.
+
+    Another process (a worker's flow run, another operator) changes the store between two reads: a listing cached by
+    this process's file system instance (fsspec shares one per URL's settings) would hide what it wrote.
+
+    Raises:
+        ValueError, ImportError: the URL is not usable (no such protocol, its package is not installed).
+    """
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, use_listings_cache=False)
+    return fs, path
 
 
 def writable_problem(url: str) -> str | None:

@@ -24,10 +24,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import fsspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dbt2prefect.files import durable_url_problem, segment_problem
+from dbt2prefect.files import durable_url_problem, segment_problem, store_filesystem
 from migration.errors import LedgerDamagedError, LedgerError, LedgerSettingError
 
 LEDGER_FORMAT = "dbt2prefect-ledger"
@@ -148,7 +147,7 @@ class Ledger:
         if bad_name is not None:
             raise LedgerSettingError(f"tenant name {bad_name}")
         try:
-            self._fs, root = fsspec.core.url_to_fs(self.url)
+            self._fs, root = store_filesystem(self.url)
         except (ValueError, ImportError) as exc:
             raise LedgerSettingError(
                 f"ledger URL {url!r} is not usable ({exc}); set `ledger_url` in the tenant settings to a folder "
