@@ -58,7 +58,13 @@ def snapshot_files(source: Path = REPO_ROOT) -> list[str]:
     Raises:
         CodeRemoteError: `source` is not a git checkout.
     """
-    listed = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=source).split("\0")
+    try:
+        listed = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=source).split("\0")
+    except CodeRemoteError as exc:
+        raise CodeRemoteError(
+            f"{source} is not a git checkout ({exc}); the sandbox's worker clones a snapshot of it, so run the "
+            "sandbox from a clone of the repository"
+        ) from None
     names = dict.fromkeys(name for name in listed if name)
     return [name for name in names if (source / name).is_file() or (source / name).is_symlink()]
 

@@ -82,3 +82,10 @@ def test_a_worker_host_has_none_of_the_callers_files(tmp_path: Path, monkeypatch
     assert "DBT2PREFECT_TENANT_FILE" not in env and "PYTHONPATH" not in env
     assert env["DBT2PREFECT_RUNS_DIR"] == str(folder / "runs") and env["TMPDIR"] == str(folder / "tmp")
     assert env["DBT2PREFECT_WAREHOUSE_DIR"] == "/shared/warehouse"
+
+
+def test_a_folder_that_is_no_git_checkout_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "source").mkdir()
+    with pytest.raises(CodeRemoteError, match=r"is not a git checkout.*run the sandbox from a clone"):
+        create_code_remote(tmp_path / "code", tmp_path / "code.git", source=tmp_path / "source")
+    assert not (tmp_path / "code").exists() and not (tmp_path / "code.git").exists()
