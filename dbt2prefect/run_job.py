@@ -35,7 +35,7 @@ from dbt2prefect.params import BUILDING, Invocation, RunParameters, plan_invocat
 from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.run_env import environment, run_environment
 from dbt2prefect.summary import RunSummary, summarize
-from dbt2prefect.tenant import TenantSettings
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 
 PROGRESS = "progress.json"
 KEEP_FAILED_RUNS = 10
@@ -375,6 +375,8 @@ def execute(
         "flow_run_count": run_count,
         "attempts": attempts,
         "summary": summary.to_record(),
+        # The checkout this run's code was imported from: a worker's clone names what it ran.
+        "code_root": str(REPO_ROOT),
     }
     kept = [path.name for path in attempt_results(staging)]
     artifact_dir = store.save_run(key, staging, record, files=[*RUN_FILES, *kept])

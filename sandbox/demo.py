@@ -22,19 +22,23 @@ from typing import Any, Protocol
 
 from dbt2prefect.errors import ConfigError, Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from sandbox.code_remote import CodeRemote
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.notification_sink import NotificationSink, register_notification_blocks
 from sandbox.runs import DeploymentRun
+from sandbox.s3_api import BUCKET, S3Api
 from sandbox.stack import (
     PrefectServer,
     SandboxStack,
     StackPaths,
     load_raw_data,
+    make_code_remote,
     prefect_api,
     prepare_workdir,
     register_profile_blocks,
     save_secret_blocks,
     start_dbt_cloud,
+    start_object_storage,
     write_tenant_file,
 )
 
@@ -674,21 +678,31 @@ def _start_stack(
     Returns the stack and the baseline jobs (`job_ids`, else the tenant's demo jobs, else every active job).
     """
 
-    def servers() -> tuple[str, tuple[Any, PrefectServer, Path]]:
+    def servers() -> tuple[str, tuple[Any, PrefectServer, S3Api, CodeRemote, Path]]:
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home))
+        s3 = stop.enter_context(start_object_storage(paths, ready_timeout))
         cloud = stop.enter_context(start_dbt_cloud(paths, source))
+        remote = make_code_remote(paths)
         acknowledged = source.sandbox.demo_acknowledged
-        tenant_file = write_tenant_file(paths, cloud, source=source.settings_file, acknowledged=acknowledged)
+        tenant_file = write_tenant_file(
+            paths,
+            cloud,
+            source=source.settings_file,
+            acknowledged=acknowledged,
+            bucket=f"s3://{BUCKET}",
+            remote=remote,
+        )
         return (
-            f"dbt Cloud API {cloud.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
-            (cloud, prefect, tenant_file),
+            f"dbt Cloud API {cloud.url}; S3 API {s3.endpoint_url} (artifacts and ledger in s3://{BUCKET}); code "
+            f"remote {remote.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
+            (cloud, prefect, s3, remote, tenant_file),
         )
 
-    cloud, prefect, tenant_file = runner.step(
-        "servers", "Start the sandbox dbt Cloud API and a Prefect server", servers
+    cloud, prefect, s3, remote, tenant_file = runner.step(
+        "servers", "Start the sandbox dbt Cloud API, an S3 API, a git remote and a Prefect server", servers
     )
     sink = stop.enter_context(NotificationSink.start(paths.notifications))
-    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True, notifications=sink)
+    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True, notifications=sink, s3=s3, remote=remote)
     if job_ids is None:
         active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
         unknown = [job for job in source.sandbox.demo_jobs if job not in cloud.app.state.jobs]
