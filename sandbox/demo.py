@@ -117,6 +117,8 @@ class ParityOutcome:
     report: Any  # parity.model.ParityReport (typed loosely so this module imports pandas-free)
     folder: Path
     html: Path
+    stored: str = ""
+    """The report's folder in the tenant's report root (object storage), which cutover reads."""
 
 
 class DemoObserver(Protocol):
@@ -436,19 +438,23 @@ def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def run_parity(reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
-    """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS."""
+def run_parity(tenant: TenantSettings, reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
+    """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS.
+
+    The report goes where production keeps it, the tenant's report root in object storage (cutover reads its
+    verdicts there); a copy lands in `reports` for the browser and the notebook.
+    """
     from flows.parity_flow import parity_report
-    from parity.store import load_latest_report
+    from parity.store import load_latest_report, tenant_report_root
 
     result = parity_report(
         job_ids=[run.job_id for run in candidates],
         candidate_runs={str(run.job_id): run.run.flow_run_id for run in candidates},
-        report_dir=str(reports),
     )
-    report = load_latest_report(reports)
-    folder = Path(result["report_dir"])
-    outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html")
+    root = tenant_report_root(tenant)
+    report = load_latest_report(root)
+    folder = root.copy_to(str(result["report_dir"]).rstrip("/").rsplit("/", 1)[-1], reports)
+    outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html", stored=result["report_dir"])
     jobs = ", ".join(f"{job_id} {verdict}" for job_id, verdict in result["jobs"].items())
     summary = f"{result['verdict']} ({jobs}); report {outcome.html}"
     if result["verdict"] != "PASS":
@@ -496,10 +502,10 @@ def _live_plan(switch: _Switch) -> tuple[list[Any], Any]:
 
 def _cutover(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
     from migration.cutover import CutoverRequest, cutover
-    from parity.store import load_latest_verdicts
+    from parity.store import load_latest_verdicts, tenant_report_root
 
     jobs, plan = _live_plan(switch)
-    verdicts = load_latest_verdicts(switch.reports)
+    verdicts = load_latest_verdicts(tenant_report_root(switch.tenant))
     report = cutover(plan, jobs, verdicts, switch.context, CutoverRequest(job_ids=tuple(job_ids)))
     done = ", ".join(f"{job.job_id} {job.action}" for job in report.jobs)
     warnings = f"; {len(report.warnings)} warning(s) about chained jobs" if report.warnings else ""
@@ -518,10 +524,10 @@ def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -
     (enabled while it is cut over), as expected."""
     from migration.prefect_switch import PrefectTriggers
     from migration.status import collect_status
-    from parity.store import load_latest_verdicts
+    from parity.store import load_latest_verdicts, tenant_report_root
 
     _, plan = _live_plan(switch)
-    verdicts = load_latest_verdicts(switch.reports)
+    verdicts = load_latest_verdicts(tenant_report_root(switch.tenant))
     report = collect_status(plan, switch.client, switch.context.prefect, switch.context.ledger, verdicts)
     rows = {row.job_id: row for row in report.jobs}
     expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
@@ -613,7 +619,7 @@ def run_demo(
         runner.step(
             "parity",
             "Parity: dbt Cloud baselines vs the worker's runs",
-            lambda: run_parity(stack.paths.reports, candidates),
+            lambda: run_parity(tenant, stack.paths.reports, candidates),
         )
         switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
         runner.step(

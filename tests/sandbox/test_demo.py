@@ -260,6 +260,8 @@ def test_parity_passes_with_an_html_report(demo: DemoResult) -> None:
     assert outcome.report.verdict.value == "PASS"
     assert sorted(job.job_id for job in outcome.report.jobs) == sorted(BASELINE_JOBS)
     assert outcome.html.is_file() and outcome.html.is_relative_to(demo.workdir)
+    # The report lives in object storage, where cutover (which then passed on these verdicts) reads it.
+    assert outcome.stored.startswith("s3://") and outcome.stored.endswith(outcome.folder.name)
 
 
 def test_cutover_then_rollback_switch_both_sides_and_back(demo: DemoResult) -> None:
