@@ -461,8 +461,16 @@ def test_the_sandboxs_own_folder_is_still_reused_and_emptied(tmp_path: Path) -> 
 
 @pytest.fixture
 def local_tenant(tmp_path: Path) -> Path:
-    """A tenant whose code storage is this checkout (emit writes a complete file for it)."""
-    text = _tenant_text(**{REPOSITORY: f'directory = "{REPO_ROOT}"', BRANCH: ""})
+    """A tenant whose code storage is this checkout, on a process pool (emit writes a complete file for it: its
+    local stores are where its runs are)."""
+    text = _tenant_text(
+        **{
+            REPOSITORY: f'directory = "{REPO_ROOT}"',
+            BRANCH: "",
+            'pool_type = "prefect:managed"': 'pool_type = "process"',
+            'dependencies = "pip_packages"': 'dependencies = "preinstalled"',
+        }
+    )
     return _write(tmp_path / "tenant.toml", text)
 
 
