@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.escaping import shell_line
-from dbt2prefect.job_identity import job_parameters
+from dbt2prefect.names import job_parameters, schedule_slug, trigger_name, workflow_job_id
 from dbt2prefect.run_env import env_name_problem
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
@@ -49,34 +49,6 @@ _PREFECT_STATES: dict[int, tuple[str, ...]] = {
     RunStatus.CANCELLED: ("Cancelled",),
 }
 """The final Prefect states of a run that dbt Cloud would report with each final run status."""
-
-
-def trigger_name(job_id: int, upstream_job_id: int) -> str:
-    """The stable name of a chained job's trigger (the automation's name); apply matches on it."""
-    return f"job-{job_id}-after-job-{upstream_job_id}"
-
-
-def trigger_jobs(name: str | None) -> tuple[int, int] | None:
-    """(chained job id, upstream job id) of a trigger name `job-<digits>-after-job-<digits>`, else None."""
-    if name is None or not name.startswith("job-"):
-        return None
-    downstream, sep, upstream = name[4:].partition("-after-job-")
-    return (int(downstream), int(upstream)) if sep and downstream.isdigit() and upstream.isdigit() else None
-
-
-def is_trigger_name(name: str | None) -> bool:
-    """True for names `job-<digits>-after-job-<digits>` (triggers this tool created)."""
-    return trigger_jobs(name) is not None
-
-
-def schedule_slug(job_id: int) -> str:
-    """The slug of a job's schedule; apply treats only slugs of this form as its own."""
-    return f"job-{job_id}"
-
-
-def is_job_slug(slug: str | None) -> bool:
-    """True for slugs `job-<digits>` (schedules this tool created)."""
-    return slug is not None and slug.startswith("job-") and slug[4:].isdigit()
 
 
 def describe_schedule(schedule: JobSchedule) -> str:
@@ -681,7 +653,6 @@ def _ci_jobs(
         main_branch,
         schema_isolation,
         workflow_file_name,
-        workflow_job_id,
     )
 
     found = _Findings(job)
