@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dbt2prefect.names import before_start_name, notification_name
+from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Job, Notification, NotificationType
@@ -170,7 +171,7 @@ def _plan_one(
     job_name = job.name if job is not None else "not in this inventory"
     name = notification_name(job_id, notification.id)
 
-    def finding(code: str, severity: Severity, detail: str, step: str) -> Finding:
+    def finding(code: ReasonCode, severity: Severity, detail: str, step: str) -> Finding:
         return Finding(
             reason_code=code,
             severity=severity,
@@ -183,7 +184,7 @@ def _plan_one(
     if planned is None or planned.parameters is None:
         status = "it is not in this inventory" if planned is None else f"its plan status is {planned.status}"
         return None, finding(
-            "notification",
+            ReasonCode.NOTIFICATION,
             Severity.WARNING,
             f"not migrated: the job does not run on the deployment ({status})",
             "nothing runs this job under Prefect, so nothing notifies; drop the notification, or migrate the job "
@@ -201,12 +202,14 @@ def _plan_one(
         )
         if not destination.address_known:
             return None, finding(
-                "notification_unresolved",
+                ReasonCode.NOTIFICATION_UNRESOLVED,
                 Severity.WARNING,
                 "the API gives no address for it",
                 f"look up the address of {destination.label} in dbt Cloud (Account settings > Users), then {add}",
             )
-        return None, finding("notification_block", Severity.WARNING, "no notification block is named for it", add)
+        return None, finding(
+            ReasonCode.NOTIFICATION_BLOCK, Severity.WARNING, "no notification block is named for it", add
+        )
     states = [state for o in outcomes for state in OUTCOME_STATES.get(o, ())]
     events = [event for o in outcomes for event in OUTCOME_EVENTS.get(o, ())]
     automation = PlannedNotification(
@@ -223,7 +226,7 @@ def _plan_one(
     )
     watched = ", ".join([*states, *(["a run with warnings"] if events else [])])
     return automation, finding(
-        "notification",
+        ReasonCode.NOTIFICATION,
         Severity.INFO,
         f"migrated as the automation {name} (runs of the job on {tenant.flow_name}/{tenant.deployment_name} "
         f"entering {watched} send through block {block})",
