@@ -16,7 +16,7 @@ from prefect.utilities.timeout import timeout
 
 from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
-from dbt2prefect.job_identity import job_label, job_tag
+from dbt2prefect.names import job_key, job_label, job_tag
 from dbt2prefect.params import validate
 from dbt2prefect.run_events import emit_run_warned
 from dbt2prefect.run_job import execute
@@ -40,7 +40,7 @@ def _run_name() -> str:
 
 
 def _tag_run(job_id: int) -> None:
-    """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.job_identity`)."""
+    """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.names`)."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
 
@@ -116,7 +116,7 @@ def run_dbt_wg(
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
     label = job_label(raw)
-    about_job = f"job-{params.dbt_cloud_job_id}" if params.dbt_cloud_job_id is not None else outcome.target
+    about_job = job_key(params.dbt_cloud_job_id) if params.dbt_cloud_job_id is not None else outcome.target
     key = _artifact_key(f"{tenant.deployment_name}-{about_job}-summary")
     about = f"dbt run summary of dbt Cloud {label}" if label else "dbt run summary"
     create_markdown_artifact(to_markdown(outcome.summary, outcome.artifact_dir), key=key, description=about)

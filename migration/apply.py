@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.errors import ExternalServiceError
+from dbt2prefect.names import is_job_slug, is_trigger_name
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
 from migration.errors import ApplyError
@@ -34,7 +35,6 @@ from migration.notification_automations import (
     template_problem,
 )
 from migration.plan import PlannedSchedule
-from migration.translate import is_job_slug, is_trigger_name
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient

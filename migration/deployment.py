@@ -20,7 +20,7 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.job_identity import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
+from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
 from dbt2prefect.object_store import is_local_url
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
@@ -72,7 +72,7 @@ class ScheduleSpec(_Spec):
 
 def job_runs_trigger(name_match: str, deployment_name: str, expect: list[str]) -> dict[str, Any]:
     """An event trigger on the runs of the deployment whose name matches `name_match` (one job's runs, see
-    `dbt2prefect.job_identity.runs_of_job`), firing on each event in `expect`: what chained jobs' triggers and
+    `dbt2prefect.names.runs_of_job`), firing on each event in `expect`: what chained jobs' triggers and
     notification automations both follow."""
     return {
         "type": "event",
@@ -87,7 +87,7 @@ def job_runs_trigger(name_match: str, deployment_name: str, expect: list[str]) -
 
 class TriggerSpec(_Spec):
     """A deployment trigger (one Prefect automation): run the deployment with a chained job's parameters when a
-    run of its upstream job (named `job-<id> ...`, see `dbt2prefect.job_identity`), on this deployment, enters one
+    run of its upstream job (named `job-<id> ...`, see `dbt2prefect.names`), on this deployment, enters one
     of the listed states."""
 
     name: str

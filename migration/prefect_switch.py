@@ -14,13 +14,18 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.job_identity import job_tag
+from dbt2prefect.names import (
+    is_before_start_name,
+    is_notification_name,
+    job_tag,
+    notification_ids,
+    schedule_slug,
+    trigger_jobs,
+)
 from migration.apply import _schedule_fields, deployment_triggers, run_with_client
 from migration.ledger import PrefectScheduleState
 from migration.notification_automations import notification_automations
-from migration.notifications import is_before_start_name, is_notification_name
 from migration.plan import PlannedSchedule
-from migration.translate import schedule_slug, trigger_jobs
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -199,8 +204,11 @@ class PrefectTriggers:
 
         async def call(client: PrefectClient) -> dict[str, bool]:
             found = await notification_automations(client, self._name)
-            prefix = f"job-{job_id}-notify-"
-            return {name: bool(a.enabled) for name, a in sorted(found.items()) if name.startswith(prefix)}
+            return {
+                name: bool(a.enabled)
+                for name, a in sorted(found.items())
+                if (ids := notification_ids(name)) is not None and ids[0] == job_id
+            }
 
         return run_with_client(call)
 

@@ -237,7 +237,7 @@ def _worker_run(job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
 
 def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
     """One deployment run per job: its schedule's parameters on the parity target, executed by a worker."""
-    from migration.translate import schedule_slug
+    from dbt2prefect.names import schedule_slug
     from parity.runner import JobSpec
     from parity.settings import (
         load_parity_settings,
@@ -264,7 +264,7 @@ def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) ->
 
 def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     """The activated schedule's next run, moved to now, picked up and finished by the worker."""
-    from migration.translate import schedule_slug
+    from dbt2prefect.names import schedule_slug
     from sandbox.runs import fire_schedule
 
     slug = schedule_slug(job_id)
@@ -295,7 +295,7 @@ def run_chains(
         job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
         earlier: runs that existed before (they never count as a chained run).
     """
-    from migration.translate import schedule_slug
+    from dbt2prefect.names import schedule_slug
     from sandbox.runs import DeploymentRunError, run_deployment_now, wait_for_job_run
 
     exclude = {run.run.flow_run_id for run in earlier}

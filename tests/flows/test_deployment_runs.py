@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore
-from dbt2prefect.job_identity import job_tag
+from dbt2prefect.names import job_tag, schedule_slug
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
 from migration.emit import render_prefect_yaml
 from migration.export import load_inventory
-from migration.translate import plan_inventory, schedule_slug
+from migration.translate import plan_inventory
 from sandbox.runs import DeploymentRun, run_deployment_now
 from sandbox.stack import on_process_pool
 from sandbox.worker import ProcessWorker

@@ -21,11 +21,11 @@ from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import redact_url
+from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.dbt_cloud.auth import TokenAuth
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudConfigError
-from migration.reasons import ReasonCode
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import WorkdirError
 from sandbox.stack import MARKER, StackPaths, load_raw_data, prepare_workdir
@@ -168,7 +168,11 @@ SETTING_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     ),
     "acknowledged finding of an unknown code": (
         {"acknowledged_findings = []": 'acknowledged_findings = ["job_chainin:70403103936332"]'},
-        ("acknowledged_findings", "job_chainin", "copy the key from the plan"),
+        ("acknowledged_findings", "job_chainin", "did you mean 'job_chaining:70403103936332'?", "copy the key"),
+    ),
+    "acknowledged finding of a misspelt code": (
+        {"acknowledged_findings = []": 'acknowledged_findings = ["Notifcation_Block:7"]'},
+        ("acknowledged_findings", "did you mean 'notification_block:7'?"),
     ),
     "acknowledged finding without a job id": (
         {"acknowledged_findings = []": 'acknowledged_findings = ["job_chaining:all"]'},

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.tenant import load_tenant
 from migration.apply import deployment_triggers
 from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.models import Run, RunStatus
+from migration.dbt_cloud.models import Run
 from migration.export import export_inventory
 from sandbox.demo import DemoResult, StepResult, StepStatus, run_demo
 from sandbox.stack import prefect_api
