@@ -332,7 +332,9 @@ def main() -> None:
         server_process.wait(timeout=60)
 
     nodes = node_count(work / "bare-target" / "run_results.json")
-    parity_line = parity(work, warehouse, bench.tenant_file) if "flow per-node" in results and not args.no_parity else None
+    parity_line = (
+        parity(work, warehouse, bench.tenant_file) if "flow per-node" in results and not args.no_parity else None
+    )
     selection_line = selection(project, work) if not args.no_selection else None
 
     mib = 1024 * 1024
