@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.utilities.timeout import timeout
 
+from app.workspace import Workspace
 from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
 from dbt2prefect.names import job_key, job_label, job_tag
@@ -21,7 +22,6 @@ from dbt2prefect.params import validate
 from dbt2prefect.run_events import emit_run_warned
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
-from dbt2prefect.tenant import load_tenant
 
 # A deployment's flow run (the process a worker started for it) returns as soon as it ends, not up to a second later;
 # importing the module anywhere else patches nothing (see prefect_heartbeat).
@@ -108,9 +108,12 @@ def run_dbt_wg(
         params = validate(raw)
         if params.dbt_cloud_job_id is not None:
             _tag_run(params.dbt_cloud_job_id)
-        tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+        workspace = Workspace.open(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+        tenant = workspace.tenant
         with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
-            outcome = execute(params, tenant, run_id, run_count=flow_run.run_count, on_retry=_log_retry)
+            outcome = execute(
+                params, tenant, run_id, run_count=flow_run.run_count, on_retry=_log_retry, store=workspace.store
+            )
     except (ConfigError, ParameterError, ProfileError) as exc:
         # Bad input fails the run at once, with the message as the state's.
         logger.error("%s", exc)

@@ -595,10 +595,13 @@ def build_deployment(
     )
 
 
-def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: bool = False) -> DeploymentSpec:
+def tenant_deployment(
+    plan: MigrationPlan, tenant: TenantSettings, ledger: Ledger, *, activate: bool = False
+) -> DeploymentSpec:
     """`build_deployment` with this checkout's pins and the flags of the tenant's cutover ledger.
 
     Args:
+        ledger: the tenant's cutover ledger, which says whether each job's schedule is on.
         activate: every schedule on, whatever the ledger says (a tenant that skips the cutover gate).
     """
     job_ids = list(
@@ -608,8 +611,5 @@ def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: 
             + [n.switch_job_id for n in plan.notifications]
         )
     )
-    if activate:
-        flags = dict.fromkeys(job_ids, True)
-    else:
-        flags = ledger_active_flags(Ledger(tenant.ledger_url, tenant.name), job_ids)
+    flags = dict.fromkeys(job_ids, True) if activate else ledger_active_flags(ledger, job_ids)
     return build_deployment(plan, tenant, active=flags)

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.workspace import Workspace
 from dbt2prefect.errors import ConfigError, Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from sandbox.code_remote import CodeRemote
@@ -53,6 +54,8 @@ NOTIFY_TIMEOUT = 120.0
 """How long a chained job's trigger may take to start its run after the upstream run ended."""
 
 SUCCESS = 10
+DEMO_USER = "dbt2prefect demo"
+"""Who the demo's cutover and rollback records name in the ledger."""
 
 
 class StepStatus(StrEnum):
@@ -391,13 +394,10 @@ def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, 
 
 def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]:
     """Export the tenant's dbt Cloud inventory over HTTP to the stack's inventory file."""
-    from migration.dbt_cloud.auth import resolve_token
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.export import export_inventory, write_inventory
+    from migration.export import write_inventory
 
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
-    with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
-        inventory = export_inventory(client, project_id=tenant.dbt_cloud.project_id, include_deleted=True)
+    with Workspace(tenant) as workspace:
+        inventory = workspace.inventory(include_deleted=True)
     path = write_inventory(inventory, paths.inventory)
     with_runs = sum(1 for job in inventory.jobs if job.latest_successful_run_id is not None)
     return f"{len(inventory.jobs)} jobs ({with_runs} with a successful run) to {path}", inventory
@@ -405,9 +405,8 @@ def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]
 
 def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
     """The migration plan; fails on unacknowledged blockers or when nothing is scheduled."""
-    from migration.translate import plan_inventory
-
-    plan = plan_inventory(inventory, tenant)
+    with Workspace(tenant) as workspace:
+        plan = workspace.plan(inventory=inventory)
     blocking = plan.blocking()
     if blocking:
         raise StepFailed(f"{len(blocking)} blocker finding(s) not acknowledged: {blocking[0].key}", plan)
@@ -423,11 +422,9 @@ def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
 
 def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
     """Apply the plan's deployment (schedules inactive) to the active Prefect API; the value is (diff, spec)."""
-    from migration.apply import apply_deployment
-    from migration.deployment import tenant_deployment
-
-    spec = tenant_deployment(plan, tenant)
-    diff = apply_deployment(spec)
+    with Workspace(tenant) as workspace:
+        spec = workspace.deployment(plan)
+        diff = workspace.apply(spec)
     secrets = save_secret_blocks(plan)
     added = sum(1 for change in diff.schedules if change.status == "added")
     (step,) = (name.rsplit(".", 1)[-1] for name in spec.pull_steps[0])
@@ -462,76 +459,27 @@ def run_parity(tenant: TenantSettings, reports: Path, candidates: Sequence[Worke
     return summary, outcome
 
 
-@dataclass(frozen=True)
-class _Switch:
-    """What cutover, rollback and status act on: the account, the deployment's schedules, the ledger."""
-
-    tenant: TenantSettings
-    client: Any  # migration.dbt_cloud.client.DbtCloudClient
-    context: Any  # migration.switch_context.SwitchContext
-    reports: Path
-
-
-@contextlib.contextmanager
-def _switch_session(tenant: TenantSettings, reports: Path) -> Iterator[_Switch]:
-    from migration.dbt_cloud.auth import resolve_token
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.ledger import Ledger
-    from migration.prefect_switch import PrefectSchedules
-    from migration.switch_context import SwitchContext
-
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
-    ledger = Ledger(tenant.ledger_url, tenant.name)
-    schedules = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
-    with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
-        yield _Switch(
-            tenant, client, SwitchContext(tenant.name, client, schedules, ledger, "dbt2prefect demo"), reports
-        )
-
-
-def _live_plan(switch: _Switch) -> tuple[list[Any], Any]:
-    """Every job of the account and the plan, cut-over jobs taken as the ledger recorded them (as the CLI does)."""
-    from migration.cutover import jobs_as_planned
-    from migration.export import export_inventory
-    from migration.translate import plan_inventory
-
-    inventory = export_inventory(switch.client, project_id=switch.tenant.dbt_cloud.project_id, include_deleted=True)
-    jobs = inventory.job_models()
-    return jobs, plan_inventory(inventory, switch.tenant, jobs_as_planned(jobs, switch.context.ledger))
-
-
-def _cutover(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
-    from migration.cutover import CutoverRequest, cutover
-    from parity.store import load_latest_verdicts, tenant_report_root
-
-    jobs, plan = _live_plan(switch)
-    verdicts = load_latest_verdicts(tenant_report_root(switch.tenant))
-    report = cutover(plan, jobs, verdicts, switch.context, CutoverRequest(job_ids=tuple(job_ids)))
+def _cutover(switch: Workspace, job_ids: Sequence[int]) -> tuple[str, Any]:
+    report = switch.cutover(job_ids, by=DEMO_USER)
     done = ", ".join(f"{job.job_id} {job.action}" for job in report.jobs)
     warnings = f"; {len(report.warnings)} warning(s) about chained jobs" if report.warnings else ""
     return f"{done}{warnings}", report
 
 
-def _rollback(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
-    from migration.rollback import rollback
-
-    report = rollback(tuple(job_ids), switch.context)
+def _rollback(switch: Workspace, job_ids: Sequence[int]) -> tuple[str, Any]:
+    report = switch.rollback(job_ids, by=DEMO_USER)
     return ", ".join(f"{job.job_id} {job.action}" for job in report.jobs), report
 
 
-def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
+def _status(switch: Workspace, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
     """Every job's dbt Cloud schedule, Prefect schedule, ledger state and the triggers of the jobs chained to it
     (enabled while it is cut over), as expected."""
     from migration.prefect_switch import PrefectTriggers
-    from migration.status import collect_status
-    from parity.store import load_latest_verdicts, tenant_report_root
 
-    _, plan = _live_plan(switch)
-    verdicts = load_latest_verdicts(tenant_report_root(switch.tenant))
-    report = collect_status(plan, switch.client, switch.context.prefect, switch.context.ledger, verdicts)
+    report = switch.status(automations=False)
     rows = {row.job_id: row for row in report.jobs}
     expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
-    triggers = PrefectTriggers(switch.context.prefect.deployment)
+    triggers = PrefectTriggers(switch.prefect.deployment)
     lines = []
     for job_id in job_ids:
         row = rows.get(job_id)
@@ -621,7 +569,7 @@ def run_demo(
             "Parity: dbt Cloud baselines vs the worker's runs",
             lambda: run_parity(tenant, stack.paths.reports, candidates),
         )
-        switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
+        switch = stop.enter_context(Workspace(tenant))
         runner.step(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
