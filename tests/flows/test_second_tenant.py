@@ -95,7 +95,7 @@ def test_a_second_tenant_goes_from_dbt_cloud_to_prefect_with_parity(
         assert spec.work_pool == WORKER_POOL
 
         _, candidates = run_candidates(tenant, spec, [DAILY_BUILD])
-        summary, outcome = run_parity(paths.reports, candidates)
+        summary, outcome = run_parity(tenant, paths.reports, candidates)
         (job,) = outcome.report.jobs
         assert outcome.report.verdict is Verdict.PASS, summary
         assert {row.resource_type: (row.baseline, row.candidate) for row in job.node_counts} == {
@@ -112,7 +112,7 @@ def test_a_second_tenant_goes_from_dbt_cloud_to_prefect_with_parity(
         model.write_text(model.read_text().replace("country", "lower(country) as country", 1))
         _, changed = run_candidates(tenant, spec, [DAILY_BUILD])
         with pytest.raises(StepFailed) as failed:
-            run_parity(paths.reports / "changed", changed)
+            run_parity(tenant, paths.reports / "changed", changed)
     report = failed.value.value.report
     assert report.verdict is Verdict.FAIL
     differing = {row.unique_id: row for row in report.jobs[0].value_checks if row.status == "different"}
