@@ -72,6 +72,11 @@ def open_url(url: str) -> tuple[Any, str]:
     if not is_local_url(url):
         # A cached listing would hide what another process wrote since (a ledger record, a pointer).
         options["use_listings_cache"] = False
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and url.split("::")[-1].split("://", 1)[0].lower() in ("s3", "s3a"):
+        # fsspec reuses one file system per set of options, whatever the environment says now: naming the endpoint
+        # keeps a process that moves to another S3 endpoint (the sandbox started again) off the old one.
+        options["endpoint_url"] = endpoint
     fs, root = fsspec.core.url_to_fs(url, **options)
     return fs, str(root)
 

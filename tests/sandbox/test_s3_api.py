@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import fsspec
@@ -11,6 +12,8 @@ from botocore.exceptions import ClientError
 from s3fs import S3FileSystem
 
 from dbt2prefect.artifact_store import ArtifactStore, RunKey, WriterRecord
+from dbt2prefect.object_store import open_url
+from dbt2prefect.run_env import environment
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification
 from sandbox.s3_api import BUCKET, S3Api
 
@@ -84,3 +87,20 @@ def _ledger_record(kind: RecordKind, ok: bool | None = None) -> LedgerRecord:
         original_job=original,
         verification=verification,
     )
+
+
+def test_a_store_opened_after_the_endpoint_moved_reaches_the_new_one(s3_api: S3Api, tmp_path: Path) -> None:
+    """fsspec keeps one file system per set of options: a process whose sandbox starts again (a new S3 API) must not
+    keep talking to the old, stopped one."""
+    url = f"s3://{BUCKET}/test-endpoint-moved/one.json"
+    fs, path = open_url(url)
+    fs.pipe_file(path, b"old")
+    with S3Api.start(tmp_path / "second") as second:
+        second.wait_ready()
+        second.create_bucket()
+        with environment(second.environment()):
+            fs, path = open_url(url)
+            assert not fs.exists(path)  # the new API's bucket is empty
+            fs.pipe_file(path, b"new")
+    fs, path = open_url(url)
+    assert fs.cat_file(path) == b"old"
