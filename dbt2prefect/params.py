@@ -189,7 +189,8 @@ class RunParameters(BaseModel):
 
     @property
     def parsed_steps(self) -> tuple[ParsedStep, ...]:
-        """`steps` as dbt's parser read them while validating (empty without steps)."""
+        """`steps` as dbt's parser read them while validating (empty without steps). New steps need a new
+        validation (`validate`), not `model_copy`, which would keep these."""
         return self._parsed_steps
 
     def to_api(self) -> dict[str, Any]:
