@@ -3,10 +3,10 @@
 A run validates its parameters (`validate`), finds the targets its steps set (`step_targets`) and plans its dbt
 invocations (`plan_invocations`), in that order, before dbt starts (see `dbt2prefect.run_job.execute`). The script
 does the same in a new process, counts the calls of `dbt2prefect.dbt_cli.parse_args` (where dbt's click parser
-runs) and prints them per step. `--repo` measures another checkout (for example an older commit exported to a
-folder) with the same interpreter.
+runs) and prints them per step. `--before PATH` measures another checkout too (for example an older commit
+exported to a folder, run with the same interpreter) and prints the ratio of the two counts.
 
-Usage: .venv/bin/python bench/step_parses.py [--repo PATH]
+Usage: .venv/bin/python bench/step_parses.py [--before PATH]
 """
 
 from __future__ import annotations
@@ -58,13 +58,21 @@ def count(repo: Path) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--before", type=Path, help="another checkout to compare with")
     options = parser.parse_args()
-    result = count(options.repo)
-    print(
-        f"{len(STEPS)} steps, {result['invocations']} dbt invocations planned: {result['calls']} parser calls, "
-        f"{result['calls'] / len(STEPS):.1f} per step"
-    )
+    checkouts = {"now": Path(__file__).resolve().parent.parent}
+    if options.before is not None:
+        checkouts = {"before": options.before, **checkouts}
+    calls = {}
+    for name, repo in checkouts.items():
+        result = count(repo)
+        calls[name] = result["calls"]
+        print(
+            f"{name}: {len(STEPS)} steps, {result['invocations']} dbt invocations planned: {result['calls']} parser "
+            f"calls, {result['calls'] / len(STEPS):.1f} per step"
+        )
+    if "before" in calls:
+        print(f"ratio before/now: {calls['before'] / calls['now']:.1f}x")
 
 
 if __name__ == "__main__":
