@@ -44,7 +44,7 @@ def job_specs(
     for planned in plan.jobs:
         if not job_ids and planned.status != "scheduled":
             continue
-        if planned.parameters is None:
+        if planned.run_parameters is None:
             reasons = sorted({f.reason_code for f in plan.findings if f.job_id == planned.job_id})
             raise ConfigError(
                 f"job {planned.job_id} ({planned.job_name}) has no translated parameters ({', '.join(reasons)}); "
@@ -54,7 +54,7 @@ def job_specs(
             JobSpec(
                 job_id=planned.job_id,
                 name=planned.job_name,
-                parameters=planned.parameters,
+                parameters=planned.run_parameters,
                 candidate_run_id=runs.get(planned.job_id),
             )
         )

@@ -27,10 +27,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(blocks, name="blocks")
 
 
+def _assignments(values: list[str] | None, option: str, example: str) -> dict[str, str] | None:
+    """`NAME=VALUE` options (repeatable) as a mapping; None when none is given."""
+    if not values:
+        return None
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, item = value.partition("=")
+        if not sep or not name:
+            raise ParameterError(f"{option} {value!r}: write NAME=VALUE, e.g. {option} {example}")
+        pairs[name] = item
+    return pairs
+
+
 @handle_errors
 def run(
     command: Annotated[DbtCommand, typer.Option(help="dbt command.")] = BUILD,
     target: Annotated[str | None, typer.Option(help="dbt target (default from tenant settings).")] = None,
+    connection: Annotated[
+        str | None, typer.Option(help="Target whose profile block connects (default: the target's own).")
+    ] = None,
     select: Annotated[str | None, typer.Option(help="dbt --select (space-separated).")] = None,
     exclude: Annotated[str | None, typer.Option(help="dbt --exclude (space-separated).")] = None,
     selector: Annotated[str | None, typer.Option(help="A selector from selectors.yml.")] = None,
@@ -47,13 +63,35 @@ def run(
     ] = None,
     source_freshness: Annotated[bool, typer.Option(help="Run the freshness checkbox step first.")] = False,
     generate_docs: Annotated[bool, typer.Option(help="Run the docs checkbox step last.")] = False,
+    timeout_seconds: Annotated[int | None, typer.Option(help="Fail the run after this many seconds.")] = None,
     lean: Annotated[bool, typer.Option("--lean", help="No per-node task runs (summary kept).")] = False,
+    dbt_cloud_job_id: Annotated[
+        int | None, typer.Option(help="The dbt Cloud job this run stands for (names and tags the run).")
+    ] = None,
+    dbt_cloud_job_name: Annotated[str | None, typer.Option(help="That job's name (names the run).")] = None,
+    parity_candidate: Annotated[
+        bool,
+        typer.Option("--parity-candidate", help="A parity run of the job: starts no chained job, notifies no one."),
+    ] = False,
+    env_var: Annotated[
+        list[str] | None,
+        typer.Option("--env-var", metavar="<NAME=VALUE>", help="A variable set for dbt during the run; repeatable."),
+    ] = None,
+    secret_env_var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-env-var",
+            metavar="<NAME=BLOCK>",
+            help="A DBT_ENV_SECRET* variable read from a Prefect Secret block; repeatable.",
+        ),
+    ] = None,
     tenant_file: TenantFile = None,
 ) -> None:
     """Run the `run_dbt_wg` flow here, with the same parameters a schedule would pass."""
     raw = {
         "command": command.value,
         "target": target,
+        "connection": connection,
         "select": select,
         "exclude": exclude,
         "selector": selector,
@@ -66,7 +104,13 @@ def run(
         "steps": step or None,
         "source_freshness": source_freshness,
         "generate_docs": generate_docs,
+        "timeout_seconds": timeout_seconds,
         "per_node_tasks": not lean,
+        "dbt_cloud_job_id": dbt_cloud_job_id,
+        "dbt_cloud_job_name": dbt_cloud_job_name,
+        "parity_candidate": parity_candidate,
+        "env_vars": _assignments(env_var, "--env-var", "DBT_REGION=uk"),
+        "secret_env_vars": _assignments(secret_env_var, "--secret-env-var", "DBT_ENV_SECRET_KEY=my-secret-block"),
     }
     validate(raw)
     tenant_from(tenant_file)

@@ -5,10 +5,21 @@ Arguments are always built as lists and handed to dbt in-process; nothing goes t
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dbt2prefect.dbt_cli import ParsedStep, check_selection, parse_step_line, parse_vars, validate_step
 from dbt2prefect.errors import DbtCommandError, ParameterError
@@ -54,9 +65,13 @@ class RunParameters(BaseModel):
     runs, chained jobs' triggers or notifications, reacts to it).
     `env_vars` are set in dbt's environment for the run (a dbt Cloud job's resolved environment variables);
     `secret_env_vars` maps each secret variable (`DBT_ENV_SECRET*`) to the Prefect Secret block holding its value.
+
+    Each line of `steps` is read by dbt's parser once, while the parameters are validated; `parsed_steps` carries
+    the result to everything that runs them. The fields are the flow's signature (a test holds them equal).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _parsed_steps: tuple[ParsedStep, ...] = PrivateAttr(default=())
 
     command: str = "build"
     target: str | None = None
@@ -140,18 +155,15 @@ class RunParameters(BaseModel):
 
     @field_validator("steps")
     @classmethod
-    def _steps_parse(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
+    def _steps_given(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
             raise ValueError("must hold at least one dbt command line, or be left out")
-        for index, line in enumerate(value):
-            parse_step(line, where=f"steps[{index}]")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RunParameters:
         if self.steps is not None:
+            self._parsed_steps = _parse_steps(self.steps)
             clashing = [name for name in ("select", "exclude", "selector") if getattr(self, name) is not None]
             if self.command != "build":
                 clashing.insert(0, "command")
@@ -174,6 +186,36 @@ class RunParameters(BaseModel):
         if self.full_refresh and self.command not in FULL_REFRESH:
             raise ValueError(f"full_refresh applies to {', '.join(sorted(FULL_REFRESH))}, not {self.command!r}")
         return self
+
+    @property
+    def parsed_steps(self) -> tuple[ParsedStep, ...]:
+        """`steps` as dbt's parser read them while validating (empty without steps). New steps need a new
+        validation (`validate`), not `model_copy`, which would keep these."""
+        return self._parsed_steps
+
+    def to_api(self) -> dict[str, Any]:
+        """The parameters as Prefect stores them (schedules, triggers, prefect.yaml, plan files): only what differs
+        from the flow's defaults, but always `target`; sorted keys. Validating the result gives these parameters."""
+        kept: dict[str, Any] = {}
+        for name, info in sorted(type(self).model_fields.items()):
+            value = getattr(self, name)
+            if name == "target" or value != info.default:
+                kept[name] = copy.copy(value)  # a list or dict of the frozen model stays its own
+        return kept
+
+
+ApiParameters = Annotated[RunParameters, PlainSerializer(RunParameters.to_api, return_type=dict[str, Any])]
+"""RunParameters as a field of a plan or spec: it validates from the API's dict and serializes (JSON plan files,
+the YAML renderings) as `to_api()` gives it."""
+
+
+def _parse_steps(lines: list[str]) -> tuple[ParsedStep, ...]:
+    """Parse each step once; a bad line is an error of the `steps` parameter."""
+    try:
+        return tuple(parse_step(line, where=f"steps[{index}]") for index, line in enumerate(lines))
+    except DbtCommandError as exc:
+        error = {"type": "value_error", "loc": ("steps",), "input": lines, "ctx": {"error": exc}}
+        raise ValidationError.from_exception_data(RunParameters.__name__, [error]) from None  # type: ignore[list-item]
 
 
 def parse_step(line: str, where: str = "step") -> ParsedStep:
@@ -200,8 +242,7 @@ def parse_step(line: str, where: str = "step") -> ParsedStep:
 def step_targets(params: RunParameters) -> set[str]:
     """Target names that steps set with their own `--target` (dbt Cloud: only target.name changes)."""
     names: set[str] = set()
-    for index, line in enumerate(params.steps or []):
-        step = parse_step(line, where=f"steps[{index}]")
+    for step in params.parsed_steps:
         if step.sets("target"):
             names.add(str(step.options["target"]))
     return names
@@ -250,8 +291,7 @@ def plan_invocations(params: RunParameters, target: str, state_dir: str | None) 
         args = ["source", "freshness", *_common_flags(params, target, "source freshness")]
         invocations.append(Invocation(args, "dbt source freshness (checkbox)", "source freshness", fails_run=False))
     if params.steps is not None:
-        for index, line in enumerate(params.steps):
-            step = parse_step(line, where=f"steps[{index}]")
+        for step in params.parsed_steps:
             command = step.command
             args = list(step.args)
             if not step.sets("target"):
@@ -262,7 +302,7 @@ def plan_invocations(params: RunParameters, target: str, state_dir: str | None) 
                 args += ["--state", state_dir]
                 if command in {"build", "run"} and not step.sets("defer"):
                     args.append("--defer")
-            invocations.append(Invocation(args, line, command))
+            invocations.append(Invocation(args, step.line, command))
     else:
         command = params.command
         args = [*COMMANDS[command], *_common_flags(params, target, command)]

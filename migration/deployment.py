@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 from packaging.requirements import Requirement
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
 from dbt2prefect.object_store import is_local_url
+from dbt2prefect.params import ApiParameters
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
@@ -55,7 +56,7 @@ class DeploymentError(MigrationError):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True)
 
 
 class ScheduleSpec(_Spec):
@@ -67,7 +68,12 @@ class ScheduleSpec(_Spec):
     day_or: bool = True
     timezone: str = "UTC"
     active: bool
-    parameters: dict[str, Any]
+    run_parameters: ApiParameters = Field(alias="parameters")
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """`run_parameters` as Prefect stores them (the API payloads, prefect.yaml)."""
+        return self.run_parameters.to_api()
 
 
 def job_runs_trigger(name_match: str, deployment_name: str, expect: list[str]) -> dict[str, Any]:
@@ -95,7 +101,12 @@ class TriggerSpec(_Spec):
     enabled: bool
     upstream_run_name: str
     states: list[str]
-    parameters: dict[str, Any]
+    run_parameters: ApiParameters = Field(alias="parameters")
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """`run_parameters` as Prefect stores them (the API payloads, prefect.yaml)."""
+        return self.run_parameters.to_api()
 
     def event_trigger(self, deployment_name: str) -> dict[str, Any]:
         """The trigger as prefect.yaml writes it (a `DeploymentEventTrigger`): both renderings build from this."""
@@ -106,7 +117,7 @@ class TriggerSpec(_Spec):
             **job_runs_trigger(
                 f"{self.upstream_run_name}*", deployment_name, [f"prefect.flow-run.{s}" for s in self.states]
             ),
-            "parameters": self.parameters,
+            "parameters": self.run_parameters.to_api(),
         }
 
 
@@ -507,7 +518,7 @@ def build_deployment(
             day_or=s.day_or,
             timezone=s.timezone,
             active=bool(flags.get(s.job_id, False)),
-            parameters=dict(sorted(s.parameters.items())),
+            parameters=s.run_parameters,
         )
         for s in plan.schedules
     ]
@@ -519,7 +530,7 @@ def build_deployment(
             enabled=bool(flags.get(t.upstream_job_id, False)),
             upstream_run_name=run_name_prefix(t.upstream_job_id),
             states=list(t.states),
-            parameters=dict(sorted(t.parameters.items())),
+            parameters=t.run_parameters,
         )
         for t in plan.triggers
     ]

@@ -80,7 +80,7 @@ def _schedule_entry(schedule: ScheduleSpec) -> dict[str, Any]:
         entry["day_or"] = schedule.day_or
     entry["timezone"] = schedule.timezone
     entry["active"] = schedule.active
-    entry["parameters"] = schedule.parameters
+    entry["parameters"] = schedule.run_parameters.to_api()
     return entry
 
 

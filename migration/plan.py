@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dbt2prefect.params import ApiParameters
 from dbt2prefect.reasons import ReasonCode
 
 
@@ -22,7 +23,7 @@ class Severity(StrEnum):
 
 
 class _PlanModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True)
 
 
 class Finding(_PlanModel):
@@ -61,13 +62,18 @@ class PlannedSchedule(_PlanModel):
     day_or: bool = True
     timezone: str = "UTC"
     active: bool
-    parameters: dict[str, Any]
+    run_parameters: ApiParameters = Field(alias="parameters")
     description: str
     source_cron: str
     proof: ScheduleProof
     profile_block: str | None = Field(
         default=None, description="The Prefect block whose connection the schedule's runs use (the job's environment)."
     )
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """`run_parameters` as Prefect stores them (what the server's copy is compared with)."""
+        return self.run_parameters.to_api()
 
 
 class PlannedTrigger(_PlanModel):
@@ -83,7 +89,12 @@ class PlannedTrigger(_PlanModel):
     upstream_job_id: int
     upstream_job_name: str
     states: list[str]
-    parameters: dict[str, Any]
+    run_parameters: ApiParameters = Field(alias="parameters")
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """`run_parameters` as Prefect stores them (what the server's copy is compared with)."""
+        return self.run_parameters.to_api()
 
 
 class PlannedNotification(_PlanModel):
@@ -158,9 +169,14 @@ class PlannedJob(_PlanModel):
     job_id: int
     job_name: str
     status: JobStatus
-    parameters: dict[str, Any] | None = None
+    run_parameters: ApiParameters | None = Field(default=None, alias="parameters")
     schedule_slug: str | None = None
     trigger_name: str | None = None
+
+    @property
+    def parameters(self) -> dict[str, Any] | None:
+        """`run_parameters` as Prefect stores them; None for a job whose parameters did not translate."""
+        return self.run_parameters.to_api() if self.run_parameters is not None else None
 
 
 class MigrationPlan(_PlanModel):

@@ -10,22 +10,8 @@ from typing import Any
 
 from dbt2prefect.dbt_cli import ParsedStep, flatten
 from dbt2prefect.escaping import shell_line
+from dbt2prefect.params import COMMANDS
 
-# dbt command path (as typed after `dbt`) → the flow's `command` parameter.
-FLOW_COMMANDS: dict[str, str] = {
-    "build": "build",
-    "run": "run",
-    "test": "test",
-    "seed": "seed",
-    "snapshot": "snapshot",
-    "deps": "deps",
-    "clean": "clean",
-    "source freshness": "source freshness",
-    "docs generate": "docs generate",
-    "compile": "compile",
-    "ls": "ls",
-    "retry": "retry",
-}
 # click parameter name → flow parameter. Anything else on a single step sends the job to `steps`.
 MAPPED_OPTIONS = ("select", "exclude", "selector", "vars", "full_refresh", "target", "threads")
 # Options that point at files in dbt Cloud's run environment.
@@ -45,10 +31,10 @@ def unmapped_flags(step: ParsedStep) -> list[str]:
 def step_parameters(step: ParsedStep) -> dict[str, Any] | None:
     """The flow parameters that reproduce one step, or None when the step needs `steps` (a flag or command
     without a parameter). Only parameters the step sets are returned."""
-    command = FLOW_COMMANDS.get(step.command)
-    if command is None or unmapped_flags(step):
+    # The flow's `command` is dbt's command path as the parser resolves it ('source freshness', 'ls').
+    if step.command not in COMMANDS or unmapped_flags(step):
         return None
-    params: dict[str, Any] = {"command": command}
+    params: dict[str, Any] = {"command": step.command}
     for name in ("select", "exclude"):
         if name in step.options:
             params[name] = _joined(step.options[name])

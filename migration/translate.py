@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
 from dbt2prefect.dbt_cloud import RunStatus
-from dbt2prefect.errors import DbtCommandError
+from dbt2prefect.errors import DbtCommandError, ParameterError
 from dbt2prefect.escaping import shell_line
 from dbt2prefect.names import job_parameters, schedule_slug, trigger_name, workflow_job_id
+from dbt2prefect.params import RunParameters, validate
 from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.run_env import env_name_problem
 from dbt2prefect.tenant import TenantSettings
@@ -72,28 +72,12 @@ def describe_schedule(schedule: JobSchedule) -> str:
     return f"{days}, {every} (UTC)"
 
 
-@dataclass
-class _JobResult:
-    parameters: dict[str, Any] | None = None
-    findings: list[Finding] = field(default_factory=list)
-
-
-def _defaults() -> dict[str, Any]:
-    from dbt2prefect.params import RunParameters
-
-    return {name: info.default for name, info in RunParameters.model_fields.items()}
-
-
-def _validate_parameters(params: dict[str, Any]) -> str | None:
-    """None when the flow would accept the parameters, else its message."""
-    from dbt2prefect.errors import ParameterError
-    from dbt2prefect.params import validate
-
+def _validated(params: dict[str, Any]) -> RunParameters | ParameterError:
+    """The parameters as the flow reads them, or the flow's message when it would refuse them."""
     try:
-        validate(params)
+        return validate(params)
     except ParameterError as exc:
-        return str(exc)
-    return None
+        return exc
 
 
 class _Findings:
@@ -112,13 +96,6 @@ class _Findings:
                 manual_step=manual_step,
             )
         )
-
-
-def _minimal(params: dict[str, Any]) -> dict[str, Any]:
-    """Keep only what differs from the flow's defaults, but always the target; sorted keys."""
-    defaults = _defaults()
-    kept = {k: v for k, v in params.items() if k == "target" or k not in defaults or defaults[k] != v}
-    return dict(sorted(kept.items()))
 
 
 def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
@@ -161,7 +138,7 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
 
 def _job_parameters(
     job: Job, found: _Findings, connection: str | None, variables: JobVariables | None
-) -> dict[str, Any] | None:
+) -> RunParameters | None:
     steps = _parse_steps(job, found)
     if steps is None:
         return None
@@ -170,7 +147,7 @@ def _job_parameters(
     single = step_parameters(steps[0]) if len(steps) == 1 else None
     if single is not None:
         candidate = {**params, **single}  # a --target/--threads in the step wins, as in dbt Cloud
-        if _validate_parameters(candidate) is None:
+        if isinstance(_validated(candidate), RunParameters):
             params = candidate
         else:
             single = None
@@ -189,16 +166,16 @@ def _job_parameters(
         params["env_vars"] = variables.env_vars
     if variables is not None and variables.secret_blocks:
         params["secret_env_vars"] = variables.secret_blocks
-    problem = _validate_parameters(params)
-    if problem is not None:
+    validated = _validated(params)
+    if isinstance(validated, ParameterError):
         found.add(
             ReasonCode.PARAMETERS_INVALID,
             Severity.BLOCKER,
-            f"the translated parameters are not valid for the flow: {problem}",
+            f"the translated parameters are not valid for the flow: {validated}",
             "fix the job's steps or settings in dbt Cloud and export again",
         )
         return None
-    return _minimal(params)
+    return validated
 
 
 def _feature_findings(
@@ -365,9 +342,11 @@ def _same_dbt_minor(pinned: str) -> bool:
     return pinned.split("-")[0].split(".")[:2] == runtime
 
 
-def _run_command(plan_ref: str, params: dict[str, Any]) -> str:
+def _run_command(plan_ref: str, params: RunParameters) -> str:
     # The parameters hold the job's name: quoted by the one shell escape, so a pasted line runs only this command.
-    return shell_line(["prefect", "deployment", "run", plan_ref, "--params", json.dumps(params, sort_keys=True)])
+    return shell_line(
+        ["prefect", "deployment", "run", plan_ref, "--params", json.dumps(params.to_api(), sort_keys=True)]
+    )
 
 
 def translate_job(
@@ -442,7 +421,7 @@ def translate_job(
             ReasonCode.ENVIRONMENT_UNMAPPED,
             Severity.BLOCKER,
             f"the job's environment {job.environment_id}{env_name} is not mapped to a profile block, and its "
-            f"target name {params.get('target')!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
+            f"target name {params.target!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
             f"map the environment under [tenant.dbt_cloud_environments] in {tenant.name}.toml, e.g. "
             f'"{job.environment_id}" = "prod" (the target whose block holds that environment\'s connection); '
             "the job keeps its target name",
@@ -457,14 +436,12 @@ def translate_job(
     return planned, schedule, found.items
 
 
-def _connection(params: dict[str, Any]) -> str:
+def _connection(params: RunParameters) -> str:
     """The tenant target whose block a run with these parameters connects with."""
-    return str(params.get("connection") or params.get("target"))
+    return str(params.connection or params.target)
 
 
-def _plan_schedule(
-    job: Job, params: dict[str, Any], found: _Findings, tenant: TenantSettings
-) -> PlannedSchedule | None:
+def _plan_schedule(job: Job, params: RunParameters, found: _Findings, tenant: TenantSettings) -> PlannedSchedule | None:
     cron = job.schedule.cron
     if not cron:
         found.add(
@@ -541,14 +518,14 @@ def _chain(job: Job, planned: PlannedJob, upstream: PlannedJob | None) -> tuple[
             manual_step=manual_step,
         )
 
-    if upstream is None or upstream.parameters is None or planned.parameters is None or unknown:
+    if upstream is None or upstream.run_parameters is None or planned.run_parameters is None or unknown:
         why = (
             f"the upstream job {upstream_id} is not in this inventory"
             if upstream is None
             else f"statuses {unknown} are not final dbt Cloud run statuses"
             if unknown
             else "the upstream job has no translated parameters"
-            if upstream.parameters is None
+            if upstream.run_parameters is None
             else "the job has no translated parameters"
         )
         return None, finding(
@@ -564,7 +541,7 @@ def _chain(job: Job, planned: PlannedJob, upstream: PlannedJob | None) -> tuple[
         upstream_job_id=upstream_id,
         upstream_job_name=upstream.job_name,
         states=states,
-        parameters=planned.parameters,
+        parameters=planned.run_parameters,
     )
     return trigger, finding(
         Severity.INFO,
@@ -666,7 +643,7 @@ def _ci_jobs(
     )
     state_target = _state_target(job, jobs, tenant, environments)
     defers = job.deferring_environment_id is not None or job.deferring_job_definition_id is not None
-    params = planned.parameters
+    params = planned.run_parameters
     events = [e for e, on in (("pull_request", runs_on_pull_requests(job)), ("push", job.triggers.on_merge)) if on]
     both = len(events) > 1
     ci_jobs: list[PlannedCiJob] = []
@@ -705,24 +682,22 @@ def _ci_jobs(
             *([PlannedCiStep(line=deferred_line(parse_step_line("dbt docs generate"), defer), checkbox=True)]
               if job.generate_docs else []),
         ]  # fmt: skip
-        env_vars = dict(params.get("env_vars", {}))
-        isolation = schema_isolation(tenant.project_dir, str(params["target"]), env_vars) if not merge else None
+        env_vars = dict(params.env_vars or {})
+        isolation = schema_isolation(tenant.project_dir, str(params.target), env_vars) if not merge else None
         ci_job = PlannedCiJob(
             job_id=job.id,
             job_name=job.name,
             event="push" if merge else "pull_request",
             branch=branch,
             draft_pr=job.triggers_on_draft_pr and not merge,
-            target=str(params["target"]),
+            target=str(params.target),
             connection=_connection(params),
             state_target=state_target,
             steps=steps,
-            threads=int(params.get("threads", job.settings.threads)),
-            timeout_seconds=int(params.get("timeout_seconds", 0)),
+            threads=params.threads if params.threads is not None else job.settings.threads,
+            timeout_seconds=params.timeout_seconds or 0,
             env_vars=env_vars,
-            secret_env_vars={
-                name: github_secret_name(block) for name, block in params.get("secret_env_vars", {}).items()
-            },
+            secret_env_vars={name: github_secret_name(block) for name, block in (params.secret_env_vars or {}).items()},
             account_id=job.account_id,
             project_id=job.project_id,
             environment_id=job.environment_id,
@@ -748,7 +723,7 @@ def _ci_jobs(
                 ReasonCode.CI_ISOLATION,
                 Severity.WARNING,
                 f"{isolation.consequence()}; the workflow runs the job's pull requests one at a time",
-                f"make generate_schema_name build into target.schema when target.name is {params['target']!r} "
+                f"make generate_schema_name build into target.schema when target.name is {params.target!r} "
                 "(e.g. target.schema ~ '_' ~ custom_schema_name), or map the CI environment to a target whose "
                 "profile block's database only CI uses; then emit again",
             )

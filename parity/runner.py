@@ -13,8 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from dbt2prefect.artifact_store import ArtifactStore, WriterRecord
 from dbt2prefect.errors import ConfigError
+from dbt2prefect.params import RunParameters
 from dbt2prefect.run_job import runs_root
 from dbt2prefect.warehouse import Warehouse, output_location, warehouse_from_profile_output
 from parity.baseline import Baseline, DbtCloudRuns, fetch_baseline
@@ -30,22 +33,27 @@ from parity.selection import SelectionResolver, pick_step, selections_from_param
 from parity.settings import ParitySettings, production_targets, refuse_production_candidate
 
 
-@dataclass(frozen=True)
-class JobSpec:
+class JobSpec(BaseModel):
     """One migrated job: its translated `run_dbt_wg` parameters and, optionally, pinned runs."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     job_id: int
-    parameters: Mapping[str, Any]
+    parameters: RunParameters
     name: str = ""
     candidate_run_id: str | None = None
     baseline_run_id: int | None = None
 
-    def candidate_parameters(self, candidate_target: str) -> dict[str, Any]:
+    def candidate(self, candidate_target: str) -> RunParameters:
         """The job's parameters with the target switched to the parity target (and its own connection: the
         job's environment block would point the parity run at that environment's warehouse), marked as a parity
         candidate (see `dbt2prefect.names`)."""
-        kept = {k: v for k, v in self.parameters.items() if k != "connection"}
-        return {**kept, "target": candidate_target, "parity_candidate": True}
+        switched = {"target": candidate_target, "connection": None, "parity_candidate": True}
+        return self.parameters.model_copy(update=switched)
+
+    def candidate_parameters(self, candidate_target: str) -> dict[str, Any]:
+        """`candidate` as the flow run takes them (what a `CandidateStarter` sends)."""
+        return self.candidate(candidate_target).to_api()
 
 
 ProfileOutputs = Callable[[str], Mapping[str, Any]]
@@ -128,7 +136,7 @@ def _selection(
     if resolver is None:
         return SelectionContext(baseline_target=base_target, candidate_target=cand_target), []
     try:
-        steps = selections_from_parameters(spec.candidate_parameters(cand_target), cand_target)
+        steps = selections_from_parameters(spec.candidate(cand_target), cand_target)
         step = pick_step(steps, command)
         if step is None:
             raise SelectionError(f"job {spec.job_id}'s parameters hold no building step")
@@ -157,11 +165,11 @@ def compare_one(
 ) -> JobParity:
     """Baseline, candidate, selection, warehouses -> one job's parity."""
     cand_target = ctx.settings.candidate_target
-    baseline = fetch_baseline(ctx.baselines, spec.job_id, spec.baseline_run_id, target=spec.parameters.get("target"))
+    baseline = fetch_baseline(ctx.baselines, spec.job_id, spec.baseline_run_id, target=spec.parameters.target)
     run_id = _candidate_run(spec, ctx, cand_target, spec.candidate_run_id)
     candidate = load_candidate(ctx.store, ctx.tenant, ctx.deployment, run_id)
-    extra = parameter_findings(spec.parameters, candidate.record, cand_target, candidate.ref.target)
-    base_target = baseline.ref.target or spec.parameters.get("target")
+    extra = parameter_findings(spec.parameters.to_api(), candidate.record, cand_target, candidate.ref.target)
+    base_target = baseline.ref.target or spec.parameters.target
     base_wh, cand_wh = warehouses.get(base_target), warehouses.get(candidate.ref.target)
     own = own_record(ctx.store, ctx.tenant, ctx.deployment, str(candidate.ref.target), run_id)
     candidate_ref = candidate.ref.model_copy(
@@ -276,8 +284,8 @@ def calibrate_one(spec: JobSpec, ctx: ParityContext, warehouses: _Warehouses) ->
         ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, first_target, spec.candidate_run_id)
     )
     second = load_candidate(ctx.store, ctx.tenant, ctx.deployment, _candidate_run(spec, ctx, second_target, None))
-    extra = parameter_findings(spec.parameters, first.record, first_target)
-    extra += parameter_findings(spec.parameters, second.record, second_target)
+    extra = parameter_findings(spec.parameters.to_api(), first.record, first_target)
+    extra += parameter_findings(spec.parameters.to_api(), second.record, second_target)
     inputs = JobInputs(
         job_id=spec.job_id,
         job_name=spec.name,
@@ -298,7 +306,7 @@ def calibrate_jobs(specs: Sequence[JobSpec], ctx: ParityContext) -> ParityReport
         ParitySettingsError: the calibration target is a job's own (production) target: a calibration run there
             would rebuild production.
     """
-    writing_prod = sorted(str(s.job_id) for s in specs if s.parameters.get("target") == ctx.settings.calibration_target)
+    writing_prod = sorted(str(s.job_id) for s in specs if s.parameters.target == ctx.settings.calibration_target)
     if writing_prod:
         raise ParitySettingsError(
             f"[parity] calibration_target {ctx.settings.calibration_target!r} is the target of job(s) "

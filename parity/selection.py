@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,6 +26,9 @@ from dbt2prefect.dbt_packages import prepared_project
 from dbt2prefect.files import write_text_atomic
 from parity.artifacts import GRAPH_SECTIONS
 from parity.errors import SelectionError
+
+if TYPE_CHECKING:
+    from dbt2prefect.params import RunParameters
 
 # Resource types each building command executes (and therefore writes to run_results.json).
 EXECUTED_TYPES: dict[str, frozenset[str]] = {
@@ -101,15 +104,21 @@ def parse_step_args(args: list[str], line: str = "") -> StepSelection | None:
     )
 
 
-def selections_from_parameters(parameters: Mapping[str, Any], target: str = "parity") -> list[StepSelection]:
-    """The building steps of a `run_dbt_wg` parameter set, in order (checkbox steps build nothing).
+def selections_from_parameters(
+    parameters: RunParameters | Mapping[str, Any], target: str = "parity"
+) -> list[StepSelection]:
+    """The building steps of a `run_dbt_wg` parameter set, in order (checkbox steps build nothing); validated
+    parameters keep the steps they parsed.
 
     Raises:
-        ParameterError: the parameters are not valid for the flow.
+        ParameterError: the parameters (a mapping) are not valid for the flow.
     """
-    from dbt2prefect.params import plan_invocations, validate
+    from dbt2prefect.params import RunParameters, plan_invocations, validate
 
-    params = validate({k: v for k, v in parameters.items() if k != "target"} | {"target": target})
+    if isinstance(parameters, RunParameters):
+        params = parameters.model_copy(update={"target": target})
+    else:
+        params = validate({k: v for k, v in parameters.items() if k != "target"} | {"target": target})
     selections: list[StepSelection] = []
     for invocation in plan_invocations(params, target, state_dir=None):
         step = parse_step_args(invocation.args, invocation.label)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dbt2prefect.params import RunParameters
 from parity.errors import ParitySettingsError
 from parity.model import NEVER_ACCEPTED, Reason
 
@@ -201,7 +202,7 @@ class ParitySettings(BaseModel):
 
 
 def production_targets(
-    environments: Mapping[str, str], jobs: Iterable[tuple[int, Mapping[str, Any]]] = ()
+    environments: Mapping[str, str], jobs: Iterable[tuple[int, RunParameters | Mapping[str, Any]]] = ()
 ) -> dict[str, str]:
     """Targets and connections that production runs use -> why each is production.
 
@@ -213,8 +214,9 @@ def production_targets(
     for environment, target in sorted(environments.items()):
         why.setdefault(target, []).append(f"dbt Cloud environment {environment} runs on it")
     for job_id, parameters in jobs:
+        values = parameters.to_api() if isinstance(parameters, RunParameters) else parameters
         for name in ("connection", "target"):
-            value = parameters.get(name)
+            value = values.get(name)
             if isinstance(value, str) and value:
                 why.setdefault(value, []).append(f"job {job_id}'s {name}")
     return {target: "; ".join(dict.fromkeys(reasons)) for target, reasons in why.items()}

@@ -252,7 +252,9 @@ def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) ->
 
     settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
     settings = load_parity_settings(settings_file)
-    jobs = [JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).parameters) for job_id in job_ids]
+    jobs = [
+        JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).run_parameters) for job_id in job_ids
+    ]
     production = production_targets(tenant.dbt_cloud_environments, [(job.job_id, job.parameters) for job in jobs])
     refuse_production_candidate(settings, production, settings_file)
     runs = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from dbt2prefect.errors import ParameterError
@@ -96,3 +98,30 @@ def test_state_adds_defer_only_for_run_and_build() -> None:
     run_args = plan_invocations(validate({"command": "run"}), "dev", "/s")[0].args
     assert "--state" in test_args and "--defer" not in test_args
     assert "--defer" in run_args
+
+
+def test_each_step_is_parsed_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dbt2prefect import dbt_cli
+
+    lines = ["dbt seed", "dbt build --select staging+", "dbt test --target prod"]
+    calls: list[str | None] = []
+    parse_args = dbt_cli.parse_args
+
+    def counted(args: Sequence[str], line: str | None = None) -> dbt_cli.ParsedStep:
+        calls.append(line)
+        return parse_args(args, line)
+
+    monkeypatch.setattr(dbt_cli, "parse_args", counted)
+    params = validate({"target": "dev", "steps": lines})
+    assert step_targets(params) == {"prod"}
+    invocations = plan_invocations(params, "dev", state_dir=None)
+    assert [i.label for i in invocations] == lines
+    assert calls == lines  # validation read each line; the targets and the plan used what it read
+
+
+def test_api_form_keeps_what_differs_from_the_defaults_and_the_target() -> None:
+    raw = {"target": "default", "steps": ["dbt build"], "threads": 4, "per_node_tasks": True, "vars": None}
+    params = validate(raw)
+    assert params.to_api() == {"steps": ["dbt build"], "target": "default", "threads": 4}
+    assert list(params.to_api()) == sorted(params.to_api())
+    assert validate(params.to_api()) == params

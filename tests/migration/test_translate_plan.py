@@ -223,3 +223,12 @@ def test_schedule_in_words(plan: MigrationPlan) -> None:
     assert words[102] == "on Mon, Tue, Wed, Thu, Fri, every 2 hours (UTC)"
     assert words[103] == "cron 0 0 L * FRI,SAT (UTC)"
     assert describe_schedule(_jobs()[0].schedule) == words[101]
+
+
+def test_planned_parameters_are_run_parameters_and_the_plan_file_holds_their_api_form(plan: MigrationPlan) -> None:
+    schedule = plan.schedules[0]
+    assert schedule.run_parameters == validate(schedule.parameters)
+    data = json.loads(plan.model_dump_json())
+    assert [s["parameters"] for s in data["schedules"]] == [s.parameters for s in plan.schedules]
+    assert [j.get("parameters") for j in data["jobs"]] == [j.parameters for j in plan.jobs]
+    assert MigrationPlan.model_validate(data) == plan

@@ -246,6 +246,8 @@ ARGUMENT_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "run: full refresh of tests": (["run", "--command", "test", "--full-refresh"], ("full_refresh", "'test'")),
     "run: bad profiles strategy": (["run", "--profiles-strategy", "cloud"], ("--profiles-strategy", "'cloud'")),
     "run: unknown option": (["run", "--colour"], ("--colour",)),
+    "run: env var without a value": (["run", "--env-var", "DBT_REGION"], ("--env-var", "'DBT_REGION'", "NAME=VALUE")),
+    "run: secret in env vars": (["run", "--env-var", "DBT_ENV_SECRET_KEY=x"], ("'env_vars'", "secret_env_vars")),
     "parity: candidate run shape": (
         ["parity", "--candidate-run", "nonsense"],
         ("--candidate-run", "JOB_ID=FLOW_RUN_ID"),
