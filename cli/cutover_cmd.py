@@ -86,6 +86,7 @@ class _Session:
 
 @contextmanager
 def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Session]:
+    from dbt2prefect.prefect_gateway import connect_prefect
     from migration.dbt_cloud.auth import resolve_token
     from migration.dbt_cloud.client import DbtCloudClient
     from migration.dbt_cloud.settings import RetryPolicy
@@ -96,9 +97,12 @@ def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Sess
     settings = tenant.dbt_cloud
     token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
     ledger = Ledger(ledger_url or tenant.ledger_url, tenant.name)
-    prefect = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
     retry = RetryPolicy.for_rate_limit_minutes(settings.rate_limit_minutes)
-    with DbtCloudClient(settings.host, settings.account_id, token, token_source=source, retry=retry) as client:
+    with (
+        DbtCloudClient(settings.host, settings.account_id, token, token_source=source, retry=retry) as client,
+        connect_prefect() as gateway,  # one Prefect client for every read and switch of the command
+    ):
+        prefect = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}", gateway)
         yield _Session(tenant, client, ledger, prefect)
 
 
@@ -257,7 +261,7 @@ def status(
     chosen = output_format(format_, json_output)
     with _session(tenant_file, ledger_url) as session:
         _, plan = _plan(session)
-        automations = PrefectTriggers(session.prefect.deployment).read_all()
+        automations = PrefectTriggers(session.prefect.deployment, session.prefect.gateway).read_all()
         report = collect_status(
             plan, session.client, session.prefect, session.ledger, _verdicts(session.tenant, report_dir), automations
         )

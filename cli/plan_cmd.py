@@ -222,6 +222,7 @@ def apply(
     schedules without a job-<id> slug are never touched. With --automations-only, only the notification
     automations (the part of the deployment that `prefect deploy` of the emitted file does not create).
     """
+    from dbt2prefect.prefect_gateway import connect_prefect
     from migration.apply import apply_deployment, apply_notifications
     from migration.deployment import tenant_deployment
 
@@ -230,22 +231,23 @@ def apply(
     if _blocked(migration_plan):
         raise typer.Exit(1)
     spec = tenant_deployment(migration_plan, tenant, activate=activate)
-    if automations_only:
-        preview = apply_notifications(spec, prune=prune, dry_run=True)
-    else:
-        preview = apply_deployment(spec, prune=prune, dry_run=True)
-    if not json_output:
-        _render_diff(preview)
-    if dry_run or not preview.has_changes:
-        if json_output:
-            typer.echo(preview.model_dump_json(indent=2))
+    with connect_prefect() as prefect:  # one Prefect client for the preview and the changes
+        if automations_only:
+            preview = apply_notifications(spec, prune=prune, dry_run=True, prefect=prefect)
         else:
-            console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
-        return
-    if automations_only:
-        result = apply_notifications(spec, prune=prune)
-    else:
-        result = apply_deployment(spec, prune=prune, create_pool=create_pool)
+            preview = apply_deployment(spec, prune=prune, dry_run=True, prefect=prefect)
+        if not json_output:
+            _render_diff(preview)
+        if dry_run or not preview.has_changes:
+            if json_output:
+                typer.echo(preview.model_dump_json(indent=2))
+            else:
+                console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
+            return
+        if automations_only:
+            result = apply_notifications(spec, prune=prune, prefect=prefect)
+        else:
+            result = apply_deployment(spec, prune=prune, create_pool=create_pool, prefect=prefect)
     if json_output:
         typer.echo(result.model_dump_json(indent=2))
         return
