@@ -180,15 +180,25 @@ class PrefectGateway(Protocol):
 @contextmanager
 def api_errors() -> Iterator[None]:
     """Failures of the Prefect API inside the block become `PrefectApiError` naming the request."""
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
     try:
         yield
+    except (ObjectNotFound, ObjectAlreadyExists) as exc:  # Prefect's client wraps some 404s and 409s
+        raise _refused(exc.http_exc) from None
     except httpx.HTTPStatusError as exc:  # PrefectHTTPStatusError is one
-        raise PrefectApiError(
-            f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
-            f"{exc.response.text[:300]}"
-        ) from None
+        raise _refused(exc) from None
     except (OSError, httpx.HTTPError) as exc:
         raise PrefectApiError(f"cannot reach the Prefect API ({exc}); check PREFECT_API_URL") from None
+
+
+def _refused(exc: Exception) -> PrefectApiError:
+    if not isinstance(exc, httpx.HTTPStatusError):
+        return PrefectApiError(f"the Prefect API refused a request ({exc})")
+    return PrefectApiError(
+        f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
+        f"{exc.response.text[:300]}"
+    )
 
 
 class ClientGateway:
@@ -292,7 +302,11 @@ class ClientGateway:
 
     def delete_automation(self, automation_id: UUID) -> None:
         with api_errors():
-            self._client.delete_automation(automation_id)  # Prefect's client ignores a 404
+            try:
+                self._client.delete_automation(automation_id)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 404:
+                    raise
 
     def read_work_pool(self, name: str) -> WorkPool | None:
         from prefect.exceptions import ObjectNotFound

@@ -7,7 +7,7 @@ proves here holds there. What it stores are Prefect's own client objects, as the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from prefect.events.schemas.automations import Automation, AutomationCore
 
 MEMORY_URL = "memory://prefect/api"
-UNSUPPORTED_POOL_TYPES = ("prefect:",)
-"""Pool types a self-hosted Prefect server cannot create (Prefect Cloud's managed pools)."""
 
 
 def _refused(method: str, path: str, status: int, detail: str) -> PrefectApiError:
@@ -30,9 +28,15 @@ def _refused(method: str, path: str, status: int, detail: str) -> PrefectApiErro
 
 
 class MemoryPrefect:
-    """A `PrefectGateway` whose workspace lives in this object (one per test)."""
+    """A `PrefectGateway` whose workspace lives in this object (one per test).
 
-    def __init__(self) -> None:
+    Args:
+        pool_types: the work pool types it can create (default: any, as a self-hosted server); pass a list to
+            stand for an API that cannot create some (Prefect Cloud's plans).
+    """
+
+    def __init__(self, pool_types: Collection[str] | None = None) -> None:
+        self.pool_types = None if pool_types is None else set(pool_types)
         self.flows: dict[str, UUID] = {}
         self.deployments: dict[UUID, DeploymentResponse] = {}
         self.schedules: dict[UUID, list[DeploymentSchedule]] = {}
@@ -199,7 +203,7 @@ class MemoryPrefect:
     def create_work_pool(self, name: str, pool_type: str) -> WorkPool | None:
         from prefect.client.schemas.objects import WorkPool
 
-        if pool_type.startswith(UNSUPPORTED_POOL_TYPES):
+        if self.pool_types is not None and pool_type not in self.pool_types:
             return None
         if name not in self.work_pools:
             self.work_pools[name] = WorkPool(id=uuid4(), name=name, type=pool_type, default_queue_id=uuid4())
