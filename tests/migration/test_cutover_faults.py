@@ -449,6 +449,21 @@ def test_prefect_failure_on_pause_then_rerun_rollback(world: World) -> None:
     assert_rolled_back(world, NIGHTLY)
 
 
+def test_cutover_and_rollback_reach_prefect_only_through_the_gateway(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prefect.client.orchestration as orchestration
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a Prefect client was opened beside the command's gateway")
+
+    monkeypatch.setattr(orchestration, "get_client", refuse)
+    world.cutover(NIGHTLY)
+    assert_cut_over(world, NIGHTLY)
+    world.rollback(NIGHTLY)
+    assert_rolled_back(world, NIGHTLY)
+
+
 def test_rollback_of_a_job_without_ledger_is_refused(world: World) -> None:
     with pytest.raises(CutoverRefusedError, match="no cutover in the ledger"):
         world.rollback(HOURLY)
