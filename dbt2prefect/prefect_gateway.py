@@ -394,8 +394,12 @@ def connect_prefect() -> Iterator[ClientGateway]:
         client = get_client(sync_client=True)
     except ValueError as exc:  # no API URL and no temporary server
         raise PrefectApiError(f"{exc}; set PREFECT_API_URL") from None
-    with api_errors(), client:
-        yield ClientGateway(client)
+    with api_errors():
+        client.__enter__()
+    try:
+        yield ClientGateway(client)  # only the gateway's own calls translate errors: the block's others are its own
+    finally:
+        client.__exit__(None, None, None)
 
 
 @contextmanager

@@ -81,8 +81,11 @@ def _deployment(side: Side) -> tuple[str, uuid.UUID]:
     return f"{flow}/{name}", deployment_id
 
 
-def test_a_missing_deployment_reads_as_none(side: Side) -> None:
+def test_a_missing_deployment_reads_as_none_and_cannot_be_updated(side: Side) -> None:
     assert side.prefect.read_deployment(f"{_unique('no-flow')}/nothing") is None
+    assert side.prefect.read_schedules(uuid.uuid4()) == []
+    with pytest.raises(PrefectApiError, match="404"):
+        side.prefect.update_deployment(uuid.uuid4(), {"description": "x"})
 
 
 def test_a_created_deployment_reads_back_with_its_settings_and_schedules(side: Side) -> None:
@@ -225,3 +228,17 @@ def test_a_block_reads_with_its_capabilities(side: Side) -> None:
 def test_the_gateway_answers_its_health_check(side: Side) -> None:
     assert side.prefect.healthcheck() is None
     assert side.prefect.api_url
+
+
+def test_an_unreachable_api_is_a_prefect_api_error_naming_the_setting() -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), connect_prefect() as prefect:
+        with pytest.raises(PrefectApiError, match=r"cannot reach the Prefect API .*PREFECT_API_URL"):
+            prefect.read_deployment("flow/deployment")
+        assert prefect.healthcheck() is not None
+
+
+def test_other_failures_inside_the_block_stay_what_they_are(prefect_api: None) -> None:
+    with pytest.raises(OSError, match="disk full"), connect_prefect():
+        raise OSError("disk full")
