@@ -235,16 +235,16 @@ def selections(project: Path) -> list[Any]:
     return chosen[:50]
 
 
-def parity(work: Path, warehouse: Path) -> str:
+def parity(work: Path, warehouse: Path, tenant_file: Path) -> str:
     """Parity of the bare run (database local) against the per-node run (database parity), every check."""
-    from dbt2prefect.artifact_store import ArtifactStore
+    from app.workspace import Workspace
     from dbt2prefect.warehouse import DuckDBWarehouse
     from parity.artifacts import RunArtifacts, parse_manifest, parse_run_results
     from parity.compare import JobInputs, compare_job
     from parity.model import RunRef
     from parity.settings import ParitySettings
 
-    store = ArtifactStore(str(work / "artifacts"))
+    store = Workspace.open(tenant_file).store  # the bench tenant's store: <work>/artifacts
     key = store.latest("bench", "dbt_wg", "parity")
     folder = store.local_path(key) if key is not None else None
     assert key is not None and folder is not None, "the per-node flow run stored no artifacts"
@@ -332,7 +332,9 @@ def main() -> None:
         server_process.wait(timeout=60)
 
     nodes = node_count(work / "bare-target" / "run_results.json")
-    parity_line = parity(work, warehouse) if "flow per-node" in results and not args.no_parity else None
+    parity_line = (
+        parity(work, warehouse, bench.tenant_file) if "flow per-node" in results and not args.no_parity else None
+    )
     selection_line = selection(project, work) if not args.no_selection else None
 
     mib = 1024 * 1024

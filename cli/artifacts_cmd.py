@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
-from dbt2prefect.errors import ParameterError
+from cli.common import HelpGroup, TenantFile, console, handle_errors, workspace_from
 
 
 def register(app: typer.Typer) -> None:
@@ -31,25 +30,14 @@ def fetch(
     successful run in an environment that [tenant.dbt_cloud_environments] maps to TARGET is fetched instead (the
     state dbt Cloud's own CI defers to); the output names the run used. That needs the dbt Cloud token.
     """
-    from dbt2prefect.artifact_store import ArtifactStore
-
-    tenant = tenant_from(tenant_file)
-    if target not in tenant.targets:
-        raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
-    store = ArtifactStore(tenant.artifact_store_url)
-    if store.latest(tenant.name, tenant.deployment_name, target) is None:
-        from flows.parity_flow import dbt_cloud_client
-        from migration.ci_state import fetch_dbt_cloud_state, target_environments
-
-        environments = target_environments(tenant, target)
-        with dbt_cloud_client(tenant) as client:  # the tenant's client, with its rate-limit retry policy
-            state = fetch_dbt_cloud_state(client, environments, to)
+    with workspace_from(tenant_file) as workspace:
+        fetched = workspace.fetch_artifacts(target, to)
+    if fetched.dbt_cloud_state is not None:
         console.print(
-            f"no run of {tenant.deployment_name} on target {target!r} is in the artifact store yet: fetched the "
-            f"manifest of {state.describe()} into {to}",
+            f"no run of {workspace.tenant.deployment_name} on target {target!r} is in the artifact store yet: "
+            f"fetched the manifest of {fetched.dbt_cloud_state.describe()} into {to}",
             markup=False,
             soft_wrap=True,
         )
-        return
-    key = store.download_latest(tenant.name, tenant.deployment_name, target, to)
-    console.print(f"fetched run {key.flow_run_id} ({target}) into {to}", markup=False)
+    elif fetched.run is not None:
+        console.print(f"fetched run {fetched.run.flow_run_id} ({target}) into {to}", markup=False)

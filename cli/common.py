@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from typer.core import TyperGroup
 from dbt2prefect.errors import Dbt2PrefectError
 from dbt2prefect.escaping import csv_cell, markdown_cell
 from dbt2prefect.tenant import TenantSettings, load_tenant
+
+if TYPE_CHECKING:
+    from app.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -153,6 +156,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 def tenant_from(path: Path | None) -> TenantSettings:
     """Load the tenant settings named on the command line (or the default tenant)."""
     return load_tenant(path)
+
+
+def workspace_from(path: Path | None, **options: Any) -> Workspace:
+    """The workspace of the tenant named on the command line (or the default tenant); `options` as
+    `Workspace.open` takes them (e.g. `ledger_url`, `report_dir`)."""
+    from app.workspace import Workspace
+
+    return Workspace.open(path, **options)
 
 
 def handle_errors(func: F) -> F:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,17 +22,10 @@ from cli.common import (
     handle_errors,
     output_format,
     render_rows,
-    tenant_from,
+    workspace_from,
 )
-from dbt2prefect.tenant import TenantSettings
-from migration.plan import MigrationPlan
-from parity.model import Verdict
 
 if TYPE_CHECKING:
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.dbt_cloud.models import Job
-    from migration.ledger import Ledger
-    from migration.prefect_switch import PrefectSchedules
     from migration.status import JobStatusRow, StatusReport
     from migration.switch_context import SwitchReport
 
@@ -74,53 +62,6 @@ def register(app: typer.Typer) -> None:
     app.command("cutover")(cutover)
     app.command("rollback")(rollback)
     app.command("status")(status)
-
-
-@dataclass
-class _Session:
-    tenant: TenantSettings
-    client: DbtCloudClient
-    ledger: Ledger
-    prefect: PrefectSchedules
-
-
-@contextmanager
-def _session(tenant_file: Path | None, ledger_url: str | None) -> Iterator[_Session]:
-    from dbt2prefect.prefect_gateway import connect_prefect
-    from migration.dbt_cloud.auth import resolve_token
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.dbt_cloud.settings import RetryPolicy
-    from migration.ledger import Ledger
-    from migration.prefect_switch import PrefectSchedules
-
-    tenant = tenant_from(tenant_file)
-    settings = tenant.dbt_cloud
-    token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
-    ledger = Ledger(ledger_url or tenant.ledger_url, tenant.name)
-    retry = RetryPolicy.for_rate_limit_minutes(settings.rate_limit_minutes)
-    with (
-        DbtCloudClient(settings.host, settings.account_id, token, token_source=source, retry=retry) as client,
-        connect_prefect() as gateway,  # one Prefect client for every read and switch of the command
-    ):
-        prefect = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}", gateway)
-        yield _Session(tenant, client, ledger, prefect)
-
-
-def _plan(session: _Session) -> tuple[list[Job], MigrationPlan]:
-    """Every job of the account and the plan, with cut-over jobs taken as the ledger recorded them."""
-    from migration.cutover import jobs_as_planned
-    from migration.export import export_inventory
-    from migration.translate import plan_inventory
-
-    inventory = export_inventory(session.client, project_id=session.tenant.dbt_cloud.project_id, include_deleted=True)
-    jobs = inventory.job_models()
-    return jobs, plan_inventory(inventory, session.tenant, jobs_as_planned(jobs, session.ledger))
-
-
-def _verdicts(tenant: TenantSettings, report_dir: str | None) -> dict[int, tuple[Verdict, datetime]]:
-    from parity.store import load_latest_verdicts, tenant_report_root
-
-    return dict(load_latest_verdicts(tenant_report_root(tenant, report_dir)))
 
 
 def _render(report: SwitchReport) -> None:
@@ -175,9 +116,7 @@ def cutover(
     schedule, automations, ledger records) without changing anything.
     """
     from migration.cutover import CutoverRequest
-    from migration.cutover import cutover as run_cutover
     from migration.errors import CutoverRequestError
-    from migration.switch_context import SwitchContext
 
     if bool(job) == all_jobs:
         raise CutoverRequestError(
@@ -186,13 +125,9 @@ def cutover(
             if not job
             else "pass either --job or --all, not both"
         )
-    request = CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)  # bad input: before any call
-    with _session(tenant_file, ledger_url) as session:
-        jobs, plan = _plan(session)
-        ctx = SwitchContext(
-            session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
-        )
-        report = run_cutover(plan, jobs, _verdicts(session.tenant, report_dir), ctx, request, dry_run=dry_run)
+    CutoverRequest(job_ids=tuple(job or ()), force=force, reason=reason)  # bad input: before the tenant is read
+    with workspace_from(tenant_file, ledger_url=ledger_url, report_dir=report_dir) as workspace:
+        report = workspace.cutover(job or (), force=force, reason=reason, by=by, dry_run=dry_run)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -218,14 +153,8 @@ def rollback(
     --dry-run prints, per job, what would be switched (Prefect schedule, automations, dbt Cloud job, ledger
     records) without changing anything.
     """
-    from migration.rollback import rollback as run_rollback
-    from migration.switch_context import SwitchContext
-
-    with _session(tenant_file, ledger_url) as session:
-        ctx = SwitchContext(
-            session.tenant.name, session.client, session.prefect, session.ledger, by or getpass.getuser()
-        )
-        report = run_rollback(tuple(job or ()), ctx, dry_run=dry_run)
+    with workspace_from(tenant_file, ledger_url=ledger_url) as workspace:
+        report = workspace.rollback(job or (), by=by, dry_run=dry_run)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -255,16 +184,9 @@ def status(
     an old file) or a cut-over job's automations are missing or off on Prefect; 3 when dbt Cloud or Prefect cannot
     be read; else 0. Each problem is printed to stderr with its fix. `--format markdown|csv` writes one row per job.
     """
-    from migration.prefect_switch import PrefectTriggers
-    from migration.status import collect_status
-
     chosen = output_format(format_, json_output)
-    with _session(tenant_file, ledger_url) as session:
-        _, plan = _plan(session)
-        automations = PrefectTriggers(session.prefect.deployment, session.prefect.gateway).read_all()
-        report = collect_status(
-            plan, session.client, session.prefect, session.ledger, _verdicts(session.tenant, report_dir), automations
-        )
+    with workspace_from(tenant_file, ledger_url=ledger_url, report_dir=report_dir) as workspace:
+        report = workspace.status()
     if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
     elif chosen == "table":

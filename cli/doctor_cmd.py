@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from cli.common import JsonFlag, TenantFile, console, handle_errors, tenant_from
+from cli.common import JsonFlag, TenantFile, console, handle_errors, workspace_from
 
 _MARK = {"ok": "[green]ok[/]  ", "fail": "[bold red]FAIL[/]", "skipped": "[dim]skip[/]"}
 
@@ -26,9 +26,8 @@ def doctor(json_output: JsonFlag = False, tenant_file: TenantFile = None) -> Non
 
     Each failure comes with a one-line fix. Exits 0 when nothing fails, 1 otherwise.
     """
-    from migration.doctor import diagnose
-
-    report = diagnose(tenant_from(tenant_file))
+    with workspace_from(tenant_file) as workspace:
+        report = workspace.doctor()
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:

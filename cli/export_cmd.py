@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, tenant_from
+from cli.common import JsonFlag, TenantFile, console, err_console, handle_errors, workspace_from
 from dbt2prefect.tenant import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / ".dbt2prefect" / "inventory.json"
@@ -35,26 +35,15 @@ def export(
     tenant_file: TenantFile = None,
 ) -> None:
     """Export every dbt Cloud job (raw API objects), its environment and latest successful run id."""
-    from migration.dbt_cloud.auth import resolve_token
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.dbt_cloud.settings import RetryPolicy
     from migration.errors import InventoryError
-    from migration.export import export_inventory, inventory_output_problem, write_inventory
+    from migration.export import inventory_output_problem, write_inventory
 
-    tenant = tenant_from(tenant_file)
-    problem = inventory_output_problem(output)  # before any call to dbt Cloud
-    if problem is not None:
-        raise InventoryError(problem)
-    settings = tenant.dbt_cloud
-    env_name = token_env or settings.token_env
-    token, source = resolve_token(env_name, tenant.blocks.dbt_cloud_token_block)
-    with DbtCloudClient(
-        host or settings.host,
-        account_id if account_id is not None else settings.account_id,
-        token,
-        token_source=f"{source} (or the Prefect Secret block {tenant.blocks.dbt_cloud_token_block!r})",
-        retry=RetryPolicy.for_rate_limit_minutes(settings.rate_limit_minutes),
-    ) as client:
+    with workspace_from(
+        tenant_file, token_env=token_env, dbt_cloud_host=host, dbt_cloud_account_id=account_id
+    ) as workspace:
+        problem = inventory_output_problem(output)  # before any call to dbt Cloud
+        if problem is not None:
+            raise InventoryError(problem)
         show_bar = console.is_terminal and not json_output
         with Progress(
             TextColumn("{task.description}"),
@@ -70,9 +59,8 @@ def export(
             def progress(phase: str, done: int, total: int) -> None:
                 bar.update(task, description=phase, completed=done, total=total)
 
-            inventory = export_inventory(
-                client,
-                project_id=project_id if project_id is not None else settings.project_id,
+            inventory = workspace.inventory(
+                project_id=project_id,
                 include_deleted=not active_only,
                 max_workers=workers,
                 progress=progress,

@@ -18,7 +18,7 @@ from cli.common import (
     handle_errors,
     output_format,
     render_rows,
-    tenant_from,
+    workspace_from,
 )
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.params import ProfilesStrategy
@@ -83,18 +83,19 @@ def parity(
     Jobs without --candidate-run get a run_dbt_wg run on the parity target first (needs a Prefect API).
     `--format markdown|csv` writes one row per job with its counts of differences.
     """
-    from flows.parity_flow import build_report
-    from parity.store import ReportRoot, tenant_report_root, write_report
+    from flows.parity_flow import start_candidate
 
     chosen = output_format(format_, json_output)
     runs = parse_candidate_runs(candidate_run or [])
-    tenant = tenant_from(tenant_file)
-    report = build_report(tenant, job or None, runs, profiles_strategy, dbt_cloud_host, account_id, calibrate)
-    root = tenant_report_root(tenant, report_dir)
-    if calibrate:
+    with workspace_from(
+        tenant_file, report_dir=report_dir, dbt_cloud_host=dbt_cloud_host, dbt_cloud_account_id=account_id
+    ) as workspace:
+        tenant = workspace.tenant
+        report = workspace.parity_report(
+            job or None, runs, profiles_strategy, start_candidate=start_candidate, calibrate=calibrate
+        )
         # A calibration compares two candidate runs: its verdict must never become a job's parity verdict for cutover.
-        root = ReportRoot(f"{root.url}/calibration", root.swap)
-    folder = write_report(report, root)
+        folder = workspace.write_parity_report(report, calibration=calibrate)
     if chosen == "json":
         typer.echo(report.model_dump_json(indent=2))
     elif chosen == "table":

@@ -20,9 +20,9 @@ from cli.common import (
     handle_errors,
     output_format,
     render_rows,
-    tenant_from,
+    workspace_from,
 )
-from dbt2prefect.tenant import REPO_ROOT, TenantSettings, settings_path
+from dbt2prefect.tenant import REPO_ROOT
 from migration.plan import MigrationPlan, Severity
 
 if TYPE_CHECKING:
@@ -42,30 +42,6 @@ def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
     app.command("apply")(apply)
     app.command("emit")(emit)
-
-
-def _load_plan(tenant: TenantSettings, from_file: Path | None) -> MigrationPlan:
-    from migration.cutover import jobs_as_planned
-    from migration.export import Inventory, check_account, export_inventory, load_inventory
-    from migration.ledger import Ledger
-    from migration.translate import plan_inventory
-
-    inventory: Inventory
-    if from_file is not None:
-        inventory = load_inventory(from_file)
-        check_account(inventory, tenant.dbt_cloud.account_id, from_file, tenant.name)
-    else:
-        from migration.dbt_cloud.auth import resolve_token
-        from migration.dbt_cloud.client import DbtCloudClient
-
-        settings = tenant.dbt_cloud
-        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
-        with DbtCloudClient(settings.host, settings.account_id, token, token_source=source) as client:
-            inventory = export_inventory(client, project_id=settings.project_id, include_deleted=True)
-    # A cut-over job's dbt Cloud trigger is off: plan it as the ledger recorded it, so that its schedule stays.
-    return plan_inventory(
-        inventory, tenant, jobs_as_planned(inventory.job_models(), Ledger(tenant.ledger_url, tenant.name))
-    )
 
 
 def _parameters_lines(parameters: dict[str, object] | None) -> list[str]:
@@ -168,8 +144,8 @@ def plan(
     row per job (findings as reason codes); `json` the whole plan.
     """
     chosen = output_format(format_, json_output)
-    tenant = tenant_from(tenant_file)
-    migration_plan = _load_plan(tenant, from_file)
+    with workspace_from(tenant_file) as workspace:
+        migration_plan = workspace.plan(from_file)
     if chosen == "json":
         typer.echo(json.dumps(migration_plan.to_json_dict(), indent=2, sort_keys=True))
     elif chosen == "table":
@@ -222,20 +198,12 @@ def apply(
     schedules without a job-<id> slug are never touched. With --automations-only, only the notification
     automations (the part of the deployment that `prefect deploy` of the emitted file does not create).
     """
-    from dbt2prefect.prefect_gateway import connect_prefect
-    from migration.apply import apply_deployment, apply_notifications
-    from migration.deployment import tenant_deployment
-
-    tenant = tenant_from(tenant_file)
-    migration_plan = _load_plan(tenant, from_file)
-    if _blocked(migration_plan):
-        raise typer.Exit(1)
-    spec = tenant_deployment(migration_plan, tenant, activate=activate)
-    with connect_prefect() as prefect:  # one Prefect client for the preview and the changes
-        if automations_only:
-            preview = apply_notifications(spec, prune=prune, dry_run=True, prefect=prefect)
-        else:
-            preview = apply_deployment(spec, prune=prune, dry_run=True, prefect=prefect)
+    with workspace_from(tenant_file) as workspace:
+        migration_plan = workspace.plan(from_file)
+        if _blocked(migration_plan):
+            raise typer.Exit(1)
+        spec = workspace.deployment(migration_plan, activate=activate)
+        preview = workspace.apply(spec, prune=prune, dry_run=True, automations_only=automations_only)
         if not json_output:
             _render_diff(preview)
         if dry_run or not preview.has_changes:
@@ -244,10 +212,7 @@ def apply(
             else:
                 console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
             return
-        if automations_only:
-            result = apply_notifications(spec, prune=prune, prefect=prefect)
-        else:
-            result = apply_deployment(spec, prune=prune, create_pool=create_pool, prefect=prefect)
+        result = workspace.apply(spec, prune=prune, create_pool=create_pool, automations_only=automations_only)
     if json_output:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -310,41 +275,38 @@ def emit(
     tenant settings, unless --allow-blockers. Like `apply`, exits 2 without writing anything while
     [tenant.code_storage] repository is the shipped OWNER/REPO placeholder, unless --example.
     """
-    from migration.ci_workflow import render_workflow, workflow_file_name
-    from migration.deployment import runtime_versions, tenant_deployment
-    from migration.emit import (
-        check_outputs,
-        emit_command,
-        quickstart_command,
-        render_prefect_yaml,
-        write_prefect_yaml,
-    )
+    from migration.ci_workflow import workflow_file_name
+    from migration.emit import check_outputs, emit_command
 
-    tenant = tenant_from(tenant_file)
-    migration_plan = _load_plan(tenant, from_file)
-    target = output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml"
-    workflow_target = ci_workflow or target.with_name(workflow_file_name(tenant.name))
-    outputs = {"--output": target, **({"--ci-workflow": workflow_target} if migration_plan.ci_jobs else {})}
-    inputs = {"the tenant settings file": tenant.settings_file, "the inventory (--from-file)": from_file}
-    check_outputs(outputs, inputs)
-    hint = "" if allow_blockers else " Nothing was written (--allow-blockers writes the file anyway)."
-    if _blocked(migration_plan, hint) and not allow_blockers:
-        raise typer.Exit(1)
-    spec = tenant_deployment(migration_plan, tenant, activate=activate)
-    versions = runtime_versions(tenant)
-    source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate, example=example)
-    text = render_prefect_yaml(spec, versions["prefect"], source=source, example=example)
-    path = write_prefect_yaml(text, target)
+    with workspace_from(tenant_file) as workspace:
+        tenant = workspace.tenant
+        migration_plan = workspace.plan(from_file)
+        target = output or REPO_ROOT / "tenants" / f"{tenant.name}.prefect.yaml"
+        workflow_target = ci_workflow or target.with_name(workflow_file_name(tenant.name))
+        outputs = {"--output": target, **({"--ci-workflow": workflow_target} if migration_plan.ci_jobs else {})}
+        inputs = {"the tenant settings file": tenant.settings_file, "the inventory (--from-file)": from_file}
+        check_outputs(outputs, inputs)
+        hint = "" if allow_blockers else " Nothing was written (--allow-blockers writes the file anyway)."
+        if _blocked(migration_plan, hint) and not allow_blockers:
+            raise typer.Exit(1)
+        spec = workspace.deployment(migration_plan, activate=activate)
+        source = emit_command(from_file, tenant_file, allow_blockers=allow_blockers, activate=activate, example=example)
+        emitted = workspace.emit(
+            migration_plan,
+            spec,
+            output=target,
+            ci_workflow=workflow_target,
+            source=source,
+            tenant_file=tenant_file,
+            example=example,
+        )
+    path = emitted.prefect_yaml
     on = sum(1 for s in spec.schedules if s.active)
     console.print(f"Wrote {path} ({len(spec.schedules)} schedule(s), {on} active as the ledger says).")
-    if migration_plan.ci_jobs:
-        workflow = render_workflow(
-            migration_plan, tenant, source=source, tenant_file=tenant_file or settings_path(tenant.name)
-        )
-        written = write_prefect_yaml(workflow, workflow_target, option="--ci-workflow")
+    if emitted.ci_workflow is not None:
         console.print(
-            f"Wrote {written} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to .github/workflows/ "
-            "and add the repository secrets its header names."
+            f"Wrote {emitted.ci_workflow} ({len(migration_plan.ci_jobs)} CI/merge job(s)); copy it to "
+            ".github/workflows/ and add the repository secrets its header names."
         )
     console.print(f"Deploy it with: prefect deploy --prefect-file {path} --all")
     if spec.notifications:
@@ -353,7 +315,7 @@ def emit(
             "carry (it holds only triggers that run the deployment): dbt2prefect apply --automations-only"
             + (f" --tenant-file {tenant_file}" if tenant_file else "")
         )
-    quickstart = quickstart_command(spec, versions, python=tenant.image_python)
+    quickstart = emitted.quickstart
     if quickstart is None:
         return
     console.print("Quickstart equivalent on Prefect Cloud (no schedules, the workspace's first managed pool):")

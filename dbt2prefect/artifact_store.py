@@ -28,10 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from dbt2prefect.errors import ArtifactStoreError
 from dbt2prefect.files import segment_problem, write_bytes_atomic
+from dbt2prefect.object_store import open_url
 
 DBT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
 DBT_LOG = "dbt.log"
@@ -106,7 +105,7 @@ class ArtifactStore:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         try:
-            self._fs, self._root = fsspec.core.url_to_fs(self.url)
+            self._fs, self._root = open_url(self.url)
         except (ValueError, ImportError) as exc:
             raise ArtifactStoreError(
                 f"artifact store URL {url!r} is not usable ({exc}); use a folder path or an fsspec URL"

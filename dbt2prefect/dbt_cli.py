@@ -21,6 +21,7 @@ import click
 import yaml
 
 from dbt2prefect.errors import DbtCommandError
+from dbt2prefect.reasons import ReasonCode
 
 ALIASES = {"list": "ls", "source snapshot-freshness": "source freshness"}
 """dbt's command aliases → the name the toolkit uses."""
@@ -81,7 +82,7 @@ def _parse_level(
     try:
         options, rest, _order = parser.parse_args(list(args))
     except click.UsageError as exc:
-        raise DbtCommandError("step_unknown_flag", f"{line!r}: {exc.format_message()}") from None
+        raise DbtCommandError(ReasonCode.STEP_UNKNOWN_FLAG, f"{line!r}: {exc.format_message()}") from None
     names = {param.name: param.opts[0] for param in command.params if param.name}
     given = {name: value for name, value in options.items() if name in names}
     return given, {name: names[name] for name in given}, list(rest)
@@ -107,19 +108,19 @@ def parse_args(args: Sequence[str], line: str | None = None) -> ParsedStep:
         if not isinstance(command, click.Group):
             break
         if not rest:
-            raise DbtCommandError("step_unknown_command", f"{text!r} names no dbt command")
+            raise DbtCommandError(ReasonCode.STEP_UNKNOWN_COMMAND, f"{text!r} names no dbt command")
         name = rest[0]
         sub = command.get_command(ctx, name)
         if sub is None:
             raise DbtCommandError(
-                "step_unknown_command", f"{text!r}: 'dbt {' '.join([*path, name])}' is not a dbt command"
+                ReasonCode.STEP_UNKNOWN_COMMAND, f"{text!r}: 'dbt {' '.join([*path, name])}' is not a dbt command"
             )
         path.append(sub.name or name)
         rest = rest[1:]
         ctx = click.Context(sub, info_name=name, parent=ctx)
         command = sub
     if rest:
-        raise DbtCommandError("step_unknown_flag", f"{text!r}: unexpected extra arguments {' '.join(rest)!r}")
+        raise DbtCommandError(ReasonCode.STEP_UNKNOWN_FLAG, f"{text!r}: unexpected extra arguments {' '.join(rest)!r}")
     joined = " ".join(path)
     return ParsedStep(line=text, command=ALIASES.get(joined, joined), args=tuple(args), options=options, flags=flags)
 
@@ -136,14 +137,15 @@ def parse_step_line(line: str, *, require_dbt: bool = True) -> ParsedStep:
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise DbtCommandError("step_unparseable", f"cannot split {line!r} like a shell line: {exc}") from None
+        raise DbtCommandError(ReasonCode.STEP_UNPARSEABLE, f"cannot split {line!r} like a shell line: {exc}") from None
     if not words:
-        raise DbtCommandError("steps_empty", "an execute step is blank")
+        raise DbtCommandError(ReasonCode.STEPS_EMPTY, "an execute step is blank")
     if words[0] != "dbt" and not require_dbt:
         return parse_args(words, line)
     if words[0] != "dbt":
         raise DbtCommandError(
-            "step_not_dbt", f"{line!r} does not start with 'dbt'; write a dbt command such as 'dbt build --select ...'"
+            ReasonCode.STEP_NOT_DBT,
+            f"{line!r} does not start with 'dbt'; write a dbt command such as 'dbt build --select ...'",
         )
     return parse_args(words[1:], line)
 
@@ -156,25 +158,27 @@ def validate_step(step: ParsedStep) -> None:
     """
     if step.command in INTERACTIVE:
         raise DbtCommandError(
-            "step_interactive",
+            ReasonCode.STEP_INTERACTIVE,
             f"{step.line!r}: 'dbt {step.command}' is interactive or checks a local setup; it cannot run unattended. "
             "Remove the step",
         )
     for name in RESERVED_OPTIONS:
         if step.sets(name):
             raise DbtCommandError(
-                "step_reserved_flag",
+                ReasonCode.STEP_RESERVED_FLAG,
                 f"{step.line!r}: {step.flags[name]} is set by the flow for every run; remove it from the step",
             )
     if step.sets("vars"):
         try:
             parse_vars(str(step.options["vars"]))
         except ValueError as exc:
-            raise DbtCommandError("step_bad_vars", f"{step.line!r}: --vars {exc}") from None
+            raise DbtCommandError(ReasonCode.STEP_BAD_VARS, f"{step.line!r}: --vars {exc}") from None
     if step.sets("threads"):
         raw = step.options["threads"]
         if not str(raw).isdigit() or int(raw) < 1:
-            raise DbtCommandError("step_bad_threads", f"{step.line!r}: --threads {raw!r} is not a positive integer")
+            raise DbtCommandError(
+                ReasonCode.STEP_BAD_THREADS, f"{step.line!r}: --threads {raw!r} is not a positive integer"
+            )
 
 
 def parse_vars(text: str) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Errors of the core package. Each says what was wrong and how to fix it."""
 
+from __future__ import annotations
+
+from dbt2prefect.reasons import ReasonCode
+
 
 class Dbt2PrefectError(Exception):
     """Base class of every error the toolkit raises on purpose."""
@@ -45,6 +49,6 @@ class DbtCommandError(ParameterError, ValueError):
     A ValueError too, so parameter validators report it as a bad value.
     """
 
-    def __init__(self, reason_code: str, message: str) -> None:
+    def __init__(self, reason_code: ReasonCode, message: str) -> None:
         super().__init__(message)
         self.reason_code = reason_code

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from dbt2prefect.dbt_cli import ParsedStep, check_selection, parse_step_line, parse_vars, validate_step
 from dbt2prefect.errors import DbtCommandError, ParameterError
+from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.run_env import SECRET_ENV_PREFIX, env_name_problem
 
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -191,7 +192,7 @@ def parse_step(line: str, where: str = "step") -> ParsedStep:
         name = str(step.options["target"])
         if not name.strip() or any(c in name for c in "/\\ "):
             raise DbtCommandError(
-                "step_bad_target", f"{where}: {line!r}: --target {name!r} must be a target name such as 'prod'"
+                ReasonCode.STEP_BAD_TARGET, f"{where}: {line!r}: --target {name!r} must be a target name such as 'prod'"
             )
     return step
 

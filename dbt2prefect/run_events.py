@@ -2,7 +2,7 @@
 
 A run whose data tests or source freshness checks warned still ends Completed, so Prefect's flow-run state events
 cannot tell it from a clean run. The flow emits `RUN_WARNED_EVENT` about its own flow run instead, under the
-run's name at the time (after the `job-<id> <name>` rename, see `dbt2prefect.job_identity`), which is what
+run's name at the time (after the `job-<id> <name>` rename, see `dbt2prefect.names`), which is what
 automations that follow a job match.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbt2prefect.job_identity import job_tag
+from dbt2prefect.names import job_tag
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun

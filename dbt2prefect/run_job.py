@@ -35,7 +35,7 @@ from dbt2prefect.params import BUILDING, Invocation, RunParameters, plan_invocat
 from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.run_env import environment, run_environment
 from dbt2prefect.summary import RunSummary, summarize
-from dbt2prefect.tenant import TenantSettings
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 
 PROGRESS = "progress.json"
 KEEP_FAILED_RUNS = 10
@@ -121,12 +121,13 @@ def resolve_project_dir(params: RunParameters, tenant: TenantSettings) -> Path:
     return project.resolve()
 
 
-def resolve_state(params: RunParameters, tenant: TenantSettings, target: str, run_root: Path) -> str | None:
-    """The local state folder for `--state`, downloading the latest successful run when asked."""
+def resolve_state(
+    params: RunParameters, tenant: TenantSettings, target: str, run_root: Path, store: ArtifactStore
+) -> str | None:
+    """The local state folder for `--state`, downloading the latest successful run from `store` when asked."""
     if not params.state_path:
         return None
     if params.state_path == "latest":
-        store = ArtifactStore(tenant.artifact_store_url)
         key = store.latest(tenant.name, tenant.deployment_name, target)
         if key is None:
             raise ParameterError(
@@ -279,8 +280,11 @@ def execute(
     run_count: int = 1,
     invoker: Invoker | None = None,
     on_retry: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    store: ArtifactStore,
 ) -> RunOutcome:
-    """Run the dbt invocations that the parameters ask for and store their artifacts.
+    """Run the dbt invocations that the parameters ask for and store their artifacts in `store` (the tenant's
+    run-artifact store).
 
     A failure whose every cause is transient (`transient_cause`) is retried from the point of failure with
     `dbt retry`, up to `[tenant.retries] transient` times, `on_retry` being told of each failed attempt first;
@@ -304,7 +308,7 @@ def execute(
     run_root = runs_root() / flow_run_id
     run_root.mkdir(parents=True, exist_ok=True)
     prune_failed_runs(current=flow_run_id)
-    state_dir = resolve_state(params, tenant, connection, run_root)
+    state_dir = resolve_state(params, tenant, connection, run_root, store)
     invocations = plan_invocations(params, target, state_dir)
     previous = _progress(run_root, run_count)
     resume = int(previous["failed_step"]) if previous is not None else None
@@ -315,7 +319,6 @@ def execute(
         step_targets(params),
     )
     started = datetime.now(UTC)
-    store = ArtifactStore(tenant.artifact_store_url)
     key = RunKey(tenant.name, tenant.deployment_name, connection, flow_run_id)
     writes = any(_writes(i.command) for i in invocations)
     writer = WriterRecord(
@@ -375,6 +378,8 @@ def execute(
         "flow_run_count": run_count,
         "attempts": attempts,
         "summary": summary.to_record(),
+        # The checkout this run's code was imported from: a worker's clone names what it ran.
+        "code_root": str(REPO_ROOT),
     }
     kept = [path.name for path in attempt_results(staging)]
     artifact_dir = store.save_run(key, staging, record, files=[*RUN_FILES, *kept])

@@ -5,6 +5,7 @@ A second tenant needs only `tenants/<name>/` (its dbt project) and `tenants/<nam
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -13,9 +14,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from dbt2prefect.dbt_cloud import host_problem
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
+from dbt2prefect.reasons import ReasonCode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _PACKAGE_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(==[A-Za-z0-9][A-Za-z0-9.+!_-]*)?")
@@ -72,14 +75,14 @@ def relative_path_problem(value: str, what: str) -> str | None:
 
 def acknowledgement_problem(value: str) -> str | None:
     """Why `value` is not a finding key '<reason_code>:<job_id>' of a known reason code, or None."""
-    from migration.reasons import ReasonCode
-
     code, _, job = value.partition(":")
-    codes = {c.value for c in ReasonCode}
+    codes = [c.value for c in ReasonCode]
     if code not in codes:
+        nearest = difflib.get_close_matches(code.strip().lower(), codes, n=1, cutoff=0.5)
+        hint = f"did you mean '{nearest[0]}:{job or '<job_id>'}'? " if nearest else ""
         return (
-            f"{value!r} is not '<reason_code>:<job_id>' with a reason code `plan` reports "
-            f"({', '.join(sorted(codes))}); copy the key from the plan's findings"
+            f"{value!r} is not '<reason_code>:<job_id>' with a reason code `plan` reports; {hint}"
+            f"the codes are {', '.join(sorted(codes))}; copy the key from the plan's findings"
         )
     if not job.isdigit() or int(job) <= 0:
         return f"{value!r}: the job id after ':' must be a positive dbt Cloud job id, e.g. '{code}:70403103936332'"
@@ -124,13 +127,9 @@ class DbtCloudSettings(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        from migration.dbt_cloud.errors import DbtCloudConfigError
-        from migration.dbt_cloud.settings import normalize_host
-
-        try:
-            normalize_host(value)
-        except DbtCloudConfigError as exc:
-            raise ValueError(str(exc)) from None
+        problem = host_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("token_env")

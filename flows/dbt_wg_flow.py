@@ -14,14 +14,14 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.utilities.timeout import timeout
 
+from app.workspace import Workspace
 from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
-from dbt2prefect.job_identity import job_label, job_tag
+from dbt2prefect.names import job_key, job_label, job_tag
 from dbt2prefect.params import validate
 from dbt2prefect.run_events import emit_run_warned
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
-from dbt2prefect.tenant import load_tenant
 
 # A deployment's flow run (the process a worker started for it) returns as soon as it ends, not up to a second later;
 # importing the module anywhere else patches nothing (see prefect_heartbeat).
@@ -40,7 +40,7 @@ def _run_name() -> str:
 
 
 def _tag_run(job_id: int) -> None:
-    """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.job_identity`)."""
+    """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.names`)."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
 
@@ -108,15 +108,18 @@ def run_dbt_wg(
         params = validate(raw)
         if params.dbt_cloud_job_id is not None:
             _tag_run(params.dbt_cloud_job_id)
-        tenant = load_tenant(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+        workspace = Workspace.open(os.environ.get("DBT2PREFECT_TENANT_FILE"))
+        tenant = workspace.tenant
         with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
-            outcome = execute(params, tenant, run_id, run_count=flow_run.run_count, on_retry=_log_retry)
+            outcome = execute(
+                params, tenant, run_id, run_count=flow_run.run_count, on_retry=_log_retry, store=workspace.store
+            )
     except (ConfigError, ParameterError, ProfileError) as exc:
         # Bad input fails the run at once, with the message as the state's.
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
     label = job_label(raw)
-    about_job = f"job-{params.dbt_cloud_job_id}" if params.dbt_cloud_job_id is not None else outcome.target
+    about_job = job_key(params.dbt_cloud_job_id) if params.dbt_cloud_job_id is not None else outcome.target
     key = _artifact_key(f"{tenant.deployment_name}-{about_job}-summary")
     about = f"dbt run summary of dbt Cloud {label}" if label else "dbt run summary"
     create_markdown_artifact(to_markdown(outcome.summary, outcome.artifact_dir), key=key, description=about)

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dbt2prefect.names import is_job_slug, is_trigger_name
 from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
@@ -31,7 +32,6 @@ from migration.notification_automations import (
     template_problem,
 )
 from migration.plan import PlannedSchedule
-from migration.translate import is_job_slug, is_trigger_name
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import DeploymentSchedule

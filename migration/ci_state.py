@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.files import write_text_atomic
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.models import RunStatus
 from migration.errors import MigrationError
 from parity.baseline import fetch_baseline
 from parity.errors import BaselineError

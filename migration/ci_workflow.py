@@ -31,6 +31,7 @@ import yaml
 
 from dbt2prefect.dbt_cli import ParsedStep
 from dbt2prefect.escaping import shell_line, shell_word
+from dbt2prefect.names import PR_SCHEMA_PREFIX, pr_schema, workflow_cleanup_id, workflow_job_id
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.tenant import TenantSettings
 from migration.emit import repo_path
@@ -40,7 +41,6 @@ from migration.steps import STATE_OPTIONS
 STATE_DIR = "state"
 """Where the workflow puts the state manifest: relative to the dbt project, as dbt resolves `--state`."""
 PROFILES_DIR = "ci-profiles"
-PR_SCHEMA_PREFIX = "dbt_cloud_pr_"
 SECRET_FIELDS = {
     **{field: SNOWFLAKE_ENV[field] for field in ("account", "user", "role", "warehouse", "database", "schema")},
     "private_key": "SNOWFLAKE_PRIVATE_KEY",
@@ -123,16 +123,6 @@ def branch_problem(branch: str) -> str | None:
 def workflow_file_name(tenant_name: str) -> str:
     """The workflow's default file name; `emit` writes it next to prefect.yaml (copy it to .github/workflows/)."""
     return f"{tenant_name}.dbt-ci.yml"
-
-
-def workflow_job_id(job_id: int, event: str = "pull_request", *, both: bool = False) -> str:
-    """The workflow job that runs a dbt Cloud job (`-merge` for the push side of a job that runs on both)."""
-    return f"dbt-cloud-job-{job_id}" + ("-merge" if both and event == "push" else "")
-
-
-def pr_schema(job_id: int, pr_number: int | str) -> str:
-    """The schema a pull request of a CI job builds into, as dbt Cloud names it."""
-    return f"{PR_SCHEMA_PREFIX}{job_id}_{pr_number}"
 
 
 def deferred_line(step: ParsedStep, defer: bool = True, state_dir: str = STATE_DIR) -> str:
@@ -363,7 +353,7 @@ def workflow_document(plan: MigrationPlan, tenant: TenantSettings, tenant_file: 
         name = workflow_job_id(ci.job_id, ci.event, both=both)
         jobs[name] = _run_job(ci, tenant, tenant_file, both)
         if ci.event == "pull_request":
-            jobs[f"{name}-cleanup"] = _cleanup_job(ci, tenant, tenant_file)
+            jobs[workflow_cleanup_id(ci.job_id)] = _cleanup_job(ci, tenant, tenant_file)
     return {
         "name": f"dbt CI ({plan.tenant})",
         "on": triggers,

@@ -20,7 +20,7 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.job_identity import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
+from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
 from dbt2prefect.object_store import is_local_url
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
@@ -72,7 +72,7 @@ class ScheduleSpec(_Spec):
 
 def job_runs_trigger(name_match: str, deployment_name: str, expect: list[str]) -> dict[str, Any]:
     """An event trigger on the runs of the deployment whose name matches `name_match` (one job's runs, see
-    `dbt2prefect.job_identity.runs_of_job`), firing on each event in `expect`: what chained jobs' triggers and
+    `dbt2prefect.names.runs_of_job`), firing on each event in `expect`: what chained jobs' triggers and
     notification automations both follow."""
     return {
         "type": "event",
@@ -87,7 +87,7 @@ def job_runs_trigger(name_match: str, deployment_name: str, expect: list[str]) -
 
 class TriggerSpec(_Spec):
     """A deployment trigger (one Prefect automation): run the deployment with a chained job's parameters when a
-    run of its upstream job (named `job-<id> ...`, see `dbt2prefect.job_identity`), on this deployment, enters one
+    run of its upstream job (named `job-<id> ...`, see `dbt2prefect.names`), on this deployment, enters one
     of the listed states."""
 
     name: str
@@ -595,10 +595,13 @@ def build_deployment(
     )
 
 
-def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: bool = False) -> DeploymentSpec:
+def tenant_deployment(
+    plan: MigrationPlan, tenant: TenantSettings, ledger: Ledger, *, activate: bool = False
+) -> DeploymentSpec:
     """`build_deployment` with this checkout's pins and the flags of the tenant's cutover ledger.
 
     Args:
+        ledger: the tenant's cutover ledger, which says whether each job's schedule is on.
         activate: every schedule on, whatever the ledger says (a tenant that skips the cutover gate).
     """
     job_ids = list(
@@ -608,8 +611,5 @@ def tenant_deployment(plan: MigrationPlan, tenant: TenantSettings, *, activate: 
             + [n.switch_job_id for n in plan.notifications]
         )
     )
-    if activate:
-        flags = dict.fromkeys(job_ids, True)
-    else:
-        flags = ledger_active_flags(Ledger(tenant.ledger_url, tenant.name), job_ids)
+    flags = dict.fromkeys(job_ids, True) if activate else ledger_active_flags(ledger, job_ids)
     return build_deployment(plan, tenant, active=flags)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
-from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.errors import Dbt2PrefectError, ProfileError
 from dbt2prefect.files import writable_problem
 from dbt2prefect.object_store import is_local_url
@@ -22,7 +23,6 @@ from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.profiles import load_target_profile, profile_from_local
 from dbt2prefect.tenant import TenantSettings
 from dbt2prefect.warehouse import SESSION_NAMES, SnowflakeWarehouse, warehouse_from_profile_output
-from migration.dbt_cloud.auth import resolve_token
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import (
     DbtCloudApiError,
@@ -33,12 +33,36 @@ from migration.dbt_cloud.errors import (
     DbtCloudRetriesExhaustedError,
 )
 from migration.dbt_cloud.settings import RetryPolicy, normalize_host
-from migration.ledger import Ledger
 
 DOCTOR_RETRY = RetryPolicy(max_attempts=2, backoff_base=0.5, deadline=30.0, rate_limit_wait=30.0)
 """A diagnosis answers in seconds: one retry, no long rate-limit wait."""
 WORKER_SILENCE = timedelta(seconds=90)
 """A worker whose last poll is older than this does not count (Prefect workers poll every 15 s by default)."""
+
+
+class DbtCloudFactory(Protocol):
+    """Builds a dbt Cloud client of the tenant's account for a diagnosis (host, token and policy given)."""
+
+    def __call__(
+        self, host: str, token: SecretStr, token_source: str, *, retry: RetryPolicy, timeout: float, page_size: int
+    ) -> DbtCloudClient: ...
+
+
+@dataclass(frozen=True)
+class DoctorServices:
+    """How the checks reach the tenant's services (the application layer builds them).
+
+    Attributes:
+        dbt_cloud: builds the dbt Cloud client.
+        token: the dbt Cloud token and where it came from (raises `DbtCloudConfigError` when there is none).
+        store: opens the run-artifact store (raises its setting error when its URL is unusable).
+        ledger: opens the cutover ledger (raises its setting error when its URL is unusable or not durable).
+    """
+
+    dbt_cloud: DbtCloudFactory
+    token: Callable[[], tuple[SecretStr, str]]
+    store: Callable[[], object]
+    ledger: Callable[[], object]
 
 
 class CheckStatus(StrEnum):
@@ -83,11 +107,11 @@ def _skipped(name: str, detail: str) -> Check:
     return Check(name=name, status=CheckStatus.SKIPPED, detail=detail)
 
 
-def diagnose(tenant: TenantSettings) -> DoctorReport:
+def diagnose(tenant: TenantSettings, services: DoctorServices) -> DoctorReport:
     """Run every check against the tenant's dbt Cloud account, Prefect API, warehouses and stores."""
     from prefect.settings import get_current_settings
 
-    checks = dbt_cloud_checks(tenant)
+    checks = dbt_cloud_checks(tenant, services)
     # Without an API URL no client is opened: it would start a temporary server of its own.
     with connect_prefect() if get_current_settings().api.url else nullcontext(None) as prefect:
         checks += prefect_checks(tenant, prefect=prefect)
@@ -101,7 +125,7 @@ def diagnose(tenant: TenantSettings) -> DoctorReport:
             checks.append(
                 notification_check(tenant, destination, prefect) if api_ok else _skipped(name, "needs the Prefect API")
             )
-    checks += storage_checks(tenant)
+    checks += storage_checks(tenant, services)
     return DoctorReport(tenant=tenant.name, checks=checks)
 
 
@@ -119,7 +143,7 @@ def notification_check(tenant: TenantSettings, destination: str, prefect: Prefec
     return _fail(name, detail, fix)
 
 
-def dbt_cloud_checks(tenant: TenantSettings) -> list[Check]:
+def dbt_cloud_checks(tenant: TenantSettings, services: DoctorServices) -> list[Check]:
     """Host, token and account, from one request that reads the account's first job."""
     settings = tenant.dbt_cloud
     host_fix = "set [tenant.dbt_cloud] host to your dbt Cloud access URL (Account settings > Access URLs)"
@@ -136,7 +160,7 @@ def dbt_cloud_checks(tenant: TenantSettings) -> list[Check]:
         f"{tenant.blocks.dbt_cloud_token_block!r}"
     )
     try:
-        token, source = resolve_token(settings.token_env, tenant.blocks.dbt_cloud_token_block)
+        token, source = services.token()
     except DbtCloudConfigError as exc:
         return [
             _skipped("dbt Cloud host", f"{host}: needs a token to ask"),
@@ -145,9 +169,7 @@ def dbt_cloud_checks(tenant: TenantSettings) -> list[Check]:
         ]
     account = f"account {settings.account_id}" + (f", project {settings.project_id}" if settings.project_id else "")
     try:
-        with DbtCloudClient(
-            host, settings.account_id, token, token_source=source, timeout=10.0, retry=DOCTOR_RETRY, page_size=1
-        ) as client:
+        with services.dbt_cloud(host, token, source, retry=DOCTOR_RETRY, timeout=10.0, page_size=1) as client:
             first = next(client.iter_job_dicts(project_id=settings.project_id), None)
     except (DbtCloudRetriesExhaustedError, DbtCloudResponseError) as exc:
         return [
@@ -319,17 +341,12 @@ def _in_local_profiles(tenant: TenantSettings, target: str) -> bool:
     return True
 
 
-def storage_checks(tenant: TenantSettings) -> list[Check]:
+def storage_checks(tenant: TenantSettings, services: DoctorServices) -> list[Check]:
     """The artifact store, the ledger and the parity reports accept writes under the tenant's folder, and are
     object storage when the deployment's runs are containers (any pool but `process`)."""
     stores: list[tuple[str, str, str, Callable[[], object]]] = [
-        (
-            "artifact store",
-            tenant.artifact_store_url,
-            "artifact_store_url",
-            lambda: ArtifactStore(tenant.artifact_store_url),
-        ),
-        ("ledger", tenant.ledger_url, "ledger_url", lambda: Ledger(tenant.ledger_url, tenant.name)),
+        ("artifact store", tenant.artifact_store_url, "artifact_store_url", services.store),
+        ("ledger", tenant.ledger_url, "ledger_url", services.ledger),
         ("parity reports", tenant.parity_report_root, "parity_report_url", lambda: None),
     ]
     checks = []

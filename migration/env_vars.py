@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dbt2prefect.escaping import shell_line, shell_word
+from dbt2prefect.names import job_key
 from migration.dbt_cloud.models import SECRET_PREFIX, EnvironmentVariables, Job
 
 
@@ -52,7 +53,7 @@ def _slug(text: str) -> str:
 
 def secret_block_name(prefix: str, name: str, scope: str, job_id: int) -> str:
     """The Secret block of one secret variable in one scope (`<prefix>-<name>-<scope>`, as Prefect names blocks)."""
-    where = f"job-{job_id}" if scope == "job" else scope
+    where = job_key(job_id) if scope == "job" else scope
     return f"{_slug(prefix)}-{_slug(name)}-{_slug(where)}"
 
 

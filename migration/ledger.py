@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dbt2prefect.files import durable_url_problem, segment_problem
+from dbt2prefect.names import job_key, job_key_id
 from dbt2prefect.object_store import create_new, open_url
 from migration.errors import LedgerDamagedError, LedgerError, LedgerSettingError
 
@@ -162,7 +163,7 @@ class Ledger:
 
     def job_dir(self, job_id: int) -> str:
         """Folder of one job's records."""
-        return f"{self._root}/job-{job_id}"
+        return f"{self._root}/{job_key(job_id)}"
 
     # ----------------------------------------------------------------------------------------- reading
 
@@ -175,8 +176,9 @@ class Ledger:
         ids = []
         for entry in entries:
             name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith("job-") and name[4:].isdigit():
-                ids.append(int(name[4:]))
+            job_id = job_key_id(name)
+            if job_id is not None:
+                ids.append(job_id)
         return sorted(ids)
 
     def records(self, job_id: int) -> list[LedgerRecord]:

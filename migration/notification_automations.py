@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from dbt2prefect.names import is_notification_name
 from dbt2prefect.prefect_gateway import PrefectGateway
 from migration.deployment import DeploymentSpec, NotificationSpec
 from migration.errors import ApplyError
-from migration.notifications import is_notification_name
 
 if TYPE_CHECKING:
     from prefect.events.schemas.automations import Automation, AutomationCore

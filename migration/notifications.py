@@ -3,7 +3,7 @@
 A notification setting names one destination (an internal user, an external email address, a Slack channel) and,
 per run outcome, the jobs whose runs tell it. Under Prefect the same is one automation per setting and job,
 `job-<id>-notify-<setting id>`: its trigger is the job's flow runs (named `job-<id> ...`, see
-`dbt2prefect.job_identity`) of the deployment entering the outcomes' states, or emitting `dbt2prefect.run.warned`
+`dbt2prefect.names`) of the deployment entering the outcomes' states, or emitting `dbt2prefect.run.warned`
 (a run that ends Completed with warnings), and its action sends through the notification block that
 `[tenant.notifications]` names for the destination. A destination with no block there is a finding that says
 which line to add; an internal user's email has no address in the API, so that finding names the user and jobs.
@@ -11,10 +11,11 @@ which line to add; an internal user's email has no address in the API, so that f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from dbt2prefect.names import before_start_name, notification_name
+from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Job, Notification, NotificationType
@@ -37,7 +38,6 @@ _EXAMPLE_BLOCK = {
     "user": "sendgrid-email",
     "webhook": "custom-webhook",
 }
-_NAME = re.compile(r"job-\d+-notify-\d+|notify-\d+-before-start")
 BEFORE_START_STATES = ("Failed", "Crashed")
 """The states of a run that died before its flow started (a failed pull step, a crashed process or container)."""
 
@@ -49,28 +49,6 @@ def jinja_text(value: str) -> str:
     Every Jinja tag (`{{`, `{%`, `{#`) starts with `{`, so each `{` becomes the expression `{{ '{' }}`.
     """
     return value.replace("{", "{{ '{' }}")
-
-
-def notification_name(job_id: int, notification_id: int) -> str:
-    """The stable name of the automation of one notification setting for one job; apply matches on it."""
-    return f"job-{job_id}-notify-{notification_id}"
-
-
-def before_start_name(notification_id: int) -> str:
-    """The name of the automation that tells a setting's failure destination of runs that died before the flow
-    started (one per setting: such a run has no job's name yet, see `dbt2prefect.job_identity.UNNAMED_RUN`)."""
-    return f"notify-{notification_id}-before-start"
-
-
-def is_before_start_name(name: str | None) -> bool:
-    """True for names `notify-<digits>-before-start`."""
-    return bool(name) and re.fullmatch(r"notify-\d+-before-start", name or "") is not None
-
-
-def is_notification_name(name: str | None) -> bool:
-    """True for names `job-<digits>-notify-<digits>` and `notify-<digits>-before-start` (automations this tool
-    created)."""
-    return bool(name) and _NAME.fullmatch(name or "") is not None
 
 
 @dataclass(frozen=True)
@@ -193,7 +171,7 @@ def _plan_one(
     job_name = job.name if job is not None else "not in this inventory"
     name = notification_name(job_id, notification.id)
 
-    def finding(code: str, severity: Severity, detail: str, step: str) -> Finding:
+    def finding(code: ReasonCode, severity: Severity, detail: str, step: str) -> Finding:
         return Finding(
             reason_code=code,
             severity=severity,
@@ -206,7 +184,7 @@ def _plan_one(
     if planned is None or planned.parameters is None:
         status = "it is not in this inventory" if planned is None else f"its plan status is {planned.status}"
         return None, finding(
-            "notification",
+            ReasonCode.NOTIFICATION,
             Severity.WARNING,
             f"not migrated: the job does not run on the deployment ({status})",
             "nothing runs this job under Prefect, so nothing notifies; drop the notification, or migrate the job "
@@ -224,12 +202,14 @@ def _plan_one(
         )
         if not destination.address_known:
             return None, finding(
-                "notification_unresolved",
+                ReasonCode.NOTIFICATION_UNRESOLVED,
                 Severity.WARNING,
                 "the API gives no address for it",
                 f"look up the address of {destination.label} in dbt Cloud (Account settings > Users), then {add}",
             )
-        return None, finding("notification_block", Severity.WARNING, "no notification block is named for it", add)
+        return None, finding(
+            ReasonCode.NOTIFICATION_BLOCK, Severity.WARNING, "no notification block is named for it", add
+        )
     states = [state for o in outcomes for state in OUTCOME_STATES.get(o, ())]
     events = [event for o in outcomes for event in OUTCOME_EVENTS.get(o, ())]
     automation = PlannedNotification(
@@ -246,7 +226,7 @@ def _plan_one(
     )
     watched = ", ".join([*states, *(["a run with warnings"] if events else [])])
     return automation, finding(
-        "notification",
+        ReasonCode.NOTIFICATION,
         Severity.INFO,
         f"migrated as the automation {name} (runs of the job on {tenant.flow_name}/{tenant.deployment_name} "
         f"entering {watched} send through block {block})",

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migration.reasons import ReasonCode
+from dbt2prefect.reasons import ReasonCode
 
 
 class Severity(StrEnum):

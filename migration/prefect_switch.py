@@ -15,14 +15,19 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.job_identity import job_tag
+from dbt2prefect.names import (
+    is_before_start_name,
+    is_notification_name,
+    job_tag,
+    notification_ids,
+    schedule_slug,
+    trigger_jobs,
+)
 from dbt2prefect.prefect_gateway import PrefectGateway, gateway_or_connect
 from migration.apply import deployment_triggers, schedule_fields
 from migration.ledger import PrefectScheduleState
 from migration.notification_automations import notification_automations
-from migration.notifications import is_before_start_name, is_notification_name
 from migration.plan import PlannedSchedule
-from migration.translate import schedule_slug, trigger_jobs
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import DeploymentSchedule
@@ -169,8 +174,11 @@ class PrefectTriggers:
         """The notification automations of job `job_id` (`job-<id>-notify-*`) on this deployment: name -> enabled."""
         with gateway_or_connect(self.gateway) as prefect:
             found = notification_automations(prefect, self._name)
-        prefix = f"job-{job_id}-notify-"
-        return {name: bool(a.enabled) for name, a in sorted(found.items()) if name.startswith(prefix)}
+        return {
+            name: bool(a.enabled)
+            for name, a in sorted(found.items())
+            if (ids := notification_ids(name)) is not None and ids[0] == job_id
+        }
 
     def read_all(self) -> dict[str, bool]:
         """Every trigger and notification automation of this deployment: name -> enabled."""

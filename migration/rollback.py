@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dbt2prefect.names import schedule_slug
 from migration.errors import CutoverRefusedError, CutoverRequestError, CutoverVerificationError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification, new_operation_id
 from migration.prefect_switch import automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, field_differences, schedule_on
-from migration.translate import schedule_slug
 
 
 def _still_cut_over(ctx: SwitchContext, job_id: int) -> list[int]:

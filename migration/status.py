@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from dbt2prefect.names import job_key_id, schedule_slug
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError
 from migration.dbt_cloud.models import Job
@@ -19,7 +20,6 @@ from migration.plan import MigrationPlan
 from migration.prefect_switch import FlowRunSummary, PrefectSchedules
 from migration.schedules import InvalidCron, PrefectScheduleSpec, prefect_fire_times, reference_fire_times
 from migration.switch_context import schedule_on
-from migration.translate import schedule_slug
 from parity.model import Verdict
 
 
@@ -231,7 +231,7 @@ def collect_status(
     schedules = prefect.read_all() or {}
     # Every job anyone knows of: planned, recorded in the ledger, or with a schedule in Prefect (a job must
     # never vanish from status because one of the three lost track of it).
-    in_prefect = {int(slug[4:]) for slug in schedules if slug.startswith("job-") and slug[4:].isdigit()}
+    in_prefect = {job_id for job_id in map(job_key_id, schedules) if job_id is not None}
     job_ids = sorted(
         {j.job_id for j in plan.jobs} | {s.job_id for s in plan.schedules} | set(ledger.job_ids()) | in_prefect
     )

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt2prefect.dbt_cli import ParsedStep, parse_step_line, validate_step
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.errors import DbtCommandError
 from dbt2prefect.escaping import shell_line
-from dbt2prefect.job_identity import job_parameters
+from dbt2prefect.names import job_parameters, schedule_slug, trigger_name, workflow_job_id
+from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.run_env import env_name_problem
 from dbt2prefect.tenant import TenantSettings
-from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification, RunStatus
+from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification
 from migration.env_vars import AccountVariables, JobVariables, job_variables, secret_setup_command
 from migration.errors import InventoryError
 from migration.notifications import plan_notifications
@@ -49,34 +51,6 @@ _PREFECT_STATES: dict[int, tuple[str, ...]] = {
     RunStatus.CANCELLED: ("Cancelled",),
 }
 """The final Prefect states of a run that dbt Cloud would report with each final run status."""
-
-
-def trigger_name(job_id: int, upstream_job_id: int) -> str:
-    """The stable name of a chained job's trigger (the automation's name); apply matches on it."""
-    return f"job-{job_id}-after-job-{upstream_job_id}"
-
-
-def trigger_jobs(name: str | None) -> tuple[int, int] | None:
-    """(chained job id, upstream job id) of a trigger name `job-<digits>-after-job-<digits>`, else None."""
-    if name is None or not name.startswith("job-"):
-        return None
-    downstream, sep, upstream = name[4:].partition("-after-job-")
-    return (int(downstream), int(upstream)) if sep and downstream.isdigit() and upstream.isdigit() else None
-
-
-def is_trigger_name(name: str | None) -> bool:
-    """True for names `job-<digits>-after-job-<digits>` (triggers this tool created)."""
-    return trigger_jobs(name) is not None
-
-
-def schedule_slug(job_id: int) -> str:
-    """The slug of a job's schedule; apply treats only slugs of this form as its own."""
-    return f"job-{job_id}"
-
-
-def is_job_slug(slug: str | None) -> bool:
-    """True for slugs `job-<digits>` (schedules this tool created)."""
-    return slug is not None and slug.startswith("job-") and slug[4:].isdigit()
 
 
 def describe_schedule(schedule: JobSchedule) -> str:
@@ -127,7 +101,7 @@ class _Findings:
         self.job = job
         self.items: list[Finding] = []
 
-    def add(self, code: str, severity: Severity, message: str, manual_step: str) -> None:
+    def add(self, code: ReasonCode, severity: Severity, message: str, manual_step: str) -> None:
         self.items.append(
             Finding(
                 reason_code=code,
@@ -150,7 +124,7 @@ def _minimal(params: dict[str, Any]) -> dict[str, Any]:
 def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
     if not job.execute_steps:
         found.add(
-            "steps_empty",
+            ReasonCode.STEPS_EMPTY,
             Severity.BLOCKER,
             "the job has no execute steps; dbt Cloud runs only `dbt deps` and the checkbox steps",
             "add the job's dbt command in dbt Cloud and export again, or leave it out by acknowledging "
@@ -176,7 +150,7 @@ def _parse_steps(job: Job, found: _Findings) -> list[ParsedStep] | None:
         state_flags = sorted(step.flags[name] for name in STATE_OPTIONS if name in step.options)
         if state_flags:
             found.add(
-                "step_state_flag",
+                ReasonCode.STEP_STATE_FLAG,
                 Severity.BLOCKER,
                 f"step {line!r} uses {', '.join(state_flags)}: a path in dbt Cloud's run environment",
                 "remove the state flags from the step and set the schedule's `state_path` parameter to the "
@@ -218,7 +192,7 @@ def _job_parameters(
     problem = _validate_parameters(params)
     if problem is not None:
         found.add(
-            "parameters_invalid",
+            ReasonCode.PARAMETERS_INVALID,
             Severity.BLOCKER,
             f"the translated parameters are not valid for the flow: {problem}",
             "fix the job's steps or settings in dbt Cloud and export again",
@@ -241,7 +215,7 @@ def _feature_findings(
             else f"environment {job.deferring_environment_id}"
         )
         found.add(
-            "deferral",
+            ReasonCode.DEFERRAL,
             Severity.WARNING,
             f"the job defers to {source}; without state it builds its whole selection",
             "set the schedule's `state_path` parameter to the artifact store folder that holds that "
@@ -249,21 +223,21 @@ def _feature_findings(
         )
     if job.run_compare_changes:
         found.add(
-            "compare_changes",
+            ReasonCode.COMPARE_CHANGES,
             Severity.WARNING,
             f"dbt Cloud's compare changes ({job.compare_changes_flags}) has no Prefect equivalent",
             "compare in CI with the parity report (`dbt2prefect parity`) or a recce/audit_helper check",
         )
     if job.run_lint:
         found.add(
-            "lint",
+            ReasonCode.LINT,
             Severity.WARNING,
             "the job lints SQL before running (dbt Cloud's SQLFluff step)",
             "run sqlfluff in CI, or add `sqlfluff lint` to the repository's pre-commit hooks",
         )
     if job.lifecycle_webhooks:
         found.add(
-            "lifecycle_webhooks",
+            ReasonCode.LIFECYCLE_WEBHOOKS,
             Severity.WARNING,
             "the job sends lifecycle webhooks (run started/completed/errored)",
             "create Prefect automations on flow-run state changes of the deployment with a webhook "
@@ -275,7 +249,7 @@ def _feature_findings(
             str(item.get("name") or item.get("key") or "?") for item in job.custom_environment_variables
         )
         found.add(
-            "job_env_vars",
+            ReasonCode.JOB_ENV_VARS,
             Severity.BLOCKER,
             f"the job overrides environment variables: {', '.join(names_of_vars)} (values not shown)",
             "export the inventory again with this version of dbt2prefect (it reads the v3 environment "
@@ -287,14 +261,14 @@ def _feature_findings(
     if triggers.custom_branch_only or (environment is not None and environment.use_custom_branch):
         branch = environment.custom_branch if environment is not None else None
         found.add(
-            "custom_branch",
+            ReasonCode.CUSTOM_BRANCH,
             Severity.WARNING,
             f"the job runs a custom git branch{f' ({branch})' if branch else ''}, not the default branch",
             "point the deployment's code at that branch (prefect.yaml pull step / image build) or merge it",
         )
     if job.dbt_version and not _same_dbt_minor(job.dbt_version):
         found.add(
-            "dbt_version_pinned",
+            ReasonCode.DBT_VERSION_PINNED,
             Severity.WARNING,
             f"the job pins dbt {job.dbt_version}, the flow runs dbt-core {_runtime_dbt_version()}: models may "
             "build differently",
@@ -322,7 +296,7 @@ def _git_trigger_off_finding(job: Job, found: _Findings) -> None:
         return
     what = f"job_type {job.job_type!r}" if job.job_type in ("ci", "merge") else "triggers_on_draft_pr"
     found.add(
-        "git_trigger_off",
+        ReasonCode.GIT_TRIGGER_OFF,
         Severity.INFO,
         f"the job has {what} but its pull-request and merge triggers are off: dbt Cloud runs it on no pull request "
         "and no merge, so it is not in the CI workflow",
@@ -341,7 +315,7 @@ def _allowed_variables(variables: JobVariables, found: _Findings) -> JobVariable
     if not problems:
         return variables
     found.add(
-        "env_var_name",
+        ReasonCode.ENV_VAR_NAME,
         Severity.BLOCKER,
         f"{len(problems)} of the job's environment variables are left out of its parameters: "
         + "; ".join(problems.values()),
@@ -358,7 +332,7 @@ def _allowed_variables(variables: JobVariables, found: _Findings) -> JobVariable
 def _variable_findings(variables: JobVariables, found: _Findings) -> None:
     if variables.env_vars:
         found.add(
-            "env_vars",
+            ReasonCode.ENV_VARS,
             Severity.INFO,
             f"the job's runs get {', '.join(variables.env_vars)} as dbt Cloud resolves them (project default < "
             "environment < job override); migrated as the schedule's `env_vars` parameter",
@@ -368,7 +342,7 @@ def _variable_findings(variables: JobVariables, found: _Findings) -> None:
         scope = variables.secret_scopes[name]
         which = {"project": "the project default", "job": "the job's override"}.get(scope, f"the {scope} value")
         found.add(
-            "env_var_secret",
+            ReasonCode.ENV_VAR_SECRET,
             Severity.WARNING,
             f"secret {name} ({which}) is masked by dbt Cloud; the flow reads it from Prefect Secret block "
             f"{block!r} at run time, and runs fail until that block exists",
@@ -411,7 +385,7 @@ def translate_job(
     plan_ref = f"{tenant.flow_name}/{tenant.deployment_name}"
     if job.is_deleted:
         found.add(
-            "job_deleted",
+            ReasonCode.JOB_DELETED,
             Severity.INFO,
             "the job is deleted in dbt Cloud; not migrated",
             "nothing to do; restore it in dbt Cloud and export again if it is still needed",
@@ -435,7 +409,7 @@ def translate_job(
     if job.deactivated:
         # dbt Cloud does not run it: a schedule here would be one that cutover switches on.
         found.add(
-            "job_deactivated",
+            ReasonCode.JOB_DEACTIVATED,
             Severity.WARNING,
             f"dbt Cloud has deactivated the job ({job.deactivation_reason or 'no reason given'}); it does not run "
             "there, so it gets no schedule",
@@ -457,7 +431,7 @@ def translate_job(
         status = "on_demand"
         if job.job_completion_trigger_condition is None:
             found.add(
-                "no_trigger",
+                ReasonCode.NO_TRIGGER,
                 Severity.INFO,
                 "the job has no schedule and no trigger: it runs only when started by hand or by the API",
                 f"run it on demand: {_run_command(plan_ref, params)}",
@@ -465,7 +439,7 @@ def translate_job(
     if params is not None and status != "not_migrated" and _connection(params) not in tenant.targets:
         env_name = f" ({environment.name})" if environment is not None and environment.name else ""
         found.add(
-            "environment_unmapped",
+            ReasonCode.ENVIRONMENT_UNMAPPED,
             Severity.BLOCKER,
             f"the job's environment {job.environment_id}{env_name} is not mapped to a profile block, and its "
             f"target name {params.get('target')!r} is not one of the tenant's targets ({', '.join(tenant.targets)})",
@@ -494,7 +468,7 @@ def _plan_schedule(
     cron = job.schedule.cron
     if not cron:
         found.add(
-            "schedule_invalid",
+            ReasonCode.SCHEDULE_INVALID,
             Severity.BLOCKER,
             "the job's schedule trigger is on but its schedule has no cron expression",
             "set the job's schedule in dbt Cloud and export again",
@@ -503,7 +477,7 @@ def _plan_schedule(
     result = translate_cron(cron)
     if result.spec is None:
         found.add(
-            "schedule_invalid",
+            ReasonCode.SCHEDULE_INVALID,
             Severity.BLOCKER,
             f"schedule cron {cron!r} cannot be scheduled in Prefect: {result.error}",
             "change the job's schedule in dbt Cloud to a five-field cron Prefect accepts and export again",
@@ -512,14 +486,14 @@ def _plan_schedule(
     spec = result.spec
     if not result.equivalent:
         found.add(
-            "schedule_not_equivalent",
+            ReasonCode.SCHEDULE_NOT_EQUIVALENT,
             Severity.WARNING,
             f"no Prefect schedule fires exactly like {cron!r}; the closest differs at {result.first_difference}",
             "check the planned schedule's fire times and adjust the cron in prefect.yaml or dbt Cloud",
         )
     elif spec.kind == "rrule":
         found.add(
-            "schedule_rrule",
+            ReasonCode.SCHEDULE_RRULE,
             Severity.INFO,
             f"Prefect's cron reads {cron!r} differently; it is planned as an RRule with the same fire times",
             "nothing to do; the RRule is shown in the plan and in prefect.yaml",
@@ -559,7 +533,7 @@ def _chain(job: Job, planned: PlannedJob, upstream: PlannedJob | None) -> tuple[
 
     def finding(severity: Severity, message: str, manual_step: str) -> Finding:
         return Finding(
-            reason_code="job_chaining",
+            reason_code=ReasonCode.JOB_CHAINING,
             severity=severity,
             job_id=job.id,
             job_name=job.name,
@@ -638,7 +612,7 @@ def _cycle_findings(cycles: Mapping[int, list[int]], planned: Mapping[int, Plann
         chained = "is chained to itself" if len(cycle) == 1 else "is on a cycle of chained jobs"
         findings.append(
             Finding(
-                reason_code="job_chain_cycle",
+                reason_code=ReasonCode.JOB_CHAIN_CYCLE,
                 severity=Severity.BLOCKER,
                 job_id=job_id,
                 job_name=planned[job_id].job_name,
@@ -681,7 +655,6 @@ def _ci_jobs(
         main_branch,
         schema_isolation,
         workflow_file_name,
-        workflow_job_id,
     )
 
     found = _Findings(job)
@@ -699,7 +672,7 @@ def _ci_jobs(
     ci_jobs: list[PlannedCiJob] = []
     for event in events:
         merge = event == "push"
-        code = "merge_trigger" if merge else "ci_trigger"
+        code = ReasonCode.MERGE_TRIGGER if merge else ReasonCode.CI_TRIGGER
         drafts = ", drafts too" if job.triggers_on_draft_pr else ", not drafts"
         when = (
             f"the job runs when a pull request merges into {branch}"
@@ -772,7 +745,7 @@ def _ci_jobs(
         )
         if isolation is not None and not isolation.isolated:
             found.add(
-                "ci_isolation",
+                ReasonCode.CI_ISOLATION,
                 Severity.WARNING,
                 f"{isolation.consequence()}; the workflow runs the job's pull requests one at a time",
                 f"make generate_schema_name build into target.schema when target.name is {params['target']!r} "

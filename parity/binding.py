@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from dbt2prefect.artifact_store import ArtifactStore, WriterRecord
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.errors import ExternalServiceError
 from parity.baseline import DbtCloudRuns
 from parity.model import Check, Finding, Reason, Severity
@@ -113,8 +114,6 @@ def _executed(client: DbtCloudRuns, run: Any) -> frozenset[str] | None:
 
 def cloud_writes(client: DbtCloudRuns, environment_id: int, baseline_id: int, since: datetime) -> list[Write]:
     """dbt Cloud runs of the environment, other than the baseline, that finished after `since` or are running."""
-    from migration.dbt_cloud.models import RunStatus
-
     runs = list(client.list_runs(environment_id=environment_id, order_by="-id", limit=RUN_PAGE))
     writes: list[Write] = []
     for run in runs:

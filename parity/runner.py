@@ -43,7 +43,7 @@ class JobSpec:
     def candidate_parameters(self, candidate_target: str) -> dict[str, Any]:
         """The job's parameters with the target switched to the parity target (and its own connection: the
         job's environment block would point the parity run at that environment's warehouse), marked as a parity
-        candidate (see `dbt2prefect.job_identity`)."""
+        candidate (see `dbt2prefect.names`)."""
         kept = {k: v for k, v in self.parameters.items() if k != "connection"}
         return {**kept, "target": candidate_target, "parity_candidate": True}
 

@@ -95,6 +95,20 @@ class ReportRoot:
     def latest_file(self) -> VersionedFile:
         return versioned_file(self.fs, self.path(LATEST), self.swap)
 
+    def copy_to(self, relative: str, destination: Path) -> Path:
+        """Copy one report folder (`<timestamp>`) into a local folder, for a browser or a notebook; return it.
+
+        Raises:
+            ReportStoreError: the folder cannot be read or the destination written.
+        """
+        folder = destination / relative
+        for name in ("report.json", "report.md", "report.html"):
+            try:
+                write_text_atomic(folder / name, self.read_bytes(f"{relative}/{name}").decode("utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ReportStoreError(f"could not copy {self.where(relative)}/{name} to {folder}: {exc}") from None
+        return folder
+
     def local_folder(self, relative: str) -> Path | None:
         """The folder as a local path, when the root is on the local file system."""
         return Path(self.path(relative)) if is_local(self.fs) else None

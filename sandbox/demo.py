@@ -20,21 +20,26 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.workspace import Workspace
 from dbt2prefect.errors import ConfigError, Dbt2PrefectError
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+from sandbox.code_remote import CodeRemote
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.notification_sink import NotificationSink, register_notification_blocks
 from sandbox.runs import DeploymentRun
+from sandbox.s3_api import BUCKET, S3Api
 from sandbox.stack import (
     PrefectServer,
     SandboxStack,
     StackPaths,
     load_raw_data,
+    make_code_remote,
     prefect_api,
     prepare_workdir,
     register_profile_blocks,
     save_secret_blocks,
     start_dbt_cloud,
+    start_object_storage,
     write_tenant_file,
 )
 
@@ -49,6 +54,8 @@ NOTIFY_TIMEOUT = 120.0
 """How long a chained job's trigger may take to start its run after the upstream run ended."""
 
 SUCCESS = 10
+DEMO_USER = "dbt2prefect demo"
+"""Who the demo's cutover and rollback records name in the ledger."""
 
 
 class StepStatus(StrEnum):
@@ -113,6 +120,8 @@ class ParityOutcome:
     report: Any  # parity.model.ParityReport (typed loosely so this module imports pandas-free)
     folder: Path
     html: Path
+    stored: str = ""
+    """The report's folder in the tenant's report root (object storage), which cutover reads."""
 
 
 class DemoObserver(Protocol):
@@ -231,7 +240,7 @@ def _worker_run(job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
 
 def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
     """One deployment run per job: its schedule's parameters on the parity target, executed by a worker."""
-    from migration.translate import schedule_slug
+    from dbt2prefect.names import schedule_slug
     from parity.runner import JobSpec
     from parity.settings import (
         load_parity_settings,
@@ -258,7 +267,7 @@ def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) ->
 
 def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     """The activated schedule's next run, moved to now, picked up and finished by the worker."""
-    from migration.translate import schedule_slug
+    from dbt2prefect.names import schedule_slug
     from sandbox.runs import fire_schedule
 
     slug = schedule_slug(job_id)
@@ -289,7 +298,7 @@ def run_chains(
         job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
         earlier: runs that existed before (they never count as a chained run).
     """
-    from migration.translate import schedule_slug
+    from dbt2prefect.names import schedule_slug
     from sandbox.runs import DeploymentRunError, run_deployment_now, wait_for_job_run
 
     exclude = {run.run.flow_run_id for run in earlier}
@@ -385,13 +394,10 @@ def run_baselines(cloud: SandboxDbtCloud, job_ids: Sequence[int]) -> tuple[str, 
 
 def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]:
     """Export the tenant's dbt Cloud inventory over HTTP to the stack's inventory file."""
-    from migration.dbt_cloud.auth import resolve_token
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.export import export_inventory, write_inventory
+    from migration.export import write_inventory
 
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
-    with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
-        inventory = export_inventory(client, project_id=tenant.dbt_cloud.project_id, include_deleted=True)
+    with Workspace(tenant) as workspace:
+        inventory = workspace.inventory(include_deleted=True)
     path = write_inventory(inventory, paths.inventory)
     with_runs = sum(1 for job in inventory.jobs if job.latest_successful_run_id is not None)
     return f"{len(inventory.jobs)} jobs ({with_runs} with a successful run) to {path}", inventory
@@ -399,9 +405,8 @@ def export_account(paths: StackPaths, tenant: TenantSettings) -> tuple[str, Any]
 
 def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
     """The migration plan; fails on unacknowledged blockers or when nothing is scheduled."""
-    from migration.translate import plan_inventory
-
-    plan = plan_inventory(inventory, tenant)
+    with Workspace(tenant) as workspace:
+        plan = workspace.plan(inventory=inventory)
     blocking = plan.blocking()
     if blocking:
         raise StepFailed(f"{len(blocking)} blocker finding(s) not acknowledged: {blocking[0].key}", plan)
@@ -417,11 +422,9 @@ def plan_jobs(inventory: Any, tenant: TenantSettings) -> tuple[str, Any]:
 
 def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
     """Apply the plan's deployment (schedules inactive) to the active Prefect API; the value is (diff, spec)."""
-    from migration.apply import apply_deployment
-    from migration.deployment import tenant_deployment
-
-    spec = tenant_deployment(plan, tenant)
-    diff = apply_deployment(spec)
+    with Workspace(tenant) as workspace:
+        spec = workspace.deployment(plan)
+        diff = workspace.apply(spec)
     secrets = save_secret_blocks(plan)
     added = sum(1 for change in diff.schedules if change.status == "added")
     (step,) = (name.rsplit(".", 1)[-1] for name in spec.pull_steps[0])
@@ -432,19 +435,23 @@ def apply_plan(plan: Any, tenant: TenantSettings) -> tuple[str, Any]:
     )
 
 
-def run_parity(reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
-    """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS."""
+def run_parity(tenant: TenantSettings, reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, ParityOutcome]:
+    """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS.
+
+    The report goes where production keeps it, the tenant's report root in object storage (cutover reads its
+    verdicts there); a copy lands in `reports` for the browser and the notebook.
+    """
     from flows.parity_flow import parity_report
-    from parity.store import load_latest_report
+    from parity.store import load_latest_report, tenant_report_root
 
     result = parity_report(
         job_ids=[run.job_id for run in candidates],
         candidate_runs={str(run.job_id): run.run.flow_run_id for run in candidates},
-        report_dir=str(reports),
     )
-    report = load_latest_report(reports)
-    folder = Path(result["report_dir"])
-    outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html")
+    root = tenant_report_root(tenant)
+    report = load_latest_report(root)
+    folder = root.copy_to(str(result["report_dir"]).rstrip("/").rsplit("/", 1)[-1], reports)
+    outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html", stored=result["report_dir"])
     jobs = ", ".join(f"{job_id} {verdict}" for job_id, verdict in result["jobs"].items())
     summary = f"{result['verdict']} ({jobs}); report {outcome.html}"
     if result["verdict"] != "PASS":
@@ -452,76 +459,27 @@ def run_parity(reports: Path, candidates: Sequence[WorkerRun]) -> tuple[str, Par
     return summary, outcome
 
 
-@dataclass(frozen=True)
-class _Switch:
-    """What cutover, rollback and status act on: the account, the deployment's schedules, the ledger."""
-
-    tenant: TenantSettings
-    client: Any  # migration.dbt_cloud.client.DbtCloudClient
-    context: Any  # migration.switch_context.SwitchContext
-    reports: Path
-
-
-@contextlib.contextmanager
-def _switch_session(tenant: TenantSettings, reports: Path) -> Iterator[_Switch]:
-    from migration.dbt_cloud.auth import resolve_token
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.ledger import Ledger
-    from migration.prefect_switch import PrefectSchedules
-    from migration.switch_context import SwitchContext
-
-    token, source = resolve_token(tenant.dbt_cloud.token_env, tenant.blocks.dbt_cloud_token_block)
-    ledger = Ledger(tenant.ledger_url, tenant.name)
-    schedules = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}")
-    with DbtCloudClient(tenant.dbt_cloud.host, tenant.dbt_cloud.account_id, token, token_source=source) as client:
-        yield _Switch(
-            tenant, client, SwitchContext(tenant.name, client, schedules, ledger, "dbt2prefect demo"), reports
-        )
-
-
-def _live_plan(switch: _Switch) -> tuple[list[Any], Any]:
-    """Every job of the account and the plan, cut-over jobs taken as the ledger recorded them (as the CLI does)."""
-    from migration.cutover import jobs_as_planned
-    from migration.export import export_inventory
-    from migration.translate import plan_inventory
-
-    inventory = export_inventory(switch.client, project_id=switch.tenant.dbt_cloud.project_id, include_deleted=True)
-    jobs = inventory.job_models()
-    return jobs, plan_inventory(inventory, switch.tenant, jobs_as_planned(jobs, switch.context.ledger))
-
-
-def _cutover(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
-    from migration.cutover import CutoverRequest, cutover
-    from parity.store import load_latest_verdicts
-
-    jobs, plan = _live_plan(switch)
-    verdicts = load_latest_verdicts(switch.reports)
-    report = cutover(plan, jobs, verdicts, switch.context, CutoverRequest(job_ids=tuple(job_ids)))
+def _cutover(switch: Workspace, job_ids: Sequence[int]) -> tuple[str, Any]:
+    report = switch.cutover(job_ids, by=DEMO_USER)
     done = ", ".join(f"{job.job_id} {job.action}" for job in report.jobs)
     warnings = f"; {len(report.warnings)} warning(s) about chained jobs" if report.warnings else ""
     return f"{done}{warnings}", report
 
 
-def _rollback(switch: _Switch, job_ids: Sequence[int]) -> tuple[str, Any]:
-    from migration.rollback import rollback
-
-    report = rollback(tuple(job_ids), switch.context)
+def _rollback(switch: Workspace, job_ids: Sequence[int]) -> tuple[str, Any]:
+    report = switch.rollback(job_ids, by=DEMO_USER)
     return ", ".join(f"{job.job_id} {job.action}" for job in report.jobs), report
 
 
-def _status(switch: _Switch, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
+def _status(switch: Workspace, job_ids: Sequence[int], *, expect_cut_over: bool) -> tuple[str, Any]:
     """Every job's dbt Cloud schedule, Prefect schedule, ledger state and the triggers of the jobs chained to it
     (enabled while it is cut over), as expected."""
     from migration.prefect_switch import PrefectTriggers
-    from migration.status import collect_status
-    from parity.store import load_latest_verdicts
 
-    _, plan = _live_plan(switch)
-    verdicts = load_latest_verdicts(switch.reports)
-    report = collect_status(plan, switch.client, switch.context.prefect, switch.context.ledger, verdicts)
+    report = switch.status(automations=False)
     rows = {row.job_id: row for row in report.jobs}
     expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
-    triggers = PrefectTriggers(switch.context.prefect.deployment)
+    triggers = PrefectTriggers(switch.prefect.deployment, switch.prefect_gateway)
     lines = []
     for job_id in job_ids:
         row = rows.get(job_id)
@@ -609,9 +567,9 @@ def run_demo(
         runner.step(
             "parity",
             "Parity: dbt Cloud baselines vs the worker's runs",
-            lambda: run_parity(stack.paths.reports, candidates),
+            lambda: run_parity(tenant, stack.paths.reports, candidates),
         )
-        switch = stop.enter_context(_switch_session(tenant, stack.paths.reports))
+        switch = stop.enter_context(Workspace(tenant))
         runner.step(
             "cutover", "Cut over: dbt Cloud schedules off, Prefect schedules on", lambda: _cutover(switch, jobs)
         )
@@ -674,21 +632,31 @@ def _start_stack(
     Returns the stack and the baseline jobs (`job_ids`, else the tenant's demo jobs, else every active job).
     """
 
-    def servers() -> tuple[str, tuple[Any, PrefectServer, Path]]:
+    def servers() -> tuple[str, tuple[Any, PrefectServer, S3Api, CodeRemote, Path]]:
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home))
+        s3 = stop.enter_context(start_object_storage(paths, ready_timeout))
         cloud = stop.enter_context(start_dbt_cloud(paths, source))
+        remote = make_code_remote(paths)
         acknowledged = source.sandbox.demo_acknowledged
-        tenant_file = write_tenant_file(paths, cloud, source=source.settings_file, acknowledged=acknowledged)
+        tenant_file = write_tenant_file(
+            paths,
+            cloud,
+            source=source.settings_file,
+            acknowledged=acknowledged,
+            bucket=f"s3://{BUCKET}",
+            remote=remote,
+        )
         return (
-            f"dbt Cloud API {cloud.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
-            (cloud, prefect, tenant_file),
+            f"dbt Cloud API {cloud.url}; S3 API {s3.endpoint_url} (artifacts and ledger in s3://{BUCKET}); code "
+            f"remote {remote.url}; Prefect server starting on {prefect.url} (pid {prefect.pid})",
+            (cloud, prefect, s3, remote, tenant_file),
         )
 
-    cloud, prefect, tenant_file = runner.step(
-        "servers", "Start the sandbox dbt Cloud API and a Prefect server", servers
+    cloud, prefect, s3, remote, tenant_file = runner.step(
+        "servers", "Start the sandbox dbt Cloud API, an S3 API, a git remote and a Prefect server", servers
     )
     sink = stop.enter_context(NotificationSink.start(paths.notifications))
-    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True, notifications=sink)
+    stack = SandboxStack(paths, cloud, prefect, tenant_file, (), True, notifications=sink, s3=s3, remote=remote)
     if job_ids is None:
         active = [int(job["id"]) for job in cloud.app.state.jobs.values() if job.get("state", 1) == 1]
         unknown = [job for job in source.sandbox.demo_jobs if job not in cloud.app.state.jobs]

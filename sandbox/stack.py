@@ -3,16 +3,22 @@
 `sandbox_stack()` starts everything and stops what it started; the pieces are public too, so the demo can show
 each one as a step. All state lives in one work folder (default `.dbt2prefect/sandbox/`):
 
-    warehouse/   raw.duckdb and one DuckDB file per target
+    warehouse/   raw.duckdb and one DuckDB file per target (the stand-in for Snowflake: both sides reach it)
     prefect/     PREFECT_HOME of the Prefect server (SQLite database, server.log)
-    worker/      the folder the process worker runs in (worker.log next to it)
+    s3/          the log of the S3 API on loopback; the bucket holds the artifact store and the ledger
+    code/        a snapshot of this checkout with the stack's tenant settings in it (`tenants/<tenant>.toml`),
+                 pushed to code.git/, the stand-in for the team's GitHub repository (see `sandbox.code_remote`)
+    worker/      the folder the process worker runs in (worker.log next to it): its flow runs clone code.git here
     dbt_cloud/   artifacts of the sandbox dbt Cloud runs
-    tenant/      the tenant settings pointing at this stack (dbt Cloud host, artifact store, ledger)
-    artifacts/   the run-artifact store; runs/ the flows' private working folders; parity/ parity reports
+    runs/        the operator's private run folders; parity/ parity reports
+
+The worker shares no folder with the operator, as a managed pool's throw-away container shares none: it gets its
+code by cloning, reads and writes artifacts and ledger records in object storage, and keeps its private run
+folders under its own folder. Only the warehouse is shared, as Snowflake is a service both sides reach.
 
 While the stack is active, this process's Prefect client talks to the stack's server and the environment holds
-what the toolkit reads (tenant file, warehouse folder, dbt Cloud token), so flows, `apply` and `parity` run here
-exactly as they would against a remote Prefect API and dbt Cloud.
+what the toolkit reads (tenant file, warehouse folder, S3 address, dbt Cloud token), so flows, `apply` and
+`parity` run here exactly as they would against a remote Prefect API, object storage and dbt Cloud.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from dbt2prefect.compat import Target, applies
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.run_env import environment
 from dbt2prefect.tenant import BUNDLED_RAW_LOADERS, REPO_ROOT, TenantSettings, load_tenant, settings_path
+from sandbox.code_remote import CodeRemote, create_code_remote
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import PortInUseError, ServerStartError, WorkdirError
 from sandbox.notification_sink import NotificationSink, register_notification_blocks, sandbox_notification_blocks
 from sandbox.process import ChildProcess, spawn
+from sandbox.s3_api import BUCKET, S3Api
 from sandbox.warehouse import ENV_VAR as WAREHOUSE_ENV_VAR
 from sandbox.warehouse import RAW_DB, database_path, duckdb_output
 from sandbox.worker import ProcessWorker
@@ -64,19 +72,32 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 """The sandbox's work pool: a process pool served by the stack's own worker."""
 
 
-def sandbox_deployment_settings(pool: str = WORK_POOL) -> dict[str, Any]:
-    """Tenant settings of a sandbox deployment: a process pool whose workers run this checkout in place, with the
-    packages of this environment (production clones the tenant's repository instead)."""
+def sandbox_deployment_settings(pool: str = WORK_POOL, code_storage: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Tenant settings of a sandbox deployment: a process pool whose workers run with the packages of this
+    environment (`preinstalled`: a managed pool pip-installs the pinned packages at run start instead).
+
+    Args:
+        code_storage: where the workers get the code (default: this checkout in place, a local folder); the
+            sandbox stack passes its code remote's (`CodeRemote.code_storage`), which workers clone as production's
+            clone the tenant's repository.
+    """
     return {
         "work_pool": pool,
-        "code_storage": {"directory": str(REPO_ROOT)},
+        "code_storage": dict(code_storage) if code_storage is not None else {"directory": str(REPO_ROOT)},
         "runtime": {"pool_type": "process", "dependencies": "preinstalled"},
     }
 
 
 def on_process_pool(tenant: TenantSettings, pool: str = WORK_POOL, **update: Any) -> TenantSettings:
-    """The tenant with `sandbox_deployment_settings` (and `update`) applied, validated."""
-    data = {**tenant.model_dump(), **sandbox_deployment_settings(pool), **update}
+    """The tenant with `sandbox_deployment_settings` (and `update`) applied, validated.
+
+    A tenant whose code storage clones a repository on this machine (`file://`, a sandbox code remote) keeps it;
+    any other's deployment runs this checkout in place.
+    """
+    storage, kept = tenant.code_storage, None
+    if storage is not None and storage.repository is not None and storage.repository.startswith("file://"):
+        kept = {"repository": storage.repository, "branch": storage.branch}
+    data = {**tenant.model_dump(), **sandbox_deployment_settings(pool, kept), **update}
     return TenantSettings.model_validate(data)
 
 
@@ -104,14 +125,32 @@ class StackPaths:
 
     @property
     def tenant_dir(self) -> Path:
+        """The tenant settings of a stack without a code remote (see `write_tenant_file`)."""
         return self.root / "tenant"
 
     @property
+    def code(self) -> Path:
+        """The operator's checkout of the code remote (see `sandbox.code_remote`)."""
+        return self.root / "code"
+
+    @property
+    def code_remote(self) -> Path:
+        """The bare repository the worker's flow runs clone."""
+        return self.root / "code.git"
+
+    @property
+    def s3(self) -> Path:
+        """The S3 API's folder (its log); the bucket itself lives in the API's memory."""
+        return self.root / "s3"
+
+    @property
     def artifacts(self) -> Path:
+        """The artifact store of a stack without object storage (see `write_tenant_file`)."""
         return self.root / "artifacts"
 
     @property
     def ledger(self) -> Path:
+        """The ledger of a stack without object storage (see `write_tenant_file`)."""
         return self.root / "ledger"
 
     @property
@@ -390,21 +429,40 @@ def derive_tenant_file(
     *,
     overrides: Mapping[str, Any] | None = None,
     header: Sequence[str] = (),
+    checkout: Path | None = None,
 ) -> Path:
     """Write tenant settings derived from `source` (default: the repository's tenant) to `destination`.
 
     Paths become absolute (the dbt project stays where it is), then `overrides` replace top-level settings
     (a `dbt_cloud` mapping is merged into the source's). The tenant's parity settings file is copied next to it.
+
+    Args:
+        checkout: a snapshot of this repository (`sandbox.code_remote`) that `destination` is in: paths inside
+            this repository become paths relative to `destination`, to the same files in the snapshot, so a clone
+            of it reads its own copies.
     """
     source_file = Path(source) if source is not None else settings_path()
     original = load_tenant(source_file)
+
+    def place(path: Path) -> str:
+        if checkout is not None and path.is_relative_to(REPO_ROOT):
+            return Path(os.path.relpath(checkout / path.relative_to(REPO_ROOT), destination.parent)).as_posix()
+        return str(path)
+
     raw = tomllib.loads(source_file.read_text(encoding="utf-8"))
     tenant = dict(raw.get("tenant", raw))
-    tenant["project_dir"] = str(original.project_dir)
+    tenant["project_dir"] = place(original.project_dir)
     if original.local_profiles_dir is not None:
-        tenant["local_profiles_dir"] = str(original.local_profiles_dir)
+        tenant["local_profiles_dir"] = place(original.local_profiles_dir)
     if "sandbox" in tenant:
         sandbox = original.sandbox.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        for key in ("jobs_file", "environments_file"):
+            if key in sandbox:
+                sandbox[key] = place(Path(sandbox[key]))
+        loader = sandbox.get("raw_loader")
+        if isinstance(loader, str) and loader not in BUNDLED_RAW_LOADERS:
+            module, _, function = loader.rpartition(":")
+            sandbox["raw_loader"] = f"{place(Path(module))}:{function}"
         tenant["sandbox"] = sandbox
     changes = dict(overrides or {})
     tenant["dbt_cloud"] = {**(tenant.get("dbt_cloud") or {}), **changes.pop("dbt_cloud", {})}
@@ -425,29 +483,47 @@ def write_tenant_file(
     source: Path | None = None,
     acknowledged: Sequence[str] = (),
     pool: str = WORK_POOL,
+    bucket: str | None = None,
+    remote: CodeRemote | None = None,
 ) -> Path:
     """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
 
-    The artifact store and ledger move into the work folder, dbt Cloud points at the sandbox server, the
-    deployment runs on the process pool `pool` (`sandbox_deployment_settings`), notifications go through blocks
-    that post to the sandbox's sink (`sandbox_notification_blocks`), and `acknowledged` findings are added (see
-    `derive_tenant_file`).
+    dbt Cloud points at the sandbox server, the deployment runs on the process pool `pool`
+    (`sandbox_deployment_settings`), notifications go through blocks that post to the sandbox's sink
+    (`sandbox_notification_blocks`), and `acknowledged` findings are added (see `derive_tenant_file`).
+
+    Args:
+        bucket: the object storage (`s3://<bucket>`) that holds the artifact store (`artifacts/`) and the ledger
+            (`ledger/`), as production's do; None: folders of the work folder (`paths.artifacts`, `paths.ledger`).
+        remote: the code remote the deployment clones: the settings are written into its checkout (where the
+            source file is in this repository, else under `tenants/`) and pushed, so a flow run reads them from
+            its clone; None: under `paths.tenant_dir`, the deployment running this checkout in place.
     """
     source_file = Path(source) if source is not None else settings_path()
     original = load_tenant(source_file)
+    store = {"artifact_store_url": str(paths.artifacts), "ledger_url": str(paths.ledger)}
+    if bucket is not None:
+        store = {"artifact_store_url": f"{bucket}/artifacts", "ledger_url": f"{bucket}/ledger"}
     overrides = {
-        "artifact_store_url": str(paths.artifacts),
-        "ledger_url": str(paths.ledger),
+        **store,
         "acknowledged_findings": sorted({*original.acknowledged_findings, *acknowledged}),
         "dbt_cloud": {"host": dbt_cloud.url, "account_id": dbt_cloud.account_id},
         "notifications": sandbox_notification_blocks(original),
-        **sandbox_deployment_settings(pool),
+        **sandbox_deployment_settings(pool, None if remote is None else remote.code_storage()),
     }
     header = [
         f"# Written by the dbt2prefect sandbox from {source_file}: dbt Cloud is the sandbox server on loopback.",
         "# Nothing secret belongs here: the token is in the environment variable named by token_env.",
     ]
-    return derive_tenant_file(paths.tenant_dir / source_file.name, source_file, overrides=overrides, header=header)
+    if remote is None:
+        return derive_tenant_file(paths.tenant_dir / source_file.name, source_file, overrides=overrides, header=header)
+    inside = source_file.resolve().is_relative_to(REPO_ROOT)
+    relative = source_file.resolve().relative_to(REPO_ROOT) if inside else Path("tenants") / source_file.name
+    written = derive_tenant_file(
+        remote.checkout / relative, source_file, overrides=overrides, header=header, checkout=remote.checkout
+    )
+    remote.publish(f"Sandbox tenant settings {relative.as_posix()}")
+    return written
 
 
 def register_profile_blocks(
@@ -547,6 +623,10 @@ class SandboxStack:
     worker: ProcessWorker | None = None
     notifications: NotificationSink | None = None
     """Where the tenant's notification blocks post (see `sandbox.notification_sink`)."""
+    s3: S3Api | None = None
+    """The object storage holding the artifact store and the ledger (None: folders of the work folder)."""
+    remote: CodeRemote | None = None
+    """The repository the deployment's runs clone (None: they run this checkout in place)."""
 
     @property
     def tenant(self) -> TenantSettings:
@@ -564,17 +644,29 @@ class SandboxStack:
             TENANT_ENV_VAR: str(self.tenant_file),
             WAREHOUSE_ENV_VAR: str(self.paths.warehouse),
             RUNS_ENV_VAR: str(self.paths.runs),
+            **(self.s3.environment() if self.s3 is not None else {}),
+        }
+
+    def worker_environment(self) -> dict[str, str]:
+        """What the worker's host has of this stack: the warehouse (Snowflake's stand-in, which both sides reach)
+        and the object storage's address. Not the operator's tenant file or run folders: its flow runs read the
+        tenant file from their clone (a job variable) and keep their run folders under the worker's folder."""
+        return {
+            WAREHOUSE_ENV_VAR: str(self.paths.warehouse),
+            **(self.s3.environment() if self.s3 is not None else {}),
         }
 
     def start_worker(self) -> ProcessWorker:
-        """Start a process worker on the stack's pool, in its own folder, with this stack's environment.
+        """Start a process worker on the stack's pool, in its own folder, with `worker_environment`.
 
         Raises:
             ServerStartError: the worker did not start or register.
         """
-        env = {k: v for k, v in self.environment().items() if k != "PREFECT_API_URL"}
         return ProcessWorker.start(
-            pool=self.tenant.work_pool, api_url=self.prefect.api_url, folder=self.paths.worker, env=env
+            pool=self.tenant.work_pool,
+            api_url=self.prefect.api_url,
+            folder=self.paths.worker,
+            env=self.worker_environment(),
         )
 
     @contextlib.contextmanager
@@ -616,6 +708,35 @@ def start_dbt_cloud(
         raise ConfigError(f"tenant settings {tenant.settings_file}: [tenant.sandbox] {exc}") from None
     except (RuntimeError, OSError) as exc:
         raise ServerStartError(f"the sandbox dbt Cloud server did not start: {exc}") from None
+
+
+def start_object_storage(paths: StackPaths, timeout: float = 120.0) -> S3Api:
+    """Start the S3 API on loopback (the stand-in for S3, GCS or ADLS) and create the sandbox's bucket in it.
+
+    Raises:
+        ServerStartError: the API did not start.
+    """
+    api = S3Api.start(paths.s3)
+    try:
+        api.wait_ready(timeout)
+        api.create_bucket()
+    except BaseException:
+        api.stop()
+        raise
+    return api
+
+
+def make_code_remote(paths: StackPaths) -> CodeRemote:
+    """A new snapshot of this checkout and the bare repository it is pushed to (see `sandbox.code_remote`); a
+    previous stack's pair in the work folder (the sandbox's own) is replaced.
+
+    Raises:
+        CodeRemoteError: this checkout is not a git checkout, or git failed.
+    """
+    for folder in (paths.code, paths.code_remote):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+    return create_code_remote(paths.code, paths.code_remote)
 
 
 Progress = Callable[[str], None]
@@ -682,11 +803,17 @@ def _started_stack(
     with contextlib.ExitStack() as stop:
         say("starting the Prefect server")
         prefect = stop.enter_context(PrefectServer.start(paths.prefect_home, port=prefect_port))
+        say("starting the S3 API")
+        s3 = stop.enter_context(start_object_storage(paths, ready_timeout))
         say("loading raw data")
         generated = ensure_raw_data(paths, source)
         say("starting the sandbox dbt Cloud API")
         cloud = stop.enter_context(start_dbt_cloud(paths, source, dbt_cloud_port, token))
-        written = write_tenant_file(paths, cloud, source=tenant_file, acknowledged=acknowledged)
+        say("pushing a snapshot of this checkout to the sandbox's git remote")
+        remote = make_code_remote(paths)
+        written = write_tenant_file(
+            paths, cloud, source=tenant_file, acknowledged=acknowledged, bucket=f"s3://{BUCKET}", remote=remote
+        )
         say("waiting for the Prefect API")
         prefect.wait_ready(ready_timeout)
         tenant = load_tenant(written)
@@ -694,7 +821,9 @@ def _started_stack(
         with prefect_api(prefect.api_url):
             say("registering profile and notification blocks")
             blocks = register_profile_blocks(tenant, paths.warehouse) + register_notification_blocks(tenant, sink)
-        stack = SandboxStack(paths, cloud, prefect, written, tuple(blocks), generated, notifications=sink)
+        stack = SandboxStack(
+            paths, cloud, prefect, written, tuple(blocks), generated, notifications=sink, s3=s3, remote=remote
+        )
         say("starting a process worker")
         worker = stop.enter_context(stack.start_worker())
         worker.wait_ready(ready_timeout)

@@ -1,7 +1,10 @@
 """A real `prefect worker start` process on the sandbox's Prefect server: it runs deployment runs as production does.
 
 The worker runs in a folder of its own (not the repository), so a deployment run finds its code only through
-the deployment's pull steps, exactly as a worker of a Prefect Cloud pool does.
+the deployment's pull steps, exactly as a worker of a Prefect Cloud pool does. Its host environment is the
+caller's without what points into the operator's checkout (the tenant file, the run folders, PYTHONPATH): each
+flow run works in a temporary folder under the worker's folder (its clone goes there) and keeps its private run
+folders in `runs/` there.
 """
 
 from __future__ import annotations
@@ -20,11 +23,22 @@ POLL_SECONDS = 1.0
 """How often the sandbox worker asks for runs (Prefect's default is 10 s; a rehearsal should not wait)."""
 
 
-def _worker_environment(api_url: str, extra: Mapping[str, str]) -> dict[str, str]:
-    # Only what a worker host would have: no client profile or Cloud key of the caller's shell.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_PROFILE"))}
+OPERATOR_ONLY = ("DBT2PREFECT_TENANT_FILE", "DBT2PREFECT_RUNS_DIR", "PYTHONPATH")
+"""Variables of the caller that name its own files: a worker host has none of them (a flow run imports the code
+of its clone and reads the tenant file its deployment names)."""
+
+
+def _worker_environment(api_url: str, folder: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    # Only what a worker host would have: no client profile or Cloud key of the caller's shell, none of its files.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_API_", "PREFECT_PROFILE")) and k not in OPERATOR_ONLY
+    }
     env.update(
         {
+            "DBT2PREFECT_RUNS_DIR": str(folder / "runs"),
+            "TMPDIR": str(folder / "tmp"),
             "PREFECT_API_URL": api_url,
             "PREFECT_WORKER_QUERY_SECONDS": str(POLL_SECONDS),
             "PREFECT_WORKER_PREFETCH_SECONDS": "5",
@@ -48,6 +62,11 @@ class ProcessWorker(ChildProcess):
     def __repr__(self) -> str:
         return f"ProcessWorker(pool={self.pool!r}, pid={self.pid})"
 
+    @property
+    def folder(self) -> Path:
+        """The folder the worker runs in (its log is next to it)."""
+        return self.log_path.with_name(self.log_path.stem)
+
     @classmethod
     def start(
         cls,
@@ -62,18 +81,20 @@ class ProcessWorker(ChildProcess):
 
         Args:
             env: extra environment of the worker host; flow runs inherit it (deployment job variables win).
+                Flow runs work in temporary folders under `folder/tmp` and keep their run folders in
+                `folder/runs` unless `env` says otherwise.
 
         Raises:
             ServerStartError: the process could not be started.
         """
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
         log_path = folder.parent / f"{folder.name}.log"
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
         command += ["--name", name]
         process = spawn(
             command,
             log_path=log_path,
-            env=_worker_environment(api_url, env or {}),
+            env=_worker_environment(api_url, folder, env or {}),
             what="prefect worker start",
             cwd=folder,
         )

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from dbt2prefect.dbt_cloud import RunStatus
 from migration.dbt_cloud.auth import TokenAuth
 from migration.dbt_cloud.errors import (
     DbtCloudApiError,
@@ -37,7 +38,6 @@ from migration.dbt_cloud.models import (
     JobState,
     Notification,
     Run,
-    RunStatus,
 )
 from migration.dbt_cloud.payloads import as_job, job_update_payload
 from migration.dbt_cloud.settings import RetryPolicy, is_dbt_cloud_host, normalize_host

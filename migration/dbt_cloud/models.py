@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.run_env import SECRET_ENV_PREFIX
 
 
@@ -49,17 +50,6 @@ class _ApiModel(BaseModel):
         if isinstance(data, dict):
             return {key: value for key, value in data.items() if value is not None}
         return data
-
-
-class RunStatus(IntEnum):
-    """dbt Cloud run status codes."""
-
-    QUEUED = 1
-    STARTING = 2
-    RUNNING = 3
-    SUCCESS = 10
-    ERROR = 20
-    CANCELLED = 30
 
 
 class JobState(IntEnum):

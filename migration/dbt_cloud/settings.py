@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from dbt2prefect.files import redact_url
+from dbt2prefect.dbt_cloud import host_problem
+from dbt2prefect.dbt_cloud import normalize_host as core_normalize_host
 from migration.dbt_cloud.errors import DbtCloudConfigError
 
-LOOPBACK_NAMES = ("localhost",)
 DBT_CLOUD_DOMAINS = ("getdbt.com", "dbt.com")
 """Domains of dbt Cloud's multi-tenant and cell hosts (single-tenant vanity hosts are the configured host)."""
 
@@ -64,53 +63,16 @@ class RetryPolicy:
         return float(min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1))))
 
 
-def _is_loopback(hostname: str) -> bool:
-    if hostname in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
 def normalize_host(host: str) -> str:
-    """Turn a host setting into a base URL `scheme://host[:port]`.
-
-    Accepts `emea.dbt.com`, `https://ACCOUNT_PREFIX.us1.dbt.com`, a single-tenant vanity URL, or
-    `http://127.0.0.1:PORT` (plain http only on loopback, so a token never crosses a network in clear text).
+    """Turn a host setting into a base URL `scheme://host[:port]` (see `dbt2prefect.dbt_cloud.host_problem`).
 
     Raises:
         DbtCloudConfigError: the value is empty, has a path, or asks for plain http to a remote host.
     """
-    value = (host or "").strip().rstrip("/")
-    if not value:
-        raise DbtCloudConfigError("dbt Cloud host setting is empty; set [tenant.dbt_cloud] host or --host")
-    if "://" not in value:
-        value = f"https://{value}"
-    shown = redact_url(host)
-    try:
-        parts = urlsplit(value)
-        hostname = parts.hostname
-        parts.port  # noqa: B018 - a port that is not a number raises here
-    except ValueError:
-        raise DbtCloudConfigError(f"dbt Cloud host {shown!r} is not a URL like https://emea.dbt.com") from None
-    if "@" in parts.netloc:
-        raise DbtCloudConfigError(
-            f"dbt Cloud host {shown!r} must not contain credentials; put the token in the environment variable "
-            "named by token_env (or the Prefect Secret block), and only scheme and host in the host setting"
-        )
-    if parts.scheme not in ("http", "https") or not hostname:
-        raise DbtCloudConfigError(f"dbt Cloud host {shown!r} is not a URL like https://emea.dbt.com")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise DbtCloudConfigError(
-            f"dbt Cloud host {shown!r} must be only scheme and host (e.g. https://cloud.getdbt.com), "
-            "without /api/... or other path"
-        )
-    if parts.scheme == "http" and not _is_loopback(hostname):
-        raise DbtCloudConfigError(
-            f"dbt Cloud host {shown!r} uses plain http; use https (plain http is allowed only on loopback)"
-        )
-    return f"{parts.scheme}://{parts.netloc}"
+    problem = host_problem(host)
+    if problem is not None:
+        raise DbtCloudConfigError(problem)
+    return core_normalize_host(host)
 
 
 def is_dbt_cloud_host(url: str, configured: str) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.workspace import Workspace
 from dbt2prefect.dbt_packages import install_packages, private_copy
 from dbt2prefect.errors import ExternalServiceError
 
@@ -99,7 +100,7 @@ def test_a_project_with_packages_parses_partially_on_its_next_run(
     params = validate({"command": "ls", "profiles_strategy": "local", "target": "local"})
     logs = []
     for run in ("first", "second"):
-        assert execute(params, tenant, run, invoker=lean_invoker).success
+        assert execute(params, tenant, run, invoker=lean_invoker, store=Workspace(tenant).store).success
         logs.append((tmp_path / "store" / "shop" / "shop_dbt" / "local" / run / "dbt.log").read_text())
     assert "Unable to do partial parsing because saved manifest not found" in logs[0]
     assert "Unable to do partial parsing" not in logs[1] and "Partial parsing enabled" in logs[1]

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from app.workspace import Workspace
 from cli.app import app
 from dbt2prefect.errors import ProfileError
 from dbt2prefect.profiles import block_from_env, private_profiles_dir, profile_from_block, profile_from_local
@@ -108,9 +109,11 @@ def test_connection_block_runs_under_the_jobs_target_name() -> None:
     assert profile["target"] == "default" and list(profile["outputs"]) == ["default"]
     assert profile["outputs"]["default"]["type"] == "duckdb"
     with pytest.raises(ParameterError, match="pass `connection`"):
-        execute(validate({"target": "default"}), tenant, "no-run")
+        execute(validate({"target": "default"}), tenant, "no-run", store=Workspace(tenant).store)
     with pytest.raises(ParameterError, match="parameter 'connection': 'staging'"):
-        execute(validate({"target": "default", "connection": "staging"}), tenant, "no-run")
+        execute(
+            validate({"target": "default", "connection": "staging"}), tenant, "no-run", store=Workspace(tenant).store
+        )
 
 
 def test_relative_duckdb_paths_of_a_local_profile_point_into_the_project_as_for_bare_dbt(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""A private copy of the tenant: project, warehouse, artifact store and profile blocks in a temp folder."""
+"""A private copy of the tenant, shaped as production: its code and settings in a git repository that deployment
+runs clone, its artifact store and ledger in object storage (the S3 API on loopback), its warehouse and profile
+blocks of its own."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from dbt2prefect.profiles import block_from_env
-from dbt2prefect.tenant import TenantSettings, load_tenant, settings_path
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant, settings_path
+from sandbox.code_remote import CodeRemote, create_code_remote
 from sandbox.datagen import generate
+from sandbox.s3_api import BUCKET, S3Api
 from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
 from sandbox.warehouse import duckdb_output
 from sandbox.worker import ProcessWorker
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER_POOL = "wg-test-worker"
 """The process pool that the session's worker polls (no other test's pool has a worker)."""
 
@@ -28,7 +30,10 @@ class TenantCopy:
     settings_file: Path
     warehouse: Path
     project_dir: Path
-    store: Path
+    store: str
+    """The artifact store's URL (in the session's S3 API)."""
+    remote: CodeRemote
+    """The copy's repository: `remote.checkout` holds the settings file and project, deployments clone it."""
 
     @property
     def settings(self) -> TenantSettings:
@@ -36,24 +41,24 @@ class TenantCopy:
 
 
 def _copy_tenant(root: Path) -> TenantCopy:
-    project = root / "tenants" / "dbt_williamgrant"
-    shutil.copytree(
-        REPO / "tenants" / "dbt_williamgrant",
-        project,
-        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
-    )
-    settings_text = settings_path().read_text(encoding="utf-8")
-    settings_file = root / "tenants" / "dbt_williamgrant.toml"
-    settings_file.write_text(settings_text, encoding="utf-8")
-    parity_settings = settings_path().with_name(f"{settings_path().stem}.parity.toml")
-    shutil.copy(parity_settings, settings_file.with_name(parity_settings.name))
-    # Deployments of the copy run on a process pool, this checkout in place (as the sandbox sets it up).
-    derive_tenant_file(settings_file, settings_file, overrides=sandbox_deployment_settings(WORKER_POOL))
-    return TenantCopy(root, settings_file, root / "warehouse", project, root / ".dbt2prefect" / "artifacts")
+    """A snapshot of this checkout with the tenant's settings rewritten for the session, pushed to a bare remote."""
+    remote = create_code_remote(root / "code", root / "code.git")
+    settings_file = remote.checkout / settings_path().relative_to(REPO_ROOT)
+    store = f"s3://{BUCKET}/tenant-copy/artifacts"
+    overrides = {
+        "artifact_store_url": store,
+        "ledger_url": f"s3://{BUCKET}/tenant-copy/ledger",
+        # Deployments of the copy run on a process pool and clone the copy's repository (as the sandbox sets it up).
+        **sandbox_deployment_settings(WORKER_POOL, remote.code_storage()),
+    }
+    derive_tenant_file(settings_file, overrides=overrides, checkout=remote.checkout)
+    remote.publish("Tenant settings of the test session")
+    project = settings_file.parent / "dbt_williamgrant"
+    return TenantCopy(root, settings_file, root / "warehouse", project, store, remote)
 
 
 @pytest.fixture(scope="session")
-def tenant_copy(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Iterator[TenantCopy]:
+def tenant_copy(tmp_path_factory: pytest.TempPathFactory, prefect_api: None, s3_api: S3Api) -> Iterator[TenantCopy]:
     """Tenant copy with generated raw data and one DuckDB profile block per target in the test Prefect API."""
     copy = _copy_tenant(tmp_path_factory.mktemp("tenant"))
     generate(copy.warehouse)
@@ -77,20 +82,20 @@ def tenant_copy(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> 
 
 
 @pytest.fixture(scope="session")
-def process_worker(tenant_copy: TenantCopy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessWorker]:
+def process_worker(
+    tenant_copy: TenantCopy, s3_api: S3Api, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProcessWorker]:
     """One real `prefect worker start` process for the session, in an empty folder outside the repository.
 
-    Its host environment is the tenant copy's warehouse and run folders; the tenant file reaches each flow run
-    through the deployment's job variables, as in production.
+    Its host environment is the tenant copy's warehouse (Snowflake's stand-in, reached by both sides) and the S3
+    API's address; nothing of the test process's files: its flow runs clone the copy's repository, read the tenant
+    file from the clone (a job variable, as in production) and keep their run folders under the worker's folder.
     """
     from prefect.settings import get_current_settings
 
     api_url = str(get_current_settings().api.url)
     folder = tmp_path_factory.mktemp("worker") / "cwd"
-    env = {
-        "DBT2PREFECT_WAREHOUSE_DIR": str(tenant_copy.warehouse),
-        "DBT2PREFECT_RUNS_DIR": str(tenant_copy.root / "runs"),
-    }
+    env = {"DBT2PREFECT_WAREHOUSE_DIR": str(tenant_copy.warehouse), **s3_api.environment()}
     with ProcessWorker.start(pool=WORKER_POOL, api_url=api_url, folder=folder, env=env) as worker:
         worker.wait_ready()
         yield worker

@@ -19,15 +19,14 @@ from typing import Any
 
 import pytest
 
-from dbt2prefect.job_identity import job_tag
+from dbt2prefect.names import before_start_name, job_tag, notification_name, trigger_name
 from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import ApplyError, apply_deployment, deployment_triggers
 from migration.dbt_cloud.models import Job, Notification
 from migration.deployment import build_deployment
-from migration.notifications import before_start_name, notification_name
 from migration.prefect_switch import PrefectSchedules, PrefectTriggers
-from migration.translate import build_plan, trigger_name
+from migration.translate import build_plan
 from parity.runner import JobSpec
 from sandbox.notification_sink import NotificationSink, register_notification_blocks
 from sandbox.runs import run_deployment_now, wait_for_job_run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from prefect.events.worker import EventsWorker
 from prefect.states import State
 
-from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.run_job import parse_cache_dir
 from flows.dbt_wg_flow import run_dbt_wg
@@ -34,8 +33,7 @@ def _run(**params: Any) -> State[Any]:
 
 
 def _record(copy: Any, target: str, flow_run_id: str) -> dict[str, Any]:
-    path = copy.store / "dbt_williamgrant" / "dbt_wg" / target / flow_run_id / "run.json"
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return ArtifactStore(copy.store).read_json(RunKey("dbt_williamgrant", "dbt_wg", target, flow_run_id), "run.json")
 
 
 def _leftover_profile_dirs() -> set[str]:

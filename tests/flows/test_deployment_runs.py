@@ -1,16 +1,17 @@
 """Deployment runs of `run_dbt_wg/<name>` executed by a real process worker that starts in an empty folder.
 
-Two kinds of deployment, as the toolkit produces them: `apply` with a local folder as code storage (the sandbox,
-a laptop), and the emitted prefect.yaml deployed with `prefect deploy`, whose code storage is a git repository
-(a `git_clone` of a local repository: the production pull step with a loopback address). Both are read back
-through the API and must equal each other field by field; both must run.
+Two kinds of deployment, as the toolkit produces them: `apply` with a local folder as code storage (a laptop),
+and the emitted prefect.yaml deployed with `prefect deploy`, whose code storage is a git repository (a
+`git_clone` of the tenant copy's bare repository over `file://`: the production pull step with a local address).
+Both are read back through the API and must equal each other field by field; both must run. A run of the git
+kind shares no folder with this process: it imports its clone's code, and its artifacts come back through the
+artifact store in object storage (the S3 API on loopback).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +20,14 @@ from typing import Any
 import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore
-from dbt2prefect.job_identity import job_tag
+from dbt2prefect.names import job_tag, schedule_slug
 from dbt2prefect.prefect_gateway import connect_prefect
-from dbt2prefect.tenant import REPO_ROOT, CodeStorage, TenantSettings, load_tenant
+from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
 from migration.emit import render_prefect_yaml
 from migration.export import load_inventory
-from migration.translate import plan_inventory, schedule_slug
+from migration.translate import plan_inventory
 from sandbox.runs import DeploymentRun, run_deployment_now
 from sandbox.stack import on_process_pool
 from sandbox.worker import ProcessWorker
@@ -34,17 +35,6 @@ from sandbox.worker import ProcessWorker
 SEED = REPO_ROOT / "sandbox" / "dbt_cloud" / "seed_jobs.json"
 HOURLY_FINANCE = 70403103936340
 POOL = "wg-test-worker"
-_COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".dbt2prefect", "__pycache__", ".*_cache", "target", "logs", "dbt_packages", "*.egg-info"
-)
-
-
-def _git_repository(folder: Path) -> None:
-    """Commit the folder's files on branch main, as the tenant's repository would hold them."""
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
-    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "tenant code"]):
-        subprocess.run(["git", *args], cwd=folder, env=env, check=True, capture_output=True)
 
 
 def _spec(tenant: TenantSettings, name: str) -> DeploymentSpec:
@@ -111,29 +101,23 @@ def _read_back(full_name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def local_tenant(tenant_copy: Any) -> TenantSettings:
     """The tenant copy on the worker's pool, its code in this checkout (a local folder)."""
-    return on_process_pool(tenant_copy.settings, POOL)
+    return on_process_pool(tenant_copy.settings, POOL, code_storage={"directory": str(REPO_ROOT)})
 
 
 @pytest.fixture(scope="module")
-def git_tenant(tenant_copy: Any, tmp_path_factory: pytest.TempPathFactory) -> TenantSettings:
-    """The tenant in a git repository of this checkout, with the copy's settings file committed in it."""
-    repo = tmp_path_factory.mktemp("code") / "dbt2prefect"
-    shutil.copytree(REPO_ROOT, repo, ignore=_COPY_IGNORE)
-    settings = tenant_copy.settings
-    text = tenant_copy.settings_file.read_text(encoding="utf-8")
-    text = text.replace('"../.dbt2prefect/artifacts"', f'"{settings.artifact_store_url}"')
-    text = text.replace('"../.dbt2prefect/ledger"', f'"{settings.ledger_url}"')
-    (repo / "tenants" / "dbt_williamgrant.toml").write_text(text, encoding="utf-8")
-    _git_repository(repo)
-    tenant = on_process_pool(load_tenant(repo / "tenants" / "dbt_williamgrant.toml"), POOL)
-    assert tenant.artifact_store_url == settings.artifact_store_url
-    storage = CodeStorage(repository=f"file://{repo}", branch="main")
-    return tenant.model_copy(update={"code_storage": storage})
+def git_tenant(tenant_copy: Any) -> TenantSettings:
+    """The tenant copy on the worker's pool, cloning the copy's repository (its settings file committed in it)."""
+    tenant = on_process_pool(tenant_copy.settings, POOL)
+    assert tenant.code_storage is not None and tenant.code_storage.repository == tenant_copy.remote.url
+    return tenant
 
 
 @pytest.fixture(scope="module")
 def deployed(
-    local_tenant: TenantSettings, git_tenant: TenantSettings, tmp_path_factory: pytest.TempPathFactory
+    local_tenant: TenantSettings,
+    git_tenant: TenantSettings,
+    tenant_copy: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, DeploymentSpec]:
     """Each kind twice: through `apply` and through `prefect deploy` of the emitted file."""
     specs = {
@@ -146,8 +130,8 @@ def deployed(
     apply_deployment(specs["git-apply"], create_pool=True)
     files = tmp_path_factory.mktemp("prefect-yaml")
     _prefect_deploy(specs["local-yaml"], REPO_ROOT, files)
-    git_root = Path(specs["git-yaml"].pull_steps[0]["prefect.deployments.steps.git_clone"]["repository"][7:])
-    _prefect_deploy(specs["git-yaml"], git_root, files)
+    # As a person runs it from their checkout of the repository the workers clone.
+    _prefect_deploy(specs["git-yaml"], tenant_copy.remote.checkout, files)
     return specs
 
 
@@ -177,12 +161,18 @@ def test_a_worker_in_an_empty_folder_clones_the_code_and_runs_the_schedule_param
     run = _run(spec, parameters)
     assert run.completed, f"{run.state}: {run.message}\n{process_worker.log_tail(40)}"
     assert run.parameters == parameters and run.deployment_id
-    store = ArtifactStore(str(tenant_copy.store))
+    assert tenant_copy.store.startswith("s3://")  # read back through object storage, not a folder both sides see
+    store = ArtifactStore(tenant_copy.store)
     # Artifacts go where the tenant settings say (the test deploys under other names than the tenant's).
     key = store.find_run(spec.tenant, tenant_copy.settings.deployment_name, run.flow_run_id)
     assert key is not None and key.target == parameters["target"]
     assert store.has(key, "manifest.json") and store.has(key, "run_results.json")
-    assert store.read_json(key, "run.json")["parameters"]["selector"] == "hourly_finance"
+    record = store.read_json(key, "run.json")
+    assert record["parameters"]["selector"] == "hourly_finance"
+    # The run imported the code of its own clone of the repository, not this checkout's, nor the copy's.
+    code_root = Path(record["code_root"])
+    assert code_root.is_relative_to(process_worker.folder), (code_root, process_worker.folder)
+    assert not code_root.is_relative_to(REPO_ROOT) and not code_root.is_relative_to(tenant_copy.root)
     # The run says which dbt Cloud job it replaces: its tag (on its events too), its name, the store's job pointer.
     assert job_tag(HOURLY_FINANCE) in run.tags
     assert run.name.startswith(f"job-{HOURLY_FINANCE} Hourly finance refresh (")

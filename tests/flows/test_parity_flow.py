@@ -22,6 +22,7 @@ from prefect.blocks.system import Secret
 from typer.testing import CliRunner
 
 from cli.app import app
+from dbt2prefect.object_store import open_url
 from flows.dbt_wg_flow import run_dbt_wg
 from flows.parity_flow import parity_report
 from migration.env_vars import secret_block_name
@@ -104,7 +105,10 @@ def test_same_job_on_parity_passes_and_explains_the_prod_only_model(tenant_copy:
     assert _regions(tenant_copy, "prod") == [("uk",)] and _regions(tenant_copy, "parity") == [("uk",)]
     assert job.baseline.system == "dbt_cloud" and job.baseline.command == "build"
     assert job.candidate.system == "prefect" and job.candidate.target == "parity"
-    assert job.candidate.location and (Path(job.candidate.location) / "manifest.json").is_file()  # for the notebook
+    # The run's folder in the artifact store (object storage here), for the notebook.
+    assert job.candidate.location
+    store, folder = open_url(job.candidate.location)
+    assert store.exists(f"{folder}/manifest.json")
     assert job.node_sets == [] and job.statuses == []
     assert job.nodes_matched > 0
     model_counts = next(r for r in job.node_counts if r.resource_type == "model")

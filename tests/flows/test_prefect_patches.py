@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import prefect
@@ -24,6 +23,7 @@ from prefect_dbt.core import _tracker, runner
 
 from dbt2prefect import compat, prefect_context, prefect_heartbeat
 from dbt2prefect.artifact_store import ArtifactStore
+from dbt2prefect.object_store import open_url
 from flows.dbt_wg_flow import run_dbt_wg
 from sandbox.stack import prefect_api
 
@@ -52,8 +52,7 @@ def _build(copy: Any) -> dict[str, Any]:
     store = ArtifactStore(str(copy.store))
     key = store.find_run("dbt_williamgrant", "dbt_wg", result["flow_run_id"])
     assert key is not None
-    folder = store.local_path(key)
-    assert folder is not None
+    fs, _ = open_url(copy.store)
     run_results = store.read_json(key, "run_results.json")
     nodes = {item["unique_id"]: (item["status"], item["failures"]) for item in run_results["results"]}
     manifest = store.read_json(key, "manifest.json")
@@ -62,7 +61,7 @@ def _build(copy: Any) -> dict[str, Any]:
         "state": state.type,
         "counts": result["counts"],
         "nodes": nodes,
-        "files": sorted(path.name for path in Path(folder).iterdir()),
+        "files": sorted(str(path).rsplit("/", 1)[-1] for path in fs.ls(store.run_dir(key), detail=False)),
         "manifest_nodes": sorted(manifest["nodes"]),
         "summary": {key: summary[key] for key in ("success", "counts", "failures")},
         "steps": [(step["args"], step["success"], step["nodes"]) for step in summary["steps"]],

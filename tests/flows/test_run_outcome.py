@@ -23,6 +23,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from app.workspace import Workspace
 from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.dbt_run import lean_invoker
@@ -176,7 +177,9 @@ def test_a_transient_lock_is_retried_and_every_attempt_is_kept(
         told.append(attempt)
         lock.release()
 
-    outcome = execute(params, tenant, "locked-run", invoker=lean_invoker, on_retry=release_and_note)
+    outcome = execute(
+        params, tenant, "locked-run", invoker=lean_invoker, on_retry=release_and_note, store=Workspace(tenant).store
+    )
 
     assert outcome.success, outcome.failure
     (first,) = told
@@ -207,7 +210,7 @@ def test_no_retry_when_the_tenant_turns_them_off(tmp_path: Path, runs_dir: Path,
     project = _locked_project(tmp_path, other)
     tenant = load_tenant(_tenant(tmp_path, project, retries="transient = 0"))
     params = validate({"command": "build", "profiles_strategy": "local", "target": "local"})
-    outcome = execute(params, tenant, "no-retry", invoker=lean_invoker)
+    outcome = execute(params, tenant, "no-retry", invoker=lean_invoker, store=Workspace(tenant).store)
     assert outcome.failure is not None and "Could not set lock" in outcome.failure
     (record,) = _records(tmp_path)
     assert record["attempts"][0]["transient"] == "lock" and record["attempts"][0]["retried"] is False

@@ -74,7 +74,6 @@ def lost_worker(tenant_copy: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     folder = tmp_path_factory.mktemp("lost-worker") / "cwd"
     env = {
         "DBT2PREFECT_WAREHOUSE_DIR": str(tenant_copy.warehouse),
-        "DBT2PREFECT_RUNS_DIR": str(tenant_copy.root / "runs"),
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS),
     }
     api_url = str(get_current_settings().api.url)

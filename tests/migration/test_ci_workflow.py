@@ -492,7 +492,7 @@ def test_fetch_before_the_first_cutover_takes_dbt_clouds_latest_production_manif
     from typer.testing import CliRunner
 
     from cli.app import app
-    from migration.dbt_cloud.models import RunStatus
+    from dbt2prefect.dbt_cloud import RunStatus
     from parity import synthetic as syn
     from sandbox.dbt_cloud import SandboxDbtCloud
     from sandbox.stack import derive_tenant_file

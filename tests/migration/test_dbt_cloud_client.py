@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dbt2prefect.dbt_cloud import RunStatus
 from migration.dbt_cloud.auth import TokenAuth, resolve_token
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import (
@@ -20,7 +21,7 @@ from migration.dbt_cloud.errors import (
     DbtCloudResponseError,
     DbtCloudRetriesExhaustedError,
 )
-from migration.dbt_cloud.models import SECRET_PREFIX, JobState, NotificationType, RunStatus
+from migration.dbt_cloud.models import SECRET_PREFIX, JobState, NotificationType
 from migration.dbt_cloud.settings import RetryPolicy, normalize_host
 from sandbox.dbt_cloud import SEED_JOBS, SandboxDbtCloud
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.workspace import Workspace
 from dbt2prefect.tenant import REPO_ROOT, load_tenant, settings_path
-from migration.deployment import DeploymentError, DeploymentSpec, build_deployment, pinned_versions, tenant_deployment
+from migration.deployment import DeploymentError, DeploymentSpec, build_deployment, pinned_versions
 from migration.emit import REGENERATE, quickstart_command, render_prefect_yaml
 from migration.export import load_inventory
 from migration.plan import MigrationPlan
@@ -37,7 +38,7 @@ def _render(spec: DeploymentSpec, source: str = REGENERATE) -> str:
 
 
 def test_committed_prefect_yaml_matches_the_seed_jobs() -> None:
-    expected = _render(tenant_deployment(_plan(SEED), load_tenant()))
+    expected = _render(Workspace(load_tenant()).deployment(_plan(SEED)))
     assert COMMITTED.read_text() == expected, f"{COMMITTED} is out of date; regenerate with `.venv/bin/{REGENERATE}`"
 
 
@@ -158,7 +159,7 @@ def test_emit_with_an_unacknowledged_blocker_exits_1_and_writes_nothing(tmp_path
     assert "steps_empty:106" in allowed.stderr, "the blockers are still listed"
     # The header names the inventory it was emitted from, not the sandbox's.
     source = "dbt2prefect emit --from-file tests/migration/fixtures/jobs_edge_cases.json --allow-blockers --example"
-    assert out.read_text() == _render(tenant_deployment(_plan(edge_cases), load_tenant()), source)
+    assert out.read_text() == _render(Workspace(load_tenant()).deployment(_plan(edge_cases)), source)
 
 
 def _cloned_tenant(checkout: Path, repository: str, **overrides: object) -> Path:
@@ -200,7 +201,8 @@ def test_a_local_store_is_refused_where_runs_are_containers(tmp_path: Path) -> N
     spec = build_deployment(_plan(SEED), load_tenant(local), versions=_versions())
     with pytest.raises(ApplyError, match=r"artifact_store_url .* is a local folder"):
         apply_deployment(spec, dry_run=True, parameter_schema={})
-    checks = {check.name: check for check in storage_checks(load_tenant(local))}
+    tenant = load_tenant(local)
+    checks = {check.name: check for check in storage_checks(tenant, Workspace(tenant).doctor_services())}
     assert {name: check.status.value for name, check in checks.items()} == {
         "artifact store": "fail",
         "ledger": "fail",
@@ -211,7 +213,9 @@ def test_a_local_store_is_refused_where_runs_are_containers(tmp_path: Path) -> N
     # A process pool's runs happen on this machine: the same folders are fine there.
     process = {"work_pool": "local", "runtime": {"pool_type": "process", "dependencies": "preinstalled"}}
     on_process = _cloned_tenant(tmp_path / "process", "https://github.com/wg/dbt-wg.git", **process)
-    assert {check.status.value for check in storage_checks(load_tenant(on_process))} == {"ok"}
+    on_process_tenant = load_tenant(on_process)
+    services = Workspace(on_process_tenant).doctor_services()
+    assert {check.status.value for check in storage_checks(on_process_tenant, services)} == {"ok"}
 
 
 @pytest.mark.usefixtures("s3_api")

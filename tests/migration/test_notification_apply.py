@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from dbt2prefect.names import is_notification_name
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
 from migration.apply import ApplyError, apply_deployment
 from migration.dbt_cloud.models import Notification
 from migration.deployment import DeploymentSpec, build_deployment, pinned_versions
 from migration.export import load_inventory
-from migration.notifications import is_notification_name, jinja_text
+from migration.notifications import jinja_text
 from migration.plan import MigrationPlan
 from migration.translate import build_plan
 from sandbox.stack import on_process_pool
@@ -199,7 +200,7 @@ def test_apply_removes_a_duplicate_it_finds(blocks: None, schema: dict[str, Any]
 def test_before_start_automations_follow_only_runs_no_flow_has_named(run_name: str, unnamed: bool) -> None:
     from prefect.server.events.schemas.events import matches
 
-    from dbt2prefect.job_identity import UNNAMED_RUN
+    from dbt2prefect.names import UNNAMED_RUN
 
     spec = _spec("dbt_wg_unnamed")
     early = [n for n in spec.notifications if n.name.endswith("-before-start")]

@@ -108,14 +108,21 @@ def test_the_quickstart_line_names_the_tenants_adapter() -> None:
 
 
 def _on_github(tmp_path: Path) -> Path:
-    """The shipped tenant's settings with its code on GitHub (a checkout of it), not the placeholder."""
+    """The shipped tenant's settings with its code on GitHub (a checkout of it), not the placeholder, and its stores
+    in object storage (the S3 API on loopback), as a managed pool's runs need them."""
+    from sandbox.s3_api import BUCKET
     from sandbox.stack import derive_tenant_file
 
     (tmp_path / "checkout" / ".git").mkdir(parents=True)
-    storage = {"repository": "https://github.com/wg/dbt-wg.git", "branch": "main"}
-    return derive_tenant_file(tmp_path / "checkout" / "tenants" / "wg.toml", overrides={"code_storage": storage})
+    overrides = {
+        "code_storage": {"repository": "https://github.com/wg/dbt-wg.git", "branch": "main"},
+        "artifact_store_url": f"s3://{BUCKET}/{tmp_path.name}/artifacts",
+        "ledger_url": f"s3://{BUCKET}/{tmp_path.name}/ledger",
+    }
+    return derive_tenant_file(tmp_path / "checkout" / "tenants" / "wg.toml", overrides=overrides)
 
 
+@pytest.mark.usefixtures("s3_api")
 def test_emit_prints_the_tenants_adapter(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,

@@ -19,10 +19,10 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.app import app
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.apply import apply_deployment
 from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.models import RunStatus
 from migration.deployment import build_deployment
 from migration.export import read_job_context
 from migration.translate import build_plan

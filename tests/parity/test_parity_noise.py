@@ -300,12 +300,12 @@ def test_calibration_proposes_tolerances_and_accepted_lines_where_no_column_can_
 
 
 def test_calibrating_needs_the_calibration_target_among_the_tenants_targets() -> None:
+    from app.workspace import Workspace
     from dbt2prefect.errors import ConfigError
     from dbt2prefect.tenant import load_tenant
-    from flows.parity_flow import build_report
 
     tenant = load_tenant(REPO / "tenants" / "dbt_williamgrant.toml")
     with pytest.raises(
         ConfigError, match=r"calibration_target 'parity_calibration' is not one of the tenant's targets"
     ):
-        build_report(tenant, None, {}, "local", calibrate=True)
+        Workspace(tenant).parity_report(None, {}, "local", calibrate=True)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from app.workspace import Workspace
 from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.dbt_cli import flatten, parse_args
@@ -406,8 +407,9 @@ def test_run_inputs_checked_before_dbt_starts(key: str, tmp_path: Path, monkeypa
     # Only checks on the tenant and the file system: no profile, no dbt, no Prefect API needed.
     monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
     value = "staging" if key == "target" else str(tmp_path / "absent")
+    tenant = load_tenant()
     with pytest.raises(ParameterError) as caught:
-        execute(validate({key: value}), load_tenant(), "bad-input-run")
+        execute(validate({key: value}), tenant, "bad-input-run", store=Workspace(tenant).store)
     assert f"parameter '{key}'" in str(caught.value)
     assert value in str(caught.value) or repr(value) in str(caught.value)
 
@@ -959,7 +961,7 @@ def test_latest_moves_only_to_a_run_with_a_manifest(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
     tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
     params = validate({"command": "clean", "profiles_strategy": "local", "target": "local"})
-    outcome = execute(params, tenant, "clean-run")
+    outcome = execute(params, tenant, "clean-run", store=Workspace(tenant).store)
     store = ArtifactStore(tenant.artifact_store_url)
     assert outcome.success and store.has(RunKey(tenant.name, tenant.deployment_name, "local", "clean-run"), "run.json")
     assert store.latest(tenant.name, tenant.deployment_name, "local") is None
@@ -1010,8 +1012,11 @@ def test_a_retry_reports_the_first_failure(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
     tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
     params = validate({"command": "run", "profiles_strategy": "local", "target": "local"})
-    first = execute(params, tenant, "retried-run", run_count=1, invoker=_FailingDbt("IO Error: lock held"))
-    second = execute(params, tenant, "retried-run", run_count=2, invoker=_FailingDbt("Could not find previous run"))
+    store = Workspace(tenant).store
+    first = execute(params, tenant, "retried-run", run_count=1, invoker=_FailingDbt("IO Error: lock held"), store=store)
+    second = execute(
+        params, tenant, "retried-run", run_count=2, invoker=_FailingDbt("Could not find previous run"), store=store
+    )
     assert first.failure is not None and "IO Error: lock held" in first.failure
     assert second.failure is not None and "Could not find previous run" in second.failure
     assert "first attempt" in second.failure and "IO Error: lock held" in second.failure
@@ -1070,7 +1075,7 @@ def test_input_only_dbt_can_judge_is_bad_input_with_dbts_message(
     tenant = load_tenant().model_copy(update={"artifact_store_url": str(tmp_path / "store")})
     params = validate({**overrides, "profiles_strategy": "local", "target": "local"})
     with pytest.raises(DbtInputError) as caught:
-        execute(params, tenant, "dbt-judged", invoker=lean_invoker)
+        execute(params, tenant, "dbt-judged", invoker=lean_invoker, store=Workspace(tenant).store)
     message = str(caught.value)
     assert caught.value.exit_code == 2 and expected in message, message
     assert message.count(expected) == 1 and "Traceback" not in message

@@ -21,11 +21,11 @@ from cli.app import app
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import redact_url
+from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.dbt_cloud.auth import TokenAuth
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudConfigError
-from migration.reasons import ReasonCode
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.errors import WorkdirError
 from sandbox.stack import MARKER, StackPaths, load_raw_data, prepare_workdir
@@ -168,7 +168,11 @@ SETTING_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     ),
     "acknowledged finding of an unknown code": (
         {"acknowledged_findings = []": 'acknowledged_findings = ["job_chainin:70403103936332"]'},
-        ("acknowledged_findings", "job_chainin", "copy the key from the plan"),
+        ("acknowledged_findings", "job_chainin", "did you mean 'job_chaining:70403103936332'?", "copy the key"),
+    ),
+    "acknowledged finding of a misspelt code": (
+        {"acknowledged_findings = []": 'acknowledged_findings = ["Notifcation_Block:7"]'},
+        ("acknowledged_findings", "did you mean 'notification_block:7'?"),
     ),
     "acknowledged finding without a job id": (
         {"acknowledged_findings = []": 'acknowledged_findings = ["job_chaining:all"]'},
@@ -461,8 +465,16 @@ def test_the_sandboxs_own_folder_is_still_reused_and_emptied(tmp_path: Path) -> 
 
 @pytest.fixture
 def local_tenant(tmp_path: Path) -> Path:
-    """A tenant whose code storage is this checkout (emit writes a complete file for it)."""
-    text = _tenant_text(**{REPOSITORY: f'directory = "{REPO_ROOT}"', BRANCH: ""})
+    """A tenant whose code storage is this checkout, on a process pool (emit writes a complete file for it: its
+    local stores are where its runs are)."""
+    text = _tenant_text(
+        **{
+            REPOSITORY: f'directory = "{REPO_ROOT}"',
+            BRANCH: "",
+            'pool_type = "prefect:managed"': 'pool_type = "process"',
+            'dependencies = "pip_packages"': 'dependencies = "preinstalled"',
+        }
+    )
     return _write(tmp_path / "tenant.toml", text)
 
 

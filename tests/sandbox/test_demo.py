@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dbt2prefect.artifact_store import ArtifactStore, RunKey
+from dbt2prefect.dbt_cloud import RunStatus
 from dbt2prefect.prefect_gateway import connect_prefect
-from dbt2prefect.tenant import REPO_ROOT, load_tenant
+from dbt2prefect.tenant import load_tenant
 from migration.apply import deployment_triggers
 from migration.dbt_cloud.client import DbtCloudClient
-from migration.dbt_cloud.models import Run, RunStatus
+from migration.dbt_cloud.models import Run
 from migration.export import export_inventory
 from sandbox.demo import DemoResult, StepResult, StepStatus, run_demo
 from sandbox.stack import prefect_api
@@ -110,6 +113,11 @@ def test_parity_compares_deployment_runs_that_the_worker_executed(demo: DemoResu
     assert [c.job_id for c in candidates] == list(BASELINE_JOBS)
     report = demo.step("parity").value.report
     compared = {job.job_id: job.candidate.run_id for job in report.jobs}
+    assert demo.stack is not None
+    tenant = demo.stack.tenant
+    assert tenant.artifact_store_url.startswith("s3://") and tenant.ledger_url.startswith("s3://")
+    assert tenant.code_storage is not None and tenant.code_storage.repository == demo.stack.paths.code_remote.as_uri()
+    store = ArtifactStore(tenant.artifact_store_url)
     for candidate in candidates:
         run = _read_prefect(demo, lambda c, run_id=candidate.run.flow_run_id: c.read_flow_run(run_id))
         assert str(run.deployment_id) == candidate.run.deployment_id and run.state.is_completed()
@@ -118,8 +126,10 @@ def test_parity_compares_deployment_runs_that_the_worker_executed(demo: DemoResu
         # Named apart from the job's own runs: no trigger or notification of the job follows a parity run.
         assert run.name.startswith(f"parity-job-{candidate.job_id} "), run.name
         assert compared[candidate.job_id] == candidate.run.flow_run_id
-        artifacts = demo.workdir / "artifacts" / spec.tenant / "dbt_wg" / "parity" / candidate.run.flow_run_id
-        assert (artifacts / "run_results.json").is_file()
+        # Its artifacts come back through object storage, and its code came from the worker's own clone.
+        key = RunKey(spec.tenant, "dbt_wg", "parity", candidate.run.flow_run_id)
+        assert store.has(key, "run_results.json")
+        assert Path(store.read_json(key, "run.json")["code_root"]).is_relative_to(demo.stack.paths.worker)
 
 
 def test_a_fired_schedule_is_a_completed_scheduler_run(demo: DemoResult) -> None:
@@ -246,7 +256,11 @@ def test_plan_has_a_schedule_per_scheduled_job_and_apply_created_them_inactive(d
     diff, spec = demo.step("apply").value
     assert diff.deployment.status == "added"
     assert sorted(c.slug for c in diff.schedules if c.status == "added") == sorted(s.slug for s in plan.schedules)
-    assert spec.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}]
+    # Workers clone the sandbox's git remote (GitHub's stand-in), as a managed pool's runs clone the repository.
+    assert demo.stack is not None
+    clone = {"id": "clone", "repository": demo.stack.paths.code_remote.as_uri(), "branch": "main"}
+    assert spec.pull_steps == [{"prefect.deployments.steps.git_clone": clone}]
+    assert spec.job_variables["env"] == {"DBT2PREFECT_TENANT_FILE": "tenants/dbt_williamgrant.toml"}
 
 
 def test_parity_passes_with_an_html_report(demo: DemoResult) -> None:
@@ -254,6 +268,8 @@ def test_parity_passes_with_an_html_report(demo: DemoResult) -> None:
     assert outcome.report.verdict.value == "PASS"
     assert sorted(job.job_id for job in outcome.report.jobs) == sorted(BASELINE_JOBS)
     assert outcome.html.is_file() and outcome.html.is_relative_to(demo.workdir)
+    # The report lives in object storage, where cutover (which then passed on these verdicts) reads it.
+    assert outcome.stored.startswith("s3://") and outcome.stored.endswith(outcome.folder.name)
 
 
 def test_cutover_then_rollback_switch_both_sides_and_back(demo: DemoResult) -> None:

@@ -1,8 +1,9 @@
-"""Every reason code a plan finding can carry, in one place.
+"""Every reason code a migration finding can carry, in one place.
 
 Tenant settings acknowledge findings as '<reason_code>:<job_id>' (`acknowledged_findings`), so a code is part of
-the settings' vocabulary: the settings loader refuses a key whose code is not listed here, and a `Finding` cannot be
-made with one. Add a code here before a translation step reports it.
+the settings' vocabulary: the settings loader (`dbt2prefect.tenant`) refuses a key whose code is not listed here,
+naming the nearest one, and a `migration.plan.Finding` cannot be made with one. It lives in the core because both
+need it. Add a code here before a translation step reports it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from enum import StrEnum
 
 
 class ReasonCode(StrEnum):
-    """Why a job has a finding (the `reason_code` of `migration.plan.Finding`)."""
+    """Why a job has a finding (the `reason_code` of `migration.plan.Finding` and of `DbtCommandError`)."""
 
     # The job's steps (codes of dbt2prefect.dbt_cli's DbtCommandError as well).
     STEPS_EMPTY = "steps_empty"

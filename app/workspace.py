@@ -1,0 +1,528 @@
+"""One tenant's workspace: its services, built once, and the migration's use cases on them.
+
+`Workspace.open()` loads the tenant settings once; the dbt Cloud client (with the tenant's retry policy), the
+cutover ledger, the run-artifact store, the parity report root and the Prefect access are built on first use and
+then reused. Every entrypoint (CLI commands, the flows, the demo, the notebooks) goes through it, so that each
+service is built in one place with one policy:
+
+    with Workspace.open(tenant_file) as workspace:
+        plan = workspace.plan()
+        report = workspace.status()
+
+Nothing is printed and nothing exits: the callers render the results.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+from dbt2prefect.tenant import TenantSettings, load_tenant
+
+if TYPE_CHECKING:
+    import httpx
+
+    from dbt2prefect.artifact_store import ArtifactStore, RunKey
+    from dbt2prefect.params import ProfilesStrategy
+    from dbt2prefect.prefect_gateway import PrefectGateway
+    from migration.apply import ApplyDiff
+    from migration.ci_state import DbtCloudState
+    from migration.dbt_cloud.client import DbtCloudClient
+    from migration.dbt_cloud.models import Job
+    from migration.dbt_cloud.settings import RetryPolicy
+    from migration.deployment import DeploymentSpec
+    from migration.doctor import DoctorReport, DoctorServices
+    from migration.export import Inventory, ProgressCallback
+    from migration.ledger import Ledger
+    from migration.plan import MigrationPlan
+    from migration.prefect_switch import PrefectSchedules
+    from migration.status import StatusReport
+    from migration.switch_context import SwitchContext, SwitchReport
+    from parity.model import ParityReport, Verdict
+    from parity.runner import CandidateStarter
+    from parity.store import ReportRoot
+
+
+@dataclass(frozen=True)
+class CurrentPlan:
+    """The plan of the account as it is now, with the jobs it was made from.
+
+    Attributes:
+        jobs: every job of the inventory as dbt Cloud returns it (deleted ones included), to find chained jobs.
+        plan: the plan, with each cut-over job taken as the ledger recorded it before cutover.
+    """
+
+    jobs: list[Job]
+    plan: MigrationPlan
+
+
+@dataclass(frozen=True)
+class FetchedArtifacts:
+    """What `artifacts fetch` copied: a stored run of the deployment, or dbt Cloud's state before there is one."""
+
+    run: RunKey | None = None
+    dbt_cloud_state: DbtCloudState | None = None
+
+
+@dataclass(frozen=True)
+class EmittedFiles:
+    """The files `emit` wrote and the deployment they describe."""
+
+    spec: DeploymentSpec
+    prefect_yaml: Path
+    ci_workflow: Path | None
+    quickstart: str | None
+
+
+class Workspace:
+    """A tenant's services and use cases (see the module docstring); a context manager that closes what it opened.
+
+    Args:
+        tenant: the tenant settings.
+        ledger_url: the cutover ledger's folder or fsspec URL (default: the tenant's `ledger_url`).
+        report_dir: the parity report root (default: the tenant's, see `parity.store.tenant_report_root`).
+        token: the dbt Cloud API token (default: the tenant's `token_env`, then its Secret block).
+        token_env: the environment variable holding the token (default: the tenant's `token_env`).
+        dbt_cloud_host: the dbt Cloud host (default: the tenant's).
+        dbt_cloud_account_id: the dbt Cloud account (default: the tenant's).
+        dbt_cloud_transport: an httpx transport for the dbt Cloud client (tests inject faults with it).
+        prefect: the Prefect gateway (default: `connect_prefect()`, opened on first use and closed with the
+            workspace; tests pass an in-memory one).
+    """
+
+    def __init__(
+        self,
+        tenant: TenantSettings,
+        *,
+        ledger_url: str | None = None,
+        report_dir: str | Path | None = None,
+        token: SecretStr | str | None = None,
+        token_env: str | None = None,
+        dbt_cloud_host: str | None = None,
+        dbt_cloud_account_id: int | None = None,
+        dbt_cloud_transport: httpx.BaseTransport | None = None,
+        prefect: PrefectGateway | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self._gateway = prefect
+        self._opened = ExitStack()
+        self._ledger_url = ledger_url or tenant.ledger_url
+        self._report_dir = report_dir
+        self._token = SecretStr(token) if isinstance(token, str) else token
+        self._token_env = token_env or tenant.dbt_cloud.token_env
+        self._host = dbt_cloud_host or tenant.dbt_cloud.host
+        self._account_id = dbt_cloud_account_id if dbt_cloud_account_id is not None else tenant.dbt_cloud.account_id
+        self._transport = dbt_cloud_transport
+
+    @classmethod
+    def open(
+        cls,
+        tenant_file: str | Path | None = None,
+        *,
+        ledger_url: str | None = None,
+        report_dir: str | Path | None = None,
+        token: SecretStr | str | None = None,
+        token_env: str | None = None,
+        dbt_cloud_host: str | None = None,
+        dbt_cloud_account_id: int | None = None,
+        dbt_cloud_transport: httpx.BaseTransport | None = None,
+    ) -> Workspace:
+        """The workspace of the tenant settings file (default: the repository's tenant); see the class for the rest.
+
+        Raises:
+            ConfigError: the tenant settings file is missing or invalid.
+        """
+        return cls(
+            load_tenant(tenant_file),
+            ledger_url=ledger_url,
+            report_dir=report_dir,
+            token=token,
+            token_env=token_env,
+            dbt_cloud_host=dbt_cloud_host,
+            dbt_cloud_account_id=dbt_cloud_account_id,
+            dbt_cloud_transport=dbt_cloud_transport,
+        )
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the services that hold connections (the dbt Cloud client, the Prefect client), if they were built."""
+        client = self.__dict__.pop("dbt_cloud", None)
+        if client is not None:
+            client.close()
+        self.__dict__.pop("prefect_gateway", None)
+        self.__dict__.pop("prefect", None)
+        self._opened.close()
+
+    # ------------------------------------------------------------------------------------------------ services
+
+    def _dbt_cloud_token(self) -> tuple[SecretStr, str]:
+        """The token and where it came from (never the value)."""
+        from migration.dbt_cloud.auth import resolve_token
+
+        if self._token is not None:
+            return self._token, "the token given to the workspace"
+        return resolve_token(self._token_env, self.tenant.blocks.dbt_cloud_token_block)
+
+    def _new_dbt_cloud_client(
+        self,
+        host: str,
+        token: SecretStr,
+        token_source: str,
+        *,
+        retry: RetryPolicy,
+        timeout: float | None = None,
+        page_size: int | None = None,
+    ) -> DbtCloudClient:
+        """The one place a dbt Cloud client is built."""
+        from migration.dbt_cloud.client import PAGE_LIMIT, DbtCloudClient
+
+        return DbtCloudClient(
+            host,
+            self._account_id,
+            token,
+            token_source=token_source,
+            timeout=30.0 if timeout is None else timeout,
+            retry=retry,
+            transport=self._transport,
+            page_size=PAGE_LIMIT if page_size is None else page_size,
+        )
+
+    @cached_property
+    def dbt_cloud(self) -> DbtCloudClient:
+        """The client of the tenant's dbt Cloud account, retrying 429 answers as long as `rate_limit_minutes` allows.
+
+        Raises:
+            DbtCloudConfigError: no token, or the host or account setting is unusable.
+        """
+        from migration.dbt_cloud.settings import RetryPolicy
+
+        token, source = self._dbt_cloud_token()
+        retry = RetryPolicy.for_rate_limit_minutes(self.tenant.dbt_cloud.rate_limit_minutes)
+        return self._new_dbt_cloud_client(self._host, token, source, retry=retry)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The tenant's cutover ledger.
+
+        Raises:
+            LedgerSettingError: the ledger URL is unusable or not durable.
+        """
+        from migration.ledger import Ledger
+
+        return Ledger(self._ledger_url, self.tenant.name)
+
+    @cached_property
+    def store(self) -> ArtifactStore:
+        """The tenant's run-artifact store.
+
+        Raises:
+            ArtifactStoreError: the store URL is unusable.
+        """
+        from dbt2prefect.artifact_store import ArtifactStore
+
+        return ArtifactStore(self.tenant.artifact_store_url)
+
+    @cached_property
+    def report_root(self) -> ReportRoot:
+        """Where parity reports and their latest-verdict pointer live."""
+        from parity.store import tenant_report_root
+
+        return tenant_report_root(self.tenant, self._report_dir)
+
+    @cached_property
+    def prefect_gateway(self) -> PrefectGateway:
+        """The one place the workspace reaches Prefect from: one client (of PREFECT_API_URL's API) for every call."""
+        from dbt2prefect.prefect_gateway import connect_prefect
+
+        if self._gateway is not None:
+            return self._gateway
+        return self._opened.enter_context(connect_prefect())
+
+    @cached_property
+    def prefect(self) -> PrefectSchedules:
+        """The Prefect side of the tenant's deployment (its schedules), through `prefect_gateway`."""
+        from migration.prefect_switch import PrefectSchedules
+
+        return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}", self.prefect_gateway)
+
+    def switch_context(self, by: str | None = None) -> SwitchContext:
+        """What cutover and rollback act on: the dbt Cloud client, the Prefect schedules, the ledger, and who."""
+        from migration.switch_context import SwitchContext
+
+        return SwitchContext(self.tenant.name, self.dbt_cloud, self.prefect, self.ledger, by or getpass.getuser())
+
+    # ------------------------------------------------------------------------------------------------ use cases
+
+    def inventory(
+        self,
+        *,
+        project_id: int | None = None,
+        include_deleted: bool = True,
+        max_workers: int = 8,
+        progress: ProgressCallback | None = None,
+    ) -> Inventory:
+        """Export every job of the account (or of `project_id`, default the tenant's project) from dbt Cloud."""
+        from migration.export import export_inventory
+
+        return export_inventory(
+            self.dbt_cloud,
+            project_id=project_id if project_id is not None else self.tenant.dbt_cloud.project_id,
+            include_deleted=include_deleted,
+            max_workers=max_workers,
+            progress=progress,
+        )
+
+    def current_plan(self, from_file: Path | None = None, inventory: Inventory | None = None) -> CurrentPlan:
+        """The plan of an inventory (`inventory`, else the file `from_file`, else dbt Cloud read now), read through
+        the ledger: a cut-over job is planned as the ledger recorded it, so its schedule stays in the plan.
+
+        Raises:
+            InventoryError: the file is unreadable or belongs to another account.
+        """
+        from migration.cutover import jobs_as_planned
+        from migration.export import check_account, load_inventory
+        from migration.translate import plan_inventory
+
+        if inventory is None and from_file is not None:
+            inventory = load_inventory(from_file)
+            check_account(inventory, self.tenant.dbt_cloud.account_id, from_file, self.tenant.name)
+        if inventory is None:
+            inventory = self.inventory(include_deleted=True)
+        jobs = inventory.job_models()
+        return CurrentPlan(jobs, plan_inventory(inventory, self.tenant, jobs_as_planned(jobs, self.ledger)))
+
+    def plan(self, from_file: Path | None = None, inventory: Inventory | None = None) -> MigrationPlan:
+        """`current_plan(...).plan`: the migration plan, read through the ledger."""
+        return self.current_plan(from_file, inventory).plan
+
+    def deployment(self, plan: MigrationPlan, *, activate: bool = False) -> DeploymentSpec:
+        """The plan's deployment with this checkout's pins, each schedule active as the ledger says (or all with
+        `activate`)."""
+        from migration.deployment import tenant_deployment
+
+        return tenant_deployment(plan, self.tenant, self.ledger, activate=activate)
+
+    def apply(
+        self,
+        spec: DeploymentSpec,
+        *,
+        prune: bool = False,
+        create_pool: bool = False,
+        dry_run: bool = False,
+        automations_only: bool = False,
+    ) -> ApplyDiff:
+        """Create or update the deployment (or only its notification automations) through the Prefect API."""
+        from migration.apply import apply_deployment, apply_notifications
+
+        prefect = self.prefect_gateway
+        if automations_only:
+            return apply_notifications(spec, prune=prune, dry_run=dry_run, prefect=prefect)
+        return apply_deployment(spec, prune=prune, create_pool=create_pool, dry_run=dry_run, prefect=prefect)
+
+    def emit(
+        self,
+        plan: MigrationPlan,
+        spec: DeploymentSpec,
+        *,
+        output: Path,
+        ci_workflow: Path,
+        source: str,
+        tenant_file: Path | None,
+        example: bool = False,
+    ) -> EmittedFiles:
+        """Write the deployment as prefect.yaml at `output` and, when the plan has CI or merge jobs, their GitHub
+        Actions workflow at `ci_workflow`; `source` is the command that regenerates them (named in their headers).
+
+        Raises:
+            EmitError: a file is not one the toolkit may write.
+        """
+        from dbt2prefect.tenant import settings_path
+        from migration.ci_workflow import render_workflow
+        from migration.deployment import runtime_versions
+        from migration.emit import quickstart_command, render_prefect_yaml, write_prefect_yaml
+
+        versions = runtime_versions(self.tenant)
+        text = render_prefect_yaml(spec, versions["prefect"], source=source, example=example)
+        path = write_prefect_yaml(text, output)
+        workflow = None
+        if plan.ci_jobs:
+            rendered = render_workflow(
+                plan, self.tenant, source=source, tenant_file=tenant_file or settings_path(self.tenant.name)
+            )
+            workflow = write_prefect_yaml(rendered, ci_workflow, option="--ci-workflow")
+        quickstart = quickstart_command(spec, versions, python=self.tenant.image_python)
+        return EmittedFiles(spec=spec, prefect_yaml=path, ci_workflow=workflow, quickstart=quickstart)
+
+    def parity_report(
+        self,
+        job_ids: Sequence[int] | None,
+        candidate_runs: dict[int, str],
+        profiles_strategy: ProfilesStrategy,
+        *,
+        start_candidate: CandidateStarter | None = None,
+        calibrate: bool = False,
+    ) -> ParityReport:
+        """Parity of the tenant's jobs: baselines from dbt Cloud, candidates given or started by `start_candidate`
+        (the flow starts `run_dbt_wg` subflows).
+
+        With `calibrate`, each job's run on the parity target is compared with a new run on the calibration target
+        (the same code, an A/A pair) instead of its baseline: the report names the build noise and its settings
+        lines.
+
+        Raises:
+            ConfigError: a job cannot be compared, or the calibration target is not one of the tenant's.
+            ParitySettingsError: the candidate target is a production target.
+        """
+        from app.parity_jobs import job_specs
+        from dbt2prefect.errors import ConfigError
+        from parity.connections import profile_outputs
+        from parity.runner import ParityContext, calibrate_jobs, compare_jobs
+        from parity.settings import (
+            load_parity_settings,
+            parity_settings_path,
+            production_targets,
+            refuse_production_candidate,
+        )
+
+        tenant = self.tenant
+        settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
+        settings = load_parity_settings(settings_file)
+        # Refused before dbt Cloud is asked anything; the jobs' own targets are checked once they are known.
+        refuse_production_candidate(settings, production_targets(tenant.dbt_cloud_environments), settings_file)
+        if calibrate and settings.calibration_target not in tenant.targets:
+            raise ConfigError(
+                f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
+                f"({', '.join(tenant.targets)}); add it to [tenant] targets and to the dbt profile (a database or "
+                "schema of its own), or set calibration_target to such a target"
+            )
+        specs = job_specs(self.dbt_cloud, tenant, self.ledger, job_ids, candidate_runs)
+        context = ParityContext(
+            tenant=tenant.name,
+            deployment=tenant.deployment_name,
+            store=self.store,
+            baselines=self.dbt_cloud,
+            settings=settings,
+            project_dir=tenant.project_dir,
+            profile_outputs=profile_outputs(tenant, profiles_strategy),
+            start_candidate=start_candidate,
+            environments=tenant.dbt_cloud_environments,
+            settings_source=settings_file,
+        )
+        return calibrate_jobs(specs, context) if calibrate else compare_jobs(specs, context)
+
+    def write_parity_report(self, report: ParityReport, *, calibration: bool = False) -> str:
+        """Write the report under the report root (a calibration under `calibration/`, where it can never become a
+        job's parity verdict); returns its folder."""
+        from parity.store import ReportRoot, write_report
+
+        root = self.report_root
+        if calibration:
+            root = ReportRoot(f"{root.url}/calibration", root.swap)
+        return write_report(report, root)
+
+    def verdicts(self) -> dict[int, tuple[Verdict, datetime]]:
+        """Each job's latest parity verdict and its time, from the report root."""
+        from parity.store import load_latest_verdicts
+
+        return dict(load_latest_verdicts(self.report_root))
+
+    def cutover(
+        self,
+        job_ids: Sequence[int],
+        *,
+        force: bool = False,
+        reason: str | None = None,
+        by: str | None = None,
+        dry_run: bool = False,
+    ) -> SwitchReport:
+        """Cut the jobs over (every job with a schedule in the plan when `job_ids` is empty), gated by parity.
+
+        Raises:
+            CutoverRequestError: a bad job id, or `force` without a reason.
+            CutoverRefusedError: a job has no PASS verdict or its schedule is not applied as planned.
+        """
+        from migration.cutover import CutoverRequest
+        from migration.cutover import cutover as run_cutover
+
+        request = CutoverRequest(job_ids=tuple(job_ids), force=force, reason=reason)  # bad input: before any call
+        current = self.current_plan()
+        return run_cutover(
+            current.plan, current.jobs, self.verdicts(), self.switch_context(by), request, dry_run=dry_run
+        )
+
+    def rollback(self, job_ids: Sequence[int], *, by: str | None = None, dry_run: bool = False) -> SwitchReport:
+        """Roll the jobs back from the ledger (every job in the ledger when `job_ids` is empty)."""
+        from migration.rollback import rollback as run_rollback
+
+        return run_rollback(tuple(job_ids), self.switch_context(by), dry_run=dry_run)
+
+    def status(self, *, automations: bool = True) -> StatusReport:
+        """Every job's place: dbt Cloud and Prefect schedules and last runs, parity verdict, ledger state and, with
+        `automations`, its trigger and notification automations on Prefect."""
+        from migration.prefect_switch import PrefectTriggers
+        from migration.status import collect_status
+
+        plan = self.current_plan().plan
+        seen = PrefectTriggers(self.prefect.deployment, self.prefect_gateway).read_all() if automations else None
+        return collect_status(plan, self.dbt_cloud, self.prefect, self.ledger, self.verdicts(), seen)
+
+    def doctor(self) -> DoctorReport:
+        """Every readiness check of the tenant: dbt Cloud, Prefect, profile and notification blocks, the stores."""
+        from migration.doctor import diagnose
+
+        return diagnose(self.tenant, self.doctor_services())
+
+    def doctor_services(self) -> DoctorServices:
+        """The services the doctor checks, each opened only when its check runs."""
+        from migration.doctor import DoctorServices
+
+        def dbt_cloud(
+            host: str, token: SecretStr, token_source: str, *, retry: RetryPolicy, timeout: float, page_size: int
+        ) -> DbtCloudClient:
+            return self._new_dbt_cloud_client(
+                host, token, token_source, retry=retry, timeout=timeout, page_size=page_size
+            )
+
+        def store() -> object:
+            return self.store
+
+        def ledger() -> object:
+            return self.ledger
+
+        return DoctorServices(dbt_cloud=dbt_cloud, token=self._dbt_cloud_token, store=store, ledger=ledger)
+
+    def fetch_artifacts(self, target: str, destination: Path) -> FetchedArtifacts:
+        """Copy the artifacts of the latest successful run on `target` into `destination`; before any run of the
+        target is stored, dbt Cloud's latest successful manifest of an environment mapped to the target.
+
+        Raises:
+            ParameterError: `target` is not one of the tenant's targets.
+            CiStateError: nothing stored yet and no environment mapped to the target.
+        """
+        from dbt2prefect.errors import ParameterError
+        from migration.ci_state import fetch_dbt_cloud_state, target_environments
+
+        tenant = self.tenant
+        if target not in tenant.targets:
+            raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
+        if self.store.latest(tenant.name, tenant.deployment_name, target) is None:
+            environments = target_environments(tenant, target)
+            return FetchedArtifacts(dbt_cloud_state=fetch_dbt_cloud_state(self.dbt_cloud, environments, destination))
+        key = self.store.download_latest(tenant.name, tenant.deployment_name, target, destination)
+        return FetchedArtifacts(run=key)

@@ -1,0 +1,97 @@
+"""The application layer is the only composition root, and the layers import downwards only.
+
+Enforced over every Python file in the repository outside `tests/` (and every code cell of `notebooks/*.ipynb`),
+by parsing it, so that a name in a string or a comment does not count:
+- `DbtCloudClient(...)` is called in exactly one place, in `app/`.
+- `Ledger(...)` and `ArtifactStore(...)` are each called in exactly one place, in `app/`, and nowhere else but
+  their own modules (`migration/ledger.py`, `dbt2prefect/artifact_store.py`), which may build themselves.
+- `app` imports none of `flows`, `sandbox`, `cli`; none of `dbt2prefect`, `migration`, `parity` imports `app`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OWN_MODULES = {"Ledger": "migration/ledger.py", "ArtifactStore": "dbt2prefect/artifact_store.py"}
+
+
+def _sources() -> Iterator[tuple[str, str]]:
+    """(path relative to the repository, Python source) of every tracked file outside tests/."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py", "*.ipynb"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for relative in sorted(listed):
+        if relative.startswith("tests/") or not (REPO / relative).is_file():
+            continue
+        text = (REPO / relative).read_text(encoding="utf-8")
+        if relative.endswith(".ipynb"):
+            cells = json.loads(text)["cells"]
+            for index, cell in enumerate(cells):
+                if cell["cell_type"] == "code":
+                    yield f"{relative}#cell{index}", "".join(cell["source"])
+        else:
+            yield relative, text
+
+
+def _calls(name: str) -> list[str]:
+    """Where `name(...)` is called, as `path:line`."""
+    sites = []
+    for path, source in _sources():
+        for node in ast.walk(ast.parse(source, path)):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if called == name:
+                sites.append(f"{path}:{node.lineno}")
+    return sites
+
+
+def test_the_dbt_cloud_client_is_built_in_one_place_in_the_application_layer() -> None:
+    sites = _calls("DbtCloudClient")
+    assert len(sites) == 1 and sites[0].startswith("app/"), (
+        f"DbtCloudClient is built at {sites}; get the client from app.workspace.Workspace (`workspace.dbt_cloud`)"
+    )
+
+
+def test_the_ledger_and_the_artifact_store_are_built_in_one_place_in_the_application_layer() -> None:
+    for name, own in OWN_MODULES.items():
+        sites = [site for site in _calls(name) if not site.startswith(f"{own}:")]
+        assert len(sites) == 1 and sites[0].startswith("app/"), (
+            f"{name} is built at {sites}; get it from app.workspace.Workspace"
+        )
+
+
+def _imports(package: str) -> Iterator[tuple[str, str]]:
+    """(file, imported top-level package) of every import in a package's modules."""
+    for path in sorted((REPO / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                yield str(path.relative_to(REPO)), name.split(".")[0]
+
+
+def test_the_application_layer_imports_only_downwards() -> None:
+    upward = [(path, name) for path, name in _imports("app") if name in {"flows", "sandbox", "cli"}]
+    assert not upward, f"app imports the layers above it: {upward}"
+
+
+def test_nothing_below_the_application_layer_imports_it() -> None:
+    for package in ("dbt2prefect", "migration", "parity"):
+        upward = [path for path, name in _imports(package) if name == "app"]
+        assert not upward, f"{package} imports app (the layer above it): {upward}"
