@@ -1,8 +1,8 @@
-"""How many Prefect clients one cutover, and one rollback, of one job open: counts `get_client()` calls.
+"""How many Prefect clients apply, cutover, status and rollback of one job open: counts `get_client()` calls.
 
-Starts a temporary Prefect server and a sandbox dbt Cloud account, applies the plan, then cuts the nightly job
-over and rolls it back as `dbt2prefect cutover` and `rollback` do (one gateway per command, see
-`dbt2prefect.prefect_gateway`), printing the number of clients each opened.
+Starts a temporary Prefect server and a sandbox dbt Cloud account, then runs apply, the cutover of the nightly job,
+status and its rollback, each in a workspace of its own as each CLI command opens one (one Prefect gateway per
+command, see `dbt2prefect.prefect_gateway`), printing the number of clients each opened.
 
 Usage: PYTHONPATH=. .venv/bin/python bench/prefect_clients.py
 """
@@ -41,32 +41,22 @@ def counting_clients() -> dict[str, int]:
 def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
-    from dbt2prefect.prefect_gateway import connect_prefect
+    from app.workspace import Workspace
     from dbt2prefect.tenant import load_tenant
-    from migration.apply import apply_deployment, flow_parameter_schema
-    from migration.cutover import CutoverRequest, cutover, jobs_as_planned
-    from migration.dbt_cloud.client import DbtCloudClient
-    from migration.deployment import build_deployment
-    from migration.ledger import Ledger
-    from migration.prefect_switch import PrefectSchedules
-    from migration.rollback import rollback
-    from migration.switch_context import SwitchContext
-    from migration.translate import build_plan
     from parity.model import JobParity, ParityReport, RunRef, Verdict
-    from parity.store import load_latest_verdicts, write_report
+    from parity.store import write_report
     from sandbox.dbt_cloud import SandboxDbtCloud
     from sandbox.stack import on_process_pool
 
     calls = counting_clients()
     root = Path(tempfile.mkdtemp(prefix="bench-clients-"))
     with prefect_test_harness(server_startup_timeout=300), SandboxDbtCloud.start() as cloud:
-        base = load_tenant()
         tenant = on_process_pool(
-            base,
+            load_tenant(),
             "wg-bench-process",
             deployment_name=f"dbt_wg_bench_{uuid.uuid4().hex[:6]}",
             ledger_url=str(root / "ledger"),
-            dbt_cloud=base.dbt_cloud.model_copy(update={"host": cloud.url, "account_id": cloud.account_id}),
+            notifications={},  # no notification blocks on the temporary server
         )
         verdict = JobParity(
             job_id=NIGHTLY,
@@ -75,26 +65,25 @@ def main() -> None:
             candidate=RunRef(system="prefect", run_id="bench"),
         )
         write_report(ParityReport.from_jobs(tenant.name, [verdict]), root / "parity")
-        ledger = Ledger(tenant.ledger_url, tenant.name)
-        with DbtCloudClient(cloud.url, cloud.account_id, cloud.token) as client:
-            jobs = list(client.iter_jobs(state="all"))
-            spec = build_deployment(build_plan(jobs, tenant), tenant)
+        options: dict[str, Any] = {
+            "report_dir": root / "parity",
+            "token": cloud.token,
+            "dbt_cloud_host": cloud.url,
+            "dbt_cloud_account_id": cloud.account_id,
+        }
+        commands: dict[str, Callable[[Workspace], object]] = {
+            "apply": lambda workspace: workspace.apply(
+                workspace.deployment(workspace.plan(), activate=False), create_pool=True
+            ),
+            "cutover of one job": lambda workspace: workspace.cutover([NIGHTLY]),
+            "status": lambda workspace: workspace.status(),
+            "rollback of one job": lambda workspace: workspace.rollback([NIGHTLY]),
+        }
+        for name, command in commands.items():
             calls["clients"] = 0
-            apply_deployment(spec, create_pool=True, parameter_schema=flow_parameter_schema(tenant.entrypoint))
-            print(f"apply: {calls['clients']} Prefect client(s)")
-            for operation in ("cutover", "rollback"):
-                calls["clients"] = 0
-                with connect_prefect() as prefect:  # as the CLI's session opens it, once per command
-                    schedules = PrefectSchedules(f"{tenant.flow_name}/{tenant.deployment_name}", prefect)
-                    ctx = SwitchContext(tenant.name, client, schedules, ledger, "bench")
-                    if operation == "cutover":
-                        jobs = list(client.iter_jobs(state="all"))
-                        plan = build_plan(jobs_as_planned(jobs, ledger), tenant)
-                        verdicts = load_latest_verdicts(root / "parity")
-                        cutover(plan, jobs, verdicts, ctx, CutoverRequest(job_ids=(NIGHTLY,)))
-                    else:
-                        rollback((NIGHTLY,), ctx)
-                print(f"{operation} of one job: {calls['clients']} Prefect client(s)")
+            with Workspace(tenant, **options) as workspace:  # as each CLI command opens it
+                command(workspace)
+            print(f"{name}: {calls['clients']} Prefect client(s)")
 
 
 if __name__ == "__main__":

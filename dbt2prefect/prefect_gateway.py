@@ -202,13 +202,33 @@ def _refused(exc: Exception) -> PrefectApiError:
 
 
 class ClientGateway:
-    """The gateway over one open Prefect client (see `connect_prefect`)."""
+    """The gateway over one Prefect client, opened on the first call and kept until `close` (see `connect_prefect`)."""
 
-    def __init__(self, client: SyncPrefectClient) -> None:
-        self._client = client
+    def __init__(self) -> None:
+        self._opened: SyncPrefectClient | None = None
 
     def __repr__(self) -> str:
-        return f"ClientGateway(api_url={self.api_url!r})"
+        return f"ClientGateway(connected={self._opened is not None})"
+
+    @property
+    def _client(self) -> SyncPrefectClient:
+        if self._opened is None:
+            from prefect.client.orchestration import get_client
+
+            try:
+                client = get_client(sync_client=True)
+            except ValueError as exc:  # no API URL and no temporary server
+                raise PrefectApiError(f"{exc}; set PREFECT_API_URL") from None
+            with api_errors():
+                client.__enter__()
+            self._opened = client
+        return self._opened
+
+    def close(self) -> None:
+        """Close the client, if one was opened."""
+        if self._opened is not None:
+            self._opened.__exit__(None, None, None)
+            self._opened = None
 
     @property
     def api_url(self) -> str:
@@ -382,24 +402,17 @@ def checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def connect_prefect() -> Iterator[ClientGateway]:
-    """The gateway to the Prefect API of the environment (PREFECT_API_URL, or Prefect's temporary server), over one
-    client for the whole block.
+    """The gateway to the Prefect API of the environment (PREFECT_API_URL, or Prefect's temporary server): one client,
+    opened on the first call (so an unused gateway costs nothing) and closed when the block ends.
 
-    Raises:
-        PrefectApiError: the client cannot be opened (e.g. no API URL and the temporary server is disabled).
+    A failure to open the client (e.g. no API URL and the temporary server disabled) is a `PrefectApiError` of the
+    first call. Only the gateway's own calls translate errors: the block's other code keeps its own.
     """
-    from prefect.client.orchestration import get_client
-
+    gateway = ClientGateway()
     try:
-        client = get_client(sync_client=True)
-    except ValueError as exc:  # no API URL and no temporary server
-        raise PrefectApiError(f"{exc}; set PREFECT_API_URL") from None
-    with api_errors():
-        client.__enter__()
-    try:
-        yield ClientGateway(client)  # only the gateway's own calls translate errors: the block's others are its own
+        yield gateway
     finally:
-        client.__exit__(None, None, None)
+        gateway.close()
 
 
 @contextmanager
