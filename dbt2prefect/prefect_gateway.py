@@ -202,7 +202,10 @@ def _refused(exc: Exception) -> PrefectApiError:
 
 
 class ClientGateway:
-    """The gateway over one Prefect client, opened on the first call and kept until `close` (see `connect_prefect`)."""
+    """The gateway over one Prefect client, opened on the first call and kept until `close` (see `connect_prefect`).
+
+    One thread at a time: threads that talk to Prefect at once each open a gateway of their own.
+    """
 
     def __init__(self) -> None:
         self._opened: SyncPrefectClient | None = None
