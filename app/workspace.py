@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from dbt2prefect.artifact_store import ArtifactStore, RunKey
     from dbt2prefect.params import ProfilesStrategy
+    from dbt2prefect.prefect_gateway import PrefectGateway
     from migration.apply import ApplyDiff
     from migration.ci_state import DbtCloudState
     from migration.dbt_cloud.client import DbtCloudClient
@@ -93,6 +95,8 @@ class Workspace:
         dbt_cloud_host: the dbt Cloud host (default: the tenant's).
         dbt_cloud_account_id: the dbt Cloud account (default: the tenant's).
         dbt_cloud_transport: an httpx transport for the dbt Cloud client (tests inject faults with it).
+        prefect: the Prefect gateway (default: `connect_prefect()`, opened on first use and closed with the
+            workspace; tests pass an in-memory one).
     """
 
     def __init__(
@@ -106,8 +110,11 @@ class Workspace:
         dbt_cloud_host: str | None = None,
         dbt_cloud_account_id: int | None = None,
         dbt_cloud_transport: httpx.BaseTransport | None = None,
+        prefect: PrefectGateway | None = None,
     ) -> None:
         self.tenant = tenant
+        self._gateway = prefect
+        self._opened = ExitStack()
         self._ledger_url = ledger_url or tenant.ledger_url
         self._report_dir = report_dir
         self._token = SecretStr(token) if isinstance(token, str) else token
@@ -154,10 +161,13 @@ class Workspace:
         self.close()
 
     def close(self) -> None:
-        """Close the services that hold connections (the dbt Cloud client), if they were built."""
+        """Close the services that hold connections (the dbt Cloud client, the Prefect client), if they were built."""
         client = self.__dict__.pop("dbt_cloud", None)
         if client is not None:
             client.close()
+        self.__dict__.pop("prefect_gateway", None)
+        self.__dict__.pop("prefect", None)
+        self._opened.close()
 
     # ------------------------------------------------------------------------------------------------ services
 
@@ -236,15 +246,20 @@ class Workspace:
         return tenant_report_root(self.tenant, self._report_dir)
 
     @cached_property
-    def prefect(self) -> PrefectSchedules:
-        """The Prefect side of the tenant's deployment (its schedules)."""
-        return self._open_prefect()
+    def prefect_gateway(self) -> PrefectGateway:
+        """The one place the workspace reaches Prefect from: one client (of PREFECT_API_URL's API) for every call."""
+        from dbt2prefect.prefect_gateway import connect_prefect
 
-    def _open_prefect(self) -> PrefectSchedules:
-        """The one place the workspace reaches Prefect from (the API of PREFECT_API_URL)."""
+        if self._gateway is not None:
+            return self._gateway
+        return self._opened.enter_context(connect_prefect())
+
+    @cached_property
+    def prefect(self) -> PrefectSchedules:
+        """The Prefect side of the tenant's deployment (its schedules), through `prefect_gateway`."""
         from migration.prefect_switch import PrefectSchedules
 
-        return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}")
+        return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}", self.prefect_gateway)
 
     def switch_context(self, by: str | None = None) -> SwitchContext:
         """What cutover and rollback act on: the dbt Cloud client, the Prefect schedules, the ledger, and who."""
@@ -315,9 +330,10 @@ class Workspace:
         """Create or update the deployment (or only its notification automations) through the Prefect API."""
         from migration.apply import apply_deployment, apply_notifications
 
+        prefect = self.prefect_gateway
         if automations_only:
-            return apply_notifications(spec, prune=prune, dry_run=dry_run)
-        return apply_deployment(spec, prune=prune, create_pool=create_pool, dry_run=dry_run)
+            return apply_notifications(spec, prune=prune, dry_run=dry_run, prefect=prefect)
+        return apply_deployment(spec, prune=prune, create_pool=create_pool, dry_run=dry_run, prefect=prefect)
 
     def emit(
         self,
@@ -463,7 +479,7 @@ class Workspace:
         from migration.status import collect_status
 
         plan = self.current_plan().plan
-        seen = PrefectTriggers(self.prefect.deployment).read_all() if automations else None
+        seen = PrefectTriggers(self.prefect.deployment, self.prefect_gateway).read_all() if automations else None
         return collect_status(plan, self.dbt_cloud, self.prefect, self.ledger, self.verdicts(), seen)
 
     def doctor(self) -> DoctorReport:

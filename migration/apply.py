@@ -13,16 +13,13 @@ name; a missing block stops apply before any change.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.errors import ExternalServiceError
 from dbt2prefect.names import is_job_slug, is_trigger_name
+from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
 from migration.errors import ApplyError
@@ -37,16 +34,10 @@ from migration.notification_automations import (
 from migration.plan import PlannedSchedule
 
 if TYPE_CHECKING:
-    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import DeploymentSchedule
     from prefect.events.schemas.automations import Automation, AutomationCore
 
-T = TypeVar("T")
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
-
-
-class PrefectApiError(ExternalServiceError):
-    """The Prefect API refused or failed a request while applying."""
 
 
 class _DiffModel(BaseModel):
@@ -102,7 +93,7 @@ def _desired_schedule(planned: Scheduled) -> Any:
     return CronSchedule(cron=planned.cron or "", timezone=planned.timezone, day_or=planned.day_or)
 
 
-def _schedule_fields(current: DeploymentSchedule, planned: Scheduled) -> list[str]:
+def schedule_fields(current: DeploymentSchedule, planned: Scheduled) -> list[str]:
     """Names of what differs between a schedule on the server and the planned one (active is not compared)."""
     want = _desired_schedule(planned)
     have = current.schedule
@@ -166,26 +157,25 @@ def _automation_fields(current: Automation, desired: AutomationCore) -> list[str
     return fields
 
 
-async def _all_triggers(client: PrefectClient, deployment_id: UUID) -> list[Automation]:
-    related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
-    return [a for a in related if is_trigger_name(a.name)]
+def _all_triggers(prefect: PrefectGateway, deployment_id: UUID) -> list[Automation]:
+    return [a for a in prefect.read_related_automations(deployment_id) if is_trigger_name(a.name)]
 
 
-async def deployment_triggers(client: PrefectClient, deployment_id: UUID) -> dict[str, Automation]:
+def deployment_triggers(prefect: PrefectGateway, deployment_id: UUID) -> dict[str, Automation]:
     """The deployment's triggers by name: its related automations named `job-<id>-after-job-<id>` (one per name,
     see `one_per_name`).
 
     (The API answers related automations without saying which the deployment owns.)
     """
-    return one_per_name(await _all_triggers(client, deployment_id))[0]
+    return one_per_name(_all_triggers(prefect, deployment_id))[0]
 
 
-async def _duplicates(
-    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID | None
+def _duplicates(
+    prefect: PrefectGateway, spec: DeploymentSpec, deployment_id: UUID | None
 ) -> tuple[list[Automation], list[Automation]]:
     """The triggers and the notification automations that duplicate another of the same name."""
-    triggers = await _all_triggers(client, deployment_id) if deployment_id is not None else []
-    notifications = await all_notification_automations(client, spec.name)
+    triggers = _all_triggers(prefect, deployment_id) if deployment_id is not None else []
+    notifications = all_notification_automations(prefect, spec.name)
     return one_per_name(triggers)[1], one_per_name(notifications)[1]
 
 
@@ -193,21 +183,15 @@ def _duplicate_changes(extras: list[Automation]) -> list[ScheduleChange]:
     return [ScheduleChange(slug=a.name, status="removed", fields=["duplicate"], active=a.enabled) for a in extras]
 
 
-async def _remove_duplicates(client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID | None) -> None:
+def _remove_duplicates(prefect: PrefectGateway, spec: DeploymentSpec, deployment_id: UUID | None) -> None:
     """Delete what duplicates an automation of ours by name: another apply running at the same time created it.
 
     Run after this apply's own creations, so that of two concurrent applies the later one always sees both
     copies; both keep the same one (`one_per_name`), and deleting what the other already deleted is no error.
     """
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    triggers, notifications = await _duplicates(client, spec, deployment_id)
+    triggers, notifications = _duplicates(prefect, spec, deployment_id)
     for automation in [*triggers, *notifications]:
-        try:
-            await client.delete_automation(automation.id)
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 404:  # 404: the concurrent apply removed it first
-                raise
+        prefect.delete_automation(automation.id)  # gone already is no error: the concurrent apply removed it
 
 
 Desired = dict[str, tuple["AutomationCore", bool]]
@@ -233,40 +217,40 @@ def _automation_changes(current: dict[str, Automation], desired: Desired, prune:
     return sorted(changes, key=lambda c: c.slug)
 
 
-async def _triggers(
-    client: PrefectClient, spec: DeploymentSpec, deployment_id: UUID
+def _triggers(
+    prefect: PrefectGateway, spec: DeploymentSpec, deployment_id: UUID
 ) -> tuple[dict[str, Automation], Desired]:
     """The deployment's triggers on the server and as the description wants them."""
-    current = await deployment_triggers(client, deployment_id)
+    current = deployment_triggers(prefect, deployment_id)
     return current, {t.name: (desired_automation(spec, t, deployment_id), t.enabled) for t in spec.triggers}
 
 
-async def _notifications(client: PrefectClient, spec: DeploymentSpec) -> tuple[dict[str, Automation], Desired]:
+def _notifications(prefect: PrefectGateway, spec: DeploymentSpec) -> tuple[dict[str, Automation], Desired]:
     """The notification automations on the server and as the description wants them.
 
     Raises:
         ApplyError: a notification block is missing or cannot notify.
     """
-    blocks = await notification_blocks(client, spec)
-    current = await notification_automations(client, spec.name)
+    blocks = notification_blocks(prefect, spec)
+    current = notification_automations(prefect, spec.name)
     desired = {n.name: (desired_notification(spec, n, blocks[n.block]), n.enabled) for n in spec.notifications}
     return current, desired
 
 
-async def _apply_automations(
-    client: PrefectClient, current: dict[str, Automation], desired: Desired, changes: list[ScheduleChange]
+def _apply_automations(
+    prefect: PrefectGateway, current: dict[str, Automation], desired: Desired, changes: list[ScheduleChange]
 ) -> None:
     """Create, update (keeping the enabled flag: cutover owns it) or delete automations by name."""
     for change in changes:
         if change.status == "added":
-            await client.create_automation(desired[change.slug][0])
+            prefect.create_automation(desired[change.slug][0])
         elif change.status == "changed":
             existing, (automation, _) = current[change.slug], desired[change.slug]
             # The update body has no owner: the automation keeps the one it was created with.
             update = automation.model_dump(exclude={"owner_resource"}) | {"enabled": existing.enabled}
-            await client.update_automation(existing.id, type(automation).model_validate(update))
+            prefect.update_automation(existing.id, type(automation).model_validate(update))
         elif change.status == "removed" and "duplicate" not in change.fields:
-            await client.delete_automation(current[change.slug].id)
+            prefect.delete_automation(current[change.slug].id)
 
 
 def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
@@ -290,23 +274,14 @@ def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
     return schema
 
 
-async def _read_deployment(client: PrefectClient, spec: DeploymentSpec) -> Any:
-    from prefect.exceptions import ObjectNotFound
-
-    try:
-        return await client.read_deployment_by_name(spec.full_name)
-    except ObjectNotFound:
-        return None
-
-
-async def compute_diff(
-    client: PrefectClient, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
+def compute_diff(
+    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
 ) -> ApplyDiff:
     """Compare the description with the Prefect API without changing anything."""
     name = spec.full_name
-    notifications = await _notifications(client, spec)
-    deployment = await _read_deployment(client, spec)
-    extra_triggers, extra_notifications = await _duplicates(client, spec, deployment.id if deployment else None)
+    notifications = _notifications(prefect, spec)
+    deployment = prefect.read_deployment(spec.full_name)
+    extra_triggers, extra_notifications = _duplicates(prefect, spec, deployment.id if deployment else None)
     if deployment is None:
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
@@ -316,14 +291,14 @@ async def compute_diff(
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
-    current = {s.slug: s for s in await client.read_deployment_schedules(deployment.id) if s.slug}
+    current = {s.slug: s for s in prefect.read_schedules(deployment.id) if s.slug}
     changes: list[ScheduleChange] = []
     for planned in spec.schedules:
         existing = current.get(planned.slug)
         if existing is None:
             changes.append(ScheduleChange(slug=planned.slug, status="added", active=planned.active))
             continue
-        fields = _schedule_fields(existing, planned)
+        fields = schedule_fields(existing, planned)
         status: ChangeStatus = "changed" if fields else "unchanged"
         changes.append(ScheduleChange(slug=planned.slug, status=status, fields=fields, active=existing.active))
     planned_slugs = {s.slug for s in spec.schedules}
@@ -338,35 +313,27 @@ async def compute_diff(
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
-        triggers=_automation_changes(*await _triggers(client, spec, deployment.id), prune)
+        triggers=_automation_changes(*_triggers(prefect, spec, deployment.id), prune)
         + _duplicate_changes(extra_triggers),
         notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
     )
 
 
-async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool: bool) -> None:
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
+def _ensure_pool(prefect: PrefectGateway, spec: DeploymentSpec, create_pool: bool) -> None:
     pool, kind = spec.work_pool, spec.pool_type
-    try:
-        existing = await client.read_work_pool(pool)
-    except ObjectNotFound:
+    existing = prefect.read_work_pool(pool)
+    if existing is None:
         if not create_pool:
             raise ApplyError(
                 f"work pool {pool!r} does not exist on this Prefect API; create it "
                 f"(`prefect work-pool create {pool} --type {kind}`), or pass --create-pool"
-            ) from None
-        try:
-            await client.create_work_pool(WorkPoolCreate(name=pool, type=kind))
-            return
-        except ObjectNotFound:
+            )
+        existing = prefect.create_work_pool(pool, kind)  # another apply may have created it: check its type
+        if existing is None:
             raise ApplyError(
                 f"this Prefect API cannot create a {kind!r} work pool ({pool!r}); `prefect:managed` pools exist on "
                 "Prefect Cloud only: create the pool there, or set [tenant.runtime] pool_type"
-            ) from None
-        except ObjectAlreadyExists:
-            existing = await client.read_work_pool(pool)  # another apply created it meanwhile: check its type
+            )
     if existing.type != kind:
         raise ApplyError(
             f"work pool {pool!r} is a {existing.type!r} pool but the tenant's runtime.pool_type is {kind!r}; "
@@ -374,8 +341,16 @@ async def _ensure_pool(client: PrefectClient, spec: DeploymentSpec, create_pool:
         )
 
 
-async def _apply(
-    client: PrefectClient,
+def _schedule_create(planned: ScheduleSpec) -> Any:
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+
+    return DeploymentScheduleCreate(
+        schedule=_desired_schedule(planned), active=planned.active, parameters=planned.parameters, slug=planned.slug
+    )
+
+
+def _apply(
+    prefect: PrefectGateway,
     spec: DeploymentSpec,
     schema: dict[str, Any],
     *,
@@ -383,61 +358,42 @@ async def _apply(
     create_pool: bool,
     dry_run: bool,
 ) -> ApplyDiff:
-    from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
-
-    diff = await compute_diff(client, spec, schema, prune=prune)
+    diff = compute_diff(prefect, spec, schema, prune=prune)
     if dry_run or not diff.has_changes:
         return diff
-    await _ensure_pool(client, spec, create_pool)
+    _ensure_pool(prefect, spec, create_pool)
     by_slug = {s.slug: s for s in spec.schedules}
     settings = _deployment_settings(spec, schema)
     if diff.deployment.status == "added":
-        flow_id = await client.create_flow_from_name(spec.flow_name)
-        creates = [
-            DeploymentScheduleCreate(
-                schedule=_desired_schedule(s), active=s.active, parameters=s.parameters, slug=s.slug
-            )
-            for s in spec.schedules
-        ]
-        deployment_id: UUID = await client.create_deployment(
-            flow_id=flow_id, name=spec.name, schedules=creates, **settings
-        )
-        await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
-        await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
-        await _remove_duplicates(client, spec, deployment_id)
+        creates = [_schedule_create(s) for s in spec.schedules]
+        deployment_id = prefect.create_deployment(spec.flow_name, spec.name, creates, settings)
+        _apply_automations(prefect, *_triggers(prefect, spec, deployment_id), diff.triggers)
+        _apply_automations(prefect, *_notifications(prefect, spec), diff.notifications)
+        _remove_duplicates(prefect, spec, deployment_id)
         return diff.model_copy(update={"applied": True})
-    deployment = await _read_deployment(client, spec)
+    deployment = prefect.read_deployment(spec.full_name)
+    if deployment is None:
+        raise PrefectApiError(f"deployment {spec.full_name} was deleted while apply ran; run apply again")
     deployment_id = deployment.id
     if diff.deployment.status == "changed":
-        await client.update_deployment(deployment_id, DeploymentUpdate(**settings))
-    current = {s.slug: s for s in await client.read_deployment_schedules(deployment_id) if s.slug}
+        prefect.update_deployment(deployment_id, settings)
+    current = {s.slug: s for s in prefect.read_schedules(deployment_id) if s.slug}
     for change in diff.schedules:
         if change.status == "added":
-            planned = by_slug[change.slug]
-            await client.create_deployment_schedules(
-                deployment_id,
-                [
-                    DeploymentScheduleCreate(
-                        schedule=_desired_schedule(planned),
-                        active=planned.active,
-                        parameters=planned.parameters,
-                        slug=planned.slug,
-                    )
-                ],
-            )
+            prefect.create_schedules(deployment_id, [_schedule_create(by_slug[change.slug])])
         elif change.status == "changed":
             planned = by_slug[change.slug]
-            await client.update_deployment_schedule(
+            prefect.update_schedule(
                 deployment_id,
                 current[change.slug].id,
                 schedule=_desired_schedule(planned),
                 parameters=planned.parameters,
             )
         elif change.status == "removed":
-            await client.delete_deployment_schedule(deployment_id, current[change.slug].id)
-    await _apply_automations(client, *await _triggers(client, spec, deployment_id), diff.triggers)
-    await _apply_automations(client, *await _notifications(client, spec), diff.notifications)
-    await _remove_duplicates(client, spec, deployment_id)
+            prefect.delete_schedule(deployment_id, current[change.slug].id)
+    _apply_automations(prefect, *_triggers(prefect, spec, deployment_id), diff.triggers)
+    _apply_automations(prefect, *_notifications(prefect, spec), diff.notifications)
+    _remove_duplicates(prefect, spec, deployment_id)
     return diff.model_copy(update={"applied": True})
 
 
@@ -448,8 +404,9 @@ def apply_deployment(
     create_pool: bool = False,
     dry_run: bool = False,
     parameter_schema: dict[str, Any] | None = None,
+    prefect: PrefectGateway | None = None,
 ) -> ApplyDiff:
-    """Create or update the deployment and its schedules through the Prefect API (PREFECT_API_URL).
+    """Create or update the deployment and its schedules through the Prefect API.
 
     Args:
         spec: the deployment description; new schedules start with its active flags (the ledger's), existing
@@ -459,6 +416,7 @@ def apply_deployment(
         create_pool: create the work pool (of the tenant's pool type) when it does not exist.
         dry_run: only compute the diff.
         parameter_schema: the flow's parameter schema; loaded from the entrypoint when None.
+        prefect: the Prefect API; default: `connect_prefect()` (PREFECT_API_URL) for this call.
 
     Returns:
         The diff, with `applied` True when changes were written.
@@ -473,15 +431,13 @@ def apply_deployment(
     if problem is not None:
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
-
-    return run_with_client(
-        lambda client: _apply(client, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
-    )
+    with gateway_or_connect(prefect) as gateway:
+        return _apply(gateway, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
 
 
-async def _apply_notifications(client: PrefectClient, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
-    current, desired = await _notifications(client, spec)
-    _, duplicates = await _duplicates(client, spec, None)
+def _apply_notifications(prefect: PrefectGateway, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
+    current, desired = _notifications(prefect, spec)
+    _, duplicates = _duplicates(prefect, spec, None)
     changes = _automation_changes(current, desired, prune) + _duplicate_changes(duplicates)
     diff = ApplyDiff(
         deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
@@ -491,12 +447,14 @@ async def _apply_notifications(client: PrefectClient, spec: DeploymentSpec, *, p
     )
     if dry_run or not diff.has_changes:
         return diff
-    await _apply_automations(client, current, desired, changes)
-    await _remove_duplicates(client, spec, None)
+    _apply_automations(prefect, current, desired, changes)
+    _remove_duplicates(prefect, spec, None)
     return diff.model_copy(update={"applied": True})
 
 
-def apply_notifications(spec: DeploymentSpec, *, prune: bool = False, dry_run: bool = False) -> ApplyDiff:
+def apply_notifications(
+    spec: DeploymentSpec, *, prune: bool = False, dry_run: bool = False, prefect: PrefectGateway | None = None
+) -> ApplyDiff:
     """Create or update only the notification automations: what `prefect deploy` of prefect.yaml cannot create
     (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`.
 
@@ -508,24 +466,5 @@ def apply_notifications(spec: DeploymentSpec, *, prune: bool = False, dry_run: b
     problem = template_problem(spec)
     if problem is not None:
         raise ApplyError(problem)
-    return run_with_client(lambda client: _apply_notifications(client, spec, prune=prune, dry_run=dry_run))
-
-
-def run_with_client(call: Callable[[PrefectClient], Awaitable[T]]) -> T:
-    """Run one async Prefect API conversation; API failures become PrefectApiError naming the request."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    async def go() -> T:
-        async with get_client() as client:
-            return await call(client)
-
-    try:
-        return asyncio.run(go())
-    except PrefectHTTPStatusError as exc:
-        raise PrefectApiError(
-            f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
-            f"{exc.response.text[:300]}"
-        ) from None
-    except (OSError, httpx.HTTPError) as exc:
-        raise PrefectApiError(f"cannot reach the Prefect API ({exc}); check PREFECT_API_URL") from None
+    with gateway_or_connect(prefect) as gateway:
+        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run)

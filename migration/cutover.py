@@ -34,7 +34,7 @@ from migration.ledger import (
     new_operation_id,
 )
 from migration.plan import MigrationPlan, PlannedSchedule
-from migration.prefect_switch import PrefectTriggers, automation_role
+from migration.prefect_switch import automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, chained_children, schedule_on
 from parity.model import Verdict
 
@@ -160,7 +160,7 @@ def _verify(planned: PlannedSchedule, ctx: SwitchContext) -> Verification:
             problems.append(f"Prefect schedule {planned.slug} is paused")
         if schedule.parameters != planned.parameters:
             problems.append(f"Prefect schedule {planned.slug} parameters differ from the plan")
-    for name, enabled in PrefectTriggers(ctx.prefect.deployment).switched_with(planned.job_id).items():
+    for name, enabled in ctx.triggers.switched_with(planned.job_id).items():
         if not enabled:
             problems.append(f"{automation_role(name)} is disabled")
     return Verification(
@@ -214,7 +214,7 @@ def _cut_over_one(
     schedule = ctx.prefect.read(planned.slug)
     if schedule is not None and (not schedule.active or schedule.parameters != planned.parameters):
         ctx.prefect.set_active(schedule, True, planned.parameters)
-    triggers = PrefectTriggers(ctx.prefect.deployment)
+    triggers = ctx.triggers
     for name, enabled in triggers.switched_with(job_id).items():
         if not enabled:
             triggers.set_enabled(name, True)
@@ -259,7 +259,7 @@ def _preview_one(
         changes.append(f"Prefect schedule {planned.slug}: paused -> active")
     if schedule is not None and schedule.parameters != planned.parameters:
         changes.append(f"Prefect schedule {planned.slug}: parameters set to the plan's")
-    for name, enabled in PrefectTriggers(ctx.prefect.deployment).switched_with(job_id).items():
+    for name, enabled in ctx.triggers.switched_with(job_id).items():
         if not enabled:
             changes.append(f"{automation_role(name)}: off -> on")
     changes.append(f"ledger: new {RecordKind.CUTOVER_VERIFIED.value} record (both sides read back)")

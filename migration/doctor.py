@@ -6,8 +6,8 @@ target (its warehouse answers `select 1`; a Snowflake session has a role, a ware
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from dbt2prefect.errors import Dbt2PrefectError, ProfileError
 from dbt2prefect.files import writable_problem
 from dbt2prefect.object_store import is_local_url
+from dbt2prefect.prefect_gateway import PrefectGateway, connect_prefect, gateway_or_connect
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.profiles import load_target_profile, profile_from_local
 from dbt2prefect.tenant import TenantSettings
@@ -108,26 +109,33 @@ def _skipped(name: str, detail: str) -> Check:
 
 def diagnose(tenant: TenantSettings, services: DoctorServices) -> DoctorReport:
     """Run every check against the tenant's dbt Cloud account, Prefect API, warehouses and stores."""
-    checks = [*dbt_cloud_checks(tenant, services), *prefect_checks(tenant)]
-    api_ok = next(c for c in checks if c.name == "Prefect API").status is CheckStatus.OK
-    for target in tenant.targets:
-        checks.append(
-            profile_check(tenant, target) if api_ok else _skipped(f"profile {target}", "needs the Prefect API")
-        )
-    for destination in sorted(tenant.notifications):
-        name = f"notification {destination}"
-        checks.append(notification_check(tenant, destination) if api_ok else _skipped(name, "needs the Prefect API"))
+    from prefect.settings import get_current_settings
+
+    checks = dbt_cloud_checks(tenant, services)
+    # Without an API URL no client is opened: it would start a temporary server of its own.
+    with connect_prefect() if get_current_settings().api.url else nullcontext(None) as prefect:
+        checks += prefect_checks(tenant, prefect=prefect)
+        api_ok = next(c for c in checks if c.name == "Prefect API").status is CheckStatus.OK
+        for target in tenant.targets:
+            checks.append(
+                profile_check(tenant, target) if api_ok else _skipped(f"profile {target}", "needs the Prefect API")
+            )
+        for destination in sorted(tenant.notifications):
+            name = f"notification {destination}"
+            checks.append(
+                notification_check(tenant, destination, prefect) if api_ok else _skipped(name, "needs the Prefect API")
+            )
     checks += storage_checks(tenant, services)
     return DoctorReport(tenant=tenant.name, checks=checks)
 
 
-def notification_check(tenant: TenantSettings, destination: str) -> Check:
+def notification_check(tenant: TenantSettings, destination: str, prefect: PrefectGateway | None = None) -> Check:
     """The notification block `[tenant.notifications]` names for `destination` exists and can notify."""
-    from migration.apply import run_with_client
     from migration.notification_automations import block_problem
 
     reference = tenant.notifications[destination]
-    _, problem = run_with_client(lambda client: block_problem(client, reference))
+    with gateway_or_connect(prefect) as gateway:
+        _, problem = block_problem(gateway, reference)
     name = f"notification {destination}"
     if problem is None:
         return _ok(name, f"block {reference} can send")
@@ -199,7 +207,9 @@ def dbt_cloud_checks(tenant: TenantSettings, services: DoctorServices) -> list[C
     ]
 
 
-def prefect_checks(tenant: TenantSettings, now: datetime | None = None) -> list[Check]:
+def prefect_checks(
+    tenant: TenantSettings, now: datetime | None = None, prefect: PrefectGateway | None = None
+) -> list[Check]:
     """The API answers, the tenant's work pool exists with the tenant's pool type, a worker polls it."""
     from prefect.settings import get_current_settings
 
@@ -215,52 +225,48 @@ def prefect_checks(tenant: TenantSettings, now: datetime | None = None) -> list[
             _skipped("work pool", "needs the Prefect API"),
             _skipped("worker", "needs the Prefect API"),
         ]
-    return asyncio.run(_prefect_checks(tenant, str(url), now or datetime.now(UTC)))
+    with gateway_or_connect(prefect) as gateway:
+        return _prefect_checks(tenant, str(url), now or datetime.now(UTC), gateway)
 
 
-async def _prefect_checks(tenant: TenantSettings, url: str, now: datetime) -> list[Check]:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
+def _prefect_checks(tenant: TenantSettings, url: str, now: datetime, prefect: PrefectGateway) -> list[Check]:
     pool_name, pool_type = tenant.work_pool, tenant.runtime.pool_type
-    async with get_client() as client:
-        error = await client.api_healthcheck()
-        if error is not None:
-            return [
-                _fail(
-                    "Prefect API",
-                    f"{url} does not answer: {type(error).__name__}",
-                    "start the server or fix PREFECT_API_URL",
-                ),
-                _skipped("work pool", "needs the Prefect API"),
-                _skipped("worker", "needs the Prefect API"),
-            ]
-        checks = [_ok("Prefect API", f"{url} answers")]
-        try:
-            pool = await client.read_work_pool(pool_name)
-        except ObjectNotFound:
-            return [
-                *checks,
-                _fail(
-                    "work pool",
-                    f"work pool {pool_name!r} does not exist",
-                    f"run `dbt2prefect apply --create-pool`, or `prefect work-pool create {pool_name} --type {pool_type}`",
-                ),
-                _skipped("worker", "needs the work pool"),
-            ]
-        if pool.type != pool_type:
-            checks.append(
-                _fail(
-                    "work pool",
-                    f"work pool {pool_name!r} is of type {pool.type!r}, the tenant's runtime.pool_type is {pool_type!r}",
-                    "set [tenant.runtime] pool_type to the pool's type, or set work_pool to a pool of that type",
-                )
+    error = prefect.healthcheck()
+    if error is not None:
+        return [
+            _fail(
+                "Prefect API",
+                f"{url} does not answer: {type(error).__name__}",
+                "start the server or fix PREFECT_API_URL",
+            ),
+            _skipped("work pool", "needs the Prefect API"),
+            _skipped("worker", "needs the Prefect API"),
+        ]
+    checks = [_ok("Prefect API", f"{url} answers")]
+    pool = prefect.read_work_pool(pool_name)
+    if pool is None:
+        return [
+            *checks,
+            _fail(
+                "work pool",
+                f"work pool {pool_name!r} does not exist",
+                f"run `dbt2prefect apply --create-pool`, or `prefect work-pool create {pool_name} --type {pool_type}`",
+            ),
+            _skipped("worker", "needs the work pool"),
+        ]
+    if pool.type != pool_type:
+        checks.append(
+            _fail(
+                "work pool",
+                f"work pool {pool_name!r} is of type {pool.type!r}, the tenant's runtime.pool_type is {pool_type!r}",
+                "set [tenant.runtime] pool_type to the pool's type, or set work_pool to a pool of that type",
             )
-        else:
-            checks.append(_ok("work pool", f"{pool_name!r} ({pool.type})" + (", paused" if pool.is_paused else "")))
-        if pool.type.startswith("prefect:"):
-            return [*checks, _ok("worker", f"{pool.type} pool: Prefect Cloud runs its flows, no worker needed")]
-        workers = await client.read_workers_for_work_pool(pool_name)
+        )
+    else:
+        checks.append(_ok("work pool", f"{pool_name!r} ({pool.type})" + (", paused" if pool.is_paused else "")))
+    if pool.type.startswith("prefect:"):
+        return [*checks, _ok("worker", f"{pool.type} pool: Prefect Cloud runs its flows, no worker needed")]
+    workers = prefect.read_workers(pool_name)
     polled = [w for w in workers if w.last_heartbeat_time is not None]
     latest = max(polled, key=lambda w: w.last_heartbeat_time or now, default=None)
     if latest is None or latest.last_heartbeat_time is None or now - latest.last_heartbeat_time > WORKER_SILENCE:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from dbt2prefect.names import is_notification_name
+from dbt2prefect.prefect_gateway import PrefectGateway
 from migration.deployment import DeploymentSpec, NotificationSpec
 from migration.errors import ApplyError
 
 if TYPE_CHECKING:
-    from prefect.client.orchestration import PrefectClient
     from prefect.events.schemas.automations import Automation, AutomationCore
 
 
@@ -47,32 +47,28 @@ def one_per_name(found: Iterable[Automation]) -> tuple[dict[str, Automation], li
     return kept, extras
 
 
-async def all_notification_automations(client: PrefectClient, deployment_name: str) -> list[Automation]:
+def all_notification_automations(prefect: PrefectGateway, deployment_name: str) -> list[Automation]:
     """Every automation named `job-<id>-notify-<id>` that watches runs of deployment `deployment_name`."""
-    found = await client.read_automations()
+    found = prefect.read_automations()
     return [a for a in found if is_notification_name(a.name) and watches(a, deployment_name)]
 
 
-async def notification_automations(client: PrefectClient, deployment_name: str) -> dict[str, Automation]:
+def notification_automations(prefect: PrefectGateway, deployment_name: str) -> dict[str, Automation]:
     """The automations named `job-<id>-notify-<id>` that watch runs of deployment `deployment_name`, by name
     (one per name: see `one_per_name`)."""
-    return one_per_name(await all_notification_automations(client, deployment_name))[0]
+    return one_per_name(all_notification_automations(prefect, deployment_name))[0]
 
 
-async def block_problem(client: PrefectClient, reference: str) -> tuple[UUID | None, str | None]:
+def block_problem(prefect: PrefectGateway, reference: str) -> tuple[UUID | None, str | None]:
     """The block document id of notification block `reference` (`<slug>/<name>`), or what is wrong with it."""
-    from prefect.exceptions import ObjectNotFound
-
     slug, _, name = reference.partition("/")
-    try:
-        document = await client.read_block_document_by_name(name, slug, include_secrets=False)
-    except ObjectNotFound:
+    document = prefect.read_block(slug, name)
+    if document is None:
         return None, (
             f"notification block {reference!r} does not exist on this Prefect API; save it first "
             f"(`prefect block create {slug}`, name {name!r}) or name an existing block in [tenant.notifications]"
         )
-    capabilities = document.block_schema.capabilities if document.block_schema else []
-    if "notify" not in capabilities:
+    if "notify" not in document.capabilities:
         return None, (
             f"block {reference!r} cannot send notifications (a {slug!r} block has no notify capability); name a "
             "notification block in [tenant.notifications], e.g. 'slack-webhook/<name>' or 'custom-webhook/<name>'"
@@ -80,7 +76,7 @@ async def block_problem(client: PrefectClient, reference: str) -> tuple[UUID | N
     return document.id, None
 
 
-async def notification_blocks(client: PrefectClient, spec: DeploymentSpec) -> dict[str, UUID]:
+def notification_blocks(prefect: PrefectGateway, spec: DeploymentSpec) -> dict[str, UUID]:
     """The block document id of each notification block the description sends through.
 
     Raises:
@@ -88,7 +84,7 @@ async def notification_blocks(client: PrefectClient, spec: DeploymentSpec) -> di
     """
     ids: dict[str, UUID] = {}
     for reference in sorted({n.block for n in spec.notifications}):
-        block_id, problem = await block_problem(client, reference)
+        block_id, problem = block_problem(prefect, reference)
         if block_id is None:
             users = ", ".join(sorted(n.name for n in spec.notifications if n.block == reference))
             raise ApplyError(f"{problem} (it sends {users})")

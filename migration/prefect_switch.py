@@ -1,15 +1,16 @@
 """The Prefect side of cutover: read the deployment's `job-<id>` schedules and switch them on or off.
 
-A sync facade over Prefect's async client (one short-lived client per call, so the CLI and tests need no event
-loop). Prefect 3.9.1 resets a schedule's parameters to {} when PATCH /schedules/{id} is sent `active` without
-`parameters`, so every switch sends the parameters and the slug with the flag.
+A facade over the Prefect gateway (`dbt2prefect.prefect_gateway`) passed in: a command opens one gateway and every
+read and switch goes through it. Without one, each call opens its own. Prefect 3.9.1 resets a schedule's
+parameters to {} when PATCH /schedules/{id} is sent `active` without `parameters`, so every switch sends the
+parameters and the slug with the flag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -22,16 +23,15 @@ from dbt2prefect.names import (
     schedule_slug,
     trigger_jobs,
 )
-from migration.apply import _schedule_fields, deployment_triggers, run_with_client
+from dbt2prefect.prefect_gateway import PrefectGateway, gateway_or_connect
+from migration.apply import deployment_triggers, schedule_fields
 from migration.ledger import PrefectScheduleState
 from migration.notification_automations import notification_automations
 from migration.plan import PlannedSchedule
 
 if TYPE_CHECKING:
-    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import DeploymentSchedule
-
-T = TypeVar("T")
+    from prefect.events.schemas.automations import Automation
 
 
 class FlowRunSummary(BaseModel):
@@ -65,35 +65,29 @@ class PrefectSchedules:
 
     Args:
         deployment: the deployment's full name, `<flow>/<deployment>` (e.g. `run_dbt_wg/dbt_wg`).
+        prefect: the Prefect API (default: a client opened for each call).
     """
 
-    def __init__(self, deployment: str) -> None:
+    def __init__(self, deployment: str, prefect: PrefectGateway | None = None) -> None:
         self.deployment = deployment
+        self.gateway = prefect
 
     def __repr__(self) -> str:
         return f"PrefectSchedules(deployment={self.deployment!r})"
 
-    async def _deployment_id(self, client: PrefectClient) -> UUID | None:
-        from prefect.exceptions import ObjectNotFound
-
-        try:
-            deployment = await client.read_deployment_by_name(self.deployment)
-        except ObjectNotFound:
-            return None
-        deployment_id: UUID = deployment.id
-        return deployment_id
+    def deployment_id(self, prefect: PrefectGateway) -> UUID | None:
+        """The deployment's id on `prefect`, or None when it does not exist."""
+        deployment = prefect.read_deployment(self.deployment)
+        return None if deployment is None else deployment.id
 
     def read_all(self) -> dict[str, PrefectScheduleState] | None:
         """Every slugged schedule of the deployment, or None when the deployment does not exist."""
-
-        async def call(client: PrefectClient) -> dict[str, PrefectScheduleState] | None:
-            deployment_id = await self._deployment_id(client)
+        with gateway_or_connect(self.gateway) as prefect:
+            deployment_id = self.deployment_id(prefect)
             if deployment_id is None:
                 return None
-            schedules = await client.read_deployment_schedules(deployment_id)
-            return {s.slug: _state(self.deployment, deployment_id, s) for s in schedules if s.slug}
-
-        return run_with_client(call)
+            schedules = prefect.read_schedules(deployment_id)
+        return {s.slug: _state(self.deployment, deployment_id, s) for s in schedules if s.slug}
 
     def read(self, slug: str) -> PrefectScheduleState | None:
         """One schedule by slug, or None when it (or the deployment) does not exist."""
@@ -105,30 +99,24 @@ class PrefectSchedules:
         Returns:
             None when the deployment or the schedule is missing, else the differing fields (empty = applied).
         """
-
-        async def call(client: PrefectClient) -> list[str] | None:
-            deployment_id = await self._deployment_id(client)
+        with gateway_or_connect(self.gateway) as prefect:
+            deployment_id = self.deployment_id(prefect)
             if deployment_id is None:
                 return None
-            by_slug = {s.slug: s for s in await client.read_deployment_schedules(deployment_id) if s.slug}
-            current = by_slug.get(planned.slug)
-            return None if current is None else _schedule_fields(current, planned)
-
-        return run_with_client(call)
+            by_slug = {s.slug: s for s in prefect.read_schedules(deployment_id) if s.slug}
+        current = by_slug.get(planned.slug)
+        return None if current is None else schedule_fields(current, planned)
 
     def set_active(self, state: PrefectScheduleState, active: bool, parameters: dict[str, Any]) -> None:
         """Switch one schedule on or off, sending its parameters and slug with the flag."""
-
-        async def call(client: PrefectClient) -> None:
-            await client.update_deployment_schedule(
+        with gateway_or_connect(self.gateway) as prefect:
+            prefect.update_schedule(
                 UUID(state.deployment_id),
                 UUID(state.schedule_id),
                 active=active,
                 parameters=parameters,
                 slug=state.slug,
             )
-
-        run_with_client(call)
 
     def latest_flow_run(self, parameters: dict[str, Any] | None, scan: int = 200) -> FlowRunSummary | None:
         """The newest started flow run of the deployment whose parameters equal `parameters`.
@@ -137,36 +125,20 @@ class PrefectSchedules:
             parameters: the schedule's parameters; None means any run of the deployment.
             scan: how many of the newest started runs to look through.
         """
-        from prefect.client.schemas.filters import (
-            DeploymentFilter,
-            DeploymentFilterId,
-            FlowRunFilter,
-            FlowRunFilterStartTime,
-        )
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        async def call(client: PrefectClient) -> FlowRunSummary | None:
-            deployment_id = await self._deployment_id(client)
+        with gateway_or_connect(self.gateway) as prefect:
+            deployment_id = self.deployment_id(prefect)
             if deployment_id is None:
                 return None
-            runs = await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-                # Started runs only: an active schedule also creates future runs in the Scheduled state.
-                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=False)),
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=scan,
-            )
-            for run in runs:
-                if parameters is None or dict(run.parameters or {}) == parameters:
-                    return FlowRunSummary(
-                        id=str(run.id),
-                        name=run.name,
-                        state=run.state.name if run.state else None,
-                        start_time=run.start_time,
-                    )
-            return None
-
-        return run_with_client(call)
+            runs = prefect.read_flow_runs(deployment_id, limit=scan)
+        for run in runs:
+            if parameters is None or dict(run.parameters or {}) == parameters:
+                return FlowRunSummary(
+                    id=str(run.id),
+                    name=run.name,
+                    state=run.state.name if run.state else None,
+                    start_time=run.start_time,
+                )
+        return None
 
 
 class PrefectTriggers:
@@ -179,65 +151,55 @@ class PrefectTriggers:
 
     Args:
         deployment: the deployment's full name, `<flow>/<deployment>`.
+        prefect: the Prefect API (default: a client opened for each call).
     """
 
-    def __init__(self, deployment: str) -> None:
+    def __init__(self, deployment: str, prefect: PrefectGateway | None = None) -> None:
         self.deployment = deployment
+        self.gateway = prefect
 
     def __repr__(self) -> str:
         return f"PrefectTriggers(deployment={self.deployment!r})"
 
     def after_job(self, job_id: int) -> dict[str, bool]:
         """The deployment's triggers that run after job `job_id` (`job-*-after-job-<id>`): name -> enabled."""
-
-        async def call(client: PrefectClient) -> dict[str, bool]:
-            deployment_id = await self._deployment_id(client)
+        with gateway_or_connect(self.gateway) as prefect:
+            deployment_id = self._deployment_id(prefect)
             if deployment_id is None:
                 return {}
-            found = await deployment_triggers(client, deployment_id)
-            return {name: bool(a.enabled) for name, a in sorted(found.items()) if _upstream(name) == job_id}
-
-        return run_with_client(call)
+            found = deployment_triggers(prefect, deployment_id)
+        return {name: bool(a.enabled) for name, a in sorted(found.items()) if _upstream(name) == job_id}
 
     def notifications_of(self, job_id: int) -> dict[str, bool]:
         """The notification automations of job `job_id` (`job-<id>-notify-*`) on this deployment: name -> enabled."""
-
-        async def call(client: PrefectClient) -> dict[str, bool]:
-            found = await notification_automations(client, self._name)
-            return {
-                name: bool(a.enabled)
-                for name, a in sorted(found.items())
-                if (ids := notification_ids(name)) is not None and ids[0] == job_id
-            }
-
-        return run_with_client(call)
+        with gateway_or_connect(self.gateway) as prefect:
+            found = notification_automations(prefect, self._name)
+        return {
+            name: bool(a.enabled)
+            for name, a in sorted(found.items())
+            if (ids := notification_ids(name)) is not None and ids[0] == job_id
+        }
 
     def read_all(self) -> dict[str, bool]:
         """Every trigger and notification automation of this deployment: name -> enabled."""
-
-        async def call(client: PrefectClient) -> dict[str, bool]:
-            found = dict(await notification_automations(client, self._name))
-            deployment_id = await self._deployment_id(client)
+        with gateway_or_connect(self.gateway) as prefect:
+            found = dict(notification_automations(prefect, self._name))
+            deployment_id = self._deployment_id(prefect)
             if deployment_id is not None:
-                found.update(await deployment_triggers(client, deployment_id))
-            return {name: bool(a.enabled) for name, a in sorted(found.items())}
-
-        return run_with_client(call)
+                found.update(deployment_triggers(prefect, deployment_id))
+        return {name: bool(a.enabled) for name, a in sorted(found.items())}
 
     def before_start_of(self, job_id: int, keep_on: Collection[int] = ()) -> dict[str, bool]:
         """The before-start automations (`notify-<id>-before-start`) that job `job_id`'s cutover turns on (their tags
         name it): name -> enabled. Those that also serve a job in `keep_on` (still cut over) are left out."""
         kept = {job_tag(other) for other in keep_on if other != job_id}
-
-        async def call(client: PrefectClient) -> dict[str, bool]:
-            found = await notification_automations(client, self._name)
-            return {
-                name: bool(a.enabled)
-                for name, a in sorted(found.items())
-                if is_before_start_name(name) and job_tag(job_id) in (a.tags or []) and not kept & set(a.tags or [])
-            }
-
-        return run_with_client(call)
+        with gateway_or_connect(self.gateway) as prefect:
+            found = notification_automations(prefect, self._name)
+        return {
+            name: bool(a.enabled)
+            for name, a in sorted(found.items())
+            if is_before_start_name(name) and job_tag(job_id) in (a.tags or []) and not kept & set(a.tags or [])
+        }
 
     def switched_with(self, job_id: int, keep_on: Collection[int] = ()) -> dict[str, bool]:
         """Every automation cutover and rollback switch with job `job_id`: name -> enabled.
@@ -247,41 +209,37 @@ class PrefectTriggers:
         before-start automations of its notification settings, except those that also serve a job of `keep_on`
         (rollback passes the jobs that stay cut over: their runs still need them).
         """
-        chained = self.after_job(job_id)
-        found = {**chained, **self.notifications_of(job_id), **self.before_start_of(job_id, keep_on)}
-        scheduled = set(PrefectSchedules(self.deployment).read_all() or {})
-        for name in chained:
-            jobs = trigger_jobs(name)
-            if jobs is not None and schedule_slug(jobs[0]) not in scheduled:
-                found.update(self.notifications_of(jobs[0]))
+        with gateway_or_connect(self.gateway) as prefect:
+            on = PrefectTriggers(self.deployment, prefect)
+            chained = on.after_job(job_id)
+            found = {**chained, **on.notifications_of(job_id), **on.before_start_of(job_id, keep_on)}
+            scheduled = set(PrefectSchedules(self.deployment, prefect).read_all() or {})
+            for name in chained:
+                jobs = trigger_jobs(name)
+                if jobs is not None and schedule_slug(jobs[0]) not in scheduled:
+                    found.update(on.notifications_of(jobs[0]))
         return found
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         """Switch the trigger on or off (nothing happens when it does not exist: read it back to know)."""
 
-        async def call(client: PrefectClient) -> None:
-            automation = await self._find(client, name)
-            if automation is None:
-                return
-            if enabled:
-                await client.resume_automation(automation.id)
-            else:
-                await client.pause_automation(automation.id)
+        with gateway_or_connect(self.gateway) as prefect:
+            automation = self._find(prefect, name)
+            if automation is not None:
+                prefect.set_automation_enabled(automation.id, enabled)
 
-        run_with_client(call)
-
-    async def _deployment_id(self, client: PrefectClient) -> UUID | None:
-        return await PrefectSchedules(self.deployment)._deployment_id(client)
+    def _deployment_id(self, prefect: PrefectGateway) -> UUID | None:
+        return PrefectSchedules(self.deployment).deployment_id(prefect)
 
     @property
     def _name(self) -> str:
         return self.deployment.rpartition("/")[2]
 
-    async def _find(self, client: PrefectClient, name: str) -> Any:
+    def _find(self, prefect: PrefectGateway, name: str) -> Automation | None:
         if is_notification_name(name):
-            return (await notification_automations(client, self._name)).get(name)
-        deployment_id = await self._deployment_id(client)
-        return None if deployment_id is None else (await deployment_triggers(client, deployment_id)).get(name)
+            return notification_automations(prefect, self._name).get(name)
+        deployment_id = self._deployment_id(prefect)
+        return None if deployment_id is None else deployment_triggers(prefect, deployment_id).get(name)
 
 
 def _upstream(name: str) -> int | None:

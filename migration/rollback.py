@@ -21,7 +21,7 @@ from typing import Any
 from dbt2prefect.names import schedule_slug
 from migration.errors import CutoverRefusedError, CutoverRequestError, CutoverVerificationError
 from migration.ledger import Ledger, LedgerRecord, LedgerState, RecordKind, Verification, new_operation_id
-from migration.prefect_switch import PrefectTriggers, automation_role
+from migration.prefect_switch import automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, field_differences, schedule_on
 
 
@@ -41,9 +41,7 @@ def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verifica
     if schedule is not None and schedule.active:
         problems.append(f"Prefect schedule {slug} is still active")
     job_id = int(original["id"])
-    for name, enabled in (
-        PrefectTriggers(ctx.prefect.deployment).switched_with(job_id, _still_cut_over(ctx, job_id)).items()
-    ):
+    for name, enabled in ctx.triggers.switched_with(job_id, _still_cut_over(ctx, job_id)).items():
         if enabled:
             problems.append(f"{automation_role(name)} is still enabled")
     return Verification(
@@ -90,7 +88,7 @@ def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState,
         # The parameters recorded before cutover are the plan's; send them so the PATCH cannot wipe them.
         parameters = recorded.parameters if recorded is not None and recorded.parameters else schedule.parameters
         ctx.prefect.set_active(schedule, False, parameters)
-    triggers = PrefectTriggers(ctx.prefect.deployment)
+    triggers = ctx.triggers
     for trigger, enabled in triggers.switched_with(job_id, _still_cut_over(ctx, job_id)).items():
         if enabled:
             triggers.set_enabled(trigger, False)
@@ -135,9 +133,7 @@ def _preview_one(job_id: int, records: list[LedgerRecord], state: LedgerState, c
     schedule = ctx.prefect.read(slug)
     if schedule is not None and schedule.active:
         changes.append(f"Prefect schedule {slug}: active -> paused")
-    for trigger, enabled in (
-        PrefectTriggers(ctx.prefect.deployment).switched_with(job_id, _still_cut_over(ctx, job_id)).items()
-    ):
+    for trigger, enabled in ctx.triggers.switched_with(job_id, _still_cut_over(ctx, job_id)).items():
         if enabled:
             changes.append(f"{automation_role(trigger)}: on -> off")
     live = ctx.dbt_cloud.get_job_dict(job_id)

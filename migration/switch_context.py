@@ -13,7 +13,7 @@ from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.models import Job
 from migration.dbt_cloud.payloads import job_update_payload
 from migration.ledger import Ledger, LedgerState, Verification, utcnow
-from migration.prefect_switch import PrefectSchedules
+from migration.prefect_switch import PrefectSchedules, PrefectTriggers
 
 Checkpoint = Callable[[int, str], None]
 """Called as `checkpoint(job_id, step)` before each step ("ledger", "dbt_cloud", "prefect", "verify").
@@ -33,7 +33,7 @@ class SwitchContext:
     Attributes:
         tenant: tenant name (ledger folder).
         dbt_cloud: client of the tenant's dbt Cloud account.
-        prefect: the deployment's schedules.
+        prefect: the deployment's schedules, over the command's one Prefect gateway (`PrefectSchedules.gateway`).
         ledger: the tenant's ledger.
         by: who runs it (recorded in every ledger entry).
         checkpoint: hook called before each step.
@@ -47,6 +47,11 @@ class SwitchContext:
     by: str
     checkpoint: Checkpoint = field(default=_no_checkpoint)
     clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def triggers(self) -> PrefectTriggers:
+        """The deployment's triggers and notification automations, through the same gateway as `prefect`."""
+        return PrefectTriggers(self.prefect.deployment, self.prefect.gateway)
 
 
 Action = Literal[

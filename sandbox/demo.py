@@ -481,7 +481,7 @@ def _status(switch: Workspace, job_ids: Sequence[int], *, expect_cut_over: bool)
     report = switch.status(automations=False)
     rows = {row.job_id: row for row in report.jobs}
     expected = (False, "active", "cut over") if expect_cut_over else (True, "paused", "rolled back")
-    triggers = PrefectTriggers(switch.prefect.deployment)
+    triggers = PrefectTriggers(switch.prefect.deployment, switch.prefect_gateway)
     lines = []
     for job_id in job_ids:
         row = rows.get(job_id)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from dbt2prefect.names import before_start_name, job_tag, notification_name, trigger_name
+from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import ApplyError, apply_deployment, deployment_triggers
 from migration.dbt_cloud.models import Job, Notification
@@ -65,14 +66,10 @@ def _job_runs(deployment: str, job_id: int) -> list[Any]:
 
 
 def _automations(deployment: str) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-
-    async def read() -> dict[str, Any]:
-        async with get_client() as client:
-            found = await client.read_deployment_by_name(deployment)
-            return await deployment_triggers(client, found.id)
-
-    return asyncio.run(read())
+    with connect_prefect() as prefect:
+        found = prefect.read_deployment(deployment)
+        assert found is not None
+        return deployment_triggers(prefect, found.id)
 
 
 NOTIFY_FAILED, NOTIFY_DONE = 880101, 880102

@@ -10,7 +10,6 @@ artifact store in object storage (the S3 API on loopback).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.names import job_tag, schedule_slug
+from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
@@ -60,46 +60,42 @@ def _prefect_deploy(spec: DeploymentSpec, cwd: Path, folder: Path) -> None:
 
 def _read_back(full_name: str) -> dict[str, Any]:
     """What Prefect stores of a deployment, in the terms of the description (names and ids left out)."""
-    from prefect.client.orchestration import get_client
-
-    async def read() -> dict[str, Any]:
-        async with get_client() as client:
-            found = await client.read_deployment_by_name(full_name)
-            schedules = await client.read_deployment_schedules(found.id)
-            automations = await deployment_triggers(client, found.id)
-        # A trigger names its own deployment (by name in its match, by id in its action): compare the rest.
-        triggers = {
-            name: json.loads(
-                a.model_dump_json(exclude={"id", "created", "updated"})
-                .replace(str(found.id), "<deployment id>")
-                .replace(f'"{found.name}"', '"<deployment>"')
+    with connect_prefect() as prefect:
+        found = prefect.read_deployment(full_name)
+        assert found is not None
+        schedules = prefect.read_schedules(found.id)
+        automations = deployment_triggers(prefect, found.id)
+    # A trigger names its own deployment (by name in its match, by id in its action): compare the rest.
+    triggers = {
+        name: json.loads(
+            a.model_dump_json(exclude={"id", "created", "updated"})
+            .replace(str(found.id), "<deployment id>")
+            .replace(f'"{found.name}"', '"<deployment>"')
+        )
+        for name, a in automations.items()
+    }
+    for trigger in triggers.values():
+        trigger["trigger"].pop("id", None)
+    return {
+        "triggers": triggers,
+        "entrypoint": found.entrypoint,
+        "work_pool_name": found.work_pool_name,
+        "description": found.description,
+        "parameters": found.parameters,
+        "parameter_openapi_schema": found.parameter_openapi_schema,
+        "enforce_parameter_schema": found.enforce_parameter_schema,
+        "pull_steps": found.pull_steps,
+        "job_variables": found.job_variables,
+        "schedules": sorted(
+            (
+                s.slug,
+                s.active,
+                s.parameters,
+                s.schedule.model_dump(mode="json"),
             )
-            for name, a in automations.items()
-        }
-        for trigger in triggers.values():
-            trigger["trigger"].pop("id", None)
-        return {
-            "triggers": triggers,
-            "entrypoint": found.entrypoint,
-            "work_pool_name": found.work_pool_name,
-            "description": found.description,
-            "parameters": found.parameters,
-            "parameter_openapi_schema": found.parameter_openapi_schema,
-            "enforce_parameter_schema": found.enforce_parameter_schema,
-            "pull_steps": found.pull_steps,
-            "job_variables": found.job_variables,
-            "schedules": sorted(
-                (
-                    s.slug,
-                    s.active,
-                    s.parameters,
-                    s.schedule.model_dump(mode="json"),
-                )
-                for s in schedules
-            ),
-        }
-
-    return asyncio.run(read())
+            for s in schedules
+        ),
+    }
 
 
 @pytest.fixture(scope="module")

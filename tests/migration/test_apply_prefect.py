@@ -176,27 +176,27 @@ def test_the_settings_templates_placeholder_repository_is_refused_before_any_cha
 
 
 def test_a_changed_chained_job_updates_its_trigger_in_place(applied: MigrationPlan) -> None:
-    from prefect.client.orchestration import get_client
-
+    from dbt2prefect.prefect_gateway import connect_prefect
     from migration.apply import deployment_triggers
 
-    async def triggers() -> dict[str, Any]:
-        async with get_client() as client:
-            deployment = await client.read_deployment_by_name("run_dbt_wg/dbt_wg_apply_test")
-            return await deployment_triggers(client, deployment.id)
+    def triggers() -> dict[str, Any]:
+        with connect_prefect() as prefect:
+            deployment = prefect.read_deployment("run_dbt_wg/dbt_wg_apply_test")
+            assert deployment is not None
+            return deployment_triggers(prefect, deployment.id)
 
     jobs = [
         j.model_copy(update={"settings": j.settings.model_copy(update={"threads": 12})}) if j.id == 111 else j
         for j in _plan_jobs()  # job 111 is chained to job 102
     ]
     apply_plan(build_plan(_plan_jobs(), _tenant("dbt_wg_apply_test")))  # as the fixture applied it
-    before = asyncio.run(triggers())
+    before = triggers()
     name = "job-111-after-job-102"
     assert name in before, sorted(before)
     diff = apply_plan(build_plan(jobs, _tenant("dbt_wg_apply_test")))
     change = next(c for c in diff.triggers if c.slug == name)
     assert (change.status, change.fields) == ("changed", ["actions"])
-    after = asyncio.run(triggers())[name]
+    after = triggers()[name]
     assert after.id == before[name].id and after.enabled == before[name].enabled
     assert after.actions[0].parameters["threads"] == 12  # type: ignore[union-attr]
     assert not apply_plan(build_plan(jobs, _tenant("dbt_wg_apply_test"))).has_changes

@@ -1,9 +1,13 @@
-"""Cutover and rollback against the sandbox dbt Cloud server (real HTTP) and the session's real Prefect API.
+"""Cutover and rollback against the sandbox dbt Cloud server (real HTTP) and a Prefect gateway.
 
 A failure is injected before every step of cutover and of rollback (a raised exception at the step's hook, a
 5xx storm from the sandbox during the dbt Cloud write, a failing Prefect call, a SIGKILLed process); afterwards
 rerunning cutover, or running rollback, must converge, the ledger must parse whole, and after rollback every
 job's writable fields must equal the originals.
+
+Tests marked `ON_PREFECT` (the round trip, a crash before each step of cutover and of rollback, the killed
+process) run against the session's real Prefect API; the others are about our logic and run against the in-memory
+gateway, whose behaviour `tests/dbt2prefect/test_prefect_gateway_contract.py` proves the same.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dbt2prefect.prefect_gateway import PrefectGateway, connect_prefect
+from dbt2prefect.prefect_gateway_memory import MemoryPrefect
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
 from migration.apply import PrefectApiError, apply_deployment, flow_parameter_schema
 from migration.cutover import CutoverRequest, cutover, jobs_as_planned
@@ -48,6 +55,8 @@ JOBS = (NIGHTLY, HOURLY)
 STEPS = ("ledger", "dbt_cloud", "prefect", "verify")
 FAST = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02, deadline=5.0)
 """Two attempts: a 5xx storm exhausts retries in milliseconds."""
+ON_PREFECT = pytest.mark.usefixtures("prefect_api")
+"""The test's world is on the session's real Prefect API (else on the in-memory gateway)."""
 
 
 class Crash(RuntimeError):
@@ -81,10 +90,11 @@ class World:
     ledger: Ledger
     report_root: Path
     originals: dict[int, dict[str, Any]]
+    gateway: PrefectGateway
 
     @property
     def prefect(self) -> PrefectSchedules:
-        return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}")
+        return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}", self.gateway)
 
     def context(self, checkpoint: Checkpoint | None = None, prefect: PrefectSchedules | None = None) -> SwitchContext:
         ctx = SwitchContext(self.tenant.name, self.client, prefect or self.prefect, self.ledger, "oncall@test")
@@ -108,7 +118,9 @@ class World:
         return rollback(job_ids, self.context(checkpoint, prefect))
 
 
-def make_world(tmp_path: Path, parameter_schema: dict[str, Any], omitted_fields: str = "keep") -> Iterator[World]:
+def make_world(
+    tmp_path: Path, parameter_schema: dict[str, Any], gateway: PrefectGateway, omitted_fields: str = "keep"
+) -> Iterator[World]:
     cloud = SandboxDbtCloud.start(omitted_fields=omitted_fields)
     # A writable field cutover never touches, set away from its default: a POST that left it out would lose it
     # on a server that resets omitted fields.
@@ -124,24 +136,30 @@ def make_world(tmp_path: Path, parameter_schema: dict[str, Any], omitted_fields:
     client = DbtCloudClient(cloud.url, cloud.account_id, cloud.token, retry=FAST)
     jobs = list(client.iter_jobs(state="all"))
     apply_deployment(
-        build_deployment(build_plan(jobs, tenant), tenant), create_pool=True, parameter_schema=parameter_schema
+        build_deployment(build_plan(jobs, tenant), tenant),
+        create_pool=True,
+        parameter_schema=parameter_schema,
+        prefect=gateway,
     )
     report_root = tmp_path / "parity"
     write_verdicts(report_root, dict.fromkeys(JOBS, Verdict.PASS))
     originals = {job.id: client.get_job_dict(job.id) for job in jobs if not job.is_deleted}
     try:
-        yield World(cloud, client, tenant, Ledger(tenant.ledger_url, tenant.name), report_root, originals)
+        yield World(cloud, client, tenant, Ledger(tenant.ledger_url, tenant.name), report_root, originals, gateway)
     finally:
         client.close()
         cloud.stop()
 
 
 @pytest.fixture
-def world(
-    request: pytest.FixtureRequest, tmp_path: Path, parameter_schema: dict[str, Any], prefect_api: None
-) -> Iterator[World]:
-    """A sandbox account (keeping omitted fields on update, or resetting them with `indirect` "reset")."""
-    yield from make_world(tmp_path, parameter_schema, getattr(request, "param", "keep"))
+def world(request: pytest.FixtureRequest, tmp_path: Path, parameter_schema: dict[str, Any]) -> Iterator[World]:
+    """A sandbox account (keeping omitted fields on update, or resetting them with `indirect` "reset") and the
+    deployment applied: on the session's Prefect API, through one gateway, for `ON_PREFECT` tests, else in memory."""
+    with ExitStack() as stack:
+        gateway: PrefectGateway = MemoryPrefect()
+        if "prefect_api" in request.fixturenames:
+            gateway = stack.enter_context(connect_prefect())
+        yield from make_world(tmp_path, parameter_schema, gateway, getattr(request, "param", "keep"))
 
 
 BOTH_WAYS = pytest.mark.parametrize("world", ["keep", "reset"], indirect=True)
@@ -213,6 +231,7 @@ def count(world: World, job_id: int, kind: RecordKind) -> int:
 # ----------------------------------------------------------------------------------------- the happy path
 
 
+@ON_PREFECT
 @BOTH_WAYS
 def test_cutover_then_rollback_round_trip(world: World) -> None:
     report = world.cutover()
@@ -225,7 +244,7 @@ def test_cutover_then_rollback_round_trip(world: World) -> None:
         assert first.parity is not None and first.parity.startswith("PASS")
     assert any(str(CHAINED_TO_NIGHTLY) in w and "the deployment's trigger" in w for w in report.warnings)
     # The chained job's trigger, applied off, is switched with its upstream job.
-    triggers = PrefectTriggers(world.prefect.deployment)
+    triggers = PrefectTriggers(world.prefect.deployment, world.gateway)
     chain = f"job-{CHAINED_TO_NIGHTLY}-after-job-{NIGHTLY}"
     assert triggers.after_job(NIGHTLY) == {chain: True}
     untouched = world.client.get_job_dict(70403103936347)
@@ -308,9 +327,18 @@ def test_trigger_already_off_without_ledger_is_refused(world: World) -> None:
 # ----------------------------------------------------------------------------------------- cutover faults
 
 
+@ON_PREFECT
 @pytest.mark.parametrize("step", STEPS)
-@pytest.mark.parametrize("recovery", ["rerun cutover", "rollback"])
-def test_cutover_crash_at_each_step_converges(world: World, step: str, recovery: str) -> None:
+def test_cutover_crash_at_each_step_then_rerun_converges(world: World, step: str) -> None:
+    cutover_crash_converges(world, step, "rerun cutover")
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_cutover_crash_at_each_step_then_rollback_converges(world: World, step: str) -> None:
+    cutover_crash_converges(world, step, "rollback")
+
+
+def cutover_crash_converges(world: World, step: str, recovery: str) -> None:
     # Nightly finishes first; the crash hits the hourly job at `step`.
     with pytest.raises(Crash):
         world.cutover(checkpoint=crash_at(HOURLY, step))
@@ -359,7 +387,7 @@ class FailingPrefect(PrefectSchedules):
 
 
 def test_prefect_failure_on_activate_then_rollback(world: World) -> None:
-    failing = FailingPrefect(world.prefect.deployment)
+    failing = FailingPrefect(world.prefect.deployment, world.gateway)
     jobs, plan = world.plan()
     ctx = world.context(prefect=failing)
     with pytest.raises(PrefectApiError):
@@ -373,6 +401,7 @@ def test_prefect_failure_on_activate_then_rollback(world: World) -> None:
 # ----------------------------------------------------------------------------------------- rollback faults
 
 
+@ON_PREFECT
 @pytest.mark.parametrize("step", STEPS)
 def test_rollback_crash_at_each_step_converges(world: World, step: str) -> None:
     world.cutover()
@@ -413,9 +442,24 @@ def test_dbt_cloud_5xx_on_restore_then_rerun_rollback(world: World) -> None:
 def test_prefect_failure_on_pause_then_rerun_rollback(world: World) -> None:
     world.cutover(NIGHTLY)
     with pytest.raises(PrefectApiError):
-        world.rollback(NIGHTLY, prefect=FailingPrefect(world.prefect.deployment))
+        world.rollback(NIGHTLY, prefect=FailingPrefect(world.prefect.deployment, world.gateway))
     assert_ledger_whole(world)
     assert world.ledger.state(NIGHTLY) == LedgerState.ROLLBACK_IN_PROGRESS
+    world.rollback(NIGHTLY)
+    assert_rolled_back(world, NIGHTLY)
+
+
+def test_cutover_and_rollback_reach_prefect_only_through_the_gateway(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prefect.client.orchestration as orchestration
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a Prefect client was opened beside the command's gateway")
+
+    monkeypatch.setattr(orchestration, "get_client", refuse)
+    world.cutover(NIGHTLY)
+    assert_cut_over(world, NIGHTLY)
     world.rollback(NIGHTLY)
     assert_rolled_back(world, NIGHTLY)
 
@@ -435,6 +479,7 @@ from migration.ledger import Ledger
 from migration.prefect_switch import PrefectSchedules
 from migration.switch_context import SwitchContext
 from migration.translate import build_plan
+from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.tenant import TenantSettings
 from parity.store import load_latest_verdicts
 
@@ -446,14 +491,15 @@ def kill(job_id, step):
     if step == cfg["kill_at"]:
         os.kill(os.getpid(), signal.SIGKILL)
 
-with DbtCloudClient(cfg["url"], cfg["account_id"], os.environ["CUTOVER_TEST_TOKEN"]) as client:
+with DbtCloudClient(cfg["url"], cfg["account_id"], os.environ["CUTOVER_TEST_TOKEN"]) as client, connect_prefect() as prefect:
     jobs = list(client.iter_jobs(state="all"))
     plan = build_plan(jobs_as_planned(jobs, ledger), tenant)
-    ctx = SwitchContext(tenant.name, client, PrefectSchedules(cfg["deployment"]), ledger, "killed@test", checkpoint=kill)
+    ctx = SwitchContext(tenant.name, client, PrefectSchedules(cfg["deployment"], prefect), ledger, "killed@test", checkpoint=kill)
     cutover(plan, jobs, load_latest_verdicts(cfg["report_root"]), ctx, CutoverRequest(job_ids=(cfg["job"],)))
 """
 
 
+@ON_PREFECT
 def test_sigkilled_cutover_process_is_finished_by_a_rerun(world: World) -> None:
     from prefect.settings import PREFECT_API_URL
 

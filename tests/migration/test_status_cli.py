@@ -215,6 +215,7 @@ def test_the_prefect_deploy_path_gets_the_automations_and_status_names_missing_o
 ) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
+    from dbt2prefect.prefect_gateway import connect_prefect
     from migration.notification_automations import notification_automations
 
     blocks = {"slack:#data-alerts": "st-slack", "email:data-oncall@williamgrant.example": "st-email"}
@@ -253,7 +254,8 @@ def test_the_prefect_deploy_path_gets_the_automations_and_status_names_missing_o
         applied = runner.invoke(app, ["apply", "--automations-only"], env=env)
         assert applied.exit_code == 0, applied.output
         assert "Notification automations of deployment" in applied.stdout
-        found = asyncio.run(_read_notifications(notification_automations, deployment))
+        with connect_prefect() as prefect:
+            found = {name: bool(a.enabled) for name, a in notification_automations(prefect, deployment).items()}
         assert found and {name: on for name, on in found.items() if name.startswith(f"job-{NIGHTLY}-")} == {
             name: True for name in found if name.startswith(f"job-{NIGHTLY}-")
         }, "created as the ledger says: the cut-over job's are on"
@@ -261,13 +263,6 @@ def test_the_prefect_deploy_path_gets_the_automations_and_status_names_missing_o
         assert _status(env)[NIGHTLY]["disagreement"] is None
         again = runner.invoke(app, ["apply", "--automations-only"], env=env)
         assert again.exit_code == 0 and "Nothing to change." in again.stdout
-
-
-async def _read_notifications(read: Any, deployment: str) -> dict[str, bool]:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        return {name: bool(a.enabled) for name, a in (await read(client, deployment)).items()}
 
 
 async def _create_pool(name: str) -> None:

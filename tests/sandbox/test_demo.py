@@ -16,6 +16,7 @@ import pytest
 
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
 from dbt2prefect.dbt_cloud import RunStatus
+from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.tenant import load_tenant
 from migration.apply import deployment_triggers
 from migration.dbt_cloud.client import DbtCloudClient
@@ -90,6 +91,12 @@ def _read_prefect(demo: DemoResult, call: Any) -> Any:
 
     with prefect_api(demo.stack.prefect.api_url):
         return asyncio.run(run())
+
+
+def _through_gateway(demo: DemoResult, call: Any) -> Any:
+    assert demo.stack is not None
+    with prefect_api(demo.stack.prefect.api_url), connect_prefect() as prefect:
+        return call(prefect)
 
 
 def test_every_step_of_the_story_passes_in_order(demo: DemoResult, recorder: Recorder) -> None:
@@ -178,7 +185,7 @@ def test_the_cut_over_jobs_notifications_reach_their_destinations(demo: DemoResu
     assert demo.workdir.joinpath("notifications.jsonl").read_text().count("\n") >= len(sent)
     # apply made one automation per job and destination, and per setting that tells failures one for the runs that
     # die before the flow starts; rollback switched them all off again.
-    found = _read_prefect(demo, lambda c: notification_automations(c, spec.name))
+    found = _through_gateway(demo, lambda prefect: notification_automations(prefect, spec.name))
     assert set(found) == {n.name for n in spec.notifications}
     assert len([name for name in found if name.endswith("-before-start")]) == 2 and len(found) == 6
     assert not any(a.enabled for a in found.values())
@@ -282,11 +289,11 @@ def test_cutover_then_rollback_switch_both_sides_and_back(demo: DemoResult) -> N
     assert f"trigger {trigger} off" in demo.step("status_after_rollback").summary
     _, spec = demo.step("apply").value
 
-    async def triggers(client: Any) -> Any:
-        found = await client.read_deployment_by_name(spec.full_name)
-        return await deployment_triggers(client, found.id)
+    def triggers(prefect: Any) -> Any:
+        found = prefect.read_deployment(spec.full_name)
+        return deployment_triggers(prefect, found.id)
 
-    assert _read_prefect(demo, triggers)[trigger].enabled is False
+    assert _through_gateway(demo, triggers)[trigger].enabled is False
 
 
 def test_the_prefect_ui_shows_the_deployment_schedules_and_run_logs(demo: DemoResult) -> None:

@@ -1,0 +1,428 @@
+"""The one way the toolkit talks to the Prefect API: `PrefectGateway`, what migration needs of it.
+
+`connect_prefect()` opens the real gateway: one Prefect client (Prefect's synchronous client, so no event loop)
+kept for the whole command, whatever number of reads and switches it makes. `prefect_gateway_memory` holds an
+in-memory gateway with the same behaviour, for tests of the logic above it; the contract test runs the same
+cases against both.
+
+Values are Prefect's own client objects (deployments, schedules, automations, work pools, flow runs), so code
+above the gateway reads them as it would read the API's answers. A missing object is None, not an exception;
+every failure of the API is a `PrefectApiError` naming the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+import httpx
+
+from dbt2prefect.errors import ExternalServiceError
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, Worker, WorkPool
+    from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.events.schemas.automations import Automation, AutomationCore
+
+
+class PrefectApiError(ExternalServiceError):
+    """The Prefect API refused or failed a request, or cannot be reached."""
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block document, as far as the toolkit reads one: its id and what its type can do (e.g. "notify")."""
+
+    id: UUID
+    capabilities: tuple[str, ...]
+
+
+DEPLOYMENT_SETTINGS = (
+    "entrypoint",
+    "work_pool_name",
+    "parameters",
+    "description",
+    "parameter_openapi_schema",
+    "enforce_parameter_schema",
+    "pull_steps",
+    "job_variables",
+)
+"""The deployment fields `create_deployment` and `update_deployment` accept in `settings`."""
+
+
+def deployment_resource(deployment_id: UUID) -> str:
+    """The event resource id of a deployment (what its triggers and related automations name)."""
+    return f"prefect.deployment.{deployment_id}"
+
+
+class PrefectGateway(Protocol):
+    """What the toolkit reads and writes on the Prefect API.
+
+    Deployments are addressed by full name (`<flow>/<deployment>`) or id; schedules by their deployment and id;
+    automations by id. Reads of something missing answer None (or an empty list).
+    """
+
+    @property
+    def api_url(self) -> str:
+        """The API this gateway talks to (for messages)."""
+        ...
+
+    def healthcheck(self) -> Exception | None:
+        """None when the API answers, else what went wrong."""
+        ...
+
+    # deployments
+    def read_deployment(self, full_name: str) -> DeploymentResponse | None:
+        """The deployment `<flow>/<deployment>`, or None."""
+        ...
+
+    def create_deployment(
+        self,
+        flow_name: str,
+        name: str,
+        schedules: Sequence[DeploymentScheduleCreate],
+        settings: Mapping[str, Any],
+    ) -> UUID:
+        """Create the deployment (and its flow when missing) with its schedules; settings: `DEPLOYMENT_SETTINGS`."""
+        ...
+
+    def update_deployment(self, deployment_id: UUID, settings: Mapping[str, Any]) -> None:
+        """Set the given `DEPLOYMENT_SETTINGS` of the deployment; schedules and triggers are left alone."""
+        ...
+
+    # schedules
+    def read_schedules(self, deployment_id: UUID) -> list[DeploymentSchedule]:
+        """The deployment's schedules (empty when it does not exist)."""
+        ...
+
+    def create_schedules(self, deployment_id: UUID, schedules: Sequence[DeploymentScheduleCreate]) -> None:
+        """Add schedules to the deployment (a slug the deployment already has is refused)."""
+        ...
+
+    def update_schedule(
+        self,
+        deployment_id: UUID,
+        schedule_id: UUID,
+        *,
+        parameters: dict[str, Any],
+        active: bool | None = None,
+        schedule: Any = None,
+        slug: str | None = None,
+    ) -> None:
+        """Change one schedule. The parameters are always sent: Prefect 3.9 resets them to {} when an update
+        carries `active` without them."""
+        ...
+
+    def delete_schedule(self, deployment_id: UUID, schedule_id: UUID) -> None:
+        """Delete one schedule."""
+        ...
+
+    # automations
+    def read_automations(self) -> list[Automation]:
+        """Every automation of the workspace."""
+        ...
+
+    def read_related_automations(self, deployment_id: UUID) -> list[Automation]:
+        """The automations the deployment owns or that run it (the API does not say which)."""
+        ...
+
+    def create_automation(self, automation: AutomationCore) -> UUID:
+        """Create an automation; its id."""
+        ...
+
+    def update_automation(self, automation_id: UUID, automation: AutomationCore) -> None:
+        """Replace an automation's definition with the fields set in `automation` (its owner is kept)."""
+        ...
+
+    def set_automation_enabled(self, automation_id: UUID, enabled: bool) -> None:
+        """Enable or disable an automation."""
+        ...
+
+    def delete_automation(self, automation_id: UUID) -> None:
+        """Delete an automation; one already gone is no error (another process deleted it)."""
+        ...
+
+    # work pools
+    def read_work_pool(self, name: str) -> WorkPool | None:
+        """The work pool, or None."""
+        ...
+
+    def create_work_pool(self, name: str, pool_type: str) -> WorkPool | None:
+        """Create a work pool; the existing one when another process created it meanwhile, None when this API
+        cannot create pools of that type (e.g. `prefect:managed` outside Prefect Cloud)."""
+        ...
+
+    def read_workers(self, pool_name: str) -> list[Worker]:
+        """The workers that polled the pool."""
+        ...
+
+    # flow runs
+    def read_flow_runs(self, deployment_id: UUID, *, started_only: bool = True, limit: int = 200) -> list[FlowRun]:
+        """The deployment's flow runs, newest start first (started ones only, unless `started_only` is False:
+        an active schedule also creates future runs in the Scheduled state)."""
+        ...
+
+    def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
+        """A new Scheduled run of the deployment (parameters merged over the deployment's)."""
+        ...
+
+    # blocks
+    def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
+        """The block document `<block_type_slug>/<name>`, or None."""
+        ...
+
+
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """Failures of the Prefect API inside the block become `PrefectApiError` naming the request."""
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    try:
+        yield
+    except (ObjectNotFound, ObjectAlreadyExists) as exc:  # Prefect's client wraps some 404s and 409s
+        raise _refused(exc.http_exc) from None
+    except httpx.HTTPStatusError as exc:  # PrefectHTTPStatusError is one
+        raise _refused(exc) from None
+    except (OSError, httpx.HTTPError) as exc:
+        raise PrefectApiError(f"cannot reach the Prefect API ({exc}); check PREFECT_API_URL") from None
+
+
+def _refused(exc: Exception) -> PrefectApiError:
+    if not isinstance(exc, httpx.HTTPStatusError):
+        return PrefectApiError(f"the Prefect API refused a request ({exc})")
+    return PrefectApiError(
+        f"Prefect API {exc.request.method} {exc.request.url.path} answered {exc.response.status_code}: "
+        f"{exc.response.text[:300]}"
+    )
+
+
+class ClientGateway:
+    """The gateway over one Prefect client, opened on the first call and kept until `close` (see `connect_prefect`).
+
+    One thread at a time: threads that talk to Prefect at once each open a gateway of their own.
+    """
+
+    def __init__(self) -> None:
+        self._opened: SyncPrefectClient | None = None
+
+    def __repr__(self) -> str:
+        return f"ClientGateway(connected={self._opened is not None})"
+
+    @property
+    def _client(self) -> SyncPrefectClient:
+        if self._opened is None:
+            from prefect.client.orchestration import get_client
+
+            try:
+                client = get_client(sync_client=True)
+            except ValueError as exc:  # no API URL and no temporary server
+                raise PrefectApiError(f"{exc}; set PREFECT_API_URL") from None
+            with api_errors():
+                client.__enter__()
+            self._opened = client
+        return self._opened
+
+    def close(self) -> None:
+        """Close the client, if one was opened."""
+        if self._opened is not None:
+            self._opened.__exit__(None, None, None)
+            self._opened = None
+
+    @property
+    def api_url(self) -> str:
+        return str(self._client.api_url)
+
+    def healthcheck(self) -> Exception | None:
+        return self._client.api_healthcheck()
+
+    def read_deployment(self, full_name: str) -> DeploymentResponse | None:
+        from prefect.exceptions import ObjectNotFound
+
+        with api_errors():
+            try:
+                return self._client.read_deployment_by_name(full_name)
+            except ObjectNotFound:
+                return None
+
+    def create_deployment(
+        self,
+        flow_name: str,
+        name: str,
+        schedules: Sequence[DeploymentScheduleCreate],
+        settings: Mapping[str, Any],
+    ) -> UUID:
+        with api_errors():
+            flow_id = self._client.create_flow_from_name(flow_name)
+            return self._client.create_deployment(
+                flow_id=flow_id, name=name, schedules=list(schedules), **checked_settings(settings)
+            )
+
+    def update_deployment(self, deployment_id: UUID, settings: Mapping[str, Any]) -> None:
+        from prefect.client.schemas.actions import DeploymentUpdate
+
+        with api_errors():
+            self._client.update_deployment(deployment_id, DeploymentUpdate(**checked_settings(settings)))
+
+    def read_schedules(self, deployment_id: UUID) -> list[DeploymentSchedule]:
+        from prefect.exceptions import ObjectNotFound
+
+        with api_errors():
+            try:
+                return self._client.read_deployment_schedules(deployment_id)
+            except ObjectNotFound:
+                return []
+
+    def create_schedules(self, deployment_id: UUID, schedules: Sequence[DeploymentScheduleCreate]) -> None:
+        with api_errors():
+            self._client.create_deployment_schedules(deployment_id, list(schedules))
+
+    def update_schedule(
+        self,
+        deployment_id: UUID,
+        schedule_id: UUID,
+        *,
+        parameters: dict[str, Any],
+        active: bool | None = None,
+        schedule: Any = None,
+        slug: str | None = None,
+    ) -> None:
+        with api_errors():
+            self._client.update_deployment_schedule(
+                deployment_id, schedule_id, active=active, schedule=schedule, parameters=parameters, slug=slug
+            )
+
+    def delete_schedule(self, deployment_id: UUID, schedule_id: UUID) -> None:
+        with api_errors():
+            self._client.delete_deployment_schedule(deployment_id, schedule_id)
+
+    def read_automations(self) -> list[Automation]:
+        with api_errors():
+            return self._client.read_automations()
+
+    def read_related_automations(self, deployment_id: UUID) -> list[Automation]:
+        with api_errors():
+            return self._client.read_resource_related_automations(deployment_resource(deployment_id))
+
+    def create_automation(self, automation: AutomationCore) -> UUID:
+        with api_errors():
+            return self._client.create_automation(automation)
+
+    def update_automation(self, automation_id: UUID, automation: AutomationCore) -> None:
+        with api_errors():
+            self._client.update_automation(automation_id, automation)
+
+    def set_automation_enabled(self, automation_id: UUID, enabled: bool) -> None:
+        with api_errors():
+            if enabled:
+                self._client.resume_automation(automation_id)
+            else:
+                self._client.pause_automation(automation_id)
+
+    def delete_automation(self, automation_id: UUID) -> None:
+        with api_errors():
+            try:
+                self._client.delete_automation(automation_id)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 404:
+                    raise
+
+    def read_work_pool(self, name: str) -> WorkPool | None:
+        from prefect.exceptions import ObjectNotFound
+
+        with api_errors():
+            try:
+                return self._client.read_work_pool(name)
+            except ObjectNotFound:
+                return None
+
+    def create_work_pool(self, name: str, pool_type: str) -> WorkPool | None:
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+        with api_errors():
+            try:
+                return self._client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
+            except ObjectAlreadyExists:
+                return self.read_work_pool(name)
+            except ObjectNotFound:
+                return None
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 404:  # the API has no such pool type
+                    return None
+                raise
+
+    def read_workers(self, pool_name: str) -> list[Worker]:
+        with api_errors():
+            return self._client.read_workers_for_work_pool(pool_name)
+
+    def read_flow_runs(self, deployment_id: UUID, *, started_only: bool = True, limit: int = 200) -> list[FlowRun]:
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterId,
+            FlowRunFilter,
+            FlowRunFilterStartTime,
+        )
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        with api_errors():
+            return self._client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=False))
+                if started_only
+                else None,
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=limit,
+            )
+
+    def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
+        with api_errors():
+            return self._client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+    def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
+        from prefect.exceptions import ObjectNotFound
+
+        with api_errors():
+            try:
+                document = self._client.read_block_document_by_name(name, block_type_slug, include_secrets=False)
+            except ObjectNotFound:
+                return None
+        capabilities = document.block_schema.capabilities if document.block_schema else []
+        return BlockRef(id=document.id, capabilities=tuple(capabilities))
+
+
+def checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The deployment settings as a dict, refusing a key that is not one of `DEPLOYMENT_SETTINGS`."""
+    unknown = sorted(set(settings) - set(DEPLOYMENT_SETTINGS))
+    if unknown:
+        raise ValueError(f"not a deployment setting the gateway writes: {', '.join(unknown)}")
+    return dict(settings)
+
+
+@contextmanager
+def connect_prefect() -> Iterator[ClientGateway]:
+    """The gateway to the Prefect API of the environment (PREFECT_API_URL, or Prefect's temporary server): one client,
+    opened on the first call (so an unused gateway costs nothing) and closed when the block ends.
+
+    A failure to open the client (e.g. no API URL and the temporary server disabled) is a `PrefectApiError` of the
+    first call. Only the gateway's own calls translate errors: the block's other code keeps its own.
+    """
+    gateway = ClientGateway()
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+
+
+@contextmanager
+def gateway_or_connect(prefect: PrefectGateway | None) -> Iterator[PrefectGateway]:
+    """The gateway passed in, or one opened with `connect_prefect()` for the block (and closed after it)."""
+    if prefect is not None:
+        yield prefect
+        return
+    with connect_prefect() as opened:
+        yield opened
