@@ -283,12 +283,13 @@ CHAINED = 70403103936373
 
 
 def _assert_fits_80_columns(text: str, job_ids: set[int]) -> None:
-    """No line wider than 80 columns and every long number on a line is a whole job id (none split in two)."""
+    """No line wider than 80 columns and every long number standing alone on a line is a whole job id (none split in
+    two; digits inside a name, such as a generated deployment's, are not ids)."""
     import re
 
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80, text
-    numbers = {int(n) for line in lines for n in re.findall(r"\d{5,}", line)}
+    numbers = {int(n) for line in lines for n in re.findall(r"(?<![\w-])\d{5,}(?![\w-])", line)}
     assert numbers <= job_ids, f"split ids: {sorted(numbers - job_ids)}\n{text}"
 
 
