@@ -52,13 +52,22 @@ def _verify(original: dict[str, Any], slug: str, ctx: SwitchContext) -> Verifica
     )
 
 
-def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState, ctx: SwitchContext) -> JobOutcome:
+def _restore_source(job_id: int, records: list[LedgerRecord]) -> tuple[LedgerRecord, dict[str, Any], str, str]:
+    """The cutover_started record a rollback restores, the job as it recorded it, its name and its schedule's slug.
+
+    Raises:
+        CutoverRefusedError: the ledger has no such record.
+    """
     started = Ledger.last_of(records, RecordKind.CUTOVER_STARTED)
     if started is None or started.original_job is None:
         raise CutoverRefusedError(f"job {job_id}: the ledger has no cutover_started record to restore from")
     original = started.original_job
-    name = str(original.get("name", ""))
     slug = started.prefect_schedule.slug if started.prefect_schedule else schedule_slug(job_id)
+    return started, original, str(original.get("name", "")), slug
+
+
+def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState, ctx: SwitchContext) -> JobOutcome:
+    started, original, name, slug = _restore_source(job_id, records)
     if state == LedgerState.ROLLED_BACK:
         current = _verify(original, slug, ctx)
         if current.ok:
@@ -118,12 +127,7 @@ def _roll_back_one(job_id: int, records: list[LedgerRecord], state: LedgerState,
 
 def _preview_one(job_id: int, records: list[LedgerRecord], state: LedgerState, ctx: SwitchContext) -> JobOutcome:
     """What `_roll_back_one` would switch for this job, read from both sides; nothing is written."""
-    started = Ledger.last_of(records, RecordKind.CUTOVER_STARTED)
-    if started is None or started.original_job is None:
-        raise CutoverRefusedError(f"job {job_id}: the ledger has no cutover_started record to restore from")
-    original = started.original_job
-    name = str(original.get("name", ""))
-    slug = started.prefect_schedule.slug if started.prefect_schedule else schedule_slug(job_id)
+    started, original, name, slug = _restore_source(job_id, records)
     if state == LedgerState.ROLLED_BACK and _verify(original, slug, ctx).ok:
         return JobOutcome(job_id=job_id, job_name=name, action="already rolled back", state=state)
     changes = []
