@@ -21,9 +21,12 @@ BUILD = DbtCommand("build")
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     blocks = typer.Typer(
-        help="Prefect blocks that hold each target's dbt connection.", no_args_is_help=True, cls=HelpGroup
+        help="Prefect blocks that hold each target's dbt connection and the jobs' secrets.",
+        no_args_is_help=True,
+        cls=HelpGroup,
     )
     blocks.command("register")(register_block)
+    blocks.command("secret")(save_secret_block)
     app.add_typer(blocks, name="blocks")
 
 
@@ -170,3 +173,33 @@ def register_block(
     name = tenant.block_name(target)
     block.save(name, overwrite=True)
     console.print(f"block [bold]{escape(name)}[/] saved ({adapter}; secret fields not shown)")
+
+
+@handle_errors
+def save_secret_block(
+    block: Annotated[str, typer.Argument(metavar="BLOCK", help="The Secret block to create or replace.")],
+    from_env: Annotated[
+        str | None,
+        typer.Option(
+            "--from-env",
+            metavar="<variable>",
+            help="Read the value from this environment variable (e.g. after `read -rs NAME && export NAME`); "
+            "without it, the value is asked for and not echoed.",
+        ),
+    ] = None,
+) -> None:
+    """Save a dbt Cloud secret's value as the Prefect Secret block a job's runs read (the plan's env_var_secret
+    finding names the block). The value never appears on the command line or in the output."""
+    from dbt2prefect.run_env import save_secret
+
+    if from_env is not None:
+        value = os.environ.get(from_env)
+        if not value:
+            raise ParameterError(
+                f"--from-env {from_env}: the variable is not set or empty; set it first without echoing the value: "
+                f"read -rs {from_env} && export {from_env}"
+            )
+    else:
+        value = typer.prompt(f"value for Secret block {block}", hide_input=True)
+    save_secret(block, value)
+    console.print(f"Secret block [bold]{escape(block)}[/] saved (value not shown)")

@@ -71,6 +71,24 @@ def read_secret(name: str, block: str) -> str:
     return value
 
 
+def save_secret(block: str, value: str) -> None:
+    """Save `value` as Prefect Secret block `block` (created or replaced), as `read_secret` reads it at run time.
+
+    Raises:
+        ParameterError: the block name is not one Prefect accepts, or the value is empty.
+    """
+    from prefect.blocks.system import Secret
+
+    from dbt2prefect.tenant import block_name_problem
+
+    problem = block_name_problem(block)
+    if problem is not None:
+        raise ParameterError(f"Secret block name {block!r}: {problem}")
+    if not value:
+        raise ParameterError(f"no value for Secret block {block!r}: an empty secret would fail every run that reads it")
+    Secret(value=value).save(block, overwrite=True)
+
+
 def run_environment(params: RunParameters) -> dict[str, str]:
     """Every variable the run sets for dbt: `env_vars` as given, then each secret from its block."""
     values = dict(params.env_vars or {})

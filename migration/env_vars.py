@@ -8,7 +8,6 @@ Prefect Secret block that a person fills once, one block per variable and scope 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -71,11 +70,7 @@ def store_secret_command(name: str, block: str) -> str:
     The value is read from the environment (set it with `read -rs NAME; export NAME`), never written on the
     command line, so it stays out of shell history and process lists.
     """
-    code = (
-        "import os; from prefect.blocks.system import Secret; "
-        f"Secret(value=os.environ[{json.dumps(name)}]).save({json.dumps(block)}, overwrite=True)"
-    )
-    return shell_line(["python", "-c", code])
+    return shell_line(["dbt2prefect", "blocks", "secret", block, "--from-env", name])
 
 
 def secret_setup_command(name: str, block: str) -> str:

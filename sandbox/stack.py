@@ -548,11 +548,11 @@ def save_secret_blocks(plan: Any) -> list[str]:
     dbt Cloud masks secrets, so a person copies each value into its block (the plan's `env_var_secret`
     findings); the sandbox has no real values and plays that person.
     """
-    from prefect.blocks.system import Secret
+    from dbt2prefect.run_env import save_secret
 
     names = sorted({b for job in plan.jobs for b in ((job.parameters or {}).get("secret_env_vars") or {}).values()})
     for name in names:
-        Secret(value=f"sandbox stand-in for {name}").save(name, overwrite=True)
+        save_secret(name, f"sandbox stand-in for {name}")
     return names
 
 

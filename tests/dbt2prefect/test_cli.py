@@ -146,3 +146,30 @@ def test_commands_are_listed_in_workflow_order() -> None:
     listed = re.findall(r"^  ([a-z]+)  ", text.split("Commands:", 1)[1], flags=re.MULTILINE)
     assert listed == list(WORKFLOW_ORDER)
     assert listed.index("plan") < listed.index("apply") < listed.index("parity") < listed.index("cutover")
+
+
+def test_blocks_secret_saves_the_value_from_the_environment_or_a_hidden_prompt(prefect_api: None) -> None:
+    """The plan's env_var_secret step: the value never appears on the command line or in the output."""
+    from prefect.blocks.system import Secret
+
+    runner = CliRunner()
+    value = "s3cr3t-from-env-value"
+    saved = runner.invoke(
+        app, ["blocks", "secret", "cli-test-secret", "--from-env", "DBT_ENV_SECRET_X"], env={"DBT_ENV_SECRET_X": value}
+    )
+    assert saved.exit_code == 0, saved.output
+    assert Secret.load("cli-test-secret").get() == value and value not in saved.output
+
+    prompted = runner.invoke(app, ["blocks", "secret", "cli-test-secret"], input="typed-value\n")
+    assert prompted.exit_code == 0, prompted.output
+    assert Secret.load("cli-test-secret").get() == "typed-value" and "typed-value" not in prompted.output
+
+    unset = runner.invoke(app, ["blocks", "secret", "cli-test-secret", "--from-env", "DBT_ENV_SECRET_UNSET"])
+    assert unset.exit_code == 2 and "read -rs DBT_ENV_SECRET_UNSET" in unset.output
+    assert "Traceback" not in unset.output
+    assert Secret.load("cli-test-secret").get() == "typed-value"  # nothing replaced by a refused call
+
+    bad = runner.invoke(
+        app, ["blocks", "secret", "Not A Name", "--from-env", "DBT_ENV_SECRET_X"], env={"DBT_ENV_SECRET_X": value}
+    )
+    assert bad.exit_code == 2 and "Not A Name" in bad.output

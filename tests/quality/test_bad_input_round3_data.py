@@ -420,9 +420,9 @@ def _run_in_bash(line: str, cwd: Path, *stubs: str) -> list[list[str]]:
 
 def test_a_hostile_secret_name_in_the_pasted_line_stays_a_word(tmp_path: Path) -> None:
     line = secret_setup_command(HOSTILE_SECRET, "blk")
-    calls = _run_in_bash(line, tmp_path, "read", "export", "python")
+    calls = _run_in_bash(line, tmp_path, "read", "export", "dbt2prefect")
     assert calls[0] == ["read", "-rs", HOSTILE_SECRET] and calls[1] == ["export", HOSTILE_SECRET]
-    assert calls[2][:2] == ["python", "-c"] and json.dumps(HOSTILE_SECRET) in calls[2][2]
+    assert calls[2] == ["dbt2prefect", "blocks", "secret", "blk", "--from-env", HOSTILE_SECRET]
     assert not (tmp_path / "pwned").exists()
 
 

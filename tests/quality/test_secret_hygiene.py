@@ -234,7 +234,10 @@ def secret_block(quality_tenant: Any) -> str:
     command = shlex.split(store_secret_command(DBT_SECRET_NAME, name))
     assert _leaks(" ".join(command)) == []  # the value is read from the environment, never on the command line
     env = {**os.environ, DBT_SECRET_NAME: FAKE_DBT_SECRET, "PREFECT_API_URL": str(get_current_settings().api.url)}
-    done = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=120)
+    assert command[0] == "dbt2prefect"
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *command[1:]], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert _leaks(done.stdout + done.stderr) == []
     assert Secret.load(name).get() == FAKE_DBT_SECRET
