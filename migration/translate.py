@@ -327,6 +327,25 @@ def _variable_findings(variables: JobVariables, found: _Findings) -> None:
         )
 
 
+def _one_per_secret_block(findings: list[Finding]) -> list[Finding]:
+    """A secret that several jobs read from one Secret block is one finding, on the first job, naming the others:
+    a person saves the block once."""
+    sharing: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.reason_code == ReasonCode.ENV_VAR_SECRET:
+            sharing.setdefault(finding.manual_step, []).append(finding)
+    kept: list[Finding] = []
+    for finding in findings:
+        group = sharing.get(finding.manual_step) if finding.reason_code == ReasonCode.ENV_VAR_SECRET else None
+        if group is None:
+            kept.append(finding)
+        elif group[0] is finding:
+            others = ", ".join(f"{f.job_id} ({f.job_name})" for f in group[1:])
+            message = f"{finding.message}; jobs {others} read the same block" if others else finding.message
+            kept.append(finding.model_copy(update={"message": message}))
+    return kept
+
+
 def _runtime_dbt_version() -> str:
     from importlib.metadata import version
 
@@ -803,6 +822,7 @@ def build_plan(
     upstream = {t.job_id: t.upstream_job_id for t in triggers}
     automations, notification_findings = plan_notifications(notifications, by_id, planned, tenant, upstream)
     findings.extend(notification_findings)
+    findings = _one_per_secret_block(findings)
     return MigrationPlan(
         tenant=tenant.name,
         deployment_name=tenant.deployment_name,

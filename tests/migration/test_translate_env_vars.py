@@ -54,10 +54,14 @@ def test_each_schedule_passes_the_values_dbt_cloud_resolves_for_its_job(plan: Mi
 def test_values_are_migrated_and_each_secret_is_a_finding_with_its_command(plan: MigrationPlan) -> None:
     by_code = {(f.reason_code, f.job_id): f for f in plan.findings}
     assert by_code[("env_vars", HOURLY)].severity == Severity.INFO
-    secret = by_code[("env_var_secret", HOURLY)]
-    assert secret.severity == Severity.WARNING and "Production" in secret.message
     block = "dbt-wg-dbt-env-secret-fx-api-key-production"
+    # Every Production job reads the secret from one block: one finding, naming them, with one command.
+    (secret,) = [f for f in plan.findings if f.reason_code == "env_var_secret" and block in f.manual_step]
+    assert secret.severity == Severity.WARNING and "Production" in secret.message
     assert store_secret_command(SECRET, block) in secret.manual_step
+    readers = {s.job_id for s in plan.schedules if block in (s.parameters.get("secret_env_vars") or {}).values()}
+    assert HOURLY in readers and len(readers) > 1
+    assert all(str(job_id) in secret.message for job_id in readers - {secret.job_id})
     assert not any(f.reason_code == "job_env_vars" for f in plan.findings)
 
 
