@@ -248,6 +248,12 @@ class ClientGateway:
             self._opened = client
         return self._opened
 
+    @property
+    def sync_client(self) -> SyncPrefectClient:
+        """The open Prefect client itself, for Prefect's runtime alone (`prefect_context.shared_client` hands it to
+        prefect-dbt's threads); everything else reads and writes through the gateway's methods."""
+        return self._client
+
     def close(self) -> None:
         """Close the client, if one was opened."""
         if self._opened is not None:
