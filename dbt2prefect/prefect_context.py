@@ -25,10 +25,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.context import FlowRunContext, SettingsContext, SyncClientContext, hydrated_context, serialize_context
 
 from dbt2prefect.compat import Target, applies
+from dbt2prefect.prefect_gateway import connect_prefect
 
 WRITTEN_FOR = {"prefect": "3.9.", "prefect-dbt": "0.7.25"}
 
@@ -90,7 +91,8 @@ def shared_client() -> Iterator[None]:
     if not _installed:
         yield
         return
-    with get_client(sync_client=True) as client:
+    with connect_prefect() as prefect:
+        client = prefect.sync_client
         with _lock:
             _shared.append(client)
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -25,7 +26,7 @@ from dbt2prefect.errors import ExternalServiceError
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, Worker, WorkPool
+    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType, Worker, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
     from prefect.events.schemas.automations import Automation, AutomationCore
 
@@ -162,13 +163,33 @@ class PrefectGateway(Protocol):
         ...
 
     # flow runs
-    def read_flow_runs(self, deployment_id: UUID, *, started_only: bool = True, limit: int = 200) -> list[FlowRun]:
+    def read_flow_run(self, flow_run_id: UUID) -> FlowRun | None:
+        """The flow run, or None."""
+        ...
+
+    def read_flow_runs(
+        self,
+        deployment_id: UUID,
+        *,
+        started_only: bool = True,
+        state_type: StateType | None = None,
+        limit: int = 200,
+    ) -> list[FlowRun]:
         """The deployment's flow runs, newest start first (started ones only, unless `started_only` is False:
-        an active schedule also creates future runs in the Scheduled state)."""
+        an active schedule also creates future runs in the Scheduled state); only those whose state is of
+        `state_type`, when given."""
         ...
 
     def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
         """A new Scheduled run of the deployment (parameters merged over the deployment's)."""
+        ...
+
+    def reschedule_flow_run(self, flow_run_id: UUID, scheduled_time: datetime) -> None:
+        """Put the run in the Scheduled state for `scheduled_time` (forced: whatever its state was)."""
+        ...
+
+    def set_flow_run_tags(self, flow_run_id: UUID, tags: Sequence[str]) -> None:
+        """Replace the run's tags with `tags`."""
         ...
 
     # blocks
@@ -226,6 +247,12 @@ class ClientGateway:
                 client.__enter__()
             self._opened = client
         return self._opened
+
+    @property
+    def sync_client(self) -> SyncPrefectClient:
+        """The open Prefect client itself, for Prefect's runtime alone (`prefect_context.shared_client` hands it to
+        prefect-dbt's threads); everything else reads and writes through the gateway's methods."""
+        return self._client
 
     def close(self) -> None:
         """Close the client, if one was opened."""
@@ -360,21 +387,41 @@ class ClientGateway:
         with api_errors():
             return self._client.read_workers_for_work_pool(pool_name)
 
-    def read_flow_runs(self, deployment_id: UUID, *, started_only: bool = True, limit: int = 200) -> list[FlowRun]:
+    def read_flow_run(self, flow_run_id: UUID) -> FlowRun | None:
+        from prefect.exceptions import ObjectNotFound
+
+        with api_errors():
+            try:
+                return self._client.read_flow_run(flow_run_id)
+            except ObjectNotFound:
+                return None
+
+    def read_flow_runs(
+        self,
+        deployment_id: UUID,
+        *,
+        started_only: bool = True,
+        state_type: StateType | None = None,
+        limit: int = 200,
+    ) -> list[FlowRun]:
         from prefect.client.schemas.filters import (
             DeploymentFilter,
             DeploymentFilterId,
             FlowRunFilter,
             FlowRunFilterStartTime,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
         )
         from prefect.client.schemas.sorting import FlowRunSort
 
+        run_filter = FlowRunFilter(
+            start_time=FlowRunFilterStartTime(is_null_=False) if started_only else None,
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[state_type])) if state_type else None,
+        )
         with api_errors():
             return self._client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=False))
-                if started_only
-                else None,
+                flow_run_filter=run_filter,
                 sort=FlowRunSort.START_TIME_DESC,
                 limit=limit,
             )
@@ -382,6 +429,16 @@ class ClientGateway:
     def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
         with api_errors():
             return self._client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+    def reschedule_flow_run(self, flow_run_id: UUID, scheduled_time: datetime) -> None:
+        from prefect.states import Scheduled
+
+        with api_errors():
+            self._client.set_flow_run_state(flow_run_id, Scheduled(scheduled_time=scheduled_time), force=True)
+
+    def set_flow_run_tags(self, flow_run_id: UUID, tags: Sequence[str]) -> None:
+        with api_errors():
+            self._client.update_flow_run(flow_run_id, tags=list(tags))
 
     def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
         from prefect.exceptions import ObjectNotFound

@@ -16,7 +16,7 @@ from dbt2prefect.prefect_gateway import BlockRef, PrefectApiError, checked_setti
 
 if TYPE_CHECKING:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, Worker, WorkPool
+    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType, Worker, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
     from prefect.events.schemas.automations import Automation, AutomationCore
 
@@ -215,10 +215,28 @@ class MemoryPrefect:
         return list(self.workers.get(pool_name, []))
 
     # flow runs
-    def read_flow_runs(self, deployment_id: UUID, *, started_only: bool = True, limit: int = 200) -> list[FlowRun]:
+    def _run_index(self, method: str, flow_run_id: UUID, path: str = "") -> int:
+        for index, run in enumerate(self.flow_runs):
+            if run.id == flow_run_id:
+                return index
+        raise _refused(method, f"/flow_runs/{flow_run_id}{path}", 404, "Flow run not found")
+
+    def read_flow_run(self, flow_run_id: UUID) -> FlowRun | None:
+        return next((r.model_copy() for r in self.flow_runs if r.id == flow_run_id), None)
+
+    def read_flow_runs(
+        self,
+        deployment_id: UUID,
+        *,
+        started_only: bool = True,
+        state_type: StateType | None = None,
+        limit: int = 200,
+    ) -> list[FlowRun]:
         runs = [r for r in self.flow_runs if r.deployment_id == deployment_id]
         if started_only:
             runs = [r for r in runs if r.start_time is not None]
+        if state_type is not None:
+            runs = [r for r in runs if r.state is not None and r.state.type == state_type]
         started = sorted((r for r in runs if r.start_time is not None), key=_start_time, reverse=True)
         return [*started, *(r for r in runs if r.start_time is None)][:limit]
 
@@ -238,6 +256,18 @@ class MemoryPrefect:
         )
         self.flow_runs.append(run)
         return run
+
+    def reschedule_flow_run(self, flow_run_id: UUID, scheduled_time: datetime) -> None:
+        from prefect.states import Scheduled
+
+        index = self._run_index("POST", flow_run_id, "/set_state")
+        self.flow_runs[index] = self.flow_runs[index].model_copy(
+            update={"state": Scheduled(scheduled_time=scheduled_time), "next_scheduled_start_time": scheduled_time}
+        )
+
+    def set_flow_run_tags(self, flow_run_id: UUID, tags: Sequence[str]) -> None:
+        index = self._run_index("PATCH", flow_run_id)
+        self.flow_runs[index] = self.flow_runs[index].model_copy(update={"tags": list(tags)})
 
     def start_flow_run(self, run_id: UUID, start_time: datetime, state: str = "Completed") -> FlowRun:
         """Mark a run as started at `start_time` and now in state `state` (what a worker would do)."""

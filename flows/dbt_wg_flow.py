@@ -19,6 +19,7 @@ from dbt2prefect import prefect_heartbeat
 from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, ProfileError
 from dbt2prefect.names import job_key, job_label, job_tag
 from dbt2prefect.params import validate
+from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.run_events import emit_run_warned
 from dbt2prefect.run_job import execute
 from dbt2prefect.summary import to_markdown, to_table
@@ -41,7 +42,6 @@ def _run_name() -> str:
 
 def _tag_run(job_id: int) -> None:
     """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.names`)."""
-    from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
@@ -50,8 +50,8 @@ def _tag_run(job_id: int) -> None:
     tag = job_tag(job_id)
     tags = list(context.flow_run.tags or [])
     if tag not in tags:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(context.flow_run.id, tags=[*tags, tag])
+        with connect_prefect() as prefect:
+            prefect.set_flow_run_tags(context.flow_run.id, [*tags, tag])
         context.flow_run.tags = [*tags, tag]
 
 

@@ -7,17 +7,16 @@ run is the scheduler's own (its tags, its parameters), only earlier.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from dbt2prefect.prefect_gateway import PrefectGateway, connect_prefect
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
-    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun
 
 
@@ -61,10 +60,12 @@ def _summary(run: FlowRun) -> DeploymentRun:
     )
 
 
-async def _wait_final(client: PrefectClient, flow_run_id: UUID, timeout: float) -> FlowRun:
+def _wait_final(prefect: PrefectGateway, flow_run_id: UUID, timeout: float) -> FlowRun:
     deadline = time.monotonic() + timeout
     while True:
-        run = await client.read_flow_run(flow_run_id)
+        run = prefect.read_flow_run(flow_run_id)
+        if run is None:
+            raise DeploymentRunError(f"flow run {flow_run_id} is gone from the Prefect API")
         if run.state is not None and run.state.is_final():
             return run
         if time.monotonic() > deadline:
@@ -72,24 +73,25 @@ async def _wait_final(client: PrefectClient, flow_run_id: UUID, timeout: float) 
             raise DeploymentRunError(
                 f"flow run {flow_run_id} is still {state} after {timeout:.0f}s; is a worker polling its work pool?"
             )
-        await asyncio.sleep(1.0)
+        time.sleep(1.0)
+
+
+def _deployment_id(prefect: PrefectGateway, deployment: str) -> UUID:
+    found = prefect.read_deployment(deployment)
+    if found is None:
+        raise DeploymentRunError(f"deployment {deployment} is not on the Prefect API; deploy it first")
+    return found.id
 
 
 def run_deployment_now(deployment: str, parameters: dict[str, Any], *, timeout: float = 900.0) -> DeploymentRun:
     """Start a run of `deployment` (`<flow>/<name>`) with `parameters` and wait until a worker has finished it.
 
     Raises:
-        DeploymentRunError: the run did not finish within `timeout`.
+        DeploymentRunError: the deployment is missing, or the run did not finish within `timeout`.
     """
-    from prefect.client.orchestration import get_client
-
-    async def go() -> DeploymentRun:
-        async with get_client() as client:
-            found = await client.read_deployment_by_name(deployment)
-            run = await client.create_flow_run_from_deployment(found.id, parameters=parameters)
-            return _summary(await _wait_final(client, run.id, timeout))
-
-    return asyncio.run(go())
+    with connect_prefect() as prefect:
+        run = prefect.create_flow_run(_deployment_id(prefect, deployment), parameters=parameters)
+        return _summary(_wait_final(prefect, run.id, timeout))
 
 
 def fire_schedule(
@@ -102,52 +104,35 @@ def fire_schedule(
     on this run (a chained job's) therefore fires late; start the upstream run of a chain with `run_deployment_now`.
 
     Raises:
-        DeploymentRunError: the schedule is missing or inactive, the scheduler made no run in time, or the run did
-            not finish within `timeout`.
+        DeploymentRunError: the deployment or the schedule is missing or inactive, the scheduler made no run in
+            time, or the run did not finish within `timeout`.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Scheduled
 
-    async def go() -> DeploymentRun:
-        async with get_client() as client:
-            found = await client.read_deployment_by_name(deployment)
-            schedule = next((s for s in await client.read_deployment_schedules(found.id) if s.slug == slug), None)
-            if schedule is None or not schedule.active:
-                raise DeploymentRunError(f"schedule {slug} of {deployment} is missing or inactive: nothing fires")
-            key = f"scheduled {found.id} {schedule.id} "
-            deadline = time.monotonic() + wait_for_scheduler
-            while True:
-                runs = await client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-                    ),
+    with connect_prefect() as prefect:
+        deployment_id = _deployment_id(prefect, deployment)
+        schedule = next((s for s in prefect.read_schedules(deployment_id) if s.slug == slug), None)
+        if schedule is None or not schedule.active:
+            raise DeploymentRunError(f"schedule {slug} of {deployment} is missing or inactive: nothing fires")
+        key = f"scheduled {deployment_id} {schedule.id} "
+        deadline = time.monotonic() + wait_for_scheduler
+        while True:
+            runs = prefect.read_flow_runs(deployment_id, started_only=False, state_type=StateType.SCHEDULED)
+            mine = sorted(
+                (r for r in runs if (r.idempotency_key or "").startswith(key)),
+                key=lambda r: r.expected_start_time or datetime.max.replace(tzinfo=UTC),
+            )
+            if mine:
+                break
+            if time.monotonic() > deadline:
+                raise DeploymentRunError(
+                    f"Prefect's scheduler made no run for {slug} within {wait_for_scheduler:.0f}s; "
+                    "is the server's scheduler service on?"
                 )
-                mine = sorted(
-                    (r for r in runs if (r.idempotency_key or "").startswith(key)),
-                    key=lambda r: r.expected_start_time or datetime.max.replace(tzinfo=UTC),
-                )
-                if mine:
-                    break
-                if time.monotonic() > deadline:
-                    raise DeploymentRunError(
-                        f"Prefect's scheduler made no run for {slug} within {wait_for_scheduler:.0f}s; "
-                        "is the server's scheduler service on?"
-                    )
-                await asyncio.sleep(1.0)
-            run = mine[0]
-            await client.set_flow_run_state(run.id, Scheduled(scheduled_time=datetime.now(UTC)), force=True)
-            return _summary(await _wait_final(client, run.id, timeout))
-
-    return asyncio.run(go())
+            time.sleep(1.0)
+        run = mine[0]
+        prefect.reschedule_flow_run(run.id, datetime.now(UTC))
+        return _summary(_wait_final(prefect, run.id, timeout))
 
 
 def wait_for_job_run(
@@ -167,30 +152,21 @@ def wait_for_job_run(
         start_timeout: how long it may take to appear (default `timeout`).
 
     Raises:
-        DeploymentRunError: no such run appeared within `start_timeout`, or it did not finish within `timeout`.
+        DeploymentRunError: the deployment is missing, no such run appeared within `start_timeout`, or it did not
+            finish within `timeout`.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
-    async def go() -> DeploymentRun:
-        async with get_client() as client:
-            found = await client.read_deployment_by_name(deployment)
-            begun = time.monotonic()
-            deadline, appear_by = begun + timeout, begun + min(timeout, start_timeout or timeout)
-            while True:
-                runs = await client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id]))
-                )
-                mine = [
-                    r
-                    for r in runs
-                    if (r.parameters or {}).get("dbt_cloud_job_id") == job_id and str(r.id) not in exclude
-                ]
-                if mine:
-                    return _summary(await _wait_final(client, mine[0].id, max(deadline - time.monotonic(), 1.0)))
-                if time.monotonic() > appear_by:
-                    waited = appear_by - begun
-                    raise DeploymentRunError(f"no run of job {job_id} on {deployment} started within {waited:.0f}s")
-                await asyncio.sleep(1.0)
-
-    return asyncio.run(go())
+    with connect_prefect() as prefect:
+        deployment_id = _deployment_id(prefect, deployment)
+        begun = time.monotonic()
+        deadline, appear_by = begun + timeout, begun + min(timeout, start_timeout or timeout)
+        while True:
+            runs = prefect.read_flow_runs(deployment_id, started_only=False)
+            mine = [
+                r for r in runs if (r.parameters or {}).get("dbt_cloud_job_id") == job_id and str(r.id) not in exclude
+            ]
+            if mine:
+                return _summary(_wait_final(prefect, mine[0].id, max(deadline - time.monotonic(), 1.0)))
+            if time.monotonic() > appear_by:
+                waited = appear_by - begun
+                raise DeploymentRunError(f"no run of job {job_id} on {deployment} started within {waited:.0f}s")
+            time.sleep(1.0)

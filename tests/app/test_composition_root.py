@@ -5,6 +5,8 @@ by parsing it, so that a name in a string or a comment does not count:
 - `DbtCloudClient(...)` is called in exactly one place, in `app/`.
 - `Ledger(...)` and `ArtifactStore(...)` are each called in exactly one place, in `app/`, and nowhere else but
   their own modules (`migration/ledger.py`, `dbt2prefect/artifact_store.py`), which may build themselves.
+- Prefect's `get_client(...)` is called in one place, the Prefect gateway (`dbt2prefect/prefect_gateway.py`):
+  everything else talks to Prefect through `connect_prefect()`.
 - `app` imports none of `flows`, `sandbox`, `cli`; none of `dbt2prefect`, `migration`, `parity` imports `app`.
 """
 
@@ -69,6 +71,13 @@ def test_the_ledger_and_the_artifact_store_are_built_in_one_place_in_the_applica
         assert len(sites) == 1 and sites[0].startswith("app/"), (
             f"{name} is built at {sites}; get it from app.workspace.Workspace"
         )
+
+
+def test_the_prefect_client_is_built_only_by_the_prefect_gateway() -> None:
+    sites = _calls("get_client")
+    assert sites and all(site.startswith("dbt2prefect/prefect_gateway.py:") for site in sites), (
+        f"Prefect's get_client is called at {sites}; open a gateway with dbt2prefect.prefect_gateway.connect_prefect"
+    )
 
 
 def _imports(package: str) -> Iterator[tuple[str, str]]:

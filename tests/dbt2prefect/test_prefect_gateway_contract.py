@@ -9,9 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.actions import DoNothing
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
@@ -215,6 +217,27 @@ def test_a_flow_run_created_from_a_deployment_is_scheduled_until_it_starts(side:
     assert run.state is not None and run.state.name == "Scheduled" and run.start_time is None
     assert side.prefect.read_flow_runs(deployment_id) == []  # started runs only
     assert [r.id for r in side.prefect.read_flow_runs(deployment_id, started_only=False)] == [run.id]
+
+
+def test_a_flow_run_reads_back_is_rescheduled_and_tagged_by_id(side: Side) -> None:
+    _, deployment_id = _deployment(side)
+    prefect = side.prefect
+    run = prefect.create_flow_run(deployment_id)
+    assert prefect.read_flow_run(uuid.uuid4()) is None
+    found = prefect.read_flow_run(run.id)
+    assert found is not None and (found.id, found.deployment_id) == (run.id, deployment_id)
+    scheduled = prefect.read_flow_runs(deployment_id, started_only=False, state_type=StateType.SCHEDULED)
+    assert [r.id for r in scheduled] == [run.id]
+    assert prefect.read_flow_runs(deployment_id, started_only=False, state_type=StateType.RUNNING) == []
+    when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    prefect.reschedule_flow_run(run.id, when)
+    prefect.set_flow_run_tags(run.id, ["job-7", "extra"])
+    after = prefect.read_flow_run(run.id)
+    assert after is not None and after.state is not None and after.state.type == StateType.SCHEDULED
+    assert after.state.state_details.scheduled_time == when
+    assert sorted(after.tags) == ["extra", "job-7"]
+    with pytest.raises(PrefectApiError, match="404"):
+        prefect.set_flow_run_tags(uuid.uuid4(), ["x"])
 
 
 def test_a_block_reads_with_its_capabilities(side: Side) -> None:
