@@ -203,6 +203,7 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
     """
     signal_state = _Signal()
     inside = threading.Event()
+    repeaters: list[threading.Thread] = []
 
     def again() -> None:
         # A KeyboardInterrupt that lands in code catching it (a callback, a logging handler) is lost, and dbt's
@@ -211,9 +212,13 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
             signal.raise_signal(signal.SIGTERM)
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        if not inside.is_set():
+            return  # the block is ending: its `finally` passes the signal on once, after the repeats have stopped
         if not signal_state.received:
             signal_state.received = True
-            threading.Thread(target=again, name="dbt2prefect-sigterm", daemon=True).start()
+            repeater = threading.Thread(target=again, name="dbt2prefect-sigterm", daemon=True)
+            repeaters.append(repeater)
+            repeater.start()
         raise KeyboardInterrupt
 
     try:
@@ -226,6 +231,10 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
         yield signal_state
     finally:
         inside.clear()
+        # A repeat raised after the check would reach the restored handler as a second Ctrl-C, at any point of
+        # the caller's clean-up: the repeats end before the handler is put back.
+        for repeater in repeaters:
+            repeater.join(timeout=SIGTERM_REPEAT_SECONDS + 1)
         signal.signal(signal.SIGTERM, previous)
         if signal_state.received:
             signal.raise_signal(signal.SIGTERM)
