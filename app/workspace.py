@@ -326,14 +326,21 @@ class Workspace:
         create_pool: bool = False,
         dry_run: bool = False,
         automations_only: bool = False,
+        shown: ApplyDiff | None = None,
     ) -> ApplyDiff:
-        """Create or update the deployment (or only its notification automations) through the Prefect API."""
+        """Create or update the deployment (or only its notification automations) through the Prefect API.
+
+        With `shown` (the `dry_run` diff a person saw), write exactly that diff or nothing: refused with an
+        ApplyError naming what changed when the Prefect API no longer is as that diff read it.
+        """
         from migration.apply import apply_deployment, apply_notifications
 
         prefect = self.prefect_gateway
         if automations_only:
-            return apply_notifications(spec, prune=prune, dry_run=dry_run, prefect=prefect)
-        return apply_deployment(spec, prune=prune, create_pool=create_pool, dry_run=dry_run, prefect=prefect)
+            return apply_notifications(spec, prune=prune, dry_run=dry_run, prefect=prefect, shown=shown)
+        return apply_deployment(
+            spec, prune=prune, create_pool=create_pool, dry_run=dry_run, prefect=prefect, shown=shown
+        )
 
     def emit(
         self,

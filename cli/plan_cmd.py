@@ -197,6 +197,9 @@ def apply(
     New schedules start as the cutover ledger says (off until cutover); existing schedules keep their active flag;
     schedules without a job-<id> slug are never touched. With --automations-only, only the notification
     automations (the part of the deployment that `prefect deploy` of the emitted file does not create).
+
+    What is written is exactly the diff shown: when the Prefect API changes between showing it and writing it
+    (another apply, a cutover, a change by hand), apply names what changed and exits 2 without writing anything.
     """
     with workspace_from(tenant_file) as workspace:
         migration_plan = workspace.plan(from_file)
@@ -212,7 +215,10 @@ def apply(
             else:
                 console.print("Nothing to change." if not preview.has_changes else "Dry run: nothing written.")
             return
-        result = workspace.apply(spec, prune=prune, create_pool=create_pool, automations_only=automations_only)
+        # What is written is the diff shown: refused (nothing written) if the Prefect API changed meanwhile.
+        result = workspace.apply(
+            spec, prune=prune, create_pool=create_pool, automations_only=automations_only, shown=preview
+        )
     if json_output:
         typer.echo(result.model_dump_json(indent=2))
         return

@@ -13,13 +13,16 @@ name; a missing block stops apply before any change.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.names import is_job_slug, is_trigger_name
-from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, gateway_or_connect
+from dbt2prefect.prefect_gateway import DEPLOYMENT_SETTINGS, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
 from migration.errors import ApplyError
@@ -35,6 +38,7 @@ from migration.plan import PlannedSchedule
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import DeploymentSchedule
+    from prefect.client.schemas.responses import DeploymentResponse
     from prefect.events.schemas.automations import Automation, AutomationCore
 
 ChangeStatus = Literal["added", "changed", "unchanged", "orphaned", "removed"]
@@ -72,6 +76,9 @@ class ApplyDiff(_DiffModel):
     automations_only: bool = False
     """Only the notification automations were compared (the deployment is `prefect deploy`'s: see
     `apply_notifications`); the deployment and its schedules are reported unchanged, unread."""
+    server_state: dict[str, str] = Field(default_factory=dict)
+    """A digest of each object of the Prefect API the diff was computed from (`deployment`, `schedule <slug>`,
+    `automation <name>`, `notification block <ref>`): a write of this diff refuses when a new read differs."""
 
     @property
     def has_changes(self) -> bool:
@@ -225,18 +232,6 @@ def _triggers(
     return current, {t.name: (desired_automation(spec, t, deployment_id), t.enabled) for t in spec.triggers}
 
 
-def _notifications(prefect: PrefectGateway, spec: DeploymentSpec) -> tuple[dict[str, Automation], Desired]:
-    """The notification automations on the server and as the description wants them.
-
-    Raises:
-        ApplyError: a notification block is missing or cannot notify.
-    """
-    blocks = notification_blocks(prefect, spec)
-    current = notification_automations(prefect, spec.name)
-    desired = {n.name: (desired_notification(spec, n, blocks[n.block]), n.enabled) for n in spec.notifications}
-    return current, desired
-
-
 def _apply_automations(
     prefect: PrefectGateway, current: dict[str, Automation], desired: Desired, changes: list[ScheduleChange]
 ) -> None:
@@ -274,24 +269,108 @@ def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
     return schema
 
 
-def compute_diff(
-    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
-) -> ApplyDiff:
-    """Compare the description with the Prefect API without changing anything."""
-    name = spec.full_name
-    notifications = _notifications(prefect, spec)
-    deployment = prefect.read_deployment(spec.full_name)
+@dataclass(frozen=True)
+class _ServerState:
+    """What one read of the Prefect API found, with what the description wants of it: a diff is computed from
+    one such read, and a write uses the objects of the read its diff was checked against."""
+
+    deployment: DeploymentResponse | None
+    schedules: dict[str, DeploymentSchedule]
+    triggers: dict[str, Automation]
+    wanted_triggers: Desired
+    extra_triggers: list[Automation]
+    notifications: dict[str, Automation]
+    wanted_notifications: Desired
+    extra_notifications: list[Automation]
+    blocks: dict[str, UUID]
+
+    def digests(self) -> dict[str, str]:
+        """A digest of each object read, by what it is (`deployment`, `schedule <slug>`, `automation <name>`,
+        `notification block <ref>`): two reads with equal digests give the same diff."""
+        found: dict[str, Any] = {"deployment": None}
+        if self.deployment is not None:
+            found["deployment"] = {
+                "id": str(self.deployment.id),
+                **{key: getattr(self.deployment, key, None) for key in DEPLOYMENT_SETTINGS},
+            }
+        for slug, schedule in self.schedules.items():
+            found[f"schedule {slug}"] = schedule.model_dump(
+                mode="json", include={"id", "schedule", "active", "parameters", "slug"}
+            )
+        automations: dict[str, list[Any]] = {}
+        everything = [
+            *self.triggers.values(),
+            *self.extra_triggers,
+            *self.notifications.values(),
+            *self.extra_notifications,
+        ]
+        for automation in everything:
+            automations.setdefault(automation.name, []).append(automation.model_dump(mode="json"))
+        for name, group in automations.items():
+            found[f"automation {name}"] = sorted(group, key=lambda a: str(a["id"]))
+        for reference, block_id in self.blocks.items():
+            found[f"notification block {reference}"] = str(block_id)
+        return {key: _digest(value) for key, value in sorted(found.items())}
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_only: bool = False) -> _ServerState:
+    """Read what the diff compares: the deployment, its `job-<id>` schedules and triggers, and the notification
+    automations and blocks (with `automations_only`, the notification automations and blocks only).
+
+    Raises:
+        ApplyError: a notification block is missing or cannot notify.
+    """
+    blocks = notification_blocks(prefect, spec)
+    notifications = notification_automations(prefect, spec.name)
+    wanted_notifications = {
+        n.name: (desired_notification(spec, n, blocks[n.block]), n.enabled) for n in spec.notifications
+    }
+    deployment = None if automations_only else prefect.read_deployment(spec.full_name)
     extra_triggers, extra_notifications = _duplicates(prefect, spec, deployment.id if deployment else None)
+    schedules: dict[str, DeploymentSchedule] = {}
+    triggers: dict[str, Automation] = {}
+    wanted_triggers: Desired = {}
+    if deployment is not None:
+        planned = {s.slug for s in spec.schedules}
+        for schedule in prefect.read_schedules(deployment.id):
+            if schedule.slug and (is_job_slug(schedule.slug) or schedule.slug in planned):
+                schedules[schedule.slug] = schedule
+        triggers, wanted_triggers = _triggers(prefect, spec, deployment.id)
+    return _ServerState(
+        deployment=deployment,
+        schedules=schedules,
+        triggers=triggers,
+        wanted_triggers=wanted_triggers,
+        extra_triggers=extra_triggers,
+        notifications=notifications,
+        wanted_notifications=wanted_notifications,
+        extra_notifications=extra_notifications,
+        blocks=blocks,
+    )
+
+
+def _diff_of(state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool) -> ApplyDiff:
+    """The diff between the description and one read of the Prefect API."""
+    name = spec.full_name
+    notifications = _automation_changes(state.notifications, state.wanted_notifications, prune)
+    notifications += _duplicate_changes(state.extra_notifications)
+    deployment = state.deployment
     if deployment is None:
         return ApplyDiff(
             deployment=DeploymentChange(name=name, status="added"),
             schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
             triggers=[ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.triggers],
-            notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
+            notifications=notifications,
+            server_state=state.digests(),
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
-    current = {s.slug: s for s in prefect.read_schedules(deployment.id) if s.slug}
+    current = state.schedules
     changes: list[ScheduleChange] = []
     for planned in spec.schedules:
         existing = current.get(planned.slug)
@@ -313,10 +392,52 @@ def compute_diff(
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
-        triggers=_automation_changes(*_triggers(prefect, spec, deployment.id), prune)
-        + _duplicate_changes(extra_triggers),
-        notifications=_automation_changes(*notifications, prune) + _duplicate_changes(extra_notifications),
+        triggers=_automation_changes(state.triggers, state.wanted_triggers, prune)
+        + _duplicate_changes(state.extra_triggers),
+        notifications=notifications,
+        server_state=state.digests(),
     )
+
+
+def compute_diff(
+    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
+) -> ApplyDiff:
+    """Compare the description with the Prefect API without changing anything."""
+    return _diff_of(_read_state(prefect, spec), spec, schema, prune=prune)
+
+
+def _what_changed(shown: dict[str, str], now: dict[str, str]) -> list[str]:
+    """`<object> (added|removed|changed)` for each object whose digest differs between two reads."""
+    lines = []
+    for key in sorted(shown.keys() | now.keys()):
+        if key not in now:
+            lines.append(f"{key} (gone)")
+        elif key not in shown:
+            lines.append(f"{key} (new)")
+        elif shown[key] != now[key]:
+            lines.append(f"{key} (changed)")
+    return lines
+
+
+def check_shown(shown: ApplyDiff, now: ApplyDiff) -> None:
+    """Refuse to write unless the diff computed now is the diff that was shown, from the same server state.
+
+    Raises:
+        ApplyError: the Prefect API changed since the shown diff was read (the message names what changed), or
+            the description or the options did; nothing has been written.
+    """
+    changed = _what_changed(shown.server_state, now.server_state)
+    if changed:
+        raise ApplyError(
+            f"the Prefect API changed since the diff was shown: {', '.join(changed)}; nothing was written. Run "
+            "apply again to see the new diff (another apply, a cutover or a person changed the deployment)"
+        )
+    if now.model_copy(update={"applied": False}) != shown.model_copy(update={"applied": False}):
+        raise ApplyError(
+            "the diff computed now is not the diff that was shown, though the Prefect API is unchanged: the plan, "
+            "the deployment description or the options (--prune) differ; nothing was written. Run apply again to "
+            "see the new diff"
+        )
 
 
 def _ensure_pool(prefect: PrefectGateway, spec: DeploymentSpec, create_pool: bool) -> None:
@@ -349,35 +470,31 @@ def _schedule_create(planned: ScheduleSpec) -> Any:
     )
 
 
-def _apply(
+def _write(
     prefect: PrefectGateway,
     spec: DeploymentSpec,
     schema: dict[str, Any],
+    state: _ServerState,
+    diff: ApplyDiff,
     *,
-    prune: bool,
     create_pool: bool,
-    dry_run: bool,
 ) -> ApplyDiff:
-    diff = compute_diff(prefect, spec, schema, prune=prune)
-    if dry_run or not diff.has_changes:
-        return diff
+    """Write `diff`, computed from `state`, using the objects that read found."""
     _ensure_pool(prefect, spec, create_pool)
     by_slug = {s.slug: s for s in spec.schedules}
     settings = _deployment_settings(spec, schema)
-    if diff.deployment.status == "added":
+    notifications = (state.notifications, state.wanted_notifications)
+    if state.deployment is None:
         creates = [_schedule_create(s) for s in spec.schedules]
         deployment_id = prefect.create_deployment(spec.flow_name, spec.name, creates, settings)
         _apply_automations(prefect, *_triggers(prefect, spec, deployment_id), diff.triggers)
-        _apply_automations(prefect, *_notifications(prefect, spec), diff.notifications)
+        _apply_automations(prefect, *notifications, diff.notifications)
         _remove_duplicates(prefect, spec, deployment_id)
         return diff.model_copy(update={"applied": True})
-    deployment = prefect.read_deployment(spec.full_name)
-    if deployment is None:
-        raise PrefectApiError(f"deployment {spec.full_name} was deleted while apply ran; run apply again")
-    deployment_id = deployment.id
+    deployment_id = state.deployment.id
     if diff.deployment.status == "changed":
         prefect.update_deployment(deployment_id, settings)
-    current = {s.slug: s for s in prefect.read_schedules(deployment_id) if s.slug}
+    current = state.schedules
     for change in diff.schedules:
         if change.status == "added":
             prefect.create_schedules(deployment_id, [_schedule_create(by_slug[change.slug])])
@@ -391,10 +508,29 @@ def _apply(
             )
         elif change.status == "removed":
             prefect.delete_schedule(deployment_id, current[change.slug].id)
-    _apply_automations(prefect, *_triggers(prefect, spec, deployment_id), diff.triggers)
-    _apply_automations(prefect, *_notifications(prefect, spec), diff.notifications)
+    _apply_automations(prefect, state.triggers, state.wanted_triggers, diff.triggers)
+    _apply_automations(prefect, *notifications, diff.notifications)
     _remove_duplicates(prefect, spec, deployment_id)
     return diff.model_copy(update={"applied": True})
+
+
+def _apply(
+    prefect: PrefectGateway,
+    spec: DeploymentSpec,
+    schema: dict[str, Any],
+    *,
+    prune: bool,
+    create_pool: bool,
+    dry_run: bool,
+    shown: ApplyDiff | None,
+) -> ApplyDiff:
+    state = _read_state(prefect, spec)
+    diff = _diff_of(state, spec, schema, prune=prune)
+    if shown is not None:
+        check_shown(shown, diff)
+    if dry_run or not diff.has_changes:
+        return diff
+    return _write(prefect, spec, schema, state, diff, create_pool=create_pool)
 
 
 def apply_deployment(
@@ -405,6 +541,7 @@ def apply_deployment(
     dry_run: bool = False,
     parameter_schema: dict[str, Any] | None = None,
     prefect: PrefectGateway | None = None,
+    shown: ApplyDiff | None = None,
 ) -> ApplyDiff:
     """Create or update the deployment and its schedules through the Prefect API.
 
@@ -417,14 +554,17 @@ def apply_deployment(
         dry_run: only compute the diff.
         parameter_schema: the flow's parameter schema; loaded from the entrypoint when None.
         prefect: the Prefect API; default: `connect_prefect()` (PREFECT_API_URL) for this call.
+        shown: the diff a person was shown (a `dry_run` result): write exactly it, or nothing. The API is read
+            again and the write refused unless that read gives the same server state (`server_state`) and so the
+            same diff.
 
     Returns:
         The diff, with `applied` True when changes were written.
 
     Raises:
         ApplyError: the work pool is missing (and create_pool is False), the flow cannot be loaded, the repository
-            is the placeholder, a store is a local folder on a pool whose runs are containers, or a notification
-            template would be refused; nothing is changed.
+            is the placeholder, a store is a local folder on a pool whose runs are containers, a notification
+            template would be refused, or the API changed since `shown` was read; nothing is changed.
         PrefectApiError: the Prefect API failed.
     """
     problem = placeholder_problem(spec) or local_store_problem(spec) or template_problem(spec)
@@ -432,39 +572,53 @@ def apply_deployment(
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
     with gateway_or_connect(prefect) as gateway:
-        return _apply(gateway, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
+        return _apply(gateway, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run, shown=shown)
 
 
-def _apply_notifications(prefect: PrefectGateway, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
-    current, desired = _notifications(prefect, spec)
-    _, duplicates = _duplicates(prefect, spec, None)
-    changes = _automation_changes(current, desired, prune) + _duplicate_changes(duplicates)
-    diff = ApplyDiff(
+def _notifications_diff(state: _ServerState, spec: DeploymentSpec, *, prune: bool) -> ApplyDiff:
+    changes = _automation_changes(state.notifications, state.wanted_notifications, prune)
+    return ApplyDiff(
         deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
         schedules=[],
-        notifications=changes,
+        notifications=changes + _duplicate_changes(state.extra_notifications),
         automations_only=True,
+        server_state=state.digests(),
     )
+
+
+def _apply_notifications(
+    prefect: PrefectGateway, spec: DeploymentSpec, *, prune: bool, dry_run: bool, shown: ApplyDiff | None
+) -> ApplyDiff:
+    state = _read_state(prefect, spec, automations_only=True)
+    diff = _notifications_diff(state, spec, prune=prune)
+    if shown is not None:
+        check_shown(shown, diff)
     if dry_run or not diff.has_changes:
         return diff
-    _apply_automations(prefect, current, desired, changes)
+    _apply_automations(prefect, state.notifications, state.wanted_notifications, diff.notifications)
     _remove_duplicates(prefect, spec, None)
     return diff.model_copy(update={"applied": True})
 
 
 def apply_notifications(
-    spec: DeploymentSpec, *, prune: bool = False, dry_run: bool = False, prefect: PrefectGateway | None = None
+    spec: DeploymentSpec,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    prefect: PrefectGateway | None = None,
+    shown: ApplyDiff | None = None,
 ) -> ApplyDiff:
     """Create or update only the notification automations: what `prefect deploy` of prefect.yaml cannot create
-    (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`.
+    (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`;
+    `shown` as there.
 
     Raises:
-        ApplyError: a notification block is missing or cannot notify, or a template would be refused; nothing is
-            changed.
+        ApplyError: a notification block is missing or cannot notify, a template would be refused, or the API
+            changed since `shown` was read; nothing is changed.
         PrefectApiError: the Prefect API failed.
     """
     problem = template_problem(spec)
     if problem is not None:
         raise ApplyError(problem)
     with gateway_or_connect(prefect) as gateway:
-        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run)
+        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run, shown=shown)

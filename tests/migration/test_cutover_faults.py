@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
-from dbt2prefect.prefect_gateway import PrefectGateway, connect_prefect
+from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, connect_prefect
 from dbt2prefect.prefect_gateway_memory import MemoryPrefect
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
-from migration.apply import PrefectApiError, apply_deployment, flow_parameter_schema
+from migration.apply import apply_deployment, flow_parameter_schema
 from migration.cutover import CutoverRequest, cutover, jobs_as_planned
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudRetriesExhaustedError

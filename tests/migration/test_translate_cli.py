@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -78,6 +79,11 @@ def test_apply_twice_says_nothing_to_change(tmp_path: Path) -> None:
     overrides |= sandbox_deployment_settings("wg-test-process")
     tenant = derive_tenant_file(tmp_path / "tenant.toml", overrides=overrides)
     args = ["apply", "--from-file", str(FIXTURE), "--tenant-file", str(tenant), "--create-pool"]
+    dry = runner.invoke(app, [*args, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    shown = json.loads(dry.stdout)
+    assert shown["deployment"]["status"] == "added" and not shown["applied"]
+    assert shown["server_state"]["deployment"]  # what the diff was read from
     first = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output
     assert "inactive until cutover" in first.stdout
@@ -122,3 +128,43 @@ def test_plan_as_csv_and_markdown_has_one_row_per_job() -> None:
 def test_plan_json_and_another_format_is_bad_input() -> None:
     result = runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json", "--format", "csv"])
     assert result.exit_code == 2 and "--format csv" in result.output
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_apply_refuses_when_the_server_changes_after_the_diff_was_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cli.plan_cmd
+    from dbt2prefect.prefect_gateway import connect_prefect
+
+    blocking = json.loads(runner.invoke(app, ["plan", "--from-file", str(FIXTURE), "--json"]).stdout)["blocking"]
+    overrides = {"acknowledged_findings": blocking, "deployment_name": "dbt_wg_cli_shown"}
+    overrides |= sandbox_deployment_settings("wg-test-process")
+    tenant = derive_tenant_file(tmp_path / "tenant.toml", overrides=overrides)
+    args = ["apply", "--from-file", str(FIXTURE), "--tenant-file", str(tenant), "--create-pool"]
+    assert runner.invoke(app, args).exit_code == 0
+    with connect_prefect() as prefect:
+        deployment = prefect.read_deployment("run_dbt_wg/dbt_wg_cli_shown")
+        assert deployment is not None
+        (job_101,) = [s for s in prefect.read_schedules(deployment.id) if s.slug == "job-101"]
+        prefect.delete_schedule(deployment.id, job_101.id)  # so that apply has something to show
+
+    render = cli.plan_cmd._render_diff
+
+    def render_then_change_by_hand(diff: Any) -> None:
+        render(diff)
+        with connect_prefect() as prefect:
+            prefect.update_deployment(deployment.id, {"description": "changed by hand"})
+
+    monkeypatch.setattr(cli.plan_cmd, "_render_diff", render_then_change_by_hand)
+    refused = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert refused.exit_code == 2, refused.output
+    assert "changed since the diff was shown: deployment (changed)" in refused.stderr
+    assert "Traceback" not in refused.output
+    with connect_prefect() as prefect:
+        after = prefect.read_deployment("run_dbt_wg/dbt_wg_cli_shown")
+        assert after is not None and after.description == "changed by hand"
+        assert "job-101" not in {s.slug for s in prefect.read_schedules(deployment.id)}, "nothing written"
+    monkeypatch.undo()
+    shown_again = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert shown_again.exit_code == 0 and "Applied" in shown_again.stdout
