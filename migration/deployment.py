@@ -592,7 +592,7 @@ def build_deployment(
         entrypoint=plan.entrypoint,
         work_pool=plan.work_pool,
         pool_type=tenant.runtime.pool_type,
-        parameters=dict(sorted(plan.deployment_parameters.items())),
+        parameters=plan.deployment_parameters.to_api(),
         pull_steps=pull_steps(tenant),
         job_variables=job_variables(tenant, _versions_for(tenant) if versions is None else versions),
         schedules=schedules,

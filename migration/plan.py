@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.params import ApiParameters
+from dbt2prefect.params import ApiParameters, RunParameters
 from dbt2prefect.reasons import ReasonCode
 
 
@@ -187,7 +187,10 @@ class MigrationPlan(_PlanModel):
     flow_name: str
     entrypoint: str
     work_pool: str
-    deployment_parameters: dict[str, Any] = Field(default_factory=dict)
+    deployment_parameters: ApiParameters = Field(
+        default_factory=RunParameters,
+        description="The deployment's default run parameters (a run started without any, e.g. by hand).",
+    )
     jobs: list[PlannedJob]
     schedules: list[PlannedSchedule]
     triggers: list[PlannedTrigger] = Field(default_factory=list)

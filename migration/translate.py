@@ -829,7 +829,7 @@ def build_plan(
         flow_name=tenant.flow_name,
         entrypoint=tenant.entrypoint,
         work_pool=tenant.work_pool,
-        deployment_parameters={"target": tenant.default_target},
+        deployment_parameters=RunParameters(target=tenant.default_target),
         jobs=list(planned.values()),
         schedules=schedules,
         triggers=triggers,

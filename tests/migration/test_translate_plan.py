@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dbt2prefect.params import validate
+from dbt2prefect.params import RunParameters, validate
 from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.dbt_cloud.models import Job
 from migration.plan import MigrationPlan, Severity
@@ -232,3 +232,22 @@ def test_planned_parameters_are_run_parameters_and_the_plan_file_holds_their_api
     assert [s["parameters"] for s in data["schedules"]] == [s.parameters for s in plan.schedules]
     assert [j.get("parameters") for j in data["jobs"]] == [j.parameters for j in plan.jobs]
     assert MigrationPlan.model_validate(data) == plan
+
+
+def test_the_deployment_parameters_are_run_parameters_and_plan_files_of_the_old_shape_still_load(
+    plan: MigrationPlan, tenant: TenantSettings
+) -> None:
+    from migration.deployment import build_deployment
+
+    assert plan.deployment_parameters == RunParameters(target=tenant.default_target)
+    data = json.loads(plan.model_dump_json())
+    assert data["deployment_parameters"] == {"target": tenant.default_target}  # the file form is unchanged
+    assert build_deployment(plan, tenant).parameters == {"target": tenant.default_target}
+    # A plan file written while the field was a plain dict: its values validate into RunParameters.
+    old = {**data, "deployment_parameters": {"target": "prod", "threads": 4}}
+    loaded = MigrationPlan.model_validate_json(json.dumps(old))
+    assert loaded.deployment_parameters == RunParameters(target="prod", threads=4)
+    without = {key: value for key, value in data.items() if key != "deployment_parameters"}
+    assert MigrationPlan.model_validate(without).deployment_parameters == RunParameters()
+    with pytest.raises(ValueError, match="threads"):
+        MigrationPlan.model_validate({**data, "deployment_parameters": {"threads": 0}})
