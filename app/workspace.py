@@ -512,7 +512,12 @@ class Workspace:
         def ledger() -> object:
             return self.ledger
 
-        return DoctorServices(dbt_cloud=dbt_cloud, token=self._dbt_cloud_token, store=store, ledger=ledger)
+        def prefect() -> PrefectGateway:
+            return self.prefect_gateway
+
+        return DoctorServices(
+            dbt_cloud=dbt_cloud, token=self._dbt_cloud_token, store=store, ledger=ledger, prefect=prefect
+        )
 
     def fetch_artifacts(self, target: str, destination: Path) -> FetchedArtifacts:
         """Copy the artifacts of the latest successful run on `target` into `destination`; before any run of the

@@ -7,7 +7,6 @@ target (its warehouse answers `select 1`; a Snowflake session has a role, a ware
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from dbt2prefect.errors import Dbt2PrefectError, ProfileError
 from dbt2prefect.files import writable_problem
 from dbt2prefect.object_store import is_local_url
-from dbt2prefect.prefect_gateway import PrefectGateway, connect_prefect, gateway_or_connect
+from dbt2prefect.prefect_gateway import PrefectGateway, gateway_or_connect
 from dbt2prefect.profile_fields import SNOWFLAKE_ENV
 from dbt2prefect.profiles import load_target_profile, profile_from_local
 from dbt2prefect.tenant import TenantSettings
@@ -57,12 +56,14 @@ class DoctorServices:
         token: the dbt Cloud token and where it came from (raises `DbtCloudConfigError` when there is none).
         store: opens the run-artifact store (raises its setting error when its URL is unusable).
         ledger: opens the cutover ledger (raises its setting error when its URL is unusable or not durable).
+        prefect: opens the Prefect gateway (asked for only when PREFECT_API_URL is set).
     """
 
     dbt_cloud: DbtCloudFactory
     token: Callable[[], tuple[SecretStr, str]]
     store: Callable[[], object]
     ledger: Callable[[], object]
+    prefect: Callable[[], PrefectGateway]
 
 
 class CheckStatus(StrEnum):
@@ -113,18 +114,18 @@ def diagnose(tenant: TenantSettings, services: DoctorServices) -> DoctorReport:
 
     checks = dbt_cloud_checks(tenant, services)
     # Without an API URL no client is opened: it would start a temporary server of its own.
-    with connect_prefect() if get_current_settings().api.url else nullcontext(None) as prefect:
-        checks += prefect_checks(tenant, prefect=prefect)
-        api_ok = next(c for c in checks if c.name == "Prefect API").status is CheckStatus.OK
-        for target in tenant.targets:
-            checks.append(
-                profile_check(tenant, target) if api_ok else _skipped(f"profile {target}", "needs the Prefect API")
-            )
-        for destination in sorted(tenant.notifications):
-            name = f"notification {destination}"
-            checks.append(
-                notification_check(tenant, destination, prefect) if api_ok else _skipped(name, "needs the Prefect API")
-            )
+    prefect = services.prefect() if get_current_settings().api.url else None
+    checks += prefect_checks(tenant, prefect=prefect)
+    api_ok = next(c for c in checks if c.name == "Prefect API").status is CheckStatus.OK
+    for target in tenant.targets:
+        checks.append(
+            profile_check(tenant, target) if api_ok else _skipped(f"profile {target}", "needs the Prefect API")
+        )
+    for destination in sorted(tenant.notifications):
+        name = f"notification {destination}"
+        checks.append(
+            notification_check(tenant, destination, prefect) if api_ok else _skipped(name, "needs the Prefect API")
+        )
     checks += storage_checks(tenant, services)
     return DoctorReport(tenant=tenant.name, checks=checks)
 

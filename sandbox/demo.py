@@ -444,13 +444,14 @@ def run_parity(tenant: TenantSettings, reports: Path, candidates: Sequence[Worke
     verdicts there); a copy lands in `reports` for the browser and the notebook.
     """
     from flows.parity_flow import parity_report
-    from parity.store import load_latest_report, tenant_report_root
+    from parity.store import load_latest_report
 
     result = parity_report(
         job_ids=[run.job_id for run in candidates],
         candidate_runs={str(run.job_id): run.run.flow_run_id for run in candidates},
     )
-    root = tenant_report_root(tenant)
+    with Workspace(tenant) as workspace:
+        root = workspace.report_root
     report = load_latest_report(root)
     folder = root.copy_to(str(result["report_dir"]).rstrip("/").rsplit("/", 1)[-1], reports)
     outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html", stored=result["report_dir"])

@@ -6,7 +6,10 @@ by parsing it, so that a name in a string or a comment does not count:
 - `Ledger(...)` and `ArtifactStore(...)` are each called in exactly one place, in `app/`, and nowhere else but
   their own modules (`migration/ledger.py`, `dbt2prefect/artifact_store.py`), which may build themselves.
 - Prefect's `get_client(...)` is called in one place, the Prefect gateway (`dbt2prefect/prefect_gateway.py`):
-  everything else talks to Prefect through `connect_prefect()`.
+  everything else talks to Prefect through `connect_prefect()`, which only the application layer and the few
+  places that serve no tenant's workspace (`CONNECT_PREFECT`) call.
+- The parity report root is built in the application layer: `tenant_report_root(...)` is called only there, and
+  `ReportRoot(...)` only there and in its own module (`parity/store.py`).
 - `app` imports none of `flows`, `sandbox`, `cli`; none of `dbt2prefect`, `migration`, `parity` imports `app`.
 """
 
@@ -20,6 +23,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_MODULES = {"Ledger": "migration/ledger.py", "ArtifactStore": "dbt2prefect/artifact_store.py"}
+CONNECT_PREFECT = {
+    "dbt2prefect/prefect_gateway.py": "the gateway itself (`gateway_or_connect`)",
+    "dbt2prefect/prefect_context.py": "the client prefect-dbt's threads share inside a flow run",
+    "flows/dbt_wg_flow.py": "a flow run tags itself, on the API the worker gave it",
+    "sandbox/runs.py": "the sandbox starts and waits for runs of any deployment",
+}
+"""Where `connect_prefect()` may be called besides `app/`, and why no workspace serves it there."""
 
 
 def _sources() -> Iterator[tuple[str, str]]:
@@ -78,6 +88,22 @@ def test_the_prefect_client_is_built_only_by_the_prefect_gateway() -> None:
     assert sites and all(site.startswith("dbt2prefect/prefect_gateway.py:") for site in sites), (
         f"Prefect's get_client is called at {sites}; open a gateway with dbt2prefect.prefect_gateway.connect_prefect"
     )
+
+
+def test_the_prefect_gateway_is_opened_by_the_application_layer() -> None:
+    sites = [site for site in _calls("connect_prefect") if not site.startswith("app/")]
+    outside = [site for site in sites if site.split(":")[0] not in CONNECT_PREFECT]
+    assert not outside, (
+        f"connect_prefect is called at {outside}; get the gateway from app.workspace.Workspace "
+        "(`workspace.prefect_gateway`), or pass one in"
+    )
+
+
+def test_the_parity_report_root_is_built_in_the_application_layer() -> None:
+    roots = [site for site in _calls("tenant_report_root") if not site.startswith("app/")]
+    assert not roots, f"tenant_report_root is called at {roots}; use app.workspace.Workspace (`report_root`)"
+    built = [site for site in _calls("ReportRoot") if not site.startswith(("app/", "parity/store.py:"))]
+    assert not built, f"ReportRoot is built at {built}; use app.workspace.Workspace (`report_root`)"
 
 
 def _imports(package: str) -> Iterator[tuple[str, str]]:
