@@ -6,7 +6,7 @@ node to finish and raises when dbt reports a failure. A warned data test or fres
 
 `install()` replaces that function with `execute_dbt_node`, which runs prefect-dbt's own and then returns
 - `Completed(name="Warned")` for a node that warned, with the node and dbt's message as the state message,
-- `Failed` for a node that failed in dbt, with dbt's message and no traceback (the dbt failure is not a crash),
+- `Failed` for a node that failed in dbt, without a traceback (the dbt failure is not a crash; dbt logs its error),
 - nothing otherwise, as prefect-dbt's own does.
 The state types stay prefect-dbt's (a warned node is Completed, a failed node Failed); only the warned state's name
 and the failed state's message and log differ. The replacement is made only on the versions it was written for
@@ -50,12 +50,13 @@ def node_state(node_id: str, finished: Mapping[str, Any] | None) -> State[Any] |
     status = str((data.get("node_info") or {}).get("node_status") or "")
     if status != WARN_STATUS and status not in FAILED_STATUSES:
         return None
+    if status != WARN_STATUS:
+        # dbt logs its error, and the run's state message holds it: Prefect logs a task run's final state twice,
+        # which would repeat it.
+        return Failed(message=f"{node_id} {status} in dbt (its error is in the run's logs and state message)")
     said = str((data.get("run_result") or {}).get("message") or finished.get("event_message") or "").strip()
     said = " ".join(said.split())[:MESSAGE_CHARACTERS]
-    message = f"{node_id} {status}" + (f": {said}" if said else "")
-    if status == WARN_STATUS:
-        return Completed(name=WARNED_STATE, message=message)
-    return Failed(message=message)
+    return Completed(name=WARNED_STATE, message=f"{node_id} {status}" + (f": {said}" if said else ""))
 
 
 def execute_dbt_node(task_state: Any, node_id: str, asset_id: str | None) -> State[Any] | None:
