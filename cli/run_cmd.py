@@ -12,6 +12,7 @@ from rich.markup import escape
 from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
+from dbt2prefect.run_events import WARNED_RUN_STATE
 
 # The commands a run accepts, as choices in --help (values: dbt's spelling, e.g. "source freshness").
 DbtCommand = enum.Enum("DbtCommand", {name.replace(" ", "_"): name for name in COMMANDS})  # type: ignore[misc]
@@ -131,6 +132,8 @@ def run(
         result = state.result()
         counts = ", ".join(f"{k} {v}" for k, v in result["counts"].items())
         console.print(f"[green]succeeded[/] on {escape(str(result['target']))}: {escape(counts)}")
+        if state.name == WARNED_RUN_STATE:
+            console.print(f"[yellow]{escape(str(state.message).split('; ')[0])}[/]")
         if result.get("attempts"):
             from dbt2prefect.run_job import describe_attempts
 

@@ -246,10 +246,11 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     from dbt_common.events.base_types import EventLevel
     from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-    from dbt2prefect import prefect_context
+    from dbt2prefect import node_states, prefect_context
 
-    # A no-op where the hand-off was not written for the installed versions: prefect-dbt's own then runs.
+    # No-ops where they were not written for the installed versions: prefect-dbt's own code then runs.
     prefect_context.install()
+    node_states.install()  # a warned node's task run ends "Warned", a failed node's without a traceback
 
     settings = PrefectDbtSettings(
         project_dir=paths.project_dir,

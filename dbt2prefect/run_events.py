@@ -1,8 +1,8 @@
 """The event a `run_dbt_wg` run emits when it succeeded with warnings (dbt Cloud's "Warns" job notification).
 
-A run whose data tests or source freshness checks warned still ends Completed, so Prefect's flow-run state events
-cannot tell it from a clean run. The flow emits `RUN_WARNED_EVENT` about its own flow run instead, under the
-run's name at the time (after the `job-<id> <name>` rename, see `dbt2prefect.names`), which is what
+A run whose data tests or source freshness checks warned ends Completed under the name `WARNED_RUN_STATE`. The flow
+also emits `RUN_WARNED_EVENT` about its own flow run, naming the warned nodes (a state event carries no payload of
+the flow's), under the run's name at the time (after the `job-<id> <name>` rename, see `dbt2prefect.names`), which is what
 automations that follow a job match.
 """
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from dbt2prefect.summary import RunSummary
 
 RUN_WARNED_EVENT = "dbt2prefect.run.warned"
+WARNED_RUN_STATE = "Completed with warnings"
+"""The name of the Completed state a run that warned ends in. Prefect names a flow run's state events after the
+state (`prefect.flow-run.Completed with warnings`): whatever follows successful runs follows both names."""
 LISTED_NODES = 20
 """At most this many warned nodes are named in the event's payload (the count covers all of them)."""
 

@@ -45,6 +45,20 @@ class RunSummary:
         }
 
 
+STATE_LISTED_NODES = 5
+"""At most this many warned nodes are named in a run's state message (the count covers all of them)."""
+
+
+def warned_note(summary: RunSummary, listed: int = STATE_LISTED_NODES) -> str | None:
+    """`<n> node(s) warned: <first ids>[ and <k> more]` for a successful run in which nodes warned, else None."""
+    unique_ids = list(dict.fromkeys(node.unique_id for node in summary.warned))
+    if not summary.success or not unique_ids:
+        return None
+    more = len(unique_ids) - listed
+    named = ", ".join(unique_ids[:listed]) + (f" and {more} more" if more > 0 else "")
+    return f"{len(unique_ids)} node{'' if len(unique_ids) == 1 else 's'} warned: {named}"
+
+
 def summarize(
     target: str,
     outcomes: list[StepOutcome],
@@ -68,7 +82,7 @@ def summarize(
 
 
 def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
-    verdict = "succeeded" if summary.success else "FAILED"
+    verdict = ("succeeded with warnings" if summary.warned else "succeeded") if summary.success else "FAILED"
     if summary.attempts:
         verdict += f" on attempt {len(summary.attempts) + 1}"
     lines = [f"# dbt run on `{summary.target}` {verdict}", ""]
@@ -88,6 +102,10 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
         lines.append(
             f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
         )
+    if summary.warned:
+        lines += ["", "## Warnings", "", "| node | step | message |", "|---|---|---|"]
+        for node in summary.warned:
+            lines.append(f"| `{node.unique_id}` | {node.step} | {markdown_cell(node.message[:500])} |")
     if summary.failures:
         lines += ["", "## Failures", "", "| node | status | message |", "|---|---|---|"]
         for node in summary.failures:

@@ -20,9 +20,9 @@ from dbt2prefect.errors import ConfigError, DbtRunError, ParameterError, Profile
 from dbt2prefect.names import job_key, job_label, job_tag
 from dbt2prefect.params import validate
 from dbt2prefect.prefect_gateway import connect_prefect
-from dbt2prefect.run_events import emit_run_warned
+from dbt2prefect.run_events import WARNED_RUN_STATE, emit_run_warned
 from dbt2prefect.run_job import execute
-from dbt2prefect.summary import to_markdown, to_table
+from dbt2prefect.summary import to_markdown, to_table, warned_note
 
 # A deployment's flow run (the process a worker started for it) returns as soon as it ends, not up to a second later;
 # importing the module anywhere else patches nothing (see prefect_heartbeat).
@@ -93,13 +93,15 @@ def run_dbt_wg(
     `secret_env_vars` (name -> Prefect Secret block) are read from their blocks at run time and set the same way,
     never logged.
 
-    A failed node fails the flow, as it fails a dbt Cloud run. Only a transient failure (a lock, a lost
+    A failed node fails the flow, as it fails a dbt Cloud run: the run ends Failed with dbt's error as its message. Only a transient failure (a lock, a lost
     connection, a statement or warehouse timeout) is retried, from the point of failure with `dbt retry`, as
     `[tenant.retries]` allows; the failed attempts stay in the run record, the summary and the state message.
     A person reruns from the point of failure with `command="retry"` or Prefect's Retry button.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
     the run. Artifacts go to the tenant's run-artifact store; a summary is published as Prefect artifacts.
-    A successful run in which a node warned emits `dbt2prefect.run.warned` (see `dbt2prefect.run_events`).
+    A successful run in which a node warned ends Completed under the name `Completed with warnings`, its message
+    naming the warned nodes, and emits `dbt2prefect.run.warned` (see `dbt2prefect.run_events`); each warned
+    node's task run ends Completed under the name `Warned` (see `dbt2prefect.node_states`).
     """
     raw = dict(locals())
     logger = get_run_logger()
@@ -134,8 +136,12 @@ def run_dbt_wg(
         outcome.artifact_dir,
     )
     if outcome.failure is not None:
-        raise DbtRunError(outcome.failure)
-    # A run that warned ends Completed like a clean one: the event tells the two apart (dbt Cloud's "Warns").
+        # A node that failed in dbt is the run's outcome, not a crash: the run ends Failed with dbt's error as its
+        # state message (Prefect logs it once, with the final state) and no Python traceback. A returned Failed
+        # state still goes through Prefect's flow retries, as a raised error would.
+        return Failed(message=outcome.failure, data=DbtRunError(outcome.failure))  # type: ignore[return-value]
+    # A run that warned ends Completed under a name of its own, naming the warned nodes; the event tells
+    # notifications which nodes warned (dbt Cloud's "Warns").
     emit_run_warned(outcome.summary, params.dbt_cloud_job_id)
     result = {
         "flow_run_id": run_id,
@@ -144,9 +150,15 @@ def run_dbt_wg(
         "artifact_dir": outcome.artifact_dir,
         "attempts": outcome.attempts,
     }
+    warned = warned_note(outcome.summary)
     if outcome.note is not None:
         # A success after a transient failure says so where people look first: the run's state message.
         logger.warning("%s", outcome.note)
+    if warned is not None:
+        logger.warning("%s", warned)
+        message = "; ".join(m for m in (warned, outcome.note) if m)
+        return Completed(name=WARNED_RUN_STATE, message=message, data=result)  # type: ignore[return-value]
+    if outcome.note is not None:
         return Completed(message=outcome.note, data=result)  # type: ignore[return-value]
     return result
 

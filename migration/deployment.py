@@ -128,6 +128,16 @@ _EVENT_WORDS = (
 )
 
 
+_WARNED_NODES = (
+    "{% if event.payload.unique_ids %}Warned nodes ({{ event.payload.warned_nodes }}): "
+    "{{ event.payload.unique_ids | join(', ') }}"
+    "{% if event.payload.warned_nodes > event.payload.unique_ids | length %} and "
+    "{{ event.payload.warned_nodes - event.payload.unique_ids | length }} more{% endif %}\n{% endif %}"
+)
+"""The warned nodes that a run's `dbt2prefect.run.warned` event names (its payload), as a line of a notification's
+body; nothing for any other event."""
+
+
 class NotificationSpec(_Spec):
     """A notification automation: send through a notification block when a run of a job (named `job-<id> ...`)
     on this deployment enters one of `states` or emits one of `events`. Not part of the deployment in Prefect's
@@ -550,7 +560,7 @@ def build_deployment(
             subject=f"dbt job {jinja_text(n.job_name)}: {_EVENT_WORDS}",
             body=(
                 f"Run {{{{ flow_run.name }}}} of {jinja_text(full_name)}: {_EVENT_WORDS}.\n"
-                "{{ flow_run.state.message or '' }}\n{{ (flow_run|ui_url) or '' }}\n"
+                f"{_WARNED_NODES}{{{{ flow_run.state.message or '' }}}}\n{{{{ (flow_run|ui_url) or '' }}}}\n"
                 f"It runs dbt Cloud job {n.job_id} ({jinja_text(n.job_name)}); dbt Cloud notification "
                 f"{n.notification_id} sent this to {jinja_text(n.destination)}."
             ),

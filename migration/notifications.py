@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 from dbt2prefect.names import before_start_name, notification_name
 from dbt2prefect.reasons import ReasonCode
-from dbt2prefect.run_events import RUN_WARNED_EVENT
+from dbt2prefect.run_events import RUN_WARNED_EVENT, WARNED_RUN_STATE
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Job, Notification, NotificationType
 from migration.plan import Finding, PlannedJob, PlannedNotification, Severity
 
 ACTIVE = 1
 OUTCOME_STATES: dict[str, tuple[str, ...]] = {
-    "on_success": ("Completed",),
+    "on_success": ("Completed", WARNED_RUN_STATE),
     "on_failure": ("Failed", "Crashed"),
     "on_cancel": ("Cancelled",),
 }

@@ -20,6 +20,7 @@ from dbt2prefect.names import job_parameters, schedule_slug, trigger_name, workf
 from dbt2prefect.params import RunParameters, validate
 from dbt2prefect.reasons import ReasonCode
 from dbt2prefect.run_env import env_name_problem
+from dbt2prefect.run_events import WARNED_RUN_STATE
 from dbt2prefect.tenant import TenantSettings
 from migration.dbt_cloud.models import Environment, Job, JobSchedule, Notification
 from migration.env_vars import AccountVariables, JobVariables, job_variables, secret_setup_command
@@ -46,11 +47,12 @@ if TYPE_CHECKING:
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _STATUS_NAMES = {RunStatus.SUCCESS: "Completed", RunStatus.ERROR: "Failed", RunStatus.CANCELLED: "Cancelled"}
 _PREFECT_STATES: dict[int, tuple[str, ...]] = {
-    RunStatus.SUCCESS: ("Completed",),
+    RunStatus.SUCCESS: ("Completed", WARNED_RUN_STATE),
     RunStatus.ERROR: ("Failed", "Crashed"),
     RunStatus.CANCELLED: ("Cancelled",),
 }
-"""The final Prefect states of a run that dbt Cloud would report with each final run status."""
+"""The final Prefect states of a run that dbt Cloud would report with each final run status (a run in which nodes
+warned succeeded, as in dbt Cloud)."""
 
 
 def describe_schedule(schedule: JobSchedule) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,13 +12,12 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.events import Event
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from prefect.events.worker import EventsWorker
+from prefect.client.schemas.objects import StateType
 from prefect.states import State
 
 from dbt2prefect.artifact_store import ArtifactStore, RunKey
-from dbt2prefect.run_events import RUN_WARNED_EVENT
+from dbt2prefect.node_states import WARNED_STATE
+from dbt2prefect.run_events import WARNED_RUN_STATE
 from dbt2prefect.run_job import parse_cache_dir
 from flows.dbt_wg_flow import run_dbt_wg
 from sandbox.stack import derive_tenant_file
@@ -56,6 +53,7 @@ def built_dev(tenant_copy: Any) -> dict[str, Any]:
     result: dict[str, Any] = state.result()  # type: ignore[assignment]
     result["leftover_profiles"] = leftover
     result["flow_run_id_obj"] = state.state_details.flow_run_id
+    result["state"] = (state.name, state.message)
     return result
 
 
@@ -85,7 +83,7 @@ def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[
             task_runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
             )
-            done = len(task_runs) >= 100 and all(run.state_name == "Completed" for run in task_runs)
+            done = len(task_runs) >= 100 and all(run.state_type == StateType.COMPLETED for run in task_runs)
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -94,13 +92,28 @@ def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[
         assert any(name.startswith("test ") for name in names)
         assert len(task_runs) >= 100
         states = {run.state_name for run in task_runs}
-        assert states == {"Completed"}, f"every node's task run ends Completed, got {states}"
+        # The sandbox data has an 'inactive' distributor: the accepted_values test of severity warn warns.
+        assert states == {"Completed", WARNED_STATE}, f"every node's task run ends Completed, got {states}"
+        (warned,) = [run for run in task_runs if run.state_name == WARNED_STATE]
+        assert warned.state_type == StateType.COMPLETED
+        assert warned.name.startswith("test accepted_values_stg_crm__distributors_distributor_status")
+        assert str(warned.state.message).startswith(  # type: ignore[union-attr]
+            "test.dbt_williamgrant.accepted_values_stg_crm__distributors_distributor_status"
+        )
+        assert "warn: Got 1 result, configured to warn if != 0" in str(warned.state.message)  # type: ignore[union-attr]
         artifacts = client.read_artifacts()
+    # The flow run ends Completed under a name of its own, naming the warned node.
+    name, message = built_dev["state"]
+    assert name == WARNED_RUN_STATE and str(message).startswith("1 node warned: test.dbt_williamgrant.accepted_values")
     mine = [a for a in artifacts if a.flow_run_id == flow_run_id]
     kinds = {a.type for a in mine}
     assert {"markdown", "table"} <= kinds
     markdown = next(a for a in mine if a.type == "markdown")
     assert "Nodes by status" in str(markdown.data) and "Slowest nodes" in str(markdown.data)
+    assert "succeeded with warnings" in str(markdown.data) and "## Warnings" in str(markdown.data)
+    warnings = str(markdown.data).split("## Warnings", 1)[1].split("##", 1)[0]
+    assert "`test.dbt_williamgrant.accepted_values_stg_crm__distributors_distributor_status" in warnings
+    assert "Got 1 result, configured to warn if != 0" in warnings
 
 
 def test_state_latest_defers_to_the_last_successful_run(tenant_copy: Any, built_dev: dict[str, Any]) -> None:
@@ -167,140 +180,53 @@ def test_failing_test_fails_the_flow_and_names_the_node(failing_project: Path, m
     assert state.is_failed()
     assert "test.dbt_williamgrant.assert_orders_forced_failure" in str(state.message)
     assert os.environ["DBT_WG_FORCE_FAILURE"] == "0"
-
-
-def test_flow_retry_reruns_from_the_point_of_failure(
-    tenant_copy: Any, failing_project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DBT_WG_FORCE_FAILURE", "1")
-    attempts: list[int] = []
-
-    def fix_between_attempts(flow: Any, flow_run: Any, state: Any) -> None:
-        attempts.append(flow_run.run_count)
-        if len(attempts) > 1:
-            os.environ["DBT_WG_FORCE_FAILURE"] = "0"
-
-    flow = run_dbt_wg.with_options(retries=1, retry_delay_seconds=0, on_running=[fix_between_attempts])
-    state = flow(
-        command="build",
-        target="local",
-        profiles_strategy="local",
-        select="+assert_orders_forced_failure",
-        return_state=True,
-    )
-    assert state.is_completed(), state.message
-    assert len(attempts) == 2
-    result: dict[str, Any] = state.result()  # type: ignore[assignment]
-    record = _record(tenant_copy, "local", result["flow_run_id"])
-    assert record["attempt"] == 2
-    (step,) = record["summary"]["steps"]
-    assert step["args"][0] == "retry" and step["label"].startswith("dbt retry")
-
-
-def test_steps_run_in_order_and_stop_at_the_first_failure(
-    tenant_copy: Any, failing_project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DBT_WG_FORCE_FAILURE", "1")
-    flow = run_dbt_wg.with_options(retries=0)
-    ok = flow(
-        steps=["dbt seed", "dbt run --select staging"], target="local", profiles_strategy="local", return_state=True
-    )
-    assert ok.is_completed(), ok.message
-    result: dict[str, Any] = ok.result()  # type: ignore[assignment]
-    labels = [s["label"] for s in _record(tenant_copy, "local", result["flow_run_id"])["summary"]["steps"]]
-    assert labels == ["dbt seed", "dbt run --select staging"]
-
-    failed = flow(
-        steps=["dbt test --select assert_orders_forced_failure", "dbt run --select staging"],
-        target="local",
-        profiles_strategy="local",
-        generate_docs=True,
-        return_state=True,
-    )
-    assert failed.is_failed()
-    assert "step 0" in str(failed.message)
-
-
-def _warned_events(flow_run_ids: list[str]) -> list[Event]:
-    resources = [f"prefect.flow-run.{flow_run_id}" for flow_run_id in flow_run_ids]
-    events = EventFilter(event=EventNameFilter(name=[RUN_WARNED_EVENT]), resource=EventResourceFilter(id=resources))
-    with get_client(sync_client=True) as client:
-        return client.read_events(events, limit=50).events
-
-
-def test_a_run_in_which_a_test_warned_emits_one_warned_event(tenant_copy: Any, failing_project: Path) -> None:
-    # The sandbox data has an 'inactive' distributor: the accepted_values test of severity warn on
-    # stg_crm__distributors.distributor_status warns; the sales reps' tests pass.
-    flow = run_dbt_wg.with_options(retries=0)
-    job = {"dbt_cloud_job_id": 4216, "dbt_cloud_job_name": "Distributor checks"}
-    lean = {"command": "test", "target": "local", "profiles_strategy": "local", "per_node_tasks": False, **job}
-    clean = flow(select="stg_crm__sales_reps", **lean, return_state=True)
-    warned = flow(select="stg_crm__distributors", **lean, return_state=True)
-    assert clean.is_completed(), clean.message
-    assert warned.is_completed(), warned.message
-    runs = {name: str(state.state_details.flow_run_id) for name, state in (("clean", clean), ("warned", warned))}
-    assert set(_record(tenant_copy, "local", runs["clean"])["summary"]["counts"]) == {"pass"}
-
-    EventsWorker.drain_all(timeout=30, at_exit=False)  # the flow's events are sent in the background
-    deadline = time.monotonic() + 30  # and the server records them asynchronously
-    while not (events := _warned_events(list(runs.values()))) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    (event,) = events
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(warned.state_details.flow_run_id)  # type: ignore[arg-type]
-    assert run.name.startswith("job-4216 Distributor checks ("), run.name
-    assert event.resource.root == {
-        "prefect.resource.id": f"prefect.flow-run.{run.id}",
-        "prefect.resource.name": run.name,
-    }
-    related = {resource.role: resource for resource in event.related}
-    assert "deployment" not in related, "the flow function was called directly: no deployment"
-    assert related["flow"].id == f"prefect.flow.{run.flow_id}" and related["flow"].name == "run_dbt_wg"
-    assert "prefect.tag.dbt-cloud-job-4216" in {r.id for r in event.related if r.role == "tag"}
-    assert event.payload["warned_nodes"] == 1 and event.payload["dbt_cloud_job_id"] == 4216
-    (unique_id,) = event.payload["unique_ids"]
-    assert unique_id.startswith("test.dbt_williamgrant.accepted_values_stg_crm__distributors_distributor_status")
-    counts = _record(tenant_copy, "local", runs["warned"])["summary"]["counts"]
-    assert counts["warn"] == 1 and set(counts) == {"pass", "warn"}
-
-
-def test_checkbox_steps_do_not_fail_the_run(tenant_copy: Any) -> None:
-    state = run_dbt_wg.with_options(retries=0)(
-        command="run",
-        select="staging",
-        target="local",
-        profiles_strategy="local",
-        source_freshness=True,
-        generate_docs=True,
-        per_node_tasks=False,
-        return_state=True,
-    )
-    assert state.is_completed(), state.message
-    result: dict[str, Any] = state.result()  # type: ignore[assignment]
-    store = ArtifactStore(str(tenant_copy.store))
-    key = store.find_run("dbt_williamgrant", "dbt_wg", result["flow_run_id"])
-    assert key is not None
-    assert store.has(key, "catalog.json") and store.has(key, "sources.json")
-    assert store.read_json(key, "run_results.json")["args"]["which"] == "run"
-
-
-def test_two_concurrent_runs_do_not_clobber_each_other(tenant_copy: Any) -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    # Lean: the run folders, profiles and artifact keys at stake are the same with or without per-node tasks.
-    base = [sys.executable, "-m", "cli", "run", "--select", "staging", "--command", "run", "--lean"]
-    procs = [
-        subprocess.Popen(
-            [*base, "--target", target], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for target in ("dev", "prod")
+    # A node that failed in dbt is the run's outcome, not a crash: no Python traceback in the run's logs (its
+    # task runs' included), and the failed node's task run ends Failed with dbt's message.
+    logs = _flow_run_logs(state.state_details.flow_run_id)
+    assert logs and not [line for line in logs if "Traceback" in line or "Encountered exception" in line], logs
+    failed = [
+        run
+        for run in _task_runs(state.state_details.flow_run_id)
+        if run.name.startswith("test assert_orders_forced_failure")
     ]
-    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0], outputs
-    store = ArtifactStore(str(tenant_copy.store))
-    dev = store.latest("dbt_williamgrant", "dbt_wg", "dev")
-    prod = store.latest("dbt_williamgrant", "dbt_wg", "prod")
-    assert dev is not None and prod is not None and dev.flow_run_id != prod.flow_run_id
-    for key in (dev, prod):
-        assert store.read_json(key, "run.json")["target"] == key.target
+    assert [run.state_name for run in failed] == ["Failed"]
+    assert "assert_orders_forced_failure fail in dbt" in str(failed[0].state.message)  # type: ignore[union-attr]
+    # dbt's error: in dbt's own end-of-run summary and in the run's state message, not once more per Prefect log
+    # line (an exception, a task run's final state).
+    error = [line for line in logs if "configured to fail if != 0" in line and "Finished in state" not in line]
+    assert len(error) == 1, error
+    assert "configured to fail if != 0" in str(state.message)
+
+
+def _task_runs(flow_run_id: Any) -> list[Any]:
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 30  # task runs reach the API through events, recorded asynchronously
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if (runs and all(run.state is not None and run.state.is_final() for run in runs)) or (
+                time.monotonic() > deadline
+            ):
+                return runs
+            time.sleep(0.3)
+
+
+def _flow_run_logs(flow_run_id: Any) -> list[str]:
+    """The messages of the flow run's logs (its task runs' included), oldest first."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()  # send what this process logged for the run
+    flow_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            found: list[Any] = []
+            while page := client.read_logs(
+                log_filter=flow_logs, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=len(found)
+            ):
+                found += page
+            ended = any("Finished in state Failed" in log.message and log.task_run_id is None for log in found)
+            if ended or time.monotonic() > deadline:
+                return [log.message for log in found]
+            time.sleep(0.5)

@@ -71,7 +71,8 @@ def test_each_job_and_destination_with_a_block_becomes_an_automation_and_an_info
 
 def test_a_job_that_only_runs_chained_is_notified_from_its_upstream_jobs_cutover(plan: MigrationPlan) -> None:
     chained = _automations(plan, CHAINED)["slack:#data-alerts"]
-    assert chained.states == ["Completed", "Failed", "Crashed"] and chained.switch_job_id == NIGHTLY
+    assert chained.states == ["Completed", "Completed with warnings", "Failed", "Crashed"]
+    assert chained.switch_job_id == NIGHTLY
     spec = build_deployment(plan, load_tenant(), versions=VERSIONS, active={NIGHTLY: True})
     switched = {n.name: n.enabled for n in spec.notifications}
     assert switched[chained.name] and switched[_automations(plan, NIGHTLY)["slack:#data-alerts"].name]
@@ -148,3 +149,48 @@ def test_a_bad_notifications_setting_names_itself_and_the_form(setting: dict[str
     with pytest.raises(ValidationError, match=r"tenant\.notifications") as caught:
         TenantSettings.model_validate({**load_tenant().model_dump(), "notifications": setting})
     assert named in str(caught.value)
+
+
+def _rendered(template: str, event: object, flow_run: object) -> str:
+    """`template` as Prefect's notification action renders it (its template environment and filters)."""
+    from prefect.server.events.actions import JinjaTemplateAction
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    JinjaTemplateAction._register_filters_if_needed()
+    return render_user_template_sync(template, {"event": event, "flow_run": flow_run})
+
+
+def test_a_warned_runs_notification_names_the_warned_nodes(plan: MigrationPlan) -> None:
+    from uuid import uuid4
+
+    from prefect.client.schemas.objects import FlowRun, State, StateType
+
+    from dbt2prefect.dbt_run import NodeResult, StepOutcome
+    from dbt2prefect.run_events import LISTED_NODES, WARNED_RUN_STATE, warned_event
+    from dbt2prefect.summary import summarize
+
+    spec = build_deployment(plan, load_tenant(), versions=VERSIONS)
+    email = next(n for n in spec.notifications if n.job_id == NIGHTLY and n.events)
+    nodes = [
+        NodeResult(f"test.p.warns_{i:02}", "test", f"warns_{i:02}", "warn", 0.1, "Got 1 result", 0)
+        for i in range(LISTED_NODES + 2)
+    ]
+    outcome = StepOutcome(0, "dbt build", "build", ["build"], REPO_ROOT, True, success=True, nodes=nodes)
+    running = FlowRun(id=uuid4(), name="job-1 Nightly (brave-fox)", flow_id=uuid4(), deployment_id=uuid4())
+    event = warned_event(summarize("prod", [outcome], success=True), running, "run_dbt_wg", "dbt_wg", job_id=1)
+    assert event is not None
+
+    body = _rendered(email.body, event, running)
+    assert _rendered(email.subject, event, running) == "dbt job Nightly production build: Completed with warnings"
+    listed = ", ".join(node.unique_id for node in nodes[:LISTED_NODES])
+    assert f"Warned nodes ({LISTED_NODES + 2}): {listed} and 2 more\n" in body, body
+
+    # A state event (the run's failure, or its end as Completed with warnings) has no such line: the run's state
+    # message names the nodes there.
+    done = State(type=StateType.COMPLETED, name=WARNED_RUN_STATE, message="2 nodes warned: test.p.a, test.p.b")
+    ended = running.model_copy(update={"state": done})
+    slack = next(n for n in spec.notifications if n.job_id == CHAINED)
+    state_event = event.model_copy(update={"event": f"prefect.flow-run.{WARNED_RUN_STATE}", "payload": {}})
+    body = _rendered(slack.body, state_event, ended)
+    assert "Warned nodes" not in body and "2 nodes warned: test.p.a, test.p.b" in body, body
+    assert _rendered(slack.subject, state_event, ended).endswith(": Completed with warnings")
