@@ -177,6 +177,9 @@ def handle_errors(func: F) -> F:
             # Escaped: messages quote user input and TOML tables such as [tenant.blocks], which are not markup.
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated:
+            err_console.print("terminated (SIGTERM); what this command started is stopped")
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
@@ -184,16 +187,21 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is (see `terminate_as_interrupt`); a command it ends exits 143 (128 + 15)."""
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C while the block runs, so `with` blocks stop what they started.
 
     Python's default SIGTERM action ends the process at once: child processes (a Prefect server) would
-    outlive a `sandbox up` stopped by a service manager or `kill`.
+    outlive a `sandbox up` stopped by a service manager or `kill`. The exception is `Terminated`, a
+    KeyboardInterrupt, so that `handle_errors` exits 143 as a shell reports a process ended by SIGTERM.
     """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

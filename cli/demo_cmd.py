@@ -116,7 +116,8 @@ def demo(
     from sandbox.demo import run_demo
 
     # SIGTERM (a service manager, `kill`, CI cancelling the job) stops the demo as Ctrl-C does: the servers and
-    # the worker it started are stopped and its temporary folders removed, then exit 130.
+    # the worker it started are stopped and its temporary folders removed, then exit 143 (Ctrl-C: 130); with --keep,
+    # once the demo is done, either stops the servers and exits 0.
     with terminate_as_interrupt():
         screen = _Screen()
         try:
@@ -134,11 +135,11 @@ def _keep_up(result: DemoResult, keep: bool) -> None:
     """With --keep, wait for Ctrl-C or SIGTERM, then stop the servers; without it, they are already stopped."""
     try:
         if keep and result.stack is not None:
+            from cli.sandbox_cmd import print_stack
+
             stack = result.stack
-            console.print(
-                f"Prefect UI {stack.prefect.url} (deployment, schedules, runs); dbt Cloud API {stack.dbt_cloud.url}"
-            )
-            console.print(f"Work folder {result.workdir}. Press Ctrl-C to stop the servers.", highlight=False)
+            print_stack(stack, token_given=False)
+            console.print("Press Ctrl-C to stop the servers.", highlight=False)
             try:
                 while stack.prefect.running():
                     time.sleep(1.0)

@@ -153,9 +153,15 @@ def run(
 def register_block(
     target: Annotated[str, typer.Option(help="Target whose block to create or update.")],
     adapter: Annotated[
-        Literal["snowflake", "duckdb"], typer.Option(help="snowflake reads the SNOWFLAKE_* environment variables.")
-    ] = "snowflake",
-    duckdb_path: Annotated[str | None, typer.Option(help="DuckDB file (adapter duckdb).")] = None,
+        Literal["snowflake", "duckdb"] | None,
+        typer.Option(
+            help="snowflake reads the SNOWFLAKE_* environment variables. Default: duckdb with --duckdb-path or on a "
+            "sandbox's tenant ([tenant.sandbox] warehouse set: the sandbox's file for the target), else snowflake."
+        ),
+    ] = None,
+    duckdb_path: Annotated[
+        str | None, typer.Option(help="DuckDB file (adapter duckdb; default on a sandbox: its file for the target).")
+    ] = None,
     tenant_file: TenantFile = None,
 ) -> None:
     """Create or update the Prefect block holding TARGET's connection, from environment variables.
@@ -167,13 +173,21 @@ def register_block(
     tenant = tenant_from(tenant_file)
     if target not in tenant.targets:
         raise ParameterError(f"--target {target!r} is not one of {', '.join(tenant.targets)}")
+    sandbox = tenant.sandbox.warehouse
+    adapter = adapter or ("duckdb" if sandbox is not None or duckdb_path else "snowflake")
+    name = tenant.block_name(target)
+    if adapter == "duckdb" and duckdb_path is None and sandbox is not None:
+        from sandbox.stack import register_profile_blocks
+
+        register_profile_blocks(tenant, sandbox, [target])  # the block the sandbox saves, raw data attached
+        console.print(f"block [bold]{escape(name)}[/] saved (duckdb, the sandbox's {escape(str(sandbox))})")
+        return
     if adapter == "duckdb":
         if not duckdb_path:
             raise ParameterError("--adapter duckdb needs --duckdb-path FILE")
         block = block_from_env("duckdb", os.environ, {"path": duckdb_path, "threads": 4})
     else:
         block = block_from_env("snowflake", os.environ)
-    name = tenant.block_name(target)
     block.save(name, overwrite=True)
     console.print(f"block [bold]{escape(name)}[/] saved ({adapter}; secret fields not shown)")
 

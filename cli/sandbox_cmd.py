@@ -67,7 +67,7 @@ def up(
                     progress=lambda message: status.update(message),
                 )
             )
-        _print_addresses(stack, token_given=given_token is not None)
+        print_stack(stack, token_given=given_token is not None)
         console.print("Press Ctrl-C to stop.")
         try:
             while stack.prefect.running():
@@ -80,7 +80,9 @@ def up(
         )
 
 
-def _print_addresses(stack: SandboxStack, *, token_given: bool) -> None:
+def print_stack(stack: SandboxStack, *, token_given: bool) -> None:
+    """Where the stack's parts are and the `export` lines that let another shell's `dbt2prefect status`, `doctor`,
+    `parity`... use it (`sandbox up` and `demo --keep` print the same)."""
     console.print(f"[bold green]sandbox up[/] in {escape(str(stack.paths.root))}", highlight=False)
     console.print(f"  dbt Cloud API   {stack.dbt_cloud.url}  (account {stack.dbt_cloud.account_id})", highlight=False)
     console.print(f"  Prefect UI      {stack.prefect.url}", highlight=False)

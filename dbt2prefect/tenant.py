@@ -342,6 +342,13 @@ class SandboxSettings(BaseModel):
             "of a schema of the project, or DuckDB reports an ambiguous reference."
         ),
     )
+    warehouse: Path | None = Field(
+        default=None,
+        description=(
+            "The folder of DuckDB files standing in for the warehouse; set in the settings a running sandbox "
+            "writes, so that `blocks register --target T` saves T's block on the sandbox's file, as the sandbox does."
+        ),
+    )
     demo_jobs: tuple[int, ...] = Field(
         default=(), description="Jobs the demo runs in dbt Cloud and compares (default: every active job)."
     )
@@ -690,7 +697,11 @@ def load_tenant(path: Path | str | None = None) -> TenantSettings:
             tenant[key] = str(_resolve(base, tenant[key]))
     sandbox = tenant.get("sandbox")
     if isinstance(sandbox, dict):
-        files = {key: _resolve(base, sandbox[key]) for key in ("jobs_file", "environments_file") if key in sandbox}
+        files = {
+            key: _resolve(base, sandbox[key])
+            for key in ("jobs_file", "environments_file", "warehouse")
+            if key in sandbox
+        }
         loader = sandbox.get("raw_loader")
         if isinstance(loader, str) and loader.rpartition(":")[0].endswith(".py"):
             module, _, function = loader.rpartition(":")

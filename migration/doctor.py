@@ -1,7 +1,9 @@
 """Is everything a migration needs ready? One check per part, each failure with a one-line fix.
 
 dbt Cloud (host, token, account), Prefect (API, work pool, a worker polling it), the profile block of every
-target (its warehouse answers `select 1`; a Snowflake session has a role, a warehouse and a database), the artifact store and the ledger (writable). Nothing is printed.
+target (its warehouse answers `select 1`; a Snowflake session has a role, a warehouse and a database; a DuckDB
+file that dbt creates on its first run may be missing), the artifact store and the ledger (writable). Nothing is
+printed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -302,7 +305,9 @@ def profile_check(tenant: TenantSettings, target: str, *, session: Sequence[str]
     """The target's profile block exists and its warehouse answers `select 1`; on Snowflake, the session also has
     a role, a warehouse and a database (`session`: which of them to ask for).
 
-    A target without a block that the local profiles.yml holds (laptops, the sandbox's `local`) is skipped.
+    A target without a block that the local profiles.yml holds (laptops, the sandbox's `local`) is skipped. A
+    DuckDB block whose database file does not exist yet passes when dbt can create it there (its folder and the
+    databases it attaches exist), as on a fresh sandbox before any run of the target.
     """
     name, check = tenant.block_name(target), f"profile {target}"
     try:
@@ -313,7 +318,11 @@ def profile_check(tenant: TenantSettings, target: str, *, session: Sequence[str]
         return _fail(check, str(exc), f"dbt2prefect blocks register --target {target}")
     fix = f"fix the connection and re-register: dbt2prefect blocks register --target {target}"
     try:
-        with warehouse_from_profile_output(block.output(name)) as warehouse:
+        output = block.output(name)
+        unbuilt = _duckdb_file_to_be_built(output)
+        if unbuilt is not None:
+            return _ok(check, f"block {name!r} (duckdb): {unbuilt} does not exist yet; dbt creates it on the first run")
+        with warehouse_from_profile_output(output) as warehouse:
             warehouse.ping()
             if not isinstance(warehouse, SnowflakeWarehouse) or not session:
                 return _ok(check, f"block {name!r} ({block.adapter}) answers select 1")
@@ -330,6 +339,19 @@ def profile_check(tenant: TenantSettings, target: str, *, session: Sequence[str]
         )
     found = ", ".join(f"{n} {v}" for n, v in context.items())
     return _ok(check, f"block {name!r} (snowflake) answers select 1 as {found}")
+
+
+def _duckdb_file_to_be_built(output: Mapping[str, Any]) -> Path | None:
+    """The database file of a DuckDB profile output that dbt will create on the target's first run: it does not
+    exist yet, its folder does, and so does every database it attaches. None for anything else (which is then
+    connected to)."""
+    if str(output.get("type", "")).lower() != "duckdb" or output.get("path") in (None, "", ":memory:"):
+        return None
+    file = Path(str(output["path"]))
+    attached = [Path(str(item.get("path"))) for item in output.get("attach") or () if isinstance(item, Mapping)]
+    if file.exists() or not file.parent.is_dir() or not all(path.exists() for path in attached):
+        return None
+    return file
 
 
 def _in_local_profiles(tenant: TenantSettings, target: str) -> bool:

@@ -434,7 +434,7 @@ def derive_tenant_file(
     """Write tenant settings derived from `source` (default: the repository's tenant) to `destination`.
 
     Paths become absolute (the dbt project stays where it is), then `overrides` replace top-level settings
-    (a `dbt_cloud` mapping is merged into the source's). The tenant's parity settings file is copied next to it.
+    (a `dbt_cloud` or `sandbox` mapping is merged into the source's). The tenant's parity settings file is copied next to it.
 
     Args:
         checkout: a snapshot of this repository (`sandbox.code_remote`) that `destination` is in: paths inside
@@ -466,6 +466,8 @@ def derive_tenant_file(
         tenant["sandbox"] = sandbox
     changes = dict(overrides or {})
     tenant["dbt_cloud"] = {**(tenant.get("dbt_cloud") or {}), **changes.pop("dbt_cloud", {})}
+    if "sandbox" in changes:
+        tenant["sandbox"] = {**(tenant.get("sandbox") or {}), **changes.pop("sandbox")}
     tenant.update(changes)
     destination.parent.mkdir(parents=True, exist_ok=True)
     destination.write_text("\n".join([*header, *_toml_tables({"tenant": tenant})]) + "\n", encoding="utf-8")
@@ -509,6 +511,8 @@ def write_tenant_file(
         "acknowledged_findings": sorted({*original.acknowledged_findings, *acknowledged}),
         "dbt_cloud": {"host": dbt_cloud.url, "account_id": dbt_cloud.account_id},
         "notifications": sandbox_notification_blocks(original),
+        # `blocks register --target T` on this tenant saves T's block on the stack's DuckDB file, as the stack does.
+        "sandbox": {"warehouse": str(paths.warehouse)},
         **sandbox_deployment_settings(pool, None if remote is None else remote.code_storage()),
     }
     header = [

@@ -326,3 +326,38 @@ def test_the_prefect_ui_calls_the_api_of_the_server_it_started(demo: DemoResult)
     assert demo.stack is not None
     settings = httpx.get(f"{demo.stack.prefect.url}/ui-settings", timeout=30).json()
     assert settings["api_url"] == demo.stack.prefect.api_url
+
+
+def test_the_exports_demo_keep_prints_let_doctor_and_status_run_in_another_shell(
+    demo: DemoResult, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from cli.common import console
+    from cli.sandbox_cmd import print_stack
+
+    assert demo.stack is not None
+    with console.capture() as printed:
+        print_stack(demo.stack, token_given=False)  # what `demo --keep` (and `sandbox up`) print
+    exports = [line.strip() for line in printed.get().splitlines() if line.strip().startswith("export ")]
+    assert {line.split("=", 1)[0] for line in exports} >= {
+        "export PREFECT_API_URL",
+        "export DBT2PREFECT_TENANT_FILE",
+        f"export {demo.stack.token_env}",
+        "export AWS_ENDPOINT_URL_S3",
+    }
+    # Another shell: none of this process's Prefect or toolkit settings, only the venv's commands on PATH.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DBT2PREFECT_", "AWS_"))}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", COLUMNS="120")
+    script = "\n".join(
+        [*exports, "dbt2prefect blocks register --target dev", "dbt2prefect doctor", "dbt2prefect status"]
+    )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SNOWFLAKE" not in done.stdout + done.stderr  # the sandbox's DuckDB block, no Snowflake variables
+    assert "All checks passed." in done.stdout and "Traceback" not in done.stderr
+    assert demo.stack.dbt_cloud.token not in done.stdout + done.stderr

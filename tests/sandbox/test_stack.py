@@ -80,6 +80,9 @@ def test_tenant_settings_point_at_the_sandbox_and_keep_the_project(tmp_path: Pat
     assert original.notifications, "the tenant names notification blocks"
     changed = {"dbt_cloud", "artifact_store_url", "ledger_url", "acknowledged_findings", "settings_file"}
     changed |= {"work_pool", "code_storage", "runtime", "notifications"}
+    # `blocks register` on the stack's tenant saves the stack's DuckDB blocks (its warehouse folder).
+    assert tenant.sandbox == original.sandbox.model_copy(update={"warehouse": paths.warehouse})
+    changed.add("sandbox")
     assert tenant.model_dump(exclude=changed) == original.model_dump(exclude=changed)
     parity = settings_path().with_name(f"{settings_path().stem}.parity.toml")
     if parity.exists():
