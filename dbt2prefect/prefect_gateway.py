@@ -471,7 +471,7 @@ class ClientGateway:
         )
         with api_errors():
             page = self._client.read_events(events_filter, limit=min(limit, EVENTS_PAGE))
-            found = list(page.events)
+            found: list[Event] = list(page.events)
             while page.next_page is not None and len(found) < limit:
                 page = self._client.read_events_page(str(page.next_page))
                 found.extend(page.events)

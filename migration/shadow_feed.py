@@ -258,7 +258,7 @@ def webhook_template() -> str:
     lines = [
         "{",
         f'  "event": "{RUN_COMPLETED_EVENT}",',
-        "  \"occurred\": {{ body.data.runFinishedAt | tojson }},",
+        '  "occurred": {{ body.data.runFinishedAt | tojson }},',
         '  "resource": {',
         f'    "prefect.resource.id": "{RUN_RESOURCE_PREFIX}{{{{ body.data.runId | int }}}}",',
         '    "dbt-cloud.account.id": "{{ body.accountId | int }}"',
