@@ -48,16 +48,14 @@ def poll_dbt_cloud_runs(
     """
     if overlap_minutes <= 0:
         raise ParameterError(f"overlap_minutes must be positive, got {overlap_minutes}")
-    logger = get_run_logger()
+    start = _start(since)
     with Workspace.open(
         os.environ.get("DBT2PREFECT_TENANT_FILE"),
         dbt_cloud_host=dbt_cloud_host,
         dbt_cloud_account_id=dbt_cloud_account_id,
     ) as workspace:
-        reported = workspace.poll_dbt_cloud_runs(
-            job_ids, start=_start(since), overlap=timedelta(minutes=overlap_minutes)
-        )
-    logger.info("reported %d completed dbt Cloud run(s)", len(reported))
+        reported = workspace.poll_dbt_cloud_runs(job_ids, start=start, overlap=timedelta(minutes=overlap_minutes))
+    get_run_logger().info("reported %d completed dbt Cloud run(s)", len(reported))
     return {
         "reported": [
             {"job_id": run.job_id, "run_id": run.run_id, "status": run.status, "event_id": str(run.event_id)}
