@@ -15,14 +15,14 @@ Nothing is printed and nothing exits: the callers render the results.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from migration.ledger import Ledger
     from migration.plan import MigrationPlan
     from migration.prefect_switch import PrefectSchedules
+    from migration.shadow_feed import RunCompleted
+    from migration.shadow_poll import CursorFile
     from migration.status import StatusReport
     from migration.switch_context import SwitchContext, SwitchReport
     from parity.model import ParityReport, Verdict
@@ -260,6 +262,34 @@ class Workspace:
         from migration.prefect_switch import PrefectSchedules
 
         return PrefectSchedules(f"{self.tenant.flow_name}/{self.tenant.deployment_name}", self.prefect_gateway)
+
+    @cached_property
+    def shadow_cursor(self) -> CursorFile:
+        """The cursor of the polling of completed dbt Cloud runs, in the tenant's store.
+
+        Raises:
+            ArtifactStoreError: the store URL is unusable.
+        """
+        from migration.shadow_poll import CursorFile
+
+        return CursorFile(self.tenant.artifact_store_url, self.tenant.name, self.tenant.compare_and_swap)
+
+    def webhook_secret(self) -> SecretStr:
+        """The dbt Cloud webhook's secret, from the Prefect Secret block the tenant names.
+
+        Raises:
+            DbtCloudConfigError: no block is named, or it cannot be read.
+        """
+        from migration.dbt_cloud.auth import secret_from_block
+        from migration.dbt_cloud.errors import DbtCloudConfigError
+
+        block = self.tenant.blocks.dbt_cloud_webhook_secret_block
+        if not block:
+            raise DbtCloudConfigError(
+                "no dbt Cloud webhook secret: set [tenant.blocks] dbt_cloud_webhook_secret_block to the Prefect "
+                "Secret block that holds the secret dbt Cloud showed when the webhook was created"
+            )
+        return secret_from_block(block, "dbt Cloud webhook secret")
 
     def switch_context(self, by: str | None = None) -> SwitchContext:
         """What cutover and rollback act on: the dbt Cloud client, the Prefect schedules, the ledger, and who."""
@@ -488,6 +518,49 @@ class Workspace:
         plan = self.current_plan().plan
         seen = PrefectTriggers(self.prefect.deployment, self.prefect_gateway).read_all() if automations else None
         return collect_status(plan, self.dbt_cloud, self.prefect, self.ledger, self.verdicts(), seen)
+
+    def shadowed_jobs(self) -> list[int]:
+        """The jobs whose completed dbt Cloud runs are reported: every job the plan migrates to a Prefect run
+        (scheduled, chained or on demand)."""
+        from migration.shadow_poll import SHADOWED_STATUSES
+
+        return [job.job_id for job in self.current_plan().plan.jobs if job.status in SHADOWED_STATUSES]
+
+    def poll_dbt_cloud_runs(
+        self,
+        job_ids: Sequence[int] | None = None,
+        *,
+        start: datetime | None = None,
+        overlap: timedelta | None = None,
+    ) -> list[RunCompleted]:
+        """Report the completed dbt Cloud runs of `job_ids` (default `shadowed_jobs()`) since the polling cursor,
+        one `RUN_COMPLETED_EVENT` each, then move the cursor (see `migration.shadow_poll`).
+
+        Raises:
+            ShadowCursorError: the cursor is unreadable, or another poller moved it meanwhile.
+        """
+        from migration.shadow_poll import DEFAULT_OVERLAP, poll_completed_runs
+
+        jobs = list(job_ids) if job_ids is not None else self.shadowed_jobs()
+        return poll_completed_runs(
+            self.dbt_cloud,
+            jobs,
+            self.shadow_cursor,
+            self.prefect_gateway,
+            start=start,
+            overlap=overlap if overlap is not None else DEFAULT_OVERLAP,
+        )
+
+    def verify_webhook_event(self, payload: Mapping[str, Any]) -> RunCompleted:
+        """The run a webhook event reports, checked against the tenant's webhook secret.
+
+        Raises:
+            WebhookRefusedError: the event is not signed with the secret, or its body is not a completed run.
+            DbtCloudConfigError: the secret cannot be read.
+        """
+        from migration.shadow_feed import verify_webhook_event
+
+        return verify_webhook_event(payload, self.webhook_secret())
 
     def doctor(self) -> DoctorReport:
         """Every readiness check of the tenant: dbt Cloud, Prefect, profile and notification blocks, the stores."""

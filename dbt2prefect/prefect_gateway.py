@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType, Worker, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.events import Event
     from prefect.events.schemas.automations import Automation, AutomationCore
 
 
@@ -54,6 +55,10 @@ DEPLOYMENT_SETTINGS = (
     "job_variables",
 )
 """The deployment fields `create_deployment` and `update_deployment` accept in `settings`."""
+
+
+EVENTS_PAGE = 50
+"""The most events the API answers in one page (`read_events` reads on to the next pages)."""
 
 
 def deployment_resource(deployment_id: UUID) -> str:
@@ -193,6 +198,15 @@ class PrefectGateway(Protocol):
         ...
 
     # blocks
+    def emit_events(self, events: Sequence[Event]) -> None:
+        """Send events to the API and return once it has accepted them. The server keeps one event per id: an event
+        sent again with an id it has is not stored twice (and its triggers skip an id they have seen)."""
+        ...
+
+    def read_events(self, name: str, resource_ids: Sequence[str] | None = None, *, limit: int = 200) -> list[Event]:
+        """Stored events named `name` (about one of `resource_ids`, when given), oldest first, at most `limit`."""
+        ...
+
     def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
         """The block document `<block_type_slug>/<name>`, or None."""
         ...
@@ -439,6 +453,29 @@ class ClientGateway:
     def set_flow_run_tags(self, flow_run_id: UUID, tags: Sequence[str]) -> None:
         with api_errors():
             self._client.update_flow_run(flow_run_id, tags=list(tags))
+
+    def emit_events(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        with api_errors():
+            response = self._client.request("POST", "/events", json=[e.model_dump(mode="json") for e in events])
+            response.raise_for_status()
+
+    def read_events(self, name: str, resource_ids: Sequence[str] | None = None, *, limit: int = 200) -> list[Event]:
+        from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
+
+        events_filter = EventFilter(
+            event=EventNameFilter(name=[name]),
+            resource=EventResourceFilter(id=list(resource_ids)) if resource_ids is not None else None,
+            order=EventOrder.ASC,
+        )
+        with api_errors():
+            page = self._client.read_events(events_filter, limit=min(limit, EVENTS_PAGE))
+            found: list[Event] = list(page.events)
+            while page.next_page is not None and len(found) < limit:
+                page = self._client.read_events_page(str(page.next_page))
+                found.extend(page.events)
+        return found[:limit]
 
     def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
         from prefect.exceptions import ObjectNotFound

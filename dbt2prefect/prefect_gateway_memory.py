@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType, Worker, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
+    from prefect.events import Event
     from prefect.events.schemas.automations import Automation, AutomationCore
 
 MEMORY_URL = "memory://prefect/api"
@@ -45,6 +46,9 @@ class MemoryPrefect:
         self.workers: dict[str, list[Worker]] = {}
         self.flow_runs: list[FlowRun] = []
         self.blocks: dict[tuple[str, str], BlockRef] = {}
+        self.events: dict[UUID, Event] = {}
+        self.sent_events = 0
+        """Every event sent, repeats included (`events` keeps one per id, as the server does)."""
 
     def __repr__(self) -> str:
         return f"MemoryPrefect(deployments={len(self.deployments)}, automations={len(self.automations)})"
@@ -282,6 +286,20 @@ class MemoryPrefect:
         raise KeyError(run_id)
 
     # blocks
+    # events
+    def emit_events(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.sent_events += 1
+            self.events.setdefault(event.id, event.model_copy(deep=True))
+
+    def read_events(self, name: str, resource_ids: Sequence[str] | None = None, *, limit: int = 200) -> list[Event]:
+        found = [
+            event
+            for event in self.events.values()
+            if event.event == name and (resource_ids is None or event.resource.id in resource_ids)
+        ]
+        return sorted(found, key=lambda event: event.occurred)[:limit]
+
     def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
         return self.blocks.get((block_type_slug, name))
 

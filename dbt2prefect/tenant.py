@@ -98,10 +98,17 @@ class BlockNames(BaseModel):
         description="Block name prefix; the block for target T is '<prefix>-<T>'.",
     )
     dbt_cloud_token_block: str = Field(description="Secret block holding the dbt Cloud API token.")
+    dbt_cloud_webhook_secret_block: str | None = Field(
+        default=None,
+        description="Secret block holding the secret of the dbt Cloud webhook (job.run.completed) whose signed "
+        "deliveries report completed runs; unset where runs are polled instead.",
+    )
 
-    @field_validator("profile_prefix", "dbt_cloud_token_block")
+    @field_validator("profile_prefix", "dbt_cloud_token_block", "dbt_cloud_webhook_secret_block")
     @classmethod
-    def _block_names(cls, value: str) -> str:
+    def _block_names(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         problem = block_name_problem(value)
         if problem is not None:
             raise ValueError(problem)

@@ -52,3 +52,17 @@ class CutoverVerificationError(MigrationError):
     """A cutover or rollback ran, but reading both sides back did not show the expected state."""
 
     exit_code = 1
+
+
+class WebhookRefusedError(MigrationError):
+    """A dbt Cloud webhook event is not trusted: no signature, a signature that does not match, or a body that is
+    not a `job.run.completed` of dbt Cloud's shape. `reason` is `missing-signature`, `bad-signature` or
+    `bad-body`."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ShadowCursorError(MigrationError):
+    """The polling cursor in the store is unreadable, or another poller moved it while this one was emitting."""

@@ -52,6 +52,15 @@ def token_from_block(block_name: str) -> SecretStr:
     Raises:
         DbtCloudConfigError: the block does not exist or cannot be read.
     """
+    return secret_from_block(block_name, "dbt Cloud token", "token")
+
+
+def secret_from_block(block_name: str, what: str, noun: str = "secret") -> SecretStr:
+    """The string in a Prefect Secret block (needs a reachable Prefect API); `what` names it in messages.
+
+    Raises:
+        DbtCloudConfigError: the block does not exist, cannot be read, or holds no string.
+    """
     from prefect.blocks.system import Secret
 
     try:
@@ -62,11 +71,11 @@ def token_from_block(block_name: str) -> SecretStr:
         # A missing block raises ValueError, an unreachable API httpx/Prefect errors; all mean the same
         # to the user. Only the type is kept so that no response payload can leak into the message.
         raise DbtCloudConfigError(
-            f"could not read the dbt Cloud token from Prefect Secret block {block_name!r} "
+            f"could not read the {what} from Prefect Secret block {block_name!r} "
             f"({type(exc).__name__}); create it with `prefect block create secret`"
         ) from None
     if not isinstance(value, str) or not value.strip():
-        raise DbtCloudConfigError(f"Prefect Secret block {block_name!r} holds no string token")
+        raise DbtCloudConfigError(f"Prefect Secret block {block_name!r} holds no string {noun}")
     return SecretStr(value.strip())
 
 

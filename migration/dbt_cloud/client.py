@@ -421,6 +421,18 @@ class DbtCloudClient:
             raise DbtCloudResponseError("dbt Cloud GET runs: 'data' is not a list")
         return [self._model(Run, item, "run") for item in data]
 
+    def iter_completed_runs(self, *, newest_first: bool = True) -> Iterator[Run]:
+        """Every completed run of the account (success, error, cancelled), by finish time, newest first by default.
+
+        Pages are read as the caller iterates, so a caller that stops at the first run older than it needs reads
+        only the pages up to it. A run that completes while the pages are read can shift a page by one: callers
+        that must see every run read again later with an overlap (see `migration.shadow_poll`).
+        """
+        completed = [int(RunStatus.SUCCESS), int(RunStatus.ERROR), int(RunStatus.CANCELLED)]
+        params = {"status__in": json.dumps(completed), "order_by": "-finished_at" if newest_first else "finished_at"}
+        for item in self._paginate(self._v2("runs/"), params):
+            yield self._model(Run, item, "run")
+
     def latest_successful_run(self, job_id: int) -> Run | None:
         """The newest successful run of a job, or None when it never succeeded."""
         runs = self.list_runs(job_definition_id=job_id, status=RunStatus.SUCCESS, order_by="-id", limit=1)

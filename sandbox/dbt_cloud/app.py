@@ -27,6 +27,7 @@ from sandbox.dbt_cloud.contract import ApiError, envelope, error_body, int_param
 from sandbox.dbt_cloud.faults import FaultInjector, FaultSettings
 from sandbox.dbt_cloud.runner import JobRunner, StepResult
 from sandbox.dbt_cloud.state import SandboxState
+from sandbox.dbt_cloud.webhooks import Webhooks
 from sandbox.warehouse import RAW_DB
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class SandboxApp:
         self._runner: JobRunner | None = None
         self._runner_lock = threading.Lock()
         self.futures: dict[int, Future[dict[str, Any]]] = {}
+        self.webhooks = Webhooks(state.account_id)
+        state.completed_listeners.append(self.webhooks.run_completed)
         self.faults = FaultInjector(self._starlette(), faults)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,6 +188,7 @@ class SandboxApp:
             Route(f"{v2}/runs/{{run_id:int}}/artifacts/", e(self._list_artifacts), methods=["GET"]),
             Route(f"{v2}/runs/{{run_id:int}}/artifacts/{{path:path}}", e(self._get_artifact), methods=["GET"]),
             Route(f"{v2}/notifications/", e(self._list_notifications), methods=["GET"]),
+            Route(f"{v3}/webhooks/subscriptions", e(self._webhook_subscriptions), methods=["GET", "POST"]),
             Route(
                 f"{v3}/projects/{{project_id:int}}/environment-variables/environment/",
                 e(self._project_environment_variables),
@@ -262,6 +266,12 @@ class SandboxApp:
     async def _list_notifications(self, request: Request) -> Response:
         page, extra = self.state.list_notifications(dict(request.query_params))
         return JSONResponse(envelope(page, extra))
+
+    async def _webhook_subscriptions(self, request: Request) -> Response:
+        if request.method == "POST":
+            return JSONResponse(envelope(self.webhooks.subscribe(await self._body(request))))
+        listed = self.webhooks.listed()
+        return JSONResponse(envelope(listed, {"pagination": {"count": len(listed), "total_count": len(listed)}}))
 
     async def _project_environment_variables(self, request: Request) -> Response:
         return JSONResponse(envelope(self.state.project_environment_variables(request.path_params["project_id"])))

@@ -87,6 +87,8 @@ class SandboxState:
         self._next_job_id = max(self.jobs) + 7
         self._next_run_id = 70403104500000
         self._next_step_id = 70403104900000
+        self.completed_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with each run that reaches a final status (the webhooks' sender listens here)."""
 
     @classmethod
     def from_files(
@@ -340,6 +342,14 @@ class SandboxState:
         return self.get_run(run["id"], include_steps=False)
 
     def update_run(self, run_id: int, *, status: int | None = None, finished: bool = False, **fields: Any) -> None:
+        with self._lock:
+            self._update_run(run_id, status, finished, fields)
+            completed = self._public_run(self.runs[run_id], include_steps=False) if finished else None
+        if completed is not None:
+            for listener in list(self.completed_listeners):
+                listener(completed)
+
+    def _update_run(self, run_id: int, status: int | None, finished: bool, fields: dict[str, Any]) -> None:
         with self._lock:
             run = self.runs[run_id]
             now = utcnow()

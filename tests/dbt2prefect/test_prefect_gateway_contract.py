@@ -6,6 +6,7 @@ answer these cases alike.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pytest
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.events import Event
 from prefect.events.actions import DoNothing
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
@@ -265,3 +267,27 @@ def test_an_unreachable_api_is_a_prefect_api_error_naming_the_setting() -> None:
 def test_other_failures_inside_the_block_stay_what_they_are(prefect_api: None) -> None:
     with pytest.raises(OSError, match="disk full"), connect_prefect():
         raise OSError("disk full")
+
+
+def _read_back(prefect: PrefectGateway, name: str, resources: list[str], count: int) -> list[Event]:
+    # The server records accepted events asynchronously; the memory gateway at once.
+    deadline = time.monotonic() + 30
+    while len(found := prefect.read_events(name, resources)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
+def test_an_event_sent_twice_with_one_id_is_stored_once(side: Side) -> None:
+    prefect = side.prefect
+    name, resource = _unique("contract.event"), _unique("contract.resource")
+    first = Event(event=name, resource={"prefect.resource.id": resource}, payload={"n": 1}, id=uuid.uuid4())
+    other = Event(event=name, resource={"prefect.resource.id": f"{resource}-other"}, id=uuid.uuid4())
+    prefect.emit_events([first, other])
+    prefect.emit_events([first.model_copy(update={"payload": {"n": 2}})])
+    prefect.emit_events([])
+    stored = _read_back(prefect, name, [resource], 1)
+    assert [(e.id, e.payload) for e in stored] == [(first.id, {"n": 1})]
+    assert {e.resource.id for e in _read_back(prefect, name, [resource, f"{resource}-other"], 2)} == {
+        resource,
+        f"{resource}-other",
+    }
