@@ -167,7 +167,9 @@ def _tenant_with(tmp_path: Path, shadow: str) -> Path:
 
 def test_shadow_settings_default_and_load(tmp_path: Path) -> None:
     assert load_tenant().shadow == ShadowSettings(required_passes=3, required_days=1.0, jobs=None, sample=1)
-    loaded = load_tenant(_tenant_with(tmp_path, f"required_passes = 5\nrequired_days = 0.5\njobs = [{JOB}]\nsample = 2"))
+    loaded = load_tenant(
+        _tenant_with(tmp_path, f"required_passes = 5\nrequired_days = 0.5\njobs = [{JOB}]\nsample = 2")
+    )
     assert (loaded.shadow.required_passes, loaded.shadow.required_days, loaded.shadow.jobs) == (5, 0.5, (JOB,))
     assert [loaded.shadow.takes(JOB, n) for n in (1, 2, 3)] == [True, False, True]
     assert not loaded.shadow.takes(70403103936340, 1)
@@ -186,6 +188,6 @@ def test_shadow_settings_default_and_load(tmp_path: Path) -> None:
     ],
 )
 def test_bad_shadow_settings_are_named(tmp_path: Path, line: str, words: str) -> None:
-    with pytest.raises(ConfigError, match="tenant.toml") as refused:
+    with pytest.raises(ConfigError, match=r"tenant\.toml") as refused:
         load_tenant(_tenant_with(tmp_path, line))
     assert words in str(refused.value)
