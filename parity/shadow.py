@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -460,3 +461,50 @@ def readiness_markdown(jobs: Sequence[JobReadiness]) -> str:
         lines += ["", "Extra warehouse time (the Prefect twins' durations) per day:", "", "| day | time |", "|---|---|"]
         lines += [f"| {day} | {_hours(seconds)} |" for day, seconds in sorted(days.items())]
     return "\n".join(lines) + "\n"
+
+
+_PASS, _FAIL, _GOAL = "#2e8540", "#b3261e", "#55607a"
+
+
+def streak_svg(job: JobReadiness, width: int = 640, height: int = 90) -> str:
+    """The job's streak over time: one bar per pair, as tall as the streak it left (a FAIL is a red mark at zero),
+    and a dashed line at K."""
+    top = max([job.required_passes, *(point.streak for point in job.history)])
+    count = max(len(job.history), 1)
+    step = width / count
+    scale = (height - 24) / top
+    base = height - 4
+    parts = []
+    for index, point in enumerate(job.history):
+        x = index * step
+        bar = max(point.streak * scale, 3)
+        colour = _PASS if point.verdict is Verdict.PASS else _FAIL
+        label = f"dbt Cloud run {point.dbt_cloud_run_id} {point.at:%Y-%m-%d %H:%M}: {point.verdict.value}, streak {point.streak}"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{base - bar:.1f}" width="{max(step - 2, 1):.1f}" height="{bar:.1f}" '
+            f'fill="{colour}"><title>{escape(label)}</title></rect>'
+        )
+    goal = base - job.required_passes * scale
+    parts.append(f'<line x1="0" x2="{width}" y1="{goal:.1f}" y2="{goal:.1f}" stroke="{_GOAL}" stroke-dasharray="4 3"/>')
+    title = f"Job {job.job_id} {job.job_name}: streak {job.summary()}"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>' + "".join(parts) + "</svg>"
+    )
+
+
+def readiness_html(jobs: Sequence[JobReadiness]) -> str:
+    """A standalone page (inline CSS and SVG, no scripts): per job its readiness and its streak over time."""
+    body = ["<h1>Shadow readiness</h1>"]
+    for job in jobs:
+        state = "ready" if job.ready else "not ready"
+        body.append(f"<h2>Job {job.job_id} {escape(job.job_name)}: {escape(job.summary())}, {state}</h2>")
+        details = f"{job.passes} PASS of {job.pairs} pairs; extra warehouse time {_hours(job.warehouse_seconds)}"
+        fail = job.last_fail_text()
+        body.append(f"<p>{escape(details)}{escape(f'; last FAIL: {fail}') if fail else ''}</p>")
+        body.append(streak_svg(job))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Shadow readiness</title>'
+        "<style>body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1200px}"
+        "svg{display:block;margin:.5rem 0 1rem}</style></head><body>" + "".join(body) + "</body></html>\n"
+    )

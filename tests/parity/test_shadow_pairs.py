@@ -15,7 +15,15 @@ import pytest
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.tenant import REPO_ROOT, ShadowSettings, load_tenant
 from parity.model import Check, Finding, JobParity, ParityReport, RunRef, Severity, Verdict
-from parity.shadow import ShadowGate, ShadowPair, ShadowStore, compared_pair, readiness, readiness_markdown
+from parity.shadow import (
+    ShadowGate,
+    ShadowPair,
+    ShadowStore,
+    compared_pair,
+    readiness,
+    readiness_html,
+    readiness_markdown,
+)
 from parity.store import ReportRoot, ReportStoreError
 from sandbox.s3_api import BUCKET
 
@@ -136,6 +144,9 @@ def test_extra_warehouse_time_per_job_and_day() -> None:
     markdown = readiness_markdown([ready])
     assert f"| {JOB} Nightly \\| build | 0/3 | 0/1 | no | 2 PASS of 3 |" in markdown
     assert "| 2026-12-02 | 0.50 h |" in markdown
+    page = readiness_html([ready])
+    assert page.count("<rect ") == 3 and "Nightly | build: 0/3 PASS, 0/1 days, not ready" in page
+    assert "dbt Cloud run 103 2026-12-02 02:00: FAIL, streak 0" in page and "<script" not in page
 
 
 def test_the_gate_applies_to_jobs_with_pairs_or_when_required() -> None:
