@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from migration.switch_context import SwitchContext, SwitchReport
     from parity.model import ParityReport, Verdict
     from parity.runner import CandidateStarter, ParityContext
+    from parity.settings import ParitySettings
     from parity.shadow import JobReadiness, ShadowGate, ShadowPair, ShadowStore
     from parity.store import ReportRoot
 
@@ -411,8 +412,7 @@ class Workspace:
         from parity.runner import calibrate_jobs, compare_jobs
 
         tenant = self.tenant
-        context = self._parity_context(profiles_strategy, start_candidate)
-        settings = context.settings
+        settings, settings_file = self._parity_settings()
         if calibrate and settings.calibration_target not in tenant.targets:
             raise ConfigError(
                 f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
@@ -420,15 +420,12 @@ class Workspace:
                 "schema of its own), or set calibration_target to such a target"
             )
         specs = job_specs(self.dbt_cloud, tenant, self.ledger, job_ids, candidate_runs)
+        context = self._parity_context(settings, settings_file, profiles_strategy, start_candidate)
         return calibrate_jobs(specs, context) if calibrate else compare_jobs(specs, context)
 
-    def _parity_context(
-        self, profiles_strategy: ProfilesStrategy, start_candidate: CandidateStarter | None = None
-    ) -> ParityContext:
-        """What a comparison needs: the tenant's parity settings (a production candidate target refused before
-        dbt Cloud is asked anything), the store, the dbt Cloud client and the targets' profiles."""
-        from parity.connections import profile_outputs
-        from parity.runner import ParityContext
+    def _parity_settings(self) -> tuple[ParitySettings, Path | None]:
+        """The tenant's parity settings and their file; a production candidate target is refused here, before
+        dbt Cloud is asked anything (the jobs' own targets are checked once they are known)."""
         from parity.settings import (
             load_parity_settings,
             parity_settings_path,
@@ -439,8 +436,21 @@ class Workspace:
         tenant = self.tenant
         settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
         settings = load_parity_settings(settings_file)
-        # The jobs' own targets are checked once they are known.
         refuse_production_candidate(settings, production_targets(tenant.dbt_cloud_environments), settings_file)
+        return settings, settings_file
+
+    def _parity_context(
+        self,
+        settings: ParitySettings,
+        settings_file: Path | None,
+        profiles_strategy: ProfilesStrategy,
+        start_candidate: CandidateStarter | None = None,
+    ) -> ParityContext:
+        """What a comparison needs: the parity settings, the store, the dbt Cloud client, the targets' profiles."""
+        from parity.connections import profile_outputs
+        from parity.runner import ParityContext
+
+        tenant = self.tenant
         return ParityContext(
             tenant=tenant.name,
             deployment=tenant.deployment_name,
@@ -488,6 +498,7 @@ class Workspace:
             flow_run_id = UUID(check_flow_run_id(prefect_run_id))
         except ValueError:
             raise ParameterError(f"Prefect flow run id {prefect_run_id!r} is not a UUID; pass the twin's id") from None
+        parity_settings = self._parity_settings()  # bad settings: refused before any service is asked
         shadow = self.shadow_store
         existing = shadow.get(job_id, dbt_cloud_run_id)
         if existing is not None:
@@ -504,7 +515,7 @@ class Workspace:
                 f"Prefect flow run {prefect_run_id} has not ended (state {state}); compare it once it has"
             )
         run = self.dbt_cloud.get_run(dbt_cloud_run_id, include_related=())
-        context = self._parity_context(profiles_strategy)
+        context = self._parity_context(*parity_settings, profiles_strategy)
         [spec] = job_specs(self.dbt_cloud, self.tenant, self.ledger, [job_id], {job_id: prefect_run_id})
         spec = spec.model_copy(update={"baseline_run_id": dbt_cloud_run_id})
         cloud_times = {"dbt_cloud_started_at": run.started_at, "dbt_cloud_finished_at": run.finished_at}
