@@ -18,7 +18,7 @@ import getpass
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     from migration.status import StatusReport
     from migration.switch_context import SwitchContext, SwitchReport
     from parity.model import ParityReport, Verdict
-    from parity.runner import CandidateStarter
+    from parity.runner import CandidateStarter, ParityContext
+    from parity.settings import ParitySettings
+    from parity.shadow import JobReadiness, ShadowGate, ShadowPair, ShadowStore
     from parity.store import ReportRoot
 
 
@@ -73,6 +75,15 @@ class FetchedArtifacts:
 
     run: RunKey | None = None
     dbt_cloud_state: DbtCloudState | None = None
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """The record of a compared pair, and whether this call wrote it (False: that dbt Cloud run was recorded
+    before, by an earlier call or another process, and the record returned is that one)."""
+
+    pair: ShadowPair
+    recorded: bool
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,13 @@ class Workspace:
         from parity.store import tenant_report_root
 
         return tenant_report_root(self.tenant, self._report_dir)
+
+    @cached_property
+    def shadow_store(self) -> ShadowStore:
+        """The shadow pair records and their reports, under the parity report root."""
+        from parity.shadow import ShadowStore
+
+        return ShadowStore(self.report_root)
 
     @cached_property
     def prefect_gateway(self) -> PrefectGateway:
@@ -428,8 +446,23 @@ class Workspace:
         """
         from app.parity_jobs import job_specs
         from dbt2prefect.errors import ConfigError
-        from parity.connections import profile_outputs
-        from parity.runner import ParityContext, calibrate_jobs, compare_jobs
+        from parity.runner import calibrate_jobs, compare_jobs
+
+        tenant = self.tenant
+        settings, settings_file = self._parity_settings()
+        if calibrate and settings.calibration_target not in tenant.targets:
+            raise ConfigError(
+                f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
+                f"({', '.join(tenant.targets)}); add it to [tenant] targets and to the dbt profile (a database or "
+                "schema of its own), or set calibration_target to such a target"
+            )
+        specs = job_specs(self.dbt_cloud, tenant, self.ledger, job_ids, candidate_runs)
+        context = self._parity_context(settings, settings_file, profiles_strategy, start_candidate)
+        return calibrate_jobs(specs, context) if calibrate else compare_jobs(specs, context)
+
+    def _parity_settings(self) -> tuple[ParitySettings, Path | None]:
+        """The tenant's parity settings and their file; a production candidate target is refused here, before
+        dbt Cloud is asked anything (the jobs' own targets are checked once they are known)."""
         from parity.settings import (
             load_parity_settings,
             parity_settings_path,
@@ -440,16 +473,22 @@ class Workspace:
         tenant = self.tenant
         settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
         settings = load_parity_settings(settings_file)
-        # Refused before dbt Cloud is asked anything; the jobs' own targets are checked once they are known.
         refuse_production_candidate(settings, production_targets(tenant.dbt_cloud_environments), settings_file)
-        if calibrate and settings.calibration_target not in tenant.targets:
-            raise ConfigError(
-                f"[parity] calibration_target {settings.calibration_target!r} is not one of the tenant's targets "
-                f"({', '.join(tenant.targets)}); add it to [tenant] targets and to the dbt profile (a database or "
-                "schema of its own), or set calibration_target to such a target"
-            )
-        specs = job_specs(self.dbt_cloud, tenant, self.ledger, job_ids, candidate_runs)
-        context = ParityContext(
+        return settings, settings_file
+
+    def _parity_context(
+        self,
+        settings: ParitySettings,
+        settings_file: Path | None,
+        profiles_strategy: ProfilesStrategy,
+        start_candidate: CandidateStarter | None = None,
+    ) -> ParityContext:
+        """What a comparison needs: the parity settings, the store, the dbt Cloud client, the targets' profiles."""
+        from parity.connections import profile_outputs
+        from parity.runner import ParityContext
+
+        tenant = self.tenant
+        return ParityContext(
             tenant=tenant.name,
             deployment=tenant.deployment_name,
             store=self.store,
@@ -461,7 +500,102 @@ class Workspace:
             environments=tenant.dbt_cloud_environments,
             settings_source=settings_file,
         )
-        return calibrate_jobs(specs, context) if calibrate else compare_jobs(specs, context)
+
+    def shadow_pair(
+        self,
+        job_id: int,
+        dbt_cloud_run_id: int,
+        prefect_run_id: str,
+        profiles_strategy: ProfilesStrategy = "blocks",
+    ) -> ShadowResult:
+        """Compare one dbt Cloud run of a job (its own artifacts, not the job's latest) with its Prefect twin, a
+        finished `run_dbt_wg` run of the job's parameters on the parity target, and record the pair once.
+
+        A pair already recorded for that dbt Cloud run is returned as it is, without comparing again. A twin that
+        ended without artifacts to compare is recorded as a FAIL pair (`candidate_unusable`).
+
+        Raises:
+            ParameterError: a bad id, a flow run the Prefect API does not know, or one that has not ended yet
+                (nothing is recorded).
+            BaselineError: the dbt Cloud run is not a run of the job, or has no building step to compare with
+                (nothing is recorded).
+            ReportStoreError: the record or report could not be read or written.
+        """
+        from uuid import UUID
+
+        from app.parity_jobs import job_specs
+        from dbt2prefect.errors import ParameterError
+        from parity.errors import CandidateError
+        from parity.runner import compare_jobs
+        from parity.shadow import check_flow_run_id, compared_pair, unusable_twin_pair
+
+        if job_id <= 0 or dbt_cloud_run_id <= 0:
+            raise ParameterError(f"job {job_id}, dbt Cloud run {dbt_cloud_run_id}: pass positive dbt Cloud ids")
+        try:
+            flow_run_id = UUID(check_flow_run_id(prefect_run_id))
+        except ValueError:
+            raise ParameterError(f"Prefect flow run id {prefect_run_id!r} is not a UUID; pass the twin's id") from None
+        parity_settings = self._parity_settings()  # bad settings: refused before any service is asked
+        shadow = self.shadow_store
+        existing = shadow.get(job_id, dbt_cloud_run_id)
+        if existing is not None:
+            return ShadowResult(existing, recorded=False)
+        twin = self.prefect_gateway.read_flow_run(flow_run_id)
+        if twin is None:
+            raise ParameterError(
+                f"Prefect has no flow run {prefect_run_id} (API {self.prefect_gateway.api_url}); pass the id of the "
+                f"twin of dbt Cloud run {dbt_cloud_run_id}"
+            )
+        if twin.state is None or not twin.state.is_final():
+            state = "scheduled" if twin.state is None else twin.state.name
+            raise ParameterError(
+                f"Prefect flow run {prefect_run_id} has not ended (state {state}); compare it once it has"
+            )
+        run = self.dbt_cloud.get_run(dbt_cloud_run_id, include_related=())
+        context = self._parity_context(*parity_settings, profiles_strategy)
+        [spec] = job_specs(self.dbt_cloud, self.tenant, self.ledger, [job_id], {job_id: prefect_run_id})
+        spec = spec.model_copy(update={"baseline_run_id": dbt_cloud_run_id})
+        cloud_times = {"dbt_cloud_started_at": run.started_at, "dbt_cloud_finished_at": run.finished_at}
+        now = datetime.now(UTC)
+        try:
+            report = compare_jobs([spec], context)
+        except CandidateError as exc:
+            pair = unusable_twin_pair(
+                self.tenant.name,
+                job_id,
+                spec.name,
+                dbt_cloud_run_id=dbt_cloud_run_id,
+                prefect_run_id=prefect_run_id,
+                problem=str(exc),
+                compared_at=now,
+                **cloud_times,
+            )
+        else:
+            location = shadow.write_report(report, job_id, dbt_cloud_run_id, prefect_run_id)
+            pair = compared_pair(
+                self.tenant.name,
+                report.job(job_id),
+                dbt_cloud_run_id=dbt_cloud_run_id,
+                report=location,
+                compared_at=now,
+                **cloud_times,
+            )
+        if shadow.record(pair):
+            return ShadowResult(pair, recorded=True)
+        return ShadowResult(shadow.get(job_id, dbt_cloud_run_id) or pair, recorded=False)
+
+    def readiness(self, job_ids: Sequence[int] | None = None) -> dict[int, JobReadiness]:
+        """Each job's readiness from its shadow pairs (default: every job with pairs or named in `[tenant.shadow]`
+        jobs)."""
+        from parity.shadow import read_readiness
+
+        return read_readiness(self.shadow_store, self.tenant.shadow, job_ids)
+
+    def shadow_gate(self, job_ids: Sequence[int] | None = None) -> ShadowGate:
+        """Cutover's gate for the jobs in the parallel-run period (see `parity.shadow.ShadowGate`)."""
+        from parity.shadow import ShadowGate
+
+        return ShadowGate(self.tenant.shadow, self.readiness(job_ids))
 
     def write_parity_report(self, report: ParityReport, *, calibration: bool = False) -> str:
         """Write the report under the report root (a calibration under `calibration/`, where it can never become a
@@ -492,15 +626,23 @@ class Workspace:
 
         Raises:
             CutoverRequestError: a bad job id, or `force` without a reason.
-            CutoverRefusedError: a job has no PASS verdict or its schedule is not applied as planned.
+            CutoverRefusedError: a job has no PASS verdict (or, in the parallel-run period, not the streak of PASS
+                pairs `[tenant.shadow]` asks for) or its schedule is not applied as planned.
         """
         from migration.cutover import CutoverRequest
         from migration.cutover import cutover as run_cutover
 
         request = CutoverRequest(job_ids=tuple(job_ids), force=force, reason=reason)  # bad input: before any call
         current = self.current_plan()
+        shadowed = [s.job_id for s in current.plan.schedules] if not job_ids else list(job_ids)
         return run_cutover(
-            current.plan, current.jobs, self.verdicts(), self.switch_context(by), request, dry_run=dry_run
+            current.plan,
+            current.jobs,
+            self.verdicts(),
+            self.switch_context(by),
+            request,
+            dry_run=dry_run,
+            shadow=self.shadow_gate(shadowed),
         )
 
     def rollback(self, job_ids: Sequence[int], *, by: str | None = None, dry_run: bool = False) -> SwitchReport:
@@ -510,14 +652,20 @@ class Workspace:
         return run_rollback(tuple(job_ids), self.switch_context(by), dry_run=dry_run)
 
     def status(self, *, automations: bool = True) -> StatusReport:
-        """Every job's place: dbt Cloud and Prefect schedules and last runs, parity verdict, ledger state and, with
-        `automations`, its trigger and notification automations on Prefect."""
+        """Every job's place: dbt Cloud and Prefect schedules and last runs, parity verdict, shadow readiness (jobs
+        with pairs, and shadowed jobs when `[tenant.shadow]` requires pairs), ledger state and, with `automations`,
+        its trigger and notification automations on Prefect."""
         from migration.prefect_switch import PrefectTriggers
         from migration.status import collect_status
 
         plan = self.current_plan().plan
         seen = PrefectTriggers(self.prefect.deployment, self.prefect_gateway).read_all() if automations else None
-        return collect_status(plan, self.dbt_cloud, self.prefect, self.ledger, self.verdicts(), seen)
+        shadow = self.tenant.shadow
+        required = [s.job_id for s in plan.schedules if shadow.required and shadow.shadows(s.job_id)]
+        readiness = self.readiness(sorted(set(self.shadow_store.job_ids()) | set(required)))
+        return collect_status(
+            plan, self.dbt_cloud, self.prefect, self.ledger, self.verdicts(), seen, readiness=readiness
+        )
 
     def shadowed_jobs(self) -> list[int]:
         """The jobs whose completed dbt Cloud runs are reported: every job the plan migrates to a Prefect run

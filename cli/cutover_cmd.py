@@ -99,7 +99,9 @@ def cutover(
     job: JobOption = None,
     all_jobs: AllJobs = False,
     dry_run: DryRun = False,
-    force: Annotated[bool, typer.Option("--force", help="Cut over without a PASS parity verdict.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Cut over without a PASS parity verdict or shadow streak.")
+    ] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why --force; recorded in the ledger.")] = None,
     by: By = None,
     report_dir: ParityDir = None,
@@ -111,7 +113,8 @@ def cutover(
 
     Name the jobs with --job (repeat), or pass --all for every job with a schedule in the plan; neither, or
     both, is bad input (exit 2). Refuses (exit 1, nothing changed) unless each job's latest parity verdict is
-    PASS and its schedule is applied as planned. Rerun after any failure: finished steps are not repeated.
+    PASS (a job with shadow pairs: K consecutive PASS pairs over at least D days, [tenant.shadow]) and its
+    schedule is applied as planned. Rerun after any failure: finished steps are not repeated.
     --dry-run checks the same and prints, per job, what would be switched (dbt Cloud schedule, Prefect
     schedule, automations, ledger records) without changing anything.
     """
@@ -173,10 +176,12 @@ def status(
     format_: FormatOption = None,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Per job: where it runs, next run, both schedules and last runs, automations, parity, ledger state.
+    """Per job: where it runs, next run, both schedules and last runs, automations, parity, shadow, ledger state.
 
     "runs on" is dbt Cloud, Prefect, both or nowhere (its own schedule, or for a chained job its trigger after the
     job it runs after); its notification automations and chained-job trigger are on, off or missing on Prefect.
+    "shadow" (shown once a job has shadow pairs) is its streak of consecutive PASS pairs and the days it covers,
+    against what cutover needs ([tenant.shadow] required_passes and required_days), e.g. "2/3 PASS, 0.4/1 days".
     The table becomes one block per job when it would not fit the terminal (COLUMNS).
 
     Exit codes: 4 when a job runs nowhere or on both sides, or its cutover or rollback is unfinished (ledger state
@@ -235,6 +240,8 @@ def _status_rows(report: StatusReport) -> list[dict[str, object]]:
                 "trigger": row.trigger or "",
                 "automations": row.automations or "",
                 "next_run": _iso(row.next_run),
+                "shadow": row.readiness.summary() if row.readiness else "",
+                "shadow_ready": ("yes" if row.readiness.ready else "no") if row.readiness else "",
                 "runs_problem": row.runs_problem or "",
                 "disagreement": row.disagreement or "",
             }
@@ -273,8 +280,22 @@ def _automations(row: JobStatusRow) -> str:
     return ", ".join(parts) or "-"
 
 
-def _status_fields(row: JobStatusRow) -> list[tuple[str, Text | str]]:
-    """One job's fields, label -> value, as the table's columns and the blocks' lines show them."""
+def _shadow(row: JobStatusRow) -> Text:
+    """The job's shadow streak against what cutover needs, e.g. '2/3 PASS, 0.4/1 days (last FAIL run 123)'."""
+    readiness = row.readiness
+    if readiness is None:
+        return Text("-")
+    text = Text(readiness.summary(), style="green" if readiness.ready else "")
+    if readiness.ready:
+        text.append(" ready")
+    elif readiness.last_fail is not None:
+        text.append(f" (last FAIL run {readiness.last_fail.dbt_cloud_run_id})", style="red")
+    return text
+
+
+def _status_fields(row: JobStatusRow, shadow: bool = False) -> list[tuple[str, Text | str]]:
+    """One job's fields, label -> value, as the table's columns and the blocks' lines show them (`shadow`: with
+    the shadow streak, when any job is in the parallel-run period)."""
     cloud = _ON_OFF[row.dbt_cloud_schedule_on] or "-"
     parity = "-" if row.parity_verdict is None else f"{row.parity_verdict} {_when(row.parity_time)}"
     ledger = row.ledger_state.value + ("" if row.ledger_updated is None else f" {_when(row.ledger_updated)}")
@@ -285,17 +306,23 @@ def _status_fields(row: JobStatusRow) -> list[tuple[str, Text | str]]:
         ("Prefect", f"schedule {row.prefect_schedule}, last run {_last_prefect(row)}"),
         ("automations", _automations(row)),
         ("parity", parity),
+        *([("shadow", _shadow(row))] if shadow else []),
         ("ledger", ledger),
     ]
+
+
+def _shadowing(report: StatusReport) -> bool:
+    return any(row.readiness is not None for row in report.jobs)
 
 
 def _status_table(report: StatusReport) -> Table:
     table = Table(title=f"{report.tenant}: {report.deployment} (ledger {report.ledger}; times in UTC)", show_lines=True)
     table.add_column("job", overflow="fold")
-    for label, _ in _status_fields(report.jobs[0]) if report.jobs else []:
+    shadow = _shadowing(report)
+    for label, _ in _status_fields(report.jobs[0], shadow) if report.jobs else []:
         table.add_column(label, overflow="fold")
     for row in report.jobs:
-        table.add_row(Text(f"{row.job_id}\n{row.job_name}"), *(value for _, value in _status_fields(row)))
+        table.add_row(Text(f"{row.job_id}\n{row.job_name}"), *(value for _, value in _status_fields(row, shadow)))
     return table
 
 
@@ -314,6 +341,6 @@ def _render_status(report: StatusReport) -> None:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
-        for label, value in _status_fields(row):
+        for label, value in _status_fields(row, _shadowing(report)):
             grid.add_row(label, value)
         console.print(Padding(grid, (0, 0, 0, 2), expand=False))

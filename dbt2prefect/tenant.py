@@ -323,6 +323,57 @@ class RetrySettings(BaseModel):
     delay_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before each retry (0 to 3600 s).")
 
 
+class ShadowSettings(BaseModel):
+    """The parallel-run period (`[tenant.shadow]`): which dbt Cloud runs get a Prefect twin, and when a job has earned
+    its cutover.
+
+    A job's readiness is its streak of consecutive PASS shadow pairs (ordered by the dbt Cloud runs' finish times)
+    and the days that streak covers (first to last pair). Once a job has a shadow pair, `cutover` gates it on
+    `required_passes` and `required_days` instead of its latest parity verdict; with `required = true` a shadowed
+    job without any pair is refused too.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    required_passes: int = Field(
+        default=3, ge=1, le=1000, strict=True, description="K: consecutive PASS pairs a job needs (1 to 1000)."
+    )
+    required_days: float = Field(
+        default=1.0, ge=0, le=365, description="D: days the streak must cover, first pair to last (0 to 365)."
+    )
+    jobs: tuple[int, ...] | None = Field(
+        default=None, description="The dbt Cloud job ids in shadow (default: every migrated job)."
+    )
+    sample: int = Field(
+        default=1, ge=1, le=1000, strict=True, description="Shadow every Nth completed dbt Cloud run of a job."
+    )
+    required: bool = Field(
+        default=False, description="Refuse cutover of a shadowed job until it has pairs (not only once it has)."
+    )
+
+    @field_validator("jobs")
+    @classmethod
+    def _job_ids(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("jobs = [] shadows no job; list dbt Cloud job ids, or leave jobs out to shadow every job")
+        bad = [job for job in value if job <= 0]
+        if bad:
+            raise ValueError(f"jobs: {bad[0]} is not a dbt Cloud job id; list positive job ids, e.g. [70403103936332]")
+        if len(set(value)) != len(value):
+            raise ValueError("jobs: a job id is listed twice; list each job once")
+        return value
+
+    def shadows(self, job_id: int) -> bool:
+        """Whether the job is in shadow."""
+        return self.jobs is None or job_id in self.jobs
+
+    def takes(self, job_id: int, seen: int) -> bool:
+        """Whether the `seen`-th completed dbt Cloud run of the job (1 for the first one heard of) gets a twin."""
+        return self.shadows(job_id) and seen >= 1 and (seen - 1) % self.sample == 0
+
+
 class SandboxSettings(BaseModel):
     """How the sandbox stands in for the tenant's dbt Cloud account and source systems (`[tenant.sandbox]`)."""
 
@@ -474,6 +525,7 @@ class TenantSettings(BaseModel):
     code_storage: CodeStorage | None = None
     runtime: Runtime = Runtime()
     retries: RetrySettings = RetrySettings()
+    shadow: ShadowSettings = ShadowSettings()
     sandbox: SandboxSettings = SandboxSettings()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),

@@ -13,7 +13,9 @@ crash at any point finishes the job without repeating side effects):
 4. verify: both sides read back; the result is a new `cutover_verified` record.
 
 Nothing happens to any job unless every requested job passes the gate: a PASS parity verdict (or `force` with a
-reason, recorded in the ledger) and an applied plan (the deployment has the job's schedule as planned).
+reason, recorded in the ledger) and an applied plan (the deployment has the job's schedule as planned). A job in
+the parallel-run period (it has shadow pairs, or `[tenant.shadow]` requires them) needs its streak instead of the
+verdict: K consecutive PASS pairs over at least D days (`parity.shadow.ShadowGate`); the ledger records the streak.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from migration.plan import MigrationPlan, PlannedSchedule
 from migration.prefect_switch import automation_role
 from migration.switch_context import JobOutcome, SwitchContext, SwitchReport, chained_children, schedule_on
 from parity.model import Verdict
+from parity.shadow import ShadowGate
 
 OPEN_STATES = (LedgerState.CUTOVER_IN_PROGRESS, LedgerState.CUT_OVER, LedgerState.ROLLBACK_IN_PROGRESS)
 """States in which the ledger, not dbt Cloud, holds the job's pre-cutover definition."""
@@ -111,6 +114,24 @@ def _parity_problem(job_id: int, verdicts: Mapping[int, tuple[Verdict, datetime]
     return None
 
 
+def _evidence_problem(
+    job_id: int, verdicts: Mapping[int, tuple[Verdict, datetime]], shadow: ShadowGate | None
+) -> str | None:
+    """Why the evidence does not allow the job's cutover: its shadow streak when it is in the parallel-run
+    period, else its latest parity verdict."""
+    if shadow is not None and shadow.applies(job_id):
+        return shadow.problem(job_id)
+    return _parity_problem(job_id, verdicts)
+
+
+def _evidence(job_id: int, verdicts: Mapping[int, tuple[Verdict, datetime]], shadow: ShadowGate | None) -> str | None:
+    """The evidence cutover went on, as the ledger records it."""
+    if shadow is not None and shadow.applies(job_id):
+        return shadow.of(job_id).evidence()
+    verdict = verdicts.get(job_id)
+    return None if verdict is None else f"{verdict[0].value} at {verdict[1].isoformat()}"
+
+
 def _gate(
     planned: PlannedSchedule,
     state: LedgerState,
@@ -118,6 +139,7 @@ def _gate(
     verdicts: Mapping[int, tuple[Verdict, datetime]],
     ctx: SwitchContext,
     request: CutoverRequest,
+    shadow: ShadowGate | None = None,
 ) -> list[str]:
     """Reasons this job may not start a cutover (empty = it may)."""
     if state == LedgerState.ROLLBACK_IN_PROGRESS:
@@ -136,7 +158,7 @@ def _gate(
         )
     if state in (LedgerState.CUTOVER_IN_PROGRESS, LedgerState.CUT_OVER):
         return problems  # gated when it started; resuming must not depend on a newer parity run
-    parity = _parity_problem(planned.job_id, verdicts)
+    parity = _evidence_problem(planned.job_id, verdicts, shadow)
     if parity is not None and not request.force:
         problems.append(parity + " (or pass --force --reason '...')")
     if not schedule_on(live) and not request.force:
@@ -179,6 +201,7 @@ def _cut_over_one(
     verdicts: Mapping[int, tuple[Verdict, datetime]],
     ctx: SwitchContext,
     request: CutoverRequest,
+    shadow: ShadowGate | None = None,
 ) -> JobOutcome:
     job_id = planned.job_id
     if state == LedgerState.CUT_OVER:
@@ -189,7 +212,6 @@ def _cut_over_one(
     if state not in (LedgerState.CUTOVER_IN_PROGRESS, LedgerState.CUT_OVER) or started is None:
         ctx.checkpoint(job_id, "ledger")
         now = ctx.clock()
-        verdict = verdicts.get(job_id)
         started = ctx.ledger.append(
             LedgerRecord(
                 tenant=ctx.tenant,
@@ -201,7 +223,7 @@ def _cut_over_one(
                 by=ctx.by,
                 forced=request.force,
                 reason=request.reason,
-                parity=None if verdict is None else f"{verdict[0].value} at {verdict[1].isoformat()}",
+                parity=_evidence(job_id, verdicts, shadow),
                 original_job=live,
                 prefect_schedule=ctx.prefect.read(planned.slug),
             )
@@ -273,6 +295,7 @@ def cutover(
     ctx: SwitchContext,
     request: CutoverRequest,
     dry_run: bool = False,
+    shadow: ShadowGate | None = None,
 ) -> SwitchReport:
     """Cut the requested jobs over from dbt Cloud to Prefect (see the module docstring for the steps).
 
@@ -284,6 +307,8 @@ def cutover(
         request: which jobs, and force/reason.
         dry_run: check the gate and read both sides, change nothing (no ledger record either): each job's
             `changes` say what would be switched.
+        shadow: the readiness of jobs in the parallel-run period; a job it applies to is gated on its streak of
+            PASS pairs instead of its latest verdict (None: every job on its verdict).
 
     Returns:
         What happened (or would happen) per job, with warnings about chained jobs.
@@ -302,7 +327,7 @@ def cutover(
         records = ctx.ledger.records(planned.job_id)
         state = ctx.ledger.state(planned.job_id, records)
         live = ctx.dbt_cloud.get_job_dict(planned.job_id)
-        problems = _gate(planned, state, live, verdicts, ctx, request)
+        problems = _gate(planned, state, live, verdicts, ctx, request, shadow)
         if problems:
             refusals[planned.job_id] = "; ".join(problems)
         prepared.append((planned, live, records, state))
@@ -315,7 +340,7 @@ def cutover(
         if dry_run:
             outcome = _preview_one(planned, live, records, state, ctx)
         else:
-            outcome = _cut_over_one(planned, live, records, state, verdicts, ctx, request)
+            outcome = _cut_over_one(planned, live, records, state, verdicts, ctx, request, shadow)
         children = chained_children(list(jobs), planned.job_id)
         switched = {int(t.job_id) for t in plan.triggers if t.upstream_job_id == planned.job_id}
         notes = [

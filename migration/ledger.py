@@ -109,7 +109,9 @@ class LedgerRecord(_LedgerModel):
     by: str
     forced: bool = False
     reason: str | None = None
-    parity: str | None = Field(default=None, description="The parity verdict that allowed the cutover.")
+    parity: str | None = Field(
+        default=None, description="The parity verdict, or the shadow streak, that allowed the cutover."
+    )
     original_job: dict[str, Any] | None = None
     dbt_cloud_job: dict[str, Any] | None = Field(
         default=None, description="The job as read when a rollback started (for the audit trail)."

@@ -1,5 +1,6 @@
 """Status of every migrated job: where it runs (dbt Cloud, Prefect, both or nowhere), both schedulers, its chained-job
-trigger and notification automations, the next run, last runs on each side, parity verdict, ledger state."""
+trigger and notification automations, the next run, last runs on each side, parity verdict, shadow readiness, ledger
+state."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from migration.prefect_switch import FlowRunSummary, PrefectSchedules
 from migration.schedules import InvalidCron, PrefectScheduleSpec, prefect_fire_times, reference_fire_times
 from migration.switch_context import schedule_on
 from parity.model import Verdict
+from parity.shadow import JobReadiness
 
 
 class DbtCloudRunSummary(BaseModel):
@@ -70,6 +72,8 @@ class JobStatusRow(BaseModel):
     """The next time its schedule fires, on the side(s) that run it (None for chained and on-demand jobs)."""
     runs_problem: str | None = None
     """Set when the job runs nowhere or on both sides, or a cutover or rollback of it is unfinished, with the fix."""
+    readiness: JobReadiness | None = None
+    """The job's shadow streak (None when it is not in the parallel-run period)."""
 
 
 _LEDGER_ACTIVE = {LedgerState.CUT_OVER: True, LedgerState.ROLLED_BACK: False, LedgerState.NONE: False}
@@ -215,6 +219,7 @@ def collect_status(
     verdicts: Mapping[int, tuple[Verdict, datetime]],
     automations: Mapping[str, bool] | None = None,
     now: datetime | None = None,
+    readiness: Mapping[int, JobReadiness] | None = None,
 ) -> StatusReport:
     """Read both sides, the parity verdicts and the ledger for every job of the plan, the ledger or Prefect.
 
@@ -224,6 +229,7 @@ def collect_status(
             `PrefectTriggers.read_all`); when given, a cut-over job whose automations are missing or off disagrees,
             and a chained job runs on Prefect only while its trigger is on.
         now: the time the next runs are computed from (default: now).
+        readiness: the shadow readiness of the jobs in the parallel-run period (`parity.shadow.read_readiness`).
     """
     now = now or utcnow()
     names = {j.job_id: j.job_name for j in plan.jobs}
@@ -334,6 +340,7 @@ def collect_status(
                     state,
                     trigger.upstream_job_id if trigger is not None and job_id not in planned else None,
                 ),
+                readiness=(readiness or {}).get(job_id),
             )
         )
     return StatusReport(tenant=ledger.tenant, deployment=prefect.deployment, ledger=ledger.url, jobs=rows)

@@ -62,6 +62,11 @@ def fetch_baseline(client: DbtCloudRuns, job_id: int, run_id: int | None = None,
             )
         run_id = int(latest.id)
     run = client.get_run(run_id, include_related=("run_steps",))
+    owner = getattr(run, "job_definition_id", None)
+    if owner is not None and int(owner) != job_id:
+        raise BaselineError(
+            f"dbt Cloud run {run_id} is a run of job {owner}, not of job {job_id}; pass a run of job {job_id}"
+        )
     steps = sorted((int(step.index) for step in run.run_steps), reverse=True)
     if not steps:
         raise BaselineError(f"dbt Cloud run {run_id} of job {job_id} lists no run steps; cannot pin the building step")

@@ -162,6 +162,17 @@ def update_latest(pointer_file: VersionedFile, report: ParityReport, relative: s
     )
 
 
+def write_report_files(report: ParityReport, store: ReportRoot, folder: str) -> None:
+    """Write report.json, report.md and report.html into `folder` under the root (no latest.json update).
+
+    Raises:
+        ReportStoreError: a file could not be written.
+    """
+    store.write_text(f"{folder}/report.json", report.model_dump_json(indent=2))
+    store.write_text(f"{folder}/report.md", report_markdown(report))
+    store.write_text(f"{folder}/report.html", report_html(report))
+
+
 def write_report(report: ParityReport, root: str | Path | ReportRoot = DEFAULT_REPORT_ROOT) -> str:
     """Write report.json, report.md and report.html in a new timestamped folder; update latest.json.
 
@@ -170,9 +181,7 @@ def write_report(report: ParityReport, root: str | Path | ReportRoot = DEFAULT_R
     """
     store = root if isinstance(root, ReportRoot) else ReportRoot(root)
     stamp = report.created_at.strftime("%Y%m%dT%H%M%S%fZ")
-    store.write_text(f"{stamp}/report.json", report.model_dump_json(indent=2))
-    store.write_text(f"{stamp}/report.md", report_markdown(report))
-    store.write_text(f"{stamp}/report.html", report_html(report))
+    write_report_files(report, store, stamp)
     try:
         update_latest(store.latest_file(), report, f"{stamp}/report.json", store.where(LATEST))
     except (OSError, ArtifactStoreError) as exc:

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +22,22 @@ import pytest
 from prefect.blocks.system import Secret
 from typer.testing import CliRunner
 
+from app.workspace import Workspace
 from cli.app import app
+from dbt2prefect.errors import ParameterError
 from dbt2prefect.object_store import open_url
 from flows.dbt_wg_flow import run_dbt_wg
 from flows.parity_flow import parity_report
 from migration.env_vars import secret_block_name
-from parity.model import ParityReport
+from parity.errors import BaselineError
+from parity.model import ParityReport, Verdict
 from parity.store import load_latest_report, load_latest_verdicts
 from sandbox.dbt_cloud import SandboxDbtCloud
+from sandbox.s3_api import BUCKET
 from sandbox.warehouse import database_path
 
 HOURLY = 70403103936340
+NIGHTLY = 70403103936332
 SECRET = "DBT_ENV_SECRET_FX_API_KEY"
 FX_MODEL = "model.dbt_williamgrant.fct_fx_rates"
 PROD_ONLY = "model.dbt_williamgrant.audit_prod_run_log"
@@ -145,6 +151,38 @@ def test_cli_gates_on_an_existing_candidate_run(sandbox: Sandbox, passing: Parit
     assert markdown[0].startswith("| job_id | job_name | verdict |") and len(markdown) == 3
     bad = CliRunner().invoke(app, ["parity", "--job", str(HOURLY), "--candidate-run", f"{HOURLY}=not-a-run", *args[5:]])
     assert bad.exit_code == 2 and "not-a-run is not in the artifact store" in bad.output
+
+
+def test_a_shadow_pair_compares_exactly_that_dbt_cloud_run_and_is_recorded_once(
+    sandbox: Sandbox, passing: ParityReport, tenant_copy: Any, tmp_path: Path
+) -> None:
+    """Workspace.shadow_pair: the named dbt Cloud run against its twin, one record in object storage."""
+    compared = passing.job(HOURLY)
+    baseline_run, twin = int(compared.baseline.run_id), compared.candidate.run_id
+    options = {"token": sandbox.cloud.token, "dbt_cloud_host": sandbox.cloud.url}
+    reports = f"s3://{BUCKET}/shadow-pairs/{tmp_path.name}"
+    with Workspace.open(
+        tenant_copy.settings_file, report_dir=reports, dbt_cloud_account_id=sandbox.cloud.account_id, **options
+    ) as workspace:
+        with pytest.raises(BaselineError, match=f"is a run of job {HOURLY}, not of job {NIGHTLY}"):
+            workspace.shadow_pair(NIGHTLY, baseline_run, twin)
+        with pytest.raises(ParameterError, match="Prefect has no flow run"):
+            workspace.shadow_pair(HOURLY, baseline_run, str(uuid.uuid4()))
+        assert workspace.shadow_store.job_ids() == []  # neither refusal recorded anything
+        result = workspace.shadow_pair(HOURLY, baseline_run, twin)
+        pair = result.pair
+        assert result.recorded and pair.verdict is Verdict.PASS, pair.reasons
+        assert (pair.dbt_cloud_run_id, pair.prefect_run_id) == (baseline_run, twin)
+        assert pair.dbt_cloud_finished_at == compared.baseline.finished_at and pair.warehouse_seconds > 0
+        assert pair.report is not None and pair.report.startswith(reports)
+        fs, path = open_url(pair.report)
+        report = ParityReport.model_validate_json(fs.cat_file(path))
+        assert report.job(HOURLY).baseline.run_id == str(baseline_run)  # that run, not the job's latest
+        again = workspace.shadow_pair(HOURLY, baseline_run, twin)
+        assert not again.recorded and again.pair == pair
+        ready = workspace.readiness()[HOURLY]
+        assert (ready.pairs, ready.streak, ready.ready) == (1, 1, False)
+        assert ready.summary() == "1/3 PASS, 0/1 days"
 
 
 def test_changed_filter_in_the_parity_project_fails_with_row_counts(sandbox: Sandbox, passing: ParityReport) -> None:

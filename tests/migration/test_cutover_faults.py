@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import pytest
 
 from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, connect_prefect
 from dbt2prefect.prefect_gateway_memory import MemoryPrefect
-from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
+from dbt2prefect.tenant import REPO_ROOT, ShadowSettings, TenantSettings, load_tenant
 from migration.apply import apply_deployment, flow_parameter_schema
 from migration.cutover import CutoverRequest, cutover, jobs_as_planned
 from migration.dbt_cloud.client import DbtCloudClient
@@ -44,7 +45,8 @@ from migration.rollback import rollback
 from migration.switch_context import Checkpoint, SwitchContext, SwitchReport
 from migration.translate import build_plan
 from parity.model import JobParity, ParityReport, RunRef, Verdict
-from parity.store import load_latest_verdicts, write_report
+from parity.shadow import ShadowGate, ShadowPair, ShadowStore, read_readiness
+from parity.store import ReportRoot, load_latest_verdicts, write_report
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.stack import on_process_pool
 
@@ -106,11 +108,22 @@ class World:
         jobs = list(self.client.iter_jobs(state="all"))
         return jobs, build_plan(jobs_as_planned(jobs, self.ledger), self.tenant)
 
-    def cutover(self, *job_ids: int, checkpoint: Checkpoint | None = None, **options: Any) -> SwitchReport:
+    def cutover(
+        self,
+        *job_ids: int,
+        checkpoint: Checkpoint | None = None,
+        shadow: ShadowSettings | None = None,
+        **options: Any,
+    ) -> SwitchReport:
         jobs, plan = self.plan()
         verdicts = load_latest_verdicts(self.report_root)
         request = CutoverRequest(job_ids=job_ids or JOBS, **options)
-        return cutover(plan, jobs, verdicts, self.context(checkpoint), request)
+        gate = None
+        if shadow is not None:  # as the workspace builds it, from the pair records under the report root
+            gate = ShadowGate(
+                shadow, read_readiness(ShadowStore(ReportRoot(self.report_root)), shadow, request.job_ids)
+            )
+        return cutover(plan, jobs, verdicts, self.context(checkpoint), request, shadow=gate)
 
     def rollback(
         self, *job_ids: int, checkpoint: Checkpoint | None = None, prefect: PrefectSchedules | None = None
@@ -322,6 +335,86 @@ def test_trigger_already_off_without_ledger_is_refused(world: World) -> None:
     with pytest.raises(CutoverRefusedError, match=f"job {NIGHTLY}"):
         world.cutover(NIGHTLY)
     assert world.ledger.records(NIGHTLY) == []
+
+
+# ----------------------------------------------------------------------------------------- the shadow gate
+
+SHADOW = ShadowSettings(required_passes=3, required_days=1)
+DAY_ONE = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def record_pairs(world: World, job_id: int, *verdicts: tuple[Verdict, float]) -> None:
+    """Pair records of dbt Cloud runs 1, 2, ... of the job: (verdict, hours after DAY_ONE its run finished)."""
+    store = ShadowStore(ReportRoot(world.report_root))
+    for number, (verdict, hours) in enumerate(verdicts, start=1):
+        finished = DAY_ONE + timedelta(hours=hours)
+        failed = verdict is Verdict.FAIL
+        reasons = (
+            [{"reason": "row_count_differs", "subject": "fct_orders", "message": "12 rows vs 11"}] if failed else []
+        )
+        assert store.record(
+            ShadowPair.model_validate(
+                {
+                    "tenant": world.tenant.name,
+                    "job_id": job_id,
+                    "dbt_cloud_run_id": number,
+                    "prefect_run_id": str(uuid.uuid4()),
+                    "verdict": verdict,
+                    "compared_at": finished + timedelta(minutes=20),
+                    "dbt_cloud_finished_at": finished,
+                    "reasons": reasons,
+                }
+            )
+        )
+
+
+def test_three_pass_pairs_over_a_day_earn_the_cutover(world: World) -> None:
+    # The job's latest one-off parity verdict is FAIL: its pairs, newer evidence, decide.
+    write_verdicts(world.report_root, {NIGHTLY: Verdict.FAIL})
+    record_pairs(world, NIGHTLY, (Verdict.PASS, 0), (Verdict.PASS, 12), (Verdict.PASS, 24))
+    report = world.cutover(NIGHTLY, shadow=SHADOW)
+    assert [j.action for j in report.jobs] == ["cut over"]
+    assert_cut_over(world, NIGHTLY)
+    first = world.ledger.records(NIGHTLY)[0]
+    assert first.parity is not None and first.parity.startswith("shadow 3/3 PASS, 1/1 days (3 pairs")
+
+
+def test_a_fail_pair_resets_the_streak_and_cutover_names_it(world: World) -> None:
+    record_pairs(world, NIGHTLY, (Verdict.PASS, 0), (Verdict.PASS, 12), (Verdict.FAIL, 24), (Verdict.PASS, 36))
+    with pytest.raises(CutoverRefusedError) as refused:
+        world.cutover(NIGHTLY, HOURLY, shadow=SHADOW)
+    message = " ".join(str(refused.value).split())
+    assert (
+        f"job {NIGHTLY}: shadow streak 1 of 3 consecutive PASS pairs over 0 of 1 days since dbt Cloud run 4" in message
+    )
+    assert "last FAIL: dbt Cloud run 3 (2026-12-02 02:00 UTC): row_count_differs (fct_orders): 12 rows vs 11" in message
+    assert "(or pass --force --reason '...')" in message
+    assert f"job {HOURLY}" not in message  # no pairs: its PASS parity verdict still gates it
+    for job_id in JOBS:
+        assert world.client.get_job_dict(job_id) == world.originals[job_id]
+        assert world.ledger.records(job_id) == []
+    world.cutover(NIGHTLY, shadow=SHADOW, force=True, reason="the FAIL was a late source load, INC-7")
+    first = world.ledger.records(NIGHTLY)[0]
+    assert (first.forced, first.reason) == (True, "the FAIL was a late source load, INC-7")
+    assert first.parity is not None and first.parity.startswith("shadow 1/3 PASS")
+
+
+def test_passes_within_hours_do_not_cover_the_days(world: World) -> None:
+    record_pairs(world, NIGHTLY, (Verdict.PASS, 0), (Verdict.PASS, 1), (Verdict.PASS, 2), (Verdict.PASS, 3))
+    with pytest.raises(CutoverRefusedError, match=r"4 of 3 consecutive PASS pairs over 0.1 of 1 days") as refused:
+        world.cutover(NIGHTLY, shadow=SHADOW)
+    assert "needs the streak to cover 0.9 more day(s)" in str(refused.value)
+    assert world.ledger.records(NIGHTLY) == []
+    world.cutover(NIGHTLY, shadow=SHADOW.model_copy(update={"required_days": 0.1}))
+    assert_cut_over(world, NIGHTLY)
+
+
+def test_required_shadow_refuses_a_job_without_pairs(world: World) -> None:
+    with pytest.raises(CutoverRefusedError, match=f"job {HOURLY}: has no shadow pair yet") as refused:
+        world.cutover(HOURLY, shadow=SHADOW.model_copy(update={"required": True}))
+    assert "[tenant.shadow] required = true" in str(refused.value)
+    world.cutover(HOURLY, shadow=SHADOW.model_copy(update={"required": True, "jobs": (NIGHTLY,)}))  # not shadowed
+    assert_cut_over(world, HOURLY)
 
 
 # ----------------------------------------------------------------------------------------- cutover faults

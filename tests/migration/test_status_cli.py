@@ -416,3 +416,44 @@ def test_cutover_needs_job_or_all_and_dry_runs_change_nothing(setup: dict[str, A
     assert "dbt Cloud schedule trigger: off -> on" in text and "ledger: new rollback_started record" in text
     assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): on -> off" in text
     assert _everything(setup, ledger) == cut
+
+
+def test_status_shows_the_shadow_streak_and_cutover_waits_for_it(setup: dict[str, Any], tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from parity.shadow import ShadowPair, ShadowStore
+    from parity.store import ReportRoot
+
+    env = setup["env"]
+    store = ShadowStore(ReportRoot(tmp_path / "parity"))
+    start = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    for run_id, verdict in ((1, Verdict.PASS), (2, Verdict.FAIL), (3, Verdict.PASS)):
+        finished = start + timedelta(hours=12 * run_id)
+        store.record(
+            ShadowPair(
+                tenant="dbt_williamgrant",
+                job_id=HOURLY,
+                dbt_cloud_run_id=run_id,
+                prefect_run_id=str(uuid.uuid4()),
+                verdict=verdict,
+                compared_at=finished + timedelta(minutes=15),
+                dbt_cloud_finished_at=finished,
+                prefect_started_at=finished,
+                prefect_finished_at=finished + timedelta(minutes=10),
+            )
+        )
+    rows, shown, _ = _status_80(env, 0)
+    assert rows[NIGHTLY]["readiness"] is None
+    readiness = rows[HOURLY]["readiness"]
+    assert (readiness["streak"], readiness["pairs"], readiness["last_fail"]["dbt_cloud_run_id"]) == (1, 3, 2)
+    assert "shadow" in shown and "1/3 PASS, 0/1 days" in shown and "(last FAIL run 2)" in " ".join(shown.split())
+    as_csv = runner.invoke(app, ["status", "--format", "csv"], env=env)
+    csv_rows = {int(row["job_id"]): row for row in csv.DictReader(io.StringIO(as_csv.stdout))}
+    assert (csv_rows[HOURLY]["shadow"], csv_rows[HOURLY]["shadow_ready"]) == ("1/3 PASS, 0/1 days", "no")
+    assert csv_rows[NIGHTLY]["shadow"] == ""
+
+    _pass_verdict(HOURLY, tmp_path / "parity")  # a one-off PASS does not outvote the pairs
+    refused = runner.invoke(app, ["cutover", "--job", str(HOURLY)], env=env)
+    assert refused.exit_code == 1, refused.output
+    said = " ".join(refused.output.split())
+    assert f"job {HOURLY}: shadow streak 1 of 3 consecutive PASS pairs" in said and "last FAIL: dbt Cloud run 2" in said

@@ -1,0 +1,510 @@
+"""The parallel-run period: one record per compared (job, dbt Cloud run) pair, and each job's readiness.
+
+Every completed dbt Cloud run of a job in shadow gets a Prefect twin (a run of the same parameters on the parity
+target) and a parity comparison of exactly that pair. Each comparison is kept under the parity report root:
+
+    shadow/<job id>/<dbt Cloud run id>.json                       the pair record, created once, never replaced
+    shadow/<job id>/<dbt Cloud run id>/<flow run id>/report.*     the pair's parity report (json, md, html)
+
+The record is written with a create-only write (`dbt2prefect.object_store.create_new`), so a dbt Cloud run is
+recorded once even when its event arrives twice or two workers compare it at once. The report folder is named by
+both runs, so a second twin of the same dbt Cloud run never overwrites the report a record points to.
+
+Readiness is read from the records: the streak of consecutive PASS pairs (ordered by the dbt Cloud runs' finish
+times), the days it covers (first pair of the streak to the last), the last FAIL and why, and the extra warehouse
+time the twins spent (their durations) per job and per day. `ShadowGate` turns it into cutover's gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dbt2prefect.errors import ParameterError
+from dbt2prefect.escaping import markdown_cell
+from dbt2prefect.files import segment_problem
+from dbt2prefect.object_store import create_new
+from dbt2prefect.tenant import ShadowSettings
+from parity.model import JobParity, ParityReport, Verdict
+from parity.store import ReportRoot, ReportStoreError, write_report_files
+
+SHADOW = "shadow"
+MAX_REASONS = 3
+"""A FAIL pair keeps its first few reasons; the report it points to has them all."""
+MAX_MESSAGE = 240
+
+
+class PairReason(BaseModel):
+    """One error finding of a FAIL pair: its reason code, what it is about, and the first words of its message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    subject: str = ""
+    message: str = ""
+
+    def text(self) -> str:
+        return f"{self.reason} ({self.subject}): {self.message}" if self.subject else f"{self.reason}: {self.message}"
+
+
+class ShadowPair(BaseModel):
+    """The record of one dbt Cloud run compared with its Prefect twin."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    job_id: int
+    job_name: str = ""
+    dbt_cloud_run_id: int
+    prefect_run_id: str
+    verdict: Verdict
+    compared_at: datetime
+    dbt_cloud_started_at: datetime | None = None
+    dbt_cloud_finished_at: datetime | None = None
+    prefect_started_at: datetime | None = None
+    prefect_finished_at: datetime | None = None
+    report: str | None = Field(default=None, description="Where the pair's report.json is (no credentials).")
+    reasons: list[PairReason] = Field(default_factory=list, description="A FAIL's first reasons.")
+
+    @property
+    def at(self) -> datetime:
+        """When the pair happened, for ordering: the dbt Cloud run's finish (the comparison's time if unknown)."""
+        return self.dbt_cloud_finished_at or self.compared_at
+
+    @property
+    def warehouse_seconds(self) -> float:
+        """The Prefect twin's duration: the warehouse time shadowing this run added (0 when unknown)."""
+        if self.prefect_started_at is None or self.prefect_finished_at is None:
+            return 0.0
+        return max(0.0, (self.prefect_finished_at - self.prefect_started_at).total_seconds())
+
+
+def _reason(reason: str, subject: str, message: str) -> PairReason:
+    short = " ".join(message.split())
+    if len(short) > MAX_MESSAGE:
+        short = short[: MAX_MESSAGE - 1] + "…"
+    return PairReason(reason=reason, subject=subject, message=short)
+
+
+def compared_pair(
+    tenant: str,
+    job: JobParity,
+    *,
+    dbt_cloud_run_id: int,
+    dbt_cloud_started_at: datetime | None,
+    dbt_cloud_finished_at: datetime | None,
+    report: str | None,
+    compared_at: datetime,
+) -> ShadowPair:
+    """The record of a comparison: its verdict, both runs' times and, for a FAIL, its first error findings."""
+    reasons = [_reason(f.reason, f.subject, f.message) for f in job.errors()[:MAX_REASONS]]
+    if job.verdict is Verdict.FAIL and not reasons:
+        reasons = [_reason("parity_failed", "", "the comparison failed; see the report")]
+    return ShadowPair(
+        tenant=tenant,
+        job_id=job.job_id,
+        job_name=job.job_name,
+        dbt_cloud_run_id=dbt_cloud_run_id,
+        prefect_run_id=job.candidate.run_id,
+        verdict=job.verdict,
+        compared_at=compared_at,
+        dbt_cloud_started_at=dbt_cloud_started_at,
+        dbt_cloud_finished_at=dbt_cloud_finished_at,
+        prefect_started_at=job.candidate.started_at,
+        prefect_finished_at=job.candidate.finished_at,
+        report=report,
+        reasons=reasons if job.verdict is Verdict.FAIL else [],
+    )
+
+
+def unusable_twin_pair(
+    tenant: str,
+    job_id: int,
+    job_name: str,
+    *,
+    dbt_cloud_run_id: int,
+    dbt_cloud_started_at: datetime | None,
+    dbt_cloud_finished_at: datetime | None,
+    prefect_run_id: str,
+    problem: str,
+    compared_at: datetime,
+) -> ShadowPair:
+    """A FAIL pair for a twin that left nothing to compare (it crashed, or stored no artifacts): the Prefect side
+    did not do what dbt Cloud did, which is evidence against cutover, not the absence of evidence."""
+    return ShadowPair(
+        tenant=tenant,
+        job_id=job_id,
+        job_name=job_name,
+        dbt_cloud_run_id=dbt_cloud_run_id,
+        prefect_run_id=prefect_run_id,
+        verdict=Verdict.FAIL,
+        compared_at=compared_at,
+        dbt_cloud_started_at=dbt_cloud_started_at,
+        dbt_cloud_finished_at=dbt_cloud_finished_at,
+        reasons=[_reason("candidate_unusable", prefect_run_id, problem)],
+    )
+
+
+def check_flow_run_id(value: str) -> str:
+    """A Prefect flow-run id that can name a folder.
+
+    Raises:
+        ParameterError: it cannot.
+    """
+    problem = segment_problem(value)
+    if problem is not None:
+        raise ParameterError(f"Prefect flow run id {problem}; pass the twin's flow-run id (a UUID)")
+    return value
+
+
+class ShadowStore:
+    """Pair records and their reports under a parity report root (see the module docstring for the layout)."""
+
+    def __init__(self, root: ReportRoot) -> None:
+        self.root = root
+
+    @staticmethod
+    def _record(job_id: int, dbt_cloud_run_id: int) -> str:
+        return f"{SHADOW}/{job_id}/{dbt_cloud_run_id}.json"
+
+    @staticmethod
+    def report_folder(job_id: int, dbt_cloud_run_id: int, prefect_run_id: str) -> str:
+        """The folder (relative to the root) of the pair's report."""
+        return f"{SHADOW}/{job_id}/{dbt_cloud_run_id}/{check_flow_run_id(prefect_run_id)}"
+
+    def _parse(self, relative: str, data: bytes) -> ShadowPair:
+        try:
+            return ShadowPair.model_validate_json(data)
+        except ValidationError as exc:
+            raise ReportStoreError(
+                f"shadow pair record {self.root.where(relative)} is unreadable ({str(exc).splitlines()[0]}); it is "
+                "written whole once, so it was changed since: restore it from the bucket's versions, or delete it "
+                "and compare that dbt Cloud run again"
+            ) from None
+
+    def get(self, job_id: int, dbt_cloud_run_id: int) -> ShadowPair | None:
+        """The record of the pair, or None when that dbt Cloud run of the job was not compared yet.
+
+        Raises:
+            ReportStoreError: the record cannot be read.
+        """
+        relative = self._record(job_id, dbt_cloud_run_id)
+        try:
+            data = self.root.read_bytes(relative)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ReportStoreError(f"could not read {self.root.where(relative)}: {exc}") from None
+        return self._parse(relative, data)
+
+    def write_report(self, report: ParityReport, job_id: int, dbt_cloud_run_id: int, prefect_run_id: str) -> str:
+        """Write the pair's parity report; returns where its report.json is (no credentials)."""
+        folder = self.report_folder(job_id, dbt_cloud_run_id, prefect_run_id)
+        write_report_files(report, self.root, folder)
+        return self.root.where(f"{folder}/report.json")
+
+    def record(self, pair: ShadowPair) -> bool:
+        """Create the pair's record; False (nothing written) when that dbt Cloud run of the job is recorded already.
+
+        Raises:
+            ReportStoreError: the record could not be written.
+        """
+        relative = self._record(pair.job_id, pair.dbt_cloud_run_id)
+        try:
+            create_new(self.root.fs, self.root.path(relative), pair.model_dump_json(indent=2).encode("utf-8"))
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise ReportStoreError(
+                f"could not write {self.root.where(relative)}: {exc}; check the parity report root's permissions"
+            ) from None
+        return True
+
+    def _list(self, relative: str) -> list[dict[str, Any]]:
+        try:
+            return list(self.root.fs.ls(self.root.path(relative), detail=True))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ReportStoreError(f"could not list {self.root.where(relative)}: {exc}") from None
+
+    def job_ids(self) -> list[int]:
+        """The jobs with at least one pair folder."""
+        names = (str(entry["name"]).rstrip("/").rsplit("/", 1)[-1] for entry in self._list(SHADOW))
+        return sorted(int(name) for name in names if name.isdigit())
+
+    def pairs(self, job_id: int) -> list[ShadowPair]:
+        """Every recorded pair of the job, oldest first (by the dbt Cloud run's finish time).
+
+        Raises:
+            ReportStoreError: the folder cannot be listed or a record read.
+        """
+        files = [
+            str(entry["name"])
+            for entry in self._list(f"{SHADOW}/{job_id}")
+            if entry.get("type") == "file" and str(entry["name"]).endswith(".json")
+        ]
+        if not files:
+            return []
+        try:
+            # One batched read (object stores fetch the files concurrently), not one round trip per record.
+            contents = self.root.fs.cat(files)
+        except OSError as exc:
+            where = self.root.where(f"{SHADOW}/{job_id}")
+            raise ReportStoreError(f"could not read the pairs under {where}: {exc}") from None
+        if isinstance(contents, bytes):  # a single path may come back as its bytes
+            contents = {files[0]: contents}
+        base = self.root.base.rstrip("/") + "/"
+        pairs = [self._parse(name.removeprefix(base), bytes(data)) for name, data in contents.items()]
+        return sorted(pairs, key=lambda pair: (pair.at, pair.dbt_cloud_run_id))
+
+
+# ------------------------------------------------------------------------------------------------ readiness
+
+
+class StreakPoint(BaseModel):
+    """One pair in a job's history, with the streak it left."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    dbt_cloud_run_id: int
+    verdict: Verdict
+    streak: int
+
+
+class JobReadiness(BaseModel):
+    """How far a job is in its parallel-run period, from its pair records."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: int
+    job_name: str = ""
+    required_passes: int
+    required_days: float
+    pairs: int = 0
+    passes: int = 0
+    streak: int = Field(default=0, description="Consecutive PASS pairs up to the newest pair.")
+    streak_days: float = Field(default=0.0, description="Days from the streak's first pair to its last.")
+    streak_since: ShadowPair | None = None
+    last_pair: ShadowPair | None = None
+    last_fail: ShadowPair | None = None
+    warehouse_seconds: float = Field(default=0.0, description="The twins' durations, all pairs together.")
+    warehouse_seconds_by_day: dict[str, float] = Field(
+        default_factory=dict, description="The twins' durations per UTC day of the dbt Cloud run (YYYY-MM-DD)."
+    )
+    history: list[StreakPoint] = Field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        """K consecutive PASS pairs over at least D days."""
+        return self.streak >= self.required_passes and self.streak_days >= self.required_days
+
+    def summary(self) -> str:
+        """E.g. '2/3 PASS, 0.4/1 days'."""
+        return f"{self.streak}/{self.required_passes} PASS, {_days(self.streak_days)}/{self.required_days:g} days"
+
+    def last_fail_text(self) -> str | None:
+        """The last FAIL pair: which dbt Cloud run, when, and its first reason."""
+        fail = self.last_fail
+        if fail is None:
+            return None
+        why = fail.reasons[0].text() if fail.reasons else "see its report"
+        return f"dbt Cloud run {fail.dbt_cloud_run_id} ({fail.at:%Y-%m-%d %H:%M} UTC): {why}"
+
+    def missing(self) -> str | None:
+        """What the job lacks before cutover, in words; None when it is ready."""
+        if self.ready:
+            return None
+        if self.pairs == 0:
+            return "has no shadow pair yet: no dbt Cloud run of it has been compared with a Prefect twin"
+        lacks = []
+        if self.streak < self.required_passes:
+            lacks.append(f"{self.required_passes - self.streak} more consecutive PASS pair(s)")
+        if self.streak_days < self.required_days:
+            lacks.append(f"the streak to cover {_days(self.required_days - self.streak_days)} more day(s)")
+        since = self.streak_since
+        start = "" if since is None else f" since dbt Cloud run {since.dbt_cloud_run_id} ({since.at:%Y-%m-%d %H:%M})"
+        text = (
+            f"shadow streak {self.streak} of {self.required_passes} consecutive PASS pairs over "
+            f"{_days(self.streak_days)} of {self.required_days:g} days{start}; needs {' and '.join(lacks)}"
+        )
+        fail = self.last_fail_text()
+        return text + (f"; last FAIL: {fail}" if fail else "")
+
+    def evidence(self) -> str:
+        """One line for the ledger: the streak that allowed the cutover."""
+        last = self.last_pair
+        tail = "" if last is None else f", last pair dbt Cloud run {last.dbt_cloud_run_id} at {last.at.isoformat()}"
+        return f"shadow {self.summary()} ({self.pairs} pairs{tail})"
+
+
+def _days(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:.0f}"
+
+
+def readiness(job_id: int, pairs: Sequence[ShadowPair], settings: ShadowSettings) -> JobReadiness:
+    """A job's readiness from its pairs (any order)."""
+    ordered = sorted(pairs, key=lambda pair: (pair.at, pair.dbt_cloud_run_id))
+    streak: list[ShadowPair] = []
+    last_fail = None
+    history = []
+    by_day: dict[str, float] = {}
+    for pair in ordered:
+        if pair.verdict is Verdict.PASS:
+            streak.append(pair)
+        else:
+            streak, last_fail = [], pair
+        history.append(
+            StreakPoint(at=pair.at, dbt_cloud_run_id=pair.dbt_cloud_run_id, verdict=pair.verdict, streak=len(streak))
+        )
+        day = f"{pair.at:%Y-%m-%d}"
+        by_day[day] = by_day.get(day, 0.0) + pair.warehouse_seconds
+    days = (streak[-1].at - streak[0].at).total_seconds() / 86400 if streak else 0.0
+    return JobReadiness(
+        job_id=job_id,
+        job_name=next((pair.job_name for pair in reversed(ordered) if pair.job_name), ""),
+        required_passes=settings.required_passes,
+        required_days=settings.required_days,
+        pairs=len(ordered),
+        passes=sum(1 for pair in ordered if pair.verdict is Verdict.PASS),
+        streak=len(streak),
+        streak_days=days,
+        streak_since=streak[0] if streak else None,
+        last_pair=ordered[-1] if ordered else None,
+        last_fail=last_fail,
+        warehouse_seconds=sum(by_day.values()),
+        warehouse_seconds_by_day=by_day,
+        history=history,
+    )
+
+
+def read_readiness(
+    store: ShadowStore, settings: ShadowSettings, job_ids: Iterable[int] | None = None
+) -> dict[int, JobReadiness]:
+    """Readiness of the given jobs (default: every job with pairs, and every job the settings name)."""
+    wanted = set(job_ids) if job_ids is not None else set(store.job_ids()) | set(settings.jobs or ())
+    return {job_id: readiness(job_id, store.pairs(job_id), settings) for job_id in sorted(wanted)}
+
+
+@dataclass(frozen=True)
+class ShadowGate:
+    """Cutover's gate for jobs in the parallel-run period.
+
+    It applies to a job that has pairs (they are newer evidence than a one-off parity run, and a FAIL among them
+    must not be outvoted by an older PASS verdict) and, with `required = true`, to every shadowed job; any other
+    job keeps the parity-verdict gate.
+    """
+
+    settings: ShadowSettings
+    readiness: Mapping[int, JobReadiness]
+
+    def applies(self, job_id: int) -> bool:
+        found = self.readiness.get(job_id)
+        return (found is not None and found.pairs > 0) or (self.settings.required and self.settings.shadows(job_id))
+
+    def of(self, job_id: int) -> JobReadiness:
+        found = self.readiness.get(job_id)
+        if found is not None:
+            return found
+        return JobReadiness(
+            job_id=job_id, required_passes=self.settings.required_passes, required_days=self.settings.required_days
+        )
+
+    def problem(self, job_id: int) -> str | None:
+        """Why the job may not be cut over yet, or None."""
+        missing = self.of(job_id).missing()
+        if missing is None:
+            return None
+        if self.of(job_id).pairs == 0:
+            return f"{missing} ([tenant.shadow] required = true); let its dbt Cloud runs get their twins"
+        return missing
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
+def readiness_markdown(jobs: Sequence[JobReadiness]) -> str:
+    """The readiness table as Markdown (a Prefect markdown artifact): one row per job, then the extra warehouse
+    time per day."""
+    lines = [
+        "# Shadow readiness",
+        "",
+        "| job | streak | days | ready | pairs | last FAIL | extra warehouse time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for job in jobs:
+        cells = [
+            f"{job.job_id} {job.job_name}".strip(),
+            f"{job.streak}/{job.required_passes}",
+            f"{_days(job.streak_days)}/{job.required_days:g}",
+            "yes" if job.ready else "no",
+            f"{job.passes} PASS of {job.pairs}",
+            job.last_fail_text() or "-",
+            _hours(job.warehouse_seconds),
+        ]
+        lines.append("| " + " | ".join(markdown_cell(cell) for cell in cells) + " |")
+    days: dict[str, float] = {}
+    for job in jobs:
+        for day, seconds in job.warehouse_seconds_by_day.items():
+            days[day] = days.get(day, 0.0) + seconds
+    if days:
+        lines += ["", "Extra warehouse time (the Prefect twins' durations) per day:", "", "| day | time |", "|---|---|"]
+        lines += [f"| {day} | {_hours(seconds)} |" for day, seconds in sorted(days.items())]
+    return "\n".join(lines) + "\n"
+
+
+_PASS, _FAIL, _GOAL = "#2e8540", "#b3261e", "#55607a"
+
+
+def streak_svg(job: JobReadiness, width: int = 640, height: int = 90) -> str:
+    """The job's streak over time: one bar per pair, as tall as the streak it left (a FAIL is a red mark at zero),
+    and a dashed line at K."""
+    top = max([job.required_passes, *(point.streak for point in job.history)])
+    count = max(len(job.history), 1)
+    step = width / count
+    scale = (height - 24) / top
+    base = height - 4
+    parts = []
+    for index, point in enumerate(job.history):
+        x = index * step
+        bar = max(point.streak * scale, 3)
+        colour = _PASS if point.verdict is Verdict.PASS else _FAIL
+        label = f"dbt Cloud run {point.dbt_cloud_run_id} {point.at:%Y-%m-%d %H:%M}: {point.verdict.value}, streak {point.streak}"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{base - bar:.1f}" width="{max(step - 2, 1):.1f}" height="{bar:.1f}" '
+            f'fill="{colour}"><title>{escape(label)}</title></rect>'
+        )
+    goal = base - job.required_passes * scale
+    parts.append(f'<line x1="0" x2="{width}" y1="{goal:.1f}" y2="{goal:.1f}" stroke="{_GOAL}" stroke-dasharray="4 3"/>')
+    title = f"Job {job.job_id} {job.job_name}: streak {job.summary()}"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>' + "".join(parts) + "</svg>"
+    )
+
+
+def readiness_html(jobs: Sequence[JobReadiness]) -> str:
+    """A standalone page (inline CSS and SVG, no scripts): per job its readiness and its streak over time."""
+    body = ["<h1>Shadow readiness</h1>"]
+    for job in jobs:
+        state = "ready" if job.ready else "not ready"
+        body.append(f"<h2>Job {job.job_id} {escape(job.job_name)}: {escape(job.summary())}, {state}</h2>")
+        details = f"{job.passes} PASS of {job.pairs} pairs; extra warehouse time {_hours(job.warehouse_seconds)}"
+        fail = job.last_fail_text()
+        body.append(f"<p>{escape(details)}{escape(f'; last FAIL: {fail}') if fail else ''}</p>")
+        body.append(streak_svg(job))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Shadow readiness</title>'
+        "<style>body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1200px}"
+        "svg{display:block;margin:.5rem 0 1rem}</style></head><body>" + "".join(body) + "</body></html>\n"
+    )
