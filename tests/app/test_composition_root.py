@@ -10,7 +10,8 @@ by parsing it, so that a name in a string or a comment does not count:
   places that serve no tenant's workspace (`CONNECT_PREFECT`) call.
 - The parity report root is built in the application layer: `tenant_report_root(...)` is called only there, and
   `ReportRoot(...)` only there and in its own module (`parity/store.py`).
-- `app` imports none of `flows`, `sandbox`, `cli`; none of `dbt2prefect`, `migration`, `parity` imports `app`.
+
+Which package may import which is checked by `tests/quality/test_layers.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ast
 import json
 import subprocess
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,8 +56,9 @@ def _sources() -> Iterator[tuple[str, str]]:
             yield relative, text
 
 
-def _calls(name: str) -> list[str]:
-    """Where `name(...)` is called, as `path:line`."""
+@cache
+def _all_calls() -> tuple[tuple[str, str], ...]:
+    """(called name, `path:line`) of every call in the sources, parsed once for the module's tests."""
     sites = []
     for path, source in _sources():
         for node in ast.walk(ast.parse(source, path)):
@@ -63,9 +66,14 @@ def _calls(name: str) -> list[str]:
                 continue
             func = node.func
             called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if called == name:
-                sites.append(f"{path}:{node.lineno}")
-    return sites
+            if called is not None:
+                sites.append((called, f"{path}:{node.lineno}"))
+    return tuple(sites)
+
+
+def _calls(name: str) -> list[str]:
+    """Where `name(...)` is called, as `path:line`."""
+    return [site for called, site in _all_calls() if called == name]
 
 
 def test_the_dbt_cloud_client_is_built_in_one_place_in_the_application_layer() -> None:
@@ -105,28 +113,3 @@ def test_the_parity_report_root_is_built_in_the_application_layer() -> None:
     built = [site for site in _calls("ReportRoot") if not site.startswith(("app/", "parity/store.py:"))]
     assert not built, f"ReportRoot is built at {built}; use app.workspace.Workspace (`report_root`)"
 
-
-def _imports(package: str) -> Iterator[tuple[str, str]]:
-    """(file, imported top-level package) of every import in a package's modules."""
-    for path in sorted((REPO / package).rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                yield str(path.relative_to(REPO)), name.split(".")[0]
-
-
-def test_the_application_layer_imports_only_downwards() -> None:
-    upward = [(path, name) for path, name in _imports("app") if name in {"flows", "sandbox", "cli"}]
-    assert not upward, f"app imports the layers above it: {upward}"
-
-
-def test_nothing_below_the_application_layer_imports_it() -> None:
-    for package in ("dbt2prefect", "migration", "parity"):
-        upward = [path for path, name in _imports(package) if name == "app"]
-        assert not upward, f"{package} imports app (the layer above it): {upward}"

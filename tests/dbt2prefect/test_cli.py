@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 import typer.main
 from typer.testing import CliRunner
@@ -98,6 +99,7 @@ def test_shell_completion_scripts_for_bash_and_zsh_complete_commands_and_choices
     assert runner.invoke(app, [], prog_name="dbt2prefect", env=env).stdout.split() == ["blocks", "local"]
 
 
+@pytest.mark.e2e  # starts Prefect's temporary server
 def test_run_without_an_api_says_what_to_do_when_the_temporary_server_is_slow(tmp_path: Path) -> None:
     # No PREFECT_API_URL: Prefect's temporary server takes several seconds to start, longer than the 1 s allowed.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

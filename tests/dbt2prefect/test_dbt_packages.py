@@ -12,6 +12,8 @@ from app.workspace import Workspace
 from dbt2prefect.dbt_packages import install_packages, private_copy
 from dbt2prefect.errors import ExternalServiceError
 
+pytestmark = pytest.mark.slow  # every test runs dbt (deps, parse or a sandbox run)
+
 TENANTS = Path(__file__).resolve().parents[1] / "tenants"
 
 

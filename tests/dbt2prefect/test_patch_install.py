@@ -27,6 +27,7 @@ print(flow_engine._send_heartbeats is send_heartbeats)
 """
 
 
+@pytest.mark.e2e  # a flow-run process of its own
 def test_importing_the_flow_module_patches_prefect_only_in_a_flow_run_process() -> None:
     env = {k: v for k, v in os.environ.items() if k != prefect_heartbeat.FLOW_RUN_ENV}
     done = subprocess.run(

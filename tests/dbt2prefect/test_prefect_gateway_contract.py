@@ -39,7 +39,7 @@ def _save_real_block(name: str) -> None:
     CustomWebhookNotificationBlock(name=name, url="http://127.0.0.1:9/notify").save(name, overwrite=True)
 
 
-@pytest.fixture(params=["memory", "prefect server"])
+@pytest.fixture(params=["memory", pytest.param("prefect server", marks=pytest.mark.e2e)])
 def side(request: pytest.FixtureRequest) -> Iterator[Side]:
     if request.param == "memory":
         memory = MemoryPrefect()

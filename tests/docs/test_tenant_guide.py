@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dbt2prefect.tenant import REPO_ROOT
@@ -28,6 +29,7 @@ def _section(text: str, title: str) -> str:
     return re.sub(r"^   ", "", match.group(1), flags=re.MULTILINE)  # blocks inside the numbered steps
 
 
+@pytest.mark.e2e  # runs the documented commands, dbt among them, as processes
 def test_the_add_a_tenant_commands_run_on_a_tenant_laid_out_as_the_readme_says(tmp_path: Path) -> None:
     section = _section(README.read_text(encoding="utf-8"), "Add your team's project")
     blocks = runnable_blocks(section)

@@ -174,6 +174,7 @@ def _append_many(url: str, writer: int, count: int, start: float) -> None:
             time.sleep(0.01)  # another writer holds the number: what an operator does on "wait and rerun"
 
 
+@pytest.mark.e2e  # spawned interpreters
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_writers_on_two_machines_lose_no_record(where: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Two processes (each its own interpreter and S3 client, as two operators' laptops) append to one job."""

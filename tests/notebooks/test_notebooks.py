@@ -111,6 +111,7 @@ def test_no_notebook_is_committed_with_outputs() -> None:
         assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
 
 
+@pytest.mark.e2e  # runs the notebook in a Jupyter kernel
 def test_parity_review_runs_on_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the README's variable: the tags come from the manifest where the report says the candidate run is."""
     reports, run = tmp_path / "parity", tmp_path / "store" / "run"
@@ -131,6 +132,7 @@ def test_parity_review_runs_on_a_report(tmp_path: Path, monkeypatch: pytest.Monk
     assert "2 relations value-checked: 1 equal, 1 different" in text and "1.2827" in text
 
 
+@pytest.mark.e2e  # runs the notebook in a Jupyter kernel
 def test_parity_review_on_a_pass_says_no_differences_and_refuses_tags_without_a_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,6 +152,7 @@ def test_parity_review_on_a_pass_says_no_differences_and_refuses_tags_without_a_
     assert "set DBT2PREFECT_MANIFEST" in text and "no tags to filter by" in text
 
 
+@pytest.mark.e2e  # runs the notebook in a Jupyter kernel
 def test_job_inventory_runs_on_the_seed_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBT2PREFECT_INVENTORY", str(SEED_JOBS))
     book = _execute("job_inventory.ipynb", tmp_path)

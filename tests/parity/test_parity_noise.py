@@ -108,6 +108,7 @@ def _compare(builds: Builds, first: str, second: str, settings: ParitySettings) 
         return compare_job(inputs, settings, one, two)
 
 
+@pytest.mark.slow
 def test_the_same_code_built_twice_fails_without_calibration(builds: Builds) -> None:
     job = _compare(builds, "a", "b", ParitySettings())
     assert job.verdict is Verdict.FAIL
@@ -125,6 +126,7 @@ def test_the_same_code_built_twice_fails_without_calibration(builds: Builds) -> 
     assert "CURRENT_TIMESTAMP" in (errors[SYNCED].explanation or "")
 
 
+@pytest.mark.slow
 def test_calibration_names_the_noise_and_its_lines_make_the_pair_pass(builds: Builds) -> None:
     job = calibrate(_compare(builds, "a", "b", ParitySettings()), builds.artifacts["b"].manifest)
     assert job.verdict is Verdict.PASS, job.errors()

@@ -69,7 +69,7 @@ def _writer(root: str, writer: int, reports: int, start: float) -> None:
         write_report(_report({SHARED_JOB: shared, 1000 + writer * 100 + index: Verdict.PASS}, created), _root(root))
 
 
-@pytest.mark.parametrize("kind", ["processes", "threads"])
+@pytest.mark.parametrize("kind", [pytest.param("processes", marks=pytest.mark.e2e), "threads"])
 def test_reports_written_at_once_by_several_writers_lose_no_verdict(root: str, kind: str) -> None:
     writers, reports = 4, 6
     start = time.time() + 1.0

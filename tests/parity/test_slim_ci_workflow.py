@@ -150,6 +150,7 @@ def _duckdb_profile(path: Path) -> str:
     return yaml.safe_dump({"default": {"target": "ci", "outputs": {"ci": output}}})
 
 
+@pytest.mark.slow  # the workflow's steps run dbt
 def test_each_pull_request_builds_into_its_own_schema_and_closing_one_drops_it(tmp_path: Path) -> None:
     tenant_file = REPO_ROOT / "tests" / "tenants" / "shop.toml"
     plan = build_plan([Job.from_api(_shop_ci_job())], load_tenant(tenant_file))
