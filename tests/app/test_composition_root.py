@@ -112,4 +112,3 @@ def test_the_parity_report_root_is_built_in_the_application_layer() -> None:
     assert not roots, f"tenant_report_root is called at {roots}; use app.workspace.Workspace (`report_root`)"
     built = [site for site in _calls("ReportRoot") if not site.startswith(("app/", "parity/store.py:"))]
     assert not built, f"ReportRoot is built at {built}; use app.workspace.Workspace (`report_root`)"
-
