@@ -56,6 +56,16 @@ def _no_password(url: str) -> None:
         )
 
 
+def _job_id_list(setting: str, value: tuple[int, ...]) -> tuple[int, ...]:
+    """`value` when it lists positive job ids, each once; else a ValueError naming `setting` and the fix."""
+    bad = [job for job in value if job <= 0]
+    if bad:
+        raise ValueError(f"{setting}: {bad[0]} is not a dbt Cloud job id; list positive job ids, e.g. [70403103936332]")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{setting}: a job id is listed twice; list each job once")
+    return value
+
+
 def block_name_problem(value: str) -> str | None:
     """Why `value` cannot be a Prefect block name (or block type slug), or None."""
     if _BLOCK_NAME.fullmatch(value):
@@ -358,12 +368,7 @@ class ShadowSettings(BaseModel):
             return None
         if not value:
             raise ValueError("jobs = [] shadows no job; list dbt Cloud job ids, or leave jobs out to shadow every job")
-        bad = [job for job in value if job <= 0]
-        if bad:
-            raise ValueError(f"jobs: {bad[0]} is not a dbt Cloud job id; list positive job ids, e.g. [70403103936332]")
-        if len(set(value)) != len(value):
-            raise ValueError("jobs: a job id is listed twice; list each job once")
-        return value
+        return _job_id_list("jobs", value)
 
     def shadows(self, job_id: int) -> bool:
         """Whether the job is in shadow."""
@@ -439,12 +444,7 @@ class SandboxSettings(BaseModel):
     @field_validator("demo_jobs")
     @classmethod
     def _demo_jobs(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        bad = [job for job in value if job <= 0]
-        if bad:
-            raise ValueError(f"demo_jobs: {bad[0]} is not a dbt Cloud job id (a positive number)")
-        if len(set(value)) != len(value):
-            raise ValueError("demo_jobs lists a job twice; list each job once")
-        return value
+        return _job_id_list("demo_jobs", value)
 
     @field_validator("demo_fired_job")
     @classmethod

@@ -24,12 +24,6 @@ MIGRATED = (NIGHTLY, HOURLY)
 
 
 @pytest.fixture
-def cloud() -> Iterator[SandboxDbtCloud]:
-    with SandboxDbtCloud.start() as server:
-        yield server
-
-
-@pytest.fixture
 def client(cloud: SandboxDbtCloud) -> Iterator[DbtCloudClient]:
     with DbtCloudClient(cloud.url, cloud.account_id, cloud.token, page_size=2) as api:
         yield api
