@@ -93,9 +93,9 @@ def run_dbt_wg(
     `secret_env_vars` (name -> Prefect Secret block) are read from their blocks at run time and set the same way,
     never logged.
 
-    A failed node fails the flow, as it fails a dbt Cloud run: the run ends Failed with dbt's error as its message. Only a transient failure (a lock, a lost
-    connection, a statement or warehouse timeout) is retried, from the point of failure with `dbt retry`, as
-    `[tenant.retries]` allows; the failed attempts stay in the run record, the summary and the state message.
+    A failed node fails the flow, as it fails a dbt Cloud run: the run ends Failed with dbt's error as its
+    message. Only a transient failure (a lock, a lost connection, a statement or warehouse timeout) is retried,
+    from the point of failure with `dbt retry`, as `[tenant.retries]` allows; the failed attempts stay in the run record, the summary and the state message.
     A person reruns from the point of failure with `command="retry"` or Prefect's Retry button.
     `source_freshness` and `generate_docs` are dbt Cloud's checkboxes: they run, but their failure does not fail
     the run. Artifacts go to the tenant's run-artifact store; a summary is published as Prefect artifacts.
