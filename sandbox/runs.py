@@ -33,16 +33,19 @@ class DeploymentRun:
     flow_run_id: str
     name: str
     state: str
+    """The state's name, e.g. `Completed`, `Completed with warnings`, `Failed`."""
     message: str
     deployment_id: str
     parameters: dict[str, Any]
     tags: tuple[str, ...]
     start_time: datetime | None = None
     end_time: datetime | None = None
+    state_type: str = "UNKNOWN"
+    """The state's type: a run that warned is `COMPLETED` under another name."""
 
     @property
     def completed(self) -> bool:
-        return self.state == "Completed"
+        return self.state_type == "COMPLETED"
 
 
 def _summary(run: FlowRun) -> DeploymentRun:
@@ -57,6 +60,7 @@ def _summary(run: FlowRun) -> DeploymentRun:
         tags=tuple(run.tags or ()),
         start_time=run.start_time,
         end_time=run.end_time,
+        state_type=state.type.value if state is not None else "UNKNOWN",
     )
 
 
