@@ -93,6 +93,7 @@ def shadow_run(
     dbt_cloud_run_id: int,
     status: str = "success",
     event: dict[str, Any] | None = None,
+    report_dir: str | None = None,
     profiles_strategy: ProfilesStrategy = "blocks",
     dbt_cloud_host: str | None = None,
     dbt_cloud_account_id: int | None = None,
@@ -103,12 +104,14 @@ def shadow_run(
     Args:
         job_id, dbt_cloud_run_id, status: the run, as the `dbt2prefect.dbt_cloud.run.completed` event reports it.
         event: that event's payload; a webhook event is verified against the tenant's webhook secret first.
+        report_dir: the parity report root the pairs are kept under (default: the tenant's `parity_report_root`).
         profiles_strategy: where warehouse connections come from (`blocks` or `local`).
         dbt_cloud_host, dbt_cloud_account_id: override the tenant's dbt Cloud settings (the sandbox).
     """
     logger = get_run_logger()
     with Workspace.open(
         os.environ.get("DBT2PREFECT_TENANT_FILE"),
+        report_dir=report_dir,
         dbt_cloud_host=dbt_cloud_host,
         dbt_cloud_account_id=dbt_cloud_account_id,
     ) as workspace:
