@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr
 
@@ -84,6 +84,23 @@ class ShadowResult:
 
     pair: ShadowPair
     recorded: bool
+
+
+@dataclass(frozen=True)
+class ShadowRunOutcome:
+    """What one completed dbt Cloud run led to in the parallel-run period (see `Workspace.shadow_run`).
+
+    Attributes:
+        action: `paired` (a twin ran and this call recorded the pair), `already paired` (the run has a pair: a
+            repeated event, nothing ran), `skipped` (no twin, no pair: `why` says which rule).
+        pair: the run's pair, when it has one.
+    """
+
+    job_id: int
+    dbt_cloud_run_id: int
+    action: Literal["paired", "already paired", "skipped"]
+    why: str
+    pair: ShadowPair | None = None
 
 
 @dataclass(frozen=True)
@@ -583,6 +600,102 @@ class Workspace:
         if shadow.record(pair):
             return ShadowResult(pair, recorded=True)
         return ShadowResult(shadow.get(job_id, dbt_cloud_run_id) or pair, recorded=False)
+
+    def shadow_run(
+        self,
+        job_id: int,
+        dbt_cloud_run_id: int,
+        *,
+        start_twin: CandidateStarter,
+        status: str = "success",
+        event: Mapping[str, Any] | None = None,
+        profiles_strategy: ProfilesStrategy = "blocks",
+    ) -> ShadowRunOutcome:
+        """The parallel-run period for one completed dbt Cloud run of a job: its Prefect twin, then its pair.
+
+        Each rule, in this order, may end it without a twin (`skipped`, with the reason):
+        shadowing is off (`[tenant.shadow] enabled`); the job is not in shadow (not migrated, or not in
+        `[tenant.shadow] jobs`); the run has a pair already (`already paired`: a repeated event runs nothing);
+        the dbt Cloud run did not succeed; the run is sampled out (`[tenant.shadow] sample`).
+
+        A failed or cancelled dbt Cloud run gets no twin and no pair, and leaves the streak as it was: it built
+        part of the job or nothing, so a twin would be compared with a partial baseline, and the verdict would be
+        about that day's dbt Cloud run, not about the migration. `status` is the event's word for it; a run the
+        event calls successful is read from dbt Cloud, whose status and job decide.
+
+        Otherwise `start_twin` runs the twin, the job's planned parameters on the parity target (as parity's
+        candidate, plus `shadow_of_run`: named `shadow job-<id> ...`, no job tag), and `shadow_pair` compares and
+        records exactly that pair.
+
+        Args:
+            event: the event's payload; a webhook event (`source` `webhook`) is acted on only once its signature
+                is verified, and must name the same job and run.
+
+        Raises:
+            ParameterError: a bad id, a run of another job, a run that has not completed, an event that names
+                another run than its signed body.
+            WebhookRefusedError: a webhook event that is not signed with the tenant's webhook secret.
+            ConfigError: the job has no translated parameters.
+            BaselineError, ReportStoreError: see `shadow_pair`.
+        """
+        from app.parity_jobs import job_specs
+        from dbt2prefect.errors import ParameterError
+        from migration.shadow_feed import COMPLETED_STATUSES
+
+        if job_id <= 0 or dbt_cloud_run_id <= 0:
+            raise ParameterError(f"job {job_id}, dbt Cloud run {dbt_cloud_run_id}: pass positive dbt Cloud ids")
+
+        def outcome(
+            action: Literal["paired", "already paired", "skipped"], why: str, pair: ShadowPair | None = None
+        ) -> ShadowRunOutcome:
+            return ShadowRunOutcome(job_id, dbt_cloud_run_id, action, why, pair)
+
+        if event is not None and event.get("source") == "webhook":
+            signed = self.verify_webhook_event(event)
+            if (signed.job_id, signed.run_id) != (job_id, dbt_cloud_run_id):
+                raise ParameterError(
+                    f"the event's signed body reports run {signed.run_id} of job {signed.job_id}, not run "
+                    f"{dbt_cloud_run_id} of job {job_id}; template the parameters from the same event's payload"
+                )
+            status = signed.status
+        settings = self.tenant.shadow
+        if not settings.enabled:
+            return outcome("skipped", "shadowing is off ([tenant.shadow] enabled = false)")
+        if not settings.shadows(job_id) or job_id not in self.shadowed_jobs():
+            return outcome("skipped", f"job {job_id} is not in shadow (not migrated, or not in [tenant.shadow] jobs)")
+        existing = self.shadow_store.get(job_id, dbt_cloud_run_id)
+        if existing is not None:
+            return outcome("already paired", "the run was compared before; nothing ran", existing)
+        if status == "success":
+            run = self.dbt_cloud.get_run(dbt_cloud_run_id, include_related=())
+            if run.job_definition_id != job_id:
+                raise ParameterError(
+                    f"dbt Cloud run {dbt_cloud_run_id} is a run of job {run.job_definition_id}, not of job {job_id}"
+                )
+            found = COMPLETED_STATUSES.get(run.status)
+            if found is None:
+                raise ParameterError(
+                    f"dbt Cloud run {dbt_cloud_run_id} has not completed (status {int(run.status)}); its twin runs "
+                    "once it has"
+                )
+            status = found
+        if status != "success":
+            return outcome(
+                "skipped", f"the dbt Cloud run ended {status}: no twin and no pair, the streak stays as it was"
+            )
+        seen = self.shadow_store.hear(job_id, dbt_cloud_run_id)
+        if not settings.takes(job_id, seen):
+            return outcome(
+                "skipped", f"sampled out: successful run {seen} of the job, and every {settings.sample}th is shadowed"
+            )
+        candidate_target = self._parity_settings()[0].candidate_target
+        [spec] = job_specs(self.dbt_cloud, self.tenant, self.ledger, [job_id])
+        parameters = {**spec.candidate_parameters(candidate_target), "shadow_of_run": dbt_cloud_run_id}
+        twin = start_twin(spec, parameters)
+        result = self.shadow_pair(job_id, dbt_cloud_run_id, twin, profiles_strategy)
+        if result.recorded:
+            return outcome("paired", f"twin {twin}: {result.pair.verdict.value}", result.pair)
+        return outcome("already paired", "another process recorded the run's pair meanwhile", result.pair)
 
     def readiness(self, job_ids: Sequence[int] | None = None) -> dict[int, JobReadiness]:
         """Each job's readiness from its shadow pairs (default: every job with pairs or named in `[tenant.shadow]`

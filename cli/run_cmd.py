@@ -77,6 +77,10 @@ def run(
         bool,
         typer.Option("--parity-candidate", help="A parity run of the job: starts no chained job, notifies no one."),
     ] = False,
+    shadow_of_run: Annotated[
+        int | None,
+        typer.Option(help="A shadow twin of this dbt Cloud run: named 'shadow job-<id> ...', no job tag."),
+    ] = None,
     env_var: Annotated[
         list[str] | None,
         typer.Option("--env-var", metavar="<NAME=VALUE>", help="A variable set for dbt during the run; repeatable."),
@@ -113,6 +117,7 @@ def run(
         "dbt_cloud_job_id": dbt_cloud_job_id,
         "dbt_cloud_job_name": dbt_cloud_job_name,
         "parity_candidate": parity_candidate,
+        "shadow_of_run": shadow_of_run,
         "env_vars": _assignments(env_var, "--env-var", "DBT_REGION=uk"),
         "secret_env_vars": _assignments(secret_env_var, "--secret-env-var", "DBT_ENV_SECRET_KEY=my-secret-block"),
     }

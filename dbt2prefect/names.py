@@ -7,7 +7,10 @@
 | notification | `job-<id>-notify-<setting id>` | the automation of one notification setting for one job |
 | before-start | `notify-<setting id>-before-start` | a setting's automation on runs that died before the flow started |
 | tag | `dbt-cloud-job-<id>` | every flow run of the job (and before-start automations, one tag per job) |
-| run name | `job-<id> <job name> (<generated>)` | every flow run of the job; `parity-job-<id> ...` for a parity run |
+| run name | `job-<id> <job name> (<generated>)` | every flow run of the job; `parity-job-<id> ...` for a parity run, `shadow job-<id> ...` for a shadow twin |
+| shadow tag | `shadow` | a shadow twin (instead of the job's tag) |
+| shadow deployment | `<deployment>-shadow` | the deployment of the shadow flow (the parallel-run period) |
+| shadow trigger | `<deployment>-shadow-on-dbt-cloud-run` | the trigger that starts it on each completed dbt Cloud run |
 | CI workflow job | `dbt-cloud-job-<id>`, `...-merge`, `...-cleanup` | the GitHub Actions jobs of a CI or merge job |
 | pull-request schema | `dbt_cloud_pr_<id>_<pr number>` | the schema a CI job's pull request builds into, as dbt Cloud names it |
 
@@ -22,7 +25,9 @@ job and tags it when it starts (for the UI's filters). Automations that follow a
 match the run's name: Prefect's server caches a run's related resources (its tags among them) from the run's first
 event for minutes, so a tag added at run time is missing from the events of that run. A parity candidate run of a
 job (parameter `parity_candidate`) is named `parity-job-<id> ...`, so those automations ignore it: after cutover,
-checking parity again must not start chained jobs or notify anyone.
+checking parity again must not start chained jobs or notify anyone. A shadow twin (parameter `shadow_of_run`, the
+dbt Cloud run it twins) is named `shadow job-<id> ...` and tagged `shadow`, never with the job's tag, for the same
+reason: it runs beside dbt Cloud, which still starts the chained jobs and sends the notifications.
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ _JOB_KEY = re.compile(rf"job-{_ID}", re.ASCII)
 _TRIGGER = re.compile(rf"job-{_ID}-after-job-{_ID}", re.ASCII)
 _NOTIFICATION = re.compile(rf"job-{_ID}-notify-{_ID}", re.ASCII)
 _BEFORE_START = re.compile(rf"notify-{_ID}-before-start", re.ASCII)
-_RUN_NAME = re.compile(rf"(parity-)?job-{_ID}(?: .*)?", re.ASCII | re.DOTALL)
+_RUN_NAME = re.compile(rf"(parity-|shadow )?job-{_ID}(?: .*)?", re.ASCII | re.DOTALL)
 
 JOB_TAG_PREFIX = "dbt-cloud-job-"
 _TAG = re.compile(rf"{JOB_TAG_PREFIX}{_ID}", re.ASCII)
 PARITY_PREFIX = "parity-"
 """What a parity candidate run's name starts with, before `job-<id>`."""
+SHADOW_PREFIX = "shadow "
+"""What a shadow twin's name starts with, before `job-<id>`."""
+SHADOW_TAG = "shadow"
+"""The tag of every shadow twin (and of the shadow deployment)."""
 PR_SCHEMA_PREFIX = "dbt_cloud_pr_"
 """What the schema of a CI job's pull request starts with (dbt Cloud's naming; the cleanup job drops only these)."""
 UNNAMED_RUN = "!*job-[0-9]*"
@@ -167,18 +176,21 @@ def runs_of_job(job_id: int) -> str:
 
 def job_label(parameters: Mapping[str, Any]) -> str | None:
     """`job-<id> <name>` of the job the parameters belong to (`parity-job-<id> <name>` for a parity candidate run
-    of it), or None for a run of no job. A run's name is its label and Prefect's generated name in parentheses."""
+    of it, `shadow job-<id> <name>` for a shadow twin), or None for a run of no job. A run's name is its label and
+    Prefect's generated name in parentheses."""
     job_id = parameters.get("dbt_cloud_job_id")
     if job_id is None:
         return None
     name = parameters.get("dbt_cloud_job_name")
     label = f"{run_name_prefix(int(job_id))}{name}" if name else job_key(int(job_id))
+    if parameters.get("shadow_of_run") is not None:
+        return f"{SHADOW_PREFIX}{label}"
     return f"{PARITY_PREFIX}{label}" if parameters.get("parity_candidate") else label
 
 
 def run_name_job(name: str | None) -> tuple[int, bool] | None:
-    """(job id, whether a parity candidate run) of a flow-run name `job-<id> ...` / `parity-job-<id> ...`, else
-    None (a name Prefect generated, a run of no job)."""
+    """(job id, whether a candidate run: parity or shadow) of a flow-run name `job-<id> ...` /
+    `parity-job-<id> ...` / `shadow job-<id> ...`, else None (a name Prefect generated, a run of no job)."""
     found = _match(_RUN_NAME, name)
     return (int(found[2]), found[1] is not None) if found else None
 
@@ -186,6 +198,24 @@ def run_name_job(name: str | None) -> tuple[int, bool] | None:
 def job_parameters(job_id: int, job_name: str) -> dict[str, Any]:
     """The parameters that name a job on its schedule's runs."""
     return {"dbt_cloud_job_id": job_id, "dbt_cloud_job_name": job_name}
+
+
+# ----------------------------------------------------------------------------------------- the parallel-run period
+
+
+def shadow_tag() -> str:
+    """The tag of a shadow twin: it replaces the job's tag, so nothing that follows the job's runs sees the twin."""
+    return SHADOW_TAG
+
+
+def shadow_deployment_name(deployment_name: str) -> str:
+    """`<deployment>-shadow`: the deployment that runs the shadow flow."""
+    return f"{deployment_name}-{SHADOW_TAG}"
+
+
+def shadow_trigger_name(deployment_name: str) -> str:
+    """The name of the trigger that starts the shadow flow on each completed dbt Cloud run."""
+    return f"{shadow_deployment_name(deployment_name)}-on-dbt-cloud-run"
 
 
 # ----------------------------------------------------------------------------------------- CI and merge jobs

@@ -62,7 +62,8 @@ class RunParameters(BaseModel):
     `connection`, the target's own block is used. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the dbt Cloud
     job a schedule replaces; they change nothing in the dbt commands, only how the run is named and tagged.
     `parity_candidate` marks a parity run of the job (named `parity-job-<id> ...`: nothing that follows the job's
-    runs, chained jobs' triggers or notifications, reacts to it).
+    runs, chained jobs' triggers or notifications, reacts to it). `shadow_of_run` marks a shadow twin: the id of the
+    dbt Cloud run it runs beside (named `shadow job-<id> ...` and tagged `shadow` instead of the job's tag).
     `env_vars` are set in dbt's environment for the run (a dbt Cloud job's resolved environment variables);
     `secret_env_vars` maps each secret variable (`DBT_ENV_SECRET*`) to the Prefect Secret block holding its value.
 
@@ -93,6 +94,7 @@ class RunParameters(BaseModel):
     dbt_cloud_job_id: int | None = Field(default=None, ge=1)
     dbt_cloud_job_name: str | None = None
     parity_candidate: bool = False
+    shadow_of_run: int | None = Field(default=None, ge=1)
     env_vars: dict[str, str] | None = None
     secret_env_vars: dict[str, str] | None = None
 

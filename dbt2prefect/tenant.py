@@ -341,10 +341,17 @@ class ShadowSettings(BaseModel):
     and the days that streak covers (first to last pair). Once a job has a shadow pair, `cutover` gates it on
     `required_passes` and `required_days` instead of its latest parity verdict; with `required = true` a shadowed
     job without any pair is refused too.
+
+    With `enabled = true`, `apply` deploys the shadow flow (`<deployment>-shadow`) with a trigger on every completed
+    dbt Cloud run: each successful run of a job in shadow (every `sample`-th) gets its twin and its pair.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    enabled: bool = Field(
+        default=False,
+        description="Shadow runs: deploy the shadow flow, started by every completed dbt Cloud run (default off).",
+    )
     required_passes: int = Field(
         default=3, ge=1, le=1000, strict=True, description="K: consecutive PASS pairs a job needs (1 to 1000)."
     )
@@ -355,7 +362,11 @@ class ShadowSettings(BaseModel):
         default=None, description="The dbt Cloud job ids in shadow (default: every migrated job)."
     )
     sample: int = Field(
-        default=1, ge=1, le=1000, strict=True, description="Shadow every Nth completed dbt Cloud run of a job."
+        default=1,
+        ge=1,
+        le=1000,
+        strict=True,
+        description="Shadow every Nth successful dbt Cloud run of a job (1: every one).",
     )
     required: bool = Field(
         default=False, description="Refuse cutover of a shadowed job until it has pairs (not only once it has)."
@@ -375,7 +386,7 @@ class ShadowSettings(BaseModel):
         return self.jobs is None or job_id in self.jobs
 
     def takes(self, job_id: int, seen: int) -> bool:
-        """Whether the `seen`-th completed dbt Cloud run of the job (1 for the first one heard of) gets a twin."""
+        """Whether the `seen`-th successful dbt Cloud run of the job (1 for the first one heard of) gets a twin."""
         return self.shadows(job_id) and seen >= 1 and (seen - 1) % self.sample == 0
 
 

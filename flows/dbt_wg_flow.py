@@ -79,6 +79,7 @@ def run_dbt_wg(
     dbt_cloud_job_id: int | None = None,
     dbt_cloud_job_name: str | None = None,
     parity_candidate: bool = False,
+    shadow_of_run: int | None = None,
     env_vars: dict[str, str] | None = None,
     secret_env_vars: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -88,7 +89,8 @@ def run_dbt_wg(
     Cloud job's environment), when it is not the target's own. `dbt_cloud_job_id`/`dbt_cloud_job_name` name the
     dbt Cloud job a schedule replaces: the run is named and tagged `dbt-cloud-job-<id>` after it.
     `parity_candidate` marks a parity run of that job: named `parity-job-<id> ...`, it starts no chained job and
-    sends no notification.
+    sends no notification. `shadow_of_run` (a dbt Cloud run id) marks a shadow twin of that run: named
+    `shadow job-<id> ...` and tagged `shadow` by whoever starts it, never with the job's tag.
     `env_vars` (name -> value) are set for dbt during the run, as dbt Cloud sets a job's environment variables;
     `secret_env_vars` (name -> Prefect Secret block) are read from their blocks at run time and set the same way,
     never logged.
@@ -108,7 +110,7 @@ def run_dbt_wg(
     run_id = str(flow_run.id)
     try:
         params = validate(raw)
-        if params.dbt_cloud_job_id is not None:
+        if params.dbt_cloud_job_id is not None and params.shadow_of_run is None:
             _tag_run(params.dbt_cloud_job_id)
         workspace = Workspace.open(os.environ.get("DBT2PREFECT_TENANT_FILE"))
         tenant = workspace.tenant

@@ -8,7 +8,10 @@ description (the cutover ledger's); an existing schedule's flag is never touched
 deployment's triggers (chained jobs) are automations matched the same way, by name `job-<id>-after-job-<id>`,
 built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too. So are the
 notification automations (`job-<id>-notify-<id>`), which send through the notification blocks the tenant settings
-name; a missing block stops apply before any change.
+name; a missing block stops apply before any change. While shadowing is on, the shadow deployment
+(`<deployment>-shadow`) and its trigger on completed dbt Cloud runs are applied the same way (created, then patched;
+the trigger matched by name among the shadow deployment's automations). The trigger's enabled flag is the
+setting's, not cutover's: turning shadowing off turns it off, and leaves the deployment.
 """
 
 from __future__ import annotations
@@ -21,10 +24,21 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.names import is_job_slug, is_trigger_name
+from dbt2prefect.names import is_job_slug, is_trigger_name, shadow_deployment_name
 from dbt2prefect.prefect_gateway import DEPLOYMENT_SETTINGS, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
+from migration.deployment import (
+    SHADOW_ENTRYPOINT,
+    SHADOW_FLOW,
+    DeploymentSpec,
+    ScheduleSpec,
+    ShadowTriggerSpec,
+    TriggerSpec,
+    local_store_problem,
+    placeholder_problem,
+    shadow_deployment,
+    shadow_trigger,
+)
 from migration.errors import ApplyError
 from migration.notification_automations import (
     all_notification_automations,
@@ -72,6 +86,9 @@ class ApplyDiff(_DiffModel):
     schedules: list[ScheduleChange]
     triggers: list[ScheduleChange] = Field(default_factory=list)
     notifications: list[ScheduleChange] = Field(default_factory=list)
+    shadow: DeploymentChange | None = None
+    """The shadow deployment (None: shadowing is off and none was made)."""
+    shadow_triggers: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
     automations_only: bool = False
     """Only the notification automations were compared (the deployment is `prefect deploy`'s: see
@@ -83,8 +100,12 @@ class ApplyDiff(_DiffModel):
     @property
     def has_changes(self) -> bool:
         """True when applying would change anything."""
-        return self.deployment.status != "unchanged" or any(
-            s.status in ("added", "changed", "removed") for s in [*self.schedules, *self.triggers, *self.notifications]
+        changes = [*self.schedules, *self.triggers, *self.notifications, *self.shadow_triggers]
+        shadow = self.shadow is not None and self.shadow.status != "unchanged"
+        return (
+            self.deployment.status != "unchanged"
+            or shadow
+            or any(s.status in ("added", "changed", "removed") for s in changes)
         )
 
 
@@ -224,6 +245,25 @@ def _automation_changes(current: dict[str, Automation], desired: Desired, prune:
     return sorted(changes, key=lambda c: c.slug)
 
 
+def desired_shadow_automation(trigger: ShadowTriggerSpec, shadow_id: UUID) -> AutomationCore:
+    """The automation of the shadow trigger: a trigger of the shadow deployment `shadow_id`."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    deployment_trigger = DeploymentEventTrigger.model_validate(trigger.event_trigger())
+    deployment_trigger.set_deployment_id(shadow_id)
+    return deployment_trigger.as_automation()
+
+
+def _shadow_triggers(
+    prefect: PrefectGateway, spec: DeploymentSpec, shadow_id: UUID
+) -> tuple[dict[str, Automation], list[Automation], Desired]:
+    """The shadow trigger on the server (the shadow deployment's related automation of that name; duplicates
+    apart) and as the description wants it: on while shadowing is on, else off."""
+    trigger = spec.shadow_trigger or shadow_trigger(spec.name, enabled=False)
+    current, extra = one_per_name([a for a in prefect.read_related_automations(shadow_id) if a.name == trigger.name])
+    return current, extra, {trigger.name: (desired_shadow_automation(trigger, shadow_id), trigger.enabled)}
+
+
 def _triggers(
     prefect: PrefectGateway, spec: DeploymentSpec, deployment_id: UUID
 ) -> tuple[dict[str, Automation], Desired]:
@@ -283,6 +323,10 @@ class _ServerState:
     wanted_notifications: Desired
     extra_notifications: list[Automation]
     blocks: dict[str, UUID]
+    shadow_deployment: DeploymentResponse | None = None
+    shadow_triggers: dict[str, Automation] | None = None
+    wanted_shadow_triggers: Desired | None = None
+    extra_shadow_triggers: list[Automation] | None = None
 
     def digests(self) -> dict[str, str]:
         """A digest of each object read, by what it is (`deployment`, `schedule <slug>`, `automation <name>`,
@@ -292,6 +336,11 @@ class _ServerState:
             found["deployment"] = {
                 "id": str(self.deployment.id),
                 **{key: getattr(self.deployment, key, None) for key in DEPLOYMENT_SETTINGS},
+            }
+        if self.shadow_deployment is not None:
+            found["shadow deployment"] = {
+                "id": str(self.shadow_deployment.id),
+                **{key: getattr(self.shadow_deployment, key, None) for key in DEPLOYMENT_SETTINGS},
             }
         for slug, schedule in self.schedules.items():
             found[f"schedule {slug}"] = schedule.model_dump(
@@ -303,6 +352,8 @@ class _ServerState:
             *self.extra_triggers,
             *self.notifications.values(),
             *self.extra_notifications,
+            *(self.shadow_triggers or {}).values(),
+            *(self.extra_shadow_triggers or []),
         ]
         for automation in everything:
             automations.setdefault(automation.name, []).append(automation.model_dump(mode="json"))
@@ -341,6 +392,12 @@ def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_on
             if schedule.slug and (is_job_slug(schedule.slug) or schedule.slug in planned):
                 schedules[schedule.slug] = schedule
         triggers, wanted_triggers = _triggers(prefect, spec, deployment.id)
+    shadow = prefect.read_deployment(f"{SHADOW_FLOW}/{shadow_deployment_name(spec.name)}")
+    shadow_triggers: dict[str, Automation] = {}
+    extra_shadow_triggers: list[Automation] = []
+    wanted_shadow: Desired = {}
+    if shadow is not None:
+        shadow_triggers, extra_shadow_triggers, wanted_shadow = _shadow_triggers(prefect, spec, shadow.id)
     return _ServerState(
         deployment=deployment,
         schedules=schedules,
@@ -351,11 +408,85 @@ def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_on
         wanted_notifications=wanted_notifications,
         extra_notifications=extra_notifications,
         blocks=blocks,
+        shadow_deployment=shadow,
+        shadow_triggers=shadow_triggers,
+        wanted_shadow_triggers=wanted_shadow,
+        extra_shadow_triggers=extra_shadow_triggers,
     )
 
 
-def _diff_of(state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool) -> ApplyDiff:
+def _shadow_diff(
+    state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any] | None
+) -> tuple[DeploymentChange | None, list[ScheduleChange]]:
+    """What apply does to the shadow deployment and its trigger (None: shadowing is off and there is none). Unlike
+    the jobs' automations, the trigger's enabled flag is the setting's: turning shadowing off turns it off."""
+    existing = state.shadow_deployment
+    trigger = spec.shadow_trigger
+    shadow = shadow_deployment(spec)
+    if existing is None:
+        if trigger is None:
+            return None, []
+        added = ScheduleChange(slug=trigger.name, status="added", active=trigger.enabled)
+        return DeploymentChange(name=shadow.full_name, status="added"), [added]
+    changed: list[str] = []
+    if trigger is not None:
+        wanted = _deployment_settings(shadow, schema or {})
+        changed = sorted(key for key, value in wanted.items() if getattr(existing, key, None) != value)
+    changes: list[ScheduleChange] = []
+    current = state.shadow_triggers or {}
+    for name, (automation, enabled) in (state.wanted_shadow_triggers or {}).items():
+        found = current.get(name)
+        if found is None:
+            if enabled:
+                changes.append(ScheduleChange(slug=name, status="added", active=enabled))
+            continue
+        fields = _automation_fields(found, automation) + (["enabled"] if found.enabled != enabled else [])
+        changes.append(
+            ScheduleChange(slug=name, status="changed" if fields else "unchanged", fields=fields, active=enabled)
+        )
+    changes += _duplicate_changes(state.extra_shadow_triggers or [])
+    status: Literal["changed", "unchanged"] = "changed" if changed else "unchanged"
+    return DeploymentChange(name=shadow.full_name, status=status, fields=changed), changes
+
+
+def _write_shadow(
+    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any] | None, state: _ServerState, diff: ApplyDiff
+) -> None:
+    """Create or patch the shadow deployment, then create or update its trigger with the setting's enabled flag
+    (the deployment itself is never deleted)."""
+    if diff.shadow is None:
+        return
+    existing = state.shadow_deployment
+    settings = _deployment_settings(shadow_deployment(spec), schema or {})
+    if existing is None:
+        shadow_id = prefect.create_deployment(SHADOW_FLOW, shadow_deployment_name(spec.name), [], settings)
+        current, _, desired = _shadow_triggers(prefect, spec, shadow_id)
+    else:
+        shadow_id = existing.id
+        if diff.shadow.status == "changed":
+            prefect.update_deployment(shadow_id, settings)
+        current, desired = state.shadow_triggers or {}, state.wanted_shadow_triggers or {}
+    for change in diff.shadow_triggers:
+        if change.status == "added":
+            prefect.create_automation(desired[change.slug][0])
+        elif change.status == "changed":
+            automation, enabled = desired[change.slug]
+            update = automation.model_dump(exclude={"owner_resource"}) | {"enabled": enabled}
+            prefect.update_automation(current[change.slug].id, type(automation).model_validate(update))
+        elif change.status == "removed":
+            prefect.delete_automation(next(a.id for a in state.extra_shadow_triggers or [] if a.name == change.slug))
+
+
+def _diff_of(
+    state: _ServerState,
+    spec: DeploymentSpec,
+    schema: dict[str, Any],
+    *,
+    prune: bool,
+    shadow_schema: dict[str, Any] | None = None,
+) -> ApplyDiff:
     """The diff between the description and one read of the Prefect API."""
+    shadow, shadow_triggers = _shadow_diff(state, spec, shadow_schema)
     name = spec.full_name
     notifications = _automation_changes(state.notifications, state.wanted_notifications, prune)
     notifications += _duplicate_changes(state.extra_notifications)
@@ -366,6 +497,8 @@ def _diff_of(state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any], 
             schedules=[ScheduleChange(slug=s.slug, status="added", active=s.active) for s in spec.schedules],
             triggers=[ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.triggers],
             notifications=notifications,
+            shadow=shadow,
+            shadow_triggers=shadow_triggers,
             server_state=state.digests(),
         )
     wanted = _deployment_settings(spec, schema)
@@ -395,15 +528,23 @@ def _diff_of(state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any], 
         triggers=_automation_changes(state.triggers, state.wanted_triggers, prune)
         + _duplicate_changes(state.extra_triggers),
         notifications=notifications,
+        shadow=shadow,
+        shadow_triggers=shadow_triggers,
         server_state=state.digests(),
     )
 
 
 def compute_diff(
-    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
+    prefect: PrefectGateway,
+    spec: DeploymentSpec,
+    schema: dict[str, Any],
+    *,
+    prune: bool = False,
+    shadow_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
-    """Compare the description with the Prefect API without changing anything."""
-    return _diff_of(_read_state(prefect, spec), spec, schema, prune=prune)
+    """Compare the description with the Prefect API without changing anything (`shadow_schema`: the shadow flow's
+    parameter schema, needed while shadowing is on)."""
+    return _diff_of(_read_state(prefect, spec), spec, schema, prune=prune, shadow_schema=shadow_schema)
 
 
 def _what_changed(shown: dict[str, str], now: dict[str, str]) -> list[str]:
@@ -478,9 +619,11 @@ def _write(
     diff: ApplyDiff,
     *,
     create_pool: bool,
+    shadow_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
     """Write `diff`, computed from `state`, using the objects that read found."""
     _ensure_pool(prefect, spec, create_pool)
+    _write_shadow(prefect, spec, shadow_schema, state, diff)
     by_slug = {s.slug: s for s in spec.schedules}
     settings = _deployment_settings(spec, schema)
     notifications = (state.notifications, state.wanted_notifications)
@@ -523,14 +666,15 @@ def _apply(
     create_pool: bool,
     dry_run: bool,
     shown: ApplyDiff | None,
+    shadow_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
     state = _read_state(prefect, spec)
-    diff = _diff_of(state, spec, schema, prune=prune)
+    diff = _diff_of(state, spec, schema, prune=prune, shadow_schema=shadow_schema)
     if shown is not None:
         check_shown(shown, diff)
     if dry_run or not diff.has_changes:
         return diff
-    return _write(prefect, spec, schema, state, diff, create_pool=create_pool)
+    return _write(prefect, spec, schema, state, diff, create_pool=create_pool, shadow_schema=shadow_schema)
 
 
 def apply_deployment(
@@ -571,8 +715,18 @@ def apply_deployment(
     if problem is not None:
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
+    shadow_schema = flow_parameter_schema(SHADOW_ENTRYPOINT) if spec.shadow_trigger is not None else None
     with gateway_or_connect(prefect) as gateway:
-        return _apply(gateway, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run, shown=shown)
+        return _apply(
+            gateway,
+            spec,
+            schema,
+            prune=prune,
+            create_pool=create_pool,
+            dry_run=dry_run,
+            shown=shown,
+            shadow_schema=shadow_schema,
+        )
 
 
 def _notifications_diff(state: _ServerState, spec: DeploymentSpec, *, prune: bool) -> ApplyDiff:

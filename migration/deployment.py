@@ -6,6 +6,12 @@ The description carries what a worker needs to run a schedule: the entrypoint, t
 variables that give the flow-run process its pinned packages and the tenant settings file, each schedule's
 active flag as the cutover ledger says (a redeploy never changes who runs a job), and the triggers that run
 chained jobs after their upstream job's runs (on once the upstream job is cut over).
+
+While shadowing is on (`[tenant.shadow] enabled`) it also describes the shadow deployment: `<deployment>-shadow`,
+the shadow flow (`flows/shadow_flow.py:shadow_run`) on the same pool, code and runtime, with no schedule and one
+trigger on every `dbt2prefect.dbt_cloud.run.completed` event (webhook or poll) that passes the event's job, run,
+status and payload as parameters. A deployment of its own: a deployment has one entrypoint, and the shadow flow's
+runs must not be runs of the jobs' deployment, which chained jobs' triggers and notifications follow.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
+from dbt2prefect.names import (
+    UNNAMED_RUN,
+    job_tag,
+    run_name_prefix,
+    runs_of_job,
+    shadow_deployment_name,
+    shadow_trigger_name,
+)
 from dbt2prefect.object_store import is_local_url
 from dbt2prefect.params import ApiParameters
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
@@ -30,6 +43,7 @@ from migration.errors import MigrationError
 from migration.ledger import Ledger, LedgerState
 from migration.notifications import BEFORE_START_STATES, before_start_groups, jinja_text
 from migration.plan import MigrationPlan
+from migration.shadow_feed import RUN_COMPLETED_EVENT, RUN_RESOURCE_PREFIX
 
 TENANT_FILE_ENV = "DBT2PREFECT_TENANT_FILE"
 """The variable the flows read their tenant settings file from (relative to the code's folder, or absolute)."""
@@ -49,6 +63,8 @@ STORE_BACKENDS = {
 }
 """The fsspec backend package of each URL scheme of an artifact store or ledger (`file` and paths need none)."""
 CLONE_STEP_ID = "clone"
+SHADOW_FLOW = "shadow_run"
+SHADOW_ENTRYPOINT = "flows/shadow_flow.py:shadow_run"
 
 
 class DeploymentError(MigrationError):
@@ -184,6 +200,35 @@ class NotificationSpec(_Spec):
         }
 
 
+class ShadowTriggerSpec(_Spec):
+    """The shadow deployment's trigger: run the shadow flow once per `RUN_COMPLETED_EVENT`, with the run the event
+    reports (its payload: job id, run id, status, and the whole payload for a webhook's signature check)."""
+
+    name: str
+    description: str
+    enabled: bool = True
+
+    def event_trigger(self) -> dict[str, Any]:
+        """The trigger as prefect.yaml writes it (a `DeploymentEventTrigger`): both renderings build from this."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            "type": "event",
+            "posture": "Reactive",
+            "match": {"prefect.resource.id": f"{RUN_RESOURCE_PREFIX}*"},
+            "expect": [RUN_COMPLETED_EVENT],
+            "threshold": 1,
+            "within": 0,
+            "parameters": {
+                "job_id": "{{ event.payload.job_id }}",
+                "dbt_cloud_run_id": "{{ event.payload.run_id }}",
+                "status": "{{ event.payload.status }}",
+                "event": "{{ event.payload }}",
+            },
+        }
+
+
 class DeploymentSpec(_Spec):
     """Everything Prefect stores about the deployment that this toolkit decides."""
 
@@ -201,6 +246,8 @@ class DeploymentSpec(_Spec):
     schedules: list[ScheduleSpec]
     triggers: list[TriggerSpec] = []
     notifications: list[NotificationSpec] = []
+    shadow_trigger: ShadowTriggerSpec | None = None
+    """The shadow deployment's trigger (None: shadowing is off); it runs `shadow_deployment(spec)`."""
     stores: dict[str, str] = {}
     """Setting name -> URL of what runs, operators and CI share: artifact store, ledger, parity reports."""
 
@@ -214,6 +261,34 @@ class DeploymentSpec(_Spec):
 
     def trigger(self, name: str) -> TriggerSpec:
         return next(t for t in self.triggers if t.name == name)
+
+
+def shadow_trigger(deployment_name: str, *, enabled: bool = True) -> ShadowTriggerSpec:
+    """The shadow deployment's trigger (`enabled` False: shadowing was turned off, the trigger stays, off)."""
+    return ShadowTriggerSpec(
+        name=shadow_trigger_name(deployment_name),
+        description="Each completed dbt Cloud run (webhook or poll) starts its shadow run",
+        enabled=enabled,
+    )
+
+
+def shadow_deployment(spec: DeploymentSpec) -> DeploymentSpec:
+    """The shadow deployment, `<deployment>-shadow`: the shadow flow on the same pool, code and runtime, with no
+    schedule (its trigger starts it)."""
+    return spec.model_copy(
+        update={
+            "flow_name": SHADOW_FLOW,
+            "name": shadow_deployment_name(spec.name),
+            "description": f"The parallel-run period of deployment {spec.full_name}: each completed dbt Cloud run "
+            "of a job in shadow gets a Prefect twin on the parity target and a comparison of that pair.",
+            "entrypoint": SHADOW_ENTRYPOINT,
+            "parameters": {},
+            "schedules": [],
+            "triggers": [],
+            "notifications": [],
+            "shadow_trigger": None,
+        }
+    )
 
 
 def _normalised(name: str) -> str:
@@ -608,6 +683,7 @@ def build_deployment(
         schedules=schedules,
         triggers=triggers,
         notifications=notifications,
+        shadow_trigger=shadow_trigger(plan.deployment_name) if tenant.shadow.enabled else None,
         stores={
             "artifact_store_url": tenant.artifact_store_url,
             "ledger_url": tenant.ledger_url,

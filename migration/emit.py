@@ -23,6 +23,7 @@ from migration.deployment import (
     cloned_repository,
     local_store_problem,
     placeholder_problem,
+    shadow_deployment,
 )
 from migration.errors import MigrationError
 
@@ -85,7 +86,16 @@ def _schedule_entry(schedule: ScheduleSpec) -> dict[str, Any]:
 
 
 def prefect_yaml_document(spec: DeploymentSpec, prefect_version: str) -> dict[str, Any]:
-    """The prefect.yaml document of the deployment, as a dict (what `render_prefect_yaml` dumps)."""
+    """The prefect.yaml document of the deployment, as a dict (what `render_prefect_yaml` dumps); with shadowing
+    on, the shadow deployment and its trigger follow it."""
+    deployments = [_deployment_entry(spec)]
+    if spec.shadow_trigger is not None:
+        shadow = _deployment_entry(shadow_deployment(spec))
+        deployments.append({**shadow, "triggers": [spec.shadow_trigger.event_trigger()]})
+    return {"name": spec.tenant, "prefect-version": prefect_version, "deployments": deployments}
+
+
+def _deployment_entry(spec: DeploymentSpec) -> dict[str, Any]:
     deployment = {
         "name": spec.name,
         "description": spec.description,
@@ -98,7 +108,7 @@ def prefect_yaml_document(spec: DeploymentSpec, prefect_version: str) -> dict[st
     }
     if spec.triggers:
         deployment["triggers"] = [t.event_trigger(spec.name) for t in spec.triggers]
-    return {"name": spec.tenant, "prefect-version": prefect_version, "deployments": [deployment]}
+    return deployment
 
 
 def render_prefect_yaml(

@@ -24,6 +24,7 @@ _IGNORED_PARAMETERS = frozenset(
         "dbt_cloud_job_id",
         "dbt_cloud_job_name",
         "parity_candidate",
+        "shadow_of_run",
     }
 )
 LATEST_RUN = "latest"

@@ -5,6 +5,8 @@ target) and a parity comparison of exactly that pair. Each comparison is kept un
 
     shadow/<job id>/<dbt Cloud run id>.json                       the pair record, created once, never replaced
     shadow/<job id>/<dbt Cloud run id>/<flow run id>/report.*     the pair's parity report (json, md, html)
+    shadow/<job id>/heard/<dbt Cloud run id>                      an empty marker: a successful run heard of,
+                                                                  sampled or not (see `ShadowStore.hear`)
 
 The record is written with a create-only write (`dbt2prefect.object_store.create_new`), so a dbt Cloud run is
 recorded once even when its event arrives twice or two workers compare it at once. The report folder is named by
@@ -34,6 +36,7 @@ from parity.model import JobParity, ParityReport, Verdict
 from parity.store import ReportRoot, ReportStoreError, write_report_files
 
 SHADOW = "shadow"
+HEARD = "heard"
 MAX_REASONS = 3
 """A FAIL pair keeps its first few reasons; the report it points to has them all."""
 MAX_MESSAGE = 240
@@ -224,6 +227,28 @@ class ShadowStore:
                 f"could not write {self.root.where(relative)}: {exc}; check the parity report root's permissions"
             ) from None
         return True
+
+    def hear(self, job_id: int, dbt_cloud_run_id: int) -> int:
+        """Note a successful dbt Cloud run of the job as heard of; returns its place among the job's heard runs,
+        ordered by run id (dbt Cloud's ids grow with time), 1 for the first: the `seen` of `ShadowSettings.takes`.
+        Hearing a run again writes nothing and gives the same place, so a repeated event is sampled alike.
+
+        Raises:
+            ReportStoreError: the marker could not be written or the markers listed.
+        """
+        folder = f"{SHADOW}/{job_id}/{HEARD}"
+        relative = f"{folder}/{dbt_cloud_run_id}"
+        try:
+            create_new(self.root.fs, self.root.path(relative), b"")
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ReportStoreError(
+                f"could not write {self.root.where(relative)}: {exc}; check the parity report root's permissions"
+            ) from None
+        names = (str(entry["name"]).rstrip("/").rsplit("/", 1)[-1] for entry in self._list(folder))
+        heard = {int(name) for name in names if name.isdigit()} | {dbt_cloud_run_id}
+        return sorted(heard).index(dbt_cloud_run_id) + 1
 
     def _list(self, relative: str) -> list[dict[str, Any]]:
         try:

@@ -117,6 +117,11 @@ def test_a_builder_refuses_an_id_no_parser_would_read_back(bad: Any) -> None:
             "parity-job-70 Nightly",
             (70, True),
         ),
+        (
+            {"dbt_cloud_job_id": 70, "dbt_cloud_job_name": "Nightly", "parity_candidate": True, "shadow_of_run": 9},
+            "shadow job-70 Nightly",
+            (70, True),
+        ),
         ({"dbt_cloud_job_name": "Nightly"}, None, None),
     ],
 )

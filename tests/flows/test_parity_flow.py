@@ -11,9 +11,11 @@ import csv
 import io
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from app.workspace import Workspace
 from cli.app import app
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.object_store import open_url
+from dbt2prefect.tenant import load_tenant
 from flows.dbt_wg_flow import run_dbt_wg
 from flows.parity_flow import parity_report
 from migration.env_vars import secret_block_name
@@ -275,3 +278,74 @@ def test_a_later_dbt_cloud_run_of_the_environment_moves_the_baseline(sandbox: Sa
     [moved] = [f for f in job["findings"] if f["reason"] == "baseline_moved"]
     assert moved["subject"] == str(later["id"]) and FX_MODEL in moved["message"]
     assert f"of job {nightly}" in moved["message"] and REVENUE not in moved["message"]
+
+
+def test_a_completed_dbt_cloud_run_heard_by_polling_gets_its_shadow_twin_and_pair(
+    sandbox: Sandbox, passing: ParityReport, tenant_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox dbt Cloud runs the job -> the poll reports it as an event -> the shadow flow with the event's
+    payload -> a twin on parity named and tagged as a shadow run -> one PASS pair and the readiness artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from dbt2prefect.names import job_tag
+    from flows.shadow_flow import readiness_artifact_key, shadow_run
+    from migration.shadow_feed import RUN_COMPLETED_EVENT, run_resource_id
+
+    # The session's tenant with shadowing on, beside it (its parity settings too), so other tests keep theirs.
+    original = Path(tenant_copy.settings_file)
+    shadowed = original.with_name(f"{original.stem}_shadowed.toml")
+    shadowed.write_text(original.read_text() + "\n[tenant.shadow]\nenabled = true\n")
+    parity_file = original.with_name(f"{original.stem}.parity.toml")
+    if parity_file.exists():
+        shadowed.with_name(f"{shadowed.stem}.parity.toml").write_text(parity_file.read_text())
+    monkeypatch.setenv("DBT2PREFECT_TENANT_FILE", str(shadowed))
+    reports = f"s3://{BUCKET}/shadow-runs/{tmp_path.name}"
+    options = {"token": sandbox.cloud.token, "dbt_cloud_host": sandbox.cloud.url}
+    account = sandbox.cloud.account_id
+
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    run = sandbox.cloud.app.run_job(HOURLY, cause="shadowed run")
+    assert run["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in run["run_steps"]]
+    with Workspace.open(shadowed, report_dir=reports, dbt_cloud_account_id=account, **options) as workspace:
+        heard = workspace.poll_dbt_cloud_runs([HOURLY], start=started)
+        assert [r.run_id for r in heard] == [run["id"]]
+        events: list[Any] = []
+        deadline = time.monotonic() + 60  # the server stores events a moment after it receives them
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.5)
+            events = workspace.prefect_gateway.read_events(RUN_COMPLETED_EVENT, [run_resource_id(run["id"])])
+    [event] = events
+    payload = dict(event.payload)
+
+    def shadow() -> dict[str, Any]:
+        result: dict[str, Any] = shadow_run(
+            job_id=payload["job_id"],
+            dbt_cloud_run_id=payload["run_id"],
+            status=payload["status"],
+            event=payload,
+            report_dir=reports,
+            dbt_cloud_host=sandbox.cloud.url,
+            dbt_cloud_account_id=account,
+        )
+        return result
+
+    result = shadow()
+    assert (result["action"], result["verdict"]) == ("paired", "PASS"), result
+    with Workspace.open(shadowed, report_dir=reports, dbt_cloud_account_id=account, **options) as workspace:
+        twin = workspace.prefect_gateway.read_flow_run(uuid.UUID(result["twin_run_id"]))
+        pair = workspace.shadow_store.get(HOURLY, run["id"])
+        assert pair is not None and pair.prefect_run_id == result["twin_run_id"]
+        assert workspace.readiness()[HOURLY].pairs == 1
+    assert twin is not None and twin.name.startswith(f"shadow job-{HOURLY} ")
+    assert "shadow" in twin.tags and job_tag(HOURLY) not in twin.tags
+    assert twin.parameters["target"] == "parity" and twin.parameters["shadow_of_run"] == run["id"]
+
+    with get_client(sync_client=True) as client:
+        key = readiness_artifact_key(load_tenant(shadowed).name)
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert artifacts and "| job | streak |" in str(artifacts[0].data)
+    assert f"{HOURLY}" in str(artifacts[0].data)
+
+    again = shadow()  # the same event once more: nothing runs, the pair stays
+    assert (again["action"], again["twin_run_id"]) == ("already paired", result["twin_run_id"])
