@@ -10,6 +10,7 @@
 | run name | `job-<id> <job name> (<generated>)` | every flow run of the job; `parity-job-<id> ...` for a parity run |
 | CI workflow job | `dbt-cloud-job-<id>`, `...-merge`, `...-cleanup` | the GitHub Actions jobs of a CI or merge job |
 | pull-request schema | `dbt_cloud_pr_<id>_<pr number>` | the schema a CI job's pull request builds into, as dbt Cloud names it |
+| guard | `<deployment>-guard` | the deployment of the guard flow and its trigger on the deployment's failed runs |
 
 A parser accepts exactly what its builder makes (ASCII digits without sign or leading zero) and answers None for
 anything else: a schedule or automation whose name is not of these forms was made by someone else, and is never
@@ -186,6 +187,18 @@ def run_name_job(name: str | None) -> tuple[int, bool] | None:
 def job_parameters(job_id: int, job_name: str) -> dict[str, Any]:
     """The parameters that name a job on its schedule's runs."""
     return {"dbt_cloud_job_id": job_id, "dbt_cloud_job_name": job_name}
+
+
+# ----------------------------------------------------------------------------------------- the guarded window
+
+
+GUARD_SUFFIX = "-guard"
+
+
+def guard_name(deployment_name: str) -> str:
+    """`<deployment>-guard`: the deployment that runs the guard flow, and the trigger that starts it on the
+    deployment's failed runs (see `migration.guard`)."""
+    return f"{deployment_name}{GUARD_SUFFIX}"
 
 
 # ----------------------------------------------------------------------------------------- CI and merge jobs

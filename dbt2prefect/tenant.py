@@ -316,6 +316,29 @@ class RetrySettings(BaseModel):
     delay_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before each retry (0 to 3600 s).")
 
 
+class ShadowSettings(BaseModel):
+    """The parallel-run period (`[tenant.shadow]`): here, the guarded window after cutover.
+
+    The first `guarded_runs` Prefect runs of each job after its cutover are watched: a run that ends Failed or
+    Crashed where dbt Cloud's recent runs of the job (before cutover) did not fail notifies the job's destinations
+    and, with `guard_action = "rollback"`, rolls the job back to dbt Cloud.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    guarded_runs: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        strict=True,
+        description="N: the Prefect runs of each job after cutover that are watched (0 to 100; 0: none).",
+    )
+    guard_action: Literal["notify", "rollback"] = Field(
+        default="notify",
+        description="What a failure in the guarded window does: notify the job's destinations, or also roll it back.",
+    )
+
+
 class SandboxSettings(BaseModel):
     """How the sandbox stands in for the tenant's dbt Cloud account and source systems (`[tenant.sandbox]`)."""
 
@@ -460,6 +483,7 @@ class TenantSettings(BaseModel):
     code_storage: CodeStorage | None = None
     runtime: Runtime = Runtime()
     retries: RetrySettings = RetrySettings()
+    shadow: ShadowSettings = ShadowSettings()
     sandbox: SandboxSettings = SandboxSettings()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),
