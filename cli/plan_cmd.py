@@ -163,10 +163,13 @@ def _render_diff(diff: ApplyDiff) -> None:
     table = Table(title=title)
     for column in ("schedule / automation", "change", "fields", "active"):
         table.add_column(column)
-    for change in [*diff.schedules, *diff.triggers, *diff.notifications]:
+    for change in [*diff.schedules, *diff.triggers, *diff.notifications, *diff.guard_triggers]:
         active = "-" if change.active is None else str(change.active).lower()
         table.add_row(escape(change.slug), change.status, escape(", ".join(change.fields)), active)
     console.print(table)
+    if diff.guard is not None:
+        fields = f" ({', '.join(diff.guard.fields)})" if diff.guard.fields else ""
+        console.print(f"Guard deployment {escape(diff.guard.name)}: {diff.guard.status}{escape(fields)}")
 
 
 @handle_errors
@@ -217,6 +220,8 @@ def apply(
         typer.echo(result.model_dump_json(indent=2))
         return
     parts = {"schedules": result.schedules, "triggers": result.triggers, "notifications": result.notifications}
+    if result.guard is not None:
+        parts["guard triggers"] = result.guard_triggers
     if result.automations_only:
         parts = {"notifications": result.notifications}
     summary = "; ".join(
@@ -225,6 +230,8 @@ def apply(
         for what, changes in parts.items()
     )
     done = "" if result.automations_only else f"deployment {result.deployment.status}; "
+    if result.guard is not None:
+        done += f"guard deployment {result.guard.status}; "
     console.print(f"Applied: {done}{summary}.")
     if not activate:
         console.print("New schedules and automations are inactive until cutover (the ledger's flag).")

@@ -8,7 +8,8 @@ description (the cutover ledger's); an existing schedule's flag is never touched
 deployment's triggers (chained jobs) are automations matched the same way, by name `job-<id>-after-job-<id>`,
 built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too. So are the
 notification automations (`job-<id>-notify-<id>`), which send through the notification blocks the tenant settings
-name; a missing block stops apply before any change.
+name; a missing block stops apply before any change. With a guarded window, the guard's deployment
+(`<deployment>-guard`) and its triggers (`job-<id>-guard`, owned by it) are applied the same way.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.names import is_job_slug, is_trigger_name
+from dbt2prefect.names import guard_trigger_job, is_job_slug, is_trigger_name
 from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
-from migration.deployment import DeploymentSpec, ScheduleSpec, TriggerSpec, local_store_problem, placeholder_problem
+from migration.deployment import (
+    GUARD_ENTRYPOINT,
+    DeploymentSpec,
+    GuardTriggerSpec,
+    ScheduleSpec,
+    TriggerSpec,
+    guard_deployment,
+    local_store_problem,
+    placeholder_problem,
+)
 from migration.errors import ApplyError
 from migration.notification_automations import (
     all_notification_automations,
@@ -68,6 +78,9 @@ class ApplyDiff(_DiffModel):
     schedules: list[ScheduleChange]
     triggers: list[ScheduleChange] = Field(default_factory=list)
     notifications: list[ScheduleChange] = Field(default_factory=list)
+    guard: DeploymentChange | None = None
+    """The guard's deployment (None: no guarded window)."""
+    guard_triggers: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
     automations_only: bool = False
     """Only the notification automations were compared (the deployment is `prefect deploy`'s: see
@@ -76,8 +89,12 @@ class ApplyDiff(_DiffModel):
     @property
     def has_changes(self) -> bool:
         """True when applying would change anything."""
-        return self.deployment.status != "unchanged" or any(
-            s.status in ("added", "changed", "removed") for s in [*self.schedules, *self.triggers, *self.notifications]
+        changes = [*self.schedules, *self.triggers, *self.notifications, *self.guard_triggers]
+        guard = self.guard is not None and self.guard.status != "unchanged"
+        return (
+            self.deployment.status != "unchanged"
+            or guard
+            or any(s.status in ("added", "changed", "removed") for s in changes)
         )
 
 
@@ -253,6 +270,59 @@ def _apply_automations(
             prefect.delete_automation(current[change.slug].id)
 
 
+def desired_guard_automation(spec: DeploymentSpec, trigger: GuardTriggerSpec, guard_id: UUID) -> AutomationCore:
+    """The automation of a guard trigger: a trigger of the guard deployment `guard_id`."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    deployment_trigger = DeploymentEventTrigger.model_validate(trigger.event_trigger(spec.name))
+    deployment_trigger.set_deployment_id(guard_id)
+    return deployment_trigger.as_automation()
+
+
+def _guard_automations(
+    prefect: PrefectGateway, spec: DeploymentSpec, guard_id: UUID
+) -> tuple[dict[str, Automation], Desired]:
+    """The guard triggers on the server (related automations of the guard deployment named `job-<id>-guard`) and
+    as the description wants them."""
+    found = [a for a in prefect.read_related_automations(guard_id) if guard_trigger_job(a.name) is not None]
+    current = one_per_name(found)[0]
+    desired = {t.name: (desired_guard_automation(spec, t, guard_id), t.enabled) for t in spec.guard_triggers}
+    return current, desired
+
+
+def _guard_diff(
+    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any]
+) -> tuple[DeploymentChange | None, list[ScheduleChange]]:
+    if not spec.guard_triggers:
+        return None, []
+    guard = guard_deployment(spec)
+    deployment = prefect.read_deployment(guard.full_name)
+    if deployment is None:
+        added = [ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.guard_triggers]
+        return DeploymentChange(name=guard.full_name, status="added"), added
+    wanted = _deployment_settings(guard, schema)
+    changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
+    status: Literal["changed", "unchanged"] = "changed" if changed else "unchanged"
+    triggers = _automation_changes(*_guard_automations(prefect, spec, deployment.id), prune=False)
+    return DeploymentChange(name=guard.full_name, status=status, fields=changed), triggers
+
+
+def _apply_guard(prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], diff: ApplyDiff) -> None:
+    if diff.guard is None:
+        return
+    guard = guard_deployment(spec)
+    settings = _deployment_settings(guard, schema)
+    existing = prefect.read_deployment(guard.full_name)
+    if existing is None:
+        guard_id = prefect.create_deployment(guard.flow_name, guard.name, [], settings)
+    else:
+        guard_id = existing.id
+        if diff.guard.status == "changed":
+            prefect.update_deployment(guard_id, settings)
+    current, desired = _guard_automations(prefect, spec, guard_id)
+    _apply_automations(prefect, current, desired, _automation_changes(current, desired, prune=False))
+
+
 def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
     """The flow's parameter schema (what Prefect validates schedule parameters against).
 
@@ -275,9 +345,22 @@ def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
 
 
 def compute_diff(
-    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool = False
+    prefect: PrefectGateway,
+    spec: DeploymentSpec,
+    schema: dict[str, Any],
+    *,
+    prune: bool = False,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
-    """Compare the description with the Prefect API without changing anything."""
+    """Compare the description with the Prefect API without changing anything (`guard_schema`: the guard flow's
+    parameter schema, needed when the description has guard triggers)."""
+    guard, guard_triggers = _guard_diff(prefect, spec, guard_schema or {})
+    return _main_diff(prefect, spec, schema, prune=prune).model_copy(
+        update={"guard": guard, "guard_triggers": guard_triggers}
+    )
+
+
+def _main_diff(prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], *, prune: bool) -> ApplyDiff:
     name = spec.full_name
     notifications = _notifications(prefect, spec)
     deployment = prefect.read_deployment(spec.full_name)
@@ -357,11 +440,13 @@ def _apply(
     prune: bool,
     create_pool: bool,
     dry_run: bool,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
-    diff = compute_diff(prefect, spec, schema, prune=prune)
+    diff = compute_diff(prefect, spec, schema, prune=prune, guard_schema=guard_schema)
     if dry_run or not diff.has_changes:
         return diff
     _ensure_pool(prefect, spec, create_pool)
+    _apply_guard(prefect, spec, guard_schema or {}, diff)
     by_slug = {s.slug: s for s in spec.schedules}
     settings = _deployment_settings(spec, schema)
     if diff.deployment.status == "added":
@@ -431,8 +516,11 @@ def apply_deployment(
     if problem is not None:
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
+    guard_schema = flow_parameter_schema(GUARD_ENTRYPOINT) if spec.guard_triggers else None
     with gateway_or_connect(prefect) as gateway:
-        return _apply(gateway, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run)
+        return _apply(
+            gateway, spec, schema, prune=prune, create_pool=create_pool, dry_run=dry_run, guard_schema=guard_schema
+        )
 
 
 def _apply_notifications(prefect: PrefectGateway, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:

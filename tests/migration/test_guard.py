@@ -278,3 +278,29 @@ def test_an_interrupted_rollback_of_the_guard_is_finished_by_the_next_event(guar
 def test_an_unknown_run_is_bad_input(guarded: Guarded) -> None:
     with pytest.raises(ParameterError, match="does not exist"):
         guarded.guard(str(uuid.uuid4()))
+
+
+def test_the_guard_deployment_and_its_triggers_are_applied_and_switched_with_cutover(guarded: Guarded) -> None:
+    from migration.prefect_switch import PrefectTriggers
+
+    spec = guarded.workspace.deployment(guarded.workspace.plan())
+    assert not guarded.workspace.apply(spec, dry_run=True).has_changes  # a second apply changes nothing
+    name = f"guard/{guarded.tenant.deployment_name}-guard"
+    guard = guarded.gateway.read_deployment(name)
+    assert (
+        guard is not None
+        and guard.entrypoint == "flows/guard_flow.py:guard"
+        and not guarded.gateway.schedules.get(guard.id)
+    )
+    (automation,) = [a for a in guarded.gateway.read_related_automations(guard.id) if a.name == f"job-{NIGHTLY}-guard"]
+    trigger = automation.trigger.model_dump(mode="json")
+    assert set(trigger["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert trigger["match"]["prefect.resource.name"] == f"job-{NIGHTLY} *"
+    (action,) = [a.model_dump(mode="json") for a in automation.actions]
+    assert action["deployment_id"] == str(guard.id)
+    assert action["parameters"] == {"flow_run_id": "{{ event.resource.id }}"}
+    triggers = PrefectTriggers(f"{guarded.tenant.flow_name}/{guarded.tenant.deployment_name}", guarded.gateway)
+    assert triggers.guard_of(NIGHTLY) == {f"job-{NIGHTLY}-guard": True}  # on with the cutover
+    guarded.guard(guarded.run("Failed"), guard_action="rollback")
+    assert triggers.guard_of(NIGHTLY) == {f"job-{NIGHTLY}-guard": False}  # off with the rollback
+    assert triggers.guard_of(HOURLY) == {f"job-{HOURLY}-guard": True}
