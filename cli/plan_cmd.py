@@ -188,8 +188,8 @@ def apply(
         bool,
         typer.Option(
             "--automations-only",
-            help="Only the notification automations: after `prefect deploy` of the emitted prefect.yaml, which "
-            "cannot carry them.",
+            help="Only the notification automations and the guard's deployment and triggers: after `prefect "
+            "deploy` of the emitted prefect.yaml, which does not carry them.",
         ),
     ] = False,
     json_output: JsonFlag = False,
@@ -224,6 +224,8 @@ def apply(
         parts["guard triggers"] = result.guard_triggers
     if result.automations_only:
         parts = {"notifications": result.notifications}
+        if result.guard is not None:
+            parts["guard triggers"] = result.guard_triggers
     summary = "; ".join(
         f"{what} "
         + ", ".join(f"{sum(1 for c in changes if c.status == s)} {s}" for s in ("added", "changed", "removed"))

@@ -290,7 +290,9 @@ class MemoryPrefect:
     def send_notification(self, block_document_id: UUID, subject: str, body: str) -> None:
         block = next((b for b in self.blocks.values() if b.id == block_document_id), None)
         if block is None:
-            raise _refused("GET", f"/block_documents/{block_document_id}", 404, "Block document not found")
+            raise PrefectApiError(
+                f"notification block document {block_document_id} does not exist; run `dbt2prefect apply`"
+            )
         if "notify" not in block.capabilities:
             raise PrefectApiError(f"block document {block_document_id} cannot send notifications")
         self.notifications.append((block_document_id, subject, body))

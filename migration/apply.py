@@ -523,18 +523,29 @@ def apply_deployment(
         )
 
 
-def _apply_notifications(prefect: PrefectGateway, spec: DeploymentSpec, *, prune: bool, dry_run: bool) -> ApplyDiff:
+def _apply_notifications(
+    prefect: PrefectGateway,
+    spec: DeploymentSpec,
+    *,
+    prune: bool,
+    dry_run: bool,
+    guard_schema: dict[str, Any] | None = None,
+) -> ApplyDiff:
     current, desired = _notifications(prefect, spec)
     _, duplicates = _duplicates(prefect, spec, None)
     changes = _automation_changes(current, desired, prune) + _duplicate_changes(duplicates)
+    guard, guard_triggers = _guard_diff(prefect, spec, guard_schema or {})
     diff = ApplyDiff(
         deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
         schedules=[],
         notifications=changes,
+        guard=guard,
+        guard_triggers=guard_triggers,
         automations_only=True,
     )
     if dry_run or not diff.has_changes:
         return diff
+    _apply_guard(prefect, spec, guard_schema or {}, diff)
     _apply_automations(prefect, current, desired, changes)
     _remove_duplicates(prefect, spec, None)
     return diff.model_copy(update={"applied": True})
@@ -543,8 +554,9 @@ def _apply_notifications(prefect: PrefectGateway, spec: DeploymentSpec, *, prune
 def apply_notifications(
     spec: DeploymentSpec, *, prune: bool = False, dry_run: bool = False, prefect: PrefectGateway | None = None
 ) -> ApplyDiff:
-    """Create or update only the notification automations: what `prefect deploy` of prefect.yaml cannot create
-    (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`.
+    """Create or update only the notification automations, and the guard's deployment and triggers: what `prefect
+    deploy` of prefect.yaml does not create (prefect.yaml carries the deployment, its schedules and its triggers).
+    Idempotent, as `apply_deployment`.
 
     Raises:
         ApplyError: a notification block is missing or cannot notify, or a template would be refused; nothing is
@@ -554,5 +566,6 @@ def apply_notifications(
     problem = template_problem(spec)
     if problem is not None:
         raise ApplyError(problem)
+    guard_schema = flow_parameter_schema(GUARD_ENTRYPOINT) if spec.guard_triggers else None
     with gateway_or_connect(prefect) as gateway:
-        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run)
+        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run, guard_schema=guard_schema)
