@@ -20,7 +20,7 @@ event of the same run (rollback is idempotent), or by `dbt2prefect rollback`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
@@ -177,10 +177,6 @@ def _state_type(run: FlowRun) -> str:
     return run.state.type.value if run.state is not None else "UNKNOWN"
 
 
-def _current_cutover(records: list[LedgerRecord]) -> LedgerRecord | None:
-    return Ledger.last_of(records, RecordKind.CUTOVER_STARTED)
-
-
 def _tripped(records: list[LedgerRecord], run_id: str, state: LedgerState) -> tuple[LedgerRecord | None, bool]:
     """The guard's record of the run, and whether the rollback it started is still open (no cutover since)."""
     for index, record in enumerate(records):
@@ -196,10 +192,10 @@ def _run_number(runs: list[FlowRun], run: FlowRun, job_id: int, since: datetime,
     (the deployment's newest ones). None when `runs` may miss some of them and the count does not already pass
     the window."""
     at = _run_time(run)
-    count = 0
+    count = 1  # the run itself
     for other in runs:
         when = _run_time(other)
-        if other.id != run.id and (_state_type(other) in _NOT_YET_RUN or run_job(other) != (job_id, False)):
+        if other.id == run.id or _state_type(other) in _NOT_YET_RUN or run_job(other) != (job_id, False):
             continue
         if when is not None and when >= since and (at is None or when <= at):
             count += 1
@@ -208,10 +204,15 @@ def _run_number(runs: list[FlowRun], run: FlowRun, job_id: int, since: datetime,
     return None if may_miss and count <= guarded_runs else count
 
 
+def _utc(moment: datetime) -> datetime:
+    """dbt Cloud's run times are UTC; one without an offset is read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _dbt_cloud_failed(ctx: SwitchContext, job_id: int, before: datetime) -> tuple[bool, ...]:
     finished = (RunStatus.SUCCESS, RunStatus.ERROR)
     runs = ctx.dbt_cloud.list_runs(job_definition_id=job_id, order_by="-id")
-    recent = [r for r in runs if r.status in finished and r.finished_at is not None and r.finished_at <= before]
+    recent = [r for r in runs if r.status in finished and r.finished_at is not None and _utc(r.finished_at) <= before]
     return tuple(r.status == RunStatus.ERROR for r in recent[:RECENT_DBT_CLOUD_RUNS])
 
 
