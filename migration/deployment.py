@@ -6,6 +6,12 @@ The description carries what a worker needs to run a schedule: the entrypoint, t
 variables that give the flow-run process its pinned packages and the tenant settings file, each schedule's
 active flag as the cutover ledger says (a redeploy never changes who runs a job), and the triggers that run
 chained jobs after their upstream job's runs (on once the upstream job is cut over).
+
+With a guarded window (`[tenant.shadow] guarded_runs` > 0) it also describes the guard: a second deployment,
+`<deployment>-guard`, of the guard flow (same pool, code and runtime, no schedule), and per scheduled job a trigger
+`job-<id>-guard` that runs it with the id of each run of the job that ends Failed or Crashed (on while the job is
+cut over, like its notifications). A deployment of its own, not a run of this one: the guard must run with its
+own parameters and flow, and a failure of `run_dbt_wg`'s parameters or code must not stop the flow that undoes it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
+from dbt2prefect.names import UNNAMED_RUN, guard_name, guard_trigger_name, job_tag, run_name_prefix, runs_of_job
 from dbt2prefect.object_store import is_local_url
 from dbt2prefect.params import ApiParameters
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
@@ -49,6 +55,10 @@ STORE_BACKENDS = {
 }
 """The fsspec backend package of each URL scheme of an artifact store or ledger (`file` and paths need none)."""
 CLONE_STEP_ID = "clone"
+GUARD_FLOW = "guard"
+GUARD_ENTRYPOINT = "flows/guard_flow.py:guard"
+GUARD_STATES = ("Failed", "Crashed")
+"""The final states of a job's run that start the guard flow."""
 
 
 class DeploymentError(MigrationError):
@@ -184,6 +194,28 @@ class NotificationSpec(_Spec):
         }
 
 
+class GuardTriggerSpec(_Spec):
+    """The automation that runs the guard deployment with the id of each run of one job (named `job-<id> ...`) on
+    this deployment that ends Failed or Crashed; switched with the job's cutover."""
+
+    name: str
+    description: str
+    enabled: bool
+    job_id: int
+
+    def event_trigger(self, deployment_name: str) -> dict[str, Any]:
+        """The trigger as a `DeploymentEventTrigger` of the guard deployment takes it."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            **job_runs_trigger(
+                runs_of_job(self.job_id), deployment_name, [f"prefect.flow-run.{s}" for s in GUARD_STATES]
+            ),
+            "parameters": {"flow_run_id": "{{ event.resource.id }}"},
+        }
+
+
 class DeploymentSpec(_Spec):
     """Everything Prefect stores about the deployment that this toolkit decides."""
 
@@ -201,6 +233,8 @@ class DeploymentSpec(_Spec):
     schedules: list[ScheduleSpec]
     triggers: list[TriggerSpec] = []
     notifications: list[NotificationSpec] = []
+    guard_triggers: list[GuardTriggerSpec] = []
+    """The guarded window's triggers (empty: no guard); they run `guard_deployment(spec)`."""
     stores: dict[str, str] = {}
     """Setting name -> URL of what runs, operators and CI share: artifact store, ledger, parity reports."""
 
@@ -214,6 +248,25 @@ class DeploymentSpec(_Spec):
 
     def trigger(self, name: str) -> TriggerSpec:
         return next(t for t in self.triggers if t.name == name)
+
+
+def guard_deployment(spec: DeploymentSpec) -> DeploymentSpec:
+    """The guard's deployment, `<deployment>-guard`: the guard flow on the same pool, code and runtime, with no
+    schedule (its triggers start it)."""
+    return spec.model_copy(
+        update={
+            "flow_name": GUARD_FLOW,
+            "name": guard_name(spec.name),
+            "description": f"The guarded window after cutover of deployment {spec.full_name}: started by the "
+            "job-<id>-guard triggers with the id of a failed run.",
+            "entrypoint": GUARD_ENTRYPOINT,
+            "parameters": {},
+            "schedules": [],
+            "triggers": [],
+            "notifications": [],
+            "guard_triggers": [],
+        }
+    )
 
 
 def _normalised(name: str) -> str:
@@ -594,6 +647,17 @@ def build_deployment(
                 switch_job_ids=list(group.switch_job_ids),
             )
         )
+    guard_triggers = [
+        GuardTriggerSpec(
+            name=guard_trigger_name(s.job_id),
+            description=f"The first {tenant.shadow.guarded_runs} run(s) of dbt Cloud job {s.job_id} after cutover: "
+            f"a failed run starts the guard ({tenant.shadow.guard_action})",
+            enabled=bool(flags.get(s.job_id, False)),
+            job_id=s.job_id,
+        )
+        for s in plan.schedules
+        if tenant.shadow.guarded_runs > 0
+    ]
     return DeploymentSpec(
         tenant=plan.tenant,
         flow_name=plan.flow_name,
@@ -608,6 +672,7 @@ def build_deployment(
         schedules=schedules,
         triggers=triggers,
         notifications=notifications,
+        guard_triggers=guard_triggers,
         stores={
             "artifact_store_url": tenant.artifact_store_url,
             "ledger_url": tenant.ledger_url,
