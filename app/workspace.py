@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from migration.deployment import DeploymentSpec
     from migration.doctor import DoctorReport, DoctorServices
     from migration.export import Inventory, ProgressCallback
+    from migration.guard import GuardOutcome
     from migration.ledger import Ledger
     from migration.plan import MigrationPlan
     from migration.prefect_switch import PrefectSchedules
@@ -763,6 +764,17 @@ class Workspace:
         from migration.rollback import rollback as run_rollback
 
         return run_rollback(tuple(job_ids), self.switch_context(by), dry_run=dry_run)
+
+    def guard(self, flow_run_id: str) -> GuardOutcome:
+        """The guarded window: about a finished run of the deployment, do what `[tenant.shadow]` says (nothing, notify
+        the job's destinations, or also roll the job back), once per run; see `migration.guard`.
+
+        Raises:
+            ParameterError: `flow_run_id` is not the id of a flow run on the Prefect API.
+        """
+        from migration.guard import GUARD_BY, guard_failed_run
+
+        return guard_failed_run(flow_run_id, self.switch_context(GUARD_BY), self.tenant.shadow)
 
     def status(self, *, automations: bool = True) -> StatusReport:
         """Every job's place: dbt Cloud and Prefect schedules and last runs, parity verdict, shadow readiness (jobs

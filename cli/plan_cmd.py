@@ -163,10 +163,13 @@ def _render_diff(diff: ApplyDiff) -> None:
     table = Table(title=title)
     for column in ("schedule / automation", "change", "fields", "active"):
         table.add_column(column)
-    for change in [*diff.schedules, *diff.triggers, *diff.notifications]:
+    for change in [*diff.schedules, *diff.triggers, *diff.notifications, *diff.guard_triggers]:
         active = "-" if change.active is None else str(change.active).lower()
         table.add_row(escape(change.slug), change.status, escape(", ".join(change.fields)), active)
     console.print(table)
+    if diff.guard is not None:
+        fields = f" ({', '.join(diff.guard.fields)})" if diff.guard.fields else ""
+        console.print(f"Guard deployment {escape(diff.guard.name)}: {diff.guard.status}{escape(fields)}")
 
 
 @handle_errors
@@ -185,8 +188,8 @@ def apply(
         bool,
         typer.Option(
             "--automations-only",
-            help="Only the notification automations: after `prefect deploy` of the emitted prefect.yaml, which "
-            "cannot carry them.",
+            help="Only the notification automations and the guard's deployment and triggers: after `prefect "
+            "deploy` of the emitted prefect.yaml, which does not carry them.",
         ),
     ] = False,
     json_output: JsonFlag = False,
@@ -223,14 +226,20 @@ def apply(
         typer.echo(result.model_dump_json(indent=2))
         return
     parts = {"schedules": result.schedules, "triggers": result.triggers, "notifications": result.notifications}
+    if result.guard is not None:
+        parts["guard triggers"] = result.guard_triggers
     if result.automations_only:
         parts = {"notifications": result.notifications}
+        if result.guard is not None:
+            parts["guard triggers"] = result.guard_triggers
     summary = "; ".join(
         f"{what} "
         + ", ".join(f"{sum(1 for c in changes if c.status == s)} {s}" for s in ("added", "changed", "removed"))
         for what, changes in parts.items()
     )
     done = "" if result.automations_only else f"deployment {result.deployment.status}; "
+    if result.guard is not None:
+        done += f"guard deployment {result.guard.status}; "
     console.print(f"Applied: {done}{summary}.")
     if not activate:
         console.print("New schedules and automations are inactive until cutover (the ledger's flag).")

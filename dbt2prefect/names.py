@@ -13,6 +13,8 @@
 | shadow trigger | `<deployment>-shadow-on-dbt-cloud-run` | the trigger that starts it on each completed dbt Cloud run |
 | CI workflow job | `dbt-cloud-job-<id>`, `...-merge`, `...-cleanup` | the GitHub Actions jobs of a CI or merge job |
 | pull-request schema | `dbt_cloud_pr_<id>_<pr number>` | the schema a CI job's pull request builds into, as dbt Cloud names it |
+| guard deployment | `<deployment>-guard` | the deployment of the guard flow (the guarded window after cutover) |
+| guard trigger | `job-<id>-guard` | the automation that starts the guard flow when a run of the job fails |
 
 A parser accepts exactly what its builder makes (ASCII digits without sign or leading zero) and answers None for
 anything else: a schedule or automation whose name is not of these forms was made by someone else, and is never
@@ -43,6 +45,7 @@ _TRIGGER = re.compile(rf"job-{_ID}-after-job-{_ID}", re.ASCII)
 _NOTIFICATION = re.compile(rf"job-{_ID}-notify-{_ID}", re.ASCII)
 _BEFORE_START = re.compile(rf"notify-{_ID}-before-start", re.ASCII)
 _RUN_NAME = re.compile(rf"(parity-|shadow )?job-{_ID}(?: .*)?", re.ASCII | re.DOTALL)
+_GUARD = re.compile(rf"job-{_ID}-guard", re.ASCII)
 
 JOB_TAG_PREFIX = "dbt-cloud-job-"
 _TAG = re.compile(rf"{JOB_TAG_PREFIX}{_ID}", re.ASCII)
@@ -216,6 +219,28 @@ def shadow_deployment_name(deployment_name: str) -> str:
 def shadow_trigger_name(deployment_name: str) -> str:
     """The name of the trigger that starts the shadow flow on each completed dbt Cloud run."""
     return f"{shadow_deployment_name(deployment_name)}-on-dbt-cloud-run"
+
+
+# ----------------------------------------------------------------------------------------- the guarded window
+
+
+GUARD_SUFFIX = "-guard"
+
+
+def guard_name(deployment_name: str) -> str:
+    """`<deployment>-guard`: the deployment that runs the guard flow (see `migration.guard`)."""
+    return f"{deployment_name}{GUARD_SUFFIX}"
+
+
+def guard_trigger_name(job_id: int) -> str:
+    """The name of the automation that starts the guard flow when a run of job `job_id` fails."""
+    return f"job-{_digits(job_id)}{GUARD_SUFFIX}"
+
+
+def guard_trigger_job(name: str | None) -> int | None:
+    """The job id of a guard trigger name `job-<id>-guard`, else None."""
+    found = _match(_GUARD, name)
+    return int(found[1]) if found else None
 
 
 # ----------------------------------------------------------------------------------------- CI and merge jobs

@@ -211,6 +211,11 @@ class PrefectGateway(Protocol):
         """The block document `<block_type_slug>/<name>`, or None."""
         ...
 
+    def send_notification(self, block_document_id: UUID, subject: str, body: str) -> None:
+        """Send `subject` and `body` through the notification block document `block_document_id` (what an
+        automation's SendNotification action does with it)."""
+        ...
+
 
 @contextmanager
 def api_errors() -> Iterator[None]:
@@ -487,6 +492,31 @@ class ClientGateway:
                 return None
         capabilities = document.block_schema.capabilities if document.block_schema else []
         return BlockRef(id=document.id, capabilities=tuple(capabilities))
+
+    def send_notification(self, block_document_id: UUID, subject: str, body: str) -> None:
+        import inspect
+
+        from prefect.blocks.core import Block
+        from prefect.exceptions import ObjectNotFound
+        from prefect.utilities.asyncutils import run_coro_as_sync
+
+        with api_errors():
+            try:
+                document = self._client.read_block_document(block_document_id, include_secrets=True)
+            except ObjectNotFound:
+                raise PrefectApiError(
+                    f"notification block document {block_document_id} does not exist; run `dbt2prefect apply`"
+                ) from None
+        block = Block._from_block_document(document)
+        notify = getattr(block, "notify", None)
+        if notify is None:
+            raise PrefectApiError(f"block document {block_document_id} ({document.name}) cannot send notifications")
+        try:
+            sent = notify(body, subject)
+            if inspect.iscoroutine(sent):
+                run_coro_as_sync(sent)
+        except (OSError, httpx.HTTPError) as exc:
+            raise PrefectApiError(f"notification block {document.name} could not send ({exc})") from None
 
 
 def checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

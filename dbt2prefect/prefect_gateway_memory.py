@@ -49,6 +49,8 @@ class MemoryPrefect:
         self.events: dict[UUID, Event] = {}
         self.sent_events = 0
         """Every event sent, repeats included (`events` keeps one per id, as the server does)."""
+        self.notifications: list[tuple[UUID, str, str]] = []
+        """What `send_notification` sent: (block document id, subject, body)."""
 
     def __repr__(self) -> str:
         return f"MemoryPrefect(deployments={len(self.deployments)}, automations={len(self.automations)})"
@@ -279,7 +281,7 @@ class MemoryPrefect:
 
         for index, run in enumerate(self.flow_runs):
             if run.id == run_id:
-                kind = StateType.COMPLETED if state == "Completed" else StateType.FAILED
+                kind = StateType[state.upper()] if state.upper() in StateType.__members__ else StateType.FAILED
                 updated = run.model_copy(update={"start_time": start_time, "state": State(type=kind, name=state)})
                 self.flow_runs[index] = updated
                 return updated
@@ -302,6 +304,16 @@ class MemoryPrefect:
 
     def read_block(self, block_type_slug: str, name: str) -> BlockRef | None:
         return self.blocks.get((block_type_slug, name))
+
+    def send_notification(self, block_document_id: UUID, subject: str, body: str) -> None:
+        block = next((b for b in self.blocks.values() if b.id == block_document_id), None)
+        if block is None:
+            raise PrefectApiError(
+                f"notification block document {block_document_id} does not exist; run `dbt2prefect apply`"
+            )
+        if "notify" not in block.capabilities:
+            raise PrefectApiError(f"block document {block_document_id} cannot send notifications")
+        self.notifications.append((block_document_id, subject, body))
 
     def add_block(self, block_type_slug: str, name: str, capabilities: Sequence[str] = ("notify",)) -> BlockRef:
         """Save a block document `<block_type_slug>/<name>` whose type has `capabilities`."""

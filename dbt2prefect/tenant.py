@@ -334,8 +334,8 @@ class RetrySettings(BaseModel):
 
 
 class ShadowSettings(BaseModel):
-    """The parallel-run period (`[tenant.shadow]`): which dbt Cloud runs get a Prefect twin, and when a job has earned
-    its cutover.
+    """The parallel-run period (`[tenant.shadow]`): which dbt Cloud runs get a Prefect twin, when a job has earned
+    its cutover, and the guarded window after it.
 
     A job's readiness is its streak of consecutive PASS shadow pairs (ordered by the dbt Cloud runs' finish times)
     and the days that streak covers (first to last pair). Once a job has a shadow pair, `cutover` gates it on
@@ -344,6 +344,10 @@ class ShadowSettings(BaseModel):
 
     With `enabled = true`, `apply` deploys the shadow flow (`<deployment>-shadow`) with a trigger on every completed
     dbt Cloud run: each successful run of a job in shadow (every `sample`-th) gets its twin and its pair.
+
+    After cutover, the first `guarded_runs` Prefect runs of each job are watched: a run that ends Failed or Crashed
+    where dbt Cloud's recent runs of the job (before cutover) did not fail notifies the job's destinations and, with
+    `guard_action = "rollback"`, rolls the job back to dbt Cloud.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -370,6 +374,17 @@ class ShadowSettings(BaseModel):
     )
     required: bool = Field(
         default=False, description="Refuse cutover of a shadowed job until it has pairs (not only once it has)."
+    )
+    guarded_runs: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        strict=True,
+        description="N: the Prefect runs of each job after cutover that are watched (0 to 100; 0: none).",
+    )
+    guard_action: Literal["notify", "rollback"] = Field(
+        default="notify",
+        description="What a failure in the guarded window does: notify the job's destinations, or also roll it back.",
     )
 
     @field_validator("jobs")

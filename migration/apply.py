@@ -11,29 +11,34 @@ notification automations (`job-<id>-notify-<id>`), which send through the notifi
 name; a missing block stops apply before any change. While shadowing is on, the shadow deployment
 (`<deployment>-shadow`) and its trigger on completed dbt Cloud runs are applied the same way (created, then patched;
 the trigger matched by name among the shadow deployment's automations). The trigger's enabled flag is the
-setting's, not cutover's: turning shadowing off turns it off, and leaves the deployment.
+setting's, not cutover's: turning shadowing off turns it off, and leaves the deployment. With a guarded window,
+the guard's deployment (`<deployment>-guard`) and its triggers (`job-<id>-guard`, owned by it) are applied the same
+way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.names import is_job_slug, is_trigger_name, shadow_deployment_name
+from dbt2prefect.names import guard_trigger_job, is_job_slug, is_trigger_name, shadow_deployment_name
 from dbt2prefect.prefect_gateway import DEPLOYMENT_SETTINGS, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import (
+    GUARD_ENTRYPOINT,
     SHADOW_ENTRYPOINT,
     SHADOW_FLOW,
     DeploymentSpec,
+    GuardTriggerSpec,
     ScheduleSpec,
     ShadowTriggerSpec,
     TriggerSpec,
+    guard_deployment,
     local_store_problem,
     placeholder_problem,
     shadow_deployment,
@@ -89,22 +94,28 @@ class ApplyDiff(_DiffModel):
     shadow: DeploymentChange | None = None
     """The shadow deployment (None: shadowing is off and none was made)."""
     shadow_triggers: list[ScheduleChange] = Field(default_factory=list)
+    guard: DeploymentChange | None = None
+    """The guard's deployment (None: no guarded window)."""
+    guard_triggers: list[ScheduleChange] = Field(default_factory=list)
     applied: bool = False
     automations_only: bool = False
     """Only the notification automations were compared (the deployment is `prefect deploy`'s: see
     `apply_notifications`); the deployment and its schedules are reported unchanged, unread."""
     server_state: dict[str, str] = Field(default_factory=dict)
     """A digest of each object of the Prefect API the diff was computed from (`deployment`, `schedule <slug>`,
-    `automation <name>`, `notification block <ref>`): a write of this diff refuses when a new read differs."""
+    `automation <name>`, `notification block <ref>`, `shadow deployment`, `guard deployment`): a write of this diff
+    refuses when a new read differs."""
 
     @property
     def has_changes(self) -> bool:
         """True when applying would change anything."""
-        changes = [*self.schedules, *self.triggers, *self.notifications, *self.shadow_triggers]
+        changes = [*self.schedules, *self.triggers, *self.notifications, *self.shadow_triggers, *self.guard_triggers]
         shadow = self.shadow is not None and self.shadow.status != "unchanged"
+        guard = self.guard is not None and self.guard.status != "unchanged"
         return (
             self.deployment.status != "unchanged"
             or shadow
+            or guard
             or any(s.status in ("added", "changed", "removed") for s in changes)
         )
 
@@ -288,6 +299,26 @@ def _apply_automations(
             prefect.delete_automation(current[change.slug].id)
 
 
+def desired_guard_automation(spec: DeploymentSpec, trigger: GuardTriggerSpec, guard_id: UUID) -> AutomationCore:
+    """The automation of a guard trigger: a trigger of the guard deployment `guard_id`."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    deployment_trigger = DeploymentEventTrigger.model_validate(trigger.event_trigger(spec.name))
+    deployment_trigger.set_deployment_id(guard_id)
+    return deployment_trigger.as_automation()
+
+
+def _guard_automations(
+    prefect: PrefectGateway, spec: DeploymentSpec, guard_id: UUID
+) -> tuple[dict[str, Automation], Desired, list[Automation]]:
+    """The guard triggers on the server (related automations of the guard deployment named `job-<id>-guard`, one
+    per name, and the others of the same name), and as the description wants them."""
+    found = [a for a in prefect.read_related_automations(guard_id) if guard_trigger_job(a.name) is not None]
+    current, extra = one_per_name(found)
+    desired = {t.name: (desired_guard_automation(spec, t, guard_id), t.enabled) for t in spec.guard_triggers}
+    return current, desired, extra
+
+
 def flow_parameter_schema(entrypoint: str) -> dict[str, Any]:
     """The flow's parameter schema (what Prefect validates schedule parameters against).
 
@@ -327,21 +358,22 @@ class _ServerState:
     shadow_triggers: dict[str, Automation] | None = None
     wanted_shadow_triggers: Desired | None = None
     extra_shadow_triggers: list[Automation] | None = None
+    guarded: bool = False
+    """The description has a guarded window: the guard's deployment and triggers were read too."""
+    guard: DeploymentResponse | None = None
+    guard_triggers: dict[str, Automation] = field(default_factory=dict)
+    wanted_guard_triggers: Desired = field(default_factory=dict)
+    extra_guard_triggers: list[Automation] = field(default_factory=list)
 
     def digests(self) -> dict[str, str]:
         """A digest of each object read, by what it is (`deployment`, `schedule <slug>`, `automation <name>`,
-        `notification block <ref>`): two reads with equal digests give the same diff."""
-        found: dict[str, Any] = {"deployment": None}
-        if self.deployment is not None:
-            found["deployment"] = {
-                "id": str(self.deployment.id),
-                **{key: getattr(self.deployment, key, None) for key in DEPLOYMENT_SETTINGS},
-            }
+        `notification block <ref>`, `shadow deployment`, `guard deployment`): two reads with equal digests give the
+        same diff."""
+        found: dict[str, Any] = {"deployment": _deployment_fingerprint(self.deployment)}
         if self.shadow_deployment is not None:
-            found["shadow deployment"] = {
-                "id": str(self.shadow_deployment.id),
-                **{key: getattr(self.shadow_deployment, key, None) for key in DEPLOYMENT_SETTINGS},
-            }
+            found["shadow deployment"] = _deployment_fingerprint(self.shadow_deployment)
+        if self.guarded:
+            found["guard deployment"] = _deployment_fingerprint(self.guard)
         for slug, schedule in self.schedules.items():
             found[f"schedule {slug}"] = schedule.model_dump(
                 mode="json", include={"id", "schedule", "active", "parameters", "slug"}
@@ -354,6 +386,8 @@ class _ServerState:
             *self.extra_notifications,
             *(self.shadow_triggers or {}).values(),
             *(self.extra_shadow_triggers or []),
+            *self.guard_triggers.values(),
+            *self.extra_guard_triggers,
         ]
         for automation in everything:
             automations.setdefault(automation.name, []).append(automation.model_dump(mode="json"))
@@ -364,14 +398,21 @@ class _ServerState:
         return {key: _digest(value) for key, value in sorted(found.items())}
 
 
+def _deployment_fingerprint(deployment: DeploymentResponse | None) -> dict[str, Any] | None:
+    if deployment is None:
+        return None
+    return {"id": str(deployment.id), **{key: getattr(deployment, key, None) for key in DEPLOYMENT_SETTINGS}}
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_only: bool = False) -> _ServerState:
-    """Read what the diff compares: the deployment, its `job-<id>` schedules and triggers, and the notification
-    automations and blocks (with `automations_only`, the notification automations and blocks only).
+    """Read what the diff compares: the deployment, its `job-<id>` schedules and triggers, the notification
+    automations and blocks, and with a guarded window the guard's deployment and its `job-<id>-guard` triggers
+    (with `automations_only`, all but the deployment, its schedules and its triggers).
 
     Raises:
         ApplyError: a notification block is missing or cannot notify.
@@ -398,6 +439,13 @@ def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_on
     wanted_shadow: Desired = {}
     if shadow is not None:
         shadow_triggers, extra_shadow_triggers, wanted_shadow = _shadow_triggers(prefect, spec, shadow.id)
+    guarded = bool(spec.guard_triggers)
+    guard = prefect.read_deployment(guard_deployment(spec).full_name) if guarded else None
+    guard_triggers: dict[str, Automation] = {}
+    wanted_guard_triggers: Desired = {}
+    extra_guard_triggers: list[Automation] = []
+    if guard is not None:
+        guard_triggers, wanted_guard_triggers, extra_guard_triggers = _guard_automations(prefect, spec, guard.id)
     return _ServerState(
         deployment=deployment,
         schedules=schedules,
@@ -412,6 +460,11 @@ def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_on
         shadow_triggers=shadow_triggers,
         wanted_shadow_triggers=wanted_shadow,
         extra_shadow_triggers=extra_shadow_triggers,
+        guarded=guarded,
+        guard=guard,
+        guard_triggers=guard_triggers,
+        wanted_guard_triggers=wanted_guard_triggers,
+        extra_guard_triggers=extra_guard_triggers,
     )
 
 
@@ -477,6 +530,23 @@ def _write_shadow(
             prefect.delete_automation(next(a.id for a in state.extra_shadow_triggers or [] if a.name == change.slug))
 
 
+def _guard_diff(
+    state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any]
+) -> tuple[DeploymentChange | None, list[ScheduleChange]]:
+    """What apply does to the guard's deployment and its triggers (None, []: no guarded window)."""
+    if not state.guarded:
+        return None, []
+    guard = guard_deployment(spec)
+    if state.guard is None:
+        added = [ScheduleChange(slug=t.name, status="added", active=t.enabled) for t in spec.guard_triggers]
+        return DeploymentChange(name=guard.full_name, status="added"), added
+    wanted = _deployment_settings(guard, schema)
+    changed = sorted(key for key, value in wanted.items() if getattr(state.guard, key, None) != value)
+    status: Literal["changed", "unchanged"] = "changed" if changed else "unchanged"
+    triggers = _automation_changes(state.guard_triggers, state.wanted_guard_triggers, prune=False)
+    return DeploymentChange(name=guard.full_name, status=status, fields=changed), triggers
+
+
 def _diff_of(
     state: _ServerState,
     spec: DeploymentSpec,
@@ -484,9 +554,13 @@ def _diff_of(
     *,
     prune: bool,
     shadow_schema: dict[str, Any] | None = None,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
-    """The diff between the description and one read of the Prefect API."""
+    """The diff between the description and one read of the Prefect API (`shadow_schema`, `guard_schema`: the
+    shadow and guard flows' parameter schemas, needed while shadowing is on / when the description has guard
+    triggers)."""
     shadow, shadow_triggers = _shadow_diff(state, spec, shadow_schema)
+    guard, guard_triggers = _guard_diff(state, spec, guard_schema or {})
     name = spec.full_name
     notifications = _automation_changes(state.notifications, state.wanted_notifications, prune)
     notifications += _duplicate_changes(state.extra_notifications)
@@ -499,6 +573,8 @@ def _diff_of(
             notifications=notifications,
             shadow=shadow,
             shadow_triggers=shadow_triggers,
+            guard=guard,
+            guard_triggers=guard_triggers,
             server_state=state.digests(),
         )
     wanted = _deployment_settings(spec, schema)
@@ -530,6 +606,8 @@ def _diff_of(
         notifications=notifications,
         shadow=shadow,
         shadow_triggers=shadow_triggers,
+        guard=guard,
+        guard_triggers=guard_triggers,
         server_state=state.digests(),
     )
 
@@ -541,10 +619,13 @@ def compute_diff(
     *,
     prune: bool = False,
     shadow_schema: dict[str, Any] | None = None,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
-    """Compare the description with the Prefect API without changing anything (`shadow_schema`: the shadow flow's
-    parameter schema, needed while shadowing is on)."""
-    return _diff_of(_read_state(prefect, spec), spec, schema, prune=prune, shadow_schema=shadow_schema)
+    """Compare the description with the Prefect API without changing anything (`shadow_schema`, `guard_schema` as
+    in `_diff_of`)."""
+    return _diff_of(
+        _read_state(prefect, spec), spec, schema, prune=prune, shadow_schema=shadow_schema, guard_schema=guard_schema
+    )
 
 
 def _what_changed(shown: dict[str, str], now: dict[str, str]) -> list[str]:
@@ -611,6 +692,24 @@ def _schedule_create(planned: ScheduleSpec) -> Any:
     )
 
 
+def _apply_guard(
+    prefect: PrefectGateway, spec: DeploymentSpec, schema: dict[str, Any], state: _ServerState, diff: ApplyDiff
+) -> None:
+    """Write the guard's part of `diff`, computed from `state`, using the objects that read found."""
+    if diff.guard is None:
+        return
+    guard = guard_deployment(spec)
+    settings = _deployment_settings(guard, schema)
+    if state.guard is None:
+        guard_id = prefect.create_deployment(guard.flow_name, guard.name, [], settings)
+        wanted = {t.name: (desired_guard_automation(spec, t, guard_id), t.enabled) for t in spec.guard_triggers}
+        _apply_automations(prefect, {}, wanted, diff.guard_triggers)
+        return
+    if diff.guard.status == "changed":
+        prefect.update_deployment(state.guard.id, settings)
+    _apply_automations(prefect, state.guard_triggers, state.wanted_guard_triggers, diff.guard_triggers)
+
+
 def _write(
     prefect: PrefectGateway,
     spec: DeploymentSpec,
@@ -620,10 +719,12 @@ def _write(
     *,
     create_pool: bool,
     shadow_schema: dict[str, Any] | None = None,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
     """Write `diff`, computed from `state`, using the objects that read found."""
     _ensure_pool(prefect, spec, create_pool)
     _write_shadow(prefect, spec, shadow_schema, state, diff)
+    _apply_guard(prefect, spec, guard_schema or {}, state, diff)
     by_slug = {s.slug: s for s in spec.schedules}
     settings = _deployment_settings(spec, schema)
     notifications = (state.notifications, state.wanted_notifications)
@@ -667,14 +768,24 @@ def _apply(
     dry_run: bool,
     shown: ApplyDiff | None,
     shadow_schema: dict[str, Any] | None = None,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
     state = _read_state(prefect, spec)
-    diff = _diff_of(state, spec, schema, prune=prune, shadow_schema=shadow_schema)
+    diff = _diff_of(state, spec, schema, prune=prune, shadow_schema=shadow_schema, guard_schema=guard_schema)
     if shown is not None:
         check_shown(shown, diff)
     if dry_run or not diff.has_changes:
         return diff
-    return _write(prefect, spec, schema, state, diff, create_pool=create_pool, shadow_schema=shadow_schema)
+    return _write(
+        prefect,
+        spec,
+        schema,
+        state,
+        diff,
+        create_pool=create_pool,
+        shadow_schema=shadow_schema,
+        guard_schema=guard_schema,
+    )
 
 
 def apply_deployment(
@@ -716,6 +827,7 @@ def apply_deployment(
         raise ApplyError(problem)
     schema = parameter_schema if parameter_schema is not None else flow_parameter_schema(spec.entrypoint)
     shadow_schema = flow_parameter_schema(SHADOW_ENTRYPOINT) if spec.shadow_trigger is not None else None
+    guard_schema = flow_parameter_schema(GUARD_ENTRYPOINT) if spec.guard_triggers else None
     with gateway_or_connect(prefect) as gateway:
         return _apply(
             gateway,
@@ -726,29 +838,42 @@ def apply_deployment(
             dry_run=dry_run,
             shown=shown,
             shadow_schema=shadow_schema,
+            guard_schema=guard_schema,
         )
 
 
-def _notifications_diff(state: _ServerState, spec: DeploymentSpec, *, prune: bool) -> ApplyDiff:
+def _notifications_diff(
+    state: _ServerState, spec: DeploymentSpec, *, prune: bool, guard_schema: dict[str, Any] | None
+) -> ApplyDiff:
     changes = _automation_changes(state.notifications, state.wanted_notifications, prune)
+    guard, guard_triggers = _guard_diff(state, spec, guard_schema or {})
     return ApplyDiff(
         deployment=DeploymentChange(name=spec.full_name, status="unchanged"),
         schedules=[],
         notifications=changes + _duplicate_changes(state.extra_notifications),
+        guard=guard,
+        guard_triggers=guard_triggers,
         automations_only=True,
         server_state=state.digests(),
     )
 
 
 def _apply_notifications(
-    prefect: PrefectGateway, spec: DeploymentSpec, *, prune: bool, dry_run: bool, shown: ApplyDiff | None
+    prefect: PrefectGateway,
+    spec: DeploymentSpec,
+    *,
+    prune: bool,
+    dry_run: bool,
+    shown: ApplyDiff | None,
+    guard_schema: dict[str, Any] | None = None,
 ) -> ApplyDiff:
     state = _read_state(prefect, spec, automations_only=True)
-    diff = _notifications_diff(state, spec, prune=prune)
+    diff = _notifications_diff(state, spec, prune=prune, guard_schema=guard_schema)
     if shown is not None:
         check_shown(shown, diff)
     if dry_run or not diff.has_changes:
         return diff
+    _apply_guard(prefect, spec, guard_schema or {}, state, diff)
     _apply_automations(prefect, state.notifications, state.wanted_notifications, diff.notifications)
     _remove_duplicates(prefect, spec, None)
     return diff.model_copy(update={"applied": True})
@@ -762,9 +887,9 @@ def apply_notifications(
     prefect: PrefectGateway | None = None,
     shown: ApplyDiff | None = None,
 ) -> ApplyDiff:
-    """Create or update only the notification automations: what `prefect deploy` of prefect.yaml cannot create
-    (prefect.yaml carries the deployment, its schedules and its triggers). Idempotent, as `apply_deployment`;
-    `shown` as there.
+    """Create or update only the notification automations, and the guard's deployment and triggers: what `prefect
+    deploy` of prefect.yaml does not create (prefect.yaml carries the deployment, its schedules and its triggers).
+    Idempotent, as `apply_deployment`; `shown` as there.
 
     Raises:
         ApplyError: a notification block is missing or cannot notify, a template would be refused, or the API
@@ -774,5 +899,6 @@ def apply_notifications(
     problem = template_problem(spec)
     if problem is not None:
         raise ApplyError(problem)
+    guard_schema = flow_parameter_schema(GUARD_ENTRYPOINT) if spec.guard_triggers else None
     with gateway_or_connect(prefect) as gateway:
-        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run, shown=shown)
+        return _apply_notifications(gateway, spec, prune=prune, dry_run=dry_run, shown=shown, guard_schema=guard_schema)

@@ -12,6 +12,12 @@ the shadow flow (`flows/shadow_flow.py:shadow_run`) on the same pool, code and r
 trigger on every `dbt2prefect.dbt_cloud.run.completed` event (webhook or poll) that passes the event's job, run,
 status and payload as parameters. A deployment of its own: a deployment has one entrypoint, and the shadow flow's
 runs must not be runs of the jobs' deployment, which chained jobs' triggers and notifications follow.
+
+With a guarded window (`[tenant.shadow] guarded_runs` > 0) it also describes the guard: a second deployment,
+`<deployment>-guard`, of the guard flow (same pool, code and runtime, no schedule), and per scheduled job a trigger
+`job-<id>-guard` that runs it with the id of each run of the job that ends Failed or Crashed (on while the job is
+cut over, like its notifications). A deployment of its own, not a run of this one: the guard must run with its
+own parameters and flow, and a failure of `run_dbt_wg`'s parameters or code must not stop the flow that undoes it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.names import (
     UNNAMED_RUN,
+    guard_name,
+    guard_trigger_name,
     job_tag,
     run_name_prefix,
     runs_of_job,
@@ -65,6 +73,10 @@ STORE_BACKENDS = {
 CLONE_STEP_ID = "clone"
 SHADOW_FLOW = "shadow_run"
 SHADOW_ENTRYPOINT = "flows/shadow_flow.py:shadow_run"
+GUARD_FLOW = "guard"
+GUARD_ENTRYPOINT = "flows/guard_flow.py:guard"
+GUARD_STATES = ("Failed", "Crashed")
+"""The final states of a job's run that start the guard flow."""
 
 
 class DeploymentError(MigrationError):
@@ -229,6 +241,28 @@ class ShadowTriggerSpec(_Spec):
         }
 
 
+class GuardTriggerSpec(_Spec):
+    """The automation that runs the guard deployment with the id of each run of one job (named `job-<id> ...`) on
+    this deployment that ends Failed or Crashed; switched with the job's cutover."""
+
+    name: str
+    description: str
+    enabled: bool
+    job_id: int
+
+    def event_trigger(self, deployment_name: str) -> dict[str, Any]:
+        """The trigger as a `DeploymentEventTrigger` of the guard deployment takes it."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            **job_runs_trigger(
+                runs_of_job(self.job_id), deployment_name, [f"prefect.flow-run.{s}" for s in GUARD_STATES]
+            ),
+            "parameters": {"flow_run_id": "{{ event.resource.id }}"},
+        }
+
+
 class DeploymentSpec(_Spec):
     """Everything Prefect stores about the deployment that this toolkit decides."""
 
@@ -248,6 +282,8 @@ class DeploymentSpec(_Spec):
     notifications: list[NotificationSpec] = []
     shadow_trigger: ShadowTriggerSpec | None = None
     """The shadow deployment's trigger (None: shadowing is off); it runs `shadow_deployment(spec)`."""
+    guard_triggers: list[GuardTriggerSpec] = []
+    """The guarded window's triggers (empty: no guard); they run `guard_deployment(spec)`."""
     stores: dict[str, str] = {}
     """Setting name -> URL of what runs, operators and CI share: artifact store, ledger, parity reports."""
 
@@ -287,6 +323,27 @@ def shadow_deployment(spec: DeploymentSpec) -> DeploymentSpec:
             "triggers": [],
             "notifications": [],
             "shadow_trigger": None,
+            "guard_triggers": [],
+        }
+    )
+
+
+def guard_deployment(spec: DeploymentSpec) -> DeploymentSpec:
+    """The guard's deployment, `<deployment>-guard`: the guard flow on the same pool, code and runtime, with no
+    schedule (its triggers start it)."""
+    return spec.model_copy(
+        update={
+            "flow_name": GUARD_FLOW,
+            "name": guard_name(spec.name),
+            "description": f"The guarded window after cutover of deployment {spec.full_name}: started by the "
+            "job-<id>-guard triggers with the id of a failed run.",
+            "entrypoint": GUARD_ENTRYPOINT,
+            "parameters": {},
+            "schedules": [],
+            "triggers": [],
+            "notifications": [],
+            "shadow_trigger": None,
+            "guard_triggers": [],
         }
     )
 
@@ -669,6 +726,17 @@ def build_deployment(
                 switch_job_ids=list(group.switch_job_ids),
             )
         )
+    guard_triggers = [
+        GuardTriggerSpec(
+            name=guard_trigger_name(s.job_id),
+            description=f"The first {tenant.shadow.guarded_runs} run(s) of dbt Cloud job {s.job_id} after cutover: "
+            f"a failed run starts the guard ({tenant.shadow.guard_action})",
+            enabled=bool(flags.get(s.job_id, False)),
+            job_id=s.job_id,
+        )
+        for s in plan.schedules
+        if tenant.shadow.guarded_runs > 0
+    ]
     return DeploymentSpec(
         tenant=plan.tenant,
         flow_name=plan.flow_name,
@@ -684,6 +752,7 @@ def build_deployment(
         triggers=triggers,
         notifications=notifications,
         shadow_trigger=shadow_trigger(plan.deployment_name) if tenant.shadow.enabled else None,
+        guard_triggers=guard_triggers,
         stores={
             "artifact_store_url": tenant.artifact_store_url,
             "ledger_url": tenant.ledger_url,

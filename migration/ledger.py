@@ -7,6 +7,9 @@ Layout under the tenant's `ledger_url` (a local folder by default, an fsspec URL
                                   /000003-rollback_started.json    what is restored, from which record
                                   /000004-rollback_verified.json   both sides read back after the restore
 
+A `guard_tripped` record (a failed run in the guarded window after cutover, see `migration.guard`) names the run
+and what the guard did; it comes before the rollback it starts and does not change where the job stands.
+
 A record is never rewritten: each one goes to a new sequence number, written only if that name is still free
 (`dbt2prefect.object_store.create_new`: a fsynced temporary file linked into place on a local folder, a
 conditional create on object storage), so of two operators or two CI pipelines racing for one sequence number
@@ -43,6 +46,13 @@ class RecordKind(StrEnum):
     CUTOVER_VERIFIED = "cutover_verified"
     ROLLBACK_STARTED = "rollback_started"
     ROLLBACK_VERIFIED = "rollback_verified"
+    GUARD_TRIPPED = "guard_tripped"
+
+
+SWITCH_KINDS = frozenset(
+    {RecordKind.CUTOVER_STARTED, RecordKind.CUTOVER_VERIFIED, RecordKind.ROLLBACK_STARTED, RecordKind.ROLLBACK_VERIFIED}
+)
+"""The records of cutovers and rollbacks: the ones that say where a job stands."""
 
 
 class LedgerState(StrEnum):
@@ -119,6 +129,12 @@ class LedgerRecord(_LedgerModel):
     prefect_schedule: PrefectScheduleState | None = None
     restores: int | None = Field(default=None, description="Seq of the cutover_started record a rollback restores.")
     verification: Verification | None = None
+    guard_run: str | None = Field(
+        default=None, description="The Prefect flow run whose failure in the guarded window tripped the guard."
+    )
+    guard_action: Literal["notify", "rollback"] | None = Field(
+        default=None, description="What the guard did about it: notified, or also rolled the job back."
+    )
 
     @property
     def file_name(self) -> str:
@@ -232,7 +248,7 @@ class Ledger:
 
     def state(self, job_id: int, records: list[LedgerRecord] | None = None) -> LedgerState:
         """Where the job stands: none, cutover in progress, cut over, rollback in progress, rolled back."""
-        history = self.records(job_id) if records is None else records
+        history = [r for r in (self.records(job_id) if records is None else records) if r.kind in SWITCH_KINDS]
         if not history:
             return LedgerState.NONE
         last = history[-1]

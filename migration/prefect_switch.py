@@ -16,6 +16,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from dbt2prefect.names import (
+    guard_name,
+    guard_trigger_job,
     is_before_start_name,
     is_notification_name,
     job_tag,
@@ -25,8 +27,9 @@ from dbt2prefect.names import (
 )
 from dbt2prefect.prefect_gateway import PrefectGateway, gateway_or_connect
 from migration.apply import deployment_triggers, schedule_fields
+from migration.deployment import GUARD_FLOW
 from migration.ledger import PrefectScheduleState
-from migration.notification_automations import notification_automations
+from migration.notification_automations import notification_automations, one_per_name
 from migration.plan import PlannedSchedule
 
 if TYPE_CHECKING:
@@ -147,7 +150,8 @@ class PrefectTriggers:
 
     Both are switched with a job (`switched_with`): a chained job's trigger with its upstream job (once that is
     cut over it no longer runs in dbt Cloud, so dbt Cloud no longer starts the chained job, and its Prefect runs
-    must); a job's notifications with the job itself (dbt Cloud no longer runs it, so no longer notifies).
+    must); a job's notifications with the job itself (dbt Cloud no longer runs it, so no longer notifies); and the
+    job's guard trigger (`job-<id>-guard`, owned by the guard deployment) with the job too.
 
     Args:
         deployment: the deployment's full name, `<flow>/<deployment>`.
@@ -180,13 +184,20 @@ class PrefectTriggers:
             if (ids := notification_ids(name)) is not None and ids[0] == job_id
         }
 
+    def guard_of(self, job_id: int) -> dict[str, bool]:
+        """The guard trigger of job `job_id` (`job-<id>-guard`), when the guard deployment has one: name -> enabled."""
+        with gateway_or_connect(self.gateway) as prefect:
+            found = self._guard_triggers(prefect)
+        return {name: bool(a.enabled) for name, a in found.items() if guard_trigger_job(name) == job_id}
+
     def read_all(self) -> dict[str, bool]:
-        """Every trigger and notification automation of this deployment: name -> enabled."""
+        """Every trigger, notification automation and guard trigger of this deployment: name -> enabled."""
         with gateway_or_connect(self.gateway) as prefect:
             found = dict(notification_automations(prefect, self._name))
             deployment_id = self._deployment_id(prefect)
             if deployment_id is not None:
                 found.update(deployment_triggers(prefect, deployment_id))
+            found.update(self._guard_triggers(prefect))
         return {name: bool(a.enabled) for name, a in sorted(found.items())}
 
     def before_start_of(self, job_id: int, keep_on: Collection[int] = ()) -> dict[str, bool]:
@@ -212,7 +223,12 @@ class PrefectTriggers:
         with gateway_or_connect(self.gateway) as prefect:
             on = PrefectTriggers(self.deployment, prefect)
             chained = on.after_job(job_id)
-            found = {**chained, **on.notifications_of(job_id), **on.before_start_of(job_id, keep_on)}
+            found = {
+                **chained,
+                **on.notifications_of(job_id),
+                **on.before_start_of(job_id, keep_on),
+                **on.guard_of(job_id),
+            }
             scheduled = set(PrefectSchedules(self.deployment, prefect).read_all() or {})
             for name in chained:
                 jobs = trigger_jobs(name)
@@ -235,9 +251,19 @@ class PrefectTriggers:
     def _name(self) -> str:
         return self.deployment.rpartition("/")[2]
 
+    def _guard_triggers(self, prefect: PrefectGateway) -> dict[str, Automation]:
+        """The guard deployment's `job-<id>-guard` triggers by name (none without a guard deployment)."""
+        guard = prefect.read_deployment(f"{GUARD_FLOW}/{guard_name(self._name)}")
+        if guard is None:
+            return {}
+        found = [a for a in prefect.read_related_automations(guard.id) if guard_trigger_job(a.name) is not None]
+        return one_per_name(found)[0]
+
     def _find(self, prefect: PrefectGateway, name: str) -> Automation | None:
         if is_notification_name(name):
             return notification_automations(prefect, self._name).get(name)
+        if guard_trigger_job(name) is not None:
+            return self._guard_triggers(prefect).get(name)
         deployment_id = self._deployment_id(prefect)
         return None if deployment_id is None else deployment_triggers(prefect, deployment_id).get(name)
 
@@ -251,4 +277,6 @@ def automation_role(name: str) -> str:
     """How cutover's and rollback's problems name an automation: what it does for the job."""
     if is_notification_name(name):
         return f"Prefect notification automation {name}"
+    if guard_trigger_job(name) is not None:
+        return f"Prefect guard trigger {name} (the guarded window after cutover)"
     return f"Prefect trigger {name} (a job chained to this one)"

@@ -250,6 +250,30 @@ def test_a_block_reads_with_its_capabilities(side: Side) -> None:
     assert block is not None and "notify" in block.capabilities
 
 
+def test_a_notification_is_sent_through_its_block_and_an_unknown_block_is_an_api_error(side: Side) -> None:
+    from sandbox.notification_sink import NotificationSink
+
+    name = _unique("guard-note")
+    with NotificationSink.start() as sink:
+        if isinstance(side.prefect, MemoryPrefect):
+            side.save_block(name)
+        else:
+            from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+            url = sink.destination_url("oncall")
+            body = {"subject": "{{subject}}", "body": "{{body}}"}
+            CustomWebhookNotificationBlock(name=name, url=url, json_data=body).save(name, overwrite=True)
+        block = side.prefect.read_block("custom-webhook", name)
+        assert block is not None
+        side.prefect.send_notification(block.id, "job 1 failed", "rolled back")
+        with pytest.raises(PrefectApiError, match="does not exist"):
+            side.prefect.send_notification(uuid.uuid4(), "job 1 failed", "rolled back")
+        if isinstance(side.prefect, MemoryPrefect):
+            assert side.prefect.notifications == [(block.id, "job 1 failed", "rolled back")]
+        else:
+            assert sink.received() == [{"destination": "oncall", "subject": "job 1 failed", "body": "rolled back"}]
+
+
 def test_the_gateway_answers_its_health_check(side: Side) -> None:
     assert side.prefect.healthcheck() is None
     assert side.prefect.api_url

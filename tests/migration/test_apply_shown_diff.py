@@ -16,7 +16,7 @@ from dbt2prefect.prefect_gateway_memory import MemoryPrefect
 from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.apply import ApplyDiff, ApplyError, apply_deployment
 from migration.dbt_cloud.models import Job
-from migration.deployment import DeploymentSpec, build_deployment
+from migration.deployment import DeploymentSpec, build_deployment, guard_deployment
 from migration.translate import build_plan
 from sandbox.stack import on_process_pool
 
@@ -97,12 +97,26 @@ def _change_deployment(prefect: MemoryPrefect) -> None:
     prefect.update_deployment(_deployment_id(prefect), {"description": "changed by hand"})
 
 
+def _change_guard(prefect: MemoryPrefect) -> None:
+    guard = prefect.read_deployment(guard_deployment(_spec()).full_name)
+    assert guard is not None
+    prefect.update_deployment(guard.id, {"description": "changed by hand"})
+
+
+def _switch_guard_trigger(prefect: MemoryPrefect) -> None:
+    # What a cutover does to the job's guard trigger: the diff would be the same, the object read is not.
+    (trigger,) = [a for a in prefect.automations.values() if a.name == "job-103-guard"]
+    prefect.set_automation_enabled(trigger.id, True)
+
+
 CHANGES: dict[str, tuple[Callable[[MemoryPrefect], None], str]] = {
     "schedule edited": (_edit_schedule, "schedule job-103 (changed)"),
     "schedule switched on": (_activate_schedule, "schedule job-103 (changed)"),
     "schedule added": (_add_schedule, "schedule job-999 (new)"),
     "trigger deleted": (_delete_trigger, "automation job-111-after-job-102 (gone)"),
     "deployment changed": (_change_deployment, "deployment (changed)"),
+    "guard deployment changed": (_change_guard, "guard deployment (changed)"),
+    "guard trigger switched on": (_switch_guard_trigger, "automation job-103-guard (changed)"),
 }
 
 
@@ -113,6 +127,7 @@ def test_a_change_between_preview_and_write_is_refused_and_nothing_is_written(ch
     _apply(_spec(drop={101}), prefect, create_pool=True)
     shown = _apply(spec, prefect, dry_run=True)
     assert [c.slug for c in shown.schedules if c.status == "added"] == ["job-101"]
+    assert shown.guard is not None and "job-103-guard" in {c.slug for c in shown.guard_triggers}
     act, named = CHANGES[change]
     act(prefect)
     before = _snapshot(prefect)
