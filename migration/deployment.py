@@ -308,16 +308,17 @@ def shadow_trigger(deployment_name: str, *, enabled: bool = True) -> ShadowTrigg
     )
 
 
-def shadow_deployment(spec: DeploymentSpec) -> DeploymentSpec:
-    """The shadow deployment, `<deployment>-shadow`: the shadow flow on the same pool, code and runtime, with no
-    schedule (its trigger starts it)."""
+def _service_deployment(
+    spec: DeploymentSpec, flow_name: str, name: str, entrypoint: str, description: str
+) -> DeploymentSpec:
+    """A deployment of one of the toolkit's own flows beside the jobs' deployment: the same pool, code and runtime,
+    no parameters, schedules, triggers or notifications of the jobs (its own triggers start it)."""
     return spec.model_copy(
         update={
-            "flow_name": SHADOW_FLOW,
-            "name": shadow_deployment_name(spec.name),
-            "description": f"The parallel-run period of deployment {spec.full_name}: each completed dbt Cloud run "
-            "of a job in shadow gets a Prefect twin on the parity target and a comparison of that pair.",
-            "entrypoint": SHADOW_ENTRYPOINT,
+            "flow_name": flow_name,
+            "name": name,
+            "description": description,
+            "entrypoint": entrypoint,
             "parameters": {},
             "schedules": [],
             "triggers": [],
@@ -328,23 +329,27 @@ def shadow_deployment(spec: DeploymentSpec) -> DeploymentSpec:
     )
 
 
+def shadow_deployment(spec: DeploymentSpec) -> DeploymentSpec:
+    """The shadow deployment, `<deployment>-shadow`: the shadow flow, started by its trigger."""
+    return _service_deployment(
+        spec,
+        SHADOW_FLOW,
+        shadow_deployment_name(spec.name),
+        SHADOW_ENTRYPOINT,
+        f"The parallel-run period of deployment {spec.full_name}: each completed dbt Cloud run of a job in shadow "
+        "gets a Prefect twin on the parity target and a comparison of that pair.",
+    )
+
+
 def guard_deployment(spec: DeploymentSpec) -> DeploymentSpec:
-    """The guard's deployment, `<deployment>-guard`: the guard flow on the same pool, code and runtime, with no
-    schedule (its triggers start it)."""
-    return spec.model_copy(
-        update={
-            "flow_name": GUARD_FLOW,
-            "name": guard_name(spec.name),
-            "description": f"The guarded window after cutover of deployment {spec.full_name}: started by the "
-            "job-<id>-guard triggers with the id of a failed run.",
-            "entrypoint": GUARD_ENTRYPOINT,
-            "parameters": {},
-            "schedules": [],
-            "triggers": [],
-            "notifications": [],
-            "shadow_trigger": None,
-            "guard_triggers": [],
-        }
+    """The guard's deployment, `<deployment>-guard`: the guard flow, started by the jobs' guard triggers."""
+    return _service_deployment(
+        spec,
+        GUARD_FLOW,
+        guard_name(spec.name),
+        GUARD_ENTRYPOINT,
+        f"The guarded window after cutover of deployment {spec.full_name}: started by the job-<id>-guard triggers "
+        "with the id of a failed run.",
     )
 
 
