@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict, Field
 
 from dbt2prefect.escaping import markdown_cell, markdown_text
-from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job
+from dbt2prefect.names import UNNAMED_RUN, job_tag, run_name_prefix, runs_of_job, schedule_job_id
 from dbt2prefect.object_store import is_local_url
 from dbt2prefect.params import ApiParameters, RunParameters
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
@@ -201,7 +201,15 @@ class DeploymentSpec(_Spec):
         return f"{self.flow_name}/{self.name}"
 
     def schedule(self, slug: str) -> ScheduleSpec:
-        return next(s for s in self.schedules if s.slug == slug)
+        """The schedule of the job whose schedule slug is `slug` (a slug of the job under any name, or `job-<id>`)."""
+        job_id = schedule_job_id(slug)
+        return next(
+            s for s in self.schedules if s.slug == slug or (job_id is not None and schedule_job_id(s.slug) == job_id)
+        )
+
+    def job_schedule(self, job_id: int) -> ScheduleSpec:
+        """The schedule of job `job_id`."""
+        return next(s for s in self.schedules if schedule_job_id(s.slug) == job_id)
 
     def trigger(self, name: str) -> TriggerSpec:
         return next(t for t in self.triggers if t.name == name)
@@ -546,7 +554,7 @@ def jobs_table(schedules: Iterable[PlannedSchedule], triggers: Iterable[PlannedT
 def deployment_description(plan: MigrationPlan) -> str:
     """The deployment's description (Markdown, as the Prefect UI shows it): what it is, and a table of its jobs."""
     intro = markdown_text(
-        f"dbt Cloud jobs of tenant {plan.tenant}: one schedule per scheduled job (slug job-<id>), one "
+        f"dbt Cloud jobs of tenant {plan.tenant}: one schedule per scheduled job (slug job-<id>--<job name>), one "
         "trigger per chained job (job-<id>-after-job-<upstream id>). Each run is named job-<id> <job name> and "
         "tagged dbt-cloud-job-<id>."
     )

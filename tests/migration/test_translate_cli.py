@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from dbt2prefect.names import schedule_job_id, schedule_slug
 from dbt2prefect.tenant import REPO_ROOT
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
@@ -35,7 +36,8 @@ def test_plan_json_lists_blockers_and_exits_1() -> None:
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert "steps_empty:106" in data["blocking"]
-    assert {s["slug"] for s in data["schedules"]} >= {"job-101", "job-102"}
+    assert {schedule_job_id(s["slug"]) for s in data["schedules"]} >= {101, 102}
+    assert all(s["slug"] == schedule_slug(s["job_id"], s["job_name"]) for s in data["schedules"])
 
 
 def test_plan_table_shows_schedules_in_words_and_findings() -> None:
