@@ -192,10 +192,11 @@ def apply(
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Create or update the deployment, its code storage and its schedules (matched by slug) through the Prefect API.
+    """Create or update the deployment, its code storage and its schedules (matched by the job id in their slug) through the Prefect API.
 
     New schedules start as the cutover ledger says (off until cutover); existing schedules keep their active flag;
-    schedules without a job-<id> slug are never touched. With --automations-only, only the notification
+    a schedule whose slug names its job otherwise (the job was renamed) is renamed in place; schedules without a
+    job-<id> slug are never touched. With --automations-only, only the notification
     automations (the part of the deployment that `prefect deploy` of the emitted file does not create).
 
     What is written is exactly the diff shown: when the Prefect API changes between showing it and writing it

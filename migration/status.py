@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.names import job_key_id, schedule_slug
+from dbt2prefect.names import schedule_slug
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError
 from migration.dbt_cloud.models import Job
@@ -234,10 +234,10 @@ def collect_status(
     now = now or utcnow()
     names = {j.job_id: j.job_name for j in plan.jobs}
     params = {s.job_id: s.parameters for s in plan.schedules}
-    schedules = prefect.read_all() or {}
+    schedules = PrefectSchedules.by_job(prefect.read_all() or {})
     # Every job anyone knows of: planned, recorded in the ledger, or with a schedule in Prefect (a job must
     # never vanish from status because one of the three lost track of it).
-    in_prefect = {job_id for job_id in map(job_key_id, schedules) if job_id is not None}
+    in_prefect = set(schedules)
     job_ids = sorted(
         {j.job_id for j in plan.jobs} | {s.job_id for s in plan.schedules} | set(ledger.job_ids()) | in_prefect
     )
@@ -261,7 +261,7 @@ def collect_status(
         if job_id in runs_on:
             return runs_on[job_id]
         job = live.get(job_id)
-        schedule = schedules.get(schedule_slug(job_id))
+        schedule = schedules.get(job_id)
         in_cloud = job is not None and not job.is_deleted and job.triggers.schedule
         in_prefect = schedule is not None and schedule.active
         scheduled = job_id in planned or schedule is not None or in_cloud
@@ -281,11 +281,17 @@ def collect_status(
 
     rows = []
     for job_id in job_ids:
-        slug = schedule_slug(job_id)
         job = live[job_id]
         runs = client.list_runs(job_definition_id=job_id, limit=1)
         last = runs[0] if runs else None
-        schedule = schedules.get(slug)
+        schedule = schedules.get(job_id)
+        slug = (
+            schedule.slug
+            if schedule is not None
+            else planned[job_id].slug
+            if job_id in planned
+            else schedule_slug(job_id, names.get(job_id))
+        )
         parameters = schedule.parameters if schedule is not None else params.get(job_id)
         records = ledger.records(job_id)
         state = ledger.state(job_id, records)
