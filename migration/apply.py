@@ -5,8 +5,10 @@ created once; afterwards it is patched, never re-created, because re-creating a 
 POST /deployments/ replaces all of its schedules. Schedules are matched by the job their slug names: only slugs
 `job-<id>--<job name>` (and `job-<id>`, as earlier versions named them) belong to this tool, so schedules added by
 hand survive every apply; a schedule whose slug names its job otherwise (the job was renamed, or it was applied as
-`job-<id>`) is renamed in place (field `slug`), keeping its id, its flag and its runs. A new schedule starts with the active flag of the
-description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it). The
+`job-<id>`) is renamed in place (field `slug`), keeping its id, its flag and its runs. A job has exactly one
+schedule after apply: any other schedule of a planned job (`prefect deploy` matches by exact slug, so deploying a
+file with the new slug beside an old `job-<id>` adds a second) is removed, even without --prune. A new schedule
+starts with the active flag of the description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it). The
 deployment's triggers (chained jobs) are automations matched the same way, by name `job-<id>-after-job-<id>`,
 built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too. So are the
 notification automations (`job-<id>-notify-<id>`), which send through the notification blocks the tenant settings
@@ -58,6 +60,8 @@ class ScheduleChange(_DiffModel):
     status: ChangeStatus
     fields: list[str] = Field(default_factory=list)
     active: bool | None = None
+    reason: str | None = None
+    """Why it is removed when no --prune asked for it (a job's second schedule)."""
 
 
 class DeploymentChange(_DiffModel):
@@ -138,6 +142,11 @@ def match_schedules(
             matched[want.slug] = found
     taken = {id(s) for s in matched.values()}
     return matched, [s for s in ours if id(s) not in taken]
+
+
+def second_schedule_reason(job_id: int | None) -> str:
+    """Why apply removes a schedule of a planned job that another schedule of the job already stands for."""
+    return f"second schedule of job {job_id}"
 
 
 def _deployment_settings(spec: DeploymentSpec, schema: dict[str, Any]) -> dict[str, Any]:
@@ -404,7 +413,21 @@ def _diff_of(state: _ServerState, spec: DeploymentSpec, schema: dict[str, Any], 
         fields = schedule_fields(existing, planned) + (["slug"] if existing.slug != planned.slug else [])
         status: ChangeStatus = "changed" if fields else "unchanged"
         changes.append(ScheduleChange(slug=planned.slug, status=status, fields=fields, active=existing.active))
+    planned_jobs = {schedule_job_id(s.slug) for s in spec.schedules}
     for existing in left_over:
+        job_id = schedule_job_id(existing.slug)
+        if job_id in planned_jobs:
+            # A planned job keeps exactly one schedule (the matched one): a second one, such as the `job-<id>` that
+            # `prefect deploy` of a file with the new slug leaves beside it, would run the job twice once active.
+            changes.append(
+                ScheduleChange(
+                    slug=existing.slug or "",
+                    status="removed",
+                    active=existing.active,
+                    reason=second_schedule_reason(job_id),
+                )
+            )
+            continue
         # An active schedule of ours that the plan lacks is a cut-over job (its dbt Cloud trigger is off, so the
         # live plan no longer schedules it): pruning it would leave the job with no scheduler at all.
         removable = prune and not existing.active

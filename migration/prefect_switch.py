@@ -101,11 +101,17 @@ class PrefectSchedules:
     @staticmethod
     def by_job(schedules: dict[str, PrefectScheduleState]) -> dict[int, PrefectScheduleState]:
         """The schedules of `read_all` by the job their slug names (the first slug of a job, in order)."""
-        jobs: dict[int, PrefectScheduleState] = {}
+        return {job_id: found[0] for job_id, found in PrefectSchedules.all_by_job(schedules).items()}
+
+    @staticmethod
+    def all_by_job(schedules: dict[str, PrefectScheduleState]) -> dict[int, list[PrefectScheduleState]]:
+        """Every schedule of `read_all` by the job its slug names, in slug order (more than one: `apply` removes
+        the job's second schedules)."""
+        jobs: dict[int, list[PrefectScheduleState]] = {}
         for slug, state in sorted(schedules.items()):
             job_id = schedule_job_id(slug)
             if job_id is not None:
-                jobs.setdefault(job_id, state)
+                jobs.setdefault(job_id, []).append(state)
         return jobs
 
     def plan_differences(self, planned: PlannedSchedule) -> list[str] | None:

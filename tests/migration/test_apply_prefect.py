@@ -248,3 +248,36 @@ def test_an_old_or_renamed_slug_is_renamed_in_place_keeping_the_flag(prefect_api
     after = _read(f"run_dbt_wg/{name}")
     assert str(after["job-101--nightly-renamed"].id) == schedule_id and after["job-101--nightly-renamed"].active
     assert not apply_plan(again).has_changes
+
+
+def test_a_jobs_second_schedule_is_removed_without_prune(prefect_api: None) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+
+    name = "dbt_wg_second_test"
+    plan = _plan(name)
+    assert apply_plan(plan, create_pool=True).applied
+    kept = next(s for s in plan.schedules if s.job_id == 101)
+
+    async def as_prefect_deploy_leaves_it() -> None:
+        # `prefect deploy` matches by exact slug: the old `job-<id>` schedule stays beside the new one.
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name(f"run_dbt_wg/{name}")
+            old = DeploymentScheduleCreate(
+                schedule=CronSchedule(cron=kept.cron or "0 1 * * *"),
+                slug="job-101",
+                active=True,
+                parameters=kept.parameters,
+            )
+            await client.create_deployment_schedules(deployment.id, [old])
+
+    asyncio.run(as_prefect_deploy_leaves_it())
+    assert {"job-101", kept.slug} <= set(_read(f"run_dbt_wg/{name}"))
+    diff = apply_plan(plan)
+    assert [(c.slug, c.status, c.reason) for c in diff.schedules if c.status != "unchanged"] == [
+        ("job-101", "removed", "second schedule of job 101")
+    ]
+    current = _read(f"run_dbt_wg/{name}")
+    assert "job-101" not in current and kept.slug in current
+    assert not apply_plan(plan).has_changes
