@@ -9,6 +9,7 @@
 | before-start | `notify-<setting id>-before-start` | a setting's automation on runs that died before the flow started |
 | tag | `dbt-cloud-job-<id>` | every flow run of the job (and before-start automations, one tag per job) |
 | run name | `job-<id> <job name> (<generated>)` | every flow run of the job; `parity-job-<id> ...` for a parity run |
+| started run name | `job-<id> <job name> (run-job)` | a run `dbt2prefect run-job` starts (named at creation) |
 | CI workflow job | `dbt-cloud-job-<id>`, `...-merge`, `...-cleanup` | the GitHub Actions jobs of a CI or merge job |
 | pull-request schema | `dbt_cloud_pr_<id>_<pr number>` | the schema a CI job's pull request builds into, as dbt Cloud names it |
 
@@ -209,6 +210,24 @@ def job_label(parameters: Mapping[str, Any]) -> str | None:
     name = parameters.get("dbt_cloud_job_name")
     label = f"{run_name_prefix(int(job_id))}{name}" if name else job_key(int(job_id))
     return f"{PARITY_PREFIX}{label}" if parameters.get("parity_candidate") else label
+
+
+STARTED_BY = "run-job"
+"""What a run `dbt2prefect run-job` starts has in parentheses after its job label, where Prefect's generated name
+is in the name of a scheduled run."""
+
+
+def started_run_name(parameters: Mapping[str, Any]) -> str:
+    """`job-<id> <job name> (run-job)`: the name a run of a job started by hand gets at creation, so that the
+    automations that follow the job (its runs' names, `runs_of_job`) take it for one of the job's runs.
+
+    Raises:
+        ValueError: the parameters name no job (`dbt_cloud_job_id`).
+    """
+    label = job_label(parameters)
+    if label is None:
+        raise ValueError("the parameters name no dbt Cloud job (dbt_cloud_job_id)")
+    return f"{label} ({STARTED_BY})"
 
 
 def run_name_job(name: str | None) -> tuple[int, bool] | None:

@@ -182,6 +182,15 @@ def test_a_schedule_passes_the_parameters_the_run_is_named_from() -> None:
     assert names.job_label(parameters) == "job-70 Nightly" and names.run_name_prefix(70) == "job-70 "
 
 
+def test_a_run_started_by_hand_is_named_as_the_jobs_runs_and_followed_like_them() -> None:
+    name = names.started_run_name(names.job_parameters(70, "Nightly"))
+    assert name == "job-70 Nightly (run-job)"
+    assert names.run_name_job(name) == (70, False)
+    assert matches(names.runs_of_job(70), name) and not matches(names.UNNAMED_RUN, name)
+    with pytest.raises(ValueError, match="no dbt Cloud job"):
+        names.started_run_name({"target": "prod"})
+
+
 def test_ci_workflow_jobs_and_pull_request_schemas_are_named_after_the_job() -> None:
     assert names.workflow_job_id(201) == "dbt-cloud-job-201"
     assert names.workflow_job_id(201, "push") == "dbt-cloud-job-201"
