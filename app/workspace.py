@@ -29,7 +29,10 @@ from pydantic import SecretStr
 from dbt2prefect.tenant import TenantSettings, load_tenant
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     import httpx
+    from prefect.client.schemas.objects import FlowRun
 
     from dbt2prefect.artifact_store import ArtifactStore, RunKey
     from dbt2prefect.params import ProfilesStrategy
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from migration.ledger import Ledger
     from migration.plan import MigrationPlan
     from migration.prefect_switch import PrefectSchedules
+    from migration.run_job import StartedRun
     from migration.shadow_feed import RunCompleted
     from migration.shadow_poll import CursorFile
     from migration.status import StatusReport
@@ -791,6 +795,28 @@ class Workspace:
         return collect_status(
             plan, self.dbt_cloud, self.prefect, self.ledger, self.verdicts(), seen, readiness=readiness
         )
+
+    def run_job(self, job: str, *, target: str | None = None, from_file: Path | None = None) -> StartedRun:
+        """Start a deployment run of one job now, with its parameters from the current plan (of `from_file`, else
+        of dbt Cloud read now): `job` is its id or (part of) its name, matching one job; `target` runs it on that
+        tenant target. See `migration.run_job`.
+
+        Raises:
+            RunJobError: no job or several match, the job has no Prefect run, the target is unknown, or the
+                deployment does not exist.
+        """
+        from migration.run_job import find_job, job_run_parameters, start_job_run
+
+        plan = self.current_plan(from_file).plan
+        found = find_job(plan, job)
+        parameters = job_run_parameters(plan, found, target=target, targets=self.tenant.targets)
+        return start_job_run(self.prefect_gateway, self.prefect.deployment, found, parameters)
+
+    def wait_for_run(self, flow_run_id: UUID) -> FlowRun:
+        """The flow run once its state is final (read every 2 seconds)."""
+        from migration.run_job import wait_for_run
+
+        return wait_for_run(self.prefect_gateway, flow_run_id)
 
     def shadowed_jobs(self) -> list[int]:
         """The jobs whose completed dbt Cloud runs are reported: every job the plan migrates to a Prefect run

@@ -109,6 +109,7 @@ WORKFLOW_ORDER = (
     "emit",
     "blocks",
     "run",
+    "run-job",
     "parity",
     "cutover",
     "rollback",

@@ -47,7 +47,7 @@ LedgerUrl = Annotated[
     ),
 ]
 STATUS_NOT_RUNNING_ONCE = 4
-"""`status` exit code: a job runs nowhere or twice, or a switch of it is unfinished (1: other disagreements; 2 and
+"""`status` exit code: a job runs nowhere or twice, has two schedules, or a switch of it is unfinished (1: other disagreements; 2 and
 3 are bad input and a failed service, as for every command)."""
 
 AllJobs = Annotated[bool, typer.Option("--all", help="Cut over every job with a schedule in the plan.")]
@@ -184,8 +184,8 @@ def status(
     against what cutover needs ([tenant.shadow] required_passes and required_days), e.g. "2/3 PASS, 0.4/1 days".
     The table becomes one block per job when it would not fit the terminal (COLUMNS).
 
-    Exit codes: 4 when a job runs nowhere or on both sides, or its cutover or rollback is unfinished (ledger state
-    "in progress"); else 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying
+    Exit codes: 4 when a job runs nowhere or on both sides, has more than one schedule on Prefect (`apply` removes
+    the second), or its cutover or rollback is unfinished (ledger state "in progress"); else 1 when a Prefect schedule's active flag disagrees with the ledger (e.g. after redeploying
     an old file) or a cut-over job's automations are missing or off on Prefect; 3 when dbt Cloud or Prefect cannot
     be read; else 0. Each problem is printed to stderr with its fix. `--format markdown|csv` writes one row per job.
     """

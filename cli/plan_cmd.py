@@ -161,11 +161,12 @@ def _render_diff(diff: ApplyDiff) -> None:
     if diff.automations_only:
         title = f"Notification automations of deployment {diff.deployment.name}"
     table = Table(title=title)
-    for column in ("schedule / automation", "change", "fields", "active"):
+    for column in ("schedule / automation", "change", "fields / reason", "active"):
         table.add_column(column)
     for change in [*diff.schedules, *diff.triggers, *diff.notifications, *diff.guard_triggers]:
         active = "-" if change.active is None else str(change.active).lower()
-        table.add_row(escape(change.slug), change.status, escape(", ".join(change.fields)), active)
+        why = ", ".join([*change.fields, *([change.reason] if change.reason else [])])
+        table.add_row(escape(change.slug), change.status, escape(why), active)
     console.print(table)
     if diff.guard is not None:
         fields = f" ({', '.join(diff.guard.fields)})" if diff.guard.fields else ""
@@ -195,10 +196,12 @@ def apply(
     json_output: JsonFlag = False,
     tenant_file: TenantFile = None,
 ) -> None:
-    """Create or update the deployment, its code storage and its schedules (matched by slug) through the Prefect API.
+    """Create or update the deployment, its code storage and its schedules (matched by the job id in their slug) through the Prefect API.
 
     New schedules start as the cutover ledger says (off until cutover); existing schedules keep their active flag;
-    schedules without a job-<id> slug are never touched. With --automations-only, only the notification
+    a schedule whose slug names its job otherwise (the job was renamed) is renamed in place; a job's second
+    schedule (left by `prefect deploy` beside an older slug of the job) is removed, so each job has one; schedules
+    without a job-<id> slug are never touched. With --automations-only, only the notification
     automations (the part of the deployment that `prefect deploy` of the emitted file does not create).
 
     What is written is exactly the diff shown: when the Prefect API changes between showing it and writing it

@@ -1,15 +1,17 @@
-"""`dbt2prefect run` (the flow, locally) and `dbt2prefect blocks register` (a target's profile block)."""
+"""`dbt2prefect run` (the flow, locally), `dbt2prefect run-job` (a job's deployment run on Prefect) and
+`dbt2prefect blocks register` (a target's profile block)."""
 
 from __future__ import annotations
 
 import enum
 import os
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
 
-from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from
+from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from, workspace_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
 from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
 from dbt2prefect.run_events import WARNED_RUN_STATE
@@ -21,6 +23,7 @@ BUILD = DbtCommand("build")
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("run-job")(run_job)
     blocks = typer.Typer(
         help="Prefect blocks that hold each target's dbt connection and the jobs' secrets.",
         no_args_is_help=True,
@@ -225,3 +228,50 @@ def save_secret_block(
         value = typer.prompt(f"value for Secret block {block}", hide_input=True)
     save_secret(block, value)
     console.print(f"Secret block [bold]{escape(block)}[/] saved (value not shown)")
+
+
+@handle_errors
+def run_job(
+    job: Annotated[str, typer.Argument(help="The job's id, or its name or part of it (one job must match).")],
+    target: Annotated[
+        str | None, typer.Option(help="Run on this tenant target (default: the target the job's schedule has).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the run to end; exit 1 unless it ends Completed.")
+    ] = False,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            help="Plan from this inventory (`dbt2prefect export`) instead of dbt Cloud read live.",
+        ),
+    ] = None,
+    tenant_file: TenantFile = None,
+) -> None:
+    """Start a run of one job now on Prefect, as its schedule would: a deployment run with the job's parameters.
+
+    The run has the job's parameters from the current plan (its schedule's, or its trigger's for a chained job),
+    is named `job-<id> <job name> (run-job)` and tagged `dbt-cloud-job-<id>`, so the triggers of the jobs chained
+    to it and its notifications follow it like a scheduled run. A worker of the deployment's work pool runs it.
+    Prints the flow run's id and its page in the Prefect UI. A job or target that does not match exits 2 (listing
+    the candidates); with --wait, a run that ends other than Completed exits 1.
+    """
+    with workspace_from(tenant_file) as workspace:
+        started = workspace.run_job(job, target=target, from_file=from_file)
+        console.print(
+            f"Started job {started.job_id} {escape(repr(started.job_name))} on target "
+            f"{escape(str(started.parameters.get('target')))}: flow run {started.flow_run_id}",
+            highlight=False,
+        )
+        console.print(f"  name: {escape(started.name)}", highlight=False)
+        console.print(f"  Prefect UI: {escape(started.url or '(unknown: set PREFECT_UI_URL)')}", highlight=False)
+        if not wait:
+            return
+        console.print("Waiting for it to end (a worker of the deployment's work pool runs it)...")
+        ended = workspace.wait_for_run(started.flow_run_id)
+    state = ended.state
+    name = (state.name if state is not None else None) or "unknown"
+    message = f": {state.message}" if state is not None and state.message else ""
+    console.print(f"Flow run {started.flow_run_id} ended {escape(name)}{escape(message)}", highlight=False)
+    if state is None or not state.is_completed():
+        raise typer.Exit(1)

@@ -2,12 +2,14 @@
 
 | name | form | what carries it |
 |---|---|---|
-| job key | `job-<id>` | the job's schedule (its slug), its ledger folder, its run summary's artifact key |
+| job key | `job-<id>` | its ledger folder, its run summary's artifact key (and schedules applied before slugs had names) |
+| schedule slug | `job-<id>--<job name as a slug>` | the job's schedule; the "Created By" of every run the schedule creates |
 | trigger | `job-<id>-after-job-<upstream id>` | the automation that starts a chained job |
 | notification | `job-<id>-notify-<setting id>` | the automation of one notification setting for one job |
 | before-start | `notify-<setting id>-before-start` | a setting's automation on runs that died before the flow started |
 | tag | `dbt-cloud-job-<id>` | every flow run of the job (and before-start automations, one tag per job) |
 | run name | `job-<id> <job name> (<generated>)` | every flow run of the job; `parity-job-<id> ...` for a parity run, `shadow job-<id> ...` for a shadow twin |
+| started run name | `job-<id> <job name> (run-job)` | a run `dbt2prefect run-job` starts (named at creation) |
 | shadow tag | `shadow` | a shadow twin (instead of the job's tag) |
 | shadow deployment | `<deployment>-shadow` | the deployment of the shadow flow (the parallel-run period) |
 | shadow trigger | `<deployment>-shadow-on-dbt-cloud-run` | the trigger that starts it on each completed dbt Cloud run |
@@ -19,6 +21,15 @@
 A parser accepts exactly what its builder makes (ASCII digits without sign or leading zero) and answers None for
 anything else: a schedule or automation whose name is not of these forms was made by someone else, and is never
 changed or deleted. A builder refuses a negative or non-integer id (ValueError), as no parser would read it back.
+
+A schedule slug carries the job's name because the Prefect UI lists a deployment's schedules by slug and shows a
+scheduled run's creator as its schedule's slug (`FlowRun.created_by.display_value`): the one place an upcoming run
+names its job before the flow starts (a scheduled run's name is generated and its tags are the deployment's). The
+name part is what the UI's schedule form accepts (`^[a-z0-9]+([_-]+[a-z0-9]+)*$`: an editable schedule keeps it),
+so a name is folded to ASCII lower case, other characters become `-`, and it is cut at `SLUG_NAME_LENGTH`; the
+`--` after the id keeps a slug apart from every other name here (`job-7--notify-9` is no notification's). A slug
+is read back by its id alone (`schedule_job_id`): a renamed job, or a schedule applied as `job-<id>`, is still the
+job's schedule, and apply renames it in place.
 
 Why names, not only parameters: every schedule passes the job's id and name as the parameters `dbt_cloud_job_id` /
 `dbt_cloud_job_name`, but a Prefect schedule has no tags of its own (a scheduled run gets the deployment's), and
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import operator
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +56,7 @@ _JOB_KEY = re.compile(rf"job-{_ID}", re.ASCII)
 _TRIGGER = re.compile(rf"job-{_ID}-after-job-{_ID}", re.ASCII)
 _NOTIFICATION = re.compile(rf"job-{_ID}-notify-{_ID}", re.ASCII)
 _BEFORE_START = re.compile(rf"notify-{_ID}-before-start", re.ASCII)
+_SCHEDULE_SLUG = re.compile(rf"job-{_ID}(?:--[a-z0-9]+(?:-[a-z0-9]+)*)?", re.ASCII)
 _RUN_NAME = re.compile(rf"(parity-|shadow )?job-{_ID}(?: .*)?", re.ASCII | re.DOTALL)
 _GUARD = re.compile(rf"job-{_ID}-guard", re.ASCII)
 
@@ -88,14 +101,37 @@ def job_key_id(text: str | None) -> int | None:
     return int(found[1]) if found else None
 
 
-def schedule_slug(job_id: int) -> str:
-    """The slug of a job's schedule (its job key); apply treats only slugs of this form as its own."""
-    return job_key(job_id)
+SLUG_NAME_LENGTH = 60
+"""At most this many characters of the job's name go into its schedule's slug (cut at a `-`)."""
+
+
+def _slug_words(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if len(words) <= SLUG_NAME_LENGTH:
+        return words
+    cut = words[:SLUG_NAME_LENGTH]
+    if words[SLUG_NAME_LENGTH] != "-" and "-" in cut:
+        cut = cut.rsplit("-", 1)[0]  # a whole word, not half of one
+    return cut.strip("-")
+
+
+def schedule_slug(job_id: int, job_name: str | None = None) -> str:
+    """The slug of a job's schedule: `job-<id>--<name>` (the name folded to a slug), `job-<id>` without a name
+    (or one with nothing a slug can hold)."""
+    words = _slug_words(job_name or "")
+    return f"{job_key(job_id)}--{words}" if words else job_key(job_id)
+
+
+def schedule_job_id(slug: str | None) -> int | None:
+    """The job id of a schedule slug `job-<id>` or `job-<id>--<name>`, else None (a schedule someone else made)."""
+    found = _match(_SCHEDULE_SLUG, slug)
+    return int(found[1]) if found else None
 
 
 def is_job_slug(slug: str | None) -> bool:
-    """True for slugs `job-<id>` (schedules this tool created)."""
-    return job_key_id(slug) is not None
+    """True for slugs `job-<id>` and `job-<id>--<name>` (schedules this tool created)."""
+    return schedule_job_id(slug) is not None
 
 
 # ----------------------------------------------------------------------------------------- triggers (chained jobs)
@@ -189,6 +225,24 @@ def job_label(parameters: Mapping[str, Any]) -> str | None:
     if parameters.get("shadow_of_run") is not None:
         return f"{SHADOW_PREFIX}{label}"
     return f"{PARITY_PREFIX}{label}" if parameters.get("parity_candidate") else label
+
+
+STARTED_BY = "run-job"
+"""What a run `dbt2prefect run-job` starts has in parentheses after its job label, where Prefect's generated name
+is in the name of a scheduled run."""
+
+
+def started_run_name(parameters: Mapping[str, Any]) -> str:
+    """`job-<id> <job name> (run-job)`: the name a run of a job started by hand gets at creation, so that the
+    automations that follow the job (its runs' names, `runs_of_job`) take it for one of the job's runs.
+
+    Raises:
+        ValueError: the parameters name no job (`dbt_cloud_job_id`).
+    """
+    label = job_label(parameters)
+    if label is None:
+        raise ValueError("the parameters name no dbt Cloud job (dbt_cloud_job_id)")
+    return f"{label} ({STARTED_BY})"
 
 
 def run_name_job(name: str | None) -> tuple[int, bool] | None:

@@ -185,8 +185,16 @@ class PrefectGateway(Protocol):
         `state_type`, when given."""
         ...
 
-    def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
-        """A new Scheduled run of the deployment (parameters merged over the deployment's)."""
+    def create_flow_run(
+        self,
+        deployment_id: UUID,
+        parameters: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> FlowRun:
+        """A new Scheduled run of the deployment (parameters merged over the deployment's), named `name` (default:
+        a name Prefect generates) and tagged with `tags` and the deployment's tags."""
         ...
 
     def reschedule_flow_run(self, flow_run_id: UUID, scheduled_time: datetime) -> None:
@@ -445,9 +453,18 @@ class ClientGateway:
                 limit=limit,
             )
 
-    def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
+    def create_flow_run(
+        self,
+        deployment_id: UUID,
+        parameters: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> FlowRun:
         with api_errors():
-            return self._client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+            return self._client.create_flow_run_from_deployment(
+                deployment_id, parameters=parameters, name=name, tags=list(tags) or None
+            )
 
     def reschedule_flow_run(self, flow_run_id: UUID, scheduled_time: datetime) -> None:
         from prefect.states import Scheduled

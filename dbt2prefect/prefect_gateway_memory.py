@@ -246,7 +246,14 @@ class MemoryPrefect:
         started = sorted((r for r in runs if r.start_time is not None), key=_start_time, reverse=True)
         return [*started, *(r for r in runs if r.start_time is None)][:limit]
 
-    def create_flow_run(self, deployment_id: UUID, parameters: dict[str, Any] | None = None) -> FlowRun:
+    def create_flow_run(
+        self,
+        deployment_id: UUID,
+        parameters: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> FlowRun:
         from prefect.client.schemas.objects import FlowRun
         from prefect.states import Scheduled
 
@@ -254,10 +261,11 @@ class MemoryPrefect:
         deployment = self.deployments[deployment_id]
         run = FlowRun(
             id=uuid4(),
-            name=f"run-{len(self.flow_runs) + 1}",
+            name=name or f"run-{len(self.flow_runs) + 1}",
             flow_id=deployment.flow_id,
             deployment_id=deployment_id,
             parameters={**(deployment.parameters or {}), **(parameters or {})},
+            tags=sorted({*(deployment.tags or []), *tags}),
             state=Scheduled(),
         )
         self.flow_runs.append(run)

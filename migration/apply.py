@@ -2,9 +2,13 @@
 
 `apply` is one rendering of `migration.deployment.DeploymentSpec` (prefect.yaml is the other). The deployment is
 created once; afterwards it is patched, never re-created, because re-creating a deployment through
-POST /deployments/ replaces all of its schedules. Schedules are matched by slug: only slugs `job-<id>` belong to
-this tool, so schedules added by hand survive every apply. A new schedule starts with the active flag of the
-description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it). The
+POST /deployments/ replaces all of its schedules. Schedules are matched by the job their slug names: only slugs
+`job-<id>--<job name>` (and `job-<id>`, as earlier versions named them) belong to this tool, so schedules added by
+hand survive every apply; a schedule whose slug names its job otherwise (the job was renamed, or it was applied as
+`job-<id>`) is renamed in place (field `slug`), keeping its id, its flag and its runs. A job has exactly one
+schedule after apply: any other schedule of a planned job (`prefect deploy` matches by exact slug, so deploying a
+file with the new slug beside an old `job-<id>` adds a second) is removed, even without --prune. A new schedule
+starts with the active flag of the description (the cutover ledger's); an existing schedule's flag is never touched (cutover owns it). The
 deployment's triggers (chained jobs) are automations matched the same way, by name `job-<id>-after-job-<id>`,
 built as `prefect deploy` builds them from prefect.yaml; their enabled flag is cutover's too. So are the
 notification automations (`job-<id>-notify-<id>`), which send through the notification blocks the tenant settings
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dbt2prefect.names import guard_trigger_job, is_job_slug, is_trigger_name, shadow_deployment_name
+from dbt2prefect.names import guard_trigger_job, is_job_slug, is_trigger_name, schedule_job_id, shadow_deployment_name
 from dbt2prefect.prefect_gateway import DEPLOYMENT_SETTINGS, PrefectGateway, gateway_or_connect
 from dbt2prefect.tenant import REPO_ROOT
 from migration.deployment import (
@@ -74,6 +79,8 @@ class ScheduleChange(_DiffModel):
     status: ChangeStatus
     fields: list[str] = Field(default_factory=list)
     active: bool | None = None
+    reason: str | None = None
+    """Why it is removed when no --prune asked for it (a job's second schedule)."""
 
 
 class DeploymentChange(_DiffModel):
@@ -146,6 +153,32 @@ def schedule_fields(current: DeploymentSchedule, planned: Scheduled) -> list[str
     if dict(current.parameters or {}) != planned.parameters:
         fields.append("parameters")
     return fields
+
+
+def match_schedules(
+    current: list[DeploymentSchedule], planned: Sequence[Scheduled]
+) -> tuple[dict[str, DeploymentSchedule], list[DeploymentSchedule]]:
+    """The server's schedule of each planned one (by planned slug) and this tool's schedules no plan entry takes.
+
+    A planned schedule takes the server's schedule of the same slug, else one whose slug names the same job (an
+    earlier name); a job's second schedule is left over, as are those of jobs the plan lacks.
+    """
+    ours = sorted((s for s in current if schedule_job_id(s.slug) is not None), key=lambda s: s.slug or "")
+    matched: dict[str, DeploymentSchedule] = {}
+    for want in planned:
+        job_id = schedule_job_id(want.slug)
+        taken = {id(s) for s in matched.values()}
+        free = [s for s in ours if id(s) not in taken and schedule_job_id(s.slug) == job_id]
+        found = next((s for s in free if s.slug == want.slug), free[0] if free else None)
+        if found is not None:
+            matched[want.slug] = found
+    taken = {id(s) for s in matched.values()}
+    return matched, [s for s in ours if id(s) not in taken]
+
+
+def second_schedule_reason(job_id: int | None) -> str:
+    """Why apply removes a schedule of a planned job that another schedule of the job already stands for."""
+    return f"second schedule of job {job_id}"
 
 
 def _deployment_settings(spec: DeploymentSpec, schema: dict[str, Any]) -> dict[str, Any]:
@@ -410,7 +443,7 @@ def _digest(value: Any) -> str:
 
 
 def _read_state(prefect: PrefectGateway, spec: DeploymentSpec, *, automations_only: bool = False) -> _ServerState:
-    """Read what the diff compares: the deployment, its `job-<id>` schedules and triggers, the notification
+    """Read what the diff compares: the deployment, its schedules of jobs (`job-<id>...`) and triggers, the notification
     automations and blocks, and with a guarded window the guard's deployment and its `job-<id>-guard` triggers
     (with `automations_only`, all but the deployment, its schedules and its triggers).
 
@@ -579,25 +612,39 @@ def _diff_of(
         )
     wanted = _deployment_settings(spec, schema)
     changed = sorted(key for key, value in wanted.items() if getattr(deployment, key, None) != value)
-    current = state.schedules
+    matched, left_over = match_schedules(list(state.schedules.values()), spec.schedules)
     changes: list[ScheduleChange] = []
     for planned in spec.schedules:
-        existing = current.get(planned.slug)
+        existing = matched.get(planned.slug)
         if existing is None:
             changes.append(ScheduleChange(slug=planned.slug, status="added", active=planned.active))
             continue
-        fields = schedule_fields(existing, planned)
+        fields = schedule_fields(existing, planned) + (["slug"] if existing.slug != planned.slug else [])
         status: ChangeStatus = "changed" if fields else "unchanged"
         changes.append(ScheduleChange(slug=planned.slug, status=status, fields=fields, active=existing.active))
-    planned_slugs = {s.slug for s in spec.schedules}
-    for slug, existing in sorted(current.items()):
-        if is_job_slug(slug) and slug not in planned_slugs:
-            # An active schedule of ours that the plan lacks is a cut-over job (its dbt Cloud trigger is off, so the
-            # live plan no longer schedules it): pruning it would leave the job with no scheduler at all.
-            removable = prune and not existing.active
+    planned_jobs = {schedule_job_id(s.slug) for s in spec.schedules}
+    for existing in left_over:
+        job_id = schedule_job_id(existing.slug)
+        if job_id in planned_jobs:
+            # A planned job keeps exactly one schedule (the matched one): a second one, such as the `job-<id>` that
+            # `prefect deploy` of a file with the new slug leaves beside it, would run the job twice once active.
             changes.append(
-                ScheduleChange(slug=slug, status="removed" if removable else "orphaned", active=existing.active)
+                ScheduleChange(
+                    slug=existing.slug or "",
+                    status="removed",
+                    active=existing.active,
+                    reason=second_schedule_reason(job_id),
+                )
             )
+            continue
+        # An active schedule of ours that the plan lacks is a cut-over job (its dbt Cloud trigger is off, so the
+        # live plan no longer schedules it): pruning it would leave the job with no scheduler at all.
+        removable = prune and not existing.active
+        changes.append(
+            ScheduleChange(
+                slug=existing.slug or "", status="removed" if removable else "orphaned", active=existing.active
+            )
+        )
     return ApplyDiff(
         deployment=DeploymentChange(name=name, status="changed" if changed else "unchanged", fields=changed),
         schedules=sorted(changes, key=lambda c: c.slug),
@@ -739,6 +786,7 @@ def _write(
     if diff.deployment.status == "changed":
         prefect.update_deployment(deployment_id, settings)
     current = state.schedules
+    matched, _ = match_schedules(list(current.values()), spec.schedules)
     for change in diff.schedules:
         if change.status == "added":
             prefect.create_schedules(deployment_id, [_schedule_create(by_slug[change.slug])])
@@ -746,9 +794,10 @@ def _write(
             planned = by_slug[change.slug]
             prefect.update_schedule(
                 deployment_id,
-                current[change.slug].id,
+                matched[change.slug].id,
                 schedule=_desired_schedule(planned),
                 parameters=planned.parameters,
+                slug=planned.slug,
             )
         elif change.status == "removed":
             prefect.delete_schedule(deployment_id, current[change.slug].id)
@@ -803,7 +852,7 @@ def apply_deployment(
     Args:
         spec: the deployment description; new schedules start with its active flags (the ledger's), existing
             ones keep theirs.
-        prune: delete inactive `job-<id>` schedules the plan no longer has (default: report them as orphaned).
+        prune: delete inactive schedules of jobs (slug `job-<id>...`) the plan no longer has (default: report them as orphaned).
             Active ones (cut-over jobs) are never pruned: roll the job back first.
         create_pool: create the work pool (of the tenant's pool type) when it does not exist.
         dry_run: only compute the diff.

@@ -32,6 +32,7 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel, ConfigDict, Field
 
+from dbt2prefect.escaping import markdown_cell, markdown_text
 from dbt2prefect.names import (
     UNNAMED_RUN,
     guard_name,
@@ -39,18 +40,19 @@ from dbt2prefect.names import (
     job_tag,
     run_name_prefix,
     runs_of_job,
+    schedule_job_id,
     shadow_deployment_name,
     shadow_trigger_name,
 )
 from dbt2prefect.object_store import is_local_url
-from dbt2prefect.params import ApiParameters
+from dbt2prefect.params import ApiParameters, RunParameters
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.run_events import RUN_WARNED_EVENT
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.errors import MigrationError
 from migration.ledger import Ledger, LedgerState
 from migration.notifications import BEFORE_START_STATES, before_start_groups, jinja_text
-from migration.plan import MigrationPlan
+from migration.plan import MigrationPlan, PlannedSchedule, PlannedTrigger
 from migration.shadow_feed import RUN_COMPLETED_EVENT, RUN_RESOURCE_PREFIX
 
 TENANT_FILE_ENV = "DBT2PREFECT_TENANT_FILE"
@@ -293,7 +295,15 @@ class DeploymentSpec(_Spec):
         return f"{self.flow_name}/{self.name}"
 
     def schedule(self, slug: str) -> ScheduleSpec:
-        return next(s for s in self.schedules if s.slug == slug)
+        """The schedule of the job whose schedule slug is `slug` (a slug of the job under any name, or `job-<id>`)."""
+        job_id = schedule_job_id(slug)
+        return next(
+            s for s in self.schedules if s.slug == slug or (job_id is not None and schedule_job_id(s.slug) == job_id)
+        )
+
+    def job_schedule(self, job_id: int) -> ScheduleSpec:
+        """The schedule of job `job_id`."""
+        return next(s for s in self.schedules if schedule_job_id(s.slug) == job_id)
 
     def trigger(self, name: str) -> TriggerSpec:
         return next(t for t in self.triggers if t.name == name)
@@ -637,6 +647,70 @@ def job_variables(tenant: TenantSettings, versions: Mapping[str, str]) -> dict[s
     return variables
 
 
+def command_summary(parameters: RunParameters) -> str:
+    """What a run with these parameters runs, in one line: its dbt command lines (`steps`), or the command with
+    its selection, and the checkboxes dbt Cloud shows next to them."""
+    if parameters.steps:
+        words = list(parameters.steps)
+    else:
+        line = f"dbt {parameters.command}"
+        for flag, value in (
+            ("--select", parameters.select),
+            ("--exclude", parameters.exclude),
+            ("--selector", parameters.selector),
+        ):
+            if value:
+                line += f" {flag} {value}"
+        if parameters.full_refresh:
+            line += " --full-refresh"
+        words = [line]
+    if parameters.source_freshness:
+        words.insert(0, "dbt source freshness (may fail)")
+    if parameters.generate_docs:
+        words.append("dbt docs generate (may fail)")
+    return "; ".join(words)
+
+
+def jobs_table(schedules: Iterable[PlannedSchedule], triggers: Iterable[PlannedTrigger]) -> str:
+    """The deployment's jobs as a Markdown table: id, name, when it runs, target, what it runs.
+
+    Every cell is escaped (`dbt2prefect.escaping.markdown_cell`): job names and selections are data, and the
+    Prefect UI renders the description as Markdown with HTML.
+    """
+    rows: list[tuple[int, str, str, str, str, str]] = []
+    for s in schedules:
+        when = f"cron {s.cron}" if s.cron is not None else f"rrule {s.rrule}"
+        if s.timezone != "UTC":
+            when += f" ({s.timezone})"
+        rows.append(
+            (s.job_id, s.job_name, s.slug, when, s.run_parameters.target or "", command_summary(s.run_parameters))
+        )
+    for t in triggers:
+        when = f"after job {t.upstream_job_id} ({t.upstream_job_name}) ends {' or '.join(t.states)}"
+        rows.append(
+            (t.job_id, t.job_name, t.name, when, t.run_parameters.target or "", command_summary(t.run_parameters))
+        )
+    lines = [
+        "| job id | job name | schedule or trigger | runs | target | command |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in sorted(rows, key=lambda r: (r[0], r[2])):
+        lines.append("| " + " | ".join(markdown_cell(cell) for cell in row) + " |")
+    return "\n".join(lines)
+
+
+def deployment_description(plan: MigrationPlan) -> str:
+    """The deployment's description (Markdown, as the Prefect UI shows it): what it is, and a table of its jobs."""
+    intro = markdown_text(
+        f"dbt Cloud jobs of tenant {plan.tenant}: one schedule per scheduled job (slug job-<id>--<job name>), one "
+        "trigger per chained job (job-<id>-after-job-<upstream id>). Each run is named job-<id> <job name> and "
+        "tagged dbt-cloud-job-<id>."
+    )
+    if not plan.schedules and not plan.triggers:
+        return intro
+    return f"{intro}\n\n{jobs_table(plan.schedules, plan.triggers)}\n"
+
+
 def build_deployment(
     plan: MigrationPlan,
     tenant: TenantSettings,
@@ -746,7 +820,7 @@ def build_deployment(
         tenant=plan.tenant,
         flow_name=plan.flow_name,
         name=plan.deployment_name,
-        description=f"dbt Cloud jobs of tenant {plan.tenant}, one schedule per job (slug job-<id>).",
+        description=deployment_description(plan),
         entrypoint=plan.entrypoint,
         work_pool=plan.work_pool,
         pool_type=tenant.runtime.pool_type,

@@ -145,8 +145,20 @@ def render_prefect_yaml(
     elif problem is not None:
         header += "# EXAMPLE: a store is a local folder, which runs in containers cannot share; set object storage.\n"
     document = prefect_yaml_document(spec, prefect_version)
-    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     return header + body
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML whose multi-line strings (the deployment's description, a table) are literal blocks, line for
+    line as the Prefect UI shows them; PyYAML quotes a string a block cannot hold exactly."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def quickstart_command(spec: DeploymentSpec, versions: dict[str, str], *, python: str) -> str | None:

@@ -66,3 +66,8 @@ class WebhookRefusedError(MigrationError):
 
 class ShadowCursorError(MigrationError):
     """The polling cursor in the store is unreadable, or another poller moved it while this one was emitting."""
+
+
+class RunJobError(MigrationError):
+    """`run-job` cannot start the job: no job of that id or name (or several), a job with no Prefect run, an
+    unknown target, or no deployment on the Prefect API."""

@@ -52,7 +52,7 @@ class ScheduleProof(_PlanModel):
 
 
 class PlannedSchedule(_PlanModel):
-    """One Prefect deployment schedule for one dbt Cloud job (slug `job-<id>`)."""
+    """One Prefect deployment schedule for one dbt Cloud job (slug `job-<id>--<job name>`, see `dbt2prefect.names`)."""
 
     slug: str
     job_id: int

@@ -22,11 +22,11 @@ from dbt2prefect.names import (
     is_notification_name,
     job_tag,
     notification_ids,
-    schedule_slug,
+    schedule_job_id,
     trigger_jobs,
 )
 from dbt2prefect.prefect_gateway import PrefectGateway, gateway_or_connect
-from migration.apply import deployment_triggers, schedule_fields
+from migration.apply import deployment_triggers, match_schedules, schedule_fields
 from migration.deployment import GUARD_FLOW
 from migration.ledger import PrefectScheduleState
 from migration.notification_automations import notification_automations, one_per_name
@@ -93,8 +93,29 @@ class PrefectSchedules:
         return {s.slug: _state(self.deployment, deployment_id, s) for s in schedules if s.slug}
 
     def read(self, slug: str) -> PrefectScheduleState | None:
-        """One schedule by slug, or None when it (or the deployment) does not exist."""
-        return (self.read_all() or {}).get(slug)
+        """One schedule by slug, or None when it (or the deployment) does not exist. A job's slug finds the job's
+        schedule under any slug of the job (`job-<id>`, or an earlier name of the job: apply had not renamed it)."""
+        schedules = self.read_all() or {}
+        job_id = schedule_job_id(slug)
+        if slug in schedules or job_id is None:
+            return schedules.get(slug)
+        return self.by_job(schedules).get(job_id)
+
+    @staticmethod
+    def by_job(schedules: dict[str, PrefectScheduleState]) -> dict[int, PrefectScheduleState]:
+        """The schedules of `read_all` by the job their slug names (the first slug of a job, in order)."""
+        return {job_id: found[0] for job_id, found in PrefectSchedules.all_by_job(schedules).items()}
+
+    @staticmethod
+    def all_by_job(schedules: dict[str, PrefectScheduleState]) -> dict[int, list[PrefectScheduleState]]:
+        """Every schedule of `read_all` by the job its slug names, in slug order (more than one: `apply` removes
+        the job's second schedules)."""
+        jobs: dict[int, list[PrefectScheduleState]] = {}
+        for slug, state in sorted(schedules.items()):
+            job_id = schedule_job_id(slug)
+            if job_id is not None:
+                jobs.setdefault(job_id, []).append(state)
+        return jobs
 
     def plan_differences(self, planned: PlannedSchedule) -> list[str] | None:
         """What differs between the applied schedule and the plan (cron, timezone, parameters...).
@@ -106,8 +127,8 @@ class PrefectSchedules:
             deployment_id = self.deployment_id(prefect)
             if deployment_id is None:
                 return None
-            by_slug = {s.slug: s for s in prefect.read_schedules(deployment_id) if s.slug}
-        current = by_slug.get(planned.slug)
+            matched, _ = match_schedules(prefect.read_schedules(deployment_id), [planned])
+        current = matched.get(planned.slug)
         return None if current is None else schedule_fields(current, planned)
 
     def set_active(self, state: PrefectScheduleState, active: bool, parameters: dict[str, Any]) -> None:
@@ -229,10 +250,10 @@ class PrefectTriggers:
                 **on.before_start_of(job_id, keep_on),
                 **on.guard_of(job_id),
             }
-            scheduled = set(PrefectSchedules(self.deployment, prefect).read_all() or {})
+            scheduled = PrefectSchedules.by_job(PrefectSchedules(self.deployment, prefect).read_all() or {})
             for name in chained:
                 jobs = trigger_jobs(name)
-                if jobs is not None and schedule_slug(jobs[0]) not in scheduled:
+                if jobs is not None and jobs[0] not in scheduled:
                     found.update(on.notifications_of(jobs[0]))
         return found
 

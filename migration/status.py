@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.names import job_key_id, schedule_slug
+from dbt2prefect.names import schedule_slug
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError
 from migration.dbt_cloud.models import Job
@@ -71,7 +71,8 @@ class JobStatusRow(BaseModel):
     next_run: datetime | None = None
     """The next time its schedule fires, on the side(s) that run it (None for chained and on-demand jobs)."""
     runs_problem: str | None = None
-    """Set when the job runs nowhere or on both sides, or a cutover or rollback of it is unfinished, with the fix."""
+    """Set when the job runs nowhere or on both sides, has more than one schedule on Prefect, or a cutover or
+    rollback of it is unfinished, with the fix."""
     readiness: JobReadiness | None = None
     """The job's shadow streak (None when it is not in the parallel-run period)."""
 
@@ -110,7 +111,8 @@ class StatusReport(BaseModel):
         return [row for row in self.jobs if row.disagreement is not None]
 
     def not_running_once(self) -> list[JobStatusRow]:
-        """Rows of jobs that run nowhere or on both sides, or whose cutover or rollback is unfinished."""
+        """Rows of jobs that run nowhere or on both sides, have more than one schedule on Prefect, or whose cutover
+        or rollback is unfinished."""
         return [row for row in self.jobs if row.runs_problem is not None]
 
 
@@ -180,6 +182,23 @@ def runs_problem(job_id: int, runs_on: RunsOn | None, state: LedgerState, trigge
     return None
 
 
+def schedules_problem(schedules: list[PrefectScheduleState]) -> str | None:
+    """Why a job with more than one schedule on Prefect may run twice, with the fix; None for one schedule or none.
+
+    `prefect deploy` matches schedules by exact slug: deploying a file whose slug names the job beside an older
+    `job-<id>` slug adds a second schedule of the job instead of updating the first.
+    """
+    if len(schedules) < 2:
+        return None
+    slugs = ", ".join(s.slug for s in schedules)
+    active = sum(1 for s in schedules if s.active)
+    now = f"{active} of them active, so it runs {active} times" if active > 1 else "once both are active it runs twice"
+    return (
+        f"has {len(schedules)} schedules on Prefect ({slugs}), {now}; run `dbt2prefect apply` (it keeps one "
+        f"schedule per job)"
+    )
+
+
 def automations_disagreement(
     plan: MigrationPlan, job_id: int, state: LedgerState, automations: Mapping[str, bool]
 ) -> str | None:
@@ -234,10 +253,11 @@ def collect_status(
     now = now or utcnow()
     names = {j.job_id: j.job_name for j in plan.jobs}
     params = {s.job_id: s.parameters for s in plan.schedules}
-    schedules = prefect.read_all() or {}
+    every_schedule = PrefectSchedules.all_by_job(prefect.read_all() or {})
+    schedules = {job_id: found[0] for job_id, found in every_schedule.items()}
     # Every job anyone knows of: planned, recorded in the ledger, or with a schedule in Prefect (a job must
     # never vanish from status because one of the three lost track of it).
-    in_prefect = {job_id for job_id in map(job_key_id, schedules) if job_id is not None}
+    in_prefect = set(schedules)
     job_ids = sorted(
         {j.job_id for j in plan.jobs} | {s.job_id for s in plan.schedules} | set(ledger.job_ids()) | in_prefect
     )
@@ -261,9 +281,9 @@ def collect_status(
         if job_id in runs_on:
             return runs_on[job_id]
         job = live.get(job_id)
-        schedule = schedules.get(schedule_slug(job_id))
+        schedule = schedules.get(job_id)
         in_cloud = job is not None and not job.is_deleted and job.triggers.schedule
-        in_prefect = schedule is not None and schedule.active
+        in_prefect = any(s.active for s in every_schedule.get(job_id, []))
         scheduled = job_id in planned or schedule is not None or in_cloud
         trigger = chained.get(job_id)
         if trigger is not None and trigger.upstream_job_id not in visiting:
@@ -281,11 +301,17 @@ def collect_status(
 
     rows = []
     for job_id in job_ids:
-        slug = schedule_slug(job_id)
         job = live[job_id]
         runs = client.list_runs(job_definition_id=job_id, limit=1)
         last = runs[0] if runs else None
-        schedule = schedules.get(slug)
+        schedule = schedules.get(job_id)
+        slug = (
+            schedule.slug
+            if schedule is not None
+            else planned[job_id].slug
+            if job_id in planned
+            else schedule_slug(job_id, names.get(job_id))
+        )
         parameters = schedule.parameters if schedule is not None else params.get(job_id)
         records = ledger.records(job_id)
         state = ledger.state(job_id, records)
@@ -334,12 +360,20 @@ def collect_status(
                     schedule if schedule is not None and schedule.active else None,
                     planned[job_id].day_or if job_id in planned else True,
                 ),
-                runs_problem=runs_problem(
-                    job_id,
-                    where,
-                    state,
-                    trigger.upstream_job_id if trigger is not None and job_id not in planned else None,
-                ),
+                runs_problem="; ".join(
+                    problem
+                    for problem in (
+                        runs_problem(
+                            job_id,
+                            where,
+                            state,
+                            trigger.upstream_job_id if trigger is not None and job_id not in planned else None,
+                        ),
+                        schedules_problem(every_schedule.get(job_id, [])),
+                    )
+                    if problem
+                )
+                or None,
                 readiness=(readiness or {}).get(job_id),
             )
         )

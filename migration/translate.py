@@ -498,7 +498,7 @@ def _plan_schedule(job: Job, params: RunParameters, found: _Findings, tenant: Te
         )
     return PlannedSchedule(
         profile_block=tenant.block_name(_connection(params)),
-        slug=schedule_slug(job.id),
+        slug=schedule_slug(job.id, job.name),
         job_id=job.id,
         job_name=job.name,
         cron=spec.expression if spec.kind == "cron" else None,

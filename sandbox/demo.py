@@ -240,7 +240,6 @@ def _worker_run(job_id: int, run: DeploymentRun, what: str) -> WorkerRun:
 
 def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) -> tuple[str, list[WorkerRun]]:
     """One deployment run per job: its schedule's parameters on the parity target, executed by a worker."""
-    from dbt2prefect.names import schedule_slug
     from parity.runner import JobSpec
     from parity.settings import (
         load_parity_settings,
@@ -252,9 +251,7 @@ def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) ->
 
     settings_file = parity_settings_path(tenant.settings_file) if tenant.settings_file else None
     settings = load_parity_settings(settings_file)
-    jobs = [
-        JobSpec(job_id=job_id, parameters=spec.schedule(schedule_slug(job_id)).run_parameters) for job_id in job_ids
-    ]
+    jobs = [JobSpec(job_id=job_id, parameters=spec.job_schedule(job_id).run_parameters) for job_id in job_ids]
     production = production_targets(tenant.dbt_cloud_environments, [(job.job_id, job.parameters) for job in jobs])
     refuse_production_candidate(settings, production, settings_file)
     runs = []
@@ -269,10 +266,9 @@ def run_candidates(tenant: TenantSettings, spec: Any, job_ids: Sequence[int]) ->
 
 def _fire(spec: Any, job_id: int) -> tuple[str, WorkerRun]:
     """The activated schedule's next run, moved to now, picked up and finished by the worker."""
-    from dbt2prefect.names import schedule_slug
     from sandbox.runs import fire_schedule
 
-    slug = schedule_slug(job_id)
+    slug = spec.job_schedule(job_id).slug
     run = _worker_run(job_id, fire_schedule(spec.full_name, slug, timeout=RUN_TIMEOUT), f"schedule {slug}")
     return f"schedule {slug} fired: {run.run.name} {run.run.state} ({run.ui_url})", run
 
@@ -300,14 +296,13 @@ def run_chains(
         job_ids: the cut-over jobs (their chained jobs' triggers are enabled).
         earlier: runs that existed before (they never count as a chained run).
     """
-    from dbt2prefect.names import schedule_slug
     from sandbox.runs import DeploymentRunError, run_deployment_now, wait_for_job_run
 
     exclude = {run.run.flow_run_id for run in earlier}
     done: list[ChainedRun] = []
     lines = []
     for upstream_id in chained_upstreams(plan, job_ids):
-        parameters = spec.schedule(schedule_slug(upstream_id)).parameters
+        parameters = spec.job_schedule(upstream_id).parameters
         upstream = _worker_run(
             upstream_id, run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT), "the upstream run"
         )

@@ -221,6 +221,18 @@ def test_a_flow_run_created_from_a_deployment_is_scheduled_until_it_starts(side:
     assert [r.id for r in side.prefect.read_flow_runs(deployment_id, started_only=False)] == [run.id]
 
 
+def test_a_flow_run_is_created_with_its_name_and_tags(side: Side) -> None:
+    _, deployment_id = _deployment(side)
+    run = side.prefect.create_flow_run(
+        deployment_id, parameters={"job": "job-7"}, name="job-7 Nightly (run-job)", tags=["dbt-cloud-job-7"]
+    )
+    found = side.prefect.read_flow_run(run.id)
+    assert found is not None and found.name == "job-7 Nightly (run-job)"
+    assert found.tags == ["dbt-cloud-job-7"]
+    assert found.parameters == {"target": "prod", "job": "job-7"}
+    assert found.state is not None and found.state.name == "Scheduled"
+
+
 def test_a_flow_run_reads_back_is_rescheduled_and_tagged_by_id(side: Side) -> None:
     _, deployment_id = _deployment(side)
     prefect = side.prefect

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dbt2prefect.names import schedule_job_id
 from dbt2prefect.tenant import REPO_ROOT
 from tests.docs.test_runbook import run_block, runnable_blocks
 
@@ -56,4 +57,4 @@ def test_the_add_a_tenant_commands_run_on_a_tenant_laid_out_as_the_readme_says(t
     emitted = yaml.safe_load((tenants / "shop.prefect.yaml").read_text(encoding="utf-8"))
     (deployment,) = emitted["deployments"]
     assert deployment["name"] == "shop_dbt" and deployment["work_pool"]["name"] == "shop-process"
-    assert sorted(s["slug"] for s in deployment["schedules"]) == ["job-5001", "job-5002"]
+    assert sorted(schedule_job_id(s["slug"]) for s in deployment["schedules"]) == [5001, 5002]

@@ -69,7 +69,7 @@ def test_a_run_that_dies_before_the_flow_starts_reaches_its_jobs_failure_destina
     with NotificationSink.start() as sink:
         register_notification_blocks(tenant, sink)
         apply_deployment(spec)
-        parameters = next(s.parameters for s in spec.schedules if s.slug == f"job-{NIGHTLY}")
+        parameters = spec.job_schedule(NIGHTLY).parameters
         flow_run_id, generated = asyncio.run(_run(spec.full_name, parameters))  # as its schedule creates it
         state = asyncio.run(_final_state(flow_run_id, timeout=180))
         assert state in ("Crashed", "Failed"), state

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from app.workspace import Workspace
+from dbt2prefect.names import schedule_job_id
 from dbt2prefect.prefect_gateway_memory import MemoryPrefect
 from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.apply import ApplyDiff, ApplyError, apply_deployment
@@ -33,6 +34,11 @@ def _spec(drop: set[int] | None = None) -> DeploymentSpec:
     jobs = [Job.from_api(item) for item in raw["data"] if item["id"] not in (drop or set())]
     tenant = _tenant()
     return build_deployment(build_plan(jobs, tenant), tenant, versions={})
+
+
+def _slug(job_id: int) -> str:
+    """The slug of the job's planned schedule (`job-<id>--<job name>`)."""
+    return next(s.slug for s in _spec().schedules if schedule_job_id(s.slug) == job_id)
 
 
 def _prefect(spec: DeploymentSpec) -> MemoryPrefect:
@@ -67,7 +73,7 @@ def _edit_schedule(prefect: MemoryPrefect) -> None:
     from prefect.client.schemas.schedules import CronSchedule
 
     deployment_id = _deployment_id(prefect)
-    schedule = next(s for s in prefect.read_schedules(deployment_id) if s.slug == "job-103")
+    schedule = next(s for s in prefect.read_schedules(deployment_id) if s.slug == _slug(103))
     prefect.update_schedule(
         deployment_id, schedule.id, schedule=CronSchedule(cron="5 5 * * *"), parameters=dict(schedule.parameters)
     )
@@ -76,7 +82,7 @@ def _edit_schedule(prefect: MemoryPrefect) -> None:
 def _activate_schedule(prefect: MemoryPrefect) -> None:
     # What a cutover does: the diff would still be the same, but the object it read is not.
     deployment_id = _deployment_id(prefect)
-    schedule = next(s for s in prefect.read_schedules(deployment_id) if s.slug == "job-103")
+    schedule = next(s for s in prefect.read_schedules(deployment_id) if s.slug == _slug(103))
     prefect.update_schedule(deployment_id, schedule.id, active=True, parameters=dict(schedule.parameters))
 
 
@@ -110,8 +116,8 @@ def _switch_guard_trigger(prefect: MemoryPrefect) -> None:
 
 
 CHANGES: dict[str, tuple[Callable[[MemoryPrefect], None], str]] = {
-    "schedule edited": (_edit_schedule, "schedule job-103 (changed)"),
-    "schedule switched on": (_activate_schedule, "schedule job-103 (changed)"),
+    "schedule edited": (_edit_schedule, "schedule {103} (changed)"),
+    "schedule switched on": (_activate_schedule, "schedule {103} (changed)"),
     "schedule added": (_add_schedule, "schedule job-999 (new)"),
     "trigger deleted": (_delete_trigger, "automation job-111-after-job-102 (gone)"),
     "deployment changed": (_change_deployment, "deployment (changed)"),
@@ -126,9 +132,10 @@ def test_a_change_between_preview_and_write_is_refused_and_nothing_is_written(ch
     prefect = _prefect(spec)
     _apply(_spec(drop={101}), prefect, create_pool=True)
     shown = _apply(spec, prefect, dry_run=True)
-    assert [c.slug for c in shown.schedules if c.status == "added"] == ["job-101"]
+    assert [c.slug for c in shown.schedules if c.status == "added"] == [_slug(101)]
     assert shown.guard is not None and "job-103-guard" in {c.slug for c in shown.guard_triggers}
     act, named = CHANGES[change]
+    named = named.replace("{103}", _slug(103))
     act(prefect)
     before = _snapshot(prefect)
     with pytest.raises(ApplyError, match="changed since the diff was shown") as caught:
@@ -157,7 +164,7 @@ def test_the_shown_diff_is_written_when_nothing_changed_and_then_there_is_nothin
     shown = _apply(spec, prefect, dry_run=True, prune=True)
     written = _apply(spec, prefect, shown=shown, prune=True)
     assert written.applied and written == shown.model_copy(update={"applied": True})
-    assert "job-101" in {s.slug for s in prefect.read_schedules(_deployment_id(prefect))}
+    assert _slug(101) in {s.slug for s in prefect.read_schedules(_deployment_id(prefect))}
     again = _apply(spec, prefect, dry_run=True)
     assert not again.has_changes and again.server_state != shown.server_state
 

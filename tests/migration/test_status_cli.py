@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from dbt2prefect.dbt_cloud import RunStatus
+from dbt2prefect.names import schedule_job_id
 from dbt2prefect.tenant import REPO_ROOT, load_tenant
 from migration.apply import apply_deployment
 from migration.dbt_cloud.client import DbtCloudClient
@@ -122,8 +123,8 @@ def _prefect_deploy(path: Path) -> None:
 
 def test_a_redeploy_keeps_every_schedule_as_the_ledger_says(setup: dict[str, Any], tmp_path: Path) -> None:
     env = setup["env"]
-    slug = f"job-{NIGHTLY}"
     stale = _emit(env, tmp_path / "before.prefect.yaml")
+    (slug,) = [s for s in stale if schedule_job_id(s) == NIGHTLY]
     assert not any(stale.values())
     _pass_verdict(NIGHTLY, tmp_path / "parity")
     assert runner.invoke(app, ["cutover", "--job", str(NIGHTLY)], env=env).exit_code == 0
@@ -387,7 +388,7 @@ def test_cutover_needs_job_or_all_and_dry_runs_change_nothing(setup: dict[str, A
     text = " ".join(preview.stdout.split())
     assert "Cutover dry run: nothing changed." in text and f"job {NIGHTLY}" in text and "would cut over" in text
     assert "dbt Cloud schedule trigger: on -> off" in text
-    assert f"Prefect schedule job-{NIGHTLY}: paused -> active" in text
+    assert f"Prefect schedule job-{NIGHTLY}--nightly-production-build: paused -> active" in text
     assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): off -> on" in text
     assert "ledger: new cutover_started record" in text and "ledger: new cutover_verified record" in text
     assert _everything(setup, ledger) == before
@@ -412,7 +413,7 @@ def test_cutover_needs_job_or_all_and_dry_runs_change_nothing(setup: dict[str, A
     _assert_fits_80_columns(back.stdout, set(before["dbt_cloud"]))
     text = " ".join(back.stdout.split())
     assert "Rollback dry run: nothing changed." in text and "would roll back" in text
-    assert f"Prefect schedule job-{NIGHTLY}: active -> paused" in text
+    assert f"Prefect schedule job-{NIGHTLY}--nightly-production-build: active -> paused" in text
     assert "dbt Cloud schedule trigger: off -> on" in text and "ledger: new rollback_started record" in text
     assert f"job-{CHAINED}-after-job-{NIGHTLY} (a job chained to this one): on -> off" in text
     assert _everything(setup, ledger) == cut

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from dbt2prefect.names import schedule_job_id, schedule_slug
 from dbt2prefect.tenant import REPO_ROOT
 from sandbox.dbt_cloud import SandboxDbtCloud
 from sandbox.stack import derive_tenant_file, sandbox_deployment_settings
@@ -36,7 +37,8 @@ def test_plan_json_lists_blockers_and_exits_1() -> None:
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert "steps_empty:106" in data["blocking"]
-    assert {s["slug"] for s in data["schedules"]} >= {"job-101", "job-102"}
+    assert {schedule_job_id(s["slug"]) for s in data["schedules"]} >= {101, 102}
+    assert all(s["slug"] == schedule_slug(s["job_id"], s["job_name"]) for s in data["schedules"])
 
 
 def test_plan_table_shows_schedules_in_words_and_findings() -> None:
@@ -146,7 +148,7 @@ def test_apply_refuses_when_the_server_changes_after_the_diff_was_shown(
     with connect_prefect() as prefect:
         deployment = prefect.read_deployment("run_dbt_wg/dbt_wg_cli_shown")
         assert deployment is not None
-        (job_101,) = [s for s in prefect.read_schedules(deployment.id) if s.slug == "job-101"]
+        (job_101,) = [s for s in prefect.read_schedules(deployment.id) if schedule_job_id(s.slug) == 101]
         prefect.delete_schedule(deployment.id, job_101.id)  # so that apply has something to show
 
     render = cli.plan_cmd._render_diff
@@ -164,7 +166,7 @@ def test_apply_refuses_when_the_server_changes_after_the_diff_was_shown(
     with connect_prefect() as prefect:
         after = prefect.read_deployment("run_dbt_wg/dbt_wg_cli_shown")
         assert after is not None and after.description == "changed by hand"
-        assert "job-101" not in {s.slug for s in prefect.read_schedules(deployment.id)}, "nothing written"
+        assert 101 not in {schedule_job_id(s.slug) for s in prefect.read_schedules(deployment.id)}, "nothing written"
     monkeypatch.undo()
     shown_again = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert shown_again.exit_code == 0 and "Applied" in shown_again.stdout

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dbt2prefect.names import schedule_slug
 from dbt2prefect.params import RunParameters, validate
 from dbt2prefect.tenant import TenantSettings, load_tenant
 from migration.dbt_cloud.models import Job
@@ -62,7 +63,9 @@ def test_every_job_is_a_schedule_or_a_finding(plan: MigrationPlan) -> None:
 
 
 def test_one_schedule_per_scheduled_job_with_job_slug(plan: MigrationPlan) -> None:
-    assert [s.slug for s in plan.schedules] == [f"job-{i}" for i in (101, 102, 103, 105, 109, 110, 113, 114)]
+    assert [s.job_id for s in plan.schedules] == [101, 102, 103, 105, 109, 110, 113, 114]
+    assert [s.slug for s in plan.schedules] == [schedule_slug(s.job_id, s.job_name) for s in plan.schedules]
+    assert all(s.slug.startswith(f"job-{s.job_id}--") for s in plan.schedules), "each slug names its job"
     assert all(s.timezone == "UTC" and s.active for s in plan.schedules)
     assert all(s.proof.equivalent and s.proof.checked == 500 for s in plan.schedules)
     assert plan.deployment_name == "dbt_wg"
