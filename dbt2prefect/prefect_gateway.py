@@ -60,6 +60,10 @@ DEPLOYMENT_SETTINGS = (
 EVENTS_PAGE = 50
 """The most events the API answers in one page (`read_events` reads on to the next pages)."""
 
+AUTOMATIONS_PAGE = 200
+"""The most automations the API answers in one request (the server's default and largest `limit`): a workspace
+with more is read page by page, or its later automations would look missing and be created twice."""
+
 
 def deployment_resource(deployment_id: UUID) -> str:
     """The event resource id of a deployment (what its triggers and related automations name)."""
@@ -255,8 +259,9 @@ class ClientGateway:
     One thread at a time: threads that talk to Prefect at once each open a gateway of their own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, automations_page: int = AUTOMATIONS_PAGE) -> None:
         self._opened: SyncPrefectClient | None = None
+        self._automations_page = automations_page
 
     def __repr__(self) -> str:
         return f"ClientGateway(connected={self._opened is not None})"
@@ -355,8 +360,21 @@ class ClientGateway:
             self._client.delete_deployment_schedule(deployment_id, schedule_id)
 
     def read_automations(self) -> list[Automation]:
+        from prefect.client.schemas.sorting import AutomationSort
+
+        # Newest first, so that an automation created while the pages are read shifts what is already read (and is
+        # dropped as a repeat) rather than what is still to come; answered by name, as one request would be.
+        found: dict[UUID, Automation] = {}
+        offset = 0
         with api_errors():
-            return self._client.read_automations()
+            while True:
+                page = self._client.read_automations(
+                    sort=AutomationSort.CREATED_DESC, limit=self._automations_page, offset=offset
+                )
+                found.update((automation.id, automation) for automation in page)
+                offset += len(page)
+                if len(page) < self._automations_page:
+                    return sorted(found.values(), key=lambda automation: automation.name)
 
     def read_related_automations(self, deployment_id: UUID) -> list[Automation]:
         with api_errors():

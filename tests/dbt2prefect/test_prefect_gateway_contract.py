@@ -21,7 +21,7 @@ from prefect.events.actions import DoNothing
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
-from dbt2prefect.prefect_gateway import PrefectApiError, PrefectGateway, connect_prefect
+from dbt2prefect.prefect_gateway import ClientGateway, PrefectApiError, PrefectGateway, connect_prefect
 from dbt2prefect.prefect_gateway_memory import MemoryPrefect
 
 
@@ -327,3 +327,21 @@ def test_an_event_sent_twice_with_one_id_is_stored_once(side: Side) -> None:
         resource,
         f"{resource}-other",
     }
+
+
+@pytest.mark.e2e
+def test_every_automation_is_read_when_the_server_answers_them_in_pages(prefect_api: str) -> None:
+    # The server answers at most a page of automations per request (200 by default): a workspace with more must
+    # be read page by page, or its later automations look missing and apply creates them twice.
+    names = sorted(_unique("paged") for _ in range(5))
+    with connect_prefect() as prefect:
+        for name in names:
+            prefect.create_automation(_watcher(name))
+    paged = ClientGateway(automations_page=2)
+    try:
+        read = paged.read_automations()
+    finally:
+        paged.close()
+    assert [a.name for a in read if a.name in names] == names
+    assert len({a.id for a in read}) == len(read), "an automation read twice"
+    assert [a.name for a in read] == sorted(a.name for a in read)
