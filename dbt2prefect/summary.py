@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
-from dbt2prefect.escaping import markdown_cell
+from dbt2prefect.escaping import markdown_cell, markdown_text
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,14 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
         lines.append(
             f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
         )
+    # Warnings and failures are lists, not tables: a node id and a dbt message are long unbroken text, and in a
+    # table they push the status and the message out of a narrow window.
     if summary.warned:
-        lines += ["", "## Warnings", "", "| node | step | message |", "|---|---|---|"]
-        for node in summary.warned:
-            lines.append(f"| `{node.unique_id}` | {node.step} | {markdown_cell(node.message[:500])} |")
+        lines += ["", "## Warnings", ""]
+        lines += [_node_line(node) for node in summary.warned]
     if summary.failures:
-        lines += ["", "## Failures", "", "| node | status | message |", "|---|---|---|"]
-        for node in summary.failures:
-            lines.append(f"| `{node.unique_id}` | {node.status} | {markdown_cell(node.message[:500])} |")
+        lines += ["", "## Failures", ""]
+        lines += [_node_line(node) for node in summary.failures]
     if summary.slowest:
         lines += ["", "## Slowest nodes", "", "| node | seconds |", "|---|---|"]
         lines += [f"| `{node.unique_id}` | {node.execution_time:.2f} |" for node in summary.slowest]
@@ -118,15 +118,33 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _node_line(node: NodeResult) -> str:
+    """`- **warn** `test.x.y` (step 2): <message>`: one list item per node, status first."""
+    return f"- **{node.status}** `{node.unique_id}` (step {node.step}): {markdown_text(node.message[:500])}"
+
+
+TABLE_MESSAGE = 160
+"""The characters of a node's message in the table artifact (its first line): the full text is in the Markdown
+summary and the run's dbt artifacts."""
+
+
 def to_table(summary: RunSummary) -> list[dict[str, Any]]:
+    """One row per node and step, the short columns first (status, name, type, seconds, step) so that a narrow
+    window shows them; then the message's first line and the node's unique id."""
     return [
         {
-            "step": node.step,
-            "unique_id": node.unique_id,
-            "resource_type": node.resource_type,
             "status": node.status,
+            "name": node.name,
+            "resource_type": node.resource_type,
             "seconds": round(node.execution_time, 3),
-            "message": node.message[:300],
+            "step": node.step,
+            "message": _first_line(node.message, TABLE_MESSAGE),
+            "unique_id": node.unique_id,
         }
         for node in summary.nodes
     ]
+
+
+def _first_line(text: str, limit: int) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
