@@ -262,9 +262,12 @@ def run_job(
             f"Started job {started.job_id} {escape(repr(started.job_name))} on target "
             f"{escape(str(started.parameters.get('target')))}: flow run {started.flow_run_id}",
             highlight=False,
+            soft_wrap=True,  # ids and the URL stay whole for copying; the terminal wraps the line
         )
-        console.print(f"  name: {escape(started.name)}", highlight=False)
-        console.print(f"  Prefect UI: {escape(started.url or '(unknown: set PREFECT_UI_URL)')}", highlight=False)
+        console.print(f"  name: {escape(started.name)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"  Prefect UI: {escape(started.url or '(unknown: set PREFECT_UI_URL)')}", highlight=False, soft_wrap=True
+        )
         if not wait:
             return
         console.print("Waiting for it to end (a worker of the deployment's work pool runs it)...")
@@ -272,6 +275,8 @@ def run_job(
     state = ended.state
     name = (state.name if state is not None else None) or "unknown"
     message = f": {state.message}" if state is not None and state.message else ""
-    console.print(f"Flow run {started.flow_run_id} ended {escape(name)}{escape(message)}", highlight=False)
+    console.print(
+        f"Flow run {started.flow_run_id} ended {escape(name)}{escape(message)}", highlight=False, soft_wrap=True
+    )
     if state is None or not state.is_completed():
         raise typer.Exit(1)

@@ -103,7 +103,7 @@ def test_a_failed_run_in_the_guarded_window_rolls_the_job_back_and_notifies(stac
         workspace.apply(spec, create_pool=True)
         write_verdicts(stack.reports, {NIGHTLY: Verdict.PASS})
         assert workspace.cutover([NIGHTLY], by="oncall@test").ok
-        parameters = next(s.parameters for s in spec.schedules if s.slug == f"job-{NIGHTLY}")
+        parameters = spec.job_schedule(NIGHTLY).parameters
     assert stack.cloud.app.state.jobs[NIGHTLY]["triggers"]["schedule"] is False
     # The job's first Prefect run fails at once (a bad timeout), named after the job: what its guard trigger follows.
     failed: DeploymentRun = run_deployment_now(spec.full_name, {**parameters, "timeout_seconds": 0}, timeout=300)

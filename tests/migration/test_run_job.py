@@ -138,7 +138,7 @@ def test_the_cli_creates_the_jobs_run_on_a_real_prefect_server(tmp_path: Path) -
     apply_deployment(spec, create_pool=True, parameter_schema=flow_parameter_schema(spec.entrypoint))
 
     args = ["run-job", "supply chain after", "--from-file", str(SEED), "--tenant-file", str(tenant_file)]
-    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})  # ids and the URL are never wrapped
     assert result.exit_code == 0, result.output
     (line,) = [line for line in result.stdout.splitlines() if "flow run" in line]
     run_id = line.rsplit(" ", 1)[1]
