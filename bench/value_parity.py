@@ -4,6 +4,8 @@ Prints the fingerprint pass against a plain count(*) pass over the same relation
 --runs, each on fresh connections), the queries each pass issues per database, and what the drill-down names.
 DuckDB answers count(*) of a table from its row-group metadata without reading a value, so the run also times
 a pass that reads every compared column once (min() per column): the floor of any check of the data itself.
+DuckDB 2.x answers a plain min() from column statistics too (the plan is a constant, no table scan), so that
+pass runs with the `statistics_propagation` optimizer disabled; the statistics-answered pass is timed as well.
 
 Run: .venv/bin/python bench/value_parity.py [--runs 5]
 """
@@ -91,10 +93,10 @@ def main() -> None:
         print(
             f"built 2 x {RELATIONS} relations, {RELATIONS * ROWS:,} rows each side in {time.perf_counter() - started:.1f} s"
         )
-        counts, prints, scans = [], [], []
+        counts, prints, scans, stats = [], [], [], []
         count_queries = print_queries = 0
         for run in range(runs):
-            modes = ("count", "fingerprint", "scan")
+            modes = ("count", "fingerprint", "scan", "stats")
             for mode in modes if run % 2 == 0 else tuple(reversed(modes)):
                 with DuckDBWarehouse(prod) as base, DuckDBWarehouse(parity) as cand:
                     t0 = time.perf_counter()
@@ -103,9 +105,11 @@ def main() -> None:
                     if mode == "count":
                         base.measure(base_desc, {})
                         cand.measure(cand_desc, {})
-                    elif mode == "scan":
+                    elif mode in ("scan", "stats"):
                         for path, desc in ((prod, base_desc), (parity, cand_desc)):
                             with duckdb.connect(str(path), read_only=True) as conn:
+                                if mode == "scan":
+                                    conn.execute("set disabled_optimizers = 'statistics_propagation'")
                                 conn.execute(scan_sql(desc)).fetchall()
                     else:
                         plans = plan_values(pairs, base_desc, cand_desc, settings, same_engine=True)
@@ -113,7 +117,7 @@ def main() -> None:
                         base.measure(base_desc, base_specs)
                         cand.measure(cand_desc, cand_specs)
                     elapsed = time.perf_counter() - t0
-                    {"count": counts, "fingerprint": prints, "scan": scans}[mode].append(elapsed)
+                    {"count": counts, "fingerprint": prints, "scan": scans, "stats": stats}[mode].append(elapsed)
                     if mode == "count":
                         count_queries = max(base.queries_issued, cand.queries_issued)
                     elif mode == "fingerprint":
@@ -126,6 +130,7 @@ def main() -> None:
             job = compare_job(inputs, settings, base, cand)
             whole = time.perf_counter() - t0
     count_s, print_s, scan_s = statistics.median(counts), statistics.median(prints), statistics.median(scans)
+    stats_s = statistics.median(stats)
     differing = [row for row in job.value_checks if row.status.value == "different"]
     print(
         f"count(*) pass (describe + batched count):        {count_s:.3f} s median of {runs}, {count_queries} queries per database"
@@ -134,8 +139,10 @@ def main() -> None:
         f"fingerprint pass (describe + count + fingerprint): {print_s:.3f} s median of {runs}, {print_queries} queries per database"
     )
     print(f"read-every-column pass (describe + min per column): {scan_s:.3f} s median of {runs}")
+    print(f"min per column answered from statistics:         {stats_s:.3f} s median of {runs}")
     print(f"ratio fingerprint / count(*):                    {print_s / count_s:.2f}x")
     print(f"ratio fingerprint / read-every-column:           {print_s / scan_s:.2f}x")
+    print(f"ratio fingerprint / min from statistics:         {print_s / stats_s:.2f}x")
     print(
         f"whole compare_job with drill-down:               {whole:.3f} s; pass queries {job.queries_issued}, drill-down {job.drill_down_queries}"
     )

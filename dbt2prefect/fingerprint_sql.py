@@ -5,7 +5,8 @@ A fingerprint is an aggregate of row hashes computed in the warehouse, so nothin
   row order and counts duplicate rows (an XOR would cancel pairs of equal rows).
 - Snowflake: `HASH_AGG(c1, c2, ...)`, order independent and 0 (never NULL) for no rows.
 Columns always enter in one canonical order (sorted by lower-case name), which makes the fingerprint independent
-of column order. Float columns enter rounded to a configured number of decimal places.
+of column order. Float columns enter rounded to a configured number of decimal places (on DuckDB, a DOUBLE column
+by scaling: `round(x * 1e6) / 1e6`, because `round(x, 6)` costs more than hashing all the other columns of a row).
 
 Not every type hashes: Snowflake's HASH_AGG rejects GEOGRAPHY and GEOMETRY (such columns are left out, with a
 reason code, see `Dialect.comparability`) and semi-structured values (VARIANT, OBJECT, ARRAY) enter as their JSON
@@ -23,11 +24,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class CompareColumn:
     """One column as it enters a hash: its name in the warehouse, rounded when it is a float, as JSON text when
-    it is semi-structured (`as_json`)."""
+    it is semi-structured (`as_json`); `data_type` is its type on this side where known (the dialect may round
+    a type its own way)."""
 
     name: str
     round_to: int | None = None
     as_json: bool = False
+    data_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,12 @@ class Dialect:
         quoted = quote(column.name)
         return quoted if column.round_to is None else f"round({quoted}, {int(column.round_to)})"
 
+    def hashed(self, column: CompareColumn) -> str:
+        """The column as it enters a row hash; `value` is the same value as a reader sees it (e.g. in `max`)."""
+        return self.value(column)
+
     def row_hash(self, columns: Sequence[CompareColumn]) -> str:
-        return f"hash({', '.join(self.value(c) for c in columns)})"
+        return f"hash({', '.join(self.hashed(c) for c in columns)})"
 
     def set_fingerprint(self, columns: Sequence[CompareColumn]) -> str:
         raise NotImplementedError
@@ -154,6 +161,23 @@ class Dialect:
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
+    float64_types = frozenset({"DOUBLE", "FLOAT8", "DOUBLE PRECISION"})
+
+    def hashed(self, column: CompareColumn) -> str:
+        """A DOUBLE rounded by scaling, `round(x * 1e6) / 1e6`: DuckDB's `round(x, 6)` rounds the exact binary value
+        and costs about as much as hashing five other columns. Both round half away from zero at the same places;
+        they differ only for a value within a double's precision of a half-way point (0.0000005 is stored just
+        below 5e-7: `round(x, 6)` gives 0, the scaled form 0.000001), and the same form is used on both sides, so
+        equal values still hash equal. Values too large to scale (|x| >= 1e(300 - d), already whole numbers) enter
+        as they are. Other types (DECIMAL, REAL) keep `round(x, d)`, so a column whose type differs between the
+        sides hashes as before."""
+        if column.round_to is None or column.data_type is None or base_type(column.data_type) not in self.float64_types:
+            return super().hashed(column)
+        quoted, decimals = quote(column.name), int(column.round_to)
+        scale = f"1e{decimals}"
+        return (
+            f"case when abs({quoted}) < 1e{300 - decimals} then round({quoted} * {scale}) / {scale} else {quoted} end"
+        )
 
     def set_fingerprint(self, columns: Sequence[CompareColumn]) -> str:
         return f"coalesce(sum({self.row_hash(columns)}), 0)::varchar"

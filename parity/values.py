@@ -127,8 +127,8 @@ def plan_values(
         plans.append(
             ValuePlan(
                 pair,
-                _spec(base_names, compared, floats, values.float_decimals, as_json),
-                _spec(cand_names, compared, floats, values.float_decimals, as_json),
+                _spec(base_names, base_cols, compared, floats, values.float_decimals, as_json),
+                _spec(cand_names, cand_cols, compared, floats, values.float_decimals, as_json),
                 note=f"columns on one side only (schema check): {', '.join(only_one_side)}" if only_one_side else None,
                 excluded=tuple(excluded),
                 floats=tuple(floats),
@@ -140,10 +140,18 @@ def plan_values(
 
 
 def _spec(
-    names: Mapping[str, str], compared: list[str], floats: list[str], decimals: int, as_json: set[str]
+    names: Mapping[str, str],
+    types: Mapping[str, str],
+    compared: list[str],
+    floats: list[str],
+    decimals: int,
+    as_json: set[str],
 ) -> FingerprintSpec:
     return FingerprintSpec.of(
-        [CompareColumn(names[c], decimals if c in floats else None, c in as_json) for c in compared]
+        [
+            CompareColumn(names[c], decimals if c in floats else None, c in as_json, types[c] if c in floats else None)
+            for c in compared
+        ]
     )
 
 
