@@ -87,9 +87,16 @@ def prefect_fire_times(
 ) -> list[datetime]:
     """Fire times of a Prefect schedule at or after `start`, computed by Prefect's server schedule code.
 
+    Pure, so remembered per process: a cron's proof and a later check of the same schedule compute them once.
+
     Raises:
         ValueError: Prefect rejects the expression.
     """
+    return list(_prefect_fire_times(spec, start, count))
+
+
+@functools.lru_cache(maxsize=256)
+def _prefect_fire_times(spec: PrefectScheduleSpec, start: datetime, count: int) -> tuple[datetime, ...]:
     from prefect.server.schemas.schedules import CronSchedule, RRuleSchedule
 
     generator: Iterator[datetime]
@@ -99,7 +106,7 @@ def prefect_fire_times(
     else:
         rrule_schedule = RRuleSchedule(rrule=spec.expression, timezone=spec.timezone)
         generator = rrule_schedule._get_dates_generator(n=count, start=start)
-    return [moment.astimezone(UTC) for moment in islice(generator, count)]
+    return tuple(moment.astimezone(UTC) for moment in islice(generator, count))
 
 
 def _first_difference(expected: list[datetime], actual: list[datetime]) -> str | None:

@@ -156,11 +156,6 @@ def test_a_missing_secret_block_fails_before_dbt_starts(tenant_copy: Any) -> Non
 def failing_project(tenant_copy: Any) -> Path:
     tests_dir = tenant_copy.project_dir / "tests"
     (tests_dir / "assert_orders_forced_failure.sql").write_text(FAILING_TEST)
-    # Build the local database once (lean mode), so that relationship tests picked up by selections resolve.
-    full = run_dbt_wg.with_options(retries=0)(
-        command="build", target="local", profiles_strategy="local", per_node_tasks=False, return_state=True
-    )
-    assert full.is_completed(), full.message
     yield tenant_copy.project_dir
     (tests_dir / "assert_orders_forced_failure.sql").unlink()
 
@@ -168,13 +163,15 @@ def failing_project(tenant_copy: Any) -> Path:
 def test_failing_test_fails_the_flow_and_names_the_node(failing_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The variable comes from the `env_vars` parameter (a dbt Cloud job's environment variables), and wins over
     # the process's own value for the run only.
+    # Cautious indirect selection: only tests whose every parent is selected run, so the local database needs no
+    # build beforehand (a relationships test of an ancestor would otherwise read tables this run does not build).
     monkeypatch.setenv("DBT_WG_FORCE_FAILURE", "0")
     state = run_dbt_wg.with_options(retries=0)(
         command="build",
         target="local",
         profiles_strategy="local",
         select="+assert_orders_forced_failure",
-        env_vars={"DBT_WG_FORCE_FAILURE": "1"},
+        env_vars={"DBT_WG_FORCE_FAILURE": "1", "DBT_INDIRECT_SELECTION": "cautious"},
         return_state=True,
     )
     assert state.is_failed()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -48,8 +49,9 @@ async def _start_prefect_run(deployment: str, parameters: dict[str, Any]) -> str
         return str(run.id)
 
 
-@pytest.fixture
-def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _sandbox_setup(root: Path) -> Iterator[dict[str, Any]]:
+    """A sandbox dbt Cloud account, its plan applied as a deployment of its own, and a tenant file under `root`."""
     with SandboxDbtCloud.start() as cloud:
         base = load_tenant()
         deployment = f"dbt_wg_status_{uuid.uuid4().hex[:8]}"
@@ -61,10 +63,10 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
             plan = build_plan(jobs, tenant, environments, variables=variables)
         apply_deployment(build_deployment(plan, tenant), create_pool=True)
         derive_tenant_file(
-            tmp_path / "tenant.toml",
+            root / "tenant.toml",
             overrides={
                 "deployment_name": deployment,
-                "ledger_url": str(tmp_path / "ledger"),
+                "ledger_url": str(root / "ledger"),
                 "dbt_cloud": {"host": cloud.url, "account_id": cloud.account_id},
                 # The deployment `apply` made above: a process pool running this checkout in place.
                 **sandbox_deployment_settings("wg-test-process"),
@@ -72,13 +74,27 @@ def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
             },
         )
         env = {
-            "DBT2PREFECT_TENANT_FILE": str(tmp_path / "tenant.toml"),
+            "DBT2PREFECT_TENANT_FILE": str(root / "tenant.toml"),
             "DBT_CLOUD_API_TOKEN": cloud.token,
-            "DBT2PREFECT_PARITY_DIR": str(tmp_path / "parity"),
+            "DBT2PREFECT_PARITY_DIR": str(root / "parity"),
             "COLUMNS": "250",
         }
         params = next(s.parameters for s in plan.schedules if s.job_id == NIGHTLY)
         yield {"cloud": cloud, "env": env, "deployment": f"{tenant.flow_name}/{deployment}", "params": params}
+
+
+@pytest.fixture
+def setup(tmp_path: Path, prefect_api: None) -> Iterator[dict[str, Any]]:
+    """A sandbox of the test's own: for tests that switch jobs (dbt Cloud, Prefect and the ledger change)."""
+    with _sandbox_setup(tmp_path) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def unswitched(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Iterator[dict[str, Any]]:
+    """One sandbox for the tests that switch nothing (refused or bad-input commands): they only read it."""
+    with _sandbox_setup(tmp_path_factory.mktemp("unswitched")) as made:
+        yield made
 
 
 def _status(env: dict[str, str], exit_code: int = 0) -> dict[int, dict[str, Any]]:
@@ -202,13 +218,13 @@ def test_status_cutover_rollback_through_the_cli(setup: dict[str, Any], tmp_path
     )
 
 
-def test_rollback_of_unknown_job_and_bad_force_are_bad_input(setup: dict[str, Any]) -> None:
-    env = setup["env"]
+def test_rollback_of_unknown_job_and_bad_force_are_bad_input(unswitched: dict[str, Any]) -> None:
+    env = unswitched["env"]
     unknown = runner.invoke(app, ["rollback", "--job", "123"], env=env)
     assert unknown.exit_code == 2 and "no cutover in the ledger" in unknown.output
     no_reason = runner.invoke(app, ["cutover", "--job", str(NIGHTLY), "--force"], env=env)
     assert no_reason.exit_code == 2 and "--force needs --reason" in no_reason.output
-    assert setup["cloud"].token not in unknown.output + no_reason.output
+    assert unswitched["cloud"].token not in unknown.output + no_reason.output
 
 
 def test_the_prefect_deploy_path_gets_the_automations_and_status_names_missing_ones(
@@ -419,13 +435,13 @@ def test_cutover_needs_job_or_all_and_dry_runs_change_nothing(setup: dict[str, A
     assert _everything(setup, ledger) == cut
 
 
-def test_status_shows_the_shadow_streak_and_cutover_waits_for_it(setup: dict[str, Any], tmp_path: Path) -> None:
+def test_status_shows_the_shadow_streak_and_cutover_waits_for_it(unswitched: dict[str, Any], tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
     from parity.shadow import ShadowPair, ShadowStore
     from parity.store import ReportRoot
 
-    env = setup["env"]
+    env = {**unswitched["env"], "DBT2PREFECT_PARITY_DIR": str(tmp_path / "parity")}  # its verdicts, not shared
     store = ShadowStore(ReportRoot(tmp_path / "parity"))
     start = datetime(2026, 12, 1, 2, tzinfo=UTC)
     for run_id, verdict in ((1, Verdict.PASS), (2, Verdict.FAIL), (3, Verdict.PASS)):
