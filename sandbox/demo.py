@@ -662,9 +662,11 @@ def shadow_readiness(switch: Workspace, job_id: int) -> tuple[str, Any]:
 
 def shadow_cutover(switch: Workspace, job_id: int) -> tuple[str, Any]:
     """Cut the job over again, now on the evidence of its streak (the ledger records it)."""
+    from migration.ledger import Ledger, RecordKind
+
     report = switch.cutover([job_id], by=DEMO_USER)
-    record = switch.ledger.records(job_id)[-1]
-    evidence = record.parity or "no evidence recorded"
+    started = Ledger.last_of(switch.ledger.records(job_id), RecordKind.CUTOVER_STARTED)
+    evidence = (started.parity if started is not None else None) or "no evidence recorded"
     return f"{', '.join(f'{job.job_id} {job.action}' for job in report.jobs)}; ledger: {evidence}", report
 
 
