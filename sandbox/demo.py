@@ -667,7 +667,11 @@ def shadow_cutover(switch: Workspace, job_id: int) -> tuple[str, Any]:
     report = switch.cutover([job_id], by=DEMO_USER)
     started = Ledger.last_of(switch.ledger.records(job_id), RecordKind.CUTOVER_STARTED)
     evidence = (started.parity if started is not None else None) or "no evidence recorded"
-    return f"{', '.join(f'{job.job_id} {job.action}' for job in report.jobs)}; ledger: {evidence}", report
+    row = next(r for r in switch.status().jobs if r.job_id == job_id)
+    if row.guard != "on":
+        raise StepFailed(f"job {job_id} is cut over, but its guard trigger is {row.guard or 'missing'}", report)
+    done = ", ".join(f"{job.job_id} {job.action}" for job in report.jobs)
+    return f"{done}; ledger: {evidence}; guard trigger on, watching its next runs", report
 
 
 def _break(stack: SandboxStack) -> tuple[Path | None, str]:
@@ -729,10 +733,11 @@ def guard_rollback(
     kinds = [r.kind for r in records[-3:]]
     if kinds != [RecordKind.GUARD_TRIPPED, RecordKind.ROLLBACK_STARTED, RecordKind.ROLLBACK_VERIFIED]:
         raise StepFailed(f"the ledger of job {job_id} ends {[k.value for k in kinds]}, not guard_tripped, rollback")
-    row = next(r for r in switch.status(automations=False).jobs if r.job_id == job_id)
-    if (row.dbt_cloud_schedule_on, row.prefect_schedule) != (True, "paused"):
+    row = next(r for r in switch.status().jobs if r.job_id == job_id)
+    if (row.dbt_cloud_schedule_on, row.prefect_schedule, row.guard) != (True, "paused", "off"):
         raise StepFailed(
-            f"after the guard: dbt Cloud schedule on={row.dbt_cloud_schedule_on}, Prefect {row.prefect_schedule}"
+            f"after the guard: dbt Cloud schedule on={row.dbt_cloud_schedule_on}, Prefect {row.prefect_schedule}, "
+            f"guard trigger {row.guard}"
         )
     told = None
     if sink is not None:
@@ -746,7 +751,7 @@ def guard_rollback(
     where = f"; {told['destination']} told {told.get('subject', '')!r}" if told else ""
     return (
         f"guard run {guard.name} {guard.state}: ledger guard_tripped ({records[-3].reason}), then rollback by "
-        f"{records[-1].by}; dbt Cloud schedule on, Prefect schedule paused{where}",
+        f"{records[-1].by}; dbt Cloud schedule on, Prefect schedule paused, guard trigger off{where}",
         outcome,
     )
 

@@ -420,6 +420,7 @@ def test_a_broken_change_after_cutover_is_rolled_back_by_the_guard_and_told(demo
     assert tripped.guard_run == failed.run.flow_run_id and tripped.guard_action == "rollback"
     assert tripped.by == verified.by == GUARD_BY
     assert (outcome.status.dbt_cloud_schedule_on, outcome.status.prefect_schedule) == (True, "paused")
+    assert outcome.status.guard == "off" and "guard trigger on" in demo.step("shadow_cutover").summary
     assert failed.run.flow_run_id in outcome.notification["body"] and "rolled back" in outcome.notification["body"]
     # The broken change was reverted in the code remote the worker clones.
     assert demo.stack is not None and demo.stack.remote is not None
