@@ -637,13 +637,10 @@ def shadow_runs(
         if pair.verdict.value != "PASS":
             reasons = "; ".join(reason.text() for reason in pair.reasons) or "see its report"
             raise StepFailed(f"dbt Cloud run {run_id} and its twin: {pair.verdict.value} ({reasons})", done)
-    lines = [
-        f"dbt Cloud run {r.dbt_cloud_run_id} -> {r.shadow_run.run.name} {r.shadow_run.run.state}: "
-        f"{r.pair.verdict.value} ({r.shadow_run.ui_url})"
-        + (f"; cutover still refused: {r.refused}" if r.refused else "")
-        for r in done
-    ]
-    return "; ".join(lines), done
+    verdicts = ", ".join(f"dbt Cloud run {r.dbt_cloud_run_id} {r.pair.verdict.value}" for r in done)
+    refusals = [r.refused for r in done if r.refused]
+    refused = f"; before the last pair cutover still refused: {refusals[0]}" if refusals else ""
+    return f"{len(done)} shadow runs by the worker, one per dbt Cloud run ({verdicts}){refused}", done
 
 
 def shadow_readiness(switch: Workspace, job_id: int) -> tuple[str, Any]:
