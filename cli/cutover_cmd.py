@@ -239,6 +239,7 @@ def _status_rows(report: StatusReport) -> list[dict[str, object]]:
                 "triggered_by": row.triggered_by or "",
                 "trigger": row.trigger or "",
                 "automations": row.automations or "",
+                "guard": row.guard or "",
                 "next_run": _iso(row.next_run),
                 "shadow": row.readiness.summary() if row.readiness else "",
                 "shadow_ready": ("yes" if row.readiness.ready else "no") if row.readiness else "",
@@ -277,6 +278,8 @@ def _automations(row: JobStatusRow) -> str:
         parts.append(f"trigger {row.trigger}")
     if row.automations is not None:
         parts.append(f"alerts {row.automations}")
+    if row.guard is not None:
+        parts.append(f"guard {row.guard}")
     return ", ".join(parts) or "-"
 
 

@@ -86,6 +86,14 @@ class _Screen:
                     highlight=False,
                     soft_wrap=True,
                 )
+        if result.key == "shadow_runs" and result.value is not None:
+            for shadowed in result.value:
+                console.print(
+                    f"       dbt Cloud run {shadowed.dbt_cloud_run_id}: shadow run {shadowed.shadow_run.run.name} "
+                    f"{shadowed.shadow_run.run.state}, pair {shadowed.pair.verdict.value}: {shadowed.shadow_run.ui_url}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
 
 def _render_end(result: DemoResult) -> None:
@@ -111,7 +119,7 @@ def demo(
 ) -> None:
     """Rehearse the migration end to end on the sandbox, then stop what it started.
 
-    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, a run of each job that others are chained to and the runs their triggers start, the notifications those runs send, status, rollback, status. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
+    Raw data, the sandbox dbt Cloud API and a Prefect server on loopback, dbt Cloud baseline jobs, a process worker, export, plan, apply, deployment runs of each job on the parity target executed by the worker, parity, cutover, one activated schedule fired and run by the worker, a run of each job that others are chained to and the runs their triggers start, the notifications those runs send, status, rollback, status; then the shadow period of one job: its dbt Cloud runs' signed webhooks start shadow runs on the worker, their PASS pairs earn its cutover, and a broken change after cutover is rolled back by the guard. Exits 1 naming the failing step. --tenant-file rehearses another tenant: its [tenant.sandbox] settings name its jobs file, its raw data and the jobs to compare.
     """
     from sandbox.demo import run_demo
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from dbt2prefect.names import schedule_slug
+from dbt2prefect.names import guard_trigger_name, schedule_slug
 from migration.dbt_cloud.client import DbtCloudClient
 from migration.dbt_cloud.errors import DbtCloudNotFoundError
 from migration.dbt_cloud.models import Job
@@ -68,6 +68,9 @@ class JobStatusRow(BaseModel):
     """The chained job's trigger on Prefect (None when it is not chained or the automations were not read)."""
     automations: AutomationState | None = None
     """The job's notification automations on Prefect (None when it has none or they were not read)."""
+    guard: AutomationState | None = None
+    """The job's guard trigger (`job-<id>-guard`) on Prefect: on while the job is cut over and watched (None when it
+    has none or the automations were not read)."""
     next_run: datetime | None = None
     """The next time its schedule fires, on the side(s) that run it (None for chained and on-demand jobs)."""
     runs_problem: str | None = None
@@ -354,6 +357,9 @@ def collect_status(
                 triggered_by=None if trigger is None else trigger.upstream_job_id,
                 trigger=None if trigger is None or automations is None else automation_state([trigger.name], seen),
                 automations=None if automations is None else automation_state(notifications, seen),
+                guard=automation_state([guard_trigger_name(job_id)], seen)
+                if guard_trigger_name(job_id) in seen
+                else None,
                 next_run=next_fire_time(
                     now,
                     job.schedule.cron if in_cloud and job is not None else None,

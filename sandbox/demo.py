@@ -6,6 +6,11 @@ jobs → a process worker in a folder of its own → export → plan → apply (
 schedule per job) → candidate deployment runs of each job's schedule parameters on the `parity` target, executed
 by the worker → parity → cutover → one activated schedule fires and the worker runs it → each cut-over job that
 others are chained to runs, and the triggers start the chained jobs, run by the worker → status → rollback → status.
+Then the parallel-run period of one job: dbt Cloud runs it, each completed run's signed webhook becomes a Prefect
+event whose trigger starts the shadow deployment on the worker (the run's twin on the parity target, and the
+comparison of that pair) → the streak of PASS pairs → cutover, refused before the streak and allowed after it →
+a broken change after cutover makes the job's next run fail → the guard rolls the job back and tells its
+destinations.
 Everything lives in one work folder that is emptied first, so a rerun starts clean.
 """
 
@@ -56,6 +61,17 @@ NOTIFY_TIMEOUT = 120.0
 SUCCESS = 10
 DEMO_USER = "dbt2prefect demo"
 """Who the demo's cutover and rollback records name in the ledger."""
+
+DEMO_SHADOW = {"enabled": True, "required_passes": 2, "required_days": 0, "guarded_runs": 3, "guard_action": "rollback"}
+"""The demo tenant's `[tenant.shadow]` (with `jobs`, its one shadowed job): the fewest runs that show a streak, a
+window of a few days shrunk to none, and a guard that rolls back."""
+TOKEN_BLOCK = "dbt-cloud-token"
+WEBHOOK_SECRET_BLOCK = "dbt-cloud-webhook-secret"
+"""The Secret blocks the demo saves when the tenant names none: the flows on the worker read dbt Cloud's token and
+the webhook's secret from them (the worker's environment has neither)."""
+BROKEN_MODEL = "models/demo_broken_change.sql"
+"""The broken change the demo pushes after cutover (in the tenant's dbt project in the code remote): a model that
+refers to a model that does not exist, so every dbt command of the project fails."""
 
 
 class StepStatus(StrEnum):
@@ -122,6 +138,39 @@ class ParityOutcome:
     html: Path
     stored: str = ""
     """The report's folder in the tenant's report root (object storage), which cutover reads."""
+
+
+@dataclass(frozen=True)
+class ShadowFeed:
+    """How completed dbt Cloud runs reach Prefect in the demo: the webhook subscription and its stand-in endpoint."""
+
+    job_id: int
+    subscription_id: str
+    endpoint: str
+    shadow_deployment: str
+
+
+@dataclass(frozen=True)
+class ShadowedRun:
+    """A dbt Cloud run of the shadowed job, the shadow flow run its event started, and the pair recorded."""
+
+    dbt_cloud_run_id: int
+    shadow_run: WorkerRun
+    pair: Any  # parity.shadow.ShadowPair
+    refused: str | None = None
+    """What cutover said after this pair, while the streak was still short (None once it was long enough)."""
+
+
+@dataclass(frozen=True)
+class GuardOutcome:
+    """The failed run after cutover, the guard's run it started, and what the guard left behind."""
+
+    failed: WorkerRun
+    guard_run: DeploymentRun
+    records: list[Any]  # migration.ledger.LedgerRecord, the job's
+    status: Any  # migration.status.JobStatus of the job after the guard
+    notification: dict[str, Any]
+    change: str
 
 
 class DemoObserver(Protocol):
@@ -436,10 +485,11 @@ def run_parity(tenant: TenantSettings, reports: Path, candidates: Sequence[Worke
     """The parity flow on the candidates vs their jobs' latest dbt Cloud runs; fails unless the verdict is PASS.
 
     The report goes where production keeps it, the tenant's report root in object storage (cutover reads its
-    verdicts there); a copy lands in `reports` for the browser and the notebook.
+    verdicts there); a copy with its own latest.json lands in `reports` for the browser and the notebook, which
+    read it after the demo's servers have stopped.
     """
     from flows.parity_flow import parity_report
-    from parity.store import load_latest_report
+    from parity.store import load_latest_report, write_report
 
     result = parity_report(
         job_ids=[run.job_id for run in candidates],
@@ -448,7 +498,9 @@ def run_parity(tenant: TenantSettings, reports: Path, candidates: Sequence[Worke
     with Workspace(tenant) as workspace:
         root = workspace.report_root
     report = load_latest_report(root)
-    folder = root.copy_to(str(result["report_dir"]).rstrip("/").rsplit("/", 1)[-1], reports)
+    if report is None:
+        raise StepFailed(f"the parity flow left no latest report beside {result['report_dir']}")
+    folder = Path(write_report(report, reports))
     outcome = ParityOutcome(report=report, folder=folder, html=folder / "report.html", stored=result["report_dir"])
     jobs = ", ".join(f"{job_id} {verdict}" for job_id, verdict in result["jobs"].items())
     summary = f"{result['verdict']} ({jobs}); report {outcome.html}"
@@ -495,6 +547,212 @@ def _status(switch: Workspace, job_ids: Sequence[int], *, expect_cut_over: bool)
     return "; ".join(lines), report
 
 
+# ------------------------------------------------------------------------------------------------ the parallel run
+
+
+def _ui_run(job_id: int, run: DeploymentRun) -> WorkerRun:
+    from prefect.settings import get_current_settings
+
+    return WorkerRun(job_id, run, f"{get_current_settings().ui_url}/runs/flow-run/{run.flow_run_id}")
+
+
+def shadow_feed(stack: SandboxStack, spec: Any, job_id: int, stop: contextlib.ExitStack) -> tuple[str, ShadowFeed]:
+    """dbt Cloud's `job.run.completed` webhook for the job, posted to a stand-in for a Prefect Cloud webhook that
+    turns it into the `dbt2prefect.dbt_cloud.run.completed` event; the Secret blocks the worker's flows read."""
+    import httpx
+
+    from dbt2prefect.names import shadow_deployment_name
+    from dbt2prefect.run_env import save_secret
+    from migration.deployment import SHADOW_FLOW
+    from migration.shadow_feed import WEBHOOK_EVENT_TYPE, webhook_template
+    from sandbox.prefect_webhook import PrefectWebhookStandIn
+
+    tenant, cloud = stack.tenant, stack.dbt_cloud
+    hook = stop.enter_context(PrefectWebhookStandIn.start(webhook_template()))
+    answer = httpx.post(
+        f"{cloud.url}/api/v3/accounts/{cloud.account_id}/webhooks/subscriptions",
+        headers={"Authorization": f"Token {cloud.token}"},
+        json={"name": "prefect", "client_url": hook.url, "event_types": [WEBHOOK_EVENT_TYPE], "job_ids": [job_id]},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    subscription = answer.json()["data"]
+    secret_block = tenant.blocks.dbt_cloud_webhook_secret_block or WEBHOOK_SECRET_BLOCK
+    token_block = tenant.blocks.dbt_cloud_token_block or TOKEN_BLOCK
+    save_secret(secret_block, subscription["hmac_secret"])
+    save_secret(token_block, cloud.token)
+    shadow = f"{SHADOW_FLOW}/{shadow_deployment_name(spec.name)}"
+    feed = ShadowFeed(job_id, str(subscription["id"]), hook.url, shadow)
+    return (
+        f"dbt Cloud webhook {feed.subscription_id} ({WEBHOOK_EVENT_TYPE}, job {job_id}) signs each completed run to "
+        f"{hook.url}, which makes it a Prefect event; the secret and the dbt Cloud token are in Secret blocks "
+        f"{secret_block!r} and {token_block!r}; the event's trigger starts deployment {shadow}",
+        feed,
+    )
+
+
+def shadow_runs(
+    switch: Workspace, cloud: SandboxDbtCloud, feed: ShadowFeed, runs: int
+) -> tuple[str, list[ShadowedRun]]:
+    """`runs` dbt Cloud runs of the job, one after the other; each run's webhook event starts the shadow flow on the
+    worker, which runs the twin and records the pair. After each pair but the last, cutover must still refuse."""
+    from migration.errors import CutoverRefusedError
+    from sandbox.runs import wait_for_run
+
+    done: list[ShadowedRun] = []
+    for number in range(1, runs + 1):
+        run = cloud.app.run_job(feed.job_id, cause="dbt2prefect demo: the parallel-run period")
+        run_id = int(run["id"])
+        if int(run["status"]) != SUCCESS:
+            raise StepFailed(f"dbt Cloud run {run_id} of job {feed.job_id} failed", done)
+        delivered = cloud.app.webhooks.wait_delivered(run_id, timeout=60)
+        if not delivered or not all(d.delivered for d in delivered):
+            raise StepFailed(f"dbt Cloud's webhook for run {run_id} was not delivered: {delivered}", done)
+
+        def of_run(parameters: dict[str, Any], wanted: int = run_id) -> bool:
+            return parameters.get("dbt_cloud_run_id") == wanted
+
+        shadow = wait_for_run(
+            feed.shadow_deployment,
+            of_run,
+            f"shadow run of dbt Cloud run {run_id}",
+            timeout=RUN_TIMEOUT,
+            start_timeout=CHAIN_START_TIMEOUT,
+        )
+        worker_run = _ui_run(feed.job_id, shadow)
+        if not shadow.completed:
+            raise StepFailed(f"shadow run {shadow.name} {shadow.state}: {shadow.message} ({worker_run.ui_url})", done)
+        pair = switch.shadow_store.get(feed.job_id, run_id)
+        if pair is None:
+            raise StepFailed(f"shadow run {shadow.name} recorded no pair for dbt Cloud run {run_id}", done)
+        refused = None
+        if number < runs:
+            try:
+                switch.cutover([feed.job_id], by=DEMO_USER, dry_run=True)
+            except CutoverRefusedError as exc:
+                refused = str(exc).splitlines()[-1].strip()
+            else:
+                raise StepFailed(f"cutover allowed job {feed.job_id} after {number} pair(s) of {runs}", done)
+        done.append(ShadowedRun(run_id, worker_run, pair, refused))
+        if pair.verdict.value != "PASS":
+            reasons = "; ".join(reason.text() for reason in pair.reasons) or "see its report"
+            raise StepFailed(f"dbt Cloud run {run_id} and its twin: {pair.verdict.value} ({reasons})", done)
+    verdicts = ", ".join(f"dbt Cloud run {r.dbt_cloud_run_id} {r.pair.verdict.value}" for r in done)
+    refusals = [r.refused for r in done if r.refused]
+    refused = f"; before the last pair cutover still refused: {refusals[0]}" if refusals else ""
+    return f"{len(done)} shadow runs by the worker, one per dbt Cloud run ({verdicts}){refused}", done
+
+
+def shadow_readiness(switch: Workspace, job_id: int) -> tuple[str, Any]:
+    """The job's readiness from its pairs; fails unless it is ready."""
+    ready = switch.readiness([job_id])[job_id]
+    text = (
+        f"job {job_id} {ready.job_name}: streak {ready.summary()}, {ready.passes} PASS of {ready.pairs} pair(s), "
+        f"{'ready' if ready.ready else 'not ready'}; extra warehouse time (the twins' runs) "
+        f"{ready.warehouse_seconds:.0f} s; the table is the Prefect artifact "
+        f"shadow-readiness-{switch.tenant.name}"
+    )
+    if not ready.ready:
+        raise StepFailed(f"{text}: {ready.missing()}", ready)
+    return text, ready
+
+
+def shadow_cutover(switch: Workspace, job_id: int) -> tuple[str, Any]:
+    """Cut the job over again, now on the evidence of its streak (the ledger records it)."""
+    from migration.ledger import Ledger, RecordKind
+
+    report = switch.cutover([job_id], by=DEMO_USER)
+    started = Ledger.last_of(switch.ledger.records(job_id), RecordKind.CUTOVER_STARTED)
+    evidence = (started.parity if started is not None else None) or "no evidence recorded"
+    row = next(r for r in switch.status().jobs if r.job_id == job_id)
+    if row.guard != "on":
+        raise StepFailed(f"job {job_id} is cut over, but its guard trigger is {row.guard or 'missing'}", report)
+    done = ", ".join(f"{job.job_id} {job.action}" for job in report.jobs)
+    return f"{done}; ledger: {evidence}; guard trigger on, watching its next runs", report
+
+
+def _break(stack: SandboxStack) -> tuple[Path | None, str]:
+    """Push a broken change to the code the worker clones; returns the file to remove again (None: the change is
+    a run parameter instead) and the change in words."""
+    remote, project = stack.remote, stack.tenant.project_dir
+    if remote is None or not project.resolve().is_relative_to(remote.checkout.resolve()):
+        return None, "a run with timeout_seconds = 0 (the tenant's dbt project is not in the sandbox's code remote)"
+    broken = project / BROKEN_MODEL
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text(
+        "-- A change that refers to a model that does not exist.\nselect * from {{ ref('no_such_model') }}\n"
+    )
+    remote.publish("A broken change: a model that refers to a model that does not exist")
+    return broken, f"{BROKEN_MODEL} (refers to a model that does not exist) pushed to the code remote"
+
+
+def broken_run(stack: SandboxStack, spec: Any, job_id: int) -> tuple[str, tuple[WorkerRun, str]]:
+    """A broken change, then a run of the job's schedule parameters that the worker runs and that fails."""
+    from sandbox.runs import run_deployment_now
+
+    broken, change = _break(stack)
+    parameters = dict(spec.job_schedule(job_id).parameters)
+    if broken is None:
+        parameters["timeout_seconds"] = 0
+    try:
+        run = _ui_run(job_id, run_deployment_now(spec.full_name, parameters, timeout=RUN_TIMEOUT))
+    finally:
+        if broken is not None and stack.remote is not None:
+            broken.unlink()
+            stack.remote.publish("Revert the broken change")
+    if run.run.completed:
+        raise StepFailed(f"run {run.run.name} of job {job_id} {run.run.state} despite {change}", (run, change))
+    return f"{change}; run {run.run.name} {run.run.state} ({run.ui_url}); the change is reverted", (run, change)
+
+
+def guard_rollback(
+    switch: Workspace, spec: Any, sink: NotificationSink | None, failed: WorkerRun, change: str
+) -> tuple[str, GuardOutcome]:
+    """The guard's run that the failed run's guard trigger started: the job rolled back (ledger, both schedules) and
+    its destinations told."""
+    from dbt2prefect.names import guard_name
+    from migration.deployment import GUARD_FLOW
+    from migration.ledger import RecordKind
+    from sandbox.runs import wait_for_run
+
+    job_id = failed.job_id
+    resource = f"prefect.flow-run.{failed.run.flow_run_id}"
+    guard = wait_for_run(
+        f"{GUARD_FLOW}/{guard_name(spec.name)}",
+        lambda parameters: parameters.get("flow_run_id") == resource,
+        f"guard run of {failed.run.name}",
+        timeout=RUN_TIMEOUT,
+        start_timeout=CHAIN_START_TIMEOUT,
+    )
+    if not guard.completed:
+        raise StepFailed(f"guard run {guard.name} {guard.state}: {guard.message}")
+    records = switch.ledger.records(job_id)
+    kinds = [r.kind for r in records[-3:]]
+    if kinds != [RecordKind.GUARD_TRIPPED, RecordKind.ROLLBACK_STARTED, RecordKind.ROLLBACK_VERIFIED]:
+        raise StepFailed(f"the ledger of job {job_id} ends {[k.value for k in kinds]}, not guard_tripped, rollback")
+    row = next(r for r in switch.status().jobs if r.job_id == job_id)
+    if (row.dbt_cloud_schedule_on, row.prefect_schedule, row.guard) != (True, "paused", "off"):
+        raise StepFailed(
+            f"after the guard: dbt Cloud schedule on={row.dbt_cloud_schedule_on}, Prefect {row.prefect_schedule}, "
+            f"guard trigger {row.guard}"
+        )
+    told = None
+    if sink is not None:
+        told = sink.wait_for(
+            lambda n: failed.run.flow_run_id in str(n.get("body", "")) and "after cutover" in str(n.get("subject")),
+            NOTIFY_TIMEOUT,
+        )
+        if told is None:
+            raise StepFailed(f"the guard sent no notification about {failed.run.name} within {NOTIFY_TIMEOUT:.0f} s")
+    outcome = GuardOutcome(failed, guard, records, row, told or {}, change)
+    where = f"; {told['destination']} told {told.get('subject', '')!r}" if told else ""
+    return (
+        f"guard run {guard.name} {guard.state}: ledger guard_tripped ({records[-3].reason}), then rollback by "
+        f"{records[-1].by}; dbt Cloud schedule on, Prefect schedule paused, guard trigger off{where}",
+        outcome,
+    )
+
+
 # ------------------------------------------------------------------------------------------------ story
 
 
@@ -512,6 +770,7 @@ def run_demo(
     tenant_file: Path | None = None,
     job_ids: Sequence[int] | None = None,
     fired_job: int | None = None,
+    shadow_job: int | None = None,
     ready_timeout: float = 180.0,
 ) -> DemoResult:
     """Rehearse the migration on the sandbox in a fresh work folder.
@@ -526,6 +785,7 @@ def run_demo(
             every active job).
         fired_job: the cut-over job whose schedule fires once (default: the tenant's `demo_fired_job`; skipped
             when not in `job_ids`).
+        shadow_job: the job of the parallel-run period (default: the fired job; skipped when not in `job_ids`).
 
     Returns:
         Every step's result; `failed` names the step that stopped the story, if any.
@@ -544,11 +804,12 @@ def run_demo(
     runner = _Runner(watch, result)
     started = time.monotonic()
     stop = contextlib.ExitStack()
+    fired = fired_job if fired_job is not None else source.sandbox.demo_fired_job
+    shadowed = shadow_job if shadow_job is not None else fired
     try:
         runner.step("data", "Load raw data", lambda: _raw_data(paths, source))
-        stack, jobs = _start_stack(runner, stop, paths, source, job_ids, ready_timeout)
+        stack, jobs = _start_stack(runner, stop, paths, source, job_ids, ready_timeout, shadowed)
         tenant = stack.tenant
-        fired = fired_job if fired_job is not None else tenant.sandbox.demo_fired_job
         stop.enter_context(_activated(stack))
         result.stack = stack
         worker = runner.step("worker", "Start a process worker in a folder of its own", lambda: _worker(stack))
@@ -602,6 +863,8 @@ def run_demo(
             "Status after rollback",
             lambda: _status(switch, jobs, expect_cut_over=False),
         )
+        if shadowed is not None and shadowed in jobs:
+            _parallel_run(runner, stop, stack, switch, spec, shadowed)
     except _Stop:
         pass
     except BaseException:
@@ -617,6 +880,51 @@ def run_demo(
     return result
 
 
+def _parallel_run(
+    runner: _Runner, stop: contextlib.ExitStack, stack: SandboxStack, switch: Workspace, spec: Any, job_id: int
+) -> None:
+    """The parallel-run period of one job, its cutover earned, and the guarded window that undoes a bad one."""
+    tenant = stack.tenant
+    passes = tenant.shadow.required_passes
+    feed = runner.step(
+        "shadow_feed",
+        "The parallel-run period: dbt Cloud's signed webhooks reach Prefect as events",
+        lambda: shadow_feed(stack, spec, job_id, stop),
+    )
+    runner.step(
+        "shadow_runs",
+        f"dbt Cloud runs job {job_id} {passes} times: each run's event starts its shadow twin on the worker, and the "
+        "pair is compared",
+        lambda: shadow_runs(switch, stack.dbt_cloud, feed, passes),
+    )
+    runner.step("readiness", "Readiness: the job's streak of PASS pairs", lambda: shadow_readiness(switch, job_id))
+    runner.step("shadow_cutover", "Cut over the job, earned by its streak", lambda: shadow_cutover(switch, job_id))
+    failed, change = runner.step(
+        "broken_run",
+        "A broken change after cutover: the job's next run fails",
+        lambda: broken_run(stack, spec, job_id),
+    )
+    runner.step(
+        "guard_rollback",
+        "The guarded window: the guard rolls the job back to dbt Cloud and tells its destinations",
+        lambda: guard_rollback(switch, spec, stack.notifications, failed, change),
+    )
+
+
+def _demo_settings(source: TenantSettings, shadow_job: int | None) -> dict[str, Any]:
+    """The demo tenant's `[tenant.shadow]` (shadowing only `shadow_job`; off without one) and the Secret blocks its
+    flows on the worker read."""
+    if shadow_job is None:
+        return {}
+    blocks = {
+        **source.blocks.model_dump(mode="json", exclude_none=True),
+        "dbt_cloud_token_block": source.blocks.dbt_cloud_token_block or TOKEN_BLOCK,
+        "dbt_cloud_webhook_secret_block": source.blocks.dbt_cloud_webhook_secret_block or WEBHOOK_SECRET_BLOCK,
+    }
+    shadow = {**source.shadow.model_dump(mode="json", exclude_none=True), **DEMO_SHADOW, "jobs": [shadow_job]}
+    return {"shadow": shadow, "blocks": blocks}
+
+
 def _start_stack(
     runner: _Runner,
     stop: contextlib.ExitStack,
@@ -624,6 +932,7 @@ def _start_stack(
     source: TenantSettings,
     job_ids: Sequence[int] | None,
     ready_timeout: float,
+    shadow_job: int | None = None,
 ) -> tuple[SandboxStack, Sequence[int]]:
     """Servers, then the dbt Cloud baselines while the Prefect server boots, then blocks: three steps.
 
@@ -643,6 +952,7 @@ def _start_stack(
             acknowledged=acknowledged,
             bucket=f"s3://{BUCKET}",
             remote=remote,
+            settings=_demo_settings(source, shadow_job),
         )
         return (
             f"dbt Cloud API {cloud.url}; S3 API {s3.endpoint_url} (artifacts and ledger in s3://{BUCKET}); code "

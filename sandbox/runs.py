@@ -8,6 +8,7 @@ run is the scheduler's own (its tags, its parameters), only earlier.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -148,10 +149,32 @@ def wait_for_job_run(
     start_timeout: float | None = None,
 ) -> DeploymentRun:
     """Wait for a run of `deployment` with `dbt_cloud_job_id == job_id` (one an automation starts), then until a
+    worker has finished it (see `wait_for_run`)."""
+    return wait_for_run(
+        deployment,
+        lambda parameters: parameters.get("dbt_cloud_job_id") == job_id,
+        f"run of job {job_id}",
+        exclude=exclude,
+        timeout=timeout,
+        start_timeout=start_timeout,
+    )
+
+
+def wait_for_run(
+    deployment: str,
+    match: Callable[[dict[str, Any]], bool],
+    what: str,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    timeout: float = 300.0,
+    start_timeout: float | None = None,
+) -> DeploymentRun:
+    """Wait for a run of `deployment` whose parameters `match` (one a trigger or automation starts), then until a
     worker has finished it.
 
     Args:
-        exclude: flow-run ids that do not count (runs of the job that existed before).
+        what: the run in words, for the error (e.g. "run of job 42").
+        exclude: flow-run ids that do not count (runs that existed before).
         timeout: how long the run may take to appear and finish.
         start_timeout: how long it may take to appear (default `timeout`).
 
@@ -165,12 +188,10 @@ def wait_for_job_run(
         deadline, appear_by = begun + timeout, begun + min(timeout, start_timeout or timeout)
         while True:
             runs = prefect.read_flow_runs(deployment_id, started_only=False)
-            mine = [
-                r for r in runs if (r.parameters or {}).get("dbt_cloud_job_id") == job_id and str(r.id) not in exclude
-            ]
+            mine = [r for r in runs if match(dict(r.parameters or {})) and str(r.id) not in exclude]
             if mine:
                 return _summary(_wait_final(prefect, mine[0].id, max(deadline - time.monotonic(), 1.0)))
             if time.monotonic() > appear_by:
                 waited = appear_by - begun
-                raise DeploymentRunError(f"no run of job {job_id} on {deployment} started within {waited:.0f}s")
+                raise DeploymentRunError(f"no {what} on {deployment} started within {waited:.0f}s")
             time.sleep(1.0)

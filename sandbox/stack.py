@@ -487,6 +487,7 @@ def write_tenant_file(
     pool: str = WORK_POOL,
     bucket: str | None = None,
     remote: CodeRemote | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the tenant settings for this stack: the source tenant's settings with sandbox addresses.
 
@@ -500,6 +501,7 @@ def write_tenant_file(
         remote: the code remote the deployment clones: the settings are written into its checkout (where the
             source file is in this repository, else under `tenants/`) and pushed, so a flow run reads them from
             its clone; None: under `paths.tenant_dir`, the deployment running this checkout in place.
+        settings: further top-level settings that replace the source's (e.g. the demo's `shadow` table).
     """
     source_file = Path(source) if source is not None else settings_path()
     original = load_tenant(source_file)
@@ -514,6 +516,7 @@ def write_tenant_file(
         # `blocks register --target T` on this tenant saves T's block on the stack's DuckDB file, as the stack does.
         "sandbox": {"warehouse": str(paths.warehouse)},
         **sandbox_deployment_settings(pool, None if remote is None else remote.code_storage()),
+        **(settings or {}),
     }
     header = [
         f"# Written by the dbt2prefect sandbox from {source_file}: dbt Cloud is the sandbox server on loopback.",

@@ -304,3 +304,18 @@ def test_the_guard_deployment_and_its_triggers_are_applied_and_switched_with_cut
     guarded.guard(guarded.run("Failed"), guard_action="rollback")
     assert triggers.guard_of(NIGHTLY) == {f"job-{NIGHTLY}-guard": False}  # off with the rollback
     assert triggers.guard_of(HOURLY) == {f"job-{HOURLY}-guard": True}
+
+
+def test_status_shows_each_jobs_guard_trigger_on_while_cut_over_and_off_after_the_guards_rollback(
+    guarded: Guarded,
+) -> None:
+    from cli.cutover_cmd import _automations
+
+    before = {row.job_id: row for row in guarded.workspace.status().jobs}
+    assert (before[NIGHTLY].guard, before[HOURLY].guard) == ("on", "on")
+    assert "guard on" in _automations(before[NIGHTLY])
+    guarded.guard(guarded.run("Failed"), guard_action="rollback")
+    after = {row.job_id: row for row in guarded.workspace.status().jobs}
+    assert (after[NIGHTLY].guard, after[HOURLY].guard) == ("off", "on")
+    assert "guard off" in _automations(after[NIGHTLY])
+    assert all(row.guard is None for row in guarded.workspace.status(automations=False).jobs)

@@ -52,7 +52,14 @@ STORY = [
     "status",
     "rollback",
     "status_after_rollback",
+    "shadow_feed",
+    "shadow_runs",
+    "readiness",
+    "shadow_cutover",
+    "broken_run",
+    "guard_rollback",
 ]
+SHADOW_JOB = FIRED_JOB  # the demo's parallel-run period shadows the fired job
 
 
 class Recorder:
@@ -361,3 +368,69 @@ def test_the_exports_demo_keep_prints_let_doctor_and_status_run_in_another_shell
     assert "SNOWFLAKE" not in done.stdout + done.stderr  # the sandbox's DuckDB block, no Snowflake variables
     assert "All checks passed." in done.stdout and "Traceback" not in done.stderr
     assert demo.stack.dbt_cloud.token not in done.stdout + done.stderr
+
+
+def test_each_dbt_cloud_run_of_the_shadowed_job_gets_a_twin_started_by_its_signed_webhook(demo: DemoResult) -> None:
+    feed = demo.step("shadow_feed").value
+    assert feed.job_id == SHADOW_JOB and feed.shadow_deployment.endswith("-shadow")
+    shadowed = demo.step("shadow_runs").value
+    assert len(shadowed) == 2  # the demo tenant's required_passes
+    assert [r.pair.verdict.value for r in shadowed] == ["PASS", "PASS"]
+    # Before the streak was long enough, cutover refused the job and said what it lacked; after it, nothing.
+    assert shadowed[0].refused is not None and "1 more consecutive PASS pair" in shadowed[0].refused
+    assert shadowed[1].refused is None
+    for done in shadowed:
+        shadow = _read_prefect(demo, lambda c, run_id=done.shadow_run.run.flow_run_id: c.read_flow_run(run_id))
+        # Started by the shadow deployment's trigger from the webhook's event, and run by the worker.
+        assert shadow.parameters["dbt_cloud_run_id"] == done.dbt_cloud_run_id
+        assert shadow.parameters["event"]["source"] == "webhook" and shadow.parameters["event"]["signature"]
+        assert shadow.infrastructure_pid and shadow.state.is_completed()
+        twin = _read_prefect(demo, lambda c, run_id=done.pair.prefect_run_id: c.read_flow_run(run_id))
+        assert twin.name.startswith(f"shadow job-{SHADOW_JOB} ") and "shadow" in twin.tags
+        assert twin.parameters["target"] == "parity" and twin.parameters["shadow_of_run"] == done.dbt_cloud_run_id
+    assert len({r.dbt_cloud_run_id for r in shadowed}) == 2
+
+
+def test_the_streak_earns_the_cutover_and_the_ledger_records_it(demo: DemoResult) -> None:
+    ready = demo.step("readiness").value
+    assert (ready.job_id, ready.streak, ready.required_passes, ready.pairs, ready.ready) == (SHADOW_JOB, 2, 2, 2, True)
+    assert ready.warehouse_seconds > 0  # the twins' durations: what the period costs
+    assert "streak 2/2 PASS" in demo.step("readiness").summary
+    report = demo.step("shadow_cutover").value
+    assert [(job.job_id, job.action) for job in report.jobs] == [(SHADOW_JOB, "cut over")]
+    assert "ledger: shadow 2/2 PASS" in demo.step("shadow_cutover").summary
+
+
+def test_a_broken_change_after_cutover_is_rolled_back_by_the_guard_and_told(demo: DemoResult) -> None:
+    from migration.guard import GUARD_BY
+    from migration.ledger import RecordKind
+
+    failed, change = demo.step("broken_run").value
+    assert failed.job_id == SHADOW_JOB and failed.run.state == "Failed"
+    assert failed.run.name.startswith(f"job-{SHADOW_JOB} ") and "demo_broken_change.sql" in change
+    outcome = demo.step("guard_rollback").value
+    assert outcome.guard_run.completed
+    assert outcome.guard_run.parameters == {"flow_run_id": f"prefect.flow-run.{failed.run.flow_run_id}"}
+    tripped, started, verified = outcome.records[-3:]
+    assert [tripped.kind, started.kind, verified.kind] == [
+        RecordKind.GUARD_TRIPPED,
+        RecordKind.ROLLBACK_STARTED,
+        RecordKind.ROLLBACK_VERIFIED,
+    ]
+    assert tripped.guard_run == failed.run.flow_run_id and tripped.guard_action == "rollback"
+    assert tripped.by == verified.by == GUARD_BY
+    assert (outcome.status.dbt_cloud_schedule_on, outcome.status.prefect_schedule) == (True, "paused")
+    assert outcome.status.guard == "off" and "guard trigger on" in demo.step("shadow_cutover").summary
+    assert failed.run.flow_run_id in outcome.notification["body"] and "rolled back" in outcome.notification["body"]
+    # The broken change was reverted in the code remote the worker clones.
+    assert demo.stack is not None and demo.stack.remote is not None
+    assert not (demo.stack.tenant.project_dir / "models" / "demo_broken_change.sql").exists()
+
+
+def test_the_local_copy_of_the_parity_report_has_its_latest_json(demo: DemoResult) -> None:
+    from parity.store import load_latest_report
+
+    outcome = demo.step("parity").value
+    copy = load_latest_report(demo.workdir / "parity")
+    assert copy is not None and copy.verdict == outcome.report.verdict
+    assert outcome.folder.parent == demo.workdir / "parity"
