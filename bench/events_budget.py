@@ -114,7 +114,9 @@ def main() -> None:
         run = subprocess.run(command, env=env, cwd=bench.work, capture_output=True, text=True, check=False)
         finished = datetime.now().astimezone()
         if run.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed ({run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+            )
         sent = stats(api, reset=False)["routes"]
         with httpx.Client(base_url=api, timeout=60) as client:
             flow_runs = client.post("/flow_runs/filter", json={"limit": 1, "sort": "START_TIME_DESC"}).json()
@@ -146,10 +148,12 @@ def main() -> None:
     print(f"peak      {sliding:6d} in any 60 s, {calendar} in a calendar minute")
     print(f"events by name: {json.dumps(names.most_common(12))}")
     levels = Counter(int(line["level"]) for line in logs)
-    print(f"log lines by level: {dict(sorted(levels.items()))}; task-run lines {sum(1 for x in logs if x['task_run_id'])}")
-    if summary is not None and "Left out" in str(summary.get("data")):
-        left = str(summary["data"]).split("Left out", 1)[1].split("\n\n", 1)[0]
-        print(f"summary, left out:{left}")
+    print(
+        f"log lines by level: {dict(sorted(levels.items()))}; task-run lines {sum(1 for x in logs if x['task_run_id'])}"
+    )
+    section = str(summary.get("data")) if summary is not None else ""
+    if "## Left out of Prefect" in section:
+        print("summary: " + section.split("## Left out of Prefect", 1)[1].strip().split("\n")[0][:400])
 
 
 if __name__ == "__main__":
