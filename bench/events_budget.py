@@ -38,9 +38,15 @@ EVENTS_PAGE = 50
 """The most events the server returns per page."""
 
 
-def read_events(client: httpx.Client, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Every event the server stored that occurred in [since, until], following the filter's pages."""
-    body = {"filter": {"occurred": {"since": since.isoformat(), "until": until.isoformat()}}, "limit": EVENTS_PAGE}
+def read_events(
+    client: httpx.Client, since: datetime, until: datetime, resource: str | None = None
+) -> list[dict[str, Any]]:
+    """Every event the server stored that occurred in [since, until] (about `resource` or related to it, when
+    given, e.g. 'prefect.flow-run.<id>'), following the filter's pages."""
+    wanted: dict[str, Any] = {"occurred": {"since": since.isoformat(), "until": until.isoformat()}}
+    if resource is not None:
+        wanted["any_resource"] = {"id": [resource]}
+    body = {"filter": wanted, "limit": EVENTS_PAGE}
     page = client.post("/events/filter", json=body).raise_for_status().json()
     events = list(page["events"])
     while page.get("next_page"):
@@ -60,11 +66,13 @@ def read_logs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
             return logs
 
 
-def _stable_events(client: httpx.Client, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """The events once the server's persister has written them all (the count stops changing)."""
+def stable_events(
+    client: httpx.Client, since: datetime, until: datetime, resource: str | None = None
+) -> list[dict[str, Any]]:
+    """`read_events` once the server's persister has written them all (the count stops changing)."""
     previous = -1
     for _ in range(60):
-        events = read_events(client, since, until)
+        events = read_events(client, since, until, resource)
         if len(events) == previous:
             return events
         previous = len(events)
@@ -84,7 +92,7 @@ def peak_per_minute(times: list[datetime]) -> tuple[int, int]:
     return sliding, max(minutes.values(), default=0)
 
 
-def _parse(stamp: str) -> datetime:
+def parse_time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
@@ -121,7 +129,7 @@ def main() -> None:
         with httpx.Client(base_url=api, timeout=60) as client:
             flow_runs = client.post("/flow_runs/filter", json={"limit": 1, "sort": "START_TIME_DESC"}).json()
             flow_run_id = flow_runs[0]["id"]
-            events = _stable_events(client, started - timedelta(seconds=5), finished + timedelta(seconds=30))
+            events = stable_events(client, started - timedelta(seconds=5), finished + timedelta(seconds=30))
             logs = read_logs(client, flow_run_id)
             artifacts = client.post("/artifacts/filter", json={"limit": 10}).json()
     finally:
@@ -134,7 +142,7 @@ def main() -> None:
     key = store.find_run("bench", "dbt_wg", flow_run_id)
     assert key is not None, "the flow run stored no artifacts"
     nodes = len(store.read_json(key, "run_results.json")["results"])
-    times = [_parse(e["occurred"]) for e in events] + [_parse(line["timestamp"]) for line in logs]
+    times = [parse_time(e["occurred"]) for e in events] + [parse_time(line["timestamp"]) for line in logs]
     sliding, calendar = peak_per_minute(times)
     names = Counter(str(e["event"]) for e in events)
     websocket = sum(n for route, n in sent.items() if route.startswith("WS "))
