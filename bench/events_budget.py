@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,18 +67,16 @@ def read_logs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
             return logs
 
 
-def stable_events(
-    client: httpx.Client, since: datetime, until: datetime, resource: str | None = None
-) -> list[dict[str, Any]]:
-    """`read_events` once the server's persister has written them all (the count stops changing)."""
-    previous = -1
+def settled(read: Callable[[], list[dict[str, Any]]], pause: float = 1.0) -> list[dict[str, Any]]:
+    """What `read` returns once two reads agree: the server records events and logs asynchronously, in batches."""
+    previous: list[dict[str, Any]] | None = None
     for _ in range(60):
-        events = read_events(client, since, until, resource)
-        if len(events) == previous:
-            return events
-        previous = len(events)
-        time.sleep(2)
-    return events
+        found = read()
+        if previous is not None and len(found) == len(previous):
+            return found
+        previous = found
+        time.sleep(pause)
+    return found
 
 
 def peak_per_minute(times: list[datetime]) -> tuple[int, int]:
@@ -129,8 +128,9 @@ def main() -> None:
         with httpx.Client(base_url=api, timeout=60) as client:
             flow_runs = client.post("/flow_runs/filter", json={"limit": 1, "sort": "START_TIME_DESC"}).json()
             flow_run_id = flow_runs[0]["id"]
-            events = stable_events(client, started - timedelta(seconds=5), finished + timedelta(seconds=30))
-            logs = read_logs(client, flow_run_id)
+            since, until = started - timedelta(seconds=5), finished + timedelta(seconds=30)
+            events = settled(lambda: read_events(client, since, until), pause=2.0)
+            logs = settled(lambda: read_logs(client, flow_run_id))
             artifacts = client.post("/artifacts/filter", json={"limit": 10}).json()
     finally:
         server.terminate()
