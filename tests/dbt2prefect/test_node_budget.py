@@ -19,8 +19,10 @@ def _settings(tmp_path: Path, table: str) -> Path:
     text = settings_path().read_text(encoding="utf-8")
     project = settings_path().parent / "dbt_williamgrant"
     text = text.replace('project_dir = "dbt_williamgrant"', f'project_dir = "{project}"')
+    text = text.replace("[tenant.observability]\nlogs_events_per_minute = 2000\n", f"[tenant.observability]\n{table}\n")
+    assert table in text, "the tenant file sets the budget"
     settings = tmp_path / "t.toml"
-    settings.write_text(f"{text}\n[tenant.observability]\n{table}\n", encoding="utf-8")
+    settings.write_text(text, encoding="utf-8")
     return settings
 
 
