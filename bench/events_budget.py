@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -104,8 +105,11 @@ def main() -> None:
 
     bench = BenchProject.create(args.models, "dbt2prefect-events-")
     if args.budget is not None:
-        with bench.tenant_file.open("a", encoding="utf-8") as settings:
-            settings.write(f"\n[tenant.observability]\nlogs_events_per_minute = {args.budget}\n")
+        text = bench.tenant_file.read_text(encoding="utf-8")
+        setting = re.compile(r"^logs_events_per_minute = .*$", re.MULTILINE)
+        if setting.search(text) is None:  # a tenant without the table: add it
+            text += "\n[tenant.observability]\nlogs_events_per_minute = 0\n"
+        bench.tenant_file.write_text(setting.sub(f"logs_events_per_minute = {args.budget}", text), encoding="utf-8")
     env = dict(bench.env)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"

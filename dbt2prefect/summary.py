@@ -138,20 +138,21 @@ def _left_out(summary: RunSummary) -> list[str]:
     """The summary's "Left out of Prefect" section: which nodes got no task run, and why (none: no section)."""
     if not summary.left_out:
         return []
-    total = len({node.unique_id for node in summary.nodes}) or len(summary.left_out)
+    left_out = list(dict.fromkeys(summary.left_out))  # a node of two steps is left out once per step
+    total = len({node.unique_id for node in summary.nodes}) or len(left_out)
     lines = [
         "",
         "## Left out of Prefect",
         "",
-        f"{len(summary.left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
+        f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
         f"to Prefect: a node's task run sends about {NODE_COST} log lines and events, and more of them would have "
         f"gone over `[tenant.observability] logs_events_per_minute = {summary.budget}` (the workspace's logs + "
         "events budget per minute). Every node's status is in the node table (artifact `...-nodes`) and the "
         "sections above; dbt's full log is `dbt.log` with the run's artifacts.",
         "",
     ]
-    named = [f"`{markdown_cell(uid)}`" for uid in summary.left_out[:LISTED_LEFT_OUT]]
-    more = len(summary.left_out) - LISTED_LEFT_OUT
+    named = [f"`{markdown_cell(uid)}`" for uid in left_out[:LISTED_LEFT_OUT]]
+    more = len(left_out) - LISTED_LEFT_OUT
     lines.append("Left out: " + ", ".join(named) + (f" and {more} more" if more > 0 else ""))
     return lines
 
