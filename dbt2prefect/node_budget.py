@@ -3,8 +3,8 @@
 Prefect Cloud counts every log line and every event of an account in one per-minute bucket
 (`[tenant.observability] logs_events_per_minute`). prefect-dbt's `PrefectDbtRunner` gives each dbt node a task run,
 which sends its state changes (Pending, Running, Completed) and asset events as events, plus the node's dbt log
-lines and the task engine's own: about `NODE_COST` per node (bench/events_budget.py measures it), `START_COST` of
-them when the node starts and the rest when it ends.
+lines and the task engine's own: `node_cost` per node (bench/events_budget.py measures them), `START_COST` of them
+when the node starts and the rest when it ends.
 
 While dbt runs, a node that starts is admitted to a task run only if what the run sent in the last 60 s, plus what
 the admitted nodes still running will send when they end, plus this node's whole cost, stays within the budget less
@@ -33,9 +33,12 @@ from dbt2prefect.compat import Target, applies
 WRITTEN_FOR = {"prefect": "3.9.", "prefect-dbt": "0.7.25"}
 START_COST = 3
 """Sent when a node's task run starts: its Pending and Running events and dbt's START line."""
-NODE_COST = 8
-"""Log lines and events of one node's task run: 3 task-run state events, about 1 asset event, 3 log lines
-(measured 6.9 per node at 100 models, docs/performance.md), rounded up."""
+NODE_COST = 6
+"""Log lines and events of one node's task run: 3 task-run state events and 3 log lines (dbt's START and OK lines,
+the task engine's final state); `node_cost` adds a node's asset events (measured: 6.9 per node on average at 100
+and 300 models, docs/performance.md)."""
+ASSET_NODES = frozenset({"model", "seed", "snapshot"})
+"""Nodes whose task run materializes an asset: one materialization event and one reference event per upstream node."""
 FLOW_RESERVE = 100
 """Room kept for the flow run's own lines and events (about 25 per run) and a retry's."""
 WINDOW_SECONDS = 60.0
@@ -55,7 +58,8 @@ class NodeBudget:
         """What the nodes' task runs may send in any 60 s."""
         self._clock = clock
         self._sent: deque[tuple[float, int]] = deque()
-        self._running: set[str] = set()
+        self._running: dict[str, int] = {}
+        """Admitted nodes still running -> what they send when they end."""
         self._lock = threading.Lock()
         self.admitted = 0
         self.left_out: list[str] = []
@@ -66,14 +70,15 @@ class NodeBudget:
             self._sent.popleft()
         return sum(cost for _, cost in self._sent)
 
-    def admit(self, unique_id: str) -> bool:
-        """Whether the node that starts now gets its task run and log lines; a node left out is remembered."""
+    def admit(self, unique_id: str, cost: int = NODE_COST) -> bool:
+        """Whether the node that starts now, whose task run sends `cost` lines and events, gets its task run and
+        log lines; a node left out is remembered."""
         with self._lock:
             now = self._clock()
-            pending = len(self._running) * (NODE_COST - START_COST)
-            if self._window(now) + pending + NODE_COST <= self.allowance:
+            pending = sum(self._running.values())
+            if self._window(now) + pending + cost <= self.allowance:
                 self._sent.append((now, START_COST))
-                self._running.add(unique_id)
+                self._running[unique_id] = max(0, cost - START_COST)
                 self.admitted += 1
                 return True
             self.left_out.append(unique_id)
@@ -83,8 +88,19 @@ class NodeBudget:
         """An admitted node has ended: the rest of its cost is sent now."""
         with self._lock:
             if unique_id in self._running:
-                self._running.discard(unique_id)
-                self._sent.append((self._clock(), NODE_COST - START_COST))
+                self._sent.append((self._clock(), self._running.pop(unique_id)))
+
+
+def node_cost(manifest_node: Any) -> int:
+    """The log lines and events of a dbt node's task run (a manifest node): `NODE_COST`, plus for a node that
+    builds a relation its asset's materialization event and one reference event per upstream node (an upper bound:
+    prefect-dbt references upstream models, seeds, snapshots and sources)."""
+    if str(getattr(manifest_node, "resource_type", "")) not in ASSET_NODES or not getattr(
+        manifest_node, "relation_name", None
+    ):
+        return NODE_COST
+    upstream = getattr(getattr(manifest_node, "depends_on", None), "nodes", None) or []
+    return NODE_COST + 1 + len(upstream)
 
 
 def _budget() -> NodeBudget | None:
@@ -101,7 +117,7 @@ def _call_task(self: Any, task_state: Any, manifest_node: Any, context: Any, ena
     unique_id = str(manifest_node.unique_id)
     # The runner's own sets of skipped and started nodes, read by its callbacks: without them, the stock path.
     known = all(isinstance(getattr(self, name, None), set) for name in ("_skipped_nodes", "_started_nodes"))
-    if budget is None or not known or budget.admit(unique_id):
+    if budget is None or not known or budget.admit(unique_id, node_cost(manifest_node)):
         return stock(self, task_state, manifest_node, context, enable_assets)
     # As prefect-dbt treats an ephemeral model: no task run, and the node's log lines are not forwarded.
     self._skipped_nodes.add(unique_id)

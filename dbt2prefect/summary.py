@@ -145,7 +145,8 @@ def _left_out(summary: RunSummary) -> list[str]:
         "## Left out of Prefect",
         "",
         f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
-        f"to Prefect: a node's task run sends about {NODE_COST} log lines and events, and more of them would have "
+        f"to Prefect: a node's task run sends {NODE_COST} or more log lines and events (state changes, asset events, "
+        "dbt's lines), and more of them would have "
         f"gone over `[tenant.observability] logs_events_per_minute = {summary.budget}` (the workspace's logs + "
         "events budget per minute). Every node's status is in the node table (artifact `...-nodes`) and the "
         "sections above; dbt's full log is `dbt.log` with the run's artifacts.",

@@ -131,3 +131,17 @@ def test_the_summary_says_which_nodes_were_left_out_and_why() -> None:
 
 def test_a_summary_without_left_out_nodes_has_no_such_section() -> None:
     assert "Left out" not in to_markdown(_summary([]), None)
+
+
+def test_a_node_that_builds_a_relation_costs_its_asset_events() -> None:
+    from types import SimpleNamespace
+
+    from dbt2prefect.node_budget import node_cost
+
+    def node(kind: str, relation: str | None, upstream: list[str]) -> SimpleNamespace:
+        return SimpleNamespace(resource_type=kind, relation_name=relation, depends_on=SimpleNamespace(nodes=upstream))
+
+    assert node_cost(node("test", None, ["model.p.a"])) == NODE_COST
+    assert node_cost(node("model", None, ["model.p.a"])) == NODE_COST, "an ephemeral model builds no relation"
+    assert node_cost(node("seed", '"db"."s"."seed"', [])) == NODE_COST + 1
+    assert node_cost(node("model", '"db"."s"."m"', ["model.p.a", "source.p.raw.b"])) == NODE_COST + 3
