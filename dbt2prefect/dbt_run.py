@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbt2prefect.errors import DbtInputError, DbtRunError
 from dbt2prefect.gc_tuning import fewer_collections
 from dbt2prefect.params import BUILDING, Invocation
+
+if TYPE_CHECKING:
+    from dbt2prefect.node_budget import NodeBudget
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 WARN_STATUS = "warn"
@@ -241,16 +244,23 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
             raise KeyboardInterrupt  # the previous handler ignored it: the run still stops here
 
 
-def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
-    """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow."""
+def prefect_invoker(
+    args: list[str], paths: RunPaths, target_path: Path, budget: NodeBudget | None = None
+) -> tuple[bool, str | None]:
+    """Invoke dbt through PrefectDbtRunner: per-node task runs and assets inside a flow.
+
+    With a `budget`, only the nodes it admits get a task run and forward their dbt log lines (see
+    `dbt2prefect.node_budget`); the budget records the others.
+    """
     from dbt_common.events.base_types import EventLevel
     from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-    from dbt2prefect import node_states, prefect_context
+    from dbt2prefect import node_budget, node_states, prefect_context
 
     # No-ops where they were not written for the installed versions: prefect-dbt's own code then runs.
     prefect_context.install()
     node_states.install()  # a warned node's task run ends "Warned", a failed node's without a traceback
+    node_budget.install()
 
     settings = PrefectDbtSettings(
         project_dir=paths.project_dir,
@@ -260,7 +270,12 @@ def prefect_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tupl
     )
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
     before = set(threading.enumerate())
-    with prefect_context.shared_client(), fewer_collections(), stop_dbt_on_sigterm() as stopped:
+    with (
+        prefect_context.shared_client(),
+        node_budget.limiting(budget),
+        fewer_collections(),
+        stop_dbt_on_sigterm() as stopped,
+    ):
         try:
             result = runner.invoke([*args, "--log-path", str(paths.log_path)])
         except ValueError as exc:

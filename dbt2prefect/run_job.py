@@ -5,6 +5,7 @@ Kept out of `flows/` so the flow file stays an entrypoint; everything here is pl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from dbt2prefect.dbt_run import (
     transient_cause,
 )
 from dbt2prefect.errors import ParameterError
+from dbt2prefect.node_budget import NodeBudget
 from dbt2prefect.params import BUILDING, Invocation, RunParameters, plan_invocations, step_targets
 from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, profile_from_block, profile_from_local
 from dbt2prefect.run_env import environment, run_environment
@@ -329,7 +331,8 @@ def execute(
     )
     if writes:  # before dbt connects: parity must see a run that is writing the database now
         store.record_writer(key, writer)
-    invoke = invoker or (prefect_invoker if params.per_node_tasks else lean_invoker)
+    budget = NodeBudget(tenant.observability.logs_events_per_minute) if params.per_node_tasks else None
+    invoke = invoker or (functools.partial(prefect_invoker, budget=budget) if budget is not None else lean_invoker)
     # dbt deps empties the install path: packages go into a private copy, never the team's folder.
     with (
         prepared_project_in_place(project_dir, runs_root() / "projects", package_cache_dir()) as dbt_project,
@@ -361,7 +364,14 @@ def execute(
         progress = {"failed_step": failed, "first_failure": first, "attempts": attempts}
         (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
     failed_attempts = attempts if failure is None else attempts[:-1]
-    summary = summarize(target, outcomes, success=failure is None, attempts=failed_attempts)
+    summary = summarize(
+        target,
+        outcomes,
+        success=failure is None,
+        attempts=failed_attempts,
+        left_out=budget.left_out if budget is not None else None,
+        budget=tenant.observability.logs_events_per_minute,
+    )
     staging = run_root / "artifacts"
     _stage_artifacts(outcomes, staging, paths.log_path)
     record = {

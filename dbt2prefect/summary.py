@@ -11,6 +11,7 @@ from typing import Any
 
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
 from dbt2prefect.escaping import markdown_cell, markdown_text
+from dbt2prefect.node_budget import NODE_COST
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class RunSummary:
     seconds: float
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """The attempts that failed before the last one (a retry after a transient failure), first first."""
+    left_out: list[str] = field(default_factory=list)
+    """Nodes that ran without a task run and without forwarding their dbt log lines, to stay under `budget`."""
+    budget: int | None = None
+    """`[tenant.observability] logs_events_per_minute` of the run."""
 
     @property
     def warned(self) -> list[NodeResult]:
@@ -42,6 +47,7 @@ class RunSummary:
             "failures": [f"{node.unique_id}: {node.status}" for node in self.failures],
             "seconds": round(self.seconds, 3),
             "failed_attempts": self.attempts,
+            "left_out_of_task_runs": len(self.left_out),
         }
 
 
@@ -65,8 +71,11 @@ def summarize(
     success: bool,
     slowest: int = 10,
     attempts: list[dict[str, Any]] | None = None,
+    left_out: list[str] | None = None,
+    budget: int | None = None,
 ) -> RunSummary:
-    """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`)."""
+    """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`), `left_out`
+    the nodes that got no task run under the logs + events `budget` (see `dbt2prefect.node_budget`)."""
     nodes = [node for outcome in outcomes for node in outcome.nodes]
     return RunSummary(
         target=target,
@@ -78,6 +87,8 @@ def summarize(
         nodes=nodes,
         seconds=sum(outcome.seconds for outcome in outcomes),
         attempts=list(attempts or []),
+        left_out=list(left_out or []),
+        budget=budget,
     )
 
 
@@ -102,6 +113,7 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
         lines.append(
             f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
         )
+    lines += _left_out(summary)
     # Warnings and failures are lists, not tables: a node id and a dbt message are long unbroken text, and in a
     # table they push the status and the message out of a narrow window.
     if summary.warned:
@@ -126,6 +138,34 @@ def _node_line(node: NodeResult) -> str:
 TABLE_MESSAGE = 160
 """The characters of a node's message in the table artifact (its first line): the full text is in the Markdown
 summary and the run's dbt artifacts."""
+
+
+LISTED_LEFT_OUT = 20
+"""At most this many left-out nodes are named in the summary (the count covers all of them)."""
+
+
+def _left_out(summary: RunSummary) -> list[str]:
+    """The summary's "Left out of Prefect" section: which nodes got no task run, and why (none: no section)."""
+    if not summary.left_out:
+        return []
+    left_out = list(dict.fromkeys(summary.left_out))  # a node of two steps is left out once per step
+    total = len({node.unique_id for node in summary.nodes}) or len(left_out)
+    lines = [
+        "",
+        "## Left out of Prefect",
+        "",
+        f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
+        f"to Prefect: a node's task run sends {NODE_COST} or more log lines and events (state changes, asset events, "
+        "dbt's lines), and more of them would have "
+        f"gone over `[tenant.observability] logs_events_per_minute = {summary.budget}` (the workspace's logs + "
+        "events budget per minute). Every node's status is in the node table (artifact `...-nodes`) and the "
+        "sections above; dbt's full log is `dbt.log` with the run's artifacts.",
+        "",
+    ]
+    named = [f"`{markdown_cell(uid)}`" for uid in left_out[:LISTED_LEFT_OUT]]
+    more = len(left_out) - LISTED_LEFT_OUT
+    lines.append("Left out: " + ", ".join(named) + (f" and {more} more" if more > 0 else ""))
+    return lines
 
 
 def to_table(summary: RunSummary) -> list[dict[str, Any]]:

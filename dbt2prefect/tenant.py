@@ -333,6 +333,44 @@ class RetrySettings(BaseModel):
     delay_seconds: float = Field(default=30.0, ge=0, le=3600, description="Wait before each retry (0 to 3600 s).")
 
 
+PLAN_LOGS_EVENTS_PER_MINUTE = {"Hobby": 2_000, "Starter": 2_800, "Team": 8_000, "Pro": 40_000}
+"""Prefect Cloud's "Logs + Events" limit per minute and account, by plan (docs/performance.md names the source)."""
+MIN_LOGS_EVENTS_PER_MINUTE = 200
+"""Below this a run has no room for its own lines and events (about 25) plus a task run for a failed node."""
+
+
+class ObservabilitySettings(BaseModel):
+    """What a run may send to Prefect (`[tenant.observability]`).
+
+    Prefect Cloud counts every log line and every event (a task run's state changes, asset events) of an account in
+    one per-minute bucket. A run keeps its own share under `logs_events_per_minute`: nodes get a task run and their
+    dbt log lines while that fits; the others are left out of the task runs, their statuses stay in the run's node
+    table, and the run's summary says how many were left out and why.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    logs_events_per_minute: int = Field(
+        default=PLAN_LOGS_EVENTS_PER_MINUTE["Hobby"],
+        strict=True,
+        description=(
+            "The log lines and events per minute a run may send to Prefect: the plan's Logs + Events limit, less "
+            "what the workspace's other flows send (default 2000, the smallest plan's limit)."
+        ),
+    )
+
+    @field_validator("logs_events_per_minute")
+    @classmethod
+    def _per_minute(cls, value: int) -> int:
+        if value < MIN_LOGS_EVENTS_PER_MINUTE:
+            plans = ", ".join(f"{plan} {limit}" for plan, limit in PLAN_LOGS_EVENTS_PER_MINUTE.items())
+            raise ValueError(
+                f"logs_events_per_minute = {value} leaves a run no room for its own log lines and events; set at "
+                f"least {MIN_LOGS_EVENTS_PER_MINUTE}, e.g. your Prefect Cloud plan's Logs + Events limit ({plans})"
+            )
+        return value
+
+
 class ShadowSettings(BaseModel):
     """The parallel-run period (`[tenant.shadow]`): which dbt Cloud runs get a Prefect twin, when a job has earned
     its cutover, and the guarded window after it.
@@ -552,6 +590,7 @@ class TenantSettings(BaseModel):
     runtime: Runtime = Runtime()
     retries: RetrySettings = RetrySettings()
     shadow: ShadowSettings = ShadowSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     sandbox: SandboxSettings = SandboxSettings()
     acknowledged_findings: tuple[str, ...] = Field(
         default=(),

@@ -104,6 +104,9 @@ def run_dbt_wg(
     A successful run in which a node warned ends Completed under the name `Completed with warnings`, its message
     naming the warned nodes, and emits `dbt2prefect.run.warned` (see `dbt2prefect.run_events`); each warned
     node's task run ends Completed under the name `Warned` (see `dbt2prefect.node_states`).
+    Per-node task runs and their dbt log lines stay under `[tenant.observability] logs_events_per_minute`: a node
+    that would not fit runs without them, and the summary's "Left out of Prefect" names it (see
+    `dbt2prefect.node_budget`); every node's status stays in the node table artifact.
     """
     raw = dict(locals())
     logger = get_run_logger()

@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.settings import get_current_settings
 from prefect_dbt.core import _tracker, runner
 
-from dbt2prefect import compat, node_states, prefect_context, prefect_heartbeat
+from dbt2prefect import compat, node_budget, node_states, prefect_context, prefect_heartbeat
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.object_store import open_url
 from dbt2prefect.run_events import WARNED_RUN_STATE
@@ -82,18 +82,23 @@ def stock_prefect(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     prefect_context.uninstall()
     prefect_heartbeat.uninstall()
     node_states.uninstall()
+    node_budget.uninstall()
     monkeypatch.setattr(prefect, "__version__", "3.10.0")
     monkeypatch.setattr(compat, "_reported", set())
     yield
     monkeypatch.undo()
     prefect_heartbeat.install()
     node_states.install()
+    node_budget.install()
 
 
 def test_every_replacement_applies_on_the_versions_it_was_written_for() -> None:
     assert prefect_context.install() is True
     assert prefect_heartbeat.install() is True
     assert node_states.install() is True
+    assert node_budget.install() is True
+    assert runner.PrefectDbtRunner._call_task is node_budget._call_task
+    assert _tracker.NodeTaskTracker.set_node_status is node_budget._set_node_status
     assert runner.execute_dbt_node.__wrapped__ is node_states._stock[0]  # type: ignore[attr-defined]
     assert runner.hydrated_context is _tracker.hydrated_context is task_engine.hydrated_context  # type: ignore[attr-defined]
     assert runner.hydrated_context is not prefect.context.hydrated_context
@@ -114,8 +119,10 @@ def test_the_same_build_with_and_without_the_replacements(
         assert runner.hydrated_context is prefect.context.hydrated_context
         assert flow_engine._send_heartbeats is not prefect_heartbeat.send_heartbeats
         assert not hasattr(runner.execute_dbt_node, "__wrapped__"), "prefect-dbt's own node function ran"
+        assert runner.PrefectDbtRunner._call_task.__module__ == runner.__name__, "prefect-dbt's own _call_task ran"
     skipped = [r.getMessage() for r in caplog.records if r.name == "dbt2prefect.compat"]
     assert sorted(m.split(" is not applied")[0] for m in skipped) == [
+        "node_budget",
         "node_states",
         "prefect_context",
         "sandbox global settings context",
@@ -178,6 +185,19 @@ def test_a_name_that_is_no_longer_prefects_own_function_is_left_alone(monkeypatc
     assert runner.hydrated_context is their_own
     monkeypatch.undo()
     assert prefect_context.install() is True
+
+
+def test_a_missing_tracker_name_leaves_the_runner_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    node_budget.uninstall()
+    stock = runner.PrefectDbtRunner._call_task
+    monkeypatch.setattr(compat, "_reported", set())
+    monkeypatch.delattr(_tracker.NodeTaskTracker, "set_node_status")
+    assert node_budget.install() is False
+    assert runner.PrefectDbtRunner._call_task is stock, "all or nothing: every node keeps its task run"
+    monkeypatch.undo()
+    assert node_budget.install() is True
+    node_budget.uninstall()
+    assert runner.PrefectDbtRunner._call_task is stock
 
 
 def test_a_missing_heartbeat_name_keeps_prefects_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:

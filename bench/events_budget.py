@@ -1,0 +1,172 @@
+"""Events and log lines one `run_dbt_wg` build sends to Prefect: per node, and the peak in any 60 s.
+
+Prefect Cloud counts every log line and every event in one per-minute "logs + events" bucket per account (see
+docs/performance.md, "Events and logs budget"). This script generates a project of N models
+(bench/generate_project.py), starts a local Prefect server on loopback (temporary PREFECT_HOME), runs
+`dbt2prefect run` once on it (per-node task runs by default, `--lean` for the lean mode) with the budget
+`[tenant.observability] logs_events_per_minute` set to `--budget`, then reads back from the server's API
+- the events of the run's time span (POST /events/filter, every page), by name,
+- the log lines of the flow run and its task runs (POST /logs/filter on the flow run id, every page),
+and reports both per node of run_results.json and the largest count in any 60 s window (and in any calendar minute).
+The websocket messages the server received on /events/in are counted too, as a check of what the client sent.
+
+Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.flow_overhead import free_port, wait_healthy  # noqa: E402
+from bench.scale import SERVER, BenchProject, stats  # noqa: E402
+
+PAGE = 200
+EVENTS_PAGE = 50
+"""The most events the server returns per page."""
+
+
+def read_events(
+    client: httpx.Client, since: datetime, until: datetime, resource: str | None = None
+) -> list[dict[str, Any]]:
+    """Every event the server stored that occurred in [since, until] (about `resource` or related to it, when
+    given, e.g. 'prefect.flow-run.<id>'), following the filter's pages."""
+    wanted: dict[str, Any] = {"occurred": {"since": since.isoformat(), "until": until.isoformat()}}
+    if resource is not None:
+        wanted["any_resource"] = {"id": [resource]}
+    body = {"filter": wanted, "limit": EVENTS_PAGE}
+    page = client.post("/events/filter", json=body).raise_for_status().json()
+    events = list(page["events"])
+    while page.get("next_page"):
+        page = client.get(page["next_page"]).raise_for_status().json()
+        events += page["events"]
+    return events
+
+
+def read_logs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
+    """Every log line of the flow run and of its task runs (they carry the flow run's id), by offset pages."""
+    logs: list[dict[str, Any]] = []
+    while True:
+        body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": PAGE, "offset": len(logs)}
+        page = client.post("/logs/filter", json=body).raise_for_status().json()
+        logs += page
+        if len(page) < PAGE:
+            return logs
+
+
+def settled(read: Callable[[], list[dict[str, Any]]], pause: float = 1.0) -> list[dict[str, Any]]:
+    """What `read` returns once two reads agree: the server records events and logs asynchronously, in batches."""
+    previous: list[dict[str, Any]] | None = None
+    for _ in range(60):
+        found = read()
+        if previous is not None and len(found) == len(previous):
+            return found
+        previous = found
+        time.sleep(pause)
+    return found
+
+
+def peak_per_minute(times: list[datetime]) -> tuple[int, int]:
+    """The most timestamps in any 60 s window, and in any calendar minute."""
+    ordered = sorted(times)
+    sliding, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= timedelta(seconds=60):
+            start += 1
+        sliding = max(sliding, end - start + 1)
+    minutes = Counter(t.replace(second=0, microsecond=0) for t in ordered)
+    return sliding, max(minutes.values(), default=0)
+
+
+def parse_time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--budget", type=int, default=None, help="logs_events_per_minute (default: the setting's)")
+    parser.add_argument("--lean", action="store_true", help="the lean mode (no per-node task runs)")
+    args = parser.parse_args()
+
+    bench = BenchProject.create(args.models, "dbt2prefect-events-")
+    if args.budget is not None:
+        text = bench.tenant_file.read_text(encoding="utf-8")
+        setting = re.compile(r"^logs_events_per_minute = .*$", re.MULTILINE)
+        if setting.search(text) is None:  # a tenant without the table: add it
+            text += "\n[tenant.observability]\nlogs_events_per_minute = 0\n"
+        bench.tenant_file.write_text(setting.sub(f"logs_events_per_minute = {args.budget}", text), encoding="utf-8")
+    env = dict(bench.env)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_healthy(api, timeout=180)
+        env["PREFECT_API_URL"] = api
+        command = bench.commands()["flow lean" if args.lean else "flow per-node"]
+        stats(api, reset=True)
+        started = datetime.now().astimezone()
+        run = subprocess.run(command, env=env, cwd=bench.work, capture_output=True, text=True, check=False)
+        finished = datetime.now().astimezone()
+        if run.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+            )
+        sent = stats(api, reset=False)["routes"]
+        with httpx.Client(base_url=api, timeout=60) as client:
+            flow_runs = client.post("/flow_runs/filter", json={"limit": 1, "sort": "START_TIME_DESC"}).json()
+            flow_run_id = flow_runs[0]["id"]
+            since, until = started - timedelta(seconds=5), finished + timedelta(seconds=30)
+            events = settled(lambda: read_events(client, since, until), pause=2.0)
+            logs = settled(lambda: read_logs(client, flow_run_id))
+            artifacts = client.post("/artifacts/filter", json={"limit": 10}).json()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    from app.workspace import Workspace
+
+    store = Workspace.open(bench.tenant_file).store
+    key = store.find_run("bench", "dbt_wg", flow_run_id)
+    assert key is not None, "the flow run stored no artifacts"
+    nodes = len(store.read_json(key, "run_results.json")["results"])
+    times = [parse_time(e["occurred"]) for e in events] + [parse_time(line["timestamp"]) for line in logs]
+    sliding, calendar = peak_per_minute(times)
+    names = Counter(str(e["event"]) for e in events)
+    websocket = sum(n for route, n in sent.items() if route.startswith("WS "))
+    summary = next((a for a in artifacts if a.get("type") == "markdown"), None)
+    seconds = (finished - started).total_seconds()
+    mode = "lean" if args.lean else "per-node"
+    print(f"{args.models} models, {nodes} nodes, flow {mode}, budget {args.budget or 'default'}, run {seconds:.0f} s")
+    print(f"events    {len(events):6d}  ({len(events) / nodes:.2f}/node; websocket messages received {websocket})")
+    print(f"log lines {len(logs):6d}  ({len(logs) / nodes:.2f}/node)")
+    print(f"together  {len(events) + len(logs):6d}  ({(len(events) + len(logs)) / nodes:.2f}/node)")
+    print(f"peak      {sliding:6d} in any 60 s, {calendar} in a calendar minute")
+    print(f"events by name: {json.dumps(names.most_common(12))}")
+    levels = Counter(int(line["level"]) for line in logs)
+    print(
+        f"log lines by level: {dict(sorted(levels.items()))}; task-run lines {sum(1 for x in logs if x['task_run_id'])}"
+    )
+    section = str(summary.get("data")) if summary is not None else ""
+    if "## Left out of Prefect" in section:
+        print("summary: " + section.split("## Left out of Prefect", 1)[1].strip().split("\n")[0][:400])
+
+
+if __name__ == "__main__":
+    main()
