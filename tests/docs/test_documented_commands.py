@@ -3,7 +3,8 @@
 The runbook's `bash runnable` blocks and README's "Add your team's project" run for real (tests/docs/test_runbook.py,
 tests/docs/test_tenant_guide.py); the other commands need dbt Cloud, a warehouse or a real build. Here each of them,
 in a code block or inline, is parsed by the CLI's own parser: the command exists, every option exists and every
-value is one the option takes. `prefect` commands are parsed by Prefect's command line the same way. Placeholders (`<name>`, `N`, `"$JOB_ID"`) stand for the values in PLACEHOLDERS; a
+value is one the option takes. `prefect` commands are parsed by Prefect's command line the same way; a `jupyter` command's subcommand must be
+installed and its notebooks must exist. Placeholders (`<name>`, `N`, `"$JOB_ID"`) stand for the values in PLACEHOLDERS; a
 placeholder missing there fails the test, so a new one is a deliberate choice. `make` targets must exist in the
 Makefile.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,11 @@ from dbt2prefect.tenant import REPO_ROOT
 
 DOCUMENTS = [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "runbook.md"]
 FENCE = re.compile(r"^[ \t]*```(\w*)[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
-INLINE = re.compile(r"(?<!`)`((?:\.venv/bin/)?(?:dbt2prefect|prefect) [^`]+|make [a-z][^`]*)`(?!`)")
+INLINE = re.compile(r"(?<!`)`((?:\.venv/bin/)?(?:dbt2prefect|prefect|jupyter) [^`]+|make [a-z][^`]*)`(?!`)")
 SHELL_BLOCKS = {"bash", "console", "sh", "shell", ""}
 EXECUTABLES = {"dbt2prefect", ".venv/bin/dbt2prefect"}
 PREFECT = {"prefect", ".venv/bin/prefect"}
+JUPYTER = {"jupyter", ".venv/bin/jupyter"}
 
 PLACEHOLDERS = {
     "N": "70403103936332",
@@ -62,7 +65,9 @@ def documented_commands(document: Path) -> list[str]:
             found.extend(_commands_in_shell(body))
     found.extend(match for match in INLINE.findall(FENCE.sub("", text)))
     # `dbt2prefect ...` stands for any command
-    return [c for c in found if c.split(" ", 1)[0] in EXECUTABLES | PREFECT | {"make"} and not c.endswith(" ...")]
+    return [
+        c for c in found if c.split(" ", 1)[0] in EXECUTABLES | PREFECT | JUPYTER | {"make"} and not c.endswith(" ...")
+    ]
 
 
 def _substitute(command: str) -> str:
@@ -134,6 +139,12 @@ def test_a_documented_command_is_accepted_as_written(document: str, command: str
     if words[0] == "make":
         targets = [word for word in words[1:] if "=" not in word]
         assert set(targets) <= _makefile_targets(), f"{document}: `{command}` names no Makefile target"
+        return
+    if words[0] in JUPYTER:  # a subcommand is an executable `jupyter-<name>` beside `jupyter`
+        assert (Path(sys.executable).parent / f"jupyter-{words[1]}").exists(), (
+            f"{document}: `{command}`: no such command"
+        )
+        assert all((REPO_ROOT / word).exists() for word in words[2:] if word.endswith(".ipynb")), command
         return
     if words[0] in PREFECT:
         _parse_prefect(document, command, words[1:])
