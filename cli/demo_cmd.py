@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,7 @@ from rich.status import Status
 from cli.common import TenantFile, console, err_console, handle_errors, terminate_as_interrupt
 
 if TYPE_CHECKING:
+    from migration.plan import MigrationPlan
     from sandbox.demo import DemoResult, StepResult
 
 
@@ -44,8 +46,33 @@ def _quiet_prefect_console(level: int = logging.ERROR) -> Iterator[None]:
             handler.setLevel(previous)
 
 
+def _render_plan_brief(plan: MigrationPlan) -> None:
+    """The plan in the demo's flow of steps: a line per job (how it runs) and the findings counted by reason; the
+    whole plan, each finding with its manual step, is what `dbt2prefect plan` prints."""
+    schedules = {s.slug: s for s in plan.schedules}
+    for job in plan.jobs:
+        schedule = schedules.get(job.schedule_slug or "")
+        if schedule is not None:
+            how = f"schedule {schedule.slug}, {schedule.description}"
+        elif job.trigger_name is not None:
+            how = f"trigger {job.trigger_name}"
+        else:
+            how = str(job.status).replace("_", " ")  # blocked, not migrated, on demand, ci workflow
+        console.print(f"       job {job.job_id} {escape(job.job_name)}: {escape(how)}", highlight=False, soft_wrap=True)
+    if plan.findings:
+        by_reason = Counter(f"{f.severity.value} {f.reason_code}" for f in plan.findings)
+        counted = ", ".join(
+            f"{reason} x{count}" if count > 1 else reason for reason, count in sorted(by_reason.items())
+        )
+        console.print(
+            f"       findings: {escape(counted)} (`dbt2prefect plan` lists each with its manual step)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 class _Screen:
-    """Renders the demo's progress: a spinner while a step runs, then one line (and the plan table)."""
+    """Renders the demo's progress: a spinner while a step runs, then one line (and a line per planned job)."""
 
     def __init__(self) -> None:
         self._status: Status | None = None
@@ -73,9 +100,7 @@ class _Screen:
             soft_wrap=True,
         )
         if result.key == "plan" and result.value is not None:
-            from cli.plan_cmd import _render_plan
-
-            _render_plan(result.value)
+            _render_plan_brief(result.value)
         if result.key in ("candidates", "scheduled_run", "chained_run") and result.value is not None:
             runs = result.value if isinstance(result.value, list) else [result.value]
             if result.key == "chained_run":
