@@ -7,10 +7,18 @@ target) and a parity comparison of exactly that pair. Each comparison is kept un
     shadow/<job id>/<dbt Cloud run id>/<flow run id>/report.*     the pair's parity report (json, md, html)
     shadow/<job id>/heard/<dbt Cloud run id>                      an empty marker: a successful run heard of,
                                                                   sampled or not (see `ShadowStore.hear`)
+    shadow/<job id>/pairs.index.json                              every record of the job in one file, so
+                                                                  readiness reads one object, not one per pair
 
 The record is written with a create-only write (`dbt2prefect.object_store.create_new`), so a dbt Cloud run is
 recorded once even when its event arrives twice or two workers compare it at once. The report folder is named by
 both runs, so a second twin of the same dbt Cloud run never overwrites the report a record points to.
+
+The index is a cache of the records, never their authority. Recording a pair adds it with a compare-and-swap
+(`dbt2prefect.object_store.versioned_file`), retried, so two writers cannot lose each other's pair. Reading the
+pairs lists the job's folder, takes from the index every record it holds at the listed size, and reads only the
+records it lacks (a missing or damaged index, a crash between the record and its index update, a record deleted
+and written again); those are then added to the index, so the next read is one listing and one object again.
 
 Readiness is read from the records: the streak of consecutive PASS pairs (ordered by the dbt Cloud runs' finish
 times), the days it covers (first pair of the streak to the last), the last FAIL and why, and the extra warehouse
@@ -23,20 +31,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dbt2prefect.errors import ParameterError
+from dbt2prefect.errors import ArtifactStoreError, ParameterError
 from dbt2prefect.escaping import markdown_cell
 from dbt2prefect.files import segment_problem
-from dbt2prefect.object_store import create_new
+from dbt2prefect.object_store import VersionedFile, create_new, versioned_file
 from dbt2prefect.tenant import ShadowSettings
 from parity.model import JobParity, ParityReport, Verdict
 from parity.store import ReportRoot, ReportStoreError, write_report_files
 
 SHADOW = "shadow"
 HEARD = "heard"
+INDEX = "pairs.index.json"
+MAX_SWAPS = 50
+"""Attempts at adding to a job's index before leaving it to the next read (each loses only to another writer)."""
 MAX_REASONS = 3
 """A FAIL pair keeps its first few reasons; the report it points to has them all."""
 MAX_MESSAGE = 240
@@ -153,6 +164,32 @@ def unusable_twin_pair(
     )
 
 
+class IndexedRecord(BaseModel):
+    """A pair record as the index holds it: the record's size in bytes (as listed) and its content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: int
+    pair: ShadowPair
+
+
+class PairIndex(BaseModel):
+    """`shadow/<job id>/pairs.index.json`: a job's pair records by dbt Cloud run id (see the module docstring)."""
+
+    version: Literal[1] = 1
+    records: dict[int, IndexedRecord] = Field(default_factory=dict)
+
+
+def _index_of(data: bytes | None) -> dict[int, IndexedRecord]:
+    """The records of an index file; none when it is missing or damaged (it is then rebuilt from the records)."""
+    if data is None:
+        return {}
+    try:
+        return PairIndex.model_validate_json(data).records
+    except ValidationError:
+        return {}
+
+
 def check_flow_run_id(value: str) -> str:
     """A Prefect flow-run id that can name a folder.
 
@@ -218,15 +255,38 @@ class ShadowStore:
             ReportStoreError: the record could not be written.
         """
         relative = self._record(pair.job_id, pair.dbt_cloud_run_id)
+        data = pair.model_dump_json(indent=2).encode("utf-8")
         try:
-            create_new(self.root.fs, self.root.path(relative), pair.model_dump_json(indent=2).encode("utf-8"))
+            create_new(self.root.fs, self.root.path(relative), data)
         except FileExistsError:
             return False
         except OSError as exc:
             raise ReportStoreError(
                 f"could not write {self.root.where(relative)}: {exc}; check the parity report root's permissions"
             ) from None
+        # The record is the evidence; an index update that does not happen is made by the next read.
+        self._remember(pair.job_id, {pair.dbt_cloud_run_id: IndexedRecord(size=len(data), pair=pair)})
         return True
+
+    def _index_file(self, job_id: int) -> VersionedFile:
+        return versioned_file(self.root.fs, self.root.path(f"{SHADOW}/{job_id}/{INDEX}"), self.root.swap)
+
+    def _remember(self, job_id: int, records: Mapping[int, IndexedRecord]) -> bool:
+        """Add records to the job's index (compare-and-swap, retried); False when it could not (the records stay
+        the authority, and the next read adds what the index lacks)."""
+        try:
+            index_file = self._index_file(job_id)
+            for _ in range(MAX_SWAPS):
+                current = index_file.read()
+                index = _index_of(current.data)
+                if all(index.get(run_id) == record for run_id, record in records.items()):
+                    return True
+                index.update(records)
+                if index_file.replace(PairIndex(records=index).model_dump_json().encode("utf-8"), current.version):
+                    return True
+        except (OSError, ArtifactStoreError):
+            pass
+        return False
 
     def hear(self, job_id: int, dbt_cloud_run_id: int) -> int:
         """Note a successful dbt Cloud run of the job as heard of; returns its place among the job's heard runs,
@@ -263,30 +323,68 @@ class ShadowStore:
         names = (str(entry["name"]).rstrip("/").rsplit("/", 1)[-1] for entry in self._list(SHADOW))
         return sorted(int(name) for name in names if name.isdigit())
 
-    def pairs(self, job_id: int) -> list[ShadowPair]:
-        """Every recorded pair of the job, oldest first (by the dbt Cloud run's finish time).
+    def _listed(self, job_id: int) -> dict[int, tuple[str, int | None]]:
+        """The job's pair records as listed: dbt Cloud run id -> (path, size in bytes)."""
+        listed: dict[int, tuple[str, int | None]] = {}
+        for entry in self._list(f"{SHADOW}/{job_id}"):
+            name = str(entry["name"])
+            stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+            if entry.get("type") == "file" and name.endswith(".json") and stem.isdigit():
+                size = entry.get("size")
+                listed[int(stem)] = (name, int(size) if isinstance(size, int) else None)
+        return listed
 
-        Raises:
-            ReportStoreError: the folder cannot be listed or a record read.
-        """
-        files = [
-            str(entry["name"])
-            for entry in self._list(f"{SHADOW}/{job_id}")
-            if entry.get("type") == "file" and str(entry["name"]).endswith(".json")
-        ]
+    def _read_records(self, job_id: int, files: Mapping[int, str]) -> dict[int, IndexedRecord]:
+        """Read records in one batched read (object stores fetch the files concurrently)."""
         if not files:
-            return []
+            return {}
+        paths = list(files.values())
         try:
-            # One batched read (object stores fetch the files concurrently), not one round trip per record.
-            contents = self.root.fs.cat(files)
+            contents = self.root.fs.cat(paths)
         except OSError as exc:
             where = self.root.where(f"{SHADOW}/{job_id}")
             raise ReportStoreError(f"could not read the pairs under {where}: {exc}") from None
         if isinstance(contents, bytes):  # a single path may come back as its bytes
-            contents = {files[0]: contents}
+            contents = {paths[0]: contents}
         base = self.root.base.rstrip("/") + "/"
-        pairs = [self._parse(name.removeprefix(base), bytes(data)) for name, data in contents.items()]
-        return sorted(pairs, key=lambda pair: (pair.at, pair.dbt_cloud_run_id))
+        found = {}
+        for run_id, path in files.items():
+            data = bytes(contents[path])
+            found[run_id] = IndexedRecord(size=len(data), pair=self._parse(path.removeprefix(base), data))
+        return found
+
+    def _indexed(self, job_id: int) -> dict[int, IndexedRecord]:
+        relative = f"{SHADOW}/{job_id}/{INDEX}"
+        try:
+            return _index_of(self.root.read_bytes(relative))
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ReportStoreError(f"could not read {self.root.where(relative)}: {exc}") from None
+
+    def pairs(self, job_id: int) -> list[ShadowPair]:
+        """Every recorded pair of the job, oldest first (by the dbt Cloud run's finish time): one listing and the
+        job's index, plus the records the index lacks (which are then added to it).
+
+        Raises:
+            ReportStoreError: the folder cannot be listed or a record read.
+        """
+        listed = self._listed(job_id)
+        if not listed:
+            return []
+        index = self._indexed(job_id)
+        known = {
+            run_id: index[run_id].pair
+            for run_id, (_, size) in listed.items()
+            if run_id in index and index[run_id].size == size
+        }
+        fresh = self._read_records(
+            job_id, {run_id: path for run_id, (path, _) in listed.items() if run_id not in known}
+        )
+        if fresh:
+            self._remember(job_id, fresh)
+            known.update((run_id, record.pair) for run_id, record in fresh.items())
+        return sorted(known.values(), key=lambda pair: (pair.at, pair.dbt_cloud_run_id))
 
 
 # ------------------------------------------------------------------------------------------------ readiness

@@ -188,6 +188,67 @@ def test_a_shadow_pair_compares_exactly_that_dbt_cloud_run_and_is_recorded_once(
         assert ready.summary() == "1/3 PASS, 0/1 days"
 
 
+def _shadowed_tenant(tenant_copy: Any, monkeypatch: pytest.MonkeyPatch, name: str = "shadowed", **shadow: Any) -> Path:
+    """The session's tenant with shadowing on (and `shadow` settings), beside it with its parity settings, so
+    other tests keep theirs."""
+    original = Path(tenant_copy.settings_file)
+    shadowed = original.with_name(f"{original.stem}_{name}.toml")
+    settings = "".join(f"{key} = {json.dumps(value)}\n" for key, value in shadow.items())
+    shadowed.write_text(original.read_text() + "\n[tenant.shadow]\nenabled = true\n" + settings)
+    parity_file = original.with_name(f"{original.stem}.parity.toml")
+    if parity_file.exists():
+        shadowed.with_name(f"{shadowed.stem}.parity.toml").write_text(parity_file.read_text())
+    monkeypatch.setenv("DBT2PREFECT_TENANT_FILE", str(shadowed))
+    return shadowed
+
+
+def test_a_changed_model_makes_the_next_pair_fail_resets_the_streak_and_cutover_refuses(
+    sandbox: Sandbox, passing: ParityReport, tenant_copy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PASS pair earns the cutover (K = 1, D = 0); then a model changes in the project the twins run from: the
+    next dbt Cloud run's twin differs, its pair is a FAIL, the streak is back to 0 and cutover refuses, naming it.
+
+    It runs before the other tests that change the model, while `passing`'s pair is still comparable."""
+    from flows.shadow_flow import start_twin
+    from migration.errors import CutoverRefusedError
+
+    shadowed = _shadowed_tenant(tenant_copy, monkeypatch, "earned", required_passes=1, required_days=0)
+    reports = f"s3://{BUCKET}/shadow-fail/{tmp_path.name}"
+    options = {"token": sandbox.cloud.token, "dbt_cloud_host": sandbox.cloud.url}
+    compared = passing.job(HOURLY)
+    with Workspace.open(shadowed, report_dir=reports, dbt_cloud_account_id=sandbox.cloud.account_id, **options) as ws:
+        first = ws.shadow_pair(HOURLY, int(compared.baseline.run_id), compared.candidate.run_id)
+        assert first.recorded and first.pair.verdict is Verdict.PASS, first.pair.reasons
+        assert ws.readiness([HOURLY])[HOURLY].streak == 1 and ws.shadow_gate([HOURLY]).problem(HOURLY) is None
+
+        # dbt Cloud runs the job as it is; the model then changes in the project the twin runs from.
+        run = sandbox.cloud.app.run_job(HOURLY, cause="shadowed run")
+        assert run["status"] == 10, [(s["name"], s["logs"][-2000:]) for s in run["run_steps"]]
+        model = sandbox.project_dir / "models" / "marts" / "finance" / "fct_fx_rates.sql"
+        original = model.read_text()
+        model.write_text(original + "\nwhere currency_code <> 'USD'\n")
+        try:
+            outcome = ws.shadow_run(HOURLY, run["id"], start_twin=start_twin)
+        finally:
+            model.write_text(original)
+        fail = outcome.pair
+        assert outcome.action == "paired" and fail is not None and fail.verdict is Verdict.FAIL, outcome
+        assert fail.dbt_cloud_run_id == run["id"] and fail.prefect_run_id != compared.candidate.run_id
+        assert ("row_count_differs", FX_MODEL) in {(r.reason, r.subject) for r in fail.reasons}, fail.reasons
+
+        ready = ws.readiness([HOURLY])[HOURLY]
+        assert (ready.pairs, ready.passes, ready.streak, ready.ready) == (2, 1, 0, False)
+        assert ready.last_fail == fail and [p.streak for p in ready.history] == [1, 0]
+        why = ready.last_fail_text()
+        assert why is not None and why.startswith(f"dbt Cloud run {run['id']} ") and fail.reasons[0].reason in why
+        with pytest.raises(CutoverRefusedError) as refused:
+            ws.cutover([HOURLY], dry_run=True)
+    # (The plan is not applied in this sandbox, which the refusal names too; the streak is what this is about.)
+    refusal = str(refused.value)
+    assert f"job {HOURLY}: " in refusal and "shadow streak 0 of 1 consecutive PASS pairs" in refusal
+    assert f"last FAIL: {why}" in refusal
+
+
 def test_changed_filter_in_the_parity_project_fails_with_row_counts(sandbox: Sandbox, passing: ParityReport) -> None:
     model = sandbox.project_dir / "models" / "marts" / "finance" / "fct_fx_rates.sql"
     original = model.read_text()
@@ -292,14 +353,7 @@ def test_a_completed_dbt_cloud_run_heard_by_polling_gets_its_shadow_twin_and_pai
     from flows.shadow_flow import readiness_artifact_key, shadow_run
     from migration.shadow_feed import RUN_COMPLETED_EVENT, run_resource_id
 
-    # The session's tenant with shadowing on, beside it (its parity settings too), so other tests keep theirs.
-    original = Path(tenant_copy.settings_file)
-    shadowed = original.with_name(f"{original.stem}_shadowed.toml")
-    shadowed.write_text(original.read_text() + "\n[tenant.shadow]\nenabled = true\n")
-    parity_file = original.with_name(f"{original.stem}.parity.toml")
-    if parity_file.exists():
-        shadowed.with_name(f"{shadowed.stem}.parity.toml").write_text(parity_file.read_text())
-    monkeypatch.setenv("DBT2PREFECT_TENANT_FILE", str(shadowed))
+    shadowed = _shadowed_tenant(tenant_copy, monkeypatch)
     reports = f"s3://{BUCKET}/shadow-runs/{tmp_path.name}"
     options = {"token": sandbox.cloud.token, "dbt_cloud_host": sandbox.cloud.url}
     account = sandbox.cloud.account_id

@@ -6,9 +6,12 @@ the order of the dbt Cloud runs' finish times, however the records were written,
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,8 @@ from dbt2prefect.errors import ConfigError
 from dbt2prefect.tenant import REPO_ROOT, ShadowSettings, load_tenant
 from parity.model import Check, Finding, JobParity, ParityReport, RunRef, Severity, Verdict
 from parity.shadow import (
+    INDEX,
+    PairIndex,
     ShadowGate,
     ShadowPair,
     ShadowStore,
@@ -166,6 +171,123 @@ def test_an_unreadable_record_is_named(tmp_path: Path) -> None:
     (tmp_path / "shadow" / str(JOB) / "101.json").write_text("{not json")
     with pytest.raises(ReportStoreError, match=rf"shadow/{JOB}/101.json is unreadable"):
         store.pairs(JOB)
+
+
+class CountingFs:
+    """The store's file system, counting the requests that read: listings, single objects (`cat_file`), objects
+    fetched in a batch (`cat`, one per path) and metadata (`info`)."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+        self.reads: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fs, name)
+
+    def ls(self, path: str, **kwargs: Any) -> Any:
+        self.reads["list"] += 1
+        return self.fs.ls(path, **kwargs)
+
+    def cat_file(self, path: str, **kwargs: Any) -> Any:
+        self.reads["object"] += 1
+        return self.fs.cat_file(path, **kwargs)
+
+    def cat(self, paths: Any, **kwargs: Any) -> Any:
+        self.reads["record"] += len(paths) if isinstance(paths, list) else 1
+        return self.fs.cat(paths, **kwargs)
+
+    def info(self, path: str, **kwargs: Any) -> Any:
+        self.reads["info"] += 1
+        return self.fs.info(path, **kwargs)
+
+
+def _counted(store: ShadowStore) -> CountingFs:
+    counting = CountingFs(store.root.fs)
+    store.root.fs = counting
+    return counting
+
+
+def _read_counted(store: ShadowStore, counting: CountingFs) -> tuple[list[ShadowPair], Counter[str]]:
+    counting.reads.clear()
+    pairs = store.pairs(JOB)
+    return pairs, Counter(counting.reads)
+
+
+def _index(store: ShadowStore) -> dict[int, ShadowPair]:
+    data = store.root.read_bytes(f"shadow/{JOB}/{INDEX}")
+    return {run_id: record.pair for run_id, record in PairIndex.model_validate_json(data).records.items()}
+
+
+def _history(n: int) -> list[ShadowPair]:
+    """n hourly pairs, every seventh a FAIL."""
+    return [
+        pair(
+            1000 + i, Verdict.FAIL if i % 7 == 3 else Verdict.PASS, i, reason="row_count_differs" if i % 7 == 3 else ""
+        )
+        for i in range(n)
+    ]
+
+
+def test_readiness_reads_the_index_not_every_record_with_the_same_result(store: ShadowStore) -> None:
+    """N pairs: without the index, readiness reads each record (N objects); with it, one listing and one object."""
+    n = 40
+    history = _history(n)
+    for record in reversed(history):
+        store.record(record)
+    counting = _counted(store)
+    indexed, reads = _read_counted(store, counting)
+    assert indexed == history and reads == {"list": 1, "object": 1}
+    store.root.fs.rm_file(store.root.path(f"shadow/{JOB}/{INDEX}"))
+    rebuilt, reads = _read_counted(store, counting)
+    assert rebuilt == history and reads["list"] == 1 and reads["record"] == n  # every record, as before the index
+    assert readiness(JOB, rebuilt, SETTINGS) == readiness(JOB, indexed, SETTINGS)
+    ready = readiness(JOB, indexed, SETTINGS)
+    assert (ready.pairs, ready.streak) == (n, 1) and ready.last_fail == history[38]
+    again, reads = _read_counted(store, counting)  # the read that rebuilt the index wrote it
+    assert again == history and reads == {"list": 1, "object": 1}
+
+
+def test_a_damaged_or_incomplete_index_is_rebuilt_from_the_records(store: ShadowStore) -> None:
+    history = _history(5)
+    for record in history[:3]:
+        store.record(record)
+    index_path = store.root.path(f"shadow/{JOB}/{INDEX}")
+    store.root.fs.pipe_file(index_path, b'{"version": 1, "records": {"1000": {"size": "')
+    assert store.pairs(JOB) == history[:3] and set(_index(store)) == {1000, 1001, 1002}
+    # A record written without its index update (its writer stopped in between) is read, then indexed.
+    fourth = history[3].model_dump_json(indent=2).encode()
+    store.root.fs.pipe_file(store.root.path(f"shadow/{JOB}/1003.json"), fourth)
+    assert store.pairs(JOB) == history[:4] and set(_index(store)) == {1000, 1001, 1002, 1003}
+    # A record deleted and compared again: its new content is read (the listed size differs), the old is gone.
+    store.root.fs.rm_file(store.root.path(f"shadow/{JOB}/1001.json"))
+    assert store.pairs(JOB) == [history[0], history[2], history[3]]  # a deleted record is not read from the index
+    redone = history[1].model_copy(update={"verdict": Verdict.FAIL, "reasons": history[3].reasons})
+    assert store.record(redone)
+    assert store.pairs(JOB) == [history[0], redone, history[2], history[3]] and _index(store)[1001] == redone
+
+
+def test_two_writers_do_not_lose_each_others_pairs(store: ShadowStore) -> None:
+    history = _history(16)
+    writers = [ShadowStore(ReportRoot(store.root.url)) for _ in range(2)]
+    failures: list[Exception] = []
+
+    def write(writer: ShadowStore, records: list[ShadowPair]) -> None:
+        try:
+            for record in records:
+                assert writer.record(record)
+        except Exception as exc:  # the thread's failure, asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w, history[i::2])) for i, w in enumerate(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert _index(store) == {record.dbt_cloud_run_id: record for record in history}  # every pair, in the index
+    counting = _counted(store)
+    pairs, reads = _read_counted(store, counting)
+    assert pairs == history and reads == {"list": 1, "object": 1}
 
 
 def _tenant_with(tmp_path: Path, shadow: str) -> Path:
