@@ -339,6 +339,10 @@ MIN_LOGS_EVENTS_PER_MINUTE = 200
 """Below this a run has no room for its own lines and events (about 25) plus a task run for a failed node."""
 
 
+DEFAULT_SLOW_NODE_SECONDS = 300.0
+"""A node that ran longer than this is slow (`slow_node_seconds`): it gets a task run in the "exceptions" mode."""
+
+
 class ObservabilitySettings(BaseModel):
     """What a run may send to Prefect (`[tenant.observability]`).
 
@@ -357,6 +361,21 @@ class ObservabilitySettings(BaseModel):
             "The log lines and events per minute a run may send to Prefect: the plan's Logs + Events limit, less "
             "what the workspace's other flows send (default 2000, the smallest plan's limit)."
         ),
+    )
+
+    node_task_runs: Literal["all", "exceptions"] = Field(
+        default="all",
+        description=(
+            "Which dbt nodes get a Prefect task run (a run's `node_task_runs` parameter overrides it): 'all', a "
+            "task run per node while dbt runs (about 7 log lines and events per node), or 'exceptions', dbt runs "
+            "in lean mode and only the nodes that failed, warned or ran longer than slow_node_seconds get a task "
+            "run afterwards; every node stays in the run's node table."
+        ),
+    )
+    slow_node_seconds: float = Field(
+        default=DEFAULT_SLOW_NODE_SECONDS,
+        gt=0,
+        description="With node_task_runs = 'exceptions', a node that ran longer than this gets a task run.",
     )
 
     @field_validator("logs_events_per_minute")
