@@ -32,6 +32,10 @@ class RunSummary:
     """Nodes that ran without a task run and without forwarding their dbt log lines, to stay under `budget`."""
     budget: int | None = None
     """`[tenant.observability] logs_events_per_minute` of the run."""
+    exception_task_runs: int | None = None
+    """In the "exceptions" node view: how many failed, warned or slow nodes got a task run (None: another view)."""
+    slow_node_seconds: float | None = None
+    """In the "exceptions" node view: the time over which a node is slow."""
 
     @property
     def warned(self) -> list[NodeResult]:
@@ -48,6 +52,7 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "failed_attempts": self.attempts,
             "left_out_of_task_runs": len(self.left_out),
+            "exception_task_runs": self.exception_task_runs,
         }
 
 
@@ -73,6 +78,8 @@ def summarize(
     attempts: list[dict[str, Any]] | None = None,
     left_out: list[str] | None = None,
     budget: int | None = None,
+    exception_task_runs: int | None = None,
+    slow_node_seconds: float | None = None,
 ) -> RunSummary:
     """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`), `left_out`
     the nodes that got no task run under the logs + events `budget` (see `dbt2prefect.node_budget`)."""
@@ -89,6 +96,8 @@ def summarize(
         attempts=list(attempts or []),
         left_out=list(left_out or []),
         budget=budget,
+        exception_task_runs=exception_task_runs,
+        slow_node_seconds=slow_node_seconds,
     )
 
 
@@ -113,6 +122,7 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
         lines.append(
             f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
         )
+    lines += _exceptions_view(summary)
     lines += _left_out(summary)
     # Warnings and failures are lists, not tables: a node id and a dbt message are long unbroken text, and in a
     # table they push the status and the message out of a narrow window.
@@ -142,6 +152,19 @@ summary and the run's dbt artifacts."""
 
 LISTED_LEFT_OUT = 20
 """At most this many left-out nodes are named in the summary (the count covers all of them)."""
+
+
+def _exceptions_view(summary: RunSummary) -> list[str]:
+    """In the "exceptions" node view, which nodes have a task run (none: no lines)."""
+    if summary.slow_node_seconds is None:
+        return []
+    count = summary.exception_task_runs or 0
+    return [
+        "",
+        f"**Task runs:** {count} node{'' if count == 1 else 's'} that failed, warned or ran longer than "
+        f'{summary.slow_node_seconds:g} s (`node_task_runs = "exceptions"`); every node is in the node table '
+        "(artifact `...-nodes`).",
+    ]
 
 
 def _left_out(summary: RunSummary) -> list[str]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from dbt2prefect.dbt_cloud import host_problem
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
+from dbt2prefect.params import NodeTaskRuns
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.reasons import ReasonCode
 
@@ -363,7 +364,7 @@ class ObservabilitySettings(BaseModel):
         ),
     )
 
-    node_task_runs: Literal["all", "exceptions"] = Field(
+    node_task_runs: NodeTaskRuns = Field(
         default="all",
         description=(
             "Which dbt nodes get a Prefect task run (a run's `node_task_runs` parameter overrides it): 'all', a "

@@ -1,0 +1,94 @@
+"""Task runs only for the nodes worth a look: the "exceptions" node view (`node_task_runs = "exceptions"`).
+
+A task run per node costs about 7 log lines and events per node (3 of them its state events; docs/performance.md),
+too many for Prefect Cloud's smaller plans on a large project. In this view dbt runs as in the lean mode (no task
+run while it builds) and, once it has run, each node that failed, warned, or ran longer than
+`[tenant.observability] slow_node_seconds` gets a task run of the flow run, recorded through the Prefect gateway:
+- named as prefect-dbt names a node's task run (`<resource type> <name>`, see `task_run_name`),
+- started Running and ended in the node's state: `Failed` with dbt's message, `Completed` named `Warned`
+  (`dbt2prefect.node_states.WARNED_STATE`) with dbt's message, or `Completed` saying how long a slow node ran;
+  the task run lasts the node's execution time and ends when it is recorded.
+So the UI's task-run list of the flow run, filtered by state, shows the failures and warnings. Every other node
+has no task run; every node stays in the run's node table artifact and summary.
+
+The recorded task runs count against the run's logs + events budget (`dbt2prefect.node_budget.NodeBudget`): one
+that would not fit is left out and named in the summary, as in the per-node view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult
+from dbt2prefect.node_budget import NodeBudget
+from dbt2prefect.node_states import WARNED_STATE, state_message
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from dbt2prefect.prefect_gateway import PrefectGateway
+
+RECORDED_COST = 2
+"""Events of one recorded task run: its Running and its final state (no log lines)."""
+
+
+def exceptional(nodes: Sequence[NodeResult], slow_seconds: float) -> list[NodeResult]:
+    """The nodes that get a task run, in run order: failed, warned, or ran longer than `slow_seconds`."""
+    return [
+        node
+        for node in nodes
+        if node.status in FAILED_STATUSES or node.status == WARN_STATUS or node.execution_time > slow_seconds
+    ]
+
+
+def task_run_name(node: NodeResult) -> str:
+    """`<resource type> <name>`: the name prefect-dbt's per-node view gives a node's task run."""
+    return f"{node.resource_type.lower()} {node.name or node.unique_id}"
+
+
+def task_run_key(node: NodeResult) -> str:
+    """The node's task run key in its flow run: one per node and step (a node may run in several steps)."""
+    return f"{node.unique_id}@step{node.step}"
+
+
+def final_state(node: NodeResult, slow_seconds: float) -> State[Any]:
+    """The state the node's task run ends in."""
+    from prefect.states import Completed, Failed
+
+    if node.status in FAILED_STATUSES:
+        return Failed(message=state_message(node.unique_id, node.status, node.message))
+    if node.status == WARN_STATUS:
+        return Completed(name=WARNED_STATE, message=state_message(node.unique_id, node.status, node.message))
+    return Completed(
+        message=f"{node.unique_id} {node.status} in {node.execution_time:.1f} s, longer than "
+        f"[tenant.observability] slow_node_seconds = {slow_seconds:g}"
+    )
+
+
+def record(
+    prefect: PrefectGateway,
+    flow_run_id: UUID,
+    nodes: Sequence[NodeResult],
+    slow_seconds: float,
+    budget: NodeBudget,
+) -> int:
+    """Give each exceptional node of `nodes` its task run in the flow run, as far as `budget` admits them; the
+    number recorded. The nodes the budget leaves out are in `budget.left_out`.
+
+    Recording again (a retried flow run) answers the task runs already there, by their keys."""
+    from prefect.states import Running
+
+    recorded = 0
+    for node in exceptional(nodes, slow_seconds):
+        if not budget.admit(node.unique_id, RECORDED_COST):
+            continue
+        ended = datetime.now(UTC)
+        started: State[Any] = Running(timestamp=ended - timedelta(seconds=max(0.0, node.execution_time)))
+        task_run = prefect.create_task_run(flow_run_id, task_run_name(node), task_run_key(node), started)
+        prefect.set_task_run_state(task_run.id, final_state(node, slow_seconds))
+        budget.finished(node.unique_id)
+        recorded += 1
+    return recorded

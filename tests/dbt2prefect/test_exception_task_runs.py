@@ -1,0 +1,94 @@
+"""The "exceptions" node view: which nodes get a task run, named and ended how, under the budget."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from prefect.client.schemas.objects import StateType
+from pydantic import ValidationError
+
+from dbt2prefect.dbt_run import NodeResult
+from dbt2prefect.errors import ParameterError
+from dbt2prefect.exception_task_runs import RECORDED_COST, exceptional, record
+from dbt2prefect.node_budget import FLOW_RESERVE, NodeBudget
+from dbt2prefect.params import validate
+from dbt2prefect.prefect_gateway_memory import MemoryPrefect
+from dbt2prefect.tenant import ObservabilitySettings
+
+
+def _node(name: str, status: str, seconds: float = 1.0, kind: str = "model", message: str = "") -> NodeResult:
+    return NodeResult(f"{kind}.p.{name}", kind, name, status, seconds, message, step=1)
+
+
+NODES = [
+    _node("ok", "success"),
+    _node("broken", "error", message="Runtime Error\n  column x does not exist"),
+    _node("not_null_id", "warn", kind="test", message="Got 2 results, configured to warn if != 0"),
+    _node("unique_id", "fail", kind="test", message="Got 1 result, configured to fail if != 0"),
+    _node("slow", "success", seconds=400.0),
+    _node("skipped", "skipped"),
+]
+
+
+def _flow_run(memory: MemoryPrefect) -> UUID:
+    deployment_id = memory.create_deployment("run_dbt_wg", "d", [], {})
+    return memory.create_flow_run(deployment_id).id
+
+
+def test_failed_warned_and_slow_nodes_get_a_task_run_ending_in_their_state() -> None:
+    memory = MemoryPrefect()
+    flow_run_id = _flow_run(memory)
+    recorded = record(memory, flow_run_id, NODES, 300.0, NodeBudget(2000))
+    runs = {run.name: run.state for run in memory.read_task_runs(flow_run_id)}
+    assert recorded == 4
+    assert sorted(runs) == ["model broken", "model slow", "test not_null_id", "test unique_id"]
+    states = {name: (s.type, s.name) for name, s in runs.items() if s is not None}
+    assert states == {
+        "model broken": (StateType.FAILED, "Failed"),
+        "test unique_id": (StateType.FAILED, "Failed"),
+        "test not_null_id": (StateType.COMPLETED, "Warned"),
+        "model slow": (StateType.COMPLETED, "Completed"),
+    }
+    messages = {name: s.message for name, s in runs.items() if s is not None}
+    assert messages["model broken"] == "model.p.broken error: Runtime Error column x does not exist"
+    assert messages["test not_null_id"] == "test.p.not_null_id warn: Got 2 results, configured to warn if != 0"
+    assert messages["model slow"] == (
+        "model.p.slow success in 400.0 s, longer than [tenant.observability] slow_node_seconds = 300"
+    )
+
+
+def test_recording_again_answers_the_task_runs_already_there() -> None:
+    memory = MemoryPrefect()
+    flow_run_id = _flow_run(memory)
+    record(memory, flow_run_id, NODES, 300.0, NodeBudget(2000))
+    record(memory, flow_run_id, NODES, 300.0, NodeBudget(2000))
+    assert len(memory.read_task_runs(flow_run_id)) == 4
+
+
+def test_a_node_that_does_not_fit_the_budget_is_left_out() -> None:
+    memory = MemoryPrefect()
+    flow_run_id = _flow_run(memory)
+    many = [_node(f"m{i}", "error") for i in range(200)]
+    budget = NodeBudget(FLOW_RESERVE + 100)
+    recorded = record(memory, flow_run_id, many, 300.0, budget)
+    assert 0 < recorded < len(many)
+    assert recorded * RECORDED_COST <= 100
+    assert len(memory.read_task_runs(flow_run_id)) == recorded
+    assert budget.left_out == [node.unique_id for node in many[recorded:]]
+
+
+@pytest.mark.parametrize("seconds, slow", [(300.0, False), (300.5, True)])
+def test_a_node_is_slow_only_over_the_threshold(seconds: float, slow: bool) -> None:
+    assert exceptional([_node("x", "success", seconds)], 300.0) == ([_node("x", "success", seconds)] if slow else [])
+
+
+def test_the_view_is_a_parameter_over_the_tenant_setting_and_not_for_the_lean_mode() -> None:
+    assert ObservabilitySettings().node_task_runs == "all"
+    assert validate({"node_task_runs": "exceptions"}).node_task_runs == "exceptions"
+    with pytest.raises(ParameterError, match="node_task_runs must be left out"):
+        validate({"node_task_runs": "exceptions", "per_node_tasks": False})
+    with pytest.raises(ParameterError, match="node_task_runs"):
+        validate({"node_task_runs": "failures"})
+    with pytest.raises(ValidationError, match="slow_node_seconds"):
+        ObservabilitySettings(slow_node_seconds=0)
