@@ -3,14 +3,15 @@
 Prefect Cloud counts every log line and every event in one per-minute "logs + events" bucket per account (see
 docs/performance.md, "Events and logs budget"). This script generates a project of N models
 (bench/generate_project.py), starts a local Prefect server on loopback (temporary PREFECT_HOME), runs
-`dbt2prefect run` once on it (per-node task runs by default, `--lean` for the lean mode) with the budget
+`dbt2prefect run` once on it (a task run per node by default, `--node-task-runs exceptions` for task runs only for
+failed, warned and slow nodes, `--lean` for the lean mode) with the budget
 `[tenant.observability] logs_events_per_minute` set to `--budget`, then reads back from the server's API
 - the events of the run's time span (POST /events/filter, every page), by name,
 - the log lines of the flow run and its task runs (POST /logs/filter on the flow run id, every page),
 and reports both per node of run_results.json and the largest count in any 60 s window (and in any calendar minute).
 The websocket messages the server received on /events/in are counted too, as a check of what the client sent.
 
-Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean]
+Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean | --node-task-runs exceptions]
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--budget", type=int, default=None, help="logs_events_per_minute (default: the setting's)")
     parser.add_argument("--lean", action="store_true", help="the lean mode (no per-node task runs)")
+    parser.add_argument(
+        "--node-task-runs",
+        choices=["all", "exceptions"],
+        default="all",
+        help="which nodes get a task run: every node, or the failed, warned and slow ones (default all)",
+    )
     args = parser.parse_args()
 
     bench = BenchProject.create(args.models, "dbt2prefect-events-")
@@ -119,7 +126,8 @@ def main() -> None:
     try:
         wait_healthy(api, timeout=180)
         env["PREFECT_API_URL"] = api
-        command = bench.commands()["flow lean" if args.lean else "flow per-node"]
+        mode = "lean" if args.lean else {"all": "per-node", "exceptions": "exceptions"}[args.node_task_runs]
+        command = bench.commands()[f"flow {mode}"]
         stats(api, reset=True)
         started = datetime.now().astimezone()
         run = subprocess.run(command, env=env, cwd=bench.work, capture_output=True, text=True, check=False)
@@ -152,7 +160,6 @@ def main() -> None:
     websocket = sum(n for route, n in sent.items() if route.startswith("WS "))
     summary = next((a for a in artifacts if a.get("type") == "markdown"), None)
     seconds = (finished - started).total_seconds()
-    mode = "lean" if args.lean else "per-node"
     print(f"{args.models} models, {nodes} nodes, flow {mode}, budget {args.budget or 'default'}, run {seconds:.0f} s")
     print(f"events    {len(events):6d}  ({len(events) / nodes:.2f}/node; websocket messages received {websocket})")
     print(f"log lines {len(logs):6d}  ({len(logs) / nodes:.2f}/node)")
