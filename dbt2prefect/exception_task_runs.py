@@ -11,8 +11,11 @@ run while it builds) and, once it has run, each node that failed, warned, or ran
 So the UI's task-run list of the flow run, filtered by state, shows the failures and warnings. Every other node
 has no task run; every node stays in the run's node table artifact and summary.
 
-The recorded task runs count against the run's logs + events budget (`dbt2prefect.node_budget.NodeBudget`): one
-that would not fit is left out and named in the summary, as in the per-node view.
+Recording a task run takes 2 API requests (Prefect Cloud counts them in its "API requests" bucket) and sends no log
+line; a Prefect 3.9 server emits no event for a task run state set through the API, but each is counted as 2 log
+lines and events all the same (Prefect Cloud's server is not open to check). So the task runs recorded in any 60 s
+stay under both `[tenant.observability] logs_events_per_minute` and `api_requests_per_minute` (`budget`): one that
+would not fit is left out and named in the summary, as in the per-node view.
 """
 
 from __future__ import annotations
@@ -30,9 +33,19 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
     from dbt2prefect.prefect_gateway import PrefectGateway
+    from dbt2prefect.tenant import ObservabilitySettings
 
 RECORDED_COST = 2
-"""Events of one recorded task run: its Running and its final state (no log lines)."""
+"""API requests of one recorded task run (create it Running, set its final state); also the events counted for it."""
+
+
+def budget(observability: ObservabilitySettings) -> tuple[NodeBudget, str]:
+    """The budget the recorded task runs stay under: the smaller of the two per-minute limits, and the setting
+    that gives it (as the summary names it)."""
+    events, requests = observability.logs_events_per_minute, observability.api_requests_per_minute
+    if requests < events:
+        return NodeBudget(requests), f"api_requests_per_minute = {requests}"
+    return NodeBudget(events), f"logs_events_per_minute = {events}"
 
 
 def exceptional(nodes: Sequence[NodeResult], slow_seconds: float) -> list[NodeResult]:

@@ -382,9 +382,12 @@ def execute(
         (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
     failed_attempts = attempts if failure is None else attempts[:-1]
     recorded = None
+    budget_setting = None
     if exceptions_only and budget is not None and prefect is not None:
         nodes = [node for outcome in outcomes for node in outcome.nodes]
         slow = observability.slow_node_seconds
+        # Each recorded task run is 2 API requests and (at most) 2 events: it stays under both per-minute limits.
+        budget, budget_setting = exception_task_runs.budget(observability)
         recorded = exception_task_runs.record(prefect, UUID(flow_run_id), nodes, slow, budget)
     summary = summarize(
         target,
@@ -393,6 +396,7 @@ def execute(
         attempts=failed_attempts,
         left_out=budget.left_out if budget is not None else None,
         budget=observability.logs_events_per_minute,
+        budget_setting=budget_setting,
         exception_task_runs=recorded,
         slow_node_seconds=observability.slow_node_seconds if recorded is not None else None,
     )

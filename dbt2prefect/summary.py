@@ -11,6 +11,7 @@ from typing import Any
 
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
 from dbt2prefect.escaping import markdown_cell, markdown_text
+from dbt2prefect.exception_task_runs import RECORDED_COST
 from dbt2prefect.node_budget import NODE_COST
 
 
@@ -32,6 +33,8 @@ class RunSummary:
     """Nodes that ran without a task run and without forwarding their dbt log lines, to stay under `budget`."""
     budget: int | None = None
     """`[tenant.observability] logs_events_per_minute` of the run."""
+    budget_setting: str | None = None
+    """The setting that left nodes out, as `<name> = <value>` (None: `logs_events_per_minute = <budget>`)."""
     exception_task_runs: int | None = None
     """In the "exceptions" node view: how many failed, warned or slow nodes got a task run (None: another view)."""
     slow_node_seconds: float | None = None
@@ -78,6 +81,7 @@ def summarize(
     attempts: list[dict[str, Any]] | None = None,
     left_out: list[str] | None = None,
     budget: int | None = None,
+    budget_setting: str | None = None,
     exception_task_runs: int | None = None,
     slow_node_seconds: float | None = None,
 ) -> RunSummary:
@@ -96,6 +100,7 @@ def summarize(
         attempts=list(attempts or []),
         left_out=list(left_out or []),
         budget=budget,
+        budget_setting=budget_setting,
         exception_task_runs=exception_task_runs,
         slow_node_seconds=slow_node_seconds,
     )
@@ -173,16 +178,26 @@ def _left_out(summary: RunSummary) -> list[str]:
         return []
     left_out = list(dict.fromkeys(summary.left_out))  # a node of two steps is left out once per step
     total = len({node.unique_id for node in summary.nodes}) or len(left_out)
+    setting = summary.budget_setting or f"logs_events_per_minute = {summary.budget}"
+    if summary.slow_node_seconds is not None:
+        why = (
+            f"{len(left_out)} of the nodes that failed, warned or were slow got no task run: recording one takes "
+            f"{RECORDED_COST} API requests and is counted as {RECORDED_COST} events, and more of them would have "
+            f"gone over `[tenant.observability] {setting}` (the workspace's budget per minute)."
+        )
+    else:
+        why = (
+            f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
+            f"to Prefect: a node's task run sends {NODE_COST} or more log lines and events (state changes, asset "
+            "events, dbt's lines), and more of them would have "
+            f"gone over `[tenant.observability] {setting}` (the workspace's logs + events budget per minute)."
+        )
     lines = [
         "",
         "## Left out of Prefect",
         "",
-        f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
-        f"to Prefect: a node's task run sends {NODE_COST} or more log lines and events (state changes, asset events, "
-        "dbt's lines), and more of them would have "
-        f"gone over `[tenant.observability] logs_events_per_minute = {summary.budget}` (the workspace's logs + "
-        "events budget per minute). Every node's status is in the node table (artifact `...-nodes`) and the "
-        "sections above; dbt's full log is `dbt.log` with the run's artifacts.",
+        why + " Every node's status is in the node table (artifact `...-nodes`) and the sections above; dbt's full "
+        "log is `dbt.log` with the run's artifacts.",
         "",
     ]
     named = [f"`{markdown_cell(uid)}`" for uid in left_out[:LISTED_LEFT_OUT]]

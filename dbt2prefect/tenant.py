@@ -336,6 +336,8 @@ class RetrySettings(BaseModel):
 
 PLAN_LOGS_EVENTS_PER_MINUTE = {"Hobby": 2_000, "Starter": 2_800, "Team": 8_000, "Pro": 40_000}
 """Prefect Cloud's "Logs + Events" limit per minute and account, by plan (docs/performance.md names the source)."""
+PLAN_API_REQUESTS_PER_MINUTE = {"Hobby": 625, "Starter": 1_250, "Team": 2_500, "Pro": 5_000}
+"""Prefect Cloud's API requests per minute and account, by plan (docs/performance.md names the source)."""
 MIN_LOGS_EVENTS_PER_MINUTE = 200
 """Below this a run has no room for its own lines and events (about 25) plus a task run for a failed node."""
 
@@ -373,20 +375,33 @@ class ObservabilitySettings(BaseModel):
             "run afterwards; every node stays in the run's node table."
         ),
     )
+    api_requests_per_minute: int = Field(
+        default=PLAN_API_REQUESTS_PER_MINUTE["Hobby"],
+        strict=True,
+        description=(
+            "The API requests per minute a run may make to record task runs after dbt has run (node_task_runs = "
+            "'exceptions', 2 requests each): the plan's API requests limit, less what the workspace's other "
+            "clients make (default 625, the smallest plan's limit)."
+        ),
+    )
     slow_node_seconds: float = Field(
         default=DEFAULT_SLOW_NODE_SECONDS,
         gt=0,
         description="With node_task_runs = 'exceptions', a node that ran longer than this gets a task run.",
     )
 
-    @field_validator("logs_events_per_minute")
+    @field_validator("logs_events_per_minute", "api_requests_per_minute")
     @classmethod
-    def _per_minute(cls, value: int) -> int:
+    def _per_minute(cls, value: int, info: ValidationInfo) -> int:
         if value < MIN_LOGS_EVENTS_PER_MINUTE:
-            plans = ", ".join(f"{plan} {limit}" for plan, limit in PLAN_LOGS_EVENTS_PER_MINUTE.items())
+            events = info.field_name == "logs_events_per_minute"
+            table = PLAN_LOGS_EVENTS_PER_MINUTE if events else PLAN_API_REQUESTS_PER_MINUTE
+            plans = ", ".join(f"{plan} {limit}" for plan, limit in table.items())
+            what = "log lines and events" if events else "API requests"
+            limit = "Logs + Events" if events else "API requests"
             raise ValueError(
-                f"logs_events_per_minute = {value} leaves a run no room for its own log lines and events; set at "
-                f"least {MIN_LOGS_EVENTS_PER_MINUTE}, e.g. your Prefect Cloud plan's Logs + Events limit ({plans})"
+                f"{info.field_name} = {value} leaves a run no room for its own {what}; set at "
+                f"least {MIN_LOGS_EVENTS_PER_MINUTE}, e.g. your Prefect Cloud plan's {limit} limit ({plans})"
             )
         return value
 

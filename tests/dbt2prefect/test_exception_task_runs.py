@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
 import pytest
 from prefect.client.schemas.objects import StateType
 from pydantic import ValidationError
 
-from dbt2prefect.dbt_run import NodeResult
+from dbt2prefect.dbt_run import NodeResult, StepOutcome
 from dbt2prefect.errors import ParameterError
 from dbt2prefect.exception_task_runs import RECORDED_COST, exceptional, record
+from dbt2prefect.exception_task_runs import budget as exception_budget
 from dbt2prefect.node_budget import FLOW_RESERVE, NodeBudget
 from dbt2prefect.params import validate
 from dbt2prefect.prefect_gateway_memory import MemoryPrefect
+from dbt2prefect.summary import summarize, to_markdown
 from dbt2prefect.tenant import ObservabilitySettings
 
 
@@ -92,3 +95,34 @@ def test_the_view_is_a_parameter_over_the_tenant_setting_and_not_for_the_lean_mo
         validate({"node_task_runs": "failures"})
     with pytest.raises(ValidationError, match="slow_node_seconds"):
         ObservabilitySettings(slow_node_seconds=0)
+
+
+def test_the_recorded_task_runs_stay_under_the_smaller_of_the_two_limits() -> None:
+    budget, setting = exception_budget(ObservabilitySettings(logs_events_per_minute=2000, api_requests_per_minute=625))
+    assert (budget.per_minute, setting) == (625, "api_requests_per_minute = 625")
+    budget, setting = exception_budget(ObservabilitySettings(logs_events_per_minute=400, api_requests_per_minute=625))
+    assert (budget.per_minute, setting) == (400, "logs_events_per_minute = 400")
+
+
+def test_the_summary_says_which_nodes_have_a_task_run_and_which_exceptions_were_left_out() -> None:
+    memory = MemoryPrefect()
+    flow_run_id = _flow_run(memory)
+    many = [_node(f"m{i}", "error") for i in range(200)]
+    budget, setting = exception_budget(ObservabilitySettings(logs_events_per_minute=200, api_requests_per_minute=625))
+    recorded = record(memory, flow_run_id, many, 300.0, budget)
+    outcome = StepOutcome(1, "dbt build", "build", ["build"], Path("target"), True, nodes=many)
+    summary = summarize(
+        "dev",
+        [outcome],
+        success=False,
+        left_out=budget.left_out,
+        budget=200,
+        budget_setting=setting,
+        exception_task_runs=recorded,
+        slow_node_seconds=300.0,
+    )
+    text = to_markdown(summary, None)
+    assert f"**Task runs:** {recorded} nodes that failed, warned or ran longer than 300 s" in text
+    left_out = text.split("## Left out of Prefect", 1)[1]
+    assert f"{200 - recorded} of the nodes that failed, warned or were slow got no task run" in left_out
+    assert "`[tenant.observability] logs_events_per_minute = 200`" in left_out
