@@ -187,6 +187,9 @@ def main() -> None:
         f"{args.models} models, {nodes} nodes, flow {mode}, budget {args.budget or 'default'}{slow}, "
         f"run {seconds:.0f} s"
     )
+    requests = sum(n for route, n in sent.items() if not route.startswith("WS "))
+    recording = sum(n for route, n in sent.items() if route.startswith("POST /api/task_runs"))
+    print(f"API requests {requests} (task runs created or set: {recording})")
     states = Counter(str((run.get("state") or {}).get("name")) for run in task_runs)
     print(f"task runs {len(task_runs):6d}  by state: {dict(sorted(states.items()))}")
     print(f"events    {len(events):6d}  ({len(events) / nodes:.2f}/node; websocket messages received {websocket})")
