@@ -21,6 +21,7 @@ would not fit is left out and named in the summary, as in the per-node view.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -81,18 +82,29 @@ def final_state(node: NodeResult, slow_seconds: float) -> State[Any]:
     )
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What `record` did: how many task runs it recorded, and the API's failure that stopped it (None: none)."""
+
+    count: int
+    failure: str | None = None
+
+
 def record(
     prefect: PrefectGateway,
     flow_run_id: UUID,
     nodes: Sequence[NodeResult],
     slow_seconds: float,
     budget: NodeBudget,
-) -> int:
-    """Give each exceptional node of `nodes` its task run in the flow run, as far as `budget` admits them; the
-    number recorded. The nodes the budget leaves out are in `budget.left_out`.
+) -> Recorded:
+    """Give each exceptional node of `nodes` its task run in the flow run, as far as `budget` admits them. The
+    nodes the budget leaves out are in `budget.left_out`. A failure of the Prefect API stops the recording (dbt has
+    run and its artifacts are still to be stored): it is returned, for the summary to say.
 
     Recording again (a retried flow run) answers the task runs already there, by their keys."""
     from prefect.states import Running
+
+    from dbt2prefect.prefect_gateway import PrefectApiError
 
     recorded = 0
     for node in exceptional(nodes, slow_seconds):
@@ -100,8 +112,12 @@ def record(
             continue
         ended = datetime.now(UTC)
         started: State[Any] = Running(timestamp=ended - timedelta(seconds=max(0.0, node.execution_time)))
-        task_run = prefect.create_task_run(flow_run_id, task_run_name(node), task_run_key(node), started)
-        prefect.set_task_run_state(task_run.id, final_state(node, slow_seconds))
-        budget.finished(node.unique_id)
+        try:
+            task_run = prefect.create_task_run(flow_run_id, task_run_name(node), task_run_key(node), started)
+            prefect.set_task_run_state(task_run.id, final_state(node, slow_seconds))
+        except PrefectApiError as exc:
+            return Recorded(recorded, str(exc))
+        finally:
+            budget.finished(node.unique_id)
         recorded += 1
-    return recorded
+    return Recorded(recorded)

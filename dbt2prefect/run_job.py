@@ -397,7 +397,8 @@ def execute(
         left_out=budget.left_out if budget is not None else None,
         budget=observability.logs_events_per_minute,
         budget_setting=budget_setting,
-        exception_task_runs=recorded,
+        exception_task_runs=recorded.count if recorded is not None else None,
+        exception_task_runs_failure=recorded.failure if recorded is not None else None,
         slow_node_seconds=observability.slow_node_seconds if recorded is not None else None,
     )
     staging = run_root / "artifacts"

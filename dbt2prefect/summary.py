@@ -39,6 +39,8 @@ class RunSummary:
     """In the "exceptions" node view: how many failed, warned or slow nodes got a task run (None: another view)."""
     slow_node_seconds: float | None = None
     """In the "exceptions" node view: the time over which a node is slow."""
+    exception_task_runs_failure: str | None = None
+    """In the "exceptions" node view: the Prefect API's failure that stopped the recording of task runs."""
 
     @property
     def warned(self) -> list[NodeResult]:
@@ -84,6 +86,7 @@ def summarize(
     budget_setting: str | None = None,
     exception_task_runs: int | None = None,
     slow_node_seconds: float | None = None,
+    exception_task_runs_failure: str | None = None,
 ) -> RunSummary:
     """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`), `left_out`
     the nodes that got no task run under the logs + events `budget` (see `dbt2prefect.node_budget`)."""
@@ -103,6 +106,7 @@ def summarize(
         budget_setting=budget_setting,
         exception_task_runs=exception_task_runs,
         slow_node_seconds=slow_node_seconds,
+        exception_task_runs_failure=exception_task_runs_failure,
     )
 
 
@@ -164,12 +168,17 @@ def _exceptions_view(summary: RunSummary) -> list[str]:
     if summary.slow_node_seconds is None:
         return []
     count = summary.exception_task_runs or 0
-    return [
+    lines = [
         "",
         f"**Task runs:** {count} node{'' if count == 1 else 's'} that failed, warned or ran longer than "
         f'{summary.slow_node_seconds:g} s (`node_task_runs = "exceptions"`); every node is in the node table '
         "(artifact `...-nodes`).",
     ]
+    if summary.exception_task_runs_failure is not None:
+        lines.append(
+            f"Recording the task runs stopped there: {markdown_text(summary.exception_task_runs_failure[:500])}"
+        )
+    return lines
 
 
 def _left_out(summary: RunSummary) -> list[str]:

@@ -15,6 +15,7 @@ from dbt2prefect.exception_task_runs import RECORDED_COST, exceptional, record
 from dbt2prefect.exception_task_runs import budget as exception_budget
 from dbt2prefect.node_budget import FLOW_RESERVE, NodeBudget
 from dbt2prefect.params import validate
+from dbt2prefect.prefect_gateway import PrefectApiError
 from dbt2prefect.prefect_gateway_memory import MemoryPrefect
 from dbt2prefect.summary import summarize, to_markdown
 from dbt2prefect.tenant import ObservabilitySettings
@@ -42,7 +43,7 @@ def _flow_run(memory: MemoryPrefect) -> UUID:
 def test_failed_warned_and_slow_nodes_get_a_task_run_ending_in_their_state() -> None:
     memory = MemoryPrefect()
     flow_run_id = _flow_run(memory)
-    recorded = record(memory, flow_run_id, NODES, 300.0, NodeBudget(2000))
+    recorded = record(memory, flow_run_id, NODES, 300.0, NodeBudget(2000)).count
     runs = {run.name: run.state for run in memory.read_task_runs(flow_run_id)}
     assert recorded == 4
     assert sorted(runs) == ["model broken", "model slow", "test not_null_id", "test unique_id"]
@@ -74,7 +75,7 @@ def test_a_node_that_does_not_fit_the_budget_is_left_out() -> None:
     flow_run_id = _flow_run(memory)
     many = [_node(f"m{i}", "error") for i in range(200)]
     budget = NodeBudget(FLOW_RESERVE + 100)
-    recorded = record(memory, flow_run_id, many, 300.0, budget)
+    recorded = record(memory, flow_run_id, many, 300.0, budget).count
     assert 0 < recorded < len(many)
     assert recorded * RECORDED_COST <= 100
     assert len(memory.read_task_runs(flow_run_id)) == recorded
@@ -109,7 +110,7 @@ def test_the_summary_says_which_nodes_have_a_task_run_and_which_exceptions_were_
     flow_run_id = _flow_run(memory)
     many = [_node(f"m{i}", "error") for i in range(200)]
     budget, setting = exception_budget(ObservabilitySettings(logs_events_per_minute=200, api_requests_per_minute=625))
-    recorded = record(memory, flow_run_id, many, 300.0, budget)
+    recorded = record(memory, flow_run_id, many, 300.0, budget).count
     outcome = StepOutcome(1, "dbt build", "build", ["build"], Path("target"), True, nodes=many)
     summary = summarize(
         "dev",
@@ -126,3 +127,24 @@ def test_the_summary_says_which_nodes_have_a_task_run_and_which_exceptions_were_
     left_out = text.split("## Left out of Prefect", 1)[1]
     assert f"{200 - recorded} of the nodes that failed, warned or were slow got no task run" in left_out
     assert "`[tenant.observability] logs_events_per_minute = 200`" in left_out
+
+
+def test_a_failure_of_the_api_stops_the_recording_and_is_said() -> None:
+    memory = MemoryPrefect()
+    memory.set_task_run_state = _refusing  # type: ignore[method-assign]
+    result = record(memory, _flow_run(memory), NODES, 300.0, NodeBudget(2000))
+    assert (result.count, result.failure) == (0, "Prefect API POST /task_runs/x/set_state answered 503: down")
+    outcome = StepOutcome(1, "dbt build", "build", ["build"], Path("target"), True, nodes=NODES)
+    summary = summarize(
+        "dev",
+        [outcome],
+        False,
+        exception_task_runs=0,
+        slow_node_seconds=300.0,
+        exception_task_runs_failure=result.failure,
+    )
+    assert "Recording the task runs stopped there: Prefect API POST" in to_markdown(summary, None)
+
+
+def _refusing(task_run_id: UUID, state: object) -> None:
+    raise PrefectApiError("Prefect API POST /task_runs/x/set_state answered 503: down")
