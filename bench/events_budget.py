@@ -3,14 +3,15 @@
 Prefect Cloud counts every log line and every event in one per-minute "logs + events" bucket per account (see
 docs/performance.md, "Events and logs budget"). This script generates a project of N models
 (bench/generate_project.py), starts a local Prefect server on loopback (temporary PREFECT_HOME), runs
-`dbt2prefect run` once on it (per-node task runs by default, `--lean` for the lean mode) with the budget
+`dbt2prefect run` once on it (a task run per node by default, `--node-task-runs exceptions` for task runs only for
+failed, warned and slow nodes, `--lean` for the lean mode) with the budget
 `[tenant.observability] logs_events_per_minute` set to `--budget`, then reads back from the server's API
 - the events of the run's time span (POST /events/filter, every page), by name,
 - the log lines of the flow run and its task runs (POST /logs/filter on the flow run id, every page),
 and reports both per node of run_results.json and the largest count in any 60 s window (and in any calendar minute).
 The websocket messages the server received on /events/in are counted too, as a check of what the client sent.
 
-Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean]
+Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean | --node-task-runs exceptions]
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def read_logs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
             return logs
 
 
+def read_task_runs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
+    """Every task run of the flow run, by offset pages."""
+    runs: list[dict[str, Any]] = []
+    while True:
+        body = {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": PAGE, "offset": len(runs)}
+        page = client.post("/task_runs/filter", json=body).raise_for_status().json()
+        runs += page
+        if len(page) < PAGE:
+            return runs
+
+
 def settled(read: Callable[[], list[dict[str, Any]]], pause: float = 1.0) -> list[dict[str, Any]]:
     """What `read` returns once two reads agree: the server records events and logs asynchronously, in batches."""
     previous: list[dict[str, Any]] | None = None
@@ -101,15 +113,31 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--budget", type=int, default=None, help="logs_events_per_minute (default: the setting's)")
     parser.add_argument("--lean", action="store_true", help="the lean mode (no per-node task runs)")
+    parser.add_argument(
+        "--node-task-runs",
+        choices=["all", "exceptions"],
+        default="all",
+        help="which nodes get a task run: every node, or the failed, warned and slow ones (default all)",
+    )
+    parser.add_argument(
+        "--slow-node-seconds",
+        type=float,
+        default=None,
+        help="slow_node_seconds: with a small value, many nodes count as slow and get a task run in the exceptions view",
+    )
     args = parser.parse_args()
 
     bench = BenchProject.create(args.models, "dbt2prefect-events-")
-    if args.budget is not None:
+    if args.budget is not None or args.slow_node_seconds is not None:
         text = bench.tenant_file.read_text(encoding="utf-8")
-        setting = re.compile(r"^logs_events_per_minute = .*$", re.MULTILINE)
+        setting = re.compile(r"^logs_events_per_minute = (.*)$", re.MULTILINE)
         if setting.search(text) is None:  # a tenant without the table: add it
-            text += "\n[tenant.observability]\nlogs_events_per_minute = 0\n"
-        bench.tenant_file.write_text(setting.sub(f"logs_events_per_minute = {args.budget}", text), encoding="utf-8")
+            text += "\n[tenant.observability]\nlogs_events_per_minute = 2000\n"
+        keep = r"\1"
+        line = f"logs_events_per_minute = {args.budget if args.budget is not None else keep}"
+        if args.slow_node_seconds is not None:
+            line += f"\nslow_node_seconds = {args.slow_node_seconds}"
+        bench.tenant_file.write_text(setting.sub(line, text), encoding="utf-8")
     env = dict(bench.env)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -119,7 +147,8 @@ def main() -> None:
     try:
         wait_healthy(api, timeout=180)
         env["PREFECT_API_URL"] = api
-        command = bench.commands()["flow lean" if args.lean else "flow per-node"]
+        mode = "lean" if args.lean else {"all": "per-node", "exceptions": "exceptions"}[args.node_task_runs]
+        command = bench.commands()[f"flow {mode}"]
         stats(api, reset=True)
         started = datetime.now().astimezone()
         run = subprocess.run(command, env=env, cwd=bench.work, capture_output=True, text=True, check=False)
@@ -136,6 +165,7 @@ def main() -> None:
             events = settled(lambda: read_events(client, since, until), pause=2.0)
             logs = settled(lambda: read_logs(client, flow_run_id))
             artifacts = client.post("/artifacts/filter", json={"limit": 10}).json()
+            task_runs = read_task_runs(client, flow_run_id)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -152,8 +182,16 @@ def main() -> None:
     websocket = sum(n for route, n in sent.items() if route.startswith("WS "))
     summary = next((a for a in artifacts if a.get("type") == "markdown"), None)
     seconds = (finished - started).total_seconds()
-    mode = "lean" if args.lean else "per-node"
-    print(f"{args.models} models, {nodes} nodes, flow {mode}, budget {args.budget or 'default'}, run {seconds:.0f} s")
+    slow = f", slow_node_seconds {args.slow_node_seconds:g}" if args.slow_node_seconds is not None else ""
+    print(
+        f"{args.models} models, {nodes} nodes, flow {mode}, budget {args.budget or 'default'}{slow}, "
+        f"run {seconds:.0f} s"
+    )
+    requests = sum(n for route, n in sent.items() if not route.startswith("WS "))
+    recording = sum(n for route, n in sent.items() if route.startswith("POST /api/task_runs"))
+    print(f"API requests {requests} (task runs created or set: {recording})")
+    states = Counter(str((run.get("state") or {}).get("name")) for run in task_runs)
+    print(f"task runs {len(task_runs):6d}  by state: {dict(sorted(states.items()))}")
     print(f"events    {len(events):6d}  ({len(events) / nodes:.2f}/node; websocket messages received {websocket})")
     print(f"log lines {len(logs):6d}  ({len(logs) / nodes:.2f}/node)")
     print(f"together  {len(events) + len(logs):6d}  ({(len(events) + len(logs)) / nodes:.2f}/node)")

@@ -4,14 +4,18 @@ Against a local Prefect server that this script starts on loopback, with a count
 route, slowest response) and a probe that loads the UI page and lists flow runs every 2 s while a flow runs:
   bare dbt        `dbt build` in a subprocess, target local
   flow lean       `dbt2prefect run --lean` (per_node_tasks=False), target parity
-  flow per-node   `dbt2prefect run` (a task run per dbt node), target parity; it reuses the partial parse the
-                  lean run stored (same project and target), while bare dbt and the lean run parse from scratch
+  flow per-node   `dbt2prefect run --node-task-runs all` (a task run per dbt node), target parity; it reuses the
+                  partial parse the lean run stored (same project and target), while bare dbt and the lean run parse
+                  from scratch
+  flow exceptions `dbt2prefect run --node-task-runs exceptions` (task runs only for failed, warned, slow nodes),
+                  target parity; only with `--flow exceptions`
 Then parity of the bare run (local database) against the per-node run (parity database), through compare_job with
 every check (node sets, statuses, row counts, schema, value fingerprints), and selector resolution of 50
 selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s;
 CPU is the user + system time of each command (with the processes it waited for) and of the server meanwhile.
 
-Usage: .venv/bin/python bench/scale.py --models 1000 [--flow lean] [--flow per-node] [--no-parity] [--no-selection]
+Usage: .venv/bin/python bench/scale.py --models 1000 [--flow lean] [--flow per-node] [--flow exceptions] [--no-parity]
+       [--no-selection]
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class BenchProject:
         return cls(work, project, warehouse, counts, tenant_file, env)
 
     def commands(self) -> dict[str, list[str]]:
-        """The command line of each variant: bare dbt on target local, the two flow variants on target parity."""
+        """The command line of each variant: bare dbt on target local, the flow variants on target parity."""
         bare = [
             str(BIN / "dbt"), "build", "--project-dir", str(self.project), "--profiles-dir",
             str(self.project / "profiles"), "--target", "local", "--target-path", str(self.work / "bare-target"),
@@ -132,7 +136,12 @@ class BenchProject:
             str(BIN / "dbt2prefect"), "run", "--tenant-file", str(self.tenant_file), "--profiles-strategy", "local",
             "--target", "parity",
         ]  # fmt: skip
-        return {"bare dbt": bare, "flow lean": [*flow, "--lean"], "flow per-node": flow}
+        return {
+            "bare dbt": bare,
+            "flow lean": [*flow, "--lean"],
+            "flow per-node": [*flow, "--node-task-runs", "all"],
+            "flow exceptions": [*flow, "--node-task-runs", "exceptions"],
+        }
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -296,7 +305,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument(
-        "--flow", action="append", choices=["lean", "per-node"], help="flow variants to run (default both; repeatable)"
+        "--flow",
+        action="append",
+        choices=["lean", "per-node", "exceptions"],
+        help="flow variants to run (default lean and per-node; repeatable)",
     )
     parser.add_argument("--no-parity", action="store_true", help="skip parity of bare dbt against the per-node run")
     parser.add_argument("--no-selection", action="store_true", help="skip the selector resolution")

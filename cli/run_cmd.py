@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from cli.common import HelpGroup, TenantFile, console, handle_errors, tenant_from, workspace_from
 from dbt2prefect.errors import Dbt2PrefectError, DbtRunError, ParameterError
-from dbt2prefect.params import COMMANDS, ProfilesStrategy, validate
+from dbt2prefect.params import COMMANDS, NodeTaskRuns, ProfilesStrategy, validate
 from dbt2prefect.run_events import WARNED_RUN_STATE
 
 # The commands a run accepts, as choices in --help (values: dbt's spelling, e.g. "source freshness").
@@ -72,6 +72,13 @@ def run(
     generate_docs: Annotated[bool, typer.Option(help="Run the docs checkbox step last.")] = False,
     timeout_seconds: Annotated[int | None, typer.Option(help="Fail the run after this many seconds.")] = None,
     lean: Annotated[bool, typer.Option("--lean", help="No per-node task runs (summary kept).")] = False,
+    node_task_runs: Annotated[
+        NodeTaskRuns | None,
+        typer.Option(
+            help="Which nodes get a task run: 'all' while dbt runs, or 'exceptions' (failed, warned, slow) after "
+            "it (default: the tenant's setting)."
+        ),
+    ] = None,
     dbt_cloud_job_id: Annotated[
         int | None, typer.Option(help="The dbt Cloud job this run stands for (names and tags the run).")
     ] = None,
@@ -117,6 +124,7 @@ def run(
         "generate_docs": generate_docs,
         "timeout_seconds": timeout_seconds,
         "per_node_tasks": not lean,
+        "node_task_runs": node_task_runs,
         "dbt_cloud_job_id": dbt_cloud_job_id,
         "dbt_cloud_job_name": dbt_cloud_job_name,
         "parity_candidate": parity_candidate,

@@ -77,7 +77,7 @@ class NodeBudget:
             now = self._clock()
             pending = sum(self._running.values())
             if self._window(now) + pending + cost <= self.allowance:
-                self._sent.append((now, START_COST))
+                self._sent.append((now, min(cost, START_COST)))
                 self._running[unique_id] = max(0, cost - START_COST)
                 self.admitted += 1
                 return True

@@ -54,9 +54,14 @@ def node_state(node_id: str, finished: Mapping[str, Any] | None) -> State[Any] |
         # dbt logs its error, and the run's state message holds it: Prefect logs a task run's final state twice,
         # which would repeat it.
         return Failed(message=f"{node_id} {status} in dbt (its error is in the run's logs and state message)")
-    said = str((data.get("run_result") or {}).get("message") or finished.get("event_message") or "").strip()
+    said = str((data.get("run_result") or {}).get("message") or finished.get("event_message") or "")
+    return Completed(name=WARNED_STATE, message=state_message(node_id, status, said))
+
+
+def state_message(node_id: str, status: str, said: str) -> str:
+    """`<node> <status>: <dbt's message on one line, cut to MESSAGE_CHARACTERS>` (no message: without the colon)."""
     said = " ".join(said.split())[:MESSAGE_CHARACTERS]
-    return Completed(name=WARNED_STATE, message=f"{node_id} {status}" + (f": {said}" if said else ""))
+    return f"{node_id} {status}" + (f": {said}" if said else "")
 
 
 def execute_dbt_node(task_state: Any, node_id: str, asset_id: str | None) -> State[Any] | None:

@@ -52,6 +52,10 @@ THREADED = (SELECTING - {"ls"}) | {"retry"}
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 
 ProfilesStrategy = Literal["blocks", "local"]
+NodeTaskRuns = Literal["all", "exceptions"]
+"""Which dbt nodes get a Prefect task run when `per_node_tasks` is on: every node while dbt runs ("all"), or, after
+dbt has run in lean mode, only the nodes that failed, warned or were slow ("exceptions"; see
+`dbt2prefect.exception_task_runs`)."""
 
 
 class RunParameters(BaseModel):
@@ -66,6 +70,8 @@ class RunParameters(BaseModel):
     dbt Cloud run it runs beside (named `shadow job-<id> ...` and tagged `shadow` instead of the job's tag).
     `env_vars` are set in dbt's environment for the run (a dbt Cloud job's resolved environment variables);
     `secret_env_vars` maps each secret variable (`DBT_ENV_SECRET*`) to the Prefect Secret block holding its value.
+    `node_task_runs` chooses which nodes get a task run when `per_node_tasks` is on (`NodeTaskRuns`; None: the
+    tenant's `[tenant.observability] node_task_runs`).
 
     Each line of `steps` is read by dbt's parser once, while the parameters are validated; `parsed_steps` carries
     the result to everything that runs them. The fields are the flow's signature (a test holds them equal).
@@ -91,6 +97,7 @@ class RunParameters(BaseModel):
     generate_docs: bool = False
     timeout_seconds: int | None = Field(default=None, ge=1)
     per_node_tasks: bool = True
+    node_task_runs: NodeTaskRuns | None = None
     dbt_cloud_job_id: int | None = Field(default=None, ge=1)
     dbt_cloud_job_name: str | None = None
     parity_candidate: bool = False
@@ -164,6 +171,10 @@ class RunParameters(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunParameters:
+        if self.node_task_runs is not None and not self.per_node_tasks:
+            raise ValueError(
+                "per_node_tasks is false (the lean mode: no task runs at all), so node_task_runs must be left out"
+            )
         if self.steps is not None:
             self._parsed_steps = _parse_steps(self.steps)
             clashing = [name for name in ("select", "exclude", "selector") if getattr(self, name) is not None]

@@ -26,7 +26,7 @@ from dbt2prefect.errors import ExternalServiceError
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType, Worker, WorkPool
+    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, State, StateType, TaskRun, Worker, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
     from prefect.events import Event
     from prefect.events.schemas.automations import Automation, AutomationCore
@@ -63,6 +63,17 @@ EVENTS_PAGE = 50
 AUTOMATIONS_PAGE = 200
 """The most automations the API answers in one request (the server's default and largest `limit`): a workspace
 with more is read page by page, or its later automations would look missing and be created twice."""
+
+
+TASK_RUNS_PAGE = 200
+"""The most task runs the API answers in one request (`read_task_runs` reads on to the next pages)."""
+
+RECORDED_TASK = "dbt node"
+"""The task of the task runs `create_task_run` makes (the UI shows each under its own name)."""
+
+
+def _recorded_task() -> None:
+    """The task of a task run recorded after the fact (never called: its key is derived from it)."""
 
 
 def deployment_resource(deployment_id: UUID) -> str:
@@ -207,6 +218,20 @@ class PrefectGateway(Protocol):
 
     def set_flow_run_tags(self, flow_run_id: UUID, tags: Sequence[str]) -> None:
         """Replace the run's tags with `tags`."""
+        ...
+
+    # task runs
+    def create_task_run(self, flow_run_id: UUID, name: str, key: str, state: State[Any]) -> TaskRun:
+        """A task run of the flow run, named `name`, in `state` (set as is, without orchestration). `key` tells it
+        from the flow run's other task runs: a second call with a key the flow run has answers that task run."""
+        ...
+
+    def set_task_run_state(self, task_run_id: UUID, state: State[Any]) -> None:
+        """Put the task run in `state` as is (forced: whatever its state was)."""
+        ...
+
+    def read_task_runs(self, flow_run_id: UUID) -> list[TaskRun]:
+        """The flow run's task runs, oldest first."""
         ...
 
     # blocks
@@ -493,6 +518,35 @@ class ClientGateway:
     def set_flow_run_tags(self, flow_run_id: UUID, tags: Sequence[str]) -> None:
         with api_errors():
             self._client.update_flow_run(flow_run_id, tags=list(tags))
+
+    def create_task_run(self, flow_run_id: UUID, name: str, key: str, state: State[Any]) -> TaskRun:
+        from prefect import Task
+
+        with api_errors():
+            return self._client.create_task_run(
+                Task(_recorded_task, name=RECORDED_TASK), flow_run_id, dynamic_key=key, name=name, state=state
+            )
+
+    def set_task_run_state(self, task_run_id: UUID, state: State[Any]) -> None:
+        with api_errors():
+            self._client.set_task_run_state(task_run_id, state, force=True)
+
+    def read_task_runs(self, flow_run_id: UUID) -> list[TaskRun]:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        from prefect.client.schemas.sorting import TaskRunSort
+
+        found: list[TaskRun] = []
+        with api_errors():
+            while True:
+                page = self._client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                    sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+                    limit=TASK_RUNS_PAGE,
+                    offset=len(found),
+                )
+                found += page
+                if len(page) < TASK_RUNS_PAGE:
+                    return found
 
     def emit_events(self, events: Sequence[Event]) -> None:
         if not events:

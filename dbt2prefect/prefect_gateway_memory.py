@@ -12,11 +12,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from dbt2prefect.prefect_gateway import BlockRef, PrefectApiError, checked_settings, deployment_resource
+from dbt2prefect.prefect_gateway import (
+    RECORDED_TASK,
+    BlockRef,
+    PrefectApiError,
+    checked_settings,
+    deployment_resource,
+)
 
 if TYPE_CHECKING:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType, Worker, WorkPool
+    from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, State, StateType, TaskRun, Worker, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
     from prefect.events import Event
     from prefect.events.schemas.automations import Automation, AutomationCore
@@ -45,6 +51,7 @@ class MemoryPrefect:
         self.work_pools: dict[str, WorkPool] = {}
         self.workers: dict[str, list[Worker]] = {}
         self.flow_runs: list[FlowRun] = []
+        self.task_runs: list[TaskRun] = []
         self.blocks: dict[tuple[str, str], BlockRef] = {}
         self.events: dict[UUID, Event] = {}
         self.sent_events = 0
@@ -294,6 +301,34 @@ class MemoryPrefect:
                 self.flow_runs[index] = updated
                 return updated
         raise KeyError(run_id)
+
+    # task runs
+    def create_task_run(self, flow_run_id: UUID, name: str, key: str, state: State[Any]) -> TaskRun:
+        from prefect.client.schemas.objects import TaskRun
+
+        for run in self.task_runs:
+            if run.flow_run_id == flow_run_id and run.dynamic_key == key:
+                return run.model_copy()
+        run = TaskRun(
+            id=uuid4(),
+            name=name,
+            flow_run_id=flow_run_id,
+            task_key=RECORDED_TASK,
+            dynamic_key=key,
+            state=state.model_copy(),
+        )
+        self.task_runs.append(run)
+        return run.model_copy()
+
+    def set_task_run_state(self, task_run_id: UUID, state: State[Any]) -> None:
+        for index, run in enumerate(self.task_runs):
+            if run.id == task_run_id:
+                self.task_runs[index] = run.model_copy(update={"state": state.model_copy()})
+                return
+        raise _refused("POST", f"/task_runs/{task_run_id}/set_state", 404, "Task run not found")
+
+    def read_task_runs(self, flow_run_id: UUID) -> list[TaskRun]:
+        return [run.model_copy() for run in self.task_runs if run.flow_run_id == flow_run_id]
 
     # blocks
     # events

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from dbt2prefect import exception_task_runs
 from dbt2prefect.artifact_store import DBT_LOG, RUN_FILES, ArtifactStore, RunKey, WriterRecord
 from dbt2prefect.dbt_packages import prepared_project_in_place
 from dbt2prefect.dbt_run import (
@@ -38,6 +40,9 @@ from dbt2prefect.profiles import anchor_duckdb_paths, private_profiles_dir, prof
 from dbt2prefect.run_env import environment, run_environment
 from dbt2prefect.summary import RunSummary, summarize
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
+
+if TYPE_CHECKING:
+    from dbt2prefect.prefect_gateway import PrefectGateway
 
 PROGRESS = "progress.json"
 KEEP_FAILED_RUNS = 10
@@ -284,6 +289,7 @@ def execute(
     on_retry: Callable[[dict[str, Any]], None] | None = None,
     *,
     store: ArtifactStore,
+    prefect: PrefectGateway | None = None,
 ) -> RunOutcome:
     """Run the dbt invocations that the parameters ask for and store their artifacts in `store` (the tenant's
     run-artifact store).
@@ -291,6 +297,10 @@ def execute(
     A failure whose every cause is transient (`transient_cause`) is retried from the point of failure with
     `dbt retry`, up to `[tenant.retries] transient` times, `on_retry` being told of each failed attempt first;
     any other failure ends the run. Every attempt's failure stays in the run record and the summary.
+
+    With `per_node_tasks`, nodes get task runs as `node_task_runs` (else the tenant's) says: "all" while dbt runs
+    (`prefect_invoker`); "exceptions" after dbt has run in lean mode, recorded in the flow run `flow_run_id`
+    through `prefect` (see `dbt2prefect.exception_task_runs`; without `prefect`, none).
 
     Raises:
         ParameterError: a parameter is wrong in a way only visible now (project dir, state, target).
@@ -331,8 +341,15 @@ def execute(
     )
     if writes:  # before dbt connects: parity must see a run that is writing the database now
         store.record_writer(key, writer)
-    budget = NodeBudget(tenant.observability.logs_events_per_minute) if params.per_node_tasks else None
-    invoke = invoker or (functools.partial(prefect_invoker, budget=budget) if budget is not None else lean_invoker)
+    observability = tenant.observability
+    budget = NodeBudget(observability.logs_events_per_minute) if params.per_node_tasks else None
+    exceptions_only = budget is not None and (params.node_task_runs or observability.node_task_runs) == "exceptions"
+    if invoker is not None:
+        invoke = invoker
+    elif budget is None or exceptions_only:
+        invoke = lean_invoker
+    else:
+        invoke = functools.partial(prefect_invoker, budget=budget)
     # dbt deps empties the install path: packages go into a private copy, never the team's folder.
     with (
         prepared_project_in_place(project_dir, runs_root() / "projects", package_cache_dir()) as dbt_project,
@@ -364,13 +381,25 @@ def execute(
         progress = {"failed_step": failed, "first_failure": first, "attempts": attempts}
         (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
     failed_attempts = attempts if failure is None else attempts[:-1]
+    recorded = None
+    budget_setting = None
+    if exceptions_only and budget is not None and prefect is not None:
+        nodes = [node for outcome in outcomes for node in outcome.nodes]
+        slow = observability.slow_node_seconds
+        # Each recorded task run is 2 API requests and (at most) 2 events: it stays under both per-minute limits.
+        budget, budget_setting = exception_task_runs.budget(observability)
+        recorded = exception_task_runs.record(prefect, UUID(flow_run_id), nodes, slow, budget)
     summary = summarize(
         target,
         outcomes,
         success=failure is None,
         attempts=failed_attempts,
         left_out=budget.left_out if budget is not None else None,
-        budget=tenant.observability.logs_events_per_minute,
+        budget=observability.logs_events_per_minute,
+        budget_setting=budget_setting,
+        exception_task_runs=recorded.count if recorded is not None else None,
+        exception_task_runs_failure=recorded.failure if recorded is not None else None,
+        slow_node_seconds=observability.slow_node_seconds if recorded is not None else None,
     )
     staging = run_root / "artifacts"
     _stage_artifacts(outcomes, staging, paths.log_path)

@@ -11,6 +11,7 @@ from typing import Any
 
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOutcome
 from dbt2prefect.escaping import markdown_cell, markdown_text
+from dbt2prefect.exception_task_runs import RECORDED_COST
 from dbt2prefect.node_budget import NODE_COST
 
 
@@ -32,6 +33,14 @@ class RunSummary:
     """Nodes that ran without a task run and without forwarding their dbt log lines, to stay under `budget`."""
     budget: int | None = None
     """`[tenant.observability] logs_events_per_minute` of the run."""
+    budget_setting: str | None = None
+    """The setting that left nodes out, as `<name> = <value>` (None: `logs_events_per_minute = <budget>`)."""
+    exception_task_runs: int | None = None
+    """In the "exceptions" node view: how many failed, warned or slow nodes got a task run (None: another view)."""
+    slow_node_seconds: float | None = None
+    """In the "exceptions" node view: the time over which a node is slow."""
+    exception_task_runs_failure: str | None = None
+    """In the "exceptions" node view: the Prefect API's failure that stopped the recording of task runs."""
 
     @property
     def warned(self) -> list[NodeResult]:
@@ -48,6 +57,7 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "failed_attempts": self.attempts,
             "left_out_of_task_runs": len(self.left_out),
+            "exception_task_runs": self.exception_task_runs,
         }
 
 
@@ -73,6 +83,10 @@ def summarize(
     attempts: list[dict[str, Any]] | None = None,
     left_out: list[str] | None = None,
     budget: int | None = None,
+    budget_setting: str | None = None,
+    exception_task_runs: int | None = None,
+    slow_node_seconds: float | None = None,
+    exception_task_runs_failure: str | None = None,
 ) -> RunSummary:
     """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`), `left_out`
     the nodes that got no task run under the logs + events `budget` (see `dbt2prefect.node_budget`)."""
@@ -89,6 +103,10 @@ def summarize(
         attempts=list(attempts or []),
         left_out=list(left_out or []),
         budget=budget,
+        budget_setting=budget_setting,
+        exception_task_runs=exception_task_runs,
+        slow_node_seconds=slow_node_seconds,
+        exception_task_runs_failure=exception_task_runs_failure,
     )
 
 
@@ -113,6 +131,7 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
         lines.append(
             f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
         )
+    lines += _exceptions_view(summary)
     lines += _left_out(summary)
     # Warnings and failures are lists, not tables: a node id and a dbt message are long unbroken text, and in a
     # table they push the status and the message out of a narrow window.
@@ -144,22 +163,50 @@ LISTED_LEFT_OUT = 20
 """At most this many left-out nodes are named in the summary (the count covers all of them)."""
 
 
+def _exceptions_view(summary: RunSummary) -> list[str]:
+    """In the "exceptions" node view, which nodes have a task run (none: no lines)."""
+    if summary.slow_node_seconds is None:
+        return []
+    count = summary.exception_task_runs or 0
+    lines = [
+        "",
+        f"**Task runs:** {count} node{'' if count == 1 else 's'} that failed, warned or ran longer than "
+        f'{summary.slow_node_seconds:g} s (`node_task_runs = "exceptions"`); every node is in the node table '
+        "(artifact `...-nodes`).",
+    ]
+    if summary.exception_task_runs_failure is not None:
+        lines.append(
+            f"Recording the task runs stopped there: {markdown_text(summary.exception_task_runs_failure[:500])}"
+        )
+    return lines
+
+
 def _left_out(summary: RunSummary) -> list[str]:
     """The summary's "Left out of Prefect" section: which nodes got no task run, and why (none: no section)."""
     if not summary.left_out:
         return []
     left_out = list(dict.fromkeys(summary.left_out))  # a node of two steps is left out once per step
     total = len({node.unique_id for node in summary.nodes}) or len(left_out)
+    setting = summary.budget_setting or f"logs_events_per_minute = {summary.budget}"
+    if summary.slow_node_seconds is not None:
+        why = (
+            f"{len(left_out)} of the nodes that failed, warned or were slow got no task run: recording one takes "
+            f"{RECORDED_COST} API requests and is counted as {RECORDED_COST} events, and more of them would have "
+            f"gone over `[tenant.observability] {setting}` (the workspace's budget per minute)."
+        )
+    else:
+        why = (
+            f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
+            f"to Prefect: a node's task run sends {NODE_COST} or more log lines and events (state changes, asset "
+            "events, dbt's lines), and more of them would have "
+            f"gone over `[tenant.observability] {setting}` (the workspace's logs + events budget per minute)."
+        )
     lines = [
         "",
         "## Left out of Prefect",
         "",
-        f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "
-        f"to Prefect: a node's task run sends {NODE_COST} or more log lines and events (state changes, asset events, "
-        "dbt's lines), and more of them would have "
-        f"gone over `[tenant.observability] logs_events_per_minute = {summary.budget}` (the workspace's logs + "
-        "events budget per minute). Every node's status is in the node table (artifact `...-nodes`) and the "
-        "sections above; dbt's full log is `dbt.log` with the run's artifacts.",
+        why + " Every node's status is in the node table (artifact `...-nodes`) and the sections above; dbt's full "
+        "log is `dbt.log` with the run's artifacts.",
         "",
     ]
     named = [f"`{markdown_cell(uid)}`" for uid in left_out[:LISTED_LEFT_OUT]]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from dbt2prefect.dbt_cloud import host_problem
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
+from dbt2prefect.params import NodeTaskRuns
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.reasons import ReasonCode
 
@@ -335,8 +336,14 @@ class RetrySettings(BaseModel):
 
 PLAN_LOGS_EVENTS_PER_MINUTE = {"Hobby": 2_000, "Starter": 2_800, "Team": 8_000, "Pro": 40_000}
 """Prefect Cloud's "Logs + Events" limit per minute and account, by plan (docs/performance.md names the source)."""
+PLAN_API_REQUESTS_PER_MINUTE = {"Hobby": 625, "Starter": 1_250, "Team": 2_500, "Pro": 5_000}
+"""Prefect Cloud's API requests per minute and account, by plan (docs/performance.md names the source)."""
 MIN_LOGS_EVENTS_PER_MINUTE = 200
 """Below this a run has no room for its own lines and events (about 25) plus a task run for a failed node."""
+
+
+DEFAULT_SLOW_NODE_SECONDS = 300.0
+"""A node that ran longer than this is slow (`slow_node_seconds`): it gets a task run in the "exceptions" mode."""
 
 
 class ObservabilitySettings(BaseModel):
@@ -359,14 +366,42 @@ class ObservabilitySettings(BaseModel):
         ),
     )
 
-    @field_validator("logs_events_per_minute")
+    node_task_runs: NodeTaskRuns = Field(
+        default="all",
+        description=(
+            "Which dbt nodes get a Prefect task run (a run's `node_task_runs` parameter overrides it): 'all', a "
+            "task run per node while dbt runs (about 7 log lines and events per node), or 'exceptions', dbt runs "
+            "in lean mode and only the nodes that failed, warned or ran longer than slow_node_seconds get a task "
+            "run afterwards; every node stays in the run's node table."
+        ),
+    )
+    api_requests_per_minute: int = Field(
+        default=PLAN_API_REQUESTS_PER_MINUTE["Hobby"],
+        strict=True,
+        description=(
+            "The API requests per minute a run may make to record task runs after dbt has run (node_task_runs = "
+            "'exceptions', 2 requests each): the plan's API requests limit, less what the workspace's other "
+            "clients make (default 625, the smallest plan's limit)."
+        ),
+    )
+    slow_node_seconds: float = Field(
+        default=DEFAULT_SLOW_NODE_SECONDS,
+        gt=0,
+        description="With node_task_runs = 'exceptions', a node that ran longer than this gets a task run.",
+    )
+
+    @field_validator("logs_events_per_minute", "api_requests_per_minute")
     @classmethod
-    def _per_minute(cls, value: int) -> int:
+    def _per_minute(cls, value: int, info: ValidationInfo) -> int:
         if value < MIN_LOGS_EVENTS_PER_MINUTE:
-            plans = ", ".join(f"{plan} {limit}" for plan, limit in PLAN_LOGS_EVENTS_PER_MINUTE.items())
+            events = info.field_name == "logs_events_per_minute"
+            table = PLAN_LOGS_EVENTS_PER_MINUTE if events else PLAN_API_REQUESTS_PER_MINUTE
+            plans = ", ".join(f"{plan} {limit}" for plan, limit in table.items())
+            what = "log lines and events" if events else "API requests"
+            limit = "Logs + Events" if events else "API requests"
             raise ValueError(
-                f"logs_events_per_minute = {value} leaves a run no room for its own log lines and events; set at "
-                f"least {MIN_LOGS_EVENTS_PER_MINUTE}, e.g. your Prefect Cloud plan's Logs + Events limit ({plans})"
+                f"{info.field_name} = {value} leaves a run no room for its own {what}; set at "
+                f"least {MIN_LOGS_EVENTS_PER_MINUTE}, e.g. your Prefect Cloud plan's {limit} limit ({plans})"
             )
         return value
 

@@ -76,6 +76,7 @@ def run_dbt_wg(
     generate_docs: bool = False,
     timeout_seconds: int | None = None,
     per_node_tasks: bool = True,
+    node_task_runs: Literal["all", "exceptions"] | None = None,
     dbt_cloud_job_id: int | None = None,
     dbt_cloud_job_name: str | None = None,
     parity_candidate: bool = False,
@@ -107,6 +108,13 @@ def run_dbt_wg(
     Per-node task runs and their dbt log lines stay under `[tenant.observability] logs_events_per_minute`: a node
     that would not fit runs without them, and the summary's "Left out of Prefect" names it (see
     `dbt2prefect.node_budget`); every node's status stays in the node table artifact.
+
+    `node_task_runs` (default: the tenant's `[tenant.observability] node_task_runs`, which defaults to "all")
+    chooses which nodes get a task run: "all", one per node while dbt runs (about 7 log lines and events per
+    node), or "exceptions": dbt runs as in the lean mode, and then only the nodes that failed, warned or ran longer
+    than `slow_node_seconds` get a task run, named as in "all" and ending in the node's state (Failed, Completed
+    named Warned, Completed) with dbt's message (see `dbt2prefect.exception_task_runs`). The run's own final state
+    is the same in both. `per_node_tasks=False` (the lean mode) makes no task runs at all.
     """
     raw = dict(locals())
     logger = get_run_logger()
@@ -117,9 +125,15 @@ def run_dbt_wg(
             _tag_run(params.dbt_cloud_job_id)
         workspace = Workspace.open(os.environ.get("DBT2PREFECT_TENANT_FILE"))
         tenant = workspace.tenant
-        with timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
+        with workspace, timeout(params.timeout_seconds, timeout_exc_type=TimeoutError):
             outcome = execute(
-                params, tenant, run_id, run_count=flow_run.run_count, on_retry=_log_retry, store=workspace.store
+                params,
+                tenant,
+                run_id,
+                run_count=flow_run.run_count,
+                on_retry=_log_retry,
+                store=workspace.store,
+                prefect=workspace.prefect_gateway,
             )
     except (ConfigError, ParameterError, ProfileError) as exc:
         # Bad input fails the run at once, with the message as the state's.

@@ -20,6 +20,7 @@ _IGNORED_PARAMETERS = frozenset(
         "profiles_strategy",
         "project_dir",
         "per_node_tasks",
+        "node_task_runs",
         "timeout_seconds",
         "dbt_cloud_job_id",
         "dbt_cloud_job_name",

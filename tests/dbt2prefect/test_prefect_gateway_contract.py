@@ -254,6 +254,30 @@ def test_a_flow_run_reads_back_is_rescheduled_and_tagged_by_id(side: Side) -> No
         prefect.set_flow_run_tags(uuid.uuid4(), ["x"])
 
 
+def test_a_task_run_is_recorded_in_a_flow_run_and_ends_in_the_state_set(side: Side) -> None:
+    from prefect.states import Completed, Failed, Running
+
+    _, deployment_id = _deployment(side)
+    prefect = side.prefect
+    flow_run = prefect.create_flow_run(deployment_id)
+    warned = prefect.create_task_run(flow_run.id, "test not_null_x", "test.p.not_null_x-1", Running())
+    failed = prefect.create_task_run(flow_run.id, "model x", "model.p.x-1", Running())
+    prefect.set_task_run_state(warned.id, Completed(name="Warned", message="test.p.not_null_x warn: Got 2 results"))
+    prefect.set_task_run_state(failed.id, Failed(message="model.p.x error: boom"))
+    again = prefect.create_task_run(flow_run.id, "test not_null_x", "test.p.not_null_x-1", Running())
+    assert again.id == warned.id, "a key the flow run has answers its task run"
+    found = {run.name: run for run in prefect.read_task_runs(flow_run.id)}
+    assert sorted(found) == ["model x", "test not_null_x"]
+    state = found["test not_null_x"].state
+    assert state is not None and (state.type, state.name) == (StateType.COMPLETED, "Warned")
+    assert state.message == "test.p.not_null_x warn: Got 2 results"
+    state = found["model x"].state
+    assert state is not None and (state.type, state.message) == (StateType.FAILED, "model.p.x error: boom")
+    assert prefect.read_task_runs(uuid.uuid4()) == []
+    with pytest.raises(PrefectApiError, match="404"):
+        prefect.set_task_run_state(uuid.uuid4(), Completed())
+
+
 def test_a_block_reads_with_its_capabilities(side: Side) -> None:
     name = _unique("hook")
     assert side.prefect.read_block("custom-webhook", name) is None
