@@ -24,6 +24,7 @@ from bench.events_budget import parse_time, peak_per_minute, read_events, read_l
 from dbt2prefect import compat, node_budget
 from dbt2prefect.node_budget import NODE_COST
 from flows.dbt_wg_flow import run_dbt_wg
+from tests.flows.local_tenant import local_tenant_file
 
 MODELS = 30
 
@@ -44,27 +45,8 @@ def _project(root: Path) -> Path:
 
 
 def _settings(root: Path, project: Path, budget: int | None) -> Path:
-    settings = root / "budget.toml"
     table = f"\n[tenant.observability]\nlogs_events_per_minute = {budget}\n" if budget is not None else ""
-    settings.write_text(
-        f"""[tenant]
-name = "budget"
-project_dir = "{project}"
-profile_name = "budget"
-deployment_name = "budget_dbt"
-default_target = "local"
-targets = ["local"]
-local_profiles_dir = "{project}"
-artifact_store_url = "{root / "store"}"
-ledger_url = "{root / "ledger"}"
-
-[tenant.blocks]
-profile_prefix = "budget"
-dbt_cloud_token_block = "budget-token"
-{table}""",
-        encoding="utf-8",
-    )
-    return settings
+    return local_tenant_file(root, project, "budget", table)
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import StateType
 from dbt2prefect.node_states import WARNED_STATE
 from dbt2prefect.prefect_gateway import connect_prefect
 from flows.dbt_wg_flow import run_dbt_wg
+from tests.flows.local_tenant import local_tenant_file
 
 pytestmark = pytest.mark.e2e
 
@@ -51,29 +52,7 @@ def _project(root: Path) -> Path:
 
 
 def _settings(root: Path, project: Path, view: str) -> Path:
-    settings = root / "views.toml"
-    settings.write_text(
-        f"""[tenant]
-name = "views"
-project_dir = "{project}"
-profile_name = "views"
-deployment_name = "views_dbt"
-default_target = "local"
-targets = ["local"]
-local_profiles_dir = "{project}"
-artifact_store_url = "{root / "store"}"
-ledger_url = "{root / "ledger"}"
-
-[tenant.blocks]
-profile_prefix = "views"
-dbt_cloud_token_block = "views-token"
-
-[tenant.observability]
-node_task_runs = "{view}"
-""",
-        encoding="utf-8",
-    )
-    return settings
+    return local_tenant_file(root, project, "views", f'\n[tenant.observability]\nnode_task_runs = "{view}"\n')
 
 
 def _build(root: Path, monkeypatch: pytest.MonkeyPatch, view: str, **params: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from dbt2prefect.dbt_run import lean_invoker
 from dbt2prefect.params import validate
 from dbt2prefect.run_job import execute
 from dbt2prefect.tenant import load_tenant
+from tests.flows.local_tenant import local_tenant_file
 
 PROFILE = """hooked:
   target: local
@@ -41,29 +42,7 @@ PROFILE = """hooked:
 
 
 def _tenant(root: Path, project: Path, retries: str = "delay_seconds = 0") -> Path:
-    settings = root / "hooked.toml"
-    settings.write_text(
-        f"""[tenant]
-name = "hooked"
-project_dir = "{project}"
-profile_name = "hooked"
-deployment_name = "hooked_dbt"
-default_target = "local"
-targets = ["local"]
-local_profiles_dir = "{project}"
-artifact_store_url = "{root / "store"}"
-ledger_url = "{root / "ledger"}"
-
-[tenant.blocks]
-profile_prefix = "hooked"
-dbt_cloud_token_block = "hooked-token"
-
-[tenant.retries]
-{retries}
-""",
-        encoding="utf-8",
-    )
-    return settings
+    return local_tenant_file(root, project, "hooked", f"\n[tenant.retries]\n{retries}\n")
 
 
 def _project(root: Path, models: dict[str, str], hooks: str = "") -> Path:
