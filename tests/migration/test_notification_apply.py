@@ -3,13 +3,13 @@ text, never code; a template Prefect would refuse stops apply before any change.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
 
 from dbt2prefect.names import is_notification_name
+from dbt2prefect.prefect_gateway import connect_prefect
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings, load_tenant
 from migration.apply import ApplyError, apply_deployment
 from migration.dbt_cloud.models import Notification
@@ -68,26 +68,15 @@ def blocks(prefect_api: None) -> None:
         CustomWebhookNotificationBlock(name=name, url="http://127.0.0.1:9/notify").save(name, overwrite=True)
 
 
-async def _automations(prefix: str) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        return {a.name: a for a in await client.read_automations() if a.name.startswith(prefix)}
+def _automations(prefix: str) -> dict[str, Any]:
+    """The automations named `prefix...`, read page by page (the session's server holds more than one page)."""
+    with connect_prefect() as prefect:
+        return {a.name: a for a in prefect.read_automations() if a.name.startswith(prefix)}
 
 
 def _deployment_exists(full_name: str) -> bool:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    async def read() -> bool:
-        async with get_client() as client:
-            try:
-                await client.read_deployment_by_name(full_name)
-            except ObjectNotFound:
-                return False
-            return True
-
-    return asyncio.run(read())
+    with connect_prefect() as prefect:
+        return prefect.read_deployment(full_name) is not None
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -110,7 +99,7 @@ def test_a_job_name_that_looks_like_jinja_is_sent_as_text(blocks: None, schema: 
     spec = _spec("dbt_wg_jinja_names", {NIGHTLY: name})
     diff = apply_deployment(spec, create_pool=True, parameter_schema=schema)
     assert diff.applied and diff.deployment.status == "added"
-    stored = asyncio.run(_automations(f"job-{NIGHTLY}-notify-"))
+    stored = _automations(f"job-{NIGHTLY}-notify-")
     assert stored, "the nightly job's notification automations exist"
     context = {"flow_run": {"name": "job-1 x", "parameters": {"secret": "p"}, "state": {"message": ""}}}
     for automation in stored.values():
@@ -133,22 +122,22 @@ def _names(automations: dict[str, Any] | list[Any]) -> list[str]:
     return sorted(a.name for a in (automations.values() if isinstance(automations, dict) else automations))
 
 
-async def _all_of(deployment: str) -> list[Any]:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        deployment_id = (await client.read_deployment_by_name(f"run_dbt_wg/{deployment}")).id
-        related = await client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
-        return [a for a in await client.read_automations() if is_notification_name(a.name)] + [
-            a for a in related if a.name.startswith("job-") and "-after-" in a.name
-        ]
+def _all_of(deployment: str) -> list[Any]:
+    with connect_prefect() as prefect:
+        found = prefect.read_deployment(f"run_dbt_wg/{deployment}")
+        assert found is not None
+        related = prefect.read_related_automations(found.id)
+        every = prefect.read_automations()
+    return [a for a in every if is_notification_name(a.name)] + [
+        a for a in related if a.name.startswith("job-") and "-after-" in a.name
+    ]
 
 
 def _watching(deployment: str) -> list[str]:
     """Names of the notification automations watching `deployment` and of its triggers, duplicates included."""
     from migration.notification_automations import watches
 
-    found = asyncio.run(_all_of(deployment))
+    found = _all_of(deployment)
     unique = {str(a.id): a for a in found}.values()
     return sorted(a.name for a in unique if "-after-" in a.name or watches(a, deployment))
 
@@ -168,7 +157,6 @@ def test_two_applies_at_once_leave_one_automation_per_name(blocks: None, schema:
 
 
 def test_apply_removes_a_duplicate_it_finds(blocks: None, schema: dict[str, Any]) -> None:
-    from prefect.client.orchestration import get_client
     from prefect.events.schemas.automations import AutomationCore
 
     from migration.notification_automations import watches
@@ -177,13 +165,9 @@ def test_apply_removes_a_duplicate_it_finds(blocks: None, schema: dict[str, Any]
     apply_deployment(spec, create_pool=True, parameter_schema=schema)
     original = spec.notifications[0].name
 
-    async def copy_one() -> None:
-        async with get_client() as client:
-            found = await client.read_automations()
-            [automation] = [a for a in found if a.name == original and watches(a, "dbt_wg_duplicate")]
-            await client.create_automation(AutomationCore.model_validate(automation.model_dump(exclude={"id"})))
-
-    asyncio.run(copy_one())
+    with connect_prefect() as prefect:
+        [automation] = [a for a in prefect.read_automations() if a.name == original and watches(a, "dbt_wg_duplicate")]
+        prefect.create_automation(AutomationCore.model_validate(automation.model_dump(exclude={"id"})))
     assert _watching("dbt_wg_duplicate").count(original) == 2
     diff = apply_deployment(spec, parameter_schema=schema)
     assert diff.applied and [(c.slug, c.status, c.fields) for c in diff.notifications if c.fields] == [
