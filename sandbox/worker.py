@@ -10,8 +10,10 @@ folders in `runs/` there.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +23,9 @@ from sandbox.process import ChildProcess, spawn
 
 POLL_SECONDS = 1.0
 """How often the sandbox worker asks for runs (Prefect's default is 10 s; a rehearsal should not wait)."""
+
+IDLE_GRACE_SECONDS = 2.0
+"""How long a stopping worker without flow-run processes may take to exit on its own before it is stopped."""
 
 
 OPERATOR_ONLY = ("DBT2PREFECT_TENANT_FILE", "DBT2PREFECT_RUNS_DIR", "PYTHONPATH")
@@ -100,6 +105,35 @@ class ProcessWorker(ChildProcess):
         )
         return cls(process, pool, api_url, name, log_path)
 
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the worker: SIGTERM, then SIGKILL after `timeout` while flow runs are still running in it.
+
+        On SIGTERM Prefect's worker stops asking for runs and waits for its flow-run processes; a second SIGTERM
+        is its own escalation to SIGKILL. After runs that ended, the worker can stay idle in that wait for good
+        (seen after the demo's story), so once it has no flow-run process left for `IDLE_GRACE_SECONDS` the second
+        SIGTERM is sent: the wait protects running flow runs, and there are none. Where child processes cannot
+        be read (no /proc), the full `timeout` applies as before.
+        """
+        if self._process.poll() is not None:
+            return
+        self._process.terminate()
+        deadline = time.monotonic() + timeout
+        idle_since: float | None = None
+        escalated = False
+        while not escalated and self._process.poll() is None and time.monotonic() < deadline:
+            now = time.monotonic()
+            idle_since = (idle_since or now) if _children(self.pid) == 0 else None
+            escalated = idle_since is not None and now - idle_since >= IDLE_GRACE_SECONDS
+            if escalated:
+                self._process.send_signal(signal.SIGTERM)
+            else:
+                time.sleep(0.1)
+        try:
+            self._process.wait(IDLE_GRACE_SECONDS if escalated else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout)
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait until the worker has registered with its pool (its first heartbeat).
 
@@ -113,3 +147,21 @@ class ProcessWorker(ChildProcess):
             return response.status_code == 200 and any(w.get("name") == self.name for w in response.json())
 
         self.wait_until(registered, timeout=timeout, what=f"the Prefect worker for pool {self.pool!r}", interval=0.5)
+
+
+def _children(pid: int) -> int | None:
+    """How many processes `pid` is the parent of, from /proc; None where /proc cannot be read."""
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return None
+    count = 0
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if len(fields) > 1 and fields[1] == str(pid):
+            count += 1
+    return count
