@@ -68,10 +68,14 @@ def blocks(prefect_api: None) -> None:
         CustomWebhookNotificationBlock(name=name, url="http://127.0.0.1:9/notify").save(name, overwrite=True)
 
 
-def _automations(prefix: str) -> dict[str, Any]:
-    """The automations named `prefix...`, read page by page (the session's server holds more than one page)."""
+def _automations(prefix: str, deployment: str) -> dict[str, Any]:
+    """The automations named `prefix...` that watch `deployment` (other tests' deployments have automations of the
+    same names), read page by page (the session's server holds more than one page)."""
+    from migration.notification_automations import watches
+
     with connect_prefect() as prefect:
-        return {a.name: a for a in prefect.read_automations() if a.name.startswith(prefix)}
+        found = prefect.read_automations()
+    return {a.name: a for a in found if a.name.startswith(prefix) and watches(a, deployment)}
 
 
 def _deployment_exists(full_name: str) -> bool:
@@ -99,7 +103,7 @@ def test_a_job_name_that_looks_like_jinja_is_sent_as_text(blocks: None, schema: 
     spec = _spec("dbt_wg_jinja_names", {NIGHTLY: name})
     diff = apply_deployment(spec, create_pool=True, parameter_schema=schema)
     assert diff.applied and diff.deployment.status == "added"
-    stored = _automations(f"job-{NIGHTLY}-notify-")
+    stored = _automations(f"job-{NIGHTLY}-notify-", "dbt_wg_jinja_names")
     assert stored, "the nightly job's notification automations exist"
     context = {"flow_run": {"name": "job-1 x", "parameters": {"secret": "p"}, "state": {"message": ""}}}
     for automation in stored.values():
