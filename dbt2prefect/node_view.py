@@ -72,7 +72,7 @@ def resolve(parameter: NodeTaskRuns | None, setting: NodeTaskRuns, budget: int, 
 def _files(folders: Iterable[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:
     for folder in folders:
         if folder.is_dir():
-            yield from (p for p in sorted(folder.rglob("*")) if p.suffix in suffixes and p.is_file())
+            yield from (p for p in folder.rglob("*") if p.suffix in suffixes and p.is_file())
 
 
 def _tests(entry: Any) -> int:
@@ -110,7 +110,8 @@ def project_node_count(project_dir: Path) -> int:
     """The nodes a full `dbt build` of the project at `project_dir` runs, estimated from its files without a parse:
     models (`.sql`, `.py`), seeds (`.csv`), snapshots (SQL blocks and YAML ones), singular tests (`.sql` in the test paths, outside
     `generic/`), and the generic data tests and unit tests of its YAML properties files. Installed packages' nodes,
-    disabled nodes and tests added by a macro are not counted; an unreadable YAML file counts none (dbt reports it).
+    disabled nodes and tests added by a macro are not counted; a file that cannot be read counts none (dbt reports
+    it).
 
     Raises:
         ConfigError: dbt_project.yml cannot be read as YAML.
@@ -129,7 +130,10 @@ def project_node_count(project_dir: Path) -> int:
     count = sum(1 for _ in _files(model_paths, (".sql", ".py")))
     count += sum(1 for _ in _files(seed_paths, (".csv",)))
     for path in _files(snapshot_paths, (".sql",)):
-        count += len(_SNAPSHOT_BLOCK.findall(path.read_text(encoding="utf-8", errors="replace")))
+        try:
+            count += len(_SNAPSHOT_BLOCK.findall(path.read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            continue
     count += sum(
         1
         for folder in test_paths
