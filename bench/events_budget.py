@@ -4,7 +4,7 @@ Prefect Cloud counts every log line and every event in one per-minute "logs + ev
 docs/performance.md, "Events and logs budget"). This script generates a project of N models
 (bench/generate_project.py), starts a local Prefect server on loopback (temporary PREFECT_HOME), runs
 `dbt2prefect run` once on it (a task run per node by default, `--node-task-runs exceptions` for task runs only for
-failed, warned and slow nodes, `--lean` for the lean mode) with the budget
+failed, warned and slow nodes, `--node-task-runs auto` for the default choice between the two, `--lean` for the lean mode) with the budget
 `[tenant.observability] logs_events_per_minute` set to `--budget`, then reads back from the server's API
 - the events of the run's time span (POST /events/filter, every page), by name,
 - the log lines of the flow run and its task runs (POST /logs/filter on the flow run id, every page),
@@ -115,9 +115,10 @@ def main() -> None:
     parser.add_argument("--lean", action="store_true", help="the lean mode (no per-node task runs)")
     parser.add_argument(
         "--node-task-runs",
-        choices=["all", "exceptions"],
+        choices=["all", "exceptions", "auto"],
         default="all",
-        help="which nodes get a task run: every node, or the failed, warned and slow ones (default all)",
+        help="which nodes get a task run: every node, the failed, warned and slow ones, or the choice by project "
+        "size and budget (default all)",
     )
     parser.add_argument(
         "--slow-node-seconds",
@@ -147,7 +148,11 @@ def main() -> None:
     try:
         wait_healthy(api, timeout=180)
         env["PREFECT_API_URL"] = api
-        mode = "lean" if args.lean else {"all": "per-node", "exceptions": "exceptions"}[args.node_task_runs]
+        mode = (
+            "lean"
+            if args.lean
+            else {"all": "per-node", "exceptions": "exceptions", "auto": "auto"}[args.node_task_runs]
+        )
         command = bench.commands()[f"flow {mode}"]
         stats(api, reset=True)
         started = datetime.now().astimezone()
@@ -202,6 +207,9 @@ def main() -> None:
         f"log lines by level: {dict(sorted(levels.items()))}; task-run lines {sum(1 for x in logs if x['task_run_id'])}"
     )
     section = str(summary.get("data")) if summary is not None else ""
+    view = next((line for line in section.splitlines() if line.startswith("node view: ")), None)
+    if view is not None:
+        print(f"summary: {view}")
     if "## Left out of Prefect" in section:
         print("summary: " + section.split("## Left out of Prefect", 1)[1].strip().split("\n")[0][:400])
 

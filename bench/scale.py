@@ -9,6 +9,8 @@ route, slowest response) and a probe that loads the UI page and lists flow runs 
                   from scratch
   flow exceptions `dbt2prefect run --node-task-runs exceptions` (task runs only for failed, warned, slow nodes),
                   target parity; only with `--flow exceptions`
+  flow auto       `dbt2prefect run --node-task-runs auto` (one of the two above, by project size and budget), target
+                  parity; only with `--flow auto`
 Then parity of the bare run (local database) against the per-node run (parity database), through compare_job with
 every check (node sets, statuses, row counts, schema, value fingerprints), and selector resolution of 50
 selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s;
@@ -141,6 +143,7 @@ class BenchProject:
             "flow lean": [*flow, "--lean"],
             "flow per-node": [*flow, "--node-task-runs", "all"],
             "flow exceptions": [*flow, "--node-task-runs", "exceptions"],
+            "flow auto": [*flow, "--node-task-runs", "auto"],
         }
 
 
@@ -307,7 +310,7 @@ def main() -> None:
     parser.add_argument(
         "--flow",
         action="append",
-        choices=["lean", "per-node", "exceptions"],
+        choices=["lean", "per-node", "exceptions", "auto"],
         help="flow variants to run (default lean and per-node; repeatable)",
     )
     parser.add_argument("--no-parity", action="store_true", help="skip parity of bare dbt against the per-node run")

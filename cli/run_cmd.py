@@ -75,8 +75,8 @@ def run(
     node_task_runs: Annotated[
         NodeTaskRuns | None,
         typer.Option(
-            help="Which nodes get a task run: 'all' while dbt runs, or 'exceptions' (failed, warned, slow) after "
-            "it (default: the tenant's setting)."
+            help="Which nodes get a task run: 'all' while dbt runs, 'exceptions' (failed, warned, slow) after "
+            "it, or 'auto' (all while the project's nodes fit the events budget; default: the tenant's setting)."
         ),
     ] = None,
     dbt_cloud_job_id: Annotated[

@@ -47,7 +47,12 @@ def dbt_executable() -> str:
     return found
 
 
-def _project_config(project_dir: Path) -> dict[str, Any]:
+def project_config(project_dir: Path) -> dict[str, Any]:
+    """The project's dbt_project.yml as a mapping (empty if it holds no mapping).
+
+    Raises:
+        ConfigError: it cannot be read as YAML.
+    """
     path = project_dir / "dbt_project.yml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -58,14 +63,14 @@ def _project_config(project_dir: Path) -> dict[str, Any]:
 
 def project_profile(project_dir: Path) -> str:
     """The profile name the project's dbt_project.yml asks for (`profile:`)."""
-    name = _project_config(project_dir).get("profile")
+    name = project_config(project_dir).get("profile")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{project_dir / 'dbt_project.yml'} names no `profile:`; add the profile dbt should use")
     return name
 
 
 def _generated_folders(project_dir: Path) -> set[str]:
-    config = _project_config(project_dir)
+    config = project_config(project_dir)
     names = {
         str(config.get("target-path") or "target"),
         str(config.get("log-path") or "logs"),
@@ -198,7 +203,7 @@ def install_packages(copy: Path, cache_root: Path, timeout: float = 600.0) -> st
         DbtRunError: `dbt deps` failed for another reason.
         Both name the packages and keep dbt deps' whole output in `<cache_root>/logs/`.
     """
-    install = copy / str(_project_config(copy).get("packages-install-path") or "dbt_packages")
+    install = copy / str(project_config(copy).get("packages-install-path") or "dbt_packages")
     cached = cache_root / _cache_key(copy)
     if cached.is_dir():
         shutil.copytree(cached, install, symlinks=True, dirs_exist_ok=True)

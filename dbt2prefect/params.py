@@ -52,10 +52,11 @@ THREADED = (SELECTING - {"ls"}) | {"retry"}
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 
 ProfilesStrategy = Literal["blocks", "local"]
-NodeTaskRuns = Literal["all", "exceptions"]
-"""Which dbt nodes get a Prefect task run when `per_node_tasks` is on: every node while dbt runs ("all"), or, after
-dbt has run in lean mode, only the nodes that failed, warned or were slow ("exceptions"; see
-`dbt2prefect.exception_task_runs`)."""
+NodeTaskRuns = Literal["auto", "all", "exceptions"]
+"""Which dbt nodes get a Prefect task run when `per_node_tasks` is on: every node while dbt runs ("all"); after dbt
+has run in lean mode, only the nodes that failed, warned or were slow ("exceptions"; see
+`dbt2prefect.exception_task_runs`); or, chosen per run before dbt runs, "all" while the project's nodes fit the
+logs + events budget and "exceptions" above it ("auto"; see `dbt2prefect.node_view`)."""
 
 
 class RunParameters(BaseModel):

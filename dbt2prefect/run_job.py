@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from dbt2prefect import exception_task_runs
+from dbt2prefect import exception_task_runs, node_view
 from dbt2prefect.artifact_store import DBT_LOG, RUN_FILES, ArtifactStore, RunKey, WriterRecord
 from dbt2prefect.dbt_packages import prepared_project_in_place
 from dbt2prefect.dbt_run import (
@@ -300,7 +300,8 @@ def execute(
 
     With `per_node_tasks`, nodes get task runs as `node_task_runs` (else the tenant's) says: "all" while dbt runs
     (`prefect_invoker`); "exceptions" after dbt has run in lean mode, recorded in the flow run `flow_run_id`
-    through `prefect` (see `dbt2prefect.exception_task_runs`; without `prefect`, none).
+    through `prefect` (see `dbt2prefect.exception_task_runs`; without `prefect`, none); "auto" is resolved to one
+    of them from the project's node count before dbt runs (`dbt2prefect.node_view`), and the summary says which.
 
     Raises:
         ParameterError: a parameter is wrong in a way only visible now (project dir, state, target).
@@ -343,7 +344,14 @@ def execute(
         store.record_writer(key, writer)
     observability = tenant.observability
     budget = NodeBudget(observability.logs_events_per_minute) if params.per_node_tasks else None
-    exceptions_only = budget is not None and (params.node_task_runs or observability.node_task_runs) == "exceptions"
+    view = None
+    if params.per_node_tasks:
+        requested = params.node_task_runs or observability.node_task_runs
+        count = node_view.project_node_count(project_dir) if requested == "auto" else None
+        view = node_view.resolve(
+            params.node_task_runs, observability.node_task_runs, observability.logs_events_per_minute, count
+        )
+    exceptions_only = view is not None and view.mode == "exceptions"
     if invoker is not None:
         invoke = invoker
     elif budget is None or exceptions_only:
@@ -400,6 +408,7 @@ def execute(
         exception_task_runs=recorded.count if recorded is not None else None,
         exception_task_runs_failure=recorded.failure if recorded is not None else None,
         slow_node_seconds=observability.slow_node_seconds if recorded is not None else None,
+        node_view=view.describe() if view is not None else None,
     )
     staging = run_root / "artifacts"
     _stage_artifacts(outcomes, staging, paths.log_path)

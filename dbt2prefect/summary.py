@@ -41,6 +41,8 @@ class RunSummary:
     """In the "exceptions" node view: the time over which a node is slow."""
     exception_task_runs_failure: str | None = None
     """In the "exceptions" node view: the Prefect API's failure that stopped the recording of task runs."""
+    node_view: str | None = None
+    """`node view: <mode> (<why>)` (`dbt2prefect.node_view.NodeView.describe`; None: the lean mode)."""
 
     @property
     def warned(self) -> list[NodeResult]:
@@ -58,6 +60,7 @@ class RunSummary:
             "failed_attempts": self.attempts,
             "left_out_of_task_runs": len(self.left_out),
             "exception_task_runs": self.exception_task_runs,
+            "node_view": self.node_view,
         }
 
 
@@ -87,6 +90,7 @@ def summarize(
     exception_task_runs: int | None = None,
     slow_node_seconds: float | None = None,
     exception_task_runs_failure: str | None = None,
+    node_view: str | None = None,
 ) -> RunSummary:
     """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`), `left_out`
     the nodes that got no task run under the logs + events `budget` (see `dbt2prefect.node_budget`)."""
@@ -107,6 +111,7 @@ def summarize(
         exception_task_runs=exception_task_runs,
         slow_node_seconds=slow_node_seconds,
         exception_task_runs_failure=exception_task_runs_failure,
+        node_view=node_view,
     )
 
 
@@ -164,11 +169,13 @@ LISTED_LEFT_OUT = 20
 
 
 def _exceptions_view(summary: RunSummary) -> list[str]:
-    """In the "exceptions" node view, which nodes have a task run (none: no lines)."""
+    """The node view the run used and why, and in the "exceptions" view which nodes have a task run (the lean
+    mode: no lines)."""
+    lines = ["", summary.node_view] if summary.node_view is not None else []  # our own text: nothing to escape
     if summary.slow_node_seconds is None:
-        return []
+        return lines
     count = summary.exception_task_runs or 0
-    lines = [
+    lines += [
         "",
         f"**Task runs:** {count} node{'' if count == 1 else 's'} that failed, warned or ran longer than "
         f'{summary.slow_node_seconds:g} s (`node_task_runs = "exceptions"`); every node is in the node table '

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from dbt2prefect.dbt_cloud import host_problem
 from dbt2prefect.errors import ConfigError
 from dbt2prefect.files import durable_url_problem, redact_url, segment_problem
+from dbt2prefect.node_view import ALL_VIEW_EVENTS_PER_NODE
 from dbt2prefect.params import NodeTaskRuns
 from dbt2prefect.profile_fields import ADAPTER_PACKAGES
 from dbt2prefect.reasons import ReasonCode
@@ -367,12 +368,14 @@ class ObservabilitySettings(BaseModel):
     )
 
     node_task_runs: NodeTaskRuns = Field(
-        default="all",
+        default="auto",
         description=(
             "Which dbt nodes get a Prefect task run (a run's `node_task_runs` parameter overrides it): 'all', a "
-            "task run per node while dbt runs (about 7 log lines and events per node), or 'exceptions', dbt runs "
+            "task run per node while dbt runs (about 7 log lines and events per node); 'exceptions', dbt runs "
             "in lean mode and only the nodes that failed, warned or ran longer than slow_node_seconds get a task "
-            "run afterwards; every node stays in the run's node table."
+            "run afterwards; or 'auto' (the default), 'all' while the project's nodes times "
+            f"{ALL_VIEW_EVENTS_PER_NODE:g} (the measured log lines and events per node of 'all') fit in "
+            "logs_events_per_minute, else 'exceptions'. Every node stays in the run's node table."
         ),
     )
     api_requests_per_minute: int = Field(

@@ -76,7 +76,7 @@ def run_dbt_wg(
     generate_docs: bool = False,
     timeout_seconds: int | None = None,
     per_node_tasks: bool = True,
-    node_task_runs: Literal["all", "exceptions"] | None = None,
+    node_task_runs: Literal["auto", "all", "exceptions"] | None = None,
     dbt_cloud_job_id: int | None = None,
     dbt_cloud_job_name: str | None = None,
     parity_candidate: bool = False,
@@ -109,12 +109,14 @@ def run_dbt_wg(
     that would not fit runs without them, and the summary's "Left out of Prefect" names it (see
     `dbt2prefect.node_budget`); every node's status stays in the node table artifact.
 
-    `node_task_runs` (default: the tenant's `[tenant.observability] node_task_runs`, which defaults to "all")
+    `node_task_runs` (default: the tenant's `[tenant.observability] node_task_runs`, which defaults to "auto")
     chooses which nodes get a task run: "all", one per node while dbt runs (about 7 log lines and events per
     node), or "exceptions": dbt runs as in the lean mode, and then only the nodes that failed, warned or ran longer
     than `slow_node_seconds` get a task run, named as in "all" and ending in the node's state (Failed, Completed
-    named Warned, Completed) with dbt's message (see `dbt2prefect.exception_task_runs`). The run's own final state
-    is the same in both. `per_node_tasks=False` (the lean mode) makes no task runs at all.
+    named Warned, Completed) with dbt's message (see `dbt2prefect.exception_task_runs`); "auto" is "all" while the
+    project's nodes times the measured cost per node of "all" fit in `logs_events_per_minute`, else "exceptions"
+    (see `dbt2prefect.node_view`), and the summary says which view the run used and why. The run's own final state is the same in all of them.
+    `per_node_tasks=False` (the lean mode) makes no task runs at all.
     """
     raw = dict(locals())
     logger = get_run_logger()

@@ -88,7 +88,7 @@ def test_a_node_is_slow_only_over_the_threshold(seconds: float, slow: bool) -> N
 
 
 def test_the_view_is_a_parameter_over_the_tenant_setting_and_not_for_the_lean_mode() -> None:
-    assert ObservabilitySettings().node_task_runs == "all"
+    assert ObservabilitySettings().node_task_runs == "auto"
     assert validate({"node_task_runs": "exceptions"}).node_task_runs == "exceptions"
     with pytest.raises(ParameterError, match="node_task_runs must be left out"):
         validate({"node_task_runs": "exceptions", "per_node_tasks": False})

@@ -111,6 +111,8 @@ def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[
     markdown = next(a for a in mine if a.type == "markdown")
     assert "Nodes by status" in str(markdown.data) and "Slowest nodes" in str(markdown.data)
     assert "succeeded with warnings" in str(markdown.data) and "## Warnings" in str(markdown.data)
+    # The tenant's node_task_runs = "auto": its build is small enough for a task run per node.
+    assert "\nnode view: all (auto: " in str(markdown.data) and "<= budget 2,000 per minute)" in str(markdown.data)
     warnings = str(markdown.data).split("## Warnings", 1)[1].split("##", 1)[0]
     assert "`test.dbt_williamgrant.accepted_values_stg_crm__distributors_distributor_status" in warnings
     assert "Got 1 result, configured to warn if != 0" in warnings

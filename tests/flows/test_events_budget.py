@@ -45,8 +45,10 @@ def _project(root: Path) -> Path:
 
 
 def _settings(root: Path, project: Path, budget: int | None) -> Path:
-    table = f"\n[tenant.observability]\nlogs_events_per_minute = {budget}\n" if budget is not None else ""
-    return local_tenant_file(root, project, "budget", table)
+    """A budget is tried on the "all" view ("auto" would take "exceptions" for 30 nodes over a budget of 200); without
+    one, the tenant's defaults."""
+    table = f'\n[tenant.observability]\nlogs_events_per_minute = {budget}\nnode_task_runs = "all"\n'
+    return local_tenant_file(root, project, "budget", table if budget is not None else "")
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int | None) -> dict[str, Any]:
@@ -107,6 +109,8 @@ def test_the_default_budget_gives_every_node_its_task_run(
     assert len(run["task_runs"]) == MODELS and set(run["task_runs"].values()) == {"Completed"}
     assert "Left out" not in run["summary"]
     assert run["peak"] <= 2000
+    # The default node view, "auto", is "all" for a project this small.
+    assert f"\nnode view: all (auto: {MODELS} nodes x 6.88 <= budget 2,000 per minute)\n" in run["summary"]
 
 
 def test_without_the_replacement_every_node_gets_its_task_run_whatever_the_budget(

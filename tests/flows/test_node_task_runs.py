@@ -99,6 +99,7 @@ def test_only_the_failed_and_warned_nodes_get_task_runs_in_their_states(
     assert set(statuses) == NODES
     assert statuses["model.views.m1"] == "skipped" and statuses["test.views.passes_on_m0"] == "pass"
     assert "**Task runs:** 2 nodes that failed, warned or ran longer than 300 s" in run["summary"]
+    assert 'node view: exceptions (the run\'s parameter node_task_runs = "exceptions")' in run["summary"]
     assert "Left out" not in run["summary"]
 
 
@@ -110,6 +111,7 @@ def test_the_run_ends_as_in_the_per_node_view_whose_task_runs_have_the_same_name
     assert exceptions["state"].type == every["state"].type == StateType.FAILED
     assert exceptions["state"].message == every["state"].message
     assert sorted(exceptions["task_runs"]) == ["test fails_on_m0", "test warns_on_m0"]
+    assert 'node view: exceptions ([tenant.observability] node_task_runs = "exceptions")' in exceptions["summary"]
     names_in_all = set(every["task_runs"])
     assert set(exceptions["task_runs"]) < names_in_all, names_in_all
     for name, state in exceptions["task_runs"].items():
