@@ -46,7 +46,7 @@ LONGEST_FIRST = (
     "tests/flows/test_crash_before_start.py",
     "tests/flows/test_doctor.py",
 )
-"""The modules that take longest (end-to-end runs): started first, so the two pytest-xdist workers finish together."""
+"""The modules that take longest (end-to-end runs): started first, so the pytest-xdist workers finish together."""
 
 E2E_FIXTURES = frozenset({"prefect_api", "tenant_copy", "process_worker", "built_tenant", "quality_tenant"})
 """Session fixtures that start a Prefect server or build dbt databases: a test using any of them is marked `e2e`."""
