@@ -436,9 +436,13 @@ class DuckDBWarehouse(_SqlWarehouse):
                 # dbt-duckdb in this same process holds the file open read-write (a candidate run just ended);
                 # DuckDB then allows only that configuration. Parity still issues SELECTs only.
                 conn = duckdb.connect(str(self.path))
+            # `attach if not exists` is not used: DuckDB (2.0.1) can spin in it for good when another database
+            # instance of this process (dbt-duckdb's, after an in-process run) has the same file attached.
+            attached = {row[0] for row in conn.execute("select database_name from duckdb_databases()").fetchall()}
             for item in self.attach:
-                alias = item.get("alias") or Path(str(item["path"])).stem
-                conn.execute(f"attach if not exists {literal(str(item['path']))} as {quote(str(alias))} (read_only)")
+                alias = str(item.get("alias") or Path(str(item["path"])).stem)
+                if alias not in attached:
+                    conn.execute(f"attach {literal(str(item['path']))} as {quote(alias)} (read_only)")
         except duckdb.Error as exc:
             raise WarehouseError(f"could not open DuckDB database {self.path}: {exc}") from None
         return conn

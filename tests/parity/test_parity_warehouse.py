@@ -58,6 +58,34 @@ def test_duckdb_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         DuckDBWarehouse(tmp_path / "parity.duckdb").relation_stats([Relation("parity", "marts", "x")])
 
 
+def _raw_database(tmp_path: Path) -> Path:
+    raw = tmp_path / "raw.duckdb"
+    with duckdb.connect(str(raw)) as con:
+        con.execute("create table orders as select * from range(3) t(id)")
+    return raw
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_duckdb_reads_an_attached_database_whether_or_not_its_instance_has_it_already(
+    tmp_path: Path, held: bool
+) -> None:
+    """A fresh read-only instance attaches the raw database; the instance an in-process dbt-duckdb run holds
+    read-write (which has it attached already under the alias) is used as it is: no second attach."""
+    raw = _raw_database(tmp_path)
+    path = tmp_path / "prod.duckdb"
+    duckdb.connect(str(path)).close()
+    holder = duckdb.connect(str(path)) if held else None
+    try:
+        if holder is not None:
+            holder.execute(f"attach '{raw}' as raw (read_only)")
+        warehouse = DuckDBWarehouse(path, attach=[{"path": str(raw), "alias": "raw"}])
+        assert warehouse._execute("select count(*) from raw.main.orders") == [(3,)]
+        warehouse.close()
+    finally:
+        if holder is not None:
+            holder.close()
+
+
 def test_unsupported_adapter_is_bad_config() -> None:
     with pytest.raises(ConfigError, match="not 'bigquery'"):
         warehouse_from_profile_output({"type": "bigquery"})
