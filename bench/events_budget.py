@@ -58,26 +58,24 @@ def read_events(
     return events
 
 
-def read_logs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
-    """Every log line of the flow run and of its task runs (they carry the flow run's id), by offset pages."""
-    logs: list[dict[str, Any]] = []
+def _read_offset_pages(client: httpx.Client, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every object a `<path>` filter (`body`) matches, following offset pages of `PAGE`."""
+    found: list[dict[str, Any]] = []
     while True:
-        body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": PAGE, "offset": len(logs)}
-        page = client.post("/logs/filter", json=body).raise_for_status().json()
-        logs += page
+        page = client.post(path, json={**body, "limit": PAGE, "offset": len(found)}).raise_for_status().json()
+        found += page
         if len(page) < PAGE:
-            return logs
+            return found
+
+
+def read_logs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
+    """Every log line of the flow run and of its task runs (they carry the flow run's id)."""
+    return _read_offset_pages(client, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}})
 
 
 def read_task_runs(client: httpx.Client, flow_run_id: str) -> list[dict[str, Any]]:
-    """Every task run of the flow run, by offset pages."""
-    runs: list[dict[str, Any]] = []
-    while True:
-        body = {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": PAGE, "offset": len(runs)}
-        page = client.post("/task_runs/filter", json=body).raise_for_status().json()
-        runs += page
-        if len(page) < PAGE:
-            return runs
+    """Every task run of the flow run."""
+    return _read_offset_pages(client, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
 
 
 def settled(read: Callable[[], list[dict[str, Any]]], pause: float = 1.0) -> list[dict[str, Any]]:
