@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,12 +208,15 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
     signal_state = _Signal()
     inside = threading.Event()
     repeaters: list[threading.Thread] = []
+    main = threading.main_thread().ident or 0
 
     def again() -> None:
         # A KeyboardInterrupt that lands in code catching it (a callback, a logging handler) is lost, and dbt's
-        # pool would go on building: it comes again every second until the block has ended.
+        # pool would go on building: it comes again every second until the block has ended. It is sent to the
+        # main thread: there it ends a blocking wait (dbt's queue join), while a signal raised in this thread
+        # would wait for the main thread to wake on its own, after the whole build.
         while not _ended(inside, SIGTERM_REPEAT_SECONDS):
-            signal.raise_signal(signal.SIGTERM)
+            signal.pthread_kill(main, signal.SIGTERM)
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if not inside.is_set():
@@ -222,6 +226,8 @@ def stop_dbt_on_sigterm() -> Iterator[_Signal]:
             repeater = threading.Thread(target=again, name="dbt2prefect-sigterm", daemon=True)
             repeaters.append(repeater)
             repeater.start()
+        elif isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            return  # dbt is handling the first one (writing its results, cancelling its queries): let it finish
         raise KeyboardInterrupt
 
     try:

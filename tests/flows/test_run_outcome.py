@@ -232,7 +232,7 @@ MODELS = 30
 def test_sigterm_stops_a_per_node_run_promptly(prefect_api: None, tmp_path: Path) -> None:
     from prefect.settings import get_current_settings
 
-    slow = "{{ config(materialized='table') }}\nselect sum(hash(i)) as s from range(30000000) t(i)\n"
+    slow = "{{ config(materialized='table') }}\nselect sum(hash(i)) as s from range(100000000) t(i)\n"
     project = _project(tmp_path, {f"m{i:02d}": slow for i in range(MODELS)})
     profiles = (project / "profiles.yml").read_text(encoding="utf-8")
     (project / "profiles.yml").write_text(profiles + "      threads: 1\n", encoding="utf-8")
