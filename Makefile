@@ -32,8 +32,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
-	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=25 --cov=app --cov=cli --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered --cov-fail-under=85
+# ruff first (seconds, fails fast); mypy (about 50 s of one core) runs beside pytest, whose start-up and first
+# end-to-end tests leave a core free; its output comes after pytest's and either failure fails the target.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	mypy_out=$$(mktemp); $(BIN)/mypy > $$mypy_out 2>&1 & mypy_pid=$$!; \
+	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=25 --cov=app --cov=cli --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered --cov-fail-under=85; \
+	tests=$$?; wait $$mypy_pid; types=$$?; echo "mypy:"; cat $$mypy_out; rm -f $$mypy_out; \
+	test $$tests -eq 0 -a $$types -eq 0
 
 test-fast: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 2 -m "not e2e" --durations=10
