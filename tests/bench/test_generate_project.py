@@ -6,9 +6,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bench.generate_project import generate
 
 
+@pytest.mark.e2e  # a real dbt parse
 def test_a_generated_project_of_20_models_parses(tmp_path: Path) -> None:
     from dbt.cli.main import dbtRunner
 

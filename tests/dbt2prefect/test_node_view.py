@@ -154,6 +154,7 @@ unit_tests:
     return project
 
 
+@pytest.mark.e2e  # real dbt parses
 def test_the_node_count_is_what_dbt_parses(tmp_path: Path) -> None:
     """Models, seeds, snapshots (SQL blocks and YAML), singular, generic and unit tests, counted as dbt's parse
     counts them; a YAML file dbt would reject counts none."""

@@ -143,6 +143,7 @@ def _locked_project(root: Path, other: Path) -> Path:
     )
 
 
+@pytest.mark.slow  # real dbt builds (lean mode, in-process)
 def test_a_transient_lock_is_retried_and_every_attempt_is_kept(
     tmp_path: Path, runs_dir: Path, locked: tuple[Path, _Lock]
 ) -> None:
@@ -184,6 +185,7 @@ def test_a_transient_lock_is_retried_and_every_attempt_is_kept(
     assert attempt_2 == {"model.hooked.attaches", "model.hooked.after"}, "dbt retry reran only what had not passed"
 
 
+@pytest.mark.slow  # a real dbt build (lean mode, in-process)
 def test_no_retry_when_the_tenant_turns_them_off(tmp_path: Path, runs_dir: Path, locked: tuple[Path, _Lock]) -> None:
     other, _ = locked
     project = _locked_project(tmp_path, other)

@@ -184,6 +184,7 @@ def test_sql_noise_reads_snowflake_and_duckdb_sql() -> None:
     assert sql_noise("select ((( from", "duckdb") is None
 
 
+@pytest.mark.slow  # the module's three dbt builds
 def test_calibrate_jobs_pairs_the_parity_run_with_a_new_run_on_the_calibration_target(
     builds: Builds, tmp_path: Path
 ) -> None:

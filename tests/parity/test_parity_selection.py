@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from parity.selection import parse_step_args, pick_step, selections_from_parameters
 
 
@@ -28,6 +30,7 @@ def test_resource_type_flags_narrow_what_a_build_executes() -> None:
     assert parse_step_args(["docs", "generate"]) is None
 
 
+@pytest.mark.e2e  # real dbt parses the tenant project
 def test_resolver_cache_reuses_the_parse_and_resolves_the_same_nodes(tmp_path: Path) -> None:
     from parity.selection import SelectionResolver, StepSelection
 

@@ -1061,6 +1061,7 @@ _DBT_JUDGED = {
 }
 
 
+@pytest.mark.e2e  # real dbt parses the tenant project
 @pytest.mark.parametrize("case", list(_DBT_JUDGED), ids=list(_DBT_JUDGED))
 def test_input_only_dbt_can_judge_is_bad_input_with_dbts_message(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
