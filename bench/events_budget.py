@@ -41,6 +41,14 @@ EVENTS_PAGE = 50
 """The most events the server returns per page."""
 
 
+def prefect_http(api_url: str) -> httpx.Client:
+    """An HTTP client of the Prefect API at `api_url` that retries as Prefect's own client does (429, 502, 503 and
+    timeouts, with back-off): a SQLite server answers 503 while its database is busy."""
+    from prefect.client.base import PrefectHttpxSyncClient
+
+    return PrefectHttpxSyncClient(base_url=api_url, timeout=60)
+
+
 def read_events(
     client: httpx.Client, since: datetime, until: datetime, resource: str | None = None
 ) -> list[dict[str, Any]]:
@@ -161,7 +169,7 @@ def main() -> None:
                 f"{' '.join(command)} failed ({run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
             )
         sent = stats(api, reset=False)["routes"]
-        with httpx.Client(base_url=api, timeout=60) as client:
+        with prefect_http(api) as client:
             flow_runs = client.post("/flow_runs/filter", json={"limit": 1, "sort": "START_TIME_DESC"}).json()
             flow_run_id = flow_runs[0]["id"]
             since, until = started - timedelta(seconds=5), finished + timedelta(seconds=30)

@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import get_current_settings
 
-from bench.events_budget import parse_time, peak_per_minute, read_events, read_logs, settled
+from bench.events_budget import parse_time, peak_per_minute, prefect_http, read_events, read_logs, settled
 from dbt2prefect import compat, node_budget
 from dbt2prefect.node_budget import NODE_COST
 from flows.dbt_wg_flow import run_dbt_wg
@@ -77,7 +76,7 @@ def _run(
                 break
             time.sleep(0.3)
         artifacts = [a for a in client.read_artifacts() if a.flow_run_id == flow_run_id]
-    with httpx.Client(base_url=str(get_current_settings().api.url), timeout=60) as api:
+    with prefect_http(str(get_current_settings().api.url)) as api:
         since, until = started - timedelta(seconds=5), finished + timedelta(seconds=30)
         events = settled(lambda: read_events(api, since, until, resource=f"prefect.flow-run.{flow_run_id}"))
         APILogHandler().flush()  # sends the queued batch and waits for it

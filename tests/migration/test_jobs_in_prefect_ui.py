@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from bench.events_budget import prefect_http
 from dbt2prefect.escaping import markdown_cell
 from dbt2prefect.names import schedule_slug
 from dbt2prefect.prefect_gateway import connect_prefect
@@ -46,7 +46,7 @@ def scheduled(prefect_api: None) -> Iterator[tuple[MigrationPlan, dict[str, Any]
         assert deployment is not None
         for schedule in prefect.read_schedules(deployment.id):  # as cutover --all switches them on
             prefect.update_schedule(deployment.id, schedule.id, parameters=schedule.parameters, active=True)
-    with httpx.Client(base_url=api_url, timeout=30) as api:
+    with prefect_http(api_url) as api:
         api.post(f"/deployments/{deployment.id}/schedule", json={"max_runs": 50}).raise_for_status()
         page = api.get(f"/deployments/{deployment.id}").json()
         upcoming = api.post(
@@ -63,7 +63,7 @@ def scheduled(prefect_api: None) -> Iterator[tuple[MigrationPlan, dict[str, Any]
     try:
         yield plan, {"page": page, "upcoming": upcoming}
     finally:
-        with httpx.Client(base_url=api_url, timeout=30) as api:
+        with prefect_http(api_url) as api:
             api.delete(f"/deployments/{deployment.id}").raise_for_status()  # and its scheduled runs
 
 
