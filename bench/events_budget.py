@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -134,17 +133,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    bench = BenchProject.create(args.models, "dbt2prefect-events-")
-    if args.budget is not None or args.slow_node_seconds is not None:
-        text = bench.tenant_file.read_text(encoding="utf-8")
-        setting = re.compile(r"^logs_events_per_minute = (.*)$", re.MULTILINE)
-        if setting.search(text) is None:  # a tenant without the table: add it
-            text += "\n[tenant.observability]\nlogs_events_per_minute = 2000\n"
-        keep = r"\1"
-        line = f"logs_events_per_minute = {args.budget if args.budget is not None else keep}"
-        if args.slow_node_seconds is not None:
-            line += f"\nslow_node_seconds = {args.slow_node_seconds}"
-        bench.tenant_file.write_text(setting.sub(line, text), encoding="utf-8")
+    settings: dict[str, Any] = {}
+    if args.budget is not None:
+        settings["logs_events_per_minute"] = args.budget
+    if args.slow_node_seconds is not None:
+        settings["slow_node_seconds"] = args.slow_node_seconds
+    bench = BenchProject.create(args.models, "dbt2prefect-events-", settings)
     env = dict(bench.env)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"

@@ -7,6 +7,8 @@ route, slowest response) and a probe that loads the UI page and lists flow runs 
   flow per-node   `dbt2prefect run --node-task-runs all` (a task run per dbt node), target parity; it reuses the
                   partial parse the lean run stored (same project and target), while bare dbt and the lean run parse
                   from scratch
+  flow states     `dbt2prefect run --node-task-runs states` (a task run per dbt node, recorded from dbt's events),
+                  target parity; only with `--flow states`
   flow exceptions `dbt2prefect run --node-task-runs exceptions` (task runs only for failed, warned, slow nodes),
                   target parity; only with `--flow exceptions`
   flow auto       `dbt2prefect run --node-task-runs auto` (one of the two above, by project size and budget), target
@@ -16,7 +18,7 @@ every check (node sets, statuses, row counts, schema, value fingerprints), and s
 selections on one parsed manifest. Peak memory is the resident set of each process tree, sampled every 0.25 s;
 CPU is the user + system time of each command (with the processes it waited for) and of the server meanwhile.
 
-Usage: .venv/bin/python bench/scale.py --models 1000 [--flow lean] [--flow per-node] [--flow exceptions] [--no-parity]
+Usage: .venv/bin/python bench/scale.py --models 1000 [--flow lean] [--flow per-node] [--flow states] [--flow exceptions] [--no-parity]
        [--no-selection]
 """
 
@@ -34,6 +36,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +104,9 @@ class BenchProject:
     env: dict[str, str]
 
     @classmethod
-    def create(cls, models: int, prefix: str) -> BenchProject:
+    def create(cls, models: int, prefix: str, observability: Mapping[str, Any] | None = None) -> BenchProject:
+        """`observability`: settings of `[tenant.observability]` that replace the tenant's."""
+        from dbt2prefect.tenant import load_tenant
         from sandbox.stack import derive_tenant_file
 
         work = Path(tempfile.mkdtemp(prefix=prefix))
@@ -114,6 +119,7 @@ class BenchProject:
                 "local_profiles_dir": str(project / "profiles"), "targets": ["local", "parity"],
                 "default_target": "local", "artifact_store_url": str(work / "artifacts"),
                 "ledger_url": str(work / "ledger"), "dbt_cloud_environments": {}, "acknowledged_findings": [],
+                "observability": {**load_tenant().observability.model_dump(), **(observability or {})},
             },
         )  # fmt: skip
         env = {
@@ -142,6 +148,7 @@ class BenchProject:
             "bare dbt": bare,
             "flow lean": [*flow, "--lean"],
             "flow per-node": [*flow, "--node-task-runs", "all"],
+            "flow states": [*flow, "--node-task-runs", "states"],
             "flow exceptions": [*flow, "--node-task-runs", "exceptions"],
             "flow auto": [*flow, "--node-task-runs", "auto"],
         }
@@ -310,16 +317,26 @@ def main() -> None:
     parser.add_argument(
         "--flow",
         action="append",
-        choices=["lean", "per-node", "exceptions", "auto"],
+        choices=["lean", "per-node", "states", "exceptions", "auto"],
         help="flow variants to run (default lean and per-node; repeatable)",
     )
     parser.add_argument("--no-parity", action="store_true", help="skip parity of bare dbt against the per-node run")
     parser.add_argument("--no-selection", action="store_true", help="skip the selector resolution")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="logs_events_per_minute and api_requests_per_minute of the run (default: the tenant's, which leave "
+        "nodes of a large project without a task run; a budget over 7 per node measures every node's task run)",
+    )
     args = parser.parse_args()
     flows = args.flow or ["lean", "per-node"]
 
     load = os.getloadavg()
-    bench = BenchProject.create(args.models, "dbt2prefect-scale-")
+    budget = (
+        {} if args.budget is None else {"logs_events_per_minute": args.budget, "api_requests_per_minute": args.budget}
+    )
+    bench = BenchProject.create(args.models, "dbt2prefect-scale-", budget)
     work, project, warehouse, counts, env = bench.work, bench.project, bench.warehouse, bench.counts, bench.env
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"

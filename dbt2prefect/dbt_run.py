@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -95,6 +95,10 @@ class RunPaths:
 
     def step_target(self, index: int) -> Path:
         return self.root / f"step-{index}"
+
+    def step_of(self, target_path: Path) -> int:
+        """The index of the step whose target path is `target_path` (the inverse of `step_target`)."""
+        return int(target_path.name.removeprefix("step-"))
 
     @property
     def log_path(self) -> Path:
@@ -305,8 +309,11 @@ def _join_task_threads(before: set[threading.Thread], timeout: float = 120.0) ->
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[bool, str | None]:
-    """Invoke dbt directly (no per-node task runs): the lean mode."""
+def lean_invoker(
+    args: list[str], paths: RunPaths, target_path: Path, callbacks: Sequence[Callable[[Any], None]] = ()
+) -> tuple[bool, str | None]:
+    """Invoke dbt directly (no per-node task runs): the lean mode; `callbacks` hear dbt's events (in dbt's
+    threads)."""
     from dbt.cli.main import dbtRunner
 
     full = [
@@ -317,7 +324,7 @@ def lean_invoker(args: list[str], paths: RunPaths, target_path: Path) -> tuple[b
         "--log-path", str(paths.log_path),
     ]  # fmt: skip
     with fewer_collections(), stop_dbt_on_sigterm():
-        result = dbtRunner().invoke(full)
+        result = dbtRunner(callbacks=list(callbacks)).invoke(full)
     check_input_error(args, result.exception)
     return bool(result.success), None if result.exception is None else str(result.exception)
 

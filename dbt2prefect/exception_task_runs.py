@@ -6,8 +6,9 @@ run while it builds) and, once it has run, each node that failed, warned, or ran
 `[tenant.observability] slow_node_seconds` gets a task run of the flow run, recorded through the Prefect gateway:
 - named as prefect-dbt names a node's task run (`<resource type> <name>`, see `task_run_name`),
 - started Running and ended in the node's state: `Failed` with dbt's message, `Completed` named `Warned`
-  (`dbt2prefect.node_states.WARNED_STATE`) with dbt's message, or `Completed` saying how long a slow node ran;
-  the task run lasts the node's execution time and ends when it is recorded.
+  (`dbt2prefect.node_states.WARNED_STATE`) with dbt's message, or `Completed` saying how long a slow node ran.
+  The Prefect API stamps a state with the time it receives it, so the task run starts and ends when it is
+  recorded; the node's execution time is in the node table.
 So the UI's task-run list of the flow run, filtered by state, shows the failures and warnings. Every other node
 has no task run; every node stays in the run's node table artifact and summary.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -82,11 +82,12 @@ def final_state(node: NodeResult, slow_seconds: float) -> State[Any]:
     )
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """What `record` did: how many task runs it recorded, and the API's failure that stopped it (None: none)."""
+@dataclass
+class Recording:
+    """What recording task runs did (in this view, or over the steps of the "states" view): how many it recorded,
+    and the API's failure that stopped it (None: none)."""
 
-    count: int
+    count: int = 0
     failure: str | None = None
 
 
@@ -96,7 +97,7 @@ def record(
     nodes: Sequence[NodeResult],
     slow_seconds: float,
     budget: NodeBudget,
-) -> Recorded:
+) -> Recording:
     """Give each exceptional node of `nodes` its task run in the flow run, as far as `budget` admits them. The
     nodes the budget leaves out are in `budget.left_out`. A failure of the Prefect API stops the recording (dbt has
     run and its artifacts are still to be stored): it is returned, for the summary to say.
@@ -110,14 +111,12 @@ def record(
     for node in exceptional(nodes, slow_seconds):
         if not budget.admit(node.unique_id, RECORDED_COST):
             continue
-        ended = datetime.now(UTC)
-        started: State[Any] = Running(timestamp=ended - timedelta(seconds=max(0.0, node.execution_time)))
         try:
-            task_run = prefect.create_task_run(flow_run_id, task_run_name(node), task_run_key(node), started)
+            task_run = prefect.create_task_run(flow_run_id, task_run_name(node), task_run_key(node), Running())
             prefect.set_task_run_state(task_run.id, final_state(node, slow_seconds))
         except PrefectApiError as exc:
-            return Recorded(recorded, str(exc))
+            return Recording(recorded, str(exc))
         finally:
             budget.finished(node.unique_id)
         recorded += 1
-    return Recorded(recorded)
+    return Recording(recorded)

@@ -1,15 +1,19 @@
 """Which node view a run uses (`node_task_runs`), and the automatic choice ("auto") by project size and budget.
 
-"all" gives every dbt node a task run while dbt runs (`dbt2prefect.node_budget`); "exceptions" runs dbt as in the
-lean mode and then records task runs only for the nodes that failed, warned or were slow
-(`dbt2prefect.exception_task_runs`). "auto" is resolved once per run, before dbt runs, by `resolve`: "all" when
-the project's nodes times `ALL_VIEW_EVENTS_PER_NODE` fit in `[tenant.observability] logs_events_per_minute` (even
-if the whole build's log lines and events landed in one minute, every node would keep its task run), else
-"exceptions".
+"all" gives every dbt node a task run while dbt runs, through prefect-dbt's task engine (`dbt2prefect.node_budget`);
+"states" gives every node a task run recorded from dbt's events while it runs (`dbt2prefect.state_task_runs`);
+"exceptions" runs dbt as in the lean mode and then records task runs only for the nodes that failed, warned or were
+slow (`dbt2prefect.exception_task_runs`). "auto" is resolved once per run, before dbt runs, by `resolve`: the
+richest view in which every node would keep its task run even if the whole build landed in one minute:
+- "all" when the project's nodes times `ALL_VIEW_EVENTS_PER_NODE` fit in `[tenant.observability]
+  logs_events_per_minute`,
+- else "states" when its nodes times `RECORDED_COST` (2 state events, or API requests) fit in the budget of that
+  view (`dbt2prefect.state_task_runs.budget`),
+- else "exceptions".
 
 The node count is the project's, estimated from its files by `project_node_count`: the run's selection is not known
 before dbt parses the project, and a parse only for this would cost what the choice saves on a large project. So a
-run that selects a few nodes of a large project resolves to "exceptions" as its full build does.
+run that selects a few nodes of a large project resolves as its full build does.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from dbt2prefect.dbt_packages import project_config
+from dbt2prefect.exception_task_runs import RECORDED_COST
 from dbt2prefect.params import NodeTaskRuns
 
 ALL_VIEW_EVENTS_PER_NODE = 6.88
@@ -30,7 +35,7 @@ ALL_VIEW_EVENTS_PER_NODE = 6.88
 `bench/events_budget.py --models 300 --budget 40000` against a local Prefect server (815 nodes, 3,151 events and
 2,458 log lines: 6.88 per node; 6.94 at 100 models), docs/performance.md, "Events and logs budget"."""
 
-ResolvedView = Literal["all", "exceptions"]
+ResolvedView = Literal["all", "states", "exceptions"]
 
 _SNAPSHOT_BLOCK = re.compile(r"{%-?\s*snapshot\s")
 _TEST_KEYS = ("data_tests", "tests")
@@ -48,10 +53,16 @@ class NodeView:
         return f"node view: {self.mode} ({self.reason})"
 
 
-def resolve(parameter: NodeTaskRuns | None, setting: NodeTaskRuns, budget: int, nodes: int | None = None) -> NodeView:
+def resolve(
+    parameter: NodeTaskRuns | None,
+    setting: NodeTaskRuns,
+    budget: int,
+    nodes: int | None = None,
+    recorded_budget: int | None = None,
+) -> NodeView:
     """The run's node view: the run's `node_task_runs` parameter, else the tenant's `setting`; "auto" compares
-    `nodes` (the project's node count, needed only then) times `ALL_VIEW_EVENTS_PER_NODE` with `budget` (the
-    tenant's `logs_events_per_minute`).
+    `nodes` (the project's node count, needed only then) with `budget` (the tenant's `logs_events_per_minute`) and
+    `recorded_budget` (the "states" view's; None: `budget`), as the module says.
 
     Raises:
         ValueError: "auto" without a node count.
@@ -62,11 +73,13 @@ def resolve(parameter: NodeTaskRuns | None, setting: NodeTaskRuns, budget: int, 
         return NodeView(requested, f'{source} node_task_runs = "{requested}"')
     if nodes is None:
         raise ValueError('node_task_runs = "auto" needs the project\'s node count')
-    cost = nodes * ALL_VIEW_EVENTS_PER_NODE
-    fits = cost <= budget
-    sign = "<=" if fits else ">"
-    reason = f"auto: {nodes:,} nodes x {ALL_VIEW_EVENTS_PER_NODE:g} {sign} budget {budget:,} per minute"
-    return NodeView("all" if fits else "exceptions", reason)
+    reason = f"auto: {nodes:,} nodes x {ALL_VIEW_EVENTS_PER_NODE:g}"
+    if nodes * ALL_VIEW_EVENTS_PER_NODE <= budget:
+        return NodeView("all", f"{reason} <= budget {budget:,} per minute")
+    limit = budget if recorded_budget is None else recorded_budget
+    fits = nodes * RECORDED_COST <= limit
+    reason += f" > budget {budget:,} per minute; x {RECORDED_COST} {'<=' if fits else '>'} {limit:,}"
+    return NodeView("states" if fits else "exceptions", reason)
 
 
 def _files(folders: Iterable[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:

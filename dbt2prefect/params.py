@@ -52,11 +52,13 @@ THREADED = (SELECTING - {"ls"}) | {"retry"}
 BUILDING = {"build", "run", "test", "seed", "snapshot", "retry"}
 
 ProfilesStrategy = Literal["blocks", "local"]
-NodeTaskRuns = Literal["auto", "all", "exceptions"]
-"""Which dbt nodes get a Prefect task run when `per_node_tasks` is on: every node while dbt runs ("all"); after dbt
-has run in lean mode, only the nodes that failed, warned or were slow ("exceptions"; see
-`dbt2prefect.exception_task_runs`); or, chosen per run before dbt runs, "all" while the project's nodes fit the
-logs + events budget and "exceptions" above it ("auto"; see `dbt2prefect.node_view`)."""
+NodeTaskRuns = Literal["auto", "all", "states", "exceptions"]
+"""Which dbt nodes get a Prefect task run when `per_node_tasks` is on: every node while dbt runs, through
+prefect-dbt's task engine with asset events and each node's log lines ("all"); every node while dbt runs in lean
+mode, recorded from dbt's events with its state alone ("states"; see `dbt2prefect.state_task_runs`); after dbt has
+run in lean mode, only the nodes that failed, warned or were slow ("exceptions"; see
+`dbt2prefect.exception_task_runs`); or, chosen per run before dbt runs by the project's size against the budget
+("auto"; see `dbt2prefect.node_view`)."""
 
 
 class RunParameters(BaseModel):

@@ -13,7 +13,7 @@ every failure of the API is a `PrefectApiError` naming the request.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -95,6 +95,10 @@ class PrefectGateway(Protocol):
 
     def healthcheck(self) -> Exception | None:
         """None when the API answers, else what went wrong."""
+        ...
+
+    def for_thread(self) -> AbstractContextManager[PrefectGateway]:
+        """A gateway to the same API for another thread to use while this one is in use (closed with the block)."""
         ...
 
     # deployments
@@ -323,6 +327,9 @@ class ClientGateway:
 
     def healthcheck(self) -> Exception | None:
         return self._client.api_healthcheck()
+
+    def for_thread(self) -> AbstractContextManager[PrefectGateway]:
+        return connect_prefect()
 
     def read_deployment(self, full_name: str) -> DeploymentResponse | None:
         from prefect.exceptions import ObjectNotFound

@@ -8,7 +8,8 @@ proves here holds there. What it stores are Prefect's own client objects, as the
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -68,6 +69,9 @@ class MemoryPrefect:
 
     def healthcheck(self) -> Exception | None:
         return None
+
+    def for_thread(self) -> AbstractContextManager[MemoryPrefect]:
+        return nullcontext(self)  # one workspace in this object: threads share it
 
     # deployments
     def _deployment_id(self, full_name: str) -> UUID | None:
@@ -309,13 +313,15 @@ class MemoryPrefect:
         for run in self.task_runs:
             if run.flow_run_id == flow_run_id and run.dynamic_key == key:
                 return run.model_copy()
+        received = _received(state)
         run = TaskRun(
             id=uuid4(),
             name=name,
             flow_run_id=flow_run_id,
             task_key=RECORDED_TASK,
             dynamic_key=key,
-            state=state.model_copy(),
+            state=received,
+            start_time=received.timestamp if received.is_running() else None,
         )
         self.task_runs.append(run)
         return run.model_copy()
@@ -323,7 +329,7 @@ class MemoryPrefect:
     def set_task_run_state(self, task_run_id: UUID, state: State[Any]) -> None:
         for index, run in enumerate(self.task_runs):
             if run.id == task_run_id:
-                self.task_runs[index] = run.model_copy(update={"state": state.model_copy()})
+                self.task_runs[index] = run.model_copy(update={"state": _received(state)})
                 return
         raise _refused("POST", f"/task_runs/{task_run_id}/set_state", 404, "Task run not found")
 
@@ -380,3 +386,8 @@ def _related(automation: Automation, resource: str, deployment_id: UUID) -> bool
         if runs_it and body.get("deployment_id") == str(deployment_id):
             return True
     return False
+
+
+def _received(state: State[Any]) -> State[Any]:
+    """A state as the server stores it: stamped with the time it was received, whatever timestamp it carried."""
+    return state.model_copy(update={"timestamp": datetime.now(UTC)})

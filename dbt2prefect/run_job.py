@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from dbt2prefect import exception_task_runs, node_view
+from dbt2prefect import exception_task_runs, node_view, state_task_runs
 from dbt2prefect.artifact_store import DBT_LOG, RUN_FILES, ArtifactStore, RunKey, WriterRecord
 from dbt2prefect.dbt_packages import prepared_project_in_place
 from dbt2prefect.dbt_run import (
@@ -299,9 +299,11 @@ def execute(
     any other failure ends the run. Every attempt's failure stays in the run record and the summary.
 
     With `per_node_tasks`, nodes get task runs as `node_task_runs` (else the tenant's) says: "all" while dbt runs
-    (`prefect_invoker`); "exceptions" after dbt has run in lean mode, recorded in the flow run `flow_run_id`
-    through `prefect` (see `dbt2prefect.exception_task_runs`; without `prefect`, none); "auto" is resolved to one
-    of them from the project's node count before dbt runs (`dbt2prefect.node_view`), and the summary says which.
+    (`prefect_invoker`); "states" while dbt runs in lean mode, recorded from dbt's events in the flow run
+    `flow_run_id` through `prefect` (see `dbt2prefect.state_task_runs`); "exceptions" after dbt has run in lean
+    mode, recorded the same way (see `dbt2prefect.exception_task_runs`); without `prefect`, the last two record
+    none. "auto" is resolved to one of them from the project's node count before dbt runs
+    (`dbt2prefect.node_view`), and the summary says which.
 
     Raises:
         ParameterError: a parameter is wrong in a way only visible now (project dir, state, target).
@@ -349,13 +351,24 @@ def execute(
         requested = params.node_task_runs or observability.node_task_runs
         count = node_view.project_node_count(project_dir) if requested == "auto" else None
         view = node_view.resolve(
-            params.node_task_runs, observability.node_task_runs, observability.logs_events_per_minute, count
+            params.node_task_runs,
+            observability.node_task_runs,
+            observability.logs_events_per_minute,
+            count,
+            state_task_runs.budget(observability)[0].per_minute if requested == "auto" else None,
         )
-    exceptions_only = view is not None and view.mode == "exceptions"
+    mode = view.mode if view is not None else None
+    budget_setting = None
+    recording = None
     if invoker is not None:
         invoke = invoker
-    elif budget is None or exceptions_only:
+    elif budget is None or mode == "exceptions" or (mode == "states" and prefect is None):
         invoke = lean_invoker
+    elif mode == "states" and prefect is not None:
+        budget, budget_setting = state_task_runs.budget(observability)
+        recording = exception_task_runs.Recording()
+        states = state_task_runs.writer(prefect, UUID(flow_run_id))
+        invoke = functools.partial(state_task_runs.states_invoker, writer=states, budget=budget, recording=recording)
     else:
         invoke = functools.partial(prefect_invoker, budget=budget)
     # dbt deps empties the install path: packages go into a private copy, never the team's folder.
@@ -390,11 +403,9 @@ def execute(
         (run_root / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
     failed_attempts = attempts if failure is None else attempts[:-1]
     recorded = None
-    budget_setting = None
-    if exceptions_only and budget is not None and prefect is not None:
+    if mode == "exceptions" and budget is not None and prefect is not None:
         nodes = [node for outcome in outcomes for node in outcome.nodes]
         slow = observability.slow_node_seconds
-        # Each recorded task run is 2 API requests and (at most) 2 events: it stays under both per-minute limits.
         budget, budget_setting = exception_task_runs.budget(observability)
         recorded = exception_task_runs.record(prefect, UUID(flow_run_id), nodes, slow, budget)
     summary = summarize(
@@ -406,7 +417,8 @@ def execute(
         budget=observability.logs_events_per_minute,
         budget_setting=budget_setting,
         exception_task_runs=recorded.count if recorded is not None else None,
-        exception_task_runs_failure=recorded.failure if recorded is not None else None,
+        state_task_runs=recording.count if recording is not None else None,
+        recording_failure=next((r.failure for r in (recorded, recording) if r is not None), None),
         slow_node_seconds=observability.slow_node_seconds if recorded is not None else None,
         node_view=view.describe() if view is not None else None,
     )

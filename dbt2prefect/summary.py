@@ -39,8 +39,11 @@ class RunSummary:
     """In the "exceptions" node view: how many failed, warned or slow nodes got a task run (None: another view)."""
     slow_node_seconds: float | None = None
     """In the "exceptions" node view: the time over which a node is slow."""
-    exception_task_runs_failure: str | None = None
-    """In the "exceptions" node view: the Prefect API's failure that stopped the recording of task runs."""
+    state_task_runs: int | None = None
+    """In the "states" node view: how many nodes got a task run recorded from dbt's events (None: another view)."""
+    recording_failure: str | None = None
+    """In the "exceptions" and "states" node views: the Prefect API's failure that stopped the recording of task
+    runs."""
     node_view: str | None = None
     """`node view: <mode> (<why>)` (`dbt2prefect.node_view.NodeView.describe`; None: the lean mode)."""
 
@@ -89,7 +92,8 @@ def summarize(
     budget_setting: str | None = None,
     exception_task_runs: int | None = None,
     slow_node_seconds: float | None = None,
-    exception_task_runs_failure: str | None = None,
+    state_task_runs: int | None = None,
+    recording_failure: str | None = None,
     node_view: str | None = None,
 ) -> RunSummary:
     """The summary of a run's steps; `attempts` are the failed attempts before the last (see `run_job`), `left_out`
@@ -110,7 +114,8 @@ def summarize(
         budget_setting=budget_setting,
         exception_task_runs=exception_task_runs,
         slow_node_seconds=slow_node_seconds,
-        exception_task_runs_failure=exception_task_runs_failure,
+        state_task_runs=state_task_runs,
+        recording_failure=recording_failure,
         node_view=node_view,
     )
 
@@ -136,7 +141,7 @@ def to_markdown(summary: RunSummary, artifact_location: str | None) -> str:
         lines.append(
             f"| {step['index']} | {markdown_cell(step['label'])} | {result} | {step['nodes']} | {step['seconds']} |"
         )
-    lines += _exceptions_view(summary)
+    lines += _node_view(summary)
     lines += _left_out(summary)
     # Warnings and failures are lists, not tables: a node id and a dbt message are long unbroken text, and in a
     # table they push the status and the message out of a narrow window.
@@ -168,23 +173,27 @@ LISTED_LEFT_OUT = 20
 """At most this many left-out nodes are named in the summary (the count covers all of them)."""
 
 
-def _exceptions_view(summary: RunSummary) -> list[str]:
-    """The node view the run used and why, and in the "exceptions" view which nodes have a task run (the lean
+def _node_view(summary: RunSummary) -> list[str]:
+    """The node view the run used and why, and in the views that record task runs which nodes have one (the lean
     mode: no lines)."""
     lines = ["", summary.node_view] if summary.node_view is not None else []  # our own text: nothing to escape
-    if summary.slow_node_seconds is None:
-        return lines
-    count = summary.exception_task_runs or 0
-    lines += [
-        "",
-        f"**Task runs:** {count} node{'' if count == 1 else 's'} that failed, warned or ran longer than "
-        f'{summary.slow_node_seconds:g} s (`node_task_runs = "exceptions"`); every node is in the node table '
-        "(artifact `...-nodes`).",
-    ]
-    if summary.exception_task_runs_failure is not None:
-        lines.append(
-            f"Recording the task runs stopped there: {markdown_text(summary.exception_task_runs_failure[:500])}"
+    if summary.slow_node_seconds is not None:
+        count = summary.exception_task_runs or 0
+        which = (
+            f"node{'' if count == 1 else 's'} that failed, warned or ran longer than {summary.slow_node_seconds:g} s "
+            '(`node_task_runs = "exceptions"`)'
         )
+    elif summary.state_task_runs is not None:
+        count = summary.state_task_runs
+        which = (
+            f"node{'' if count == 1 else 's'}, each recorded from dbt's events as it started and finished "
+            '(`node_task_runs = "states"`: no asset events, dbt\'s log lines in `dbt.log`)'
+        )
+    else:
+        return lines
+    lines += ["", f"**Task runs:** {count} {which}; every node is in the node table (artifact `...-nodes`)."]
+    if summary.recording_failure is not None:
+        lines.append(f"Recording the task runs stopped there: {markdown_text(summary.recording_failure[:500])}")
     return lines
 
 
@@ -195,12 +204,14 @@ def _left_out(summary: RunSummary) -> list[str]:
     left_out = list(dict.fromkeys(summary.left_out))  # a node of two steps is left out once per step
     total = len({node.unique_id for node in summary.nodes}) or len(left_out)
     setting = summary.budget_setting or f"logs_events_per_minute = {summary.budget}"
+    recorded = (
+        f"recording one takes {RECORDED_COST} API requests and is counted as {RECORDED_COST} events, and more of "
+        f"them would have gone over `[tenant.observability] {setting}` (the workspace's budget per minute)."
+    )
     if summary.slow_node_seconds is not None:
-        why = (
-            f"{len(left_out)} of the nodes that failed, warned or were slow got no task run: recording one takes "
-            f"{RECORDED_COST} API requests and is counted as {RECORDED_COST} events, and more of them would have "
-            f"gone over `[tenant.observability] {setting}` (the workspace's budget per minute)."
-        )
+        why = f"{len(left_out)} of the nodes that failed, warned or were slow got no task run: {recorded}"
+    elif summary.state_task_runs is not None:
+        why = f"{len(left_out)} of {total} nodes ran without a task run: {recorded}"
     else:
         why = (
             f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "

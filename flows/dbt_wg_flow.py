@@ -76,7 +76,7 @@ def run_dbt_wg(
     generate_docs: bool = False,
     timeout_seconds: int | None = None,
     per_node_tasks: bool = True,
-    node_task_runs: Literal["auto", "all", "exceptions"] | None = None,
+    node_task_runs: Literal["auto", "all", "states", "exceptions"] | None = None,
     dbt_cloud_job_id: int | None = None,
     dbt_cloud_job_name: str | None = None,
     parity_candidate: bool = False,

@@ -141,7 +141,7 @@ def test_a_failure_of_the_api_stops_the_recording_and_is_said() -> None:
         False,
         exception_task_runs=0,
         slow_node_seconds=300.0,
-        exception_task_runs_failure=result.failure,
+        recording_failure=result.failure,
     )
     assert "Recording the task runs stopped there: Prefect API POST" in to_markdown(summary, None)
 

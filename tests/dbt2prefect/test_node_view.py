@@ -34,18 +34,28 @@ def test_auto_is_all_while_every_node_fits_in_the_budget_even_in_one_minute() ->
     assert resolve(None, "auto", budget, nodes) == NodeView(
         "all", f"auto: 145 nodes x {ALL_VIEW_EVENTS_PER_NODE:g} <= budget {budget:,} per minute"
     )
-    assert resolve(None, "auto", budget - 1, nodes).mode == "exceptions"
+    assert resolve(None, "auto", budget - 1, nodes).mode == "states"
 
 
-def test_auto_is_exceptions_over_the_budget() -> None:
-    view = resolve(None, "auto", 2000, 1200)
-    assert view == NodeView("exceptions", "auto: 1,200 nodes x 6.88 > budget 2,000 per minute")
-    assert view.describe() == "node view: exceptions (auto: 1,200 nodes x 6.88 > budget 2,000 per minute)"
+def test_auto_is_states_while_every_node_fits_in_its_budget_at_two_per_node() -> None:
+    view = resolve(None, "auto", 2000, 300, recorded_budget=625)
+    assert view == NodeView("states", "auto: 300 nodes x 6.88 > budget 2,000 per minute; x 2 <= 625")
+    assert resolve(None, "auto", 2000, 312, recorded_budget=625).mode == "states"
+    assert resolve(None, "auto", 2000, 313, recorded_budget=625).mode == "exceptions"
+    assert resolve(None, "auto", 2000, 1000).mode == "states", "without a budget of its own: the events budget"
+
+
+def test_auto_is_exceptions_over_both_budgets() -> None:
+    view = resolve(None, "auto", 2000, 1200, recorded_budget=625)
+    reason = "auto: 1,200 nodes x 6.88 > budget 2,000 per minute; x 2 > 625"
+    assert view == NodeView("exceptions", reason)
+    assert view.describe() == f"node view: exceptions ({reason})"
 
 
 def test_auto_as_the_run_parameter_overrides_an_explicit_tenant_setting() -> None:
     assert resolve("auto", "all", 2000, 2712).mode == "exceptions"
     assert resolve("auto", "exceptions", 2000, 10).mode == "all"
+    assert resolve("auto", "exceptions", 2000, 500).mode == "states"
 
 
 def test_auto_needs_the_node_count() -> None:
@@ -69,7 +79,7 @@ def test_the_summary_names_the_view_and_why() -> None:
         "dev", [StepOutcome(0, "dbt build", "build", [], Path("t"), fails_run=True)], True, node_view=view.describe()
     )
     text = to_markdown(summary, None)
-    assert "\nnode view: exceptions (auto: 1,200 nodes x 6.88 > budget 2,000 per minute)\n" in text
+    assert "\nnode view: exceptions (auto: 1,200 nodes x 6.88 > budget 2,000 per minute; x 2 > 2,000)\n" in text
     assert summary.to_record()["node_view"] == view.describe()
     lean = to_markdown(summarize("dev", [], True), None)
     assert "node view" not in lean

@@ -254,6 +254,9 @@ def test_a_flow_run_reads_back_is_rescheduled_and_tagged_by_id(side: Side) -> No
         prefect.set_flow_run_tags(uuid.uuid4(), ["x"])
 
 
+EARLIER = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def test_a_task_run_is_recorded_in_a_flow_run_and_ends_in_the_state_set(side: Side) -> None:
     from prefect.states import Completed, Failed, Running
 
@@ -261,9 +264,12 @@ def test_a_task_run_is_recorded_in_a_flow_run_and_ends_in_the_state_set(side: Si
     prefect = side.prefect
     flow_run = prefect.create_flow_run(deployment_id)
     warned = prefect.create_task_run(flow_run.id, "test not_null_x", "test.p.not_null_x-1", Running())
-    failed = prefect.create_task_run(flow_run.id, "model x", "model.p.x-1", Running())
+    created = datetime.now(UTC)
+    # A timestamp the state carries is not kept: the API stamps the state, and starts the task run, on receipt.
+    failed = prefect.create_task_run(flow_run.id, "model x", "model.p.x-1", Running(timestamp=EARLIER))
     prefect.set_task_run_state(warned.id, Completed(name="Warned", message="test.p.not_null_x warn: Got 2 results"))
-    prefect.set_task_run_state(failed.id, Failed(message="model.p.x error: boom"))
+    before = datetime.now(UTC)
+    prefect.set_task_run_state(failed.id, Failed(message="model.p.x error: boom", timestamp=EARLIER))
     again = prefect.create_task_run(flow_run.id, "test not_null_x", "test.p.not_null_x-1", Running())
     assert again.id == warned.id, "a key the flow run has answers its task run"
     found = {run.name: run for run in prefect.read_task_runs(flow_run.id)}
@@ -273,6 +279,9 @@ def test_a_task_run_is_recorded_in_a_flow_run_and_ends_in_the_state_set(side: Si
     assert state.message == "test.p.not_null_x warn: Got 2 results"
     state = found["model x"].state
     assert state is not None and (state.type, state.message) == (StateType.FAILED, "model.p.x error: boom")
+    assert state.timestamp >= before, "the final state is stamped when it is set"
+    start = found["model x"].start_time
+    assert start is not None and created <= start <= before
     assert prefect.read_task_runs(uuid.uuid4()) == []
     with pytest.raises(PrefectApiError, match="404"):
         prefect.set_task_run_state(uuid.uuid4(), Completed())

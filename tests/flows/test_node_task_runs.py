@@ -1,4 +1,5 @@
-"""run_dbt_wg with `node_task_runs="exceptions"`: task runs only for the nodes that failed, warned or were slow.
+"""run_dbt_wg with `node_task_runs="exceptions"` (task runs only for the nodes that failed, warned or were slow) and
+`node_task_runs="states"` (every node's task run recorded from dbt's events).
 
 Real dbt on DuckDB (a small project with a failing and a warning data test) and the session's Prefect API; the same
 build in the per-node view ("all") is the reference for names and the run's final state.
@@ -8,14 +9,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import StateType
+from prefect.settings import get_current_settings
 
+from bench.events_budget import prefect_http, read_events, settled
+from dbt2prefect import compat, state_task_runs
 from dbt2prefect.node_states import WARNED_STATE
 from dbt2prefect.prefect_gateway import connect_prefect
+from dbt2prefect.state_task_runs import SKIPPED_STATE
 from flows.dbt_wg_flow import run_dbt_wg
 from tests.flows.local_tenant import local_tenant_file
 
@@ -55,8 +62,9 @@ def _settings(root: Path, project: Path, view: str) -> Path:
     return local_tenant_file(root, project, "views", f'\n[tenant.observability]\nnode_task_runs = "{view}"\n')
 
 
-def _build(root: Path, monkeypatch: pytest.MonkeyPatch, view: str, **params: Any) -> dict[str, Any]:
-    """One build of the project with the tenant's `node_task_runs = view`; its final state, task runs, artifacts."""
+def _build(root: Path, monkeypatch: pytest.MonkeyPatch, view: str, expect: int = 1, **params: Any) -> dict[str, Any]:
+    """One build of the project with the tenant's `node_task_runs = view`; its final state, task runs (waiting for
+    `expect` of them at least), artifacts."""
     root.mkdir()
     monkeypatch.setenv("DBT2PREFECT_TENANT_FILE", str(_settings(root, _project(root), view)))
     monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(root / "runs"))
@@ -67,7 +75,7 @@ def _build(root: Path, monkeypatch: pytest.MonkeyPatch, view: str, **params: Any
         while True:  # per-node task runs are recorded from their events, asynchronously
             task_runs = prefect.read_task_runs(flow_run_id)
             final = all(run.state is not None and run.state.is_final() for run in task_runs)
-            if (final and task_runs) or time.monotonic() > deadline:
+            if (final and len(task_runs) >= expect) or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
     from prefect.client.orchestration import get_client
@@ -76,6 +84,7 @@ def _build(root: Path, monkeypatch: pytest.MonkeyPatch, view: str, **params: Any
         artifacts = [a for a in client.read_artifacts() if a.flow_run_id == flow_run_id]
     table = next(a.data for a in artifacts if a.type == "table")
     return {
+        "flow_run_id": flow_run_id,
         "state": state,
         "task_runs": {run.name: run.state for run in task_runs},
         "table": table if isinstance(table, list) else json.loads(str(table)),
@@ -117,3 +126,42 @@ def test_the_run_ends_as_in_the_per_node_view_whose_task_runs_have_the_same_name
     for name, state in exceptions["task_runs"].items():
         assert (state.type, state.name) == (every["task_runs"][name].type, every["task_runs"][name].name), name
     assert {row["unique_id"] for row in every["table"]} == NODES
+
+
+@pytest.mark.parametrize("written_by", ["state events", "API requests"])
+def test_the_states_view_gives_every_node_a_task_run_ending_in_its_state(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written_by: str
+) -> None:
+    if written_by == "API requests":  # where the task engine's state events do not apply: the gateway's requests
+        monkeypatch.setattr(compat, "_reported", set())
+        monkeypatch.setattr(state_task_runs, "WRITTEN_FOR", {"prefect": "0.0."})
+    started = datetime.now(UTC)
+    run = _build(tmp_path / "states", monkeypatch, "all", expect=len(NODES), node_task_runs="states")
+    states = {name: (state.type, state.name, state.message) for name, state in run["task_runs"].items()}
+    assert states == {
+        "model m0": (StateType.COMPLETED, "Completed", "model.views.m0 success: OK"),
+        "test fails_on_m0": (
+            StateType.FAILED,
+            "Failed",
+            "test.views.fails_on_m0 fail: Got 1 result, configured to fail if != 0",
+        ),
+        "test warns_on_m0": (
+            StateType.COMPLETED,
+            WARNED_STATE,
+            "test.views.warns_on_m0 warn: Got 1 result, configured to warn if != 0",
+        ),
+        "test passes_on_m0": (StateType.COMPLETED, "Completed", "test.views.passes_on_m0 pass"),
+        "model m1": (StateType.COMPLETED, SKIPPED_STATE, "model.views.m1 skipped"),
+    }
+    assert run["state"].type == StateType.FAILED and "fails_on_m0" in str(run["state"].message)
+    assert "**Task runs:** 5 nodes, each recorded from dbt's events as it started and finished" in run["summary"]
+    assert 'node view: states (the run\'s parameter node_task_runs = "states")' in run["summary"]
+    assert "Left out" not in run["summary"]
+    if written_by == "state events":
+        # 2 events per node, related to the flow run as the task engine's are (automations on it see them).
+        with prefect_http(str(get_current_settings().api.url)) as api:
+            resource = f"prefect.flow-run.{run['flow_run_id']}"
+            since, until = started - timedelta(seconds=5), datetime.now(UTC) + timedelta(seconds=30)
+            events = settled(lambda: read_events(api, since, until, resource=resource))
+        per_task_run = Counter(e["resource"]["prefect.resource.id"] for e in events if ".task-run." in e["event"])
+        assert len(per_task_run) == len(NODES) and set(per_task_run.values()) == {2}, per_task_run
