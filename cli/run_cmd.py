@@ -75,8 +75,9 @@ def run(
     node_task_runs: Annotated[
         NodeTaskRuns | None,
         typer.Option(
-            help="Which nodes get a task run: 'all' while dbt runs, 'exceptions' (failed, warned, slow) after "
-            "it, or 'auto' (all while the project's nodes fit the events budget; default: the tenant's setting)."
+            help="Which nodes get a task run: 'all' while dbt runs, 'states' while dbt runs (its state alone), "
+            "'exceptions' (failed, warned, slow) after it, or 'auto' (the first of the three that fits the "
+            "events budget; default: the tenant's setting)."
         ),
     ] = None,
     dbt_cloud_job_id: Annotated[

@@ -15,15 +15,18 @@ The callback only queues dbt's event; recorder threads, in the flow run's contex
 ways, so the build waits for neither Prefect nor the lock the writing holds:
 - **state events** (`StateEvents`): each state change is sent as the event Prefect's own task engine sends for it
   (`prefect.utilities.engine.emit_task_run_state_change_event`), through the flow process's events client; the
-  server records the task run from its events, as it records the task engine's. 2 events per node, no API request.
-  Used on the Prefect versions this was written for (`WRITTEN_FOR`) while the function is there;
+  server records the task run from its events, as it records the task engine's. A node that ends within
+  `RUNNING_AFTER_SECONDS` sends one event, its final state (its task run carries its start and duration); a longer
+  one sends its Running event first, so it shows as running while it runs. No API request. Used on the Prefect
+  versions this was written for (`WRITTEN_FOR`) while the function is there;
 - **API requests** (`ApiRequests`, the path everywhere else): the task run is created Running, then its final state
   is set, through the Prefect gateway (`RECORDERS` threads, a node's two requests always in one thread, in order).
   2 API requests per node, counted as 2 events too (as in `dbt2prefect.exception_task_runs`). A failure of the API
   stops the recording (dbt goes on and its artifacts are still stored); the summary says where it stopped.
-Either way a state is stamped when it is sent or received, so a task run lasts about as long as its node did.
+Either way a task run lasts about as long as its node did (its states are stamped when they are sent or received).
 
-The nodes admitted in any 60 s stay under the budget `budget` gives (`[tenant.observability]
+Each node is counted as 2 of the budget (`RECORDED_COST`) either way, an upper bound for state events. The nodes
+admitted in any 60 s stay under the budget `budget` gives (`[tenant.observability]
 logs_events_per_minute`, and with API requests the smaller of it and `api_requests_per_minute`); a node that would
 not fit runs without a task run and is named in the summary.
 """
@@ -35,6 +38,8 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID, uuid4
@@ -54,9 +59,13 @@ if TYPE_CHECKING:
 
 WRITTEN_FOR = {"prefect": "3.9."}
 """The Prefect versions whose task-run state events `StateEvents` sends (the task engine's own function builds them)."""
+RUNNING_AFTER_SECONDS = 5.0
+"""A node still running this long after dbt started it shows as Running in Prefect; a shorter one appears when it
+ends (its task run carrying its start and duration), so most nodes cost 1 event, not 2."""
 RECORDERS = 4
 """Threads that make API requests: a node's requests wait for the API's answers (tens of milliseconds to Prefect
 Cloud), so one thread would fall behind dbt's threads on a large project."""
+TICK_SECONDS = 0.5
 SKIPPED_STATE = "Skipped"
 """The name of the Completed state of a node dbt skipped (an upstream node failed)."""
 SKIPPED_STATUS = "skipped"
@@ -89,6 +98,9 @@ class Writer(Protocol):
 
     def end(self, session: Any, started: Any, state: State[Any]) -> None: ...
 
+    def tick(self, now: datetime) -> None:
+        """Called by the recorder thread at least every `TICK_SECONDS` (what is due at `now`)."""
+
 
 class ApiRequests:
     """Task runs written through the Prefect gateway: created Running, then set to their final state."""
@@ -110,6 +122,9 @@ class ApiRequests:
     def end(self, session: PrefectGateway, started: UUID, state: State[Any]) -> None:
         session.set_task_run_state(started, state)
 
+    def tick(self, now: datetime) -> None:
+        """Nothing is deferred: the task run was created Running."""
+
 
 def _event_targets() -> list[Target]:
     from prefect.utilities import engine
@@ -123,57 +138,83 @@ def state_events_apply() -> bool:
 
 
 class StateEvents:
-    """Task runs written as the state events Prefect's task engine sends: Running, then the final state."""
+    """Task runs written as the state events Prefect's task engine sends. A node that ends within
+    `RUNNING_AFTER_SECONDS` sends one event, its final state, whose task run carries the node's start, end and
+    duration; a node still running then sends its Running event first (from `tick`), so a long node shows as
+    running while it runs."""
 
     threads = 1  # sending only queues the event for the events client
 
-    def __init__(self, flow_run_id: UUID) -> None:
+    def __init__(self, flow_run_id: UUID, running_after: float | None = None) -> None:
         from prefect import Task
 
         from dbt2prefect.prefect_gateway import RECORDED_TASK, _recorded_task
 
         self._flow_run_id = flow_run_id
         self._task_key = Task(_recorded_task, name=RECORDED_TASK).task_key
+        self._running_after = RUNNING_AFTER_SECONDS if running_after is None else running_after
+        self._quiet: dict[UUID, _Started] = {}
+        """Started task runs whose Running event is not sent yet, oldest first."""
 
     def opened(self) -> AbstractContextManager[None]:
         return nullcontext()
 
     @staticmethod
-    def _enter(task_run: Any, state: State[Any], follows: Any) -> Any:
-        """Move `task_run` to `state` as the task engine does (`SyncTaskRunEngine.set_state`) and send the event."""
+    def _send(started: _Started, state: State[Any]) -> None:
+        """Move the task run to `state` as the task engine does (`SyncTaskRunEngine.set_state`) and send the event."""
         from prefect.utilities.engine import emit_task_run_state_change_event
 
-        last = task_run.state
+        task_run, last = started.task_run, started.task_run.state
         state.state_details.task_run_id, state.state_details.flow_run_id = task_run.id, task_run.flow_run_id
         task_run.state, task_run.state_id, task_run.state_type, task_run.state_name = (
             state, state.id, state.type, state.name
         )  # fmt: skip
-        if last.is_running():
-            task_run.total_run_time += state.timestamp - last.timestamp
-        if state.is_running():
-            task_run.run_count += 1
-            task_run.start_time = state.timestamp
         if state.is_final():
             task_run.end_time = state.timestamp
-        return emit_task_run_state_change_event(
-            task_run=task_run, initial_state=last, validated_state=state, follows=follows
-        )
+            task_run.total_run_time = state.timestamp - task_run.start_time
+        started.follows = emit_task_run_state_change_event(
+            task_run=task_run, initial_state=last if started.follows else None, validated_state=state,
+            follows=started.follows,
+        )  # fmt: skip
 
-    def start(self, session: None, name: str, key: str) -> tuple[Any, Any]:
+    def start(self, session: None, name: str, key: str) -> _Started:
         from prefect.client.schemas.objects import TaskRun
-        from prefect.states import Pending, Running
+        from prefect.states import Pending
 
         pending: State[Any] = Pending()
         task_run = TaskRun(
             id=uuid4(), name=name, flow_run_id=self._flow_run_id, task_key=self._task_key, dynamic_key=key,
-            expected_start_time=pending.timestamp, state=pending, state_id=pending.id, state_type=pending.type,
-            state_name=pending.name, created=pending.timestamp, updated=pending.timestamp,
+            expected_start_time=pending.timestamp, start_time=pending.timestamp, run_count=1, state=pending,
+            state_id=pending.id, state_type=pending.type, state_name=pending.name, created=pending.timestamp,
+            updated=pending.timestamp,
         )  # fmt: skip
-        return task_run, self._enter(task_run, Running(), None)
+        started = _Started(task_run)
+        self._quiet[task_run.id] = started
+        return started
 
-    def end(self, session: None, started: tuple[Any, Any], state: State[Any]) -> None:
-        task_run, follows = started
-        self._enter(task_run, state, follows)
+    def tick(self, now: datetime) -> None:
+        """Send the Running event of each node started `RUNNING_AFTER_SECONDS` ago or more and not ended."""
+        from prefect.states import Running
+
+        while self._quiet:
+            started = next(iter(self._quiet.values()))
+            since = started.task_run.start_time
+            if since is None or (now - since).total_seconds() < self._running_after:
+                return
+            del self._quiet[started.task_run.id]
+            self._send(started, Running(timestamp=since))
+
+    def end(self, session: None, started: _Started, state: State[Any]) -> None:
+        self._quiet.pop(started.task_run.id, None)
+        self._send(started, state)
+
+
+@dataclass
+class _Started:
+    """A task run `StateEvents` started, and its last event (None: none sent yet)."""
+
+    task_run: Any
+    follows: Any = None
 
 
 def budget(observability: ObservabilitySettings) -> tuple[NodeBudget, str]:
@@ -234,9 +275,16 @@ class StateRecorder:
 
         try:
             with self._writer.opened() as session:
-                while (event := events.get()) is not None:
-                    if not self._stopped.is_set():
+                while True:
+                    try:
+                        event = events.get(timeout=TICK_SECONDS)
+                    except queue.Empty:
+                        event = False
+                    if event is None:
+                        break
+                    if event and not self._stopped.is_set():
                         self._record(session, event)
+                    self._writer.tick(datetime.now(UTC))
         except PrefectApiError as exc:
             with self._lock:
                 if self._recording.failure is None:

@@ -371,20 +371,22 @@ class ObservabilitySettings(BaseModel):
         default="auto",
         description=(
             "Which dbt nodes get a Prefect task run (a run's `node_task_runs` parameter overrides it): 'all', a "
-            "task run per node while dbt runs (about 7 log lines and events per node); 'exceptions', dbt runs "
-            "in lean mode and only the nodes that failed, warned or ran longer than slow_node_seconds get a task "
-            "run afterwards; or 'auto' (the default), 'all' while the project's nodes times "
-            f"{ALL_VIEW_EVENTS_PER_NODE:g} (the measured log lines and events per node of 'all') fit in "
-            "logs_events_per_minute, else 'exceptions'. Every node stays in the run's node table."
+            "task run per node while dbt runs, with asset events and the node's log lines (about 7 log lines and "
+            "events per node); 'states', a task run per node while dbt runs in lean mode, recorded from dbt's "
+            "events with its state alone (2 events per node); 'exceptions', dbt runs in lean mode and only the "
+            "nodes that failed, warned or ran longer than slow_node_seconds get a task run afterwards; or 'auto' "
+            f"(the default), 'all' while the project's nodes times {ALL_VIEW_EVENTS_PER_NODE:g} (the measured log "
+            "lines and events per node of 'all') fit in logs_events_per_minute, else 'states' while its nodes "
+            "times 2 fit, else 'exceptions'. Every node stays in the run's node table."
         ),
     )
     api_requests_per_minute: int = Field(
         default=PLAN_API_REQUESTS_PER_MINUTE["Hobby"],
         strict=True,
         description=(
-            "The API requests per minute a run may make to record task runs after dbt has run (node_task_runs = "
-            "'exceptions', 2 requests each): the plan's API requests limit, less what the workspace's other "
-            "clients make (default 625, the smallest plan's limit)."
+            "The API requests per minute a run may make to record task runs (node_task_runs = 'exceptions', and "
+            "'states' where its state events do not apply: 2 requests each): the plan's API requests limit, less "
+            "what the workspace's other clients make (default 625, the smallest plan's limit)."
         ),
     )
     slow_node_seconds: float = Field(

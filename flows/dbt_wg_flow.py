@@ -111,11 +111,13 @@ def run_dbt_wg(
 
     `node_task_runs` (default: the tenant's `[tenant.observability] node_task_runs`, which defaults to "auto")
     chooses which nodes get a task run: "all", one per node while dbt runs (about 7 log lines and events per
-    node), or "exceptions": dbt runs as in the lean mode, and then only the nodes that failed, warned or ran longer
-    than `slow_node_seconds` get a task run, named as in "all" and ending in the node's state (Failed, Completed
-    named Warned, Completed) with dbt's message (see `dbt2prefect.exception_task_runs`); "auto" is "all" while the
-    project's nodes times the measured cost per node of "all" fit in `logs_events_per_minute`, else "exceptions"
-    (see `dbt2prefect.node_view`), and the summary says which view the run used and why. The run's own final state is the same in all of them.
+    node); "states", one per node while dbt runs as in the lean mode, recorded from dbt's events with the node's
+    state alone (2 events per node; see `dbt2prefect.state_task_runs`); or "exceptions": dbt runs as in the lean
+    mode, and then only the nodes that failed, warned or ran longer than `slow_node_seconds` get a task run, named
+    as in "all" and ending in the node's state (Failed, Completed named Warned, Completed) with dbt's message (see
+    `dbt2prefect.exception_task_runs`); "auto" is the first of "all", "states" and "exceptions" whose cost per node
+    times the project's nodes fits in the budget (see `dbt2prefect.node_view`), and the summary says which view
+    the run used and why. The run's own final state is the same in all of them.
     `per_node_tasks=False` (the lean mode) makes no task runs at all.
     """
     raw = dict(locals())

@@ -87,6 +87,7 @@ def _build(root: Path, monkeypatch: pytest.MonkeyPatch, view: str, expect: int =
         "flow_run_id": flow_run_id,
         "state": state,
         "task_runs": {run.name: run.state for run in task_runs},
+        "task_runs_read": task_runs,
         "table": table if isinstance(table, list) else json.loads(str(table)),
         "summary": next(str(a.data) for a in artifacts if a.type == "markdown"),
     }
@@ -128,13 +129,15 @@ def test_the_run_ends_as_in_the_per_node_view_whose_task_runs_have_the_same_name
     assert {row["unique_id"] for row in every["table"]} == NODES
 
 
-@pytest.mark.parametrize("written_by", ["state events", "API requests"])
+@pytest.mark.parametrize("written_by", ["state events", "state events, Running first", "API requests"])
 def test_the_states_view_gives_every_node_a_task_run_ending_in_its_state(
     prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written_by: str
 ) -> None:
     if written_by == "API requests":  # where the task engine's state events do not apply: the gateway's requests
         monkeypatch.setattr(compat, "_reported", set())
         monkeypatch.setattr(state_task_runs, "WRITTEN_FOR", {"prefect": "0.0."})
+    if written_by == "state events, Running first":  # every node as long as a slow one
+        monkeypatch.setattr(state_task_runs, "RUNNING_AFTER_SECONDS", 0.0)
     started = datetime.now(UTC)
     run = _build(tmp_path / "states", monkeypatch, "all", expect=len(NODES), node_task_runs="states")
     states = {name: (state.type, state.name, state.message) for name, state in run["task_runs"].items()}
@@ -157,11 +160,24 @@ def test_the_states_view_gives_every_node_a_task_run_ending_in_its_state(
     assert "**Task runs:** 5 nodes, each recorded from dbt's events as it started and finished" in run["summary"]
     assert 'node view: states (the run\'s parameter node_task_runs = "states")' in run["summary"]
     assert "Left out" not in run["summary"]
-    if written_by == "state events":
-        # 2 events per node, related to the flow run as the task engine's are (automations on it see them).
+    task_runs = run["task_runs_read"]
+    for task_run in task_runs:  # each task run lasts as long as its node, whichever events recorded it
+        assert task_run.start_time is not None and task_run.end_time is not None, task_run.name
+        assert task_run.total_run_time.total_seconds() > 0, task_run.name
+    if written_by != "API requests":
+        # 1 event per node that ends within RUNNING_AFTER_SECONDS, 2 for a longer one, related to the flow run as
+        # the task engine's are (automations on it see them).
+        sent = 1 if written_by == "state events" else 2
+        since, until = started - timedelta(seconds=5), datetime.now(UTC) + timedelta(seconds=30)
         with prefect_http(str(get_current_settings().api.url)) as api:
-            resource = f"prefect.flow-run.{run['flow_run_id']}"
-            since, until = started - timedelta(seconds=5), datetime.now(UTC) + timedelta(seconds=30)
-            events = settled(lambda: read_events(api, since, until, resource=resource))
+
+            def task_run_events() -> list[dict[str, Any]]:
+                found = read_events(api, since, until, resource=f"prefect.flow-run.{run['flow_run_id']}")
+                return [e for e in found if e["event"].startswith("prefect.task-run.")]
+
+            deadline = time.monotonic() + 30
+            while len(task_run_events()) < sent * len(NODES) and time.monotonic() < deadline:
+                time.sleep(0.5)  # the server stores events in batches
+            events = settled(task_run_events)
         per_task_run = Counter(e["resource"]["prefect.resource.id"] for e in events if ".task-run." in e["event"])
-        assert len(per_task_run) == len(NODES) and set(per_task_run.values()) == {2}, per_task_run
+        assert len(per_task_run) == len(NODES) and set(per_task_run.values()) == {sent}, per_task_run
