@@ -3,15 +3,16 @@
 Prefect Cloud counts every log line and every event in one per-minute "logs + events" bucket per account (see
 docs/performance.md, "Events and logs budget"). This script generates a project of N models
 (bench/generate_project.py), starts a local Prefect server on loopback (temporary PREFECT_HOME), runs
-`dbt2prefect run` once on it (a task run per node by default, `--node-task-runs exceptions` for task runs only for
-failed, warned and slow nodes, `--node-task-runs auto` for the default choice between the two, `--lean` for the lean mode) with the budget
+`dbt2prefect run` once on it (a task run per node by default, `--node-task-runs states` for every node's task run
+recorded from dbt's events, `--node-task-runs exceptions` for task runs only for failed, warned and slow nodes,
+`--node-task-runs auto` for the default choice among them, `--lean` for the lean mode) with the budget
 `[tenant.observability] logs_events_per_minute` set to `--budget`, then reads back from the server's API
 - the events of the run's time span (POST /events/filter, every page), by name,
 - the log lines of the flow run and its task runs (POST /logs/filter on the flow run id, every page),
 and reports both per node of run_results.json and the largest count in any 60 s window (and in any calendar minute).
 The websocket messages the server received on /events/in are counted too, as a check of what the client sent.
 
-Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean | --node-task-runs exceptions]
+Usage: .venv/bin/python bench/events_budget.py --models 200 [--budget 2000] [--lean | --node-task-runs states]
 """
 
 from __future__ import annotations
@@ -120,10 +121,10 @@ def main() -> None:
     parser.add_argument("--lean", action="store_true", help="the lean mode (no per-node task runs)")
     parser.add_argument(
         "--node-task-runs",
-        choices=["all", "exceptions", "auto"],
+        choices=["all", "states", "exceptions", "auto"],
         default="all",
-        help="which nodes get a task run: every node, the failed, warned and slow ones, or the choice by project "
-        "size and budget (default all)",
+        help="which nodes get a task run: every node, every node recorded from dbt's events, the failed, warned "
+        "and slow ones, or the choice by project size and budget (default all)",
     )
     parser.add_argument(
         "--slow-node-seconds",
@@ -148,11 +149,7 @@ def main() -> None:
     try:
         wait_healthy(api, timeout=180)
         env["PREFECT_API_URL"] = api
-        mode = (
-            "lean"
-            if args.lean
-            else {"all": "per-node", "exceptions": "exceptions", "auto": "auto"}[args.node_task_runs]
-        )
+        mode = "lean" if args.lean else {"all": "per-node"}.get(args.node_task_runs, args.node_task_runs)
         command = bench.commands()[f"flow {mode}"]
         stats(api, reset=True)
         started = datetime.now().astimezone()

@@ -66,6 +66,7 @@ RECORDERS = 4
 """Threads that make API requests: a node's requests wait for the API's answers (tens of milliseconds to Prefect
 Cloud), so one thread would fall behind dbt's threads on a large project."""
 TICK_SECONDS = 0.5
+"""How often an idle recorder thread lets its writer send what is due (`Writer.tick`)."""
 SKIPPED_STATE = "Skipped"
 """The name of the Completed state of a node dbt skipped (an upstream node failed)."""
 SKIPPED_STATUS = "skipped"
@@ -87,8 +88,8 @@ def final_state(unique_id: str, status: str, message: str) -> State[Any]:
 
 
 class Writer(Protocol):
-    """How task runs are written: `start` a node's task run Running (answering what `end` needs), `end` it in its
-    final state; `threads` recorder threads, each writing within its own `opened()` block."""
+    """How task runs are written: `start` a node's task run (answering what `end` needs), `end` it in its final
+    state, `tick` to send what is due; `threads` recorder threads, each writing within its own `opened()` block."""
 
     threads: int
 

@@ -204,14 +204,19 @@ def _left_out(summary: RunSummary) -> list[str]:
     left_out = list(dict.fromkeys(summary.left_out))  # a node of two steps is left out once per step
     total = len({node.unique_id for node in summary.nodes}) or len(left_out)
     setting = summary.budget_setting or f"logs_events_per_minute = {summary.budget}"
-    recorded = (
-        f"recording one takes {RECORDED_COST} API requests and is counted as {RECORDED_COST} events, and more of "
-        f"them would have gone over `[tenant.observability] {setting}` (the workspace's budget per minute)."
+    over = (
+        f"and more of them would have gone over `[tenant.observability] {setting}` (the workspace's budget per minute)."
     )
     if summary.slow_node_seconds is not None:
-        why = f"{len(left_out)} of the nodes that failed, warned or were slow got no task run: {recorded}"
+        why = (
+            f"{len(left_out)} of the nodes that failed, warned or were slow got no task run: recording one takes "
+            f"{RECORDED_COST} API requests and is counted as {RECORDED_COST} events, {over}"
+        )
     elif summary.state_task_runs is not None:
-        why = f"{len(left_out)} of {total} nodes ran without a task run: {recorded}"
+        why = (
+            f"{len(left_out)} of {total} nodes ran without a task run: each is counted as {RECORDED_COST} (its "
+            f"state events, or API requests), {over}"
+        )
     else:
         why = (
             f"{len(left_out)} of {total} nodes ran without a task run and without sending their dbt log lines "

@@ -160,3 +160,31 @@ def test_what_is_still_queued_when_dbt_is_stopped_is_dropped() -> None:
         threading.Timer(0.2, prefect.answer.set).start()
         raise KeyboardInterrupt  # what stop_dbt_on_sigterm raises on SIGTERM
     assert list(_by_name(prefect)) == ["model a"], "only the request under way was made"
+
+
+def test_the_summary_counts_the_recorded_task_runs_and_names_the_nodes_left_out() -> None:
+    from pathlib import Path
+
+    from dbt2prefect.dbt_run import NodeResult, StepOutcome
+    from dbt2prefect.summary import summarize, to_markdown
+
+    nodes = [NodeResult(f"model.shop.{n}", "model", n, "success", 0.1, "OK", 0) for n in ("a", "b", "c")]
+    step = StepOutcome(0, "dbt build", "build", [], Path("t"), fails_run=True, success=True, nodes=nodes)
+    summary = summarize(
+        "dev",
+        [step],
+        True,
+        left_out=["model.shop.c"],
+        budget=104,
+        budget_setting="logs_events_per_minute = 104",
+        state_task_runs=2,
+        recording_failure="Prefect API POST /api/task_runs/ answered 429: Too Many Requests",
+    )
+    text = to_markdown(summary, None)
+    assert "**Task runs:** 2 nodes, each recorded from dbt's events as it started and finished" in text
+    assert "Recording the task runs stopped there: Prefect API POST /api/task_runs/ answered 429" in text
+    assert (
+        "1 of 3 nodes ran without a task run: each is counted as 2 (its state events, or API requests), and more "
+        "of them would have gone over `[tenant.observability] logs_events_per_minute = 104`"
+    ) in " ".join(text.split())
+    assert "Left out: `model.shop.c`" in text
