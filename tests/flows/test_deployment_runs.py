@@ -14,8 +14,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -187,10 +189,20 @@ def test_a_failing_node_fails_the_run_and_names_the_node(
         "select": "stg_crm__distributors",
         "target": "dev",
         "vars": '{"raw_database": "no_such_catalog"}',
+        "node_task_runs": "states",
     }
     run = _run(deployed["local-apply"], parameters)
     assert run.state == "Failed", f"{run.state}: {run.message}"
     assert "stg_crm__distributors" in run.message
+    # The worker's flow-run process recorded the node's task run from dbt's events, in this flow run.
+    with connect_prefect() as prefect:
+        deadline = time.monotonic() + 30  # the server records task runs from their events, asynchronously
+        while not (task_runs := prefect.read_task_runs(UUID(run.flow_run_id))) and time.monotonic() < deadline:
+            time.sleep(0.3)
+    assert [(t.name, t.state_name) for t in task_runs] == [("model stg_crm__distributors", "Failed")]
+    assert str(task_runs[0].state.message).startswith(  # type: ignore[union-attr]
+        "model.dbt_williamgrant.stg_crm__distributors error:"
+    )
 
 
 def test_a_bad_parameter_fails_the_run_and_names_the_parameter(
