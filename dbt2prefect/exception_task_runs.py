@@ -58,14 +58,14 @@ def exceptional(nodes: Sequence[NodeResult], slow_seconds: float) -> list[NodeRe
     ]
 
 
-def task_run_name(node: NodeResult) -> str:
+def task_run_name(resource_type: str, name: str, unique_id: str) -> str:
     """`<resource type> <name>`: the name prefect-dbt's per-node view gives a node's task run."""
-    return f"{node.resource_type.lower()} {node.name or node.unique_id}"
+    return f"{resource_type.lower()} {name or unique_id}"
 
 
-def task_run_key(node: NodeResult) -> str:
+def task_run_key(unique_id: str, step: int) -> str:
     """The node's task run key in its flow run: one per node and step (a node may run in several steps)."""
-    return f"{node.unique_id}@step{node.step}"
+    return f"{unique_id}@step{step}"
 
 
 def final_state(node: NodeResult, slow_seconds: float) -> State[Any]:
@@ -112,7 +112,8 @@ def record(
         if not budget.admit(node.unique_id, RECORDED_COST):
             continue
         try:
-            task_run = prefect.create_task_run(flow_run_id, task_run_name(node), task_run_key(node), Running())
+            name = task_run_name(node.resource_type, node.name, node.unique_id)
+            task_run = prefect.create_task_run(flow_run_id, name, task_run_key(node.unique_id, node.step), Running())
             prefect.set_task_run_state(task_run.id, final_state(node, slow_seconds))
         except PrefectApiError as exc:
             return Recording(recorded, str(exc))

@@ -19,7 +19,7 @@ run that selects a few nodes of a large project resolves as its full build does.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,11 +58,12 @@ def resolve(
     setting: NodeTaskRuns,
     budget: int,
     nodes: int | None = None,
-    recorded_budget: int | None = None,
+    recorded_budget: Callable[[], int] | None = None,
 ) -> NodeView:
     """The run's node view: the run's `node_task_runs` parameter, else the tenant's `setting`; "auto" compares
     `nodes` (the project's node count, needed only then) with `budget` (the tenant's `logs_events_per_minute`) and
-    `recorded_budget` (the "states" view's; None: `budget`), as the module says.
+    the "states" view's budget (`recorded_budget()`, asked only when "all" does not fit; None: `budget`), as the
+    module says.
 
     Raises:
         ValueError: "auto" without a node count.
@@ -76,7 +77,7 @@ def resolve(
     reason = f"auto: {nodes:,} nodes x {ALL_VIEW_EVENTS_PER_NODE:g}"
     if nodes * ALL_VIEW_EVENTS_PER_NODE <= budget:
         return NodeView("all", f"{reason} <= budget {budget:,} per minute")
-    limit = budget if recorded_budget is None else recorded_budget
+    limit = budget if recorded_budget is None else recorded_budget()
     fits = nodes * RECORDED_COST <= limit
     reason += f" > budget {budget:,} per minute; x {RECORDED_COST} {'<=' if fits else '>'} {limit:,}"
     return NodeView("states" if fits else "exceptions", reason)

@@ -355,7 +355,7 @@ def execute(
             observability.node_task_runs,
             observability.logs_events_per_minute,
             count,
-            state_task_runs.budget(observability)[0].per_minute if requested == "auto" else None,
+            lambda: state_task_runs.budget(observability)[0].per_minute,
         )
     mode = view.mode if view is not None else None
     budget_setting = None

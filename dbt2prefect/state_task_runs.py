@@ -46,7 +46,7 @@ from uuid import UUID, uuid4
 
 from dbt2prefect.compat import Target, applies
 from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, RunPaths, lean_invoker
-from dbt2prefect.exception_task_runs import RECORDED_COST, Recording
+from dbt2prefect.exception_task_runs import RECORDED_COST, Recording, task_run_key, task_run_name
 from dbt2prefect.exception_task_runs import budget as requests_budget
 from dbt2prefect.node_budget import NodeBudget
 from dbt2prefect.node_states import WARNED_STATE, state_message
@@ -299,8 +299,8 @@ class StateRecorder:
         unique_id = str(node.unique_id)
         if event.info.name == "NodeStart":
             if self._budget.admit(unique_id, RECORDED_COST):
-                name = f"{str(node.resource_type).lower()} {node.node_name or unique_id}"
-                started = self._writer.start(session, name, f"{unique_id}@step{self._step}")
+                name = task_run_name(str(node.resource_type), str(node.node_name), unique_id)
+                started = self._writer.start(session, name, task_run_key(unique_id, self._step))
                 with self._lock:
                     self._started[unique_id] = started
             return

@@ -38,15 +38,21 @@ def test_auto_is_all_while_every_node_fits_in_the_budget_even_in_one_minute() ->
 
 
 def test_auto_is_states_while_every_node_fits_in_its_budget_at_two_per_node() -> None:
-    view = resolve(None, "auto", 2000, 300, recorded_budget=625)
+    view = resolve(None, "auto", 2000, 300, recorded_budget=lambda: 625)
     assert view == NodeView("states", "auto: 300 nodes x 6.88 > budget 2,000 per minute; x 2 <= 625")
-    assert resolve(None, "auto", 2000, 312, recorded_budget=625).mode == "states"
-    assert resolve(None, "auto", 2000, 313, recorded_budget=625).mode == "exceptions"
+    assert resolve(None, "auto", 2000, 312, recorded_budget=lambda: 625).mode == "states"
+    assert resolve(None, "auto", 2000, 313, recorded_budget=lambda: 625).mode == "exceptions"
     assert resolve(None, "auto", 2000, 1000).mode == "states", "without a budget of its own: the events budget"
 
 
+def test_the_states_budget_is_not_asked_for_when_all_fits() -> None:
+    # Asking may warn that the states view's events do not apply here: not for a run that does not use it.
+    view = resolve(None, "auto", 2000, 10, recorded_budget=lambda: pytest.fail("asked for the states budget"))
+    assert view.mode == "all"
+
+
 def test_auto_is_exceptions_over_both_budgets() -> None:
-    view = resolve(None, "auto", 2000, 1200, recorded_budget=625)
+    view = resolve(None, "auto", 2000, 1200, recorded_budget=lambda: 625)
     reason = "auto: 1,200 nodes x 6.88 > budget 2,000 per minute; x 2 > 625"
     assert view == NodeView("exceptions", reason)
     assert view.describe() == f"node view: exceptions ({reason})"

@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.settings import get_current_settings
 from prefect_dbt.core import _tracker, runner
 
-from dbt2prefect import compat, node_budget, node_states, prefect_context, prefect_heartbeat
+from dbt2prefect import compat, node_budget, node_states, prefect_context, prefect_heartbeat, state_task_runs
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.object_store import open_url
 from dbt2prefect.run_events import WARNED_RUN_STATE
@@ -97,6 +97,7 @@ def test_every_replacement_applies_on_the_versions_it_was_written_for() -> None:
     assert prefect_heartbeat.install() is True
     assert node_states.install() is True
     assert node_budget.install() is True
+    assert state_task_runs.state_events_apply() is True
     assert runner.PrefectDbtRunner._call_task is node_budget._call_task
     assert _tracker.NodeTaskTracker.set_node_status is node_budget._set_node_status
     assert runner.execute_dbt_node.__wrapped__ is node_states._stock[0]  # type: ignore[attr-defined]
