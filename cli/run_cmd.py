@@ -76,8 +76,8 @@ def run(
         NodeTaskRuns | None,
         typer.Option(
             help="Which nodes get a task run: 'all' while dbt runs, 'states' while dbt runs (its state alone), "
-            "'exceptions' (failed, warned, slow) after it, or 'auto' (the first of the three that fits the "
-            "events budget; default: the tenant's setting)."
+            "'exceptions' (failed, warned, slow) after it, or 'auto' (states while the project's nodes fit the "
+            "events budget, else exceptions; default: the tenant's setting)."
         ),
     ] = None,
     dbt_cloud_job_id: Annotated[

@@ -1,15 +1,14 @@
 """Which node view a run uses (`node_task_runs`), and the automatic choice ("auto") by project size and budget.
 
-"all" gives every dbt node a task run while dbt runs, through prefect-dbt's task engine (`dbt2prefect.node_budget`);
-"states" gives every node a task run recorded from dbt's events while it runs (`dbt2prefect.state_task_runs`);
-"exceptions" runs dbt as in the lean mode and then records task runs only for the nodes that failed, warned or were
-slow (`dbt2prefect.exception_task_runs`). "auto" is resolved once per run, before dbt runs, by `resolve`: the
-richest view in which every node would keep its task run even if the whole build landed in one minute:
-- "all" when the project's nodes times `ALL_VIEW_EVENTS_PER_NODE` fit in `[tenant.observability]
-  logs_events_per_minute`,
-- else "states" when its nodes times `RECORDED_COST` (2 state events, or API requests) fit in the budget of that
-  view (`dbt2prefect.state_task_runs.budget`),
-- else "exceptions".
+"all" gives every dbt node a task run while dbt runs, through prefect-dbt's task engine, with asset events and each
+node's log lines (`dbt2prefect.node_budget`; about `ALL_VIEW_EVENTS_PER_NODE` log lines and events per node);
+"states" gives every node a task run recorded from dbt's events while it runs (`dbt2prefect.state_task_runs`;
+1 event per node, counted as 2); "exceptions" runs dbt as in the lean mode and then records task runs only for the
+nodes that failed, warned or were slow (`dbt2prefect.exception_task_runs`). "auto" is resolved once per run, before
+dbt runs, by `resolve`: "states" when the project's nodes times `RECORDED_COST` fit in that view's budget
+(`dbt2prefect.state_task_runs.budget`), so that even a build whose every node ended in the same minute would keep
+every task run, else "exceptions". "all" is there for whoever asks for it: it costs about 7 per node and 1.35x bare
+dbt's time at 1,000 models (docs/performance.md), so the automatic choice never takes it.
 
 The node count is the project's, estimated from its files by `project_node_count`: the run's selection is not known
 before dbt parses the project, and a parse only for this would cost what the choice saves on a large project. So a
@@ -56,30 +55,25 @@ class NodeView:
 def resolve(
     parameter: NodeTaskRuns | None,
     setting: NodeTaskRuns,
-    budget: int,
     nodes: int | None = None,
-    recorded_budget: Callable[[], int] | None = None,
+    budget: Callable[[], int] | None = None,
 ) -> NodeView:
     """The run's node view: the run's `node_task_runs` parameter, else the tenant's `setting`; "auto" compares
-    `nodes` (the project's node count, needed only then) with `budget` (the tenant's `logs_events_per_minute`) and
-    the "states" view's budget (`recorded_budget()`, asked only when "all" does not fit; None: `budget`), as the
-    module says.
+    `nodes` (the project's node count) times `RECORDED_COST` with the "states" view's `budget()` per minute (both
+    needed only then), as the module says.
 
     Raises:
-        ValueError: "auto" without a node count.
+        ValueError: "auto" without a node count or a budget.
     """
     requested = parameter or setting
     if requested != "auto":
         source = "the run's parameter" if parameter is not None else "[tenant.observability]"
         return NodeView(requested, f'{source} node_task_runs = "{requested}"')
-    if nodes is None:
-        raise ValueError('node_task_runs = "auto" needs the project\'s node count')
-    reason = f"auto: {nodes:,} nodes x {ALL_VIEW_EVENTS_PER_NODE:g}"
-    if nodes * ALL_VIEW_EVENTS_PER_NODE <= budget:
-        return NodeView("all", f"{reason} <= budget {budget:,} per minute")
-    limit = budget if recorded_budget is None else recorded_budget()
+    if nodes is None or budget is None:
+        raise ValueError('node_task_runs = "auto" needs the project\'s node count and the budget')
+    limit = budget()
     fits = nodes * RECORDED_COST <= limit
-    reason += f" > budget {budget:,} per minute; x {RECORDED_COST} {'<=' if fits else '>'} {limit:,}"
+    reason = f"auto: {nodes:,} nodes x {RECORDED_COST} {'<=' if fits else '>'} budget {limit:,} per minute"
     return NodeView("states" if fits else "exceptions", reason)
 
 

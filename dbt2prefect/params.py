@@ -57,8 +57,8 @@ NodeTaskRuns = Literal["auto", "all", "states", "exceptions"]
 prefect-dbt's task engine with asset events and each node's log lines ("all"); every node while dbt runs in lean
 mode, recorded from dbt's events with its state alone ("states"; see `dbt2prefect.state_task_runs`); after dbt has
 run in lean mode, only the nodes that failed, warned or were slow ("exceptions"; see
-`dbt2prefect.exception_task_runs`); or, chosen per run before dbt runs by the project's size against the budget
-("auto"; see `dbt2prefect.node_view`)."""
+`dbt2prefect.exception_task_runs`); or, chosen per run before dbt runs by the project's size against the budget,
+"states" or "exceptions" ("auto"; see `dbt2prefect.node_view`)."""
 
 
 class RunParameters(BaseModel):

@@ -353,7 +353,6 @@ def execute(
         view = node_view.resolve(
             params.node_task_runs,
             observability.node_task_runs,
-            observability.logs_events_per_minute,
             count,
             lambda: state_task_runs.budget(observability)[0].per_minute,
         )

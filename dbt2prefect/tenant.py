@@ -371,13 +371,13 @@ class ObservabilitySettings(BaseModel):
         default="auto",
         description=(
             "Which dbt nodes get a Prefect task run (a run's `node_task_runs` parameter overrides it): 'all', a "
-            "task run per node while dbt runs, with asset events and the node's log lines (about 7 log lines and "
-            "events per node); 'states', a task run per node while dbt runs in lean mode, recorded from dbt's "
-            "events with its state alone (2 events per node); 'exceptions', dbt runs in lean mode and only the "
+            "task run per node while dbt runs, with asset events and the node's log lines (about "
+            f"{ALL_VIEW_EVENTS_PER_NODE:g} log lines and events per node); 'states', a task run per node while dbt "
+            "runs in lean mode, recorded from dbt's events with its state alone (1 event per node, counted as 2); "
+            "'exceptions', dbt runs in lean mode and only the "
             "nodes that failed, warned or ran longer than slow_node_seconds get a task run afterwards; or 'auto' "
-            f"(the default), 'all' while the project's nodes times {ALL_VIEW_EVENTS_PER_NODE:g} (the measured log "
-            "lines and events per node of 'all') fit in logs_events_per_minute, else 'states' while its nodes "
-            "times 2 fit, else 'exceptions'. Every node stays in the run's node table."
+            "(the default), 'states' while the project's nodes times 2 fit in logs_events_per_minute, else "
+            "'exceptions' ('all' only when set). Every node stays in the run's node table."
         ),
     )
     api_requests_per_minute: int = Field(

@@ -115,9 +115,9 @@ def run_dbt_wg(
     state alone (2 events per node; see `dbt2prefect.state_task_runs`); or "exceptions": dbt runs as in the lean
     mode, and then only the nodes that failed, warned or ran longer than `slow_node_seconds` get a task run, named
     as in "all" and ending in the node's state (Failed, Completed named Warned, Completed) with dbt's message (see
-    `dbt2prefect.exception_task_runs`); "auto" is the first of "all", "states" and "exceptions" whose cost per node
-    times the project's nodes fits in the budget (see `dbt2prefect.node_view`), and the summary says which view
-    the run used and why. The run's own final state is the same in all of them.
+    `dbt2prefect.exception_task_runs`); "auto" is "states" while the project's nodes times its cost per node fit in
+    the budget, else "exceptions" (see `dbt2prefect.node_view`), and the summary says which view the run used and
+    why. The run's own final state is the same in all of them.
     `per_node_tasks=False` (the lean mode) makes no task runs at all.
     """
     raw = dict(locals())

@@ -3,70 +3,72 @@
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dbt2prefect.dbt_run import StepOutcome
-from dbt2prefect.node_view import ALL_VIEW_EVENTS_PER_NODE, NodeView, project_node_count, resolve
+from dbt2prefect.node_view import NodeView, project_node_count, resolve
 from dbt2prefect.params import validate
+from dbt2prefect.state_task_runs import budget
 from dbt2prefect.summary import summarize, to_markdown
 from dbt2prefect.tenant import REPO_ROOT, ObservabilitySettings, load_tenant
 
 
+def _budget(per_minute: int) -> Callable[[], int]:
+    return lambda: per_minute
+
+
 def test_an_explicit_view_is_used_as_set_and_needs_no_node_count() -> None:
-    assert resolve(None, "all", 2000) == NodeView("all", '[tenant.observability] node_task_runs = "all"')
-    assert resolve(None, "exceptions", 2000) == NodeView(
-        "exceptions", '[tenant.observability] node_task_runs = "exceptions"'
-    )
+    assert resolve(None, "all") == NodeView("all", '[tenant.observability] node_task_runs = "all"')
+    assert resolve(None, "states") == NodeView("states", '[tenant.observability] node_task_runs = "states"')
+    assert resolve(None, "exceptions") == NodeView("exceptions", '[tenant.observability] node_task_runs = "exceptions"')
 
 
-@pytest.mark.parametrize("parameter, setting", [("all", "exceptions"), ("exceptions", "auto"), ("all", "auto")])
+@pytest.mark.parametrize("parameter, setting", [("all", "exceptions"), ("exceptions", "auto"), ("states", "auto")])
 def test_the_run_parameter_overrides_the_tenant_setting(parameter: str, setting: str) -> None:
-    view = resolve(parameter, setting, 2000, nodes=10_000)  # type: ignore[arg-type]
+    view = resolve(parameter, setting, 10_000, _budget(2000))  # type: ignore[arg-type]
     assert view == NodeView(parameter, f'the run\'s parameter node_task_runs = "{parameter}"')  # type: ignore[arg-type]
 
 
-def test_auto_is_all_while_every_node_fits_in_the_budget_even_in_one_minute() -> None:
-    nodes = 145
-    budget = math.ceil(nodes * ALL_VIEW_EVENTS_PER_NODE)
-    assert resolve(None, "auto", budget, nodes) == NodeView(
-        "all", f"auto: 145 nodes x {ALL_VIEW_EVENTS_PER_NODE:g} <= budget {budget:,} per minute"
+def test_auto_is_states_while_every_node_fits_in_the_budget_even_in_one_minute() -> None:
+    assert resolve(None, "auto", 145, _budget(2000)) == NodeView(
+        "states", "auto: 145 nodes x 2 <= budget 2,000 per minute"
     )
-    assert resolve(None, "auto", budget - 1, nodes).mode == "states"
+    assert resolve(None, "auto", 1000, _budget(2000)).mode == "states"
+    assert resolve(None, "auto", 1001, _budget(2000)).mode == "exceptions"
+    assert resolve(None, "auto", 312, _budget(625)).mode == "states", "the budget of API requests, where they write"
+    assert resolve(None, "auto", 313, _budget(625)).mode == "exceptions"
 
 
-def test_auto_is_states_while_every_node_fits_in_its_budget_at_two_per_node() -> None:
-    view = resolve(None, "auto", 2000, 300, recorded_budget=lambda: 625)
-    assert view == NodeView("states", "auto: 300 nodes x 6.88 > budget 2,000 per minute; x 2 <= 625")
-    assert resolve(None, "auto", 2000, 312, recorded_budget=lambda: 625).mode == "states"
-    assert resolve(None, "auto", 2000, 313, recorded_budget=lambda: 625).mode == "exceptions"
-    assert resolve(None, "auto", 2000, 1000).mode == "states", "without a budget of its own: the events budget"
+def test_auto_never_takes_all_whatever_the_budget() -> None:
+    assert resolve(None, "auto", 10, _budget(40_000)).mode == "states"
 
 
-def test_the_states_budget_is_not_asked_for_when_all_fits() -> None:
-    # Asking may warn that the states view's events do not apply here: not for a run that does not use it.
-    view = resolve(None, "auto", 2000, 10, recorded_budget=lambda: pytest.fail("asked for the states budget"))
-    assert view.mode == "all"
-
-
-def test_auto_is_exceptions_over_both_budgets() -> None:
-    view = resolve(None, "auto", 2000, 1200, recorded_budget=lambda: 625)
-    reason = "auto: 1,200 nodes x 6.88 > budget 2,000 per minute; x 2 > 625"
+def test_auto_is_exceptions_over_the_budget() -> None:
+    view = resolve(None, "auto", 2712, _budget(2000))
+    reason = "auto: 2,712 nodes x 2 > budget 2,000 per minute"
     assert view == NodeView("exceptions", reason)
     assert view.describe() == f"node view: exceptions ({reason})"
 
 
 def test_auto_as_the_run_parameter_overrides_an_explicit_tenant_setting() -> None:
-    assert resolve("auto", "all", 2000, 2712).mode == "exceptions"
-    assert resolve("auto", "exceptions", 2000, 10).mode == "all"
-    assert resolve("auto", "exceptions", 2000, 500).mode == "states"
+    assert resolve("auto", "all", 2712, _budget(2000)).mode == "exceptions"
+    assert resolve("auto", "exceptions", 500, _budget(2000)).mode == "states"
 
 
-def test_auto_needs_the_node_count() -> None:
+def test_the_budget_is_not_asked_for_an_explicit_view() -> None:
+    # Asking may warn that the states view's events do not apply here: not for a run that does not use it.
+    view = resolve(None, "all", 10, lambda: pytest.fail("asked for the states budget"))
+    assert view.mode == "all"
+
+
+def test_auto_needs_the_node_count_and_the_budget() -> None:
     with pytest.raises(ValueError, match="node count"):
-        resolve(None, "auto", 2000)
+        resolve(None, "auto", budget=_budget(2000))
+    with pytest.raises(ValueError, match="budget"):
+        resolve(None, "auto", 10)
 
 
 def test_auto_is_the_default_and_a_valid_parameter_but_not_in_the_lean_mode() -> None:
@@ -80,12 +82,12 @@ def test_auto_is_the_default_and_a_valid_parameter_but_not_in_the_lean_mode() ->
 
 
 def test_the_summary_names_the_view_and_why() -> None:
-    view = resolve(None, "auto", 2000, 1200)
+    view = resolve(None, "auto", 1200, _budget(2000))
     summary = summarize(
         "dev", [StepOutcome(0, "dbt build", "build", [], Path("t"), fails_run=True)], True, node_view=view.describe()
     )
     text = to_markdown(summary, None)
-    assert "\nnode view: exceptions (auto: 1,200 nodes x 6.88 > budget 2,000 per minute; x 2 > 2,000)\n" in text
+    assert "\nnode view: exceptions (auto: 1,200 nodes x 2 > budget 2,000 per minute)\n" in text
     assert summary.to_record()["node_view"] == view.describe()
     lean = to_markdown(summarize("dev", [], True), None)
     assert "node view" not in lean
@@ -193,4 +195,5 @@ def test_the_sandbox_tenant_resolves_auto_to_every_node_with_a_task_run() -> Non
     assert observability.node_task_runs == "auto"
     count = project_node_count(tenant.project_dir)
     assert count > 100
-    assert resolve(None, observability.node_task_runs, observability.logs_events_per_minute, count).mode == "all"
+    view = resolve(None, observability.node_task_runs, count, lambda: budget(observability)[0].per_minute)
+    assert view.mode == "states"

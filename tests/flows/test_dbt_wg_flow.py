@@ -111,8 +111,8 @@ def test_build_creates_per_node_task_runs_and_summary_artifacts(built_dev: dict[
     markdown = next(a for a in mine if a.type == "markdown")
     assert "Nodes by status" in str(markdown.data) and "Slowest nodes" in str(markdown.data)
     assert "succeeded with warnings" in str(markdown.data) and "## Warnings" in str(markdown.data)
-    # The tenant's node_task_runs = "auto": its build is small enough for a task run per node.
-    assert "\nnode view: all (auto: " in str(markdown.data) and "<= budget 2,000 per minute)" in str(markdown.data)
+    # The tenant's node_task_runs = "auto": its build is small enough for a task run per node ("states").
+    assert "\nnode view: states (auto: " in str(markdown.data) and "<= budget 2,000 per minute)" in str(markdown.data)
     warnings = str(markdown.data).split("## Warnings", 1)[1].split("##", 1)[0]
     assert "`test.dbt_williamgrant.accepted_values_stg_crm__distributors_distributor_status" in warnings
     assert "Got 1 result, configured to warn if != 0" in warnings
@@ -174,6 +174,7 @@ def test_failing_test_fails_the_flow_and_names_the_node(failing_project: Path, m
         profiles_strategy="local",
         select="+assert_orders_forced_failure",
         env_vars={"DBT_WG_FORCE_FAILURE": "1", "DBT_INDIRECT_SELECTION": "cautious"},
+        node_task_runs="all",  # prefect-dbt's per-node view, whose failed task runs must not log a traceback
         return_state=True,
     )
     assert state.is_failed()

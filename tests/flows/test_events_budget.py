@@ -108,11 +108,11 @@ def test_a_small_budget_is_kept_and_the_summary_says_what_was_left_out(
     assert {row["status"] for row in rows} == {"success"}
 
 
-def test_auto_over_the_budget_of_all_takes_the_states_view_and_sends_at_most_1_5_per_node(
+def test_auto_takes_the_states_view_and_sends_at_most_1_5_per_node_under_a_small_budget(
     prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = _run(tmp_path, monkeypatch, budget=200, view="auto", expect_task_runs=MODELS)
-    reason = f"auto: {MODELS} nodes x 6.88 > budget 200 per minute; x 2 <= 200"
+    reason = f"auto: {MODELS} nodes x 2 <= budget 200 per minute"
     assert f"\nnode view: states ({reason})\n" in run["summary"]
     assert len(run["task_runs"]) == MODELS and set(run["task_runs"].values()) == {"Completed"}
     assert "Left out" not in run["summary"]
@@ -126,12 +126,12 @@ def test_auto_over_the_budget_of_all_takes_the_states_view_and_sends_at_most_1_5
 def test_the_default_budget_gives_every_node_its_task_run(
     prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = _run(tmp_path, monkeypatch, budget=None)
+    run = _run(tmp_path, monkeypatch, budget=None, expect_task_runs=MODELS)
     assert len(run["task_runs"]) == MODELS and set(run["task_runs"].values()) == {"Completed"}
     assert "Left out" not in run["summary"]
     assert run["peak"] <= 2000
-    # The default node view, "auto", is "all" for a project this small.
-    assert f"\nnode view: all (auto: {MODELS} nodes x 6.88 <= budget 2,000 per minute)\n" in run["summary"]
+    # The default node view, "auto", is "states" for a project this small.
+    assert f"\nnode view: states (auto: {MODELS} nodes x 2 <= budget 2,000 per minute)\n" in run["summary"]
 
 
 def test_without_the_replacement_every_node_gets_its_task_run_whatever_the_budget(

@@ -51,8 +51,8 @@ def _task_run_states(flow_run_id: Any, expected: int) -> dict[str, tuple[str, st
 
 def _build(copy: Any) -> dict[str, Any]:
     with prefect_api(str(get_current_settings().api.url)):
-        state = run_dbt_wg.with_options(retries=0)(
-            command="build", target="dev", select=SELECTION, env_vars=CAUTIOUS, return_state=True
+        state = run_dbt_wg.with_options(retries=0)(  # prefect-dbt's per-node view, which the replacements are in
+            command="build", target="dev", select=SELECTION, env_vars=CAUTIOUS, node_task_runs="all", return_state=True
         )
     assert state.is_completed(), state.message
     result: dict[str, Any] = state.result()  # type: ignore[assignment]
