@@ -29,8 +29,14 @@ def _der(key: Any) -> bytes:
     return der
 
 
-def _why(exc: BaseException, source: str, passphrase_source: str) -> str:
-    """What went wrong, from cryptography's message (which never quotes the key)."""
+_ENCRYPTED_PEM = "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def _why(exc: BaseException, source: str, passphrase_source: str, decrypting: bool) -> str:
+    """What went wrong, from cryptography's message (which never quotes the key). `decrypting`: an encrypted PEM key
+    was given with a passphrase. A wrong passphrase then mostly fails the decryption ("incorrect password"), but now
+    and then decrypts to bytes that are no key (about 1 in 256, by chance padding), which cryptography reports as
+    data it cannot deserialize: that is a wrong passphrase too, or a damaged key."""
     text = str(exc).lower()
     if "password was not given" in text:
         return f"{source} is encrypted and no passphrase was given; set {passphrase_source}"
@@ -38,6 +44,8 @@ def _why(exc: BaseException, source: str, passphrase_source: str) -> str:
         return f"{source} is not encrypted but a passphrase was given; unset {passphrase_source}"
     if "incorrect password" in text or "bad decrypt" in text:
         return f"{source} cannot be decrypted with {passphrase_source}: the passphrase is wrong"
+    if decrypting:
+        return f"{source} cannot be decrypted with {passphrase_source}: the passphrase is wrong, or the key is damaged"
     return (
         f"{source} is not a private key dbt-snowflake can load (a PEM key, '-----BEGIN ... PRIVATE KEY-----', "
         "or the base64 of a DER key)"
@@ -66,7 +74,8 @@ def private_key_der(
     try:
         key = private_key_from_string(text, passphrase or None)
     except _loader_errors() as exc:
-        raise ProfileError(_why(exc, source, passphrase_source)) from None
+        decrypting = bool(passphrase) and text.lstrip().startswith(_ENCRYPTED_PEM)
+        raise ProfileError(_why(exc, source, passphrase_source, decrypting)) from None
     return _der(key)
 
 
@@ -83,7 +92,9 @@ def private_key_file_der(path: str, passphrase: str | None, *, source: str = "pr
     except OSError as exc:
         raise ProfileError(f"{source} {path} cannot be read: {exc.strerror or exc}") from None
     except _loader_errors() as exc:
-        raise ProfileError(_why(exc, f"{source} {path}", "private_key_passphrase")) from None
+        with open(path, encoding="utf-8", errors="replace") as file:  # dbt-snowflake has just read it
+            decrypting = bool(passphrase) and file.read(len(_ENCRYPTED_PEM) + 64).lstrip().startswith(_ENCRYPTED_PEM)
+        raise ProfileError(_why(exc, f"{source} {path}", "private_key_passphrase", decrypting)) from None
     return _der(key)
 
 

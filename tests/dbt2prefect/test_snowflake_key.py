@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from cli.app import app
 from dbt2prefect.errors import ProfileError
 from dbt2prefect.profiles import DbtTargetProfile, block_from_env
-from dbt2prefect.snowflake_key import normalized_private_key, private_key_der
+from dbt2prefect.snowflake_key import normalized_private_key, private_key_der, private_key_file_der
 from dbt2prefect.warehouse import warehouse_from_profile_output
-from tests.snowflake_keys import der_base64_key, pem_body_line, pem_key
+from tests.snowflake_keys import _key, der_base64_key, pem_body_line, pem_key
 
 PASSPHRASE = "key-test-passphrase-91"
 ENV = {
@@ -79,6 +79,41 @@ def test_a_key_that_does_not_load_is_refused_naming_the_variable(
     with pytest.raises(ProfileError, match=message) as caught:
         normalized_private_key(text, passphrase)
     assert pem_body_line(pem_key(PASSPHRASE)) not in str(caught.value) and PASSPHRASE not in str(caught.value)
+
+
+def _key_a_wrong_passphrase_decrypts_to_no_key() -> str:
+    """An encryption of the test key that the wrong passphrase decrypts, by chance, to bytes that are no key
+    (cryptography then reports data it cannot deserialize, not a wrong password): about 1 encryption in 256."""
+    from cryptography.hazmat.primitives import serialization
+    from dbt.adapters.snowflake.auth import private_key_from_string
+
+    for _ in range(4000):
+        pem: str = (
+            _key()
+            .private_bytes(  # type: ignore[attr-defined]
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(PASSPHRASE.encode()),
+            )
+            .decode()
+        )
+        try:
+            private_key_from_string(pem, "wrong-passphrase")
+        except ValueError as exc:
+            if "incorrect password" not in str(exc).lower():
+                return pem
+    pytest.skip("no encryption in 4,000 decrypted to no key under the wrong passphrase (odds about 1 in 6 million)")
+
+
+def test_a_wrong_passphrase_that_decrypts_to_no_key_is_still_named_as_the_passphrase(tmp_path: Path) -> None:
+    pem = _key_a_wrong_passphrase_decrypts_to_no_key()
+    with pytest.raises(ProfileError, match="cannot be decrypted with SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: the passphrase"):
+        normalized_private_key(pem, "wrong-passphrase")
+    path = tmp_path / "rsa_key.p8"
+    path.write_text(pem, encoding="utf-8")
+    with pytest.raises(ProfileError, match=f"private_key_path {path} cannot be decrypted with private_key_passphrase"):
+        private_key_file_der(str(path), "wrong-passphrase")
+    assert private_key_file_der(str(path), PASSPHRASE) == private_key_der(pem_key(), None), "the right one loads it"
 
 
 def test_escaped_line_breaks_and_wrapped_der_are_normalised() -> None:
