@@ -13,6 +13,7 @@ from dbt2prefect.dbt_run import FAILED_STATUSES, WARN_STATUS, NodeResult, StepOu
 from dbt2prefect.escaping import markdown_cell, markdown_text
 from dbt2prefect.exception_task_runs import RECORDED_COST
 from dbt2prefect.node_budget import NODE_COST
+from dbt2prefect.state_task_runs import RUNNING_AFTER_SECONDS
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ def _node_view(summary: RunSummary) -> list[str]:
     elif summary.state_task_runs is not None:
         count = summary.state_task_runs
         which = (
-            f"node{'' if count == 1 else 's'}, each recorded from dbt's events as it started and finished "
+            f"node{'' if count == 1 else 's'}, each recorded from dbt's events, Running first if it ran past "
+            f"{RUNNING_AFTER_SECONDS:g} s "
             '(`node_task_runs = "states"`: no asset events, dbt\'s log lines in `dbt.log`)'
         )
     else:

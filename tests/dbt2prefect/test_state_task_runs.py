@@ -181,7 +181,7 @@ def test_the_summary_counts_the_recorded_task_runs_and_names_the_nodes_left_out(
         recording_failure="Prefect API POST /api/task_runs/ answered 429: Too Many Requests",
     )
     text = to_markdown(summary, None)
-    assert "**Task runs:** 2 nodes, each recorded from dbt's events as it started and finished" in text
+    assert "**Task runs:** 2 nodes, each recorded from dbt's events, Running first if it ran past 5 s" in text
     assert "Recording the task runs stopped there: Prefect API POST /api/task_runs/ answered 429" in text
     assert (
         "1 of 3 nodes ran without a task run: each is counted as 2 (its state events, or API requests), and more "
