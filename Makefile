@@ -38,7 +38,7 @@ ruff: $(STAMP)
 # end-to-end tests leave a core free; its output comes after pytest's and either failure fails the target.
 test: ruff
 	mypy_out=$$(mktemp); $(BIN)/mypy > $$mypy_out 2>&1 & mypy_pid=$$!; \
-	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=80 --cov=app --cov=cli --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered --cov-fail-under=85; \
+	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 $(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=25 --cov=app --cov=cli --cov=dbt2prefect --cov=migration --cov=parity --cov=flows --cov-report=term:skip-covered --cov-fail-under=85; \
 	tests=$$?; wait $$mypy_pid; types=$$?; echo "mypy:"; cat $$mypy_out; rm -f $$mypy_out; \
 	test $$tests -eq 0 -a $$types -eq 0
 
