@@ -246,35 +246,55 @@ MAX_SLOTS = 64
 """Concurrent runs of one project each get a private copy of their own; more than this is a runaway."""
 
 
-def prepared_project(project_dir: Path, destination: Path, cache_root: Path) -> Path:
-    """The folder dbt should run in: `project_dir` itself without packages, else a private copy with them installed.
+def prepared_project(project_dir: Path, destination: Path, cache_root: Path, *, copy: bool = False) -> Path:
+    """The folder dbt should run in: `project_dir` itself without packages (unless `copy`), else a private copy at
+    `destination` with its packages installed.
 
     Raises:
         ExternalServiceError, DbtRunError: see `install_packages`.
     """
-    if not has_packages(project_dir):
+    if not copy and not has_packages(project_dir):
         return project_dir
     shutil.rmtree(destination, ignore_errors=True)
-    copy = private_copy(project_dir, destination)
-    install_packages(copy, cache_root)
-    return copy
+    copied = private_copy(project_dir, destination)
+    if has_packages(copied):
+        install_packages(copied, cache_root)
+    return copied
+
+
+def project_key(project_dir: Path) -> str:
+    """The same for every checkout of one project: a hash of its dbt name and its path inside the git repository
+    that holds it (its absolute path outside a repository)."""
+    source = project_dir.resolve()
+    place = str(source)
+    for parent in (source, *source.parents):
+        if (parent / ".git").exists():
+            place = source.relative_to(parent).as_posix()
+            break
+    name = project_config(source).get("name")
+    return hashlib.sha256(f"{name}\0{place}".encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager
-def prepared_project_in_place(project_dir: Path, slots_root: Path, cache_root: Path) -> Iterator[Path]:
+def prepared_project_in_place(
+    project_dir: Path, slots_root: Path, cache_root: Path, *, copy: bool = False
+) -> Iterator[Path]:
     """`prepared_project` in a folder that stays the same from run to run, locked while the block lasts.
 
-    The copy is made afresh for each run, in the first `slot-<n>` folder no other run of this project holds: dbt's
-    saved parse names the project's absolute path, so a stable folder lets the next run parse only what changed
-    (partial parsing), as for a project without packages. Concurrent runs get different folders.
+    The copy is made afresh for each run, in the first `slot-<n>` folder under `slots_root/<project_key>` that no
+    other run of this project holds: dbt's saved parse names the project's absolute path, so a stable folder lets
+    the next run parse only what changed (partial parsing), as for a project without packages run in place.
+    Concurrent runs get different folders. With `copy`, a project without packages gets such a copy too: for a
+    project folder that is a checkout made for one run (a deployment run's clone, in a new folder each time), so
+    that the next run of the project in the same `slots_root` finds its saved parse.
     """
-    if not has_packages(project_dir):
+    if not copy and not has_packages(project_dir):
         yield project_dir
         return
-    folder = slots_root / hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]
+    folder = slots_root / project_key(project_dir)
     folder.mkdir(parents=True, exist_ok=True)
     with _free_slot(folder) as slot:
-        yield prepared_project(project_dir, slot / "project", cache_root)
+        yield prepared_project(project_dir, slot / "project", cache_root, copy=True)
 
 
 @contextlib.contextmanager

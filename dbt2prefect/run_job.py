@@ -290,6 +290,7 @@ def execute(
     *,
     store: ArtifactStore,
     prefect: PrefectGateway | None = None,
+    deployment_run: bool = False,
 ) -> RunOutcome:
     """Run the dbt invocations that the parameters ask for and store their artifacts in `store` (the tenant's
     run-artifact store).
@@ -304,6 +305,12 @@ def execute(
     mode, recorded the same way (see `dbt2prefect.exception_task_runs`); without `prefect`, the last two record
     none. "auto" is resolved to one of them from the project's node count before dbt runs
     (`dbt2prefect.node_view`), and the summary says which.
+
+    In a `deployment_run` the project folder is usually a checkout made for this run alone (the clone of the
+    deployment's pull step, in a new folder each time), so dbt runs in a private copy in a folder of the runs
+    directory that stays the same from run to run (see `prepared_project_in_place`): a worker that keeps its folder
+    parses partially from its second run of the project on, and keeps one saved parse per project and target, not
+    one per run.
 
     Raises:
         ParameterError: a parameter is wrong in a way only visible now (project dir, state, target).
@@ -372,7 +379,9 @@ def execute(
         invoke = functools.partial(prefect_invoker, budget=budget)
     # dbt deps empties the install path: packages go into a private copy, never the team's folder.
     with (
-        prepared_project_in_place(project_dir, runs_root() / "projects", package_cache_dir()) as dbt_project,
+        prepared_project_in_place(
+            project_dir, runs_root() / "projects", package_cache_dir(), copy=deployment_run
+        ) as dbt_project,
         private_profiles_dir(profile) as profiles_dir,
         environment(variables),
     ):

@@ -108,6 +108,67 @@ def test_a_project_with_packages_parses_partially_on_its_next_run(
     assert "Unable to do partial parsing" not in logs[1] and "Partial parsing enabled" in logs[1]
 
 
+def test_a_deployment_runs_clone_parses_partially_where_the_last_clone_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each deployment run clones the code into a new folder; the worker's runs folder keeps one copy per project."""
+    import subprocess
+
+    from dbt2prefect.dbt_run import lean_invoker
+    from dbt2prefect.params import validate
+    from dbt2prefect.run_job import execute
+    from dbt2prefect.tenant import load_tenant
+
+    monkeypatch.setenv("DBT2PREFECT_RUNS_DIR", str(tmp_path / "runs"))
+    params = validate({"command": "ls", "profiles_strategy": "local", "target": "local"})
+    logs = []
+    for run in ("first", "second"):
+        clone = tmp_path / f"clone-{run}"
+        for name in ("shop", "shop_utils"):
+            shutil.copytree(TENANTS / name, clone / "tenants" / name, ignore=shutil.ignore_patterns("target", "dbt_packages"))
+        shutil.copy(TENANTS / "shop.toml", clone / "tenants" / "shop.toml")
+        # The warehouse is where it was for the last run (a relative DuckDB path would name another file per clone,
+        # a profile change that dbt rightly parses again for).
+        profiles = clone / "tenants" / "shop" / "profiles.yml"
+        profiles.write_text(profiles.read_text().replace("target/local.duckdb", str(tmp_path / "local.duckdb")))
+        subprocess.run(["git", "init", "-q", str(clone)], check=True)
+        tenant = load_tenant(clone / "tenants" / "shop.toml").model_copy(
+            update={"artifact_store_url": str(tmp_path / "store")}
+        )
+        outcome = execute(params, tenant, run, invoker=lean_invoker, store=Workspace(tenant).store, deployment_run=True)
+        assert outcome.success
+        logs.append((tmp_path / "store" / "shop" / "shop_dbt" / "local" / run / "dbt.log").read_text())
+        assert not (clone / "tenants" / "shop" / "target").exists(), "dbt ran in the worker's copy, not the clone"
+    assert "Unable to do partial parsing because saved manifest not found" in logs[0]
+    assert "Unable to do partial parsing" not in logs[1] and "Partial parsing enabled" in logs[1]
+    # One copy and one saved parse for the project, however many clones ran.
+    assert len(list((tmp_path / "runs" / "projects").iterdir())) == 1
+    assert len(list((tmp_path / "runs" / "parse-cache").iterdir())) == 1
+
+
+def test_a_copy_is_made_on_request_without_packages_in_one_folder_for_every_checkout(tmp_path: Path) -> None:
+    from dbt2prefect.dbt_packages import prepared_project_in_place
+
+    copies = []
+    for checkout in ("one", "two"):
+        project = tmp_path / checkout / "analytics"
+        (project / "models").mkdir(parents=True)
+        (project / "dbt_project.yml").write_text("name: analytics\nprofile: analytics\n")
+        (project / "models" / f"{checkout}.sql").write_text("select 1 as id\n")
+        (tmp_path / checkout / ".git").mkdir()
+        with prepared_project_in_place(project, tmp_path / "projects", tmp_path / "cache") as same:
+            assert same == project, "without packages and without `copy`, dbt runs in the folder itself"
+        with prepared_project_in_place(project, tmp_path / "projects", tmp_path / "cache", copy=True) as copy:
+            assert copy != project and sorted(p.name for p in (copy / "models").iterdir()) == [f"{checkout}.sql"]
+            copies.append(copy)
+    assert copies[0] == copies[1], "two checkouts of the project at the same place in their repository share a folder"
+    other = tmp_path / "three" / "elsewhere"
+    shutil.copytree(tmp_path / "one" / "analytics", other)
+    (tmp_path / "three" / ".git").mkdir()
+    with prepared_project_in_place(other, tmp_path / "projects", tmp_path / "cache", copy=True) as copy:
+        assert copy.parent.parent != copies[0].parent.parent, "another place in the repository is another project"
+
+
 def test_concurrent_runs_get_copies_of_their_own(tmp_path: Path) -> None:
     from dbt2prefect.dbt_packages import prepared_project_in_place
 
