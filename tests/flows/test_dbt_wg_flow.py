@@ -216,17 +216,20 @@ def _flow_run_logs(flow_run_id: Any) -> list[str]:
     from prefect.client.schemas.sorting import LogSort
     from prefect.logging.handlers import APILogHandler
 
-    APILogHandler().flush()  # send what this process logged for the run
+    APILogHandler().flush()  # send what this process logged for the run (it has ended: nothing more comes)
     flow_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + 30
+        previous = -1
         while True:
             found: list[Any] = []
             while page := client.read_logs(
                 log_filter=flow_logs, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=len(found)
             ):
                 found += page
-            ended = any("Finished in state Failed" in log.message and log.task_run_id is None for log in found)
-            if ended or time.monotonic() > deadline:
+            # The run's last line ("Finished in state ...") is an INFO line, below the suite's PREFECT_LOGGING_LEVEL:
+            # the logs are complete when two reads half a second apart find the same ones.
+            if (found and len(found) == previous) or time.monotonic() > deadline:
                 return [log.message for log in found]
+            previous = len(found)
             time.sleep(0.5)
