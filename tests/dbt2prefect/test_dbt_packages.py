@@ -125,7 +125,9 @@ def test_a_deployment_runs_clone_parses_partially_where_the_last_clone_ran(
     for run in ("first", "second"):
         clone = tmp_path / f"clone-{run}"
         for name in ("shop", "shop_utils"):
-            shutil.copytree(TENANTS / name, clone / "tenants" / name, ignore=shutil.ignore_patterns("target", "dbt_packages"))
+            shutil.copytree(
+                TENANTS / name, clone / "tenants" / name, ignore=shutil.ignore_patterns("target", "dbt_packages")
+            )
         shutil.copy(TENANTS / "shop.toml", clone / "tenants" / "shop.toml")
         # The warehouse is where it was for the last run (a relative DuckDB path would name another file per clone,
         # a profile change that dbt rightly parses again for).
