@@ -153,9 +153,14 @@ def install() -> bool:
     return True
 
 
+def in_flow_run_process() -> bool:
+    """True in a process that Prefect started to execute a flow run (a worker's, for a deployment run)."""
+    return bool(os.environ.get(FLOW_RUN_ENV))
+
+
 def install_in_flow_run_process() -> bool:
     """`install()` when this process was started by Prefect to execute a flow run; elsewhere change nothing."""
-    return bool(os.environ.get(FLOW_RUN_ENV)) and install()
+    return in_flow_run_process() and install()
 
 
 def uninstall() -> None:

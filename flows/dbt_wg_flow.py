@@ -40,14 +40,6 @@ def _run_name() -> str:
     return f"{label} ({generated})" if label and not generated.startswith(label) else generated
 
 
-def _deployment_run() -> bool:
-    """True in a run of a deployment (its code pulled for it by a worker), False when the flow is called."""
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return context is not None and context.flow_run is not None and context.flow_run.deployment_id is not None
-
-
 def _tag_run(job_id: int) -> None:
     """Tag this flow run with its job (the UI filters runs by tag; see `dbt2prefect.names`)."""
     from prefect.context import FlowRunContext
@@ -146,7 +138,8 @@ def run_dbt_wg(
                 on_retry=_log_retry,
                 store=workspace.store,
                 prefect=workspace.prefect_gateway,
-                deployment_run=_deployment_run(),
+                # A worker's flow-run process (a deployment run, or its subflow) runs the code its worker pulled.
+                deployment_run=prefect_heartbeat.in_flow_run_process(),
             )
     except (ConfigError, ParameterError, ProfileError) as exc:
         # Bad input fails the run at once, with the message as the state's.

@@ -10,6 +10,7 @@ artifact store in object storage (the S3 API on loopback).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -179,6 +180,12 @@ def test_a_worker_in_an_empty_folder_clones_the_code_and_runs_the_schedule_param
     assert job_tag(HOURLY_FINANCE) in run.tags
     assert run.name.startswith(f"job-{HOURLY_FINANCE} Hourly finance refresh (")
     assert store.job_run(spec.tenant, tenant_copy.settings.deployment_name, key.target, HOURLY_FINANCE) == key
+    # dbt ran in the worker's own copy of the project, which stays where it is so that the next run of the project
+    # parses partially: every saved parse in the worker's runs folder belongs to such a copy, none to a clone.
+    runs = process_worker.folder / "runs"
+    copies = {hashlib.sha256(str(p).encode()).hexdigest()[:16] for p in runs.glob("projects/*/slot-*/project")}
+    saved = {cache.name[:16] for cache in (runs / "parse-cache").iterdir()}
+    assert copies and saved and saved <= copies, (saved, copies)
 
 
 def test_a_failing_node_fails_the_run_and_names_the_node(
