@@ -10,7 +10,6 @@ artifact store in object storage (the S3 API on loopback).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 from dbt2prefect.artifact_store import ArtifactStore
 from dbt2prefect.names import job_tag, schedule_slug
 from dbt2prefect.prefect_gateway import connect_prefect
+from dbt2prefect.run_job import parse_cache_dir
 from dbt2prefect.tenant import REPO_ROOT, TenantSettings
 from migration.apply import apply_deployment, deployment_triggers
 from migration.deployment import DeploymentSpec, build_deployment
@@ -183,8 +183,8 @@ def test_a_worker_in_an_empty_folder_clones_the_code_and_runs_the_schedule_param
     # dbt ran in the worker's own copy of the project, which stays where it is so that the next run of the project
     # parses partially: every saved parse in the worker's runs folder belongs to such a copy, none to a clone.
     runs = process_worker.folder / "runs"
-    copies = {hashlib.sha256(str(p).encode()).hexdigest()[:16] for p in runs.glob("projects/*/slot-*/project")}
-    saved = {cache.name[:16] for cache in (runs / "parse-cache").iterdir()}
+    copies = {parse_cache_dir(p, "t").name[:-2] for p in runs.glob("projects/*/slot-*/project")}
+    saved = {cache.name.split("-", 1)[0] for cache in (runs / "parse-cache").iterdir()}
     assert copies and saved and saved <= copies, (saved, copies)
 
 
